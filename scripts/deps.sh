@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the build (and, with "all", the tests) need on Debian 12, only when missing.
+#   scripts/deps.sh build   C toolchain and libraries
+#   scripts/deps.sh all     also the test peers (npm), clang/libFuzzer, nginx, wrk
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want=(build-essential pkg-config libuv1-dev libsqlite3-dev libsecp256k1-dev libcjson-dev
+      libcurl4-openssl-dev libwslay-dev libmbedtls-dev node-llhttp ca-certificates)
+if [ "${1:-build}" = all ]; then
+  want+=(nodejs npm clang libclang-rt-14-dev nginx-light wrk openssl sqlite3 valgrind)
+fi
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  # node/npm may come from elsewhere on the machine; don't fight an existing install.
+  if command -v node >/dev/null && command -v npm >/dev/null; then
+    tmp=(); for p in "${missing[@]}"; do [[ "$p" == nodejs || "$p" == npm ]] || tmp+=("$p"); done
+    missing=("${tmp[@]+"${tmp[@]}"}")
+  fi
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+if [ "${1:-build}" = all ] && [ ! -d test/node_modules/nostr-tools ]; then
+  echo "deps: installing test peers (npm ci in test/)" >&2
+  (cd test && npm ci --no-audit --no-fund >&2)
+fi

@@ -1,0 +1,51 @@
+/* Configuration from the environment (spec 2). Parsed and validated once at start-up on the
+ * main thread; read-only afterwards (safe from any thread). A malformed value is reported with
+ * the variable's name and what is wrong, never echoing a secret. */
+#ifndef CARAVEL_CONFIG_H
+#define CARAVEL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_LIST 16
+
+struct relay_list {
+    char *urls[CONFIG_MAX_LIST]; /* normalised: "wss://" prepended when no ws(s):// scheme */
+    size_t n;
+};
+
+struct config {
+    char *db_path;            /* from DATABASE_URL */
+    char *host;               /* HOST */
+    int port;                 /* PORT */
+    char *public_url;         /* PUBLIC_URL without trailing '/', or NULL */
+    uint8_t (*admins)[32];    /* ADMINS, x-only pubkeys */
+    size_t n_admins;
+    char **allow_origins;     /* ALLOW_ORIGINS; n_allow_origins == 0 means permissive */
+    size_t n_allow_origins;
+    char *zooid_api_url;      /* without trailing '/', or NULL (sync disabled) */
+    uint8_t zooid_secret[32];
+    char *relay_domain;       /* "" when unset */
+    char *livekit_url, *livekit_api_key, *livekit_api_secret; /* NULL when unset */
+    char *nwc_url;            /* NULL when unset (validated with nwc_uri_parse) */
+    int has_robot_secret;
+    uint8_t robot_secret[32]; /* valid when has_robot_secret */
+    char *robot_name, *robot_description, *robot_picture; /* NULL when unset */
+    struct relay_list outbox_relays, indexer_relays, messaging_relays;
+    int64_t auth_max_age;     /* seconds, default 600 */
+    int64_t billing_interval; /* seconds, default 3600 */
+    int64_t billing_period;   /* seconds, 0 = calendar month */
+    int64_t billing_grace;    /* seconds, default 604800 */
+    int metrics_port;         /* METRICS_PORT, 0 = off */
+    char *log_level;
+};
+
+/* Fills cfg from getenv. Returns 0, or -1 after writing "VAR: reason" into err. */
+int config_load(struct config *cfg, char *err, size_t err_cap);
+void config_free(struct config *cfg);
+/* 1 if pubkey is in ADMINS. */
+int config_is_admin(const struct config *cfg, const uint8_t pubkey[32]);
+/* Normalises one relay URL (trim, prepend wss://); malloc'd or NULL if invalid. */
+char *config_normalize_relay(const char *s, size_t n);
+
+#endif

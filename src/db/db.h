@@ -1,0 +1,57 @@
+/* SQLite access, always on the uv threadpool (spec 1, 4).
+ *
+ * One writer connection (writes serialised by a mutex, each job one BEGIN IMMEDIATE
+ * transaction) and a small set of reader connections (WAL lets them read while the writer
+ * writes). Every connection has foreign_keys=ON, busy_timeout and synchronous=FULL for the
+ * writer, so a COMMIT reported to a client survives kill -9 / power loss of the process.
+ *
+ * Jobs: work runs on a pool thread with a connection and may only touch its own arg; done
+ * runs on the loop thread with work's status (0, or a negative code; DB_EBUSY/DB_ECONSTRAINT
+ * etc. below, or whatever negative value work returned). If work returns non-zero the
+ * transaction is rolled back. db_open, db_submit_* and db_close are loop thread only. */
+#ifndef CARAVEL_DB_H
+#define CARAVEL_DB_H
+
+#include <stddef.h>
+
+#include <sqlite3.h>
+#include <uv.h>
+
+enum db_error {
+    DB_EGENERIC = -30001,
+    DB_ECONSTRAINT = -30002, /* UNIQUE/FOREIGN KEY/CHECK violated */
+    DB_ENOTFOUND = -30003,   /* for work functions to report "no such row" */
+    DB_EQUEUEFULL = -30004,  /* too many jobs queued (DB_MAX_QUEUED) */
+    DB_ECLOSED = -30005,
+};
+
+#define DB_MAX_QUEUED 4096
+
+struct db;
+typedef int db_work_fn(sqlite3 *conn, void *arg);
+typedef void db_done_cb(int status, void *arg);
+
+/* Opens (creating the directory and file), sets pragmas, applies the migrations embedded in
+ * the binary (migrations/NNNN_*.sql) that schema_migrations does not list yet. Synchronous:
+ * start-up only. Returns 0 or a negative code with a logged reason. */
+int db_open(struct db **out, uv_loop_t *loop, const char *path);
+/* Queue a read-only job / a write transaction. Returns 0 (done will run exactly once), or
+ * DB_EQUEUEFULL / DB_ECLOSED (done will not run). */
+int db_read(struct db *db, db_work_fn *work, db_done_cb *done, void *arg);
+int db_write(struct db *db, db_work_fn *work, db_done_cb *done, void *arg);
+/* Jobs queued or running. */
+size_t db_queue_depth(const struct db *db);
+/* Refuses new jobs; closes the connections once the queued ones are done (the loop must keep
+ * running until then), then frees db and calls cb (may be NULL). */
+void db_close(struct db *db, void (*cb)(void *arg), void *arg);
+
+/* Helpers for work functions (pool thread): map a sqlite3 rc to the codes above (logging
+ * sqlite3_errmsg once), run one statement without results, and prepare with caching. */
+int db_rc(sqlite3 *conn, int rc);
+int db_exec(sqlite3 *conn, const char *sql);
+/* Prepared-statement cache per connection: returns a reset statement (do not finalize). */
+sqlite3_stmt *db_stmt(sqlite3 *conn, const char *sql);
+/* Text column copied with strdup (NULL for SQL NULL). */
+char *db_col_text(sqlite3_stmt *st, int col);
+
+#endif

@@ -1,0 +1,83 @@
+/* HTTP/1.x server on libuv + llhttp. Loop thread only.
+ *
+ * Each parsed request becomes a struct http_exchange handed to the single handler; the
+ * handler (synchronously or later, e.g. after database work) answers with http_respond()
+ * exactly once. One request per connection is in flight at a time: the parser is paused
+ * until the response is queued, so pipelined requests are answered in order. If the client
+ * goes away meanwhile, the exchange stays valid until http_respond, which then just frees it.
+ *
+ * Limits (spec 3.1): head 16 KiB (431), body 1 MiB (413), head within 10 s (408), idle
+ * keep-alive closed after 60 s. HTTP/1.0 and chunked request bodies are supported.
+ * One log line per request is written by http_respond: method, path, status, microseconds
+ * and ex->log_user (e.g. a short pubkey) — never headers or bodies. */
+#ifndef CARAVEL_HTTP_SERVER_H
+#define CARAVEL_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#define HTTP_MAX_HEAD (16 * 1024)
+#define HTTP_MAX_BODY (1024 * 1024)
+#define HTTP_MAX_HEADERS 64
+
+struct http_header {
+    char *name; /* lowercased */
+    char *value;
+};
+
+struct http_request {
+    char method[16];   /* "GET", "POST", ... */
+    char *target;      /* raw request target, e.g. "/relays?limit=5" */
+    char *path;        /* target up to '?', not percent-decoded */
+    char *query;       /* after '?', or NULL */
+    struct http_header headers[HTTP_MAX_HEADERS];
+    size_t n_headers;
+    char *body;        /* NUL-terminated (not counted), possibly "" */
+    size_t body_len;
+    int http_minor;    /* 0 or 1 */
+};
+
+struct http_exchange {
+    struct http_request req; /* owned by the exchange, valid until http_respond returns */
+    void *user;              /* free for the handler */
+    char log_user[16];       /* shown in the request log line; "" = "-" */
+    /* private */
+    struct http_conn *conn_; /* NULL once the client has gone */
+    uint64_t start_ns_;
+};
+
+struct http_server;
+typedef void http_handler_fn(struct http_exchange *ex, void *arg);
+typedef void http_stopped_cb(void *arg);
+
+struct http_server_config {
+    const char *host;
+    int port;                  /* 0 = ephemeral (see http_server_port) */
+    uint64_t head_timeout_ms;  /* default 10000 */
+    uint64_t idle_timeout_ms;  /* default 60000 */
+};
+
+/* Case-insensitive lookup of a request header; borrowed or NULL. */
+const char *http_request_header(const struct http_request *req, const char *name);
+
+/* Binds and listens. Returns 0 or a negative UV_E* code; *out is freed by http_server_stop. */
+int http_server_start(struct http_server **out, uv_loop_t *loop,
+                      const struct http_server_config *cfg, http_handler_fn *handler, void *arg);
+int http_server_port(const struct http_server *srv);
+/* Graceful stop: close the listener, close idle connections, let in-flight requests finish
+ * (forced closed after grace_ms), then free everything and call cb. */
+void http_server_stop(struct http_server *srv, uint64_t grace_ms, http_stopped_cb *cb, void *arg);
+/* Number of requests parsed but not yet answered (for metrics and shutdown). */
+size_t http_server_inflight(const struct http_server *srv);
+
+/* Answers the exchange and frees it. extra_headers: NULL or complete "Name: value\r\n" lines
+ * (copied). body (copied) may be NULL with len 0. Adds Content-Length, Content-Type (when
+ * content_type is non-NULL) and Connection. A 1xx/204/304 gets no body. */
+void http_respond(struct http_exchange *ex, int status, const char *content_type,
+                  const char *extra_headers, const char *body, size_t len);
+/* The reason phrase for a status code ("OK", "Not Found", ...). */
+const char *http_status_text(int status);
+
+#endif

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The one test command (README: `make test`). Installs what is missing, builds with -Werror,
+# then runs: C unit tests (plain and ASan/UBSan), integration tests (node:test against the
+# real binary, ASan build), bounded libFuzzer runs. Last line: "N passed, N failed".
+#   TEST_STAGES="unit integration"  run only some stages
+#   FUZZ_SECONDS=30                 per fuzz target
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export LC_ALL=C
+stages=${TEST_STAGES:-"unit asan integration fuzz"}
+passed=0; failed=0
+log=$(mktemp -d /tmp/caravel-run-XXXXXX)
+
+count() { # $1 = file with a "N passed, N failed" line or node's "# pass N/# fail N"
+  local p f
+  p=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1 | awk '{print $1}')
+  f=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1 | awk '{print $3}')
+  if [ -z "$p" ]; then
+    p=$(grep -E '^# pass [0-9]+' "$1" | tail -1 | awk '{print $3}')
+    f=$(grep -E '^# fail [0-9]+' "$1" | tail -1 | awk '{print $3}')
+  fi
+  if [ -z "$p" ]; then echo "  (no result line: counted as 1 failure)"; p=0; f=1; fi
+  passed=$((passed + p)); failed=$((failed + ${f:-0}))
+  echo "  => $p passed, ${f:-0} failed"
+}
+
+stage() { echo "== $1"; }
+
+bash scripts/deps.sh all || { echo "dependency install failed"; echo "0 passed, 1 failed"; exit 1; }
+
+stage build
+if ! make -j2 WERROR=1 all > "$log/build.txt" 2>&1; then
+  tail -40 "$log/build.txt"; echo "0 passed, 1 failed"; exit 1
+fi
+
+if [[ " $stages " == *" unit "* ]]; then
+  stage "unit tests"
+  (cd "$PWD" && ./build/unit) > "$log/unit.txt" 2>&1
+  grep -E '^FAIL|^  ' "$log/unit.txt" | head -50; count "$log/unit.txt"
+fi
+
+if [[ " $stages " == *" asan "* || " $stages " == *" integration "* ]]; then
+  stage "asan build"
+  if ! make -j2 SAN=asan WERROR=1 all > "$log/asan-build.txt" 2>&1; then
+    tail -40 "$log/asan-build.txt"; failed=$((failed + 1))
+  fi
+fi
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+if [[ " $stages " == *" asan "* ]]; then
+  stage "unit tests (ASan/UBSan)"
+  ./build-asan/unit > "$log/unit-asan.txt" 2>&1
+  grep -E '^FAIL|^  |ERROR' "$log/unit-asan.txt" | head -50; count "$log/unit-asan.txt"
+fi
+
+if [[ " $stages " == *" integration "* ]]; then
+  stage "integration tests (ASan/UBSan binary)"
+  export CARAVEL_BIN=${CARAVEL_BIN:-$PWD/build-asan/caravel}
+  node --test --test-concurrency=2 --test-reporter=tap test/integration/ > "$log/integration.txt" 2>&1
+  grep -E '^not ok|^# Subtest' "$log/integration.txt" | grep -B1 '^not ok' | head -60
+  count "$log/integration.txt"
+fi
+
+if [[ " $stages " == *" fuzz "* ]] && [ -f test/fuzz/run.sh ]; then
+  stage "fuzz (bounded)"
+  bash test/fuzz/run.sh > "$log/fuzz.txt" 2>&1
+  tail -5 "$log/fuzz.txt"; count "$log/fuzz.txt"
+fi
+
+echo "logs: $log"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
