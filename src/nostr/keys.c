@@ -1,10 +1,12 @@
 #include "nostr/keys.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include <mbedtls/sha256.h>
 #include <secp256k1.h>
+#include <secp256k1_ecdh.h>
 #include <secp256k1_extrakeys.h>
 #include <secp256k1_schnorrsig.h>
 
@@ -44,6 +46,8 @@ int nostr_random(uint8_t *out, size_t n)
 {
     while (n > 0) {
         ssize_t r = getrandom(out, n, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
         if (r < 0)
             return -1;
         out += r;
@@ -134,4 +138,27 @@ int nostr_schnorr_verify(const uint8_t pubkey[32], const uint8_t msg[32], const 
     if (!secp256k1_xonly_pubkey_parse(ctx, &xpk, pubkey))
         return -1;
     return secp256k1_schnorrsig_verify(ctx, sig, msg, 32, &xpk) ? 0 : -1;
+}
+
+/* The ECDH hash function that returns the raw x coordinate: NIP-04 and NIP-44 use the
+ * unhashed shared x (libsecp256k1's default hashes the compressed point, which is wrong). */
+static int copy_x(unsigned char *out, const unsigned char *x32, const unsigned char *y32,
+                  void *data)
+{
+    (void)y32;
+    (void)data;
+    memcpy(out, x32, 32);
+    return 1;
+}
+
+int nostr_ecdh_x(const uint8_t seckey[32], const uint8_t pubkey[32], uint8_t out[32])
+{
+    uint8_t compressed[33];
+    secp256k1_pubkey pk;
+    compressed[0] = 0x02; /* x-only keys are the even-y point */
+    memcpy(compressed + 1, pubkey, 32);
+    /* An unparsed pubkey passed to ecdh would abort through the illegal-argument callback. */
+    if (!secp256k1_ec_pubkey_parse(ctx, &pk, compressed, sizeof(compressed)))
+        return -1;
+    return secp256k1_ecdh(ctx, out, &pk, seckey, copy_x, NULL) ? 0 : -1;
 }

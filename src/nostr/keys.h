@@ -34,6 +34,10 @@ int nostr_keypair_generate(struct nostr_keypair *kp);
 int nostr_key_parse_secret(const char *s, uint8_t out[32]);
 int nostr_key_parse_public(const char *s, uint8_t out[32]);
 
+/* ECDH: out = the 32-byte x coordinate of seckey*lift_x(pubkey), unhashed (NIP-04 key,
+ * NIP-44 HKDF input). Fails for an invalid seckey (0 or >= n) or a pubkey not on the curve. */
+int nostr_ecdh_x(const uint8_t seckey[32], const uint8_t pubkey[32], uint8_t out[32]);
+
 /* BIP-340 over a 32-byte message, with fresh auxiliary randomness. */
 int nostr_schnorr_sign(const struct nostr_keypair *kp, const uint8_t msg[32], uint8_t sig[64]);
 /* As above with caller-given aux randomness (for the BIP-340 vectors). */
