@@ -1,0 +1,52 @@
+/* SQL of the zooid sync worker (spec 5). Every function runs on a pool thread inside a
+ * db_read (load, due) or db_write (complete, fail) job; none touches the loop. Relays are never
+ * deleted here. Return codes are 0 or a db_error (db/db.h). */
+#ifndef CARAVEL_REPO_SYNC_H
+#define CARAVEL_REPO_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+/* A relay row as the sync worker needs it. Strings are owned (malloc'd); free with
+ * sync_relay_free, which also wipes the secret. */
+struct sync_relay {
+    char *id, *tenant, *subdomain, *schema, *secret, *plan, *status;
+    char *info_name, *info_icon, *info_description;
+    int policy_public_join, policy_strip_signatures;
+    int groups_enabled, management_enabled, blossom_enabled, livekit_enabled, push_enabled;
+    int synced;        /* 1 when zooid has the current version */
+    int sync_created;  /* 1 once zooid accepted a POST/PUT: later syncs PATCH */
+    int sync_attempts; /* consecutive failures */
+    int64_t sync_version;
+};
+
+void sync_relay_free(struct sync_relay *r);
+
+/* Delay before retry number `attempt` (1-based, after that many failures):
+ * base_ms * 2^(attempt-1), capped at cap_ms. Pure. */
+int64_t sync_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms);
+
+/* Reads relay `id` into *out (zeroed first). DB_ENOTFOUND when there is no such relay. */
+int repo_sync_load(sqlite3 *conn, const char *id, struct sync_relay *out);
+
+/* Ids of relays to sync now: synced = 0, sync_next_at <= now, sync_attempts < max_attempts;
+ * at most `limit`, oldest due first. *ids is a malloc'd array of malloc'd strings (caller
+ * frees each and the array; NULL when *n is 0). */
+int repo_sync_due(sqlite3 *conn, int64_t now, int max_attempts, size_t limit, char ***ids,
+                  size_t *n);
+
+/* zooid accepted version `version` of the relay. Always records sync_created = 1. If the
+ * relay's sync_version is still `version`: synced = 1, sync_error = NULL, attempts and
+ * backoff reset, one complete_relay_sync activity, *stale = 0. Otherwise (changed while the
+ * request was in flight) nothing else changes and *stale = 1: the caller syncs again. */
+int repo_sync_complete(sqlite3 *conn, const char *id, int64_t version, int64_t now, int *stale);
+
+/* A sync failed with `error` (copied into sync_error): sync_attempts + 1, sync_next_at =
+ * now + ceil(sync_backoff_ms(attempts, base_ms, cap_ms) / 1000), one fail_relay_sync
+ * activity. *attempts gets the new count and *delay_ms the backoff delay. */
+int repo_sync_fail(sqlite3 *conn, const char *id, const char *error, int64_t now, int64_t base_ms,
+                   int64_t cap_ms, int *attempts, int64_t *delay_ms);
+
+#endif
