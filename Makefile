@@ -38,6 +38,8 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 DEPS     := $(OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/src/main.d $(TOOL_SRC:%.c=$(BUILD)/%.d) $(BENCH_SRC:%.c=$(BUILD)/%.d)
 
 .PHONY: all test unit asan fuzz bench run clean deps
+# Keep intermediate objects of tools and benches (no relink on every make).
+.SECONDARY:
 all: $(BUILD)/caravel $(BUILD)/unit $(TOOLS) $(BENCHES)
 
 $(BUILD)/vendor/llhttp.h: $(LLHTTP_INC)/llhttp.h
