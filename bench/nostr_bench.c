@@ -1,0 +1,116 @@
+/* Micro-benchmark of the Nostr core on one core (not a test): rates of event sign, verify,
+ * id hash, NIP-44 encrypt/decrypt of ~1 KiB content, plus the raw BIP-340 verify time used as
+ * the machine's calibration. Each measurement runs for about BENCH_SECONDS (default 1). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nostr/event.h"
+#include "nostr/keys.h"
+#include "nostr/nip44.h"
+
+#define CONTENT_LEN 1024
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct ctx {
+    struct nostr_keypair kp;
+    struct nostr_event ev;
+    uint8_t conv_key[32];
+    char *payload;
+    char content[CONTENT_LEN + 1];
+};
+
+typedef int bench_fn(struct ctx *c);
+
+static int do_sign(struct ctx *c)
+{
+    return nostr_event_sign(&c->ev, &c->kp);
+}
+
+static int do_verify(struct ctx *c)
+{
+    return nostr_event_verify(&c->ev);
+}
+
+static int do_id(struct ctx *c)
+{
+    uint8_t id[32];
+    return nostr_event_compute_id(&c->ev, id);
+}
+
+static int do_schnorr_verify(struct ctx *c)
+{
+    return nostr_schnorr_verify(c->ev.pubkey, c->ev.id, c->ev.sig);
+}
+
+static int do_encrypt(struct ctx *c)
+{
+    char *out = NULL;
+    int rc = nip44_encrypt(c->conv_key, c->content, CONTENT_LEN, NULL, &out);
+    free(out);
+    return rc;
+}
+
+static int do_decrypt(struct ctx *c)
+{
+    char *out = NULL;
+    int rc = nip44_decrypt(c->conv_key, c->payload, strlen(c->payload), &out, NULL);
+    free(out);
+    return rc;
+}
+
+static void run(const char *name, bench_fn *fn, struct ctx *c, double secs)
+{
+    long n = 0;
+    double t0 = now_s(), t;
+    do {
+        for (int i = 0; i < 64; i++, n++)
+            if (fn(c) != 0) {
+                fprintf(stderr, "%s failed\n", name);
+                exit(1);
+            }
+        t = now_s() - t0;
+    } while (t < secs);
+    printf("%-28s %10.0f /s  %8.2f us/op\n", name, (double)n / t, t * 1e6 / (double)n);
+}
+
+int main(void)
+{
+    struct ctx c;
+    const char *env = getenv("BENCH_SECONDS");
+    double secs = env ? atof(env) : 1.0;
+    struct nostr_keypair peer;
+    if (nostr_init() != 0 || nostr_keypair_generate(&c.kp) != 0 ||
+        nostr_keypair_generate(&peer) != 0)
+        return 1;
+    memset(c.content, 'a', CONTENT_LEN);
+    memcpy(c.content, "bench \"quoted\" \\ \xc3\xa9\n", 20);
+    c.content[CONTENT_LEN] = '\0';
+    nostr_event_init(&c.ev);
+    c.ev.kind = 1;
+    c.ev.created_at = 1700000000;
+    nostr_event_add_tag2(&c.ev, "t", "bench");
+    nostr_event_set_content(&c.ev, c.content, CONTENT_LEN);
+    if (nostr_event_sign(&c.ev, &c.kp) != 0 ||
+        nip44_conversation_key(c.kp.seckey, peer.pubkey, c.conv_key) != 0 ||
+        nip44_encrypt(c.conv_key, c.content, CONTENT_LEN, NULL, &c.payload) != 0)
+        return 1;
+    printf("Nostr core, one core, %d-byte content\n", CONTENT_LEN);
+    run("bip340 verify (calibration)", do_schnorr_verify, &c, secs);
+    run("event id (sha256 of JSON)", do_id, &c, secs);
+    run("event sign (id + sig)", do_sign, &c, secs);
+    run("event verify (id + sig)", do_verify, &c, secs);
+    run("nip44 encrypt 1 KiB", do_encrypt, &c, secs);
+    run("nip44 decrypt 1 KiB", do_decrypt, &c, secs);
+    free(c.payload);
+    nostr_event_free(&c.ev);
+    nostr_shutdown();
+    return 0;
+}
