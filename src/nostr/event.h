@@ -47,6 +47,10 @@ void nostr_event_add_tag2(struct nostr_event *ev, const char *name, const char *
  * content string; at most NOSTR_EVENT_MAX_JSON bytes and NOSTR_EVENT_MAX_TAGS tags. Does not
  * verify. Returns 0 or -1 (ev left initialised and empty). */
 int nostr_event_parse(struct nostr_event *ev, const char *json, size_t len);
+/* Same field checks on an already-parsed object (e.g. the third element of a relay's
+ * ["EVENT", subid, {..}]); obj is borrowed, tags are copied. It cannot see the raw text, so a
+ * string cut short by \u0000 inside cJSON goes unnoticed here, but such an event then fails
+ * nostr_event_verify (its id no longer matches). */
 int nostr_event_from_cjson(struct nostr_event *ev, const cJSON *obj);
 /* As nostr_event_parse for NIP-59 rumors: "sig" may be absent (then ev->sig is zero); "id"
  * is still required (nip59_unwrap checks it against the fields). */
