@@ -1,0 +1,823 @@
+/* Nostr relay connections shared by the robot and the NWC client (see relay_pool.h).
+ *
+ * Shapes: a pool owns connections (one per URL), subscriptions and publishes. A subscription
+ * or publish has one target per URL pointing at its connection. Everything that can call the
+ * user (publish done, EOSE, events) runs from the ws message/close callbacks or the pool's
+ * tick timer, never from inside a library callback (net/ws.c dispatches after wslay). */
+#include "net/relay_pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "net/tls.h"
+#include "net/ws.h"
+#include "nostr/hex.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define TICK_MS 200
+#define IDLE_CLOSE_MS 60000
+#define BACKOFF_BASE_MS 500
+#define BACKOFF_MAX_MS 60000
+#define STABLE_MS 5000        /* open this long: the next failure starts backoff afresh */
+#define MAX_IDENTITIES 8      /* AUTH identities tracked per connection */
+#define MAX_RELAY_STRING 256  /* relay-given strings we keep (challenge, error messages) */
+#define MAX_URLS 32
+
+enum tstate { T_PENDING, T_SENT, T_WAIT_AUTH, T_OK, T_FAILED, T_CLOSED };
+enum auth_state { A_NONE, A_SENT, A_OK, A_FAILED };
+
+struct identity {
+    uint8_t pubkey[32];
+    enum auth_state state;
+    char event_id[65];
+};
+
+struct conn {
+    struct conn *next;
+    struct relay_pool *pool;
+    char *url;
+    struct ws_client *ws;
+    int open;
+    char *challenge;
+    struct identity ids[MAX_IDENTITIES];
+    size_t n_ids;
+    unsigned attempts;
+    uint64_t retry_at, opened_at, idle_since;
+};
+
+struct target {
+    struct conn *conn;
+    enum tstate state;
+    int auth_retried;
+    int done; /* sub: EOSE, CLOSED or connection failure seen */
+};
+
+struct relay_sub {
+    struct relay_sub *next;
+    struct relay_pool *pool;
+    char id[24];
+    char *filters; /* the inside of the filters array: {..},{..} */
+    const struct nostr_keypair *auth;
+    relay_event_cb *on_event;
+    relay_eose_cb *on_eose;
+    void *arg;
+    int eose_fired, in_cb, closed;
+    size_t n;
+    struct target t[];
+};
+
+struct pub {
+    struct pub *next;
+    char *msg; /* ["EVENT",{...}] */
+    char id[65];
+    const struct nostr_keypair *auth;
+    relay_publish_cb *done;
+    void *arg;
+    uint64_t deadline;
+    char *last_error;
+    size_t n;
+    struct target t[];
+};
+
+struct relay_pool {
+    uv_loop_t *loop;
+    char *ca_file;
+    struct tls_config *tls;
+    struct conn *conns;
+    struct relay_sub *subs;
+    struct pub *pubs;
+    uv_timer_t timer;
+    uint64_t next_sub;
+    int closing, pending_closes;
+    void (*free_cb)(void *);
+    void *free_arg;
+};
+
+static void conn_connect(struct conn *c);
+static void finish_pubs(struct relay_pool *pool);
+
+static char *capped_dup(const char *s)
+{
+    size_t n = 0;
+    while (s && n < MAX_RELAY_STRING && s[n])
+        n++;
+    return s ? xstrndup(s, n) : xstrdup("");
+}
+
+static void conn_send(struct conn *c, const char *msg)
+{
+    if (!c->ws || !c->open)
+        return;
+    int rc = ws_send_text(c->ws, msg, strlen(msg));
+    if (rc != 0)
+        LOG_DEBUG("relay %s: send failed (%d)", c->url, rc);
+}
+
+/* ---- work accounting ---- */
+
+static size_t conn_work(const struct conn *c)
+{
+    size_t n = 0;
+    for (const struct relay_sub *s = c->pool->subs; s; s = s->next)
+        for (size_t i = 0; i < s->n; i++)
+            n += s->t[i].conn == c && s->t[i].state != T_CLOSED;
+    for (const struct pub *p = c->pool->pubs; p; p = p->next)
+        for (size_t i = 0; i < p->n; i++)
+            n += p->t[i].conn == c && p->t[i].state < T_OK;
+    return n;
+}
+
+static struct conn *conn_get(struct relay_pool *pool, const char *url)
+{
+    struct conn *c;
+    for (c = pool->conns; c; c = c->next)
+        if (strcmp(c->url, url) == 0)
+            return c;
+    c = xcalloc(1, sizeof *c);
+    c->pool = pool;
+    c->url = xstrdup(url);
+    c->next = pool->conns;
+    pool->conns = c;
+    return c;
+}
+
+/* Make sure the connection is up or coming (respecting backoff). */
+static void conn_want(struct conn *c)
+{
+    c->idle_since = 0;
+    if (!c->ws && clock_mono_ms() >= c->retry_at)
+        conn_connect(c);
+}
+
+/* ---- NIP-42 ---- */
+
+static struct identity *identity_for(struct conn *c, const uint8_t pubkey[32], int create)
+{
+    for (size_t i = 0; i < c->n_ids; i++)
+        if (memcmp(c->ids[i].pubkey, pubkey, 32) == 0)
+            return &c->ids[i];
+    if (!create || c->n_ids == MAX_IDENTITIES)
+        return NULL;
+    struct identity *id = &c->ids[c->n_ids++];
+    memset(id, 0, sizeof *id);
+    memcpy(id->pubkey, pubkey, 32);
+    return id;
+}
+
+static void send_auth(struct conn *c, const struct nostr_keypair *kp)
+{
+    struct identity *id = identity_for(c, kp->pubkey, 1);
+    struct nostr_event ev;
+    if (!id || !c->challenge || !c->open || id->state == A_SENT || id->state == A_OK)
+        return;
+    nostr_event_init(&ev);
+    ev.kind = 22242;
+    ev.created_at = clock_now();
+    nostr_event_add_tag2(&ev, "relay", c->url);
+    nostr_event_add_tag2(&ev, "challenge", c->challenge);
+    if (nostr_event_sign(&ev, kp) == 0) {
+        char *json = nostr_event_to_json(&ev, 1);
+        struct buf m;
+        buf_init(&m, strlen(json) + 16);
+        buf_printf(&m, "[\"AUTH\",%s]", json);
+        hex_encode(ev.id, 32, id->event_id);
+        id->state = A_SENT;
+        conn_send(c, m.data);
+        buf_free(&m);
+        free(json);
+    }
+    nostr_event_free(&ev);
+}
+
+/* Every identity with work on c authenticates (new challenge, or a retry). */
+static void auth_all(struct conn *c)
+{
+    for (struct relay_sub *s = c->pool->subs; s; s = s->next)
+        for (size_t i = 0; i < s->n; i++)
+            if (s->t[i].conn == c && s->auth)
+                send_auth(c, s->auth);
+    for (struct pub *p = c->pool->pubs; p; p = p->next)
+        for (size_t i = 0; i < p->n; i++)
+            if (p->t[i].conn == c && p->auth && p->t[i].state < T_OK)
+                send_auth(c, p->auth);
+}
+
+/* ---- sending work ---- */
+
+static void sub_send_req(struct relay_sub *s, struct target *t)
+{
+    struct buf m;
+    buf_init(&m, strlen(s->filters) + 64);
+    buf_printf(&m, "[\"REQ\",\"%s\",%s]", s->id, s->filters);
+    conn_send(t->conn, m.data);
+    buf_free(&m);
+    t->state = T_SENT;
+}
+
+static void conn_send_work(struct conn *c)
+{
+    for (struct relay_sub *s = c->pool->subs; s; s = s->next)
+        for (size_t i = 0; i < s->n; i++)
+            if (s->t[i].conn == c && s->t[i].state == T_PENDING)
+                sub_send_req(s, &s->t[i]);
+    for (struct pub *p = c->pool->pubs; p; p = p->next)
+        for (size_t i = 0; i < p->n; i++)
+            if (p->t[i].conn == c && p->t[i].state == T_PENDING) {
+                conn_send(c, p->msg);
+                p->t[i].state = T_SENT;
+            }
+}
+
+/* Targets waiting for an identity's AUTH: resend once it succeeded, give up if refused. */
+static void resume_after_auth(struct conn *c, const uint8_t pubkey[32], int ok)
+{
+    for (struct relay_sub *s = c->pool->subs; s; s = s->next)
+        for (size_t i = 0; i < s->n; i++) {
+            struct target *t = &s->t[i];
+            if (t->conn != c || t->state != T_WAIT_AUTH || memcmp(s->auth->pubkey, pubkey, 32))
+                continue;
+            if (ok)
+                sub_send_req(s, t);
+            else
+                t->state = T_CLOSED, t->done = 1;
+        }
+    for (struct pub *p = c->pool->pubs; p; p = p->next)
+        for (size_t i = 0; i < p->n; i++) {
+            struct target *t = &p->t[i];
+            if (t->conn != c || t->state != T_WAIT_AUTH || memcmp(p->auth->pubkey, pubkey, 32))
+                continue;
+            if (ok) {
+                conn_send(c, p->msg);
+                t->state = T_SENT;
+            } else {
+                t->state = T_FAILED;
+                free(p->last_error);
+                p->last_error = xstrdup("auth-required: authentication refused");
+            }
+        }
+}
+
+/* "auth-required:" on a target: authenticate and retry once. Returns 1 when retrying. */
+static int retry_with_auth(struct conn *c, struct target *t, const struct nostr_keypair *kp,
+                           const char *msg)
+{
+    if (!kp || t->auth_retried || strncmp(msg, "auth-required:", 14) != 0)
+        return 0;
+    struct identity *id = identity_for(c, kp->pubkey, 1);
+    if (!id)
+        return 0;
+    t->auth_retried = 1;
+    t->state = T_WAIT_AUTH;
+    if (id->state == A_OK) {
+        /* authenticated meanwhile: the relay saw the request before our AUTH */
+        resume_after_auth(c, kp->pubkey, 1);
+    } else if (id->state != A_SENT) {
+        id->state = A_NONE;
+        send_auth(c, kp); /* no challenge yet: it goes out when one arrives */
+    }
+    return 1;
+}
+
+/* ---- completion: user callbacks, each from a clean stack (ws dispatch or the timer) ---- */
+
+static int pub_finished(const struct pub *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->t[i].state < T_OK)
+            return 0;
+    return 1;
+}
+
+static void pub_free(struct pub *p)
+{
+    free(p->msg);
+    free(p->last_error);
+    free(p);
+}
+
+/* Rescans after every callback: a callback may publish or subscribe again. */
+static void finish_pubs(struct relay_pool *pool)
+{
+    for (;;) {
+        struct pub **pp = &pool->pubs;
+        while (*pp && !pub_finished(*pp))
+            pp = &(*pp)->next;
+        struct pub *p = *pp;
+        if (!p || pool->closing)
+            return;
+        *pp = p->next;
+        size_t ok = 0;
+        for (size_t i = 0; i < p->n; i++)
+            ok += p->t[i].state == T_OK;
+        if (p->done)
+            p->done(ok, p->n - ok, p->last_error, p->arg);
+        pub_free(p);
+    }
+}
+
+static void sub_free(struct relay_sub *s)
+{
+    free(s->filters);
+    free(s);
+}
+
+static void sub_call_done(struct relay_sub *s)
+{
+    s->in_cb--;
+    if (s->closed && s->in_cb == 0)
+        sub_free(s);
+}
+
+static void fire_eoses(struct relay_pool *pool)
+{
+    struct relay_sub *s = pool->subs;
+    while (s && !pool->closing) {
+        int all = !s->eose_fired;
+        for (size_t i = 0; all && i < s->n; i++)
+            all = s->t[i].done;
+        if (!all) {
+            s = s->next;
+            continue;
+        }
+        s->eose_fired = 1;
+        if (s->on_eose) {
+            s->in_cb++;
+            s->on_eose(s->arg);
+            sub_call_done(s);
+        }
+        s = pool->subs; /* the list may have changed */
+    }
+}
+
+/* ---- relay messages ---- */
+
+static struct relay_sub *sub_by_id(struct relay_pool *pool, const char *id)
+{
+    for (struct relay_sub *s = pool->subs; s; s = s->next)
+        if (strcmp(s->id, id) == 0)
+            return s;
+    return NULL;
+}
+
+static struct target *target_on(struct target *t, size_t n, const struct conn *c)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t[i].conn == c)
+            return &t[i];
+    return NULL;
+}
+
+static void on_relay_event(struct conn *c, const cJSON *msg)
+{
+    const char *sid = cJSON_GetStringValue(cJSON_GetArrayItem(msg, 1));
+    struct relay_sub *s = sid ? sub_by_id(c->pool, sid) : NULL;
+    struct nostr_event ev;
+    if (!s || !target_on(s->t, s->n, c))
+        return;
+    nostr_event_init(&ev);
+    if (nostr_event_from_cjson(&ev, cJSON_GetArrayItem(msg, 2)) != 0 ||
+        nostr_event_verify(&ev) != 0) {
+        LOG_DEBUG("relay %s: dropped an invalid event", c->url);
+    } else if (s->on_event) {
+        s->in_cb++;
+        s->on_event(&ev, c->url, s->arg);
+        sub_call_done(s);
+    }
+    nostr_event_free(&ev);
+}
+
+static void on_relay_ok(struct conn *c, const char *id, int accepted, const char *text)
+{
+    for (size_t i = 0; i < c->n_ids; i++) {
+        struct identity *ident = &c->ids[i];
+        if (ident->state != A_SENT || strcmp(ident->event_id, id) != 0)
+            continue;
+        ident->state = accepted ? A_OK : A_FAILED;
+        if (!accepted)
+            LOG_WARN("relay %s: AUTH refused: %.*s", c->url, MAX_RELAY_STRING, text);
+        resume_after_auth(c, ident->pubkey, accepted);
+        return;
+    }
+    for (struct pub *p = c->pool->pubs; p; p = p->next) {
+        struct target *t = strcmp(p->id, id) == 0 ? target_on(p->t, p->n, c) : NULL;
+        if (!t || (t->state != T_SENT && t->state != T_WAIT_AUTH))
+            continue;
+        if (accepted) {
+            t->state = T_OK;
+        } else if (!retry_with_auth(c, t, p->auth, text)) {
+            t->state = T_FAILED;
+            free(p->last_error);
+            p->last_error = capped_dup(text);
+        }
+    }
+}
+
+static void on_relay_closed(struct conn *c, const char *sid, const char *text)
+{
+    struct relay_sub *s = sub_by_id(c->pool, sid);
+    struct target *t = s ? target_on(s->t, s->n, c) : NULL;
+    if (!t || t->state == T_CLOSED)
+        return;
+    if (retry_with_auth(c, t, s->auth, text))
+        return;
+    LOG_DEBUG("relay %s: subscription closed: %.*s", c->url, MAX_RELAY_STRING, text);
+    t->state = T_CLOSED;
+    t->done = 1;
+}
+
+static void on_relay_auth(struct conn *c, const char *challenge)
+{
+    free(c->challenge);
+    c->challenge = capped_dup(challenge);
+    /* A new challenge replaces the old one: earlier authentications no longer count. */
+    for (size_t i = 0; i < c->n_ids; i++)
+        c->ids[i].state = A_NONE;
+    auth_all(c);
+}
+
+static void handle_message(struct conn *c, const char *data, size_t len)
+{
+    cJSON *msg = cJSON_ParseWithLength(data, len);
+    const char *type = cJSON_GetStringValue(cJSON_GetArrayItem(msg, 0));
+    const char *a1 = cJSON_GetStringValue(cJSON_GetArrayItem(msg, 1));
+    const char *a2 = cJSON_GetStringValue(cJSON_GetArrayItem(msg, 2));
+    const char *a3 = cJSON_GetStringValue(cJSON_GetArrayItem(msg, 3));
+    if (!cJSON_IsArray(msg) || !type || !a1) {
+        LOG_DEBUG("relay %s: unexpected message", c->url);
+    } else if (strcmp(type, "EVENT") == 0) {
+        on_relay_event(c, msg);
+    } else if (strcmp(type, "OK") == 0) {
+        on_relay_ok(c, a1, cJSON_IsTrue(cJSON_GetArrayItem(msg, 2)), a3 ? a3 : "");
+    } else if (strcmp(type, "EOSE") == 0) {
+        struct relay_sub *s = sub_by_id(c->pool, a1);
+        struct target *t = s ? target_on(s->t, s->n, c) : NULL;
+        if (t)
+            t->done = 1;
+    } else if (strcmp(type, "CLOSED") == 0) {
+        on_relay_closed(c, a1, a2 ? a2 : "");
+    } else if (strcmp(type, "NOTICE") == 0) {
+        LOG_DEBUG("relay %s: notice: %.*s", c->url, MAX_RELAY_STRING, a1);
+    } else if (strcmp(type, "AUTH") == 0) {
+        on_relay_auth(c, a1);
+    }
+    cJSON_Delete(msg);
+    finish_pubs(c->pool);
+    fire_eoses(c->pool);
+}
+
+/* ---- connection lifecycle ---- */
+
+static void pool_check_freed(struct relay_pool *pool);
+
+static void conn_lost(struct conn *c, int err)
+{
+    char why[96];
+    uint64_t now = clock_mono_ms();
+    snprintf(why, sizeof why, "connection to relay failed (%d)", err);
+    for (struct pub *p = c->pool->pubs; p; p = p->next) {
+        struct target *t = target_on(p->t, p->n, c);
+        if (t && t->state < T_OK) {
+            t->state = T_FAILED;
+            free(p->last_error);
+            p->last_error = xstrdup(why);
+        }
+    }
+    for (struct relay_sub *s = c->pool->subs; s; s = s->next) {
+        struct target *t = target_on(s->t, s->n, c);
+        if (t && t->state != T_CLOSED) {
+            t->state = T_PENDING; /* resubscribed after the reconnect */
+            t->done = 1;
+            t->auth_retried = 0;
+        }
+    }
+    if (c->opened_at && now - c->opened_at >= STABLE_MS)
+        c->attempts = 0;
+    uint64_t delay = BACKOFF_BASE_MS << MIN(c->attempts, 7u);
+    uint8_t r[2] = { 0, 0 };
+    (void)nostr_random(r, sizeof r);
+    delay = MIN(delay, (uint64_t)BACKOFF_MAX_MS);
+    delay = delay / 2 + delay * ((uint64_t)r[0] << 8 | r[1]) / 131072; /* 50..100% */
+    c->retry_at = now + delay;
+    c->attempts++;
+    c->opened_at = 0;
+    LOG_INFO("relay %s: disconnected (%d), retry in %llu ms if needed", c->url, err,
+             (unsigned long long)delay);
+}
+
+static void on_ws_open(struct ws_client *ws, void *arg)
+{
+    struct conn *c = arg;
+    (void)ws;
+    c->open = 1;
+    c->opened_at = clock_mono_ms();
+    LOG_DEBUG("relay %s: connected", c->url);
+    conn_send_work(c);
+}
+
+static void on_ws_message(struct ws_client *ws, const char *data, size_t len, void *arg)
+{
+    (void)ws;
+    handle_message(arg, data, len);
+}
+
+static void on_ws_close(struct ws_client *ws, int err, void *arg)
+{
+    struct conn *c = arg;
+    struct relay_pool *pool = c->pool;
+    (void)ws;
+    c->ws = NULL;
+    c->open = 0;
+    free(c->challenge);
+    c->challenge = NULL;
+    c->n_ids = 0;
+    if (pool->closing) {
+        pool->pending_closes--;
+        pool_check_freed(pool);
+        return;
+    }
+    conn_lost(c, err ? err : WS_ECLOSED);
+    finish_pubs(pool);
+    fire_eoses(pool);
+}
+
+static void conn_connect(struct conn *c)
+{
+    struct relay_pool *pool = c->pool;
+    int rc = 0;
+    if (strncasecmp(c->url, "wss:", 4) == 0 && !pool->tls)
+        rc = tls_config_new(&pool->tls, pool->ca_file);
+    struct ws_opts o = { .url = c->url, .tls = pool->tls, .on_open = on_ws_open,
+                         .on_message = on_ws_message, .on_close = on_ws_close, .arg = c };
+    if (rc == 0)
+        rc = ws_connect(&c->ws, pool->loop, &o);
+    if (rc != 0) {
+        /* Not from inside the caller's publish/subscribe: the tick reports it. */
+        c->ws = NULL;
+        conn_lost(c, rc);
+    }
+}
+
+/* Connections with nothing to do and no socket are forgotten. */
+static void reap_conns(struct relay_pool *pool)
+{
+    struct conn **cp = &pool->conns;
+    while (*cp) {
+        struct conn *c = *cp;
+        if (!c->ws && conn_work(c) == 0) {
+            *cp = c->next;
+            free(c->url);
+            free(c->challenge);
+            free(c);
+        } else {
+            cp = &c->next;
+        }
+    }
+}
+
+static void tick_conn(struct conn *c, uint64_t now)
+{
+    size_t work = conn_work(c);
+    if (!c->ws) {
+        if (work && now >= c->retry_at)
+            conn_connect(c);
+        return;
+    }
+    if (!c->open || work) {
+        c->idle_since = 0;
+    } else if (!c->idle_since) {
+        c->idle_since = now;
+    } else if (now - c->idle_since >= IDLE_CLOSE_MS) {
+        ws_close(c->ws); /* on_close runs later from the loop */
+        c->idle_since = 0;
+    }
+}
+
+static void on_tick(uv_timer_t *timer)
+{
+    struct relay_pool *pool = timer->data;
+    uint64_t now = clock_mono_ms();
+    for (struct pub *p = pool->pubs; p; p = p->next) {
+        if (now < p->deadline)
+            continue;
+        for (size_t i = 0; i < p->n; i++) {
+            if (p->t[i].state >= T_OK)
+                continue;
+            p->t[i].state = T_FAILED;
+            free(p->last_error);
+            p->last_error = xstrdup("timeout waiting for the relay's OK");
+        }
+    }
+    for (struct conn *c = pool->conns; c; c = c->next)
+        tick_conn(c, now);
+    finish_pubs(pool);
+    fire_eoses(pool);
+    reap_conns(pool);
+}
+
+/* ---- public API ---- */
+
+int relay_pool_new(struct relay_pool **out, uv_loop_t *loop, const char *ca_file)
+{
+    struct relay_pool *pool = xcalloc(1, sizeof *pool);
+    pool->loop = loop;
+    pool->ca_file = ca_file ? xstrdup(ca_file) : NULL;
+    uv_timer_init(loop, &pool->timer);
+    pool->timer.data = pool;
+    uv_timer_start(&pool->timer, on_tick, TICK_MS, TICK_MS);
+    *out = pool;
+    return 0;
+}
+
+static void pool_check_freed(struct relay_pool *pool)
+{
+    if (pool->pending_closes > 0)
+        return;
+    while (pool->conns) {
+        struct conn *c = pool->conns;
+        pool->conns = c->next;
+        free(c->url);
+        free(c->challenge);
+        free(c);
+    }
+    tls_config_free(pool->tls);
+    free(pool->ca_file);
+    void (*cb)(void *) = pool->free_cb;
+    void *arg = pool->free_arg;
+    free(pool);
+    if (cb)
+        cb(arg);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct relay_pool *pool = h->data;
+    pool->pending_closes--;
+    pool_check_freed(pool);
+}
+
+void relay_pool_free(struct relay_pool *pool, void (*cb)(void *arg), void *arg)
+{
+    pool->closing = 1;
+    pool->free_cb = cb;
+    pool->free_arg = arg;
+    while (pool->subs) {
+        struct relay_sub *s = pool->subs;
+        pool->subs = s->next;
+        s->closed = 1;
+        if (!s->in_cb)
+            sub_free(s);
+    }
+    while (pool->pubs) {
+        struct pub *p = pool->pubs;
+        pool->pubs = p->next;
+        pub_free(p);
+    }
+    pool->pending_closes = 1;
+    for (struct conn *c = pool->conns; c; c = c->next)
+        if (c->ws) {
+            pool->pending_closes++;
+            ws_close(c->ws);
+        }
+    uv_close((uv_handle_t *)&pool->timer, on_timer_closed);
+}
+
+/* Fills targets for distinct URLs; a connection over its work cap gets a failed target. */
+static size_t fill_targets(struct relay_pool *pool, struct target *t, const char *const *urls,
+                           size_t n_urls)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_urls; i++) {
+        struct conn *c = conn_get(pool, urls[i]);
+        if (target_on(t, n, c))
+            continue;
+        t[n].conn = c;
+        t[n].state = T_PENDING;
+        if (conn_work(c) >= RELAY_POOL_MAX_QUEUE) {
+            t[n].state = T_FAILED;
+            t[n].done = 1;
+        }
+        n++;
+    }
+    return n;
+}
+
+/* Starts work on the targets' connections (the REQ/EVENT goes out now if open). */
+static void kick_targets(struct target *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (t[i].state != T_PENDING)
+            continue;
+        conn_want(t[i].conn);
+        if (t[i].conn->open)
+            conn_send_work(t[i].conn);
+    }
+}
+
+static char *filters_inner(const char *filters_json)
+{
+    cJSON *arr = cJSON_Parse(filters_json);
+    char *inner = NULL;
+    if (cJSON_IsArray(arr) && cJSON_GetArraySize(arr) > 0) {
+        const cJSON *f;
+        int ok = 1;
+        cJSON_ArrayForEach(f, arr) ok &= cJSON_IsObject(f);
+        char *s = ok ? cJSON_PrintUnformatted(arr) : NULL;
+        if (s) {
+            size_t len = strlen(s);
+            inner = xstrndup(s + 1, len - 2);
+            cJSON_free(s);
+        }
+    }
+    cJSON_Delete(arr);
+    return inner;
+}
+
+int relay_pool_subscribe(struct relay_pool *pool, const char *const *urls, size_t n_urls,
+                         const char *filters_json, const struct nostr_keypair *auth,
+                         relay_event_cb *on_event, relay_eose_cb *on_eose, void *arg,
+                         struct relay_sub **out)
+{
+    if (pool->closing || n_urls == 0 || n_urls > MAX_URLS)
+        return -1;
+    char *inner = filters_inner(filters_json);
+    if (!inner)
+        return -1;
+    struct relay_sub *s = xcalloc(1, sizeof *s + n_urls * sizeof s->t[0]);
+    s->pool = pool;
+    snprintf(s->id, sizeof s->id, "cv%llu", (unsigned long long)++pool->next_sub);
+    s->filters = inner;
+    s->auth = auth;
+    s->on_event = on_event;
+    s->on_eose = on_eose;
+    s->arg = arg;
+    s->n = fill_targets(pool, s->t, urls, n_urls);
+    s->next = pool->subs;
+    pool->subs = s;
+    kick_targets(s->t, s->n);
+    *out = s;
+    return 0;
+}
+
+void relay_sub_close(struct relay_sub *sub)
+{
+    struct relay_pool *pool = sub->pool;
+    struct relay_sub **sp = &pool->subs;
+    while (*sp && *sp != sub)
+        sp = &(*sp)->next;
+    if (*sp)
+        *sp = sub->next;
+    for (size_t i = 0; i < sub->n; i++) {
+        struct target *t = &sub->t[i];
+        if (t->state == T_SENT || t->state == T_WAIT_AUTH) {
+            char m[64];
+            snprintf(m, sizeof m, "[\"CLOSE\",\"%s\"]", sub->id);
+            conn_send(t->conn, m);
+        }
+    }
+    sub->closed = 1;
+    if (!sub->in_cb)
+        sub_free(sub);
+}
+
+int relay_pool_publish(struct relay_pool *pool, const char *const *urls, size_t n_urls,
+                       const struct nostr_event *ev, const struct nostr_keypair *auth,
+                       relay_publish_cb *done, void *arg)
+{
+    if (pool->closing || n_urls == 0 || n_urls > MAX_URLS)
+        return -1;
+    char *json = nostr_event_to_json(ev, 1);
+    if (!json)
+        return -1;
+    struct pub *p = xcalloc(1, sizeof *p + n_urls * sizeof p->t[0]);
+    size_t len = strlen(json);
+    p->msg = xmalloc(len + 16);
+    snprintf(p->msg, len + 16, "[\"EVENT\",%s]", json);
+    free(json);
+    hex_encode(ev->id, 32, p->id);
+    p->auth = auth;
+    p->done = done;
+    p->arg = arg;
+    p->deadline = clock_mono_ms() + RELAY_POOL_PUBLISH_TIMEOUT_MS;
+    p->n = fill_targets(pool, p->t, urls, n_urls);
+    for (size_t i = 0; i < p->n; i++)
+        if (p->t[i].state == T_FAILED && !p->last_error)
+            p->last_error = xstrdup("relay send queue full");
+    p->next = pool->pubs;
+    pool->pubs = p;
+    kick_targets(p->t, p->n);
+    return 0;
+}
+
+size_t relay_pool_connected(const struct relay_pool *pool)
+{
+    size_t n = 0;
+    for (const struct conn *c = pool->conns; c; c = c->next)
+        n += c->open;
+    return n;
+}

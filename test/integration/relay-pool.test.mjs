@@ -1,0 +1,143 @@
+// The C relay pool (src/net/relay_pool.c through build/tools/relay_tool) against the real test
+// relay: publish checked by nostr-tools, REQ/EOSE, NIP-42 auth-required, wss:// through a TLS
+// terminator with a private CA, reconnect + resubscribe, a relay that is down.
+import { test, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { WebSocket } from 'ws'
+import { finalizeEvent, generateSecretKey, getPublicKey, verifyEvent } from 'nostr-tools/pure'
+import { Relay, useWebSocketImplementation } from 'nostr-tools/relay'
+import { bytesToHex } from '@noble/hashes/utils'
+import { startRelay } from './lib/nostr-relay.mjs'
+import { startTlsProxy } from './lib/tls-proxy.mjs'
+
+useWebSocketImplementation(WebSocket)
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const BIN = process.env.CARAVEL_BIN ? path.join(path.dirname(process.env.CARAVEL_BIN), 'tools/relay_tool')
+  : path.join(ROOT, 'build/tools/relay_tool')
+const cleanups = []
+after(async () => { for (const c of cleanups.reverse()) await c() })
+
+function tool(args, env = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(BIN, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => { out += d })
+    child.stderr.on('data', (d) => { err += d })
+    child.on('exit', (code) => resolve({ code, out, err }))
+  })
+}
+
+function publish(sk, content, urls, env) {
+  return tool(['publish', bytesToHex(sk), '1', content, ...urls], env).then((r) => {
+    assert.equal(r.code === 3, false, 'handles left open: ' + r.err)
+    return { ...JSON.parse(r.out.trim()), code: r.code }
+  })
+}
+
+async function fetchWithNostrTools(url, filter) {
+  const relay = await Relay.connect(url)
+  const events = []
+  await new Promise((resolve) => {
+    const sub = relay.subscribe([filter], { onevent: (e) => events.push(e), oneose: () => { sub.close(); resolve() } })
+  })
+  relay.close()
+  return events
+}
+
+async function relayStarted(env) {
+  const r = await startRelay(env)
+  cleanups.push(() => r.stop())
+  return r
+}
+
+test('publish reaches the relay with a valid signature; req returns stored events', async () => {
+  const r = await relayStarted()
+  const sk = generateSecretKey()
+  const res = await publish(sk, 'from the C pool', [r.url])
+  assert.equal(res.ok, 1)
+  assert.equal(res.code, 0)
+  const got = await fetchWithNostrTools(r.url, { ids: [res.id] })
+  assert.equal(got.length, 1)
+  assert.equal(got[0].content, 'from the C pool')
+  assert.equal(got[0].pubkey, getPublicKey(sk))
+  assert.ok(verifyEvent(got[0]))
+
+  const other = finalizeEvent({ kind: 1, created_at: Math.floor(Date.now() / 1000), tags: [], content: 'by nostr-tools' }, generateSecretKey())
+  const relay = await Relay.connect(r.url)
+  await relay.publish(other)
+  relay.close()
+  const q = await tool(['req', '-', JSON.stringify([{ ids: [other.id] }]), r.url])
+  assert.equal(q.code, 0)
+  const lines = q.out.trim().split('\n')
+  assert.equal(lines.at(-1), 'EOSE')
+  assert.equal(lines.length, 2)
+  assert.deepEqual(JSON.parse(lines[0].slice(6)), JSON.parse(JSON.stringify(other)))
+})
+
+test('auth-required relay: the pool answers AUTH and retries', async () => {
+  const r = await relayStarted({ AUTH_HOSTNAME: '127.0.0.1', AUTH_REQUIRED: '1' })
+  const sk = generateSecretKey()
+  const res = await publish(sk, 'after auth', [r.url])
+  assert.equal(res.ok, 1, JSON.stringify(res))
+  const q = await tool(['req', bytesToHex(sk), JSON.stringify([{ ids: [res.id] }]), r.url])
+  const lines = q.out.trim().split('\n')
+  assert.equal(lines.length, 2, q.out)
+  assert.equal(JSON.parse(lines[0].slice(6)).content, 'after auth')
+  // without a key the relay refuses, and the pool reports the refusal
+  const anon = await tool(['req', '-', JSON.stringify([{ ids: [res.id] }]), r.url])
+  assert.equal(anon.out.trim(), 'EOSE')
+})
+
+test('wss:// through a TLS terminator with a private CA', async () => {
+  const r = await relayStarted({ AUTH_HOSTNAME: 'localhost', AUTH_REQUIRED: '1' })
+  const proxy = await startTlsProxy(Number(new URL(r.url).port))
+  cleanups.push(() => proxy.stop())
+  const sk = generateSecretKey()
+  const env = { CARAVEL_CA_FILE: proxy.caFile }
+  const res = await publish(sk, 'over tls', [proxy.url], env)
+  assert.equal(res.ok, 1, JSON.stringify(res))
+  const q = await tool(['req', bytesToHex(sk), JSON.stringify([{ ids: [res.id] }]), proxy.url], env)
+  assert.equal(JSON.parse(q.out.trim().split('\n')[0].slice(6)).content, 'over tls')
+  // the system bundle does not know the private CA: refused
+  const bad = await publish(sk, 'x', [proxy.url])
+  assert.equal(bad.ok, 0)
+  assert.match(bad.error, /connection/)
+})
+
+test('a relay that is down fails the publish quickly; reconnect resubscribes', async () => {
+  const down = await publish(generateSecretKey(), 'x', ['ws://127.0.0.1:1'])
+  assert.equal(down.ok, 0)
+  assert.equal(down.code, 1)
+
+  let r = await startRelay()
+  const port = new URL(r.url).port
+  const sk = generateSecretKey()
+  const pk = getPublicKey(sk)
+  const listener = spawn(BIN, ['listen', '-', JSON.stringify([{ kinds: [1], authors: [pk] }]), r.url], { stdio: ['pipe', 'pipe', 'inherit'] })
+  cleanups.push(() => listener.kill('SIGKILL'))
+  let out = ''
+  listener.stdout.on('data', (d) => { out += d })
+  const waitFor = (re) => new Promise((resolve, reject) => {
+    const t = setTimeout(() => { clearInterval(i); reject(new Error('timeout waiting for ' + re + ' in ' + out)) }, 20000)
+    const i = setInterval(() => { if (re.test(out)) { clearTimeout(t); clearInterval(i); resolve() } }, 20)
+  })
+  await waitFor(/EOSE/)
+  await waitFor(/CONNECTED 1/)
+  await r.stop()
+  await waitFor(/CONNECTED 1\nCONNECTED 0/)
+  r = await startRelay({ PORT: port })
+  cleanups.push(() => r.stop())
+  await waitFor(/CONNECTED 1\nCONNECTED 0\nCONNECTED 1/)
+  await new Promise((resolve) => setTimeout(resolve, 300)) // the relay registers a REQ after its stored query
+  const relay = await Relay.connect(r.url)
+  await relay.publish(finalizeEvent({ kind: 1, created_at: Math.floor(Date.now() / 1000), tags: [], content: 'after restart' }, sk))
+  relay.close()
+  await waitFor(/after restart/)
+  const exited = new Promise((resolve) => listener.on('exit', resolve))
+  listener.stdin.end()
+  assert.equal(await exited, 0)
+})
