@@ -44,6 +44,7 @@ struct ws_client {
     int pending;           /* gai request + handles not yet closed */
     int tcp_inited;
     int gai_active;
+    struct addrinfo *addrs, *ai; /* resolved addresses, the one being tried */
     struct tls_session tls;
     int use_tls;
     struct buf raw_out;    /* plain ws:// output not yet written */
@@ -367,6 +368,8 @@ static void release(struct ws_client *ws)
         ws->msgs = m->next;
         free(m);
     }
+    if (ws->addrs)
+        uv_freeaddrinfo(ws->addrs);
     if (ws->ctx)
         wslay_event_context_free(ws->ctx);
     tls_session_free(&ws->tls);
@@ -431,11 +434,31 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     drive(ws);
 }
 
+static void try_connect(struct ws_client *ws);
+
+/* The previous address refused: its handle is closed, try the next one. */
+static void on_tcp_closed_retry(uv_handle_t *h)
+{
+    struct ws_client *ws = h->data;
+    if (ws->shutting_down) {
+        release(ws);
+        return;
+    }
+    ws->pending--;
+    try_connect(ws);
+}
+
 static void on_connected(uv_connect_t *req, int status)
 {
     struct ws_client *ws = req->data;
     if (ws->shutting_down)
         return; /* canceled by uv_close */
+    if (status < 0 && ws->ai->ai_next) {
+        ws->ai = ws->ai->ai_next;
+        ws->tcp_inited = 0; /* still counted in pending until its close callback */
+        uv_close((uv_handle_t *)&ws->tcp, on_tcp_closed_retry);
+        return;
+    }
     if (status < 0) {
         fail(ws, status);
         drive(ws);
@@ -445,12 +468,28 @@ static void on_connected(uv_connect_t *req, int status)
     int rc = uv_read_start((uv_stream_t *)&ws->tcp, on_alloc, on_read);
     if (rc < 0)
         fail(ws, rc);
-    if (ws->use_tls) {
+    if (ws->use_tls)
         ws->state = ST_TLS;
-    } else {
+    else
         send_upgrade(ws);
-    }
     drive(ws);
+}
+
+static void try_connect(struct ws_client *ws)
+{
+    int rc = uv_tcp_init(ws->loop, &ws->tcp);
+    if (rc == 0) {
+        ws->tcp_inited = 1;
+        ws->pending++;
+        ws->tcp.data = ws;
+        ws->creq.data = ws;
+        ws->state = ST_CONNECTING;
+        rc = uv_tcp_connect(&ws->creq, &ws->tcp, ws->ai->ai_addr, on_connected);
+    }
+    if (rc < 0) {
+        fail(ws, rc);
+        drive(ws);
+    }
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -463,23 +502,13 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         return;
     }
     ws->pending--;
-    int rc = status;
-    if (rc == 0) {
-        rc = uv_tcp_init(ws->loop, &ws->tcp);
-        if (rc == 0) {
-            ws->tcp_inited = 1;
-            ws->pending++;
-            ws->tcp.data = ws;
-            ws->creq.data = ws;
-            ws->state = ST_CONNECTING;
-            rc = uv_tcp_connect(&ws->creq, &ws->tcp, res->ai_addr, on_connected);
-        }
-    }
-    uv_freeaddrinfo(res);
-    if (rc < 0) {
-        fail(ws, rc);
+    if (status < 0) {
+        fail(ws, status);
         drive(ws);
+        return;
     }
+    ws->addrs = ws->ai = res;
+    try_connect(ws);
 }
 
 static void on_timer(uv_timer_t *t)
