@@ -141,3 +141,27 @@ test('a relay that is down fails the publish quickly; reconnect resubscribes', a
   listener.stdin.end()
   assert.equal(await exited, 0)
 })
+
+test('DM relay discovery: indexer 10050, or 10002 write relays holding the 10050; newest wins', async () => {
+  const indexer = await relayStarted()
+  const writeRelay = await relayStarted()
+  const now = Math.floor(Date.now() / 1000)
+  const pub = async (url, ev) => { const r = await Relay.connect(url); await r.publish(ev); r.close() }
+  // user A: 10050 on the indexer (an older one elsewhere loses)
+  const a = generateSecretKey()
+  await pub(indexer.url, finalizeEvent({ kind: 10050, created_at: now, tags: [['relay', 'wss://dm-a.example'], ['relay', 'https://not-ws.example']], content: '' }, a))
+  await pub(writeRelay.url, finalizeEvent({ kind: 10050, created_at: now - 100, tags: [['relay', 'wss://old.example']], content: '' }, a))
+  await pub(indexer.url, finalizeEvent({ kind: 10002, created_at: now, tags: [['r', writeRelay.url]], content: '' }, a))
+  let r = await tool(['dm-relays', getPublicKey(a), '-', indexer.url])
+  assert.equal(r.out, 'wss://dm-a.example\nEND\n')
+  // user B: only a 10002 on the indexer; the 10050 sits on B's write relay
+  const b = generateSecretKey()
+  await pub(indexer.url, finalizeEvent({ kind: 10002, created_at: now, tags: [['r', 'wss://read-only.example', 'read'], ['r', writeRelay.url, 'write']], content: '' }, b))
+  await pub(writeRelay.url, finalizeEvent({ kind: 10050, created_at: now, tags: [['relay', 'wss://dm-b.example']], content: '' }, b))
+  r = await tool(['dm-relays', getPublicKey(b), '-', indexer.url])
+  assert.equal(r.out, 'wss://dm-b.example\nEND\n')
+  // user C: nothing anywhere
+  r = await tool(['dm-relays', getPublicKey(generateSecretKey()), '-', indexer.url])
+  assert.equal(r.out, 'END\n')
+  assert.equal(r.code, 0)
+})

@@ -4,6 +4,8 @@
  *   relay_tool req SECRET_HEX|- FILTERS_JSON URL...      -> "EVENT <json>" lines, then "EOSE", exit
  *   relay_tool listen SECRET_HEX|- FILTERS_JSON URL...   -> as req, but keeps listening (and
  *        reconnecting) until stdin reaches EOF; prints "CONNECTED n" when that count changes.
+ *   relay_tool dm-relays PUBKEY_HEX - URL...               -> the pubkey's NIP-17 DM relays found
+ *        through the indexer URLs (robot_discover.c), one per line, then "END"
  * CARAVEL_CA_FILE names the CA bundle for wss:// (tests use a private CA). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include "net/relay_pool.h"
 #include "nostr/hex.h"
 #include "nostr/keys.h"
+#include "robot_discover.h"
 
 static struct relay_pool *pool;
 static struct relay_sub *sub;
@@ -108,6 +111,19 @@ static void on_watch(uv_timer_t *t)
     }
 }
 
+static struct discover *disc;
+
+static void on_dm_relays(const struct dm_relays *relays, void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < relays->n; i++)
+        printf("%s\n", relays->urls[i]);
+    printf("END\n");
+    fflush(stdout);
+    discover_free(disc);
+    stop();
+}
+
 static int publish(int argc, char **argv)
 {
     static char id[65];
@@ -134,6 +150,8 @@ int main(int argc, char **argv)
     }
     const char *sk = argv[2];
     uint8_t seckey[32];
+    if (strcmp(argv[1], "dm-relays") == 0)
+        sk = argv[3];
     if (strcmp(sk, "-") != 0) {
         if (hex_decode(sk, strlen(sk), seckey, 32) != 0 ||
             nostr_keypair_from_seckey(&key, seckey) != 0)
@@ -146,6 +164,9 @@ int main(int argc, char **argv)
     int rc;
     if (strcmp(argv[1], "publish") == 0 && argc >= 6 && have_key) {
         rc = publish(argc, argv);
+    } else if (strcmp(argv[1], "dm-relays") == 0) {
+        disc = discover_new(pool, (const char *const *)argv + 4, (size_t)argc - 4, NULL);
+        rc = discover_dm_relays(disc, argv[2], on_dm_relays, NULL);
     } else if (strcmp(argv[1], "req") == 0 || strcmp(argv[1], "listen") == 0) {
         listening = strcmp(argv[1], "listen") == 0;
         if (listening) {
