@@ -23,6 +23,7 @@ enum db_error {
     DB_ENOTFOUND = -30003,   /* for work functions to report "no such row" */
     DB_EQUEUEFULL = -30004,  /* too many jobs queued (DB_MAX_QUEUED) */
     DB_ECLOSED = -30005,
+    DB_EBUSY = -30006,       /* the database stayed locked past busy_timeout */
 };
 
 #define DB_MAX_QUEUED 4096

@@ -1,0 +1,405 @@
+#include "db/db.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "db/migrations.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/util.h"
+
+/* Connections are checked out on the loop thread and handed to exactly one pool thread per
+ * job, so SQLITE_OPEN_NOMUTEX is safe: no connection is ever used by two threads at once.
+ * Readers stay below the default pool size (4) so DNS and file work keep a thread. */
+#define DB_READERS 2
+#define STMT_CACHE 96
+#define BUSY_RETRIES 5
+
+struct stmt_slot {
+    const char *sql; /* the caller's string literal: pointer identity is the fast key */
+    sqlite3_stmt *st;
+};
+
+struct db_conn {
+    sqlite3 *h;
+    int in_use;
+    struct stmt_slot cache[STMT_CACHE];
+    size_t n_cache;
+};
+
+struct db_job {
+    uv_work_t req;
+    struct db *db;
+    struct db_conn *conn;
+    db_work_fn *work;
+    db_done_cb *done;
+    void *arg;
+    int is_write;
+    int rc;
+    struct db_job *next;
+};
+
+struct job_fifo {
+    struct db_job *head, *tail;
+};
+
+struct db {
+    uv_loop_t *loop;
+    struct db_conn writer;
+    struct db_conn readers[DB_READERS];
+    struct job_fifo wait_write, wait_read;
+    size_t depth; /* queued + running */
+    int closing;
+    void (*close_cb)(void *arg);
+    void *close_arg;
+};
+
+/* The connection a pool thread is working with, so db_stmt finds its cache. */
+static __thread struct db_conn *current_conn;
+
+int db_rc(sqlite3 *conn, int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return 0;
+    case SQLITE_CONSTRAINT:
+        LOG_DEBUG("sqlite constraint: %s", sqlite3_errmsg(conn));
+        return DB_ECONSTRAINT;
+    default:
+        LOG_ERROR("sqlite error %d: %s", rc, conn ? sqlite3_errmsg(conn) : "?");
+        return DB_EGENERIC;
+    }
+}
+
+int db_exec(sqlite3 *conn, const char *sql)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(conn, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_CONSTRAINT && (rc & 0xff) != SQLITE_BUSY)
+        LOG_ERROR("sqlite exec failed: %s", err ? err : "?");
+    sqlite3_free(err);
+    if ((rc & 0xff) == SQLITE_BUSY)
+        return DB_EBUSY;
+    return rc == SQLITE_OK ? 0 : ((rc & 0xff) == SQLITE_CONSTRAINT ? DB_ECONSTRAINT : DB_EGENERIC);
+}
+
+static sqlite3_stmt *prepare(sqlite3 *conn, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(conn, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        LOG_ERROR("sqlite prepare failed: %s", sqlite3_errmsg(conn));
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* Slow path for connections without a cache (e.g. tests): find an already prepared
+ * statement with the same text among the connection's statements. */
+static sqlite3_stmt *find_prepared(sqlite3 *conn, const char *sql)
+{
+    for (sqlite3_stmt *st = sqlite3_next_stmt(conn, NULL); st; st = sqlite3_next_stmt(conn, st)) {
+        const char *s = sqlite3_sql(st);
+        if (s && strcmp(s, sql) == 0)
+            return st;
+    }
+    return prepare(conn, sql);
+}
+
+static sqlite3_stmt *cached(struct db_conn *c, const char *sql)
+{
+    for (size_t i = 0; i < c->n_cache; i++)
+        if (c->cache[i].sql == sql)
+            return c->cache[i].st;
+    sqlite3_stmt *st = find_prepared(c->h, sql);
+    if (st && c->n_cache < STMT_CACHE)
+        c->cache[c->n_cache++] = (struct stmt_slot){sql, st};
+    return st;
+}
+
+sqlite3_stmt *db_stmt(sqlite3 *conn, const char *sql)
+{
+    struct db_conn *c = current_conn;
+    sqlite3_stmt *st = (c && c->h == conn) ? cached(c, sql) : find_prepared(conn, sql);
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    return st;
+}
+
+char *db_col_text(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return t ? xstrndup((const char *)t, (size_t)sqlite3_column_bytes(st, col)) : NULL;
+}
+
+/* ---- connections and migrations (start-up, loop thread) ---- */
+
+static int mkdir_parents(const char *path)
+{
+    char *dir = xstrdup(path);
+    int rc = 0;
+    for (char *p = dir + 1; *p && rc == 0; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+            rc = -1;
+        *p = '/';
+    }
+    free(dir);
+    return rc;
+}
+
+static int conn_open(struct db_conn *c, const char *path, int is_writer)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    memset(c, 0, sizeof(*c));
+    if (sqlite3_open_v2(path, &c->h, flags, NULL) != SQLITE_OK) {
+        LOG_ERROR("cannot open database %s: %s", path, c->h ? sqlite3_errmsg(c->h) : "?");
+        sqlite3_close(c->h);
+        c->h = NULL;
+        return DB_EGENERIC;
+    }
+    sqlite3_busy_timeout(c->h, 5000);
+    /* FULL on the writer: a COMMIT acknowledged to a client survives a crash of the
+     * process or the machine (spec 4). Readers never write. */
+    const char *pragmas = is_writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                      " PRAGMA foreign_keys=ON;"
+                                    : "PRAGMA foreign_keys=ON; PRAGMA query_only=ON;";
+    return db_exec(c->h, pragmas);
+}
+
+static void conn_close(struct db_conn *c)
+{
+    sqlite3_stmt *st;
+    if (!c->h)
+        return;
+    while ((st = sqlite3_next_stmt(c->h, NULL)) != NULL)
+        sqlite3_finalize(st);
+    sqlite3_close(c->h);
+    c->h = NULL;
+    c->n_cache = 0;
+}
+
+static int migration_applied(sqlite3 *h, const char *name)
+{
+    sqlite3_stmt *st = prepare(h, "SELECT 1 FROM schema_migrations WHERE name = ?");
+    int found = 0;
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return found;
+}
+
+static int apply_migration(sqlite3 *h, const struct migration *m)
+{
+    int rc = db_exec(h, "BEGIN IMMEDIATE");
+    if (rc != 0)
+        return rc;
+    rc = db_exec(h, m->sql);
+    sqlite3_stmt *st = rc == 0 ? prepare(h, "INSERT INTO schema_migrations(name, applied_at)"
+                                            " VALUES (?, ?)")
+                               : NULL;
+    if (st) {
+        sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, clock_now());
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_rc(h, SQLITE_ERROR);
+        sqlite3_finalize(st);
+    } else if (rc == 0) {
+        rc = DB_EGENERIC;
+    }
+    db_exec(h, rc == 0 ? "COMMIT" : "ROLLBACK");
+    if (rc == 0)
+        LOG_INFO("database migration %s applied", m->name);
+    return rc;
+}
+
+static int migrate(sqlite3 *h)
+{
+    int rc = db_exec(h, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                        " name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)");
+    for (size_t i = 0; i < n_migrations && rc == 0; i++) {
+        int done = migration_applied(h, migrations[i].name);
+        if (done < 0)
+            rc = DB_EGENERIC;
+        else if (!done)
+            rc = apply_migration(h, &migrations[i]);
+    }
+    return rc;
+}
+
+static void close_all(struct db *db)
+{
+    conn_close(&db->writer);
+    for (int i = 0; i < DB_READERS; i++)
+        conn_close(&db->readers[i]);
+}
+
+int db_open(struct db **out, uv_loop_t *loop, const char *path)
+{
+    struct db *db = xcalloc(1, sizeof(*db));
+    int rc = DB_EGENERIC;
+    db->loop = loop;
+    if (!sqlite3_threadsafe() || mkdir_parents(path) != 0) {
+        LOG_ERROR("cannot create the directory of database %s", path);
+        goto fail;
+    }
+    if ((rc = conn_open(&db->writer, path, 1)) != 0 || (rc = migrate(db->writer.h)) != 0)
+        goto fail;
+    for (int i = 0; i < DB_READERS; i++)
+        if ((rc = conn_open(&db->readers[i], path, 0)) != 0)
+            goto fail;
+    *out = db;
+    return 0;
+fail:
+    close_all(db);
+    free(db);
+    return rc;
+}
+
+/* ---- jobs ---- */
+
+static int begin_immediate(sqlite3 *h)
+{
+    int rc = DB_EBUSY;
+    for (int i = 0; i < BUSY_RETRIES && rc == DB_EBUSY; i++)
+        rc = db_exec(h, "BEGIN IMMEDIATE");
+    return rc;
+}
+
+/* Pool thread: touches only the job and its connection. */
+static void job_work(uv_work_t *req)
+{
+    struct db_job *job = container_of(req, struct db_job, req);
+    sqlite3 *h = job->conn->h;
+    current_conn = job->conn;
+    if (!job->is_write) {
+        job->rc = job->work(h, job->arg);
+    } else if ((job->rc = begin_immediate(h)) == 0) {
+        job->rc = job->work(h, job->arg);
+        if (job->rc == 0)
+            job->rc = db_exec(h, "COMMIT");
+        if (job->rc != 0 && !sqlite3_get_autocommit(h))
+            db_exec(h, "ROLLBACK");
+    }
+    current_conn = NULL;
+}
+
+static void fifo_push(struct job_fifo *f, struct db_job *job)
+{
+    job->next = NULL;
+    if (f->tail)
+        f->tail->next = job;
+    else
+        f->head = job;
+    f->tail = job;
+}
+
+static struct db_job *fifo_pop(struct job_fifo *f)
+{
+    struct db_job *job = f->head;
+    if (job) {
+        f->head = job->next;
+        if (!f->head)
+            f->tail = NULL;
+    }
+    return job;
+}
+
+static struct db_conn *free_reader(struct db *db)
+{
+    for (int i = 0; i < DB_READERS; i++)
+        if (!db->readers[i].in_use)
+            return &db->readers[i];
+    return NULL;
+}
+
+static void job_after(uv_work_t *req, int status);
+
+static void start(struct db *db, struct db_job *job, struct db_conn *c)
+{
+    c->in_use = 1;
+    job->conn = c;
+    uv_queue_work(db->loop, &job->req, job_work, job_after);
+}
+
+/* Hands waiting jobs to free connections (loop thread). */
+static void dispatch(struct db *db)
+{
+    struct db_conn *c;
+    if (!db->writer.in_use && db->wait_write.head)
+        start(db, fifo_pop(&db->wait_write), &db->writer);
+    while (db->wait_read.head && (c = free_reader(db)) != NULL)
+        start(db, fifo_pop(&db->wait_read), c);
+}
+
+static void maybe_finish_close(struct db *db)
+{
+    if (!db->closing || db->depth > 0)
+        return;
+    void (*cb)(void *) = db->close_cb;
+    void *arg = db->close_arg;
+    close_all(db);
+    free(db);
+    if (cb)
+        cb(arg);
+}
+
+static void job_after(uv_work_t *req, int status)
+{
+    struct db_job *job = container_of(req, struct db_job, req);
+    struct db *db = job->db;
+    job->conn->in_use = 0;
+    db->depth--;
+    job->done(status == UV_ECANCELED ? DB_ECLOSED : job->rc, job->arg);
+    free(job);
+    dispatch(db);
+    maybe_finish_close(db);
+}
+
+static int submit(struct db *db, db_work_fn *work, db_done_cb *done, void *arg, int is_write)
+{
+    if (db->closing)
+        return DB_ECLOSED;
+    if (db->depth >= DB_MAX_QUEUED)
+        return DB_EQUEUEFULL;
+    struct db_job *job = xcalloc(1, sizeof(*job));
+    *job = (struct db_job){.db = db, .work = work, .done = done, .arg = arg, .is_write = is_write};
+    db->depth++;
+    fifo_push(is_write ? &db->wait_write : &db->wait_read, job);
+    dispatch(db);
+    return 0;
+}
+
+int db_read(struct db *db, db_work_fn *work, db_done_cb *done, void *arg)
+{
+    return submit(db, work, done, arg, 0);
+}
+
+int db_write(struct db *db, db_work_fn *work, db_done_cb *done, void *arg)
+{
+    return submit(db, work, done, arg, 1);
+}
+
+size_t db_queue_depth(const struct db *db)
+{
+    return db ? db->depth : 0;
+}
+
+void db_close(struct db *db, void (*cb)(void *arg), void *arg)
+{
+    db->closing = 1;
+    db->close_cb = cb;
+    db->close_arg = arg;
+    /* Queued jobs still run: they may be writes a client is waiting for. */
+    maybe_finish_close(db);
+}

@@ -1,0 +1,45 @@
+#include "db/repo_common.h"
+
+#include "db/db.h"
+#include "nostr/hex.h"
+#include "nostr/keys.h"
+
+int repo_activity_insert(sqlite3 *conn, const char *tenant, const char *type,
+                         const char *resource_type, const char *resource_id, const char *plan,
+                         const char *status, int64_t now)
+{
+    sqlite3_stmt *st = db_stmt(conn, "INSERT INTO activity(tenant, created_at, activity_type, "
+                                     "resource_type, resource_id, plan, status) "
+                                     "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_text(st, 3, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, resource_type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, resource_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, plan, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, status, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}
+
+int repo_relay_mark_dirty(sqlite3 *conn, const char *relay_id)
+{
+    sqlite3_stmt *st = db_stmt(conn, "UPDATE relay SET synced = 0, sync_version = sync_version + 1,"
+                                     " sync_attempts = 0, sync_next_at = 0 WHERE id = ?");
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_text(st, 1, relay_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}
+
+void repo_new_id(char out[33])
+{
+    uint8_t raw[16];
+    nostr_random(raw, sizeof(raw));
+    hex_encode(raw, sizeof(raw), out);
+}
