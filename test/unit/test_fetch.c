@@ -415,7 +415,10 @@ TEST(fetch_many_concurrent_requests)
     for (int i = 0; i < N; i++)
         start(f, i % 2 ? "/slow/30" : "/echo", &r[i], 0, 8000);
     ASSERT_EQ(fetch_active(f), N);
+    uint64_t t0 = uv_hrtime();
     uv_run(&loop, UV_RUN_DEFAULT);
+    fprintf(stderr, "# fetch: %d requests in %llu ms, server saw %d at once\n", N,
+            (unsigned long long)((uv_hrtime() - t0) / 1000000), atomic_load(&srv.max_active));
     for (int i = 0; i < N; i++) {
         ASSERT_EQ(r[i].done, 1);
         ASSERT_OK(r[i].err);
