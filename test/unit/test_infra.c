@@ -31,7 +31,7 @@ static struct {
     pthread_mutex_t mu;
     char ids[512][40]; /* stored relay ids */
     int n_ids;
-    char log[MAX_LOG][48]; /* "METHOD id status" */
+    char log[MAX_LOG][80]; /* "METHOD id status": 15 + 1 + 39 + 1 + 11 + NUL fit */
     int n_log;
     atomic_int fail_500, hang, active, max_active, delay_ms;
     char slow_id[40];
