@@ -1,0 +1,130 @@
+/* Private to src/http: the server, connection and exchange structs shared by server.c
+ * (listener, connection life cycle, timers, stop), parse.c (llhttp callbacks, request
+ * assembly) and response.c (response building, writes, error answers). Loop thread only.
+ *
+ * Connection state machine (one timer per connection, its meaning follows the phase):
+ *   HEAD     a request head is being read; timer = head timeout (from acceptance or from
+ *            the first byte after an idle period) -> 408
+ *   BODY     the body is being read; timer = idle timeout, restarted on every read -> 408
+ *   INFLIGHT the handler owns the exchange; no timer; bytes read meanwhile are kept in
+ *            `pending` (reading stops once it holds HTTP_READ_SIZE)
+ *   IDLE     keep-alive, nothing of the next request yet; timer = idle timeout -> close
+ *   CLOSING  the last response is queued: uv_shutdown, then unread input is drained
+ *            ("lingering close", so the client sees the response instead of a reset)
+ *            until EOF or HTTP_LINGER_MS -> close
+ *   CLOSED   uv_close was called on both handles; memory goes in the last close callback */
+#ifndef CARAVEL_HTTP_INTERNAL_H
+#define CARAVEL_HTTP_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "llhttp.h"
+
+#include "http/server.h"
+#include "util/buf.h"
+
+#define HTTP_READ_SIZE (64 * 1024)
+/* Stop parsing further pipelined requests while this much response data waits in the
+ * kernel-refused write queue: a client that sends but never reads cannot grow our memory. */
+#define HTTP_WRITE_HIGH (1024 * 1024)
+#define HTTP_LINGER_MS 2000
+#define HTTP_LINGER_MAX (4 * 1024 * 1024)
+#define HTTP_MAX_CONNS 10000
+/* Raw bytes allowed in the body phase (chunk framing and extensions included). */
+#define HTTP_MAX_BODY_RAW (4 * HTTP_MAX_BODY)
+/* Request strings (target, header names and values, NULs) live in one arena per exchange. */
+#define HTTP_ARENA_SPANS (HTTP_MAX_HEAD + 64)
+#define HTTP_ARENA_MAX (2 * HTTP_MAX_HEAD + 256)
+
+enum http_phase { PH_HEAD, PH_BODY, PH_INFLIGHT, PH_IDLE, PH_CLOSING, PH_CLOSED };
+
+/* An exchange plus the buffers backing its strings; recycled per connection. */
+struct http_xchg {
+    struct http_exchange ex; /* first: http_respond gets &ex */
+    struct buf arena;
+    struct buf body;
+    size_t url_off, name_off, value_off;
+    size_t name_offs[HTTP_MAX_HEADERS], value_offs[HTTP_MAX_HEADERS];
+    int hstate; /* 0 between headers, 1 in a name, 2 in a value */
+    int is_head;    /* HEAD request: the response carries no body bytes */
+    int keep_alive; /* llhttp_should_keep_alive at message end */
+};
+
+struct http_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t shutdown_req;
+    struct http_server *srv;
+    struct http_conn *prev, *next;
+    llhttp_t parser;
+    struct http_xchg *cur;      /* being parsed */
+    struct http_xchg *inflight; /* handed to the handler */
+    struct http_xchg *spare;    /* recycled, buffers kept */
+    /* Input: during on_read `in` is the server's shared read buffer; whatever is left
+     * unparsed when on_read returns moves to `pending`. */
+    const char *in;
+    size_t in_len;
+    struct buf pending;
+    size_t pending_off;
+    /* Response scratch (head + body), reused; only the unsent rest is copied out. */
+    char *wbuf;
+    size_t wcap;
+    size_t head_bytes, body_raw, linger_bytes;
+    enum http_phase phase;
+    int err_status;   /* set by a parser callback: 413 or 431 */
+    int handles_open; /* tcp + timer until both close callbacks ran */
+    unsigned in_drive : 1, eof : 1, reading : 1, headers_done : 1, msg_done : 1,
+        no_more : 1, blocked : 1, shut_done : 1,
+        kick : 1; /* run llhttp once more on no input: a body-less message ends there */
+};
+
+struct http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_timer_t grace_timer;
+    http_handler_fn *handler;
+    void *arg;
+    uint64_t head_timeout_ms, idle_timeout_ms;
+    llhttp_settings_t settings;
+    int port;
+    int stopping, listener_closed, finishing;
+    size_t n_conns, n_inflight;
+    struct http_conn *conns;
+    http_stopped_cb *stopped_cb;
+    void *stopped_arg;
+    char rbuf[HTTP_READ_SIZE]; /* shared: each read is parsed before the next alloc */
+};
+
+/* parse.c */
+void http__settings_init(llhttp_settings_t *s);
+void http__xchg_free(struct http_xchg *x);
+/* Feeds one input slice to llhttp; returns the bytes consumed (all of them once the
+ * connection is closing). May dispatch a request or answer a parse error. */
+size_t http__parse_input(struct http_conn *c, const char *data, size_t len);
+
+/* response.c */
+/* Sends bytes (copied): uv_try_write, the rest through uv_write with an owned copy. */
+void http__send(struct http_conn *c, const char *data, size_t len);
+/* Answers a request the parser refused (400, 408, 413, 431) with a JSON error, then closes. */
+void http__fail(struct http_conn *c, int status);
+
+/* server.c */
+/* Called by http_respond once the response is queued: recycles the exchange and either
+ * closes (keep-alive off, stopping) or goes idle and parses what is pending. */
+void http__conn_done(struct http_conn *c, struct http_xchg *x, int closing);
+/* Parses buffered input while the connection may take another request (re-entrancy safe:
+ * a call made while already parsing returns at once and the outer loop continues). */
+void http__conn_resume(struct http_conn *c);
+/* Graceful close: shutdown after queued writes, drain, close. */
+void http__conn_begin_close(struct http_conn *c);
+/* Immediate close (errors, timeouts): detaches an in-flight exchange. */
+void http__conn_close_now(struct http_conn *c);
+/* (Re)starts the connection timer; its meaning follows the phase (see top). */
+void http__conn_arm_timer(struct http_conn *c, uint64_t ms);
+/* Adopts an already connected stream socket (tests, fuzzing: one end of a socketpair). */
+int http__server_adopt_fd(struct http_server *srv, uv_os_sock_t fd);
+
+#endif

@@ -1,0 +1,455 @@
+/* Listener, connection life cycle, timers and graceful stop (state machine in internal.h).
+ *
+ * Reads land in one server-wide buffer (libuv calls alloc and read back to back for a
+ * stream, and the parser copies what it keeps), so an idle connection holds no read
+ * buffer. Only bytes left unparsed when a request is in flight are copied, once, into the
+ * connection's `pending` buffer. */
+#include "http/internal.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+#include "util/util.h"
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+static void maybe_finish(struct http_server *srv);
+
+/* ---- timers ---------------------------------------------------------------------- */
+
+static void on_conn_timer(uv_timer_t *t)
+{
+    struct http_conn *c = t->data;
+    if (c->phase == PH_HEAD || c->phase == PH_BODY)
+        http__fail(c, 408);
+    else if (c->phase == PH_IDLE || c->phase == PH_CLOSING)
+        http__conn_close_now(c);
+}
+
+void http__conn_arm_timer(struct http_conn *c, uint64_t ms)
+{
+    uv_timer_start(&c->timer, on_conn_timer, ms, 0);
+}
+
+static void start_head(struct http_conn *c)
+{
+    c->phase = PH_HEAD;
+    c->head_bytes = 0;
+    http__conn_arm_timer(c, c->srv->head_timeout_ms);
+}
+
+/* ---- closing --------------------------------------------------------------------- */
+
+static void on_conn_close(uv_handle_t *h)
+{
+    struct http_conn *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    struct http_server *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->n_conns--;
+    http__xchg_free(c->cur);
+    http__xchg_free(c->spare);
+    buf_free(&c->pending);
+    free(c->wbuf);
+    free(c);
+    maybe_finish(srv);
+}
+
+void http__conn_close_now(struct http_conn *c)
+{
+    if (c->phase == PH_CLOSED)
+        return;
+    if (c->inflight) { /* the exchange outlives us; http_respond will only free it */
+        c->inflight->ex.conn_ = NULL;
+        c->inflight = NULL;
+        c->srv->n_inflight--;
+    }
+    c->phase = PH_CLOSED;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+    uv_close((uv_handle_t *)&c->timer, on_conn_close);
+}
+
+static void read_start(struct http_conn *c);
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct http_conn *c = container_of(req, struct http_conn, shutdown_req);
+    if (status == UV_ECANCELED)
+        return;
+    c->shut_done = 1;
+    if (status < 0 || c->eof)
+        http__conn_close_now(c);
+    else
+        read_start(c); /* drain until EOF or the linger timer */
+}
+
+void http__conn_begin_close(struct http_conn *c)
+{
+    if (c->phase >= PH_CLOSING)
+        return;
+    c->phase = PH_CLOSING;
+    c->linger_bytes = 0;
+    http__conn_arm_timer(c, HTTP_LINGER_MS);
+    /* uv_shutdown waits for queued writes, so the response goes out before the FIN. */
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        http__conn_close_now(c);
+}
+
+/* ---- reading and parsing --------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    struct http_conn *c = h->data;
+    (void)suggested;
+    *b = uv_buf_init(c->srv->rbuf, sizeof(c->srv->rbuf));
+}
+
+static void read_start(struct http_conn *c)
+{
+    if (c->reading || c->eof || c->phase == PH_CLOSED)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        http__conn_close_now(c);
+        return;
+    }
+    c->reading = 1;
+}
+
+static void read_stop(struct http_conn *c)
+{
+    if (c->reading)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+}
+
+static size_t input_peek(struct http_conn *c, const char **p)
+{
+    if (c->pending_off < c->pending.len) {
+        *p = c->pending.data + c->pending_off;
+        return c->pending.len - c->pending_off;
+    }
+    *p = c->in;
+    return c->in_len;
+}
+
+static void input_consume(struct http_conn *c, size_t n)
+{
+    if (c->pending_off < c->pending.len) {
+        c->pending_off += n;
+        if (c->pending_off >= c->pending.len) {
+            buf_reset(&c->pending);
+            c->pending_off = 0;
+        }
+        return;
+    }
+    c->in += n;
+    c->in_len -= n;
+}
+
+/* Keeps bytes that cannot be parsed now; reading pauses once a full read is waiting. */
+static void stash(struct http_conn *c, const char *p, size_t n)
+{
+    if (c->pending_off) {
+        buf_consume(&c->pending, c->pending_off);
+        c->pending_off = 0;
+    }
+    if (buf_append(&c->pending, p, n) != 0) { /* cannot happen: reading stops first */
+        http__conn_close_now(c);
+        return;
+    }
+    if (c->pending.len >= HTTP_READ_SIZE)
+        read_stop(c);
+}
+
+static int can_parse(const struct http_conn *c)
+{
+    return c->phase == PH_HEAD || c->phase == PH_BODY || c->phase == PH_IDLE;
+}
+
+void http__conn_resume(struct http_conn *c)
+{
+    if (c->in_drive)
+        return;
+    c->in_drive = 1;
+    while (can_parse(c)) {
+        if (c->tcp.write_queue_size >= HTTP_WRITE_HIGH) {
+            c->blocked = 1;
+            break;
+        }
+        const char *p = NULL;
+        size_t n = input_peek(c, &p);
+        if (n == 0 && !c->kick)
+            break;
+        c->kick = 0;
+        if (!p)
+            p = "";
+        if (c->phase == PH_IDLE)
+            start_head(c);
+        input_consume(c, http__parse_input(c, p, n));
+        if (c->no_more && can_parse(c))
+            http__conn_begin_close(c);
+    }
+    if (can_parse(c) && !c->blocked) {
+        if (c->eof) /* the client sent everything it will; an unfinished request is dropped */
+            http__conn_begin_close(c);
+        else
+            read_start(c);
+    }
+    c->in_drive = 0;
+}
+
+static void on_read_closing(struct http_conn *c, ssize_t nread)
+{
+    if (nread == UV_EOF) {
+        c->eof = 1;
+        c->reading = 0;
+        if (c->shut_done)
+            http__conn_close_now(c);
+        return;
+    }
+    if (nread < 0) {
+        http__conn_close_now(c);
+        return;
+    }
+    c->linger_bytes += (size_t)nread;
+    if (c->linger_bytes > HTTP_LINGER_MAX)
+        http__conn_close_now(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct http_conn *c = container_of(s, struct http_conn, tcp);
+    if (nread == 0)
+        return;
+    if (c->phase == PH_CLOSING || c->phase == PH_CLOSED) {
+        on_read_closing(c, nread);
+        return;
+    }
+    if (nread < 0) {
+        if (nread != UV_EOF) {
+            http__conn_close_now(c);
+            return;
+        }
+        c->eof = 1;
+        c->reading = 0; /* libuv stops reading at EOF */
+        if (c->phase != PH_INFLIGHT)
+            http__conn_resume(c);
+        return;
+    }
+    if (c->phase == PH_BODY) /* the body timeout counts inactivity */
+        http__conn_arm_timer(c, c->srv->idle_timeout_ms);
+    if (!can_parse(c) || c->blocked || c->pending_off < c->pending.len) {
+        stash(c, b->base, (size_t)nread);
+        http__conn_resume(c);
+        return;
+    }
+    c->in = b->base;
+    c->in_len = (size_t)nread;
+    http__conn_resume(c);
+    if (c->in_len && c->phase < PH_CLOSING)
+        stash(c, c->in, c->in_len);
+    c->in = NULL;
+    c->in_len = 0;
+}
+
+void http__conn_done(struct http_conn *c, struct http_xchg *x, int closing)
+{
+    c->inflight = NULL;
+    x->ex.conn_ = NULL;
+    c->srv->n_inflight--;
+    /* Keep one exchange for the next request unless it holds a large body. */
+    if (!c->spare && x->body.cap <= 64 * 1024)
+        c->spare = x;
+    else
+        http__xchg_free(x);
+    if (closing || c->phase != PH_INFLIGHT) {
+        http__conn_begin_close(c);
+        return;
+    }
+    c->phase = PH_IDLE;
+    http__conn_arm_timer(c, c->srv->idle_timeout_ms);
+    http__conn_resume(c);
+}
+
+/* ---- accepting ------------------------------------------------------------------- */
+
+static struct http_conn *conn_new(struct http_server *srv)
+{
+    struct http_conn *c = xcalloc(1, sizeof(*c));
+    c->srv = srv;
+    uv_tcp_init(srv->loop, &c->tcp);
+    uv_timer_init(srv->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    llhttp_init(&c->parser, HTTP_REQUEST, &srv->settings);
+    c->parser.data = c;
+    buf_init(&c->pending, 2 * HTTP_READ_SIZE);
+    c->phase = PH_HEAD;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->n_conns++;
+    return c;
+}
+
+static void conn_start(struct http_conn *c)
+{
+    /* Responses go out in one write; Nagle would only delay them. Fails harmlessly on a
+     * socketpair (tests and fuzzing). */
+    uv_tcp_nodelay(&c->tcp, 1);
+    start_head(c);
+    read_start(c);
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+    struct http_server *srv = container_of(l, struct http_server, listener);
+    if (status < 0) {
+        LOG_WARN("accept: %s", uv_strerror(status));
+        return;
+    }
+    struct http_conn *c = conn_new(srv);
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0 || srv->n_conns > HTTP_MAX_CONNS) {
+        http__conn_close_now(c);
+        return;
+    }
+    conn_start(c);
+}
+
+int http__server_adopt_fd(struct http_server *srv, uv_os_sock_t fd)
+{
+    struct http_conn *c = conn_new(srv);
+    int rc = uv_tcp_open(&c->tcp, fd);
+    if (rc != 0) {
+        http__conn_close_now(c);
+        return rc;
+    }
+    conn_start(c);
+    return 0;
+}
+
+/* ---- server ---------------------------------------------------------------------- */
+
+static void on_grace_close(uv_handle_t *h)
+{
+    struct http_server *srv = container_of((uv_timer_t *)h, struct http_server, grace_timer);
+    http_stopped_cb *cb = srv->stopped_cb;
+    void *arg = srv->stopped_arg;
+    free(srv);
+    if (cb)
+        cb(arg);
+}
+
+static void maybe_finish(struct http_server *srv)
+{
+    if (!srv->stopping || !srv->listener_closed || srv->n_conns > 0 || srv->finishing)
+        return;
+    srv->finishing = 1;
+    uv_close((uv_handle_t *)&srv->grace_timer, on_grace_close);
+}
+
+static void on_listener_close(uv_handle_t *h)
+{
+    struct http_server *srv = container_of((uv_tcp_t *)h, struct http_server, listener);
+    srv->listener_closed = 1;
+    maybe_finish(srv);
+}
+
+static int parse_addr(const char *host, int port, struct sockaddr_storage *ss)
+{
+    if (!host || !*host)
+        host = "127.0.0.1";
+    if (port < 0 || port > 65535)
+        return UV_EINVAL;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
+        return 0;
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
+        return 0;
+    return UV_EINVAL;
+}
+
+static int listen_on(struct http_server *srv, const struct sockaddr_storage *ss)
+{
+    int rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+    if (rc != 0)
+        return rc;
+    struct sockaddr_storage name;
+    int len = sizeof(name);
+    rc = uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&name, &len);
+    if (rc != 0)
+        return rc;
+    if (name.ss_family == AF_INET6)
+        srv->port = ntohs(((struct sockaddr_in6 *)&name)->sin6_port);
+    else
+        srv->port = ntohs(((struct sockaddr_in *)&name)->sin_port);
+    return 0;
+}
+
+int http_server_start(struct http_server **out, uv_loop_t *loop,
+                      const struct http_server_config *cfg, http_handler_fn *handler, void *arg)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    int rc = parse_addr(cfg->host, cfg->port, &ss);
+    if (rc != 0)
+        return rc;
+    struct http_server *srv = xcalloc(1, sizeof(*srv));
+    srv->loop = loop;
+    srv->handler = handler;
+    srv->arg = arg;
+    srv->head_timeout_ms = cfg->head_timeout_ms ? cfg->head_timeout_ms : 10000;
+    srv->idle_timeout_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 60000;
+    http__settings_init(&srv->settings);
+    uv_tcp_init(loop, &srv->listener);
+    uv_timer_init(loop, &srv->grace_timer);
+    rc = listen_on(srv, &ss);
+    if (rc != 0) { /* handles are closed and srv freed once the loop runs */
+        srv->stopping = 1;
+        uv_close((uv_handle_t *)&srv->listener, on_listener_close);
+        return rc;
+    }
+    *out = srv;
+    return 0;
+}
+
+int http_server_port(const struct http_server *srv)
+{
+    return srv->port;
+}
+
+size_t http_server_inflight(const struct http_server *srv)
+{
+    return srv->n_inflight;
+}
+
+static void on_grace(uv_timer_t *t)
+{
+    struct http_server *srv = container_of(t, struct http_server, grace_timer);
+    for (struct http_conn *c = srv->conns; c; c = c->next)
+        http__conn_close_now(c);
+}
+
+void http_server_stop(struct http_server *srv, uint64_t grace_ms, http_stopped_cb *cb, void *arg)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = 1;
+    srv->stopped_cb = cb;
+    srv->stopped_arg = arg;
+    uv_close((uv_handle_t *)&srv->listener, on_listener_close);
+    for (struct http_conn *c = srv->conns; c; c = c->next)
+        if (c->phase != PH_INFLIGHT && c->phase != PH_CLOSING)
+            http__conn_close_now(c);
+    uv_timer_start(&srv->grace_timer, on_grace, grace_ms, 0);
+}

@@ -1,0 +1,621 @@
+/* HTTP server tests: a real uv loop runs the server on 127.0.0.1:0 in the test process; a
+ * client thread with plain blocking sockets plays a scripted exchange and records what it
+ * got; the loop stops the server once the client is done, and every test ends with
+ * uv_loop_close() == 0 (ASan builds also catch leaks and use-after-free). */
+#include "test.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <uv.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
+#include "http/server.h"
+#include "util/util.h"
+
+struct ctx {
+    uv_loop_t loop;
+    struct http_server *srv;
+    uv_async_t client_done;
+    pthread_t thread;
+    int port;
+    void (*client)(struct ctx *t);
+    uint64_t head_timeout_ms, idle_timeout_ms;
+    int async_ms;        /* > 0: the handler answers from a timer after this delay */
+    int stop_in_handler; /* the first request starts a graceful stop */
+    int want_responses;  /* stop only once this many responses were made */
+    int responses, detached, stopped, inflight_at_stop;
+    int is_client_done;
+    int ok; /* set by the client when its script passed */
+    char fail[256];
+};
+
+struct pending_reply {
+    uv_timer_t timer;
+    struct http_exchange *ex;
+    struct ctx *t;
+};
+
+/* ---- server side ------------------------------------------------------------------ */
+
+static void on_stopped(void *arg)
+{
+    ((struct ctx *)arg)->stopped = 1;
+}
+
+static void maybe_stop(struct ctx *t)
+{
+    if (t->is_client_done && t->responses >= t->want_responses && t->srv) {
+        http_server_stop(t->srv, 2000, on_stopped, t);
+        t->srv = NULL;
+    }
+}
+
+static void reply_echo(struct ctx *t, struct http_exchange *ex)
+{
+    const struct http_request *r = &ex->req;
+    const char *h = http_request_header(r, "X-Test");
+    char out[4096];
+    int n = snprintf(out, sizeof(out), "%s|%s|%s|%s|%.*s", r->method, r->path,
+                     r->query ? r->query : "(null)", h ? h : "-",
+                     (int)MIN(r->body_len, (size_t)2048), r->body);
+    if (ex->conn_ == NULL)
+        t->detached++;
+    snprintf(ex->log_user, sizeof(ex->log_user), "tester");
+    http_respond(ex, 200, "text/plain", "X-Echo: 1\r\n", out, (size_t)n);
+    t->responses++;
+    maybe_stop(t);
+}
+
+static void on_reply_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_reply_timer(uv_timer_t *timer)
+{
+    struct pending_reply *p = timer->data;
+    reply_echo(p->t, p->ex);
+    uv_close((uv_handle_t *)timer, on_reply_closed);
+}
+
+static void handler(struct http_exchange *ex, void *arg)
+{
+    struct ctx *t = arg;
+    if (t->stop_in_handler && t->srv) {
+        t->inflight_at_stop = (int)http_server_inflight(t->srv);
+        http_server_stop(t->srv, 5000, on_stopped, t);
+        t->srv = NULL;
+    }
+    if (t->async_ms <= 0) {
+        reply_echo(t, ex);
+        return;
+    }
+    struct pending_reply *p = calloc(1, sizeof(*p));
+    p->ex = ex;
+    p->t = t;
+    uv_timer_init(&t->loop, &p->timer);
+    p->timer.data = p;
+    uv_timer_start(&p->timer, on_reply_timer, (uint64_t)t->async_ms, 0);
+}
+
+static void on_client_done(uv_async_t *a)
+{
+    struct ctx *t = a->data;
+    t->is_client_done = 1;
+    uv_close((uv_handle_t *)a, NULL);
+    maybe_stop(t);
+}
+
+static void *client_main(void *arg)
+{
+    struct ctx *t = arg;
+    t->client(t);
+    uv_async_send(&t->client_done);
+    return NULL;
+}
+
+static void run(struct ctx *t)
+{
+    ASSERT_OK(uv_loop_init(&t->loop));
+    struct http_server_config cfg = {"127.0.0.1", 0, t->head_timeout_ms, t->idle_timeout_ms};
+    ASSERT_OK(http_server_start(&t->srv, &t->loop, &cfg, handler, t));
+    t->port = http_server_port(t->srv);
+    ASSERT_GT(t->port, 0);
+    ASSERT_OK(uv_async_init(&t->loop, &t->client_done, on_client_done));
+    t->client_done.data = t;
+    ASSERT_OK(pthread_create(&t->thread, NULL, client_main, t));
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    pthread_join(t->thread, NULL);
+    ASSERT_OK(uv_loop_close(&t->loop));
+#if defined(__SANITIZE_ADDRESS__)
+    /* The runner leaves with _exit, so check for leaks here (ASan builds). */
+    ASSERT_EQ(__lsan_do_recoverable_leak_check(), 0);
+#endif
+    if (!t->ok)
+        TEST_FAIL_("client: %s", t->fail[0] ? t->fail : "script did not finish");
+    ASSERT(t->stopped);
+}
+
+/* ---- client side (runs in the client thread: no ASSERT here, record instead) ------- */
+
+struct cli {
+    int fd;
+    size_t len;
+    char buf[1 << 16];
+};
+
+struct resp {
+    int status;
+    char head[4096];
+    char body[4096];
+    size_t body_len;
+};
+
+#define CHECK(t, cond)                                                                      \
+    do {                                                                                    \
+        if (!(cond)) {                                                                      \
+            snprintf((t)->fail, sizeof((t)->fail), "line %d: %s", __LINE__, #cond);        \
+            return;                                                                         \
+        }                                                                                   \
+    } while (0)
+
+static int cli_open(struct cli *c, int port)
+{
+    c->len = 0;
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {5, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return connect(c->fd, (struct sockaddr *)&a, sizeof(a));
+}
+
+static int cli_send(struct cli *c, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int cli_sends(struct cli *c, const char *s)
+{
+    return cli_send(c, s, strlen(s));
+}
+
+static size_t content_length(const char *head)
+{
+    const char *p = strcasestr(head, "\r\ncontent-length:");
+    return p ? (size_t)strtoul(p + 17, NULL, 10) : 0;
+}
+
+/* Reads one response; 0, or -1 on EOF/error first. */
+static int cli_response(struct cli *c, struct resp *r)
+{
+    for (;;) {
+        char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+        if (end) {
+            size_t hlen = (size_t)(end - c->buf) + 4;
+            if (hlen >= sizeof(r->head))
+                return -1;
+            memcpy(r->head, c->buf, hlen);
+            r->head[hlen] = '\0';
+            size_t cl = strncmp(r->head, "HEAD", 4) ? content_length(r->head) : 0;
+            if (c->len >= hlen + cl && cl < sizeof(r->body)) {
+                r->status = atoi(r->head + 9);
+                memcpy(r->body, c->buf + hlen, cl);
+                r->body[cl] = '\0';
+                r->body_len = cl;
+                memmove(c->buf, c->buf + hlen + cl, c->len - hlen - cl);
+                c->len -= hlen + cl;
+                return 0;
+            }
+        }
+        if (c->len == sizeof(c->buf))
+            return -1;
+        ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+        if (n <= 0)
+            return -1;
+        c->len += (size_t)n;
+    }
+}
+
+/* 1 when the server closed the connection (EOF or reset) with nothing more to read. */
+static int cli_eof(struct cli *c)
+{
+    char x;
+    return c->len == 0 && recv(c->fd, &x, 1, 0) <= 0;
+}
+
+static int has_header(const struct resp *r, const char *line)
+{
+    return strcasestr(r->head, line) != NULL;
+}
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+static void client_simple(struct ctx *t)
+{
+    struct cli c;
+    struct resp r;
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, "POST /things/1?limit=5&x=y HTTP/1.1\r\nHost: a\r\nX-Test: hi there\r\n"
+                           "Content-Length: 5\r\n\r\nhello") == 0);
+    CHECK(t, cli_response(&c, &r) == 0);
+    CHECK(t, r.status == 200);
+    CHECK(t, strcmp(r.body, "POST|/things/1|limit=5&x=y|hi there|hello") == 0);
+    CHECK(t, has_header(&r, "\r\nContent-Type: text/plain\r\n"));
+    CHECK(t, has_header(&r, "\r\nX-Echo: 1\r\n"));
+    CHECK(t, has_header(&r, "\r\nContent-Length: 41\r\n"));
+    CHECK(t, !has_header(&r, "Connection: close"));
+    close(c.fd);
+    t->ok = 1;
+}
+
+TEST(http_simple_get_echo)
+{
+    struct ctx t = {.client = client_simple};
+    run(&t);
+}
+
+static void client_keepalive(struct ctx *t)
+{
+    struct cli c;
+    struct resp r;
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "GET|/one|(null)|-|") == 0);
+    CHECK(t, cli_sends(&c, "GET /two?q HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "GET|/two|q|-|") == 0);
+    CHECK(t, cli_sends(&c, "HEAD /three HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    /* A HEAD answer announces the length but carries no body. */
+    char head[512] = {0};
+    size_t got = 0;
+    while (!strstr(head, "\r\n\r\n") && got < sizeof(head) - 1) {
+        ssize_t n = recv(c.fd, head + got, sizeof(head) - 1 - got, 0);
+        CHECK(t, n > 0);
+        got += (size_t)n;
+    }
+    CHECK(t, strstr(head, "Content-Length: 21\r\n") && strstr(head, "\r\n\r\n")[4] == '\0');
+    CHECK(t, cli_sends(&c, "GET /four HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "GET|/four|(null)|-|") == 0);
+    close(c.fd);
+    t->ok = 1;
+}
+
+TEST(http_keepalive_two_requests_and_head)
+{
+    struct ctx t = {.client = client_keepalive};
+    run(&t);
+}
+
+static void client_pipelined(struct ctx *t)
+{
+    struct cli c;
+    struct resp r;
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n"
+                           "POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nxyz"
+                           "GET /c?3 HTTP/1.1\r\nHost: a\r\nX-Test: t\r\n\r\n") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "GET|/a|(null)|-|") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "POST|/b|(null)|-|xyz") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "GET|/c|3|t|") == 0);
+    close(c.fd);
+    t->ok = 1;
+}
+
+TEST(http_pipelined_in_order)
+{
+    struct ctx t = {.client = client_pipelined, .want_responses = 3};
+    run(&t);
+    ASSERT_EQ(t.responses, 3);
+}
+
+TEST(http_pipelined_in_order_async_handler)
+{
+    struct ctx t = {.client = client_pipelined, .async_ms = 20, .want_responses = 3};
+    run(&t);
+    ASSERT_EQ(t.responses, 3);
+}
+
+static const char split_req_cl[] = "PUT /split/x?a=b HTTP/1.1\r\nHost: a\r\nX-Test: split\r\n"
+                                   "Content-Length: 11\r\n\r\nhello world";
+static const char split_req_chunked[] = "POST /ch HTTP/1.1\r\nHost: a\r\n"
+                                        "Transfer-Encoding: chunked\r\n\r\n"
+                                        "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n";
+
+static void client_split(struct ctx *t)
+{
+    struct cli c;
+    struct resp r;
+    CHECK(t, cli_open(&c, t->port) == 0);
+    const char *reqs[] = {split_req_cl, split_req_chunked};
+    const char *want[] = {"PUT|/split/x|a=b|split|hello world", "POST|/ch|(null)|-|hello world"};
+    for (int i = 0; i < 2; i++) {
+        size_t len = strlen(reqs[i]);
+        for (size_t k = 1; k < len; k++) {
+            CHECK(t, cli_send(&c, reqs[i], k) == 0);
+            usleep(200); /* lets the server read the first part alone (not required to pass) */
+            CHECK(t, cli_send(&c, reqs[i] + k, len - k) == 0);
+            CHECK(t, cli_response(&c, &r) == 0);
+            CHECK(t, r.status == 200 && strcmp(r.body, want[i]) == 0);
+        }
+    }
+    close(c.fd);
+    t->ok = 1;
+}
+
+TEST(http_request_split_at_every_byte)
+{
+    struct ctx t = {.client = client_split};
+    run(&t);
+}
+
+static void client_http10(struct ctx *t)
+{
+    struct cli c;
+    struct resp r;
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, "GET /old HTTP/1.0\r\n\r\n") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "GET|/old|(null)|-|") == 0);
+    CHECK(t, has_header(&r, "\r\nConnection: close\r\n"));
+    CHECK(t, cli_eof(&c));
+    close(c.fd);
+    /* HTTP/1.0 with keep-alive asked for stays open. */
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, "GET /k1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "GET|/k1|(null)|-|") == 0);
+    CHECK(t, has_header(&r, "\r\nConnection: keep-alive\r\n"));
+    CHECK(t, cli_sends(&c, "GET /k2 HTTP/1.0\r\n\r\n") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "GET|/k2|(null)|-|") == 0);
+    CHECK(t, cli_eof(&c));
+    close(c.fd);
+    /* Connection: close on HTTP/1.1 too, after a half-close by the client. */
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, "GET /hc HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    shutdown(c.fd, SHUT_WR);
+    CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "GET|/hc|(null)|-|") == 0);
+    CHECK(t, cli_eof(&c));
+    close(c.fd);
+    t->ok = 1;
+}
+
+TEST(http_10_and_connection_close)
+{
+    struct ctx t = {.client = client_http10};
+    run(&t);
+}
+
+static void client_chunked(struct ctx *t)
+{
+    struct cli c;
+    struct resp r;
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, split_req_chunked) == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "POST|/ch|(null)|-|hello world") == 0);
+    /* Trailers after the last chunk are accepted and not part of the body. */
+    CHECK(t, cli_sends(&c, "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "POST|/t|(null)|-|abc") == 0);
+    close(c.fd);
+    t->ok = 1;
+}
+
+TEST(http_chunked_body)
+{
+    struct ctx t = {.client = client_chunked};
+    run(&t);
+}
+
+static int is_json_error(const struct resp *r, int status, const char *code)
+{
+    char want[64];
+    snprintf(want, sizeof(want), "\"code\":\"%s\"", code);
+    return r->status == status && strstr(r->body, want) &&
+           has_header(r, "\r\nContent-Type: application/json; charset=utf-8\r\n") &&
+           has_header(r, "\r\nConnection: close\r\n");
+}
+
+static void client_too_large(struct ctx *t)
+{
+    struct cli c;
+    struct resp r;
+    /* Refused from Content-Length alone, before any body byte. */
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && is_json_error(&r, 413, "payload-too-large"));
+    CHECK(t, strcmp(r.body, "{\"error\":\"request body too large\",\"code\":\"payload-too-large\"}") == 0);
+    CHECK(t, cli_eof(&c));
+    close(c.fd);
+    /* Exactly 1 MiB is fine. */
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, "POST /max HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n") == 0);
+    char *blob = malloc(1 << 20);
+    memset(blob, 'z', 1 << 20);
+    CHECK(t, cli_send(&c, blob, 1 << 20) == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && r.status == 200 && strncmp(r.body, "POST|/max|", 10) == 0);
+    close(c.fd);
+    /* Chunked: refused while streaming; the client still reads the answer. */
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, "POST /bigc HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n") == 0);
+    int sent_ok = 1;
+    for (int i = 0; i < 17 && sent_ok; i++) { /* 17 x 64 KiB > 1 MiB */
+        char hdr[16];
+        snprintf(hdr, sizeof(hdr), "10000\r\n");
+        sent_ok = cli_sends(&c, hdr) == 0 && cli_send(&c, blob, 0x10000) == 0 &&
+                  cli_sends(&c, "\r\n") == 0;
+    }
+    free(blob);
+    CHECK(t, cli_response(&c, &r) == 0 && is_json_error(&r, 413, "payload-too-large"));
+    close(c.fd);
+    t->ok = 1;
+}
+
+TEST(http_body_over_1mib_is_413)
+{
+    struct ctx t = {.client = client_too_large};
+    run(&t);
+}
+
+static void client_head_limits(struct ctx *t)
+{
+    struct cli c;
+    struct resp r;
+    static char req[20000];
+    /* One header value pushing the head past 16 KiB. */
+    int n = snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\nX-Big: ");
+    memset(req + n, 'a', 17000);
+    strcpy(req + n + 17000, "\r\n\r\n");
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, req) == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && is_json_error(&r, 431, "head-too-large"));
+    CHECK(t, cli_eof(&c));
+    close(c.fd);
+    /* HTTP_MAX_HEADERS is fine, one more is not. */
+    for (int extra = 0; extra < 2; extra++) {
+        n = snprintf(req, sizeof(req), "GET /h HTTP/1.1\r\n");
+        for (int i = 0; i < HTTP_MAX_HEADERS + extra; i++)
+            n += snprintf(req + n, sizeof(req) - (size_t)n, "H%d: v\r\n", i);
+        snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
+        CHECK(t, cli_open(&c, t->port) == 0);
+        CHECK(t, cli_sends(&c, req) == 0);
+        CHECK(t, cli_response(&c, &r) == 0);
+        CHECK(t, extra ? is_json_error(&r, 431, "head-too-large") : r.status == 200);
+        close(c.fd);
+    }
+    t->ok = 1;
+}
+
+TEST(http_head_over_16kib_or_too_many_headers_is_431)
+{
+    struct ctx t = {.client = client_head_limits};
+    run(&t);
+}
+
+static void client_bad(struct ctx *t)
+{
+    const char *bad[] = {"HELLO WORLD\r\n\r\n", "GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+                         "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                         "GET /\x01 HTTP/1.1\r\n\r\n",
+                         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        struct cli c;
+        struct resp r;
+        CHECK(t, cli_open(&c, t->port) == 0);
+        CHECK(t, cli_sends(&c, bad[i]) == 0);
+        CHECK(t, cli_response(&c, &r) == 0 && is_json_error(&r, 400, "invalid-request"));
+        CHECK(t, strcmp(r.body, "{\"error\":\"bad request\",\"code\":\"invalid-request\"}") == 0);
+        CHECK(t, cli_eof(&c));
+        close(c.fd);
+    }
+    t->ok = 1;
+}
+
+TEST(http_bad_request_is_400)
+{
+    struct ctx t = {.client = client_bad};
+    run(&t);
+}
+
+static void client_timeouts(struct ctx *t)
+{
+    struct cli c;
+    struct resp r;
+    /* A head that never completes. */
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, "GET /slow HTTP/1.1\r\nHost: a\r\n") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && is_json_error(&r, 408, "request-timeout"));
+    CHECK(t, cli_eof(&c));
+    close(c.fd);
+    /* A connection that never sends anything. */
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && r.status == 408);
+    close(c.fd);
+    /* Idle keep-alive is closed without a response. */
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && r.status == 200);
+    CHECK(t, cli_eof(&c));
+    close(c.fd);
+    t->ok = 1;
+}
+
+TEST(http_head_and_idle_timeouts)
+{
+    struct ctx t = {.client = client_timeouts, .head_timeout_ms = 150, .idle_timeout_ms = 150};
+    run(&t);
+}
+
+static void client_vanishes(struct ctx *t)
+{
+    struct cli c;
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, "GET /gone HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    /* SO_LINGER 0: close sends a reset, so the server sees an error, not a half-close. */
+    struct linger lg = {1, 0};
+    setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    usleep(20000); /* let the request reach the handler first */
+    close(c.fd);
+    t->ok = 1;
+}
+
+TEST(http_client_disconnect_before_async_response)
+{
+    struct ctx t = {.client = client_vanishes, .async_ms = 200, .want_responses = 1};
+    run(&t);
+    ASSERT_EQ(t.responses, 1);
+    ASSERT_EQ(t.detached, 1);
+}
+
+static void client_graceful(struct ctx *t)
+{
+    struct cli c;
+    struct resp r;
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, "GET /last HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "GET|/last|(null)|-|") == 0);
+    CHECK(t, has_header(&r, "\r\nConnection: close\r\n"));
+    CHECK(t, cli_eof(&c));
+    close(c.fd);
+    /* The listener is gone. */
+    CHECK(t, cli_open(&c, t->port) != 0);
+    close(c.fd);
+    t->ok = 1;
+}
+
+TEST(http_graceful_stop_finishes_inflight)
+{
+    struct ctx t = {.client = client_graceful, .async_ms = 100, .stop_in_handler = 1};
+    run(&t);
+    ASSERT_EQ(t.inflight_at_stop, 1);
+    ASSERT_EQ(t.responses, 1);
+    ASSERT_EQ(t.detached, 0);
+}
+
+TEST(http_start_rejects_bad_host)
+{
+    uv_loop_t loop;
+    struct http_server *srv = NULL;
+    ASSERT_OK(uv_loop_init(&loop));
+    struct http_server_config cfg = {"not-an-ip", 0, 0, 0};
+    ASSERT_EQ(http_server_start(&srv, &loop, &cfg, handler, NULL), UV_EINVAL);
+    cfg.host = "::1";
+    int rc = http_server_start(&srv, &loop, &cfg, handler, NULL);
+    if (rc == 0) { /* IPv6 may be unavailable in a container */
+        ASSERT_GT(http_server_port(srv), 0);
+        http_server_stop(srv, 0, NULL, NULL);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_OK(uv_loop_close(&loop));
+}
