@@ -12,6 +12,7 @@
 //                              'hang-after-store' (applied, then never answered)
 //   z.refuse() / z.accept()    stop listening (connections refused) / listen again, same port
 //   z.onRequest = (rec) => {}  called when a request is recorded (before it is answered)
+//   z.delayMs = 20             wait this long before handling each request (to see concurrency)
 //   await z.waitFor(fn, ms)    polls fn() until truthy
 //   await z.stop()
 import http from 'node:http'
@@ -75,6 +76,7 @@ export async function startZooid({ whitelist = [], maxAge = 60 } = {}) {
     maxConcurrent: 0,
     active: 0,
     onRequest: null,
+    delayMs: 0,
     _fault: null,
     _faultLeft: 0,
     _sockets: new Set(),
@@ -131,6 +133,7 @@ export async function startZooid({ whitelist = [], maxAge = 60 } = {}) {
     z.maxConcurrent = Math.max(z.maxConcurrent, z.active)
     res.on('close', () => z.active--)
     if (z.onRequest) z.onRequest(rec)
+    if (z.delayMs) await new Promise((r) => setTimeout(r, z.delayMs))
     const fault = takeFault()
     if (fault === 'drop') return req.socket.destroy()
     if (fault === 'hang') return z._hung.add(res)

@@ -1,0 +1,103 @@
+// The real sync worker (infra.c, through build/tools/sync_tool) against the test zooid, which
+// checks every request's NIP-98 with nostr-tools. Independent of the HTTP API; the API-driven
+// scenarios are in sync.test.mjs. Retry timings are shortened with CARAVEL_TEST_SYNC_RETRY_MS.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { generateSecretKey, getPublicKey } from 'nostr-tools/pure'
+import { bytesToHex } from '@noble/hashes/utils.js'
+import { toolPath } from './lib/tool.mjs'
+import { startZooid } from './lib/zooid.mjs'
+
+const sk = generateSecretKey()
+const tenant = getPublicKey(generateSecretKey())
+let z
+const dirs = []
+const children = new Set()
+
+before(async () => {
+  z = await startZooid({ whitelist: [getPublicKey(sk)] })
+})
+after(async () => {
+  for (const c of children) c.kill('SIGKILL')
+  await z?.stop()
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+// Runs sync_tool asynchronously (the test zooid lives in this process's event loop).
+function runSync(relays, prefix, env = {}) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'caravel-syncw-'))
+  dirs.push(dir)
+  const cmd = { db: path.join(dir, 'c.db'), zooid_url: z.url, sk: bytesToHex(sk), tenant, relays, prefix,
+    relay_domain: 'spaces.test', timeout_ms: 60000 }
+  return new Promise((resolve, reject) => {
+    const c = spawn(toolPath('sync_tool'), [], {
+      env: { ...process.env, LOG_LEVEL: 'error', CARAVEL_TEST_SYNC_RETRY_MS: '100', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    children.add(c)
+    let out = ''
+    let err = ''
+    c.stdout.on('data', (d) => (out += d))
+    c.stderr.on('data', (d) => (err = (err + d).slice(-4000)))
+    c.on('error', reject)
+    c.on('exit', (code) => {
+      children.delete(c)
+      try {
+        resolve({ code, ...JSON.parse(out) })
+      } catch {
+        reject(new Error(`sync_tool printed ${out} (exit ${code}): ${err}`))
+      }
+    })
+    c.stdin.end(JSON.stringify(cmd))
+  })
+}
+
+test('1,000 relays converge with at most 8 requests at once, all NIP-98 valid', { timeout: 90000 }, async () => {
+  const start = z.requests.length
+  z.maxConcurrent = 0
+  z.delayMs = 5
+  const r = await runSync(1000, 'burst').finally(() => (z.delayMs = 0))
+  assert.equal(r.code, 0, JSON.stringify(r))
+  assert.equal(r.synced, 1000)
+  assert.equal(r.loop_close, 0)
+  const reqs = z.requests.slice(start)
+  assert.equal(reqs.length, 1000)
+  assert.ok(reqs.every((q) => q.method === 'POST' && q.status === 201), 'every POST accepted (NIP-98 valid)')
+  assert.ok(z.maxConcurrent <= 8 && z.maxConcurrent >= 2, `max concurrent ${z.maxConcurrent}`)
+  assert.equal(z.configs.get('burst999').host, 'bursts999.spaces.test')
+  console.log(`# sync_tool: 1000 relays synced in ${r.ms} ms, max ${z.maxConcurrent} requests at once, ` +
+    `loop timer lateness p99 ${r.lag_p99_ms} ms`)
+})
+
+test('zooid refusing, then answering 500, then back: relays converge', async () => {
+  await z.refuse()
+  const done = runSync(3, 'down')
+  await z.waitFor(() => false, 600, 'time').catch(() => {}) // ~3 refused attempts each
+  z.fault('500', 3)
+  await z.accept()
+  const r = await done
+  assert.equal(r.code, 0, JSON.stringify(r))
+  assert.equal(r.synced, 3)
+  z.fault(null)
+  const down = z.requests.filter((q) => q.id?.startsWith('down'))
+  assert.equal(down.filter((q) => q.status === 500).length, 3)
+  for (const id of ['down0', 'down1', 'down2']) assert.equal(z.configs.get(id).schema, id.replace(/(\d)$/, 's$1'))
+})
+
+test('a hung zooid request times out and is retried', async () => {
+  const start = z.requests.length
+  z.fault('hang', 1)
+  const r = await runSync(1, 'hang', { CARAVEL_TEST_SYNC_TIMEOUT_MS: '300' })
+  assert.equal(r.code, 0, JSON.stringify(r))
+  const reqs = z.requests.slice(start).map((q) => `${q.method} ${q.status}`)
+  assert.deepEqual(reqs, ['POST 0', 'POST 201']) // unanswered (timed out), then retried
+  z.fault('hang-after-store', 1)
+  const r2 = await runSync(1, 'stored', { CARAVEL_TEST_SYNC_TIMEOUT_MS: '300' })
+  assert.equal(r2.code, 0, JSON.stringify(r2))
+  // Stored by zooid but the answer never came: the retry meets 409 and replaces with PUT.
+  assert.deepEqual(z.requests.slice(start + 2).map((q) => `${q.method} ${q.status}`), ['POST 201', 'POST 409', 'PUT 200'])
+})
