@@ -24,7 +24,7 @@
 #define IDLE_CLOSE_MS 60000
 #define BACKOFF_BASE_MS 500
 #define BACKOFF_MAX_MS 60000
-#define STABLE_MS 5000        /* open this long: the next failure starts backoff afresh */
+#define STABLE_MS 1000        /* open this long: the next failure starts backoff afresh */
 #define MAX_IDENTITIES 8      /* AUTH identities tracked per connection */
 #define MAX_RELAY_STRING 256  /* relay-given strings we keep (challenge, error messages) */
 #define MAX_URLS 32
