@@ -99,7 +99,10 @@ void discover_free(struct discover *d)
 {
     if (!d)
         return;
-    lookup_reset(d);
+    if (d->sub)
+        relay_sub_close(d->sub);
+    nostr_event_free(&d->best10050);
+    nostr_event_free(&d->best10002);
     for (size_t i = 0; i < CACHE_SLOTS; i++)
         relays_clear(&d->cache[i].relays);
     for (size_t i = 0; i < d->n_indexers; i++)
