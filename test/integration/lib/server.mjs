@@ -1,0 +1,93 @@
+// Starts the real caravel binary on 127.0.0.1 with a temporary database, the way an operator
+// would (environment variables only), and stops it by PID.
+//   const srv = await startServer({ env: { ADMINS: pk } })
+//   srv.url, srv.port, srv.pid, srv.dbPath, srv.logs(), await srv.stop(), await srv.kill9()
+// The binary is CARAVEL_BIN (CI: build-asan/caravel) or build/caravel.
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
+
+export function binPath () {
+  return path.resolve(repoRoot, process.env.CARAVEL_BIN || 'build/caravel')
+}
+
+const running = new Set()
+process.on('exit', () => { for (const p of running) try { p.kill('SIGKILL') } catch {} })
+
+function waitExit (proc, ms) {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode)
+    const t = setTimeout(() => { proc.kill('SIGKILL') }, ms)
+    proc.once('exit', (code) => { clearTimeout(t); resolve(code) })
+  })
+}
+
+// Options: env (merged over a clean minimal environment), dir (reuse a data directory, e.g. to
+// restart on the same database), port (default 0 = ephemeral), args, readyTimeout.
+export async function startServer ({ env = {}, dir, port = 0, args = [], readyTimeout = 15000 } = {}) {
+  dir = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'caravel-it-'))
+  const dbPath = path.join(dir, 'caravel.db')
+  const fullEnv = {
+    PATH: process.env.PATH,
+    ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1:abort_on_error=1',
+    UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || 'print_stacktrace=1:halt_on_error=1',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    DATABASE_URL: `sqlite://${dbPath}`,
+    ...env
+  }
+  const proc = spawn(binPath(), args, { env: fullEnv, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+  running.add(proc)
+  proc.once('exit', () => running.delete(proc))
+  let log = ''
+  const onData = (d) => { log += d.toString() }
+  proc.stdout.on('data', onData)
+  proc.stderr.on('data', onData)
+  const actualPort = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server not ready in ${readyTimeout} ms:\n${log}`)), readyTimeout)
+    const check = () => {
+      const m = log.match(/listening on http:\/\/[^\s:]+:(\d+)/)
+      if (m) { clearTimeout(timer); resolve(Number(m[1])) }
+    }
+    proc.stderr.on('data', check)
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${log}`)) })
+  })
+  const url = `http://127.0.0.1:${actualPort}`
+  return {
+    url,
+    port: actualPort,
+    pid: proc.pid,
+    proc,
+    dir,
+    dbPath,
+    env: fullEnv,
+    logs: () => log,
+    // Graceful stop: SIGTERM, SIGKILL after 10 s; resolves to the exit code.
+    stop: async () => { proc.kill('SIGTERM'); return waitExit(proc, 10000) },
+    kill9: async () => { proc.kill('SIGKILL'); return waitExit(proc, 5000) },
+    // Restart on the same data directory and environment (after stop or kill9).
+    restart: async (extra = {}) => startServer({ env: { ...env, ...extra }, dir, port, args, readyTimeout })
+  }
+}
+
+// Runs the binary to completion (for --help, --version, configuration errors).
+export function runOnce (args, env = {}, timeoutMs = 10000) {
+  return new Promise((resolve) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'caravel-once-'))
+    const proc = spawn(binPath(), args, {
+      env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', DATABASE_URL: `sqlite://${dir}/c.db`, ...env },
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let out = ''
+    let err = ''
+    proc.stdout.on('data', (d) => { out += d })
+    proc.stderr.on('data', (d) => { err += d })
+    const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs)
+    proc.once('exit', (code) => { clearTimeout(t); resolve({ code, out, err }) })
+  })
+}
