@@ -7,7 +7,11 @@
  * goes away meanwhile, the exchange stays valid until http_respond, which then just frees it.
  *
  * Limits (spec 3.1): head 16 KiB (431), body 1 MiB (413), head within 10 s (408), idle
- * keep-alive closed after 60 s. HTTP/1.0 and chunked request bodies are supported.
+ * keep-alive closed after 60 s. HTTP/1.0 and chunked request bodies are supported (trailers
+ * are ignored); "Expect: 100-continue" is answered. Limit and parse errors get a JSON body
+ * {"error","code"} (400 invalid-request, 408 request-timeout, 413 payload-too-large,
+ * 431 head-too-large) and the connection closes after it. No upgrades: a request asking for
+ * one is answered normally and the connection closes.
  * One log line per request is written by http_respond: method, path, status, microseconds
  * and ex->log_user (e.g. a short pubkey) — never headers or bodies. */
 #ifndef CARAVEL_HTTP_SERVER_H
@@ -53,28 +57,37 @@ typedef void http_handler_fn(struct http_exchange *ex, void *arg);
 typedef void http_stopped_cb(void *arg);
 
 struct http_server_config {
-    const char *host;
+    const char *host;          /* IPv4 or IPv6 literal (borrowed); NULL or "" = 127.0.0.1 */
     int port;                  /* 0 = ephemeral (see http_server_port) */
-    uint64_t head_timeout_ms;  /* default 10000 */
-    uint64_t idle_timeout_ms;  /* default 60000 */
+    uint64_t head_timeout_ms;  /* 0 = default 10000 */
+    uint64_t idle_timeout_ms;  /* 0 = default 60000; also the body inactivity timeout */
 };
 
 /* Case-insensitive lookup of a request header; borrowed or NULL. */
 const char *http_request_header(const struct http_request *req, const char *name);
 
-/* Binds and listens. Returns 0 or a negative UV_E* code; *out is freed by http_server_stop. */
+/* Binds and listens. Returns 0 or a negative UV_E* code: UV_EINVAL for a host that is not an
+ * IP literal, or what bind/listen said (UV_EADDRINUSE, ...). On failure nothing is left to
+ * the caller (handles already created close and free the next time the loop runs).
+ * *out is freed by http_server_stop. cfg is only read during the call. */
 int http_server_start(struct http_server **out, uv_loop_t *loop,
                       const struct http_server_config *cfg, http_handler_fn *handler, void *arg);
 int http_server_port(const struct http_server *srv);
-/* Graceful stop: close the listener, close idle connections, let in-flight requests finish
- * (forced closed after grace_ms), then free everything and call cb. */
+/* Graceful stop: close the listener, close idle connections (and ones with an unfinished
+ * request), let in-flight requests finish (their response says Connection: close), force
+ * everything closed after grace_ms, then free the server and call cb (may be NULL) from
+ * the loop. srv is invalid once cb runs. A second call is ignored. Exchanges still held by
+ * handlers after a forced close stay valid; http_respond then only frees them. */
 void http_server_stop(struct http_server *srv, uint64_t grace_ms, http_stopped_cb *cb, void *arg);
 /* Number of requests parsed but not yet answered (for metrics and shutdown). */
 size_t http_server_inflight(const struct http_server *srv);
 
-/* Answers the exchange and frees it. extra_headers: NULL or complete "Name: value\r\n" lines
- * (copied). body (copied) may be NULL with len 0. Adds Content-Length, Content-Type (when
- * content_type is non-NULL) and Connection. A 1xx/204/304 gets no body. */
+/* Answers the exchange and frees it; call exactly once per exchange, from the loop thread
+ * (synchronously inside the handler or later). extra_headers: NULL or complete
+ * "Name: value\r\n" lines (copied). body (copied) may be NULL with len 0. Adds
+ * Content-Length, Content-Type (when content_type is non-NULL) and Connection (keep-alive or
+ * close). A 1xx/204/304 gets no body and no Content-Length; a HEAD request gets the headers
+ * only. Write errors close the connection quietly. */
 void http_respond(struct http_exchange *ex, int status, const char *content_type,
                   const char *extra_headers, const char *body, size_t len);
 /* The reason phrase for a status code ("OK", "Not Found", ...). */
