@@ -285,7 +285,29 @@ static void client_simple(struct ctx *t)
 TEST(http_simple_get_echo)
 {
     struct ctx t = {.client = client_simple};
+    /* Capture stderr: one request line with method, path (no query), status, time and the
+     * handler's log_user; no header value, no body. */
+    char dir[64], path[96];
+    test_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/log", dir);
+    fflush(stderr);
+    int saved = dup(2);
+    ASSERT(freopen(path, "w", stderr) != NULL);
     run(&t);
+    fflush(stderr);
+    dup2(saved, 2);
+    char *log = test_read_file(path, NULL);
+    ASSERT_NOT_NULL(log);
+    const char *line = strstr(log, " POST /things/1 200 ");
+    ASSERT_NOT_NULL(line);
+    ASSERT(strstr(line, "us tester\n") != NULL);
+    ASSERT_NULL(strstr(log, "limit=5"));
+    ASSERT_NULL(strstr(log, "hi there"));
+    ASSERT_NULL(strstr(log, "hello"));
+    ASSERT_EQ(strstr(line + 1, " POST ") == NULL, 1); /* exactly one line */
+    free(log);
+    unlink(path);
+    rmdir(dir);
 }
 
 static void client_keepalive(struct ctx *t)
@@ -453,6 +475,12 @@ static void client_chunked(struct ctx *t)
     CHECK(t, cli_open(&c, t->port) == 0);
     CHECK(t, cli_sends(&c, split_req_chunked) == 0);
     CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "POST|/ch|(null)|-|hello world") == 0);
+    /* Expect: 100-continue gets the interim answer before the body is sent. */
+    CHECK(t, cli_sends(&c, "PUT /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+                           "Content-Length: 3\r\n\r\n") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && r.status == 100);
+    CHECK(t, cli_sends(&c, "abc") == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && strcmp(r.body, "PUT|/e|(null)|-|abc") == 0);
     /* Trailers after the last chunk are accepted and not part of the body. */
     CHECK(t, cli_sends(&c, "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                            "3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n") == 0);
