@@ -165,3 +165,37 @@ test('DM relay discovery: indexer 10050, or 10002 write relays holding the 10050
   assert.equal(r.out, 'END\n')
   assert.equal(r.code, 0)
 })
+
+test('scripted relay: forged events dropped, refusals reported capped, NOTICE ignored', async () => {
+  const { WebSocketServer } = await import('ws')
+  const sk = generateSecretKey()
+  const good = finalizeEvent({ kind: 1, created_at: Math.floor(Date.now() / 1000), tags: [], content: 'good' }, sk)
+  const forged = { ...good, content: 'forged' } // id and sig no longer match
+  const badSig = { ...good, sig: good.sig.replace(/^./, (c) => (c === '0' ? '1' : '0')) }
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  await new Promise((resolve) => wss.on('listening', resolve))
+  cleanups.push(() => new Promise((resolve) => { for (const c of wss.clients) c.terminate(); wss.close(resolve) }))
+  wss.on('connection', (ws) => {
+    ws.send(JSON.stringify(['NOTICE', 'hello']))
+    ws.send('not json at all')
+    ws.on('message', (data) => {
+      const m = JSON.parse(data)
+      if (m[0] === 'REQ') {
+        for (const e of [forged, badSig, good]) ws.send(JSON.stringify(['EVENT', m[1], e]))
+        ws.send(JSON.stringify(['EVENT', 'other-sub', good]))
+        ws.send(JSON.stringify(['EOSE', m[1]]))
+      } else if (m[0] === 'EVENT') {
+        ws.send(JSON.stringify(['OK', m[1].id, false, 'blocked: ' + 'x'.repeat(10000)]))
+      }
+    })
+  })
+  const url = `ws://127.0.0.1:${wss.address().port}`
+  const q = await tool(['req', '-', JSON.stringify([{ kinds: [1] }]), url])
+  const lines = q.out.trim().split('\n')
+  assert.deepEqual(lines.map((l) => l.split(' ')[0]), ['EVENT', 'EOSE'])
+  assert.equal(JSON.parse(lines[0].slice(6)).content, 'good')
+  const res = await publish(sk, 'refused', [url])
+  assert.equal(res.ok, 0)
+  assert.ok(res.error.startsWith('blocked: xxx'))
+  assert.ok(res.error.length <= 256, `relay string capped (${res.error.length})`)
+})
