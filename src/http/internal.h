@@ -9,9 +9,9 @@
  *   INFLIGHT the handler owns the exchange; no timer; bytes read meanwhile are kept in
  *            `pending` (reading stops once it holds HTTP_READ_SIZE)
  *   IDLE     keep-alive, nothing of the next request yet; timer = idle timeout -> close
- *   CLOSING  the last response is queued: uv_shutdown, then unread input is drained
- *            ("lingering close", so the client sees the response instead of a reset)
- *            until EOF or HTTP_LINGER_MS -> close
+ *   CLOSING  the last response is queued: uv_shutdown (timer = idle timeout while the
+ *            queued bytes go out), then unread input is drained ("lingering close", so the
+ *            client sees the response instead of a reset) until EOF or HTTP_LINGER_MS
  *   CLOSED   uv_close was called on both handles; memory goes in the last close callback */
 #ifndef CARAVEL_HTTP_INTERNAL_H
 #define CARAVEL_HTTP_INTERNAL_H

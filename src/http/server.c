@@ -84,10 +84,12 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     if (status == UV_ECANCELED)
         return;
     c->shut_done = 1;
-    if (status < 0 || c->eof)
+    if (status < 0 || c->eof) {
         http__conn_close_now(c);
-    else
-        read_start(c); /* drain until EOF or the linger timer */
+        return;
+    }
+    http__conn_arm_timer(c, HTTP_LINGER_MS);
+    read_start(c); /* drain until EOF or the linger timer */
 }
 
 void http__conn_begin_close(struct http_conn *c)
@@ -96,7 +98,9 @@ void http__conn_begin_close(struct http_conn *c)
         return;
     c->phase = PH_CLOSING;
     c->linger_bytes = 0;
-    http__conn_arm_timer(c, HTTP_LINGER_MS);
+    /* Until the queued response is out, a client that stops reading gets the idle timeout
+     * (a slow reader still receives a large response); the short linger starts after. */
+    http__conn_arm_timer(c, c->srv->idle_timeout_ms);
     /* uv_shutdown waits for queued writes, so the response goes out before the FIN. */
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
         http__conn_close_now(c);

@@ -30,6 +30,7 @@ struct ctx {
     uint64_t head_timeout_ms, idle_timeout_ms;
     int async_ms;        /* > 0: the handler answers from a timer after this delay */
     int stop_in_handler; /* the first request starts a graceful stop */
+    uint64_t grace_ms;   /* for that stop; 0 = 5000 */
     int want_responses;  /* stop only once this many responses were made */
     int responses, detached, stopped, inflight_at_stop;
     int is_client_done;
@@ -99,7 +100,7 @@ static void handler(struct http_exchange *ex, void *arg)
     struct ctx *t = arg;
     if (t->stop_in_handler && t->srv) {
         t->inflight_at_stop = (int)http_server_inflight(t->srv);
-        http_server_stop(t->srv, 5000, on_stopped, t);
+        http_server_stop(t->srv, t->grace_ms ? t->grace_ms : 5000, on_stopped, t);
         t->srv = NULL;
     }
     if (t->async_ms <= 0) {
@@ -678,6 +679,28 @@ TEST(http_graceful_stop_finishes_inflight)
     ASSERT_EQ(t.inflight_at_stop, 1);
     ASSERT_EQ(t.responses, 1);
     ASSERT_EQ(t.detached, 0);
+}
+
+static void client_forced(struct ctx *t)
+{
+    struct cli c;
+    struct resp r;
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_sends(&c, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    CHECK(t, cli_response(&c, &r) != 0); /* closed at the end of the grace period */
+    close(c.fd);
+    t->ok = 1;
+}
+
+/* The handler is slower than the grace period: the connection is closed and the server
+ * freed first; the late http_respond only frees the exchange. */
+TEST(http_stop_grace_expires_before_response)
+{
+    struct ctx t = {.client = client_forced, .async_ms = 300, .stop_in_handler = 1,
+                    .grace_ms = 50};
+    run(&t);
+    ASSERT_EQ(t.responses, 1);
+    ASSERT_EQ(t.detached, 1);
 }
 
 TEST(http_start_rejects_bad_host)
