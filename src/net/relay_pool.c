@@ -55,7 +55,8 @@ struct target {
     struct conn *conn;
     enum tstate state;
     int auth_retried;
-    int done; /* sub: EOSE, CLOSED or connection failure seen */
+    int done;       /* sub: EOSE, CLOSED, connection failure or EOSE deadline seen */
+    uint64_t since; /* sub: when the REQ (or the wait for a connection) started */
 };
 
 struct relay_sub {
@@ -218,6 +219,7 @@ static void sub_send_req(struct relay_sub *s, struct target *t)
     conn_send(t->conn, m.data);
     buf_free(&m);
     t->state = T_SENT;
+    t->since = clock_mono_ms();
 }
 
 static void conn_send_work(struct conn *c)
@@ -613,6 +615,11 @@ static void on_tick(uv_timer_t *timer)
             p->last_error = xstrdup("timeout waiting for the relay's OK");
         }
     }
+    /* A relay that never answers a REQ must not hold the subscription's EOSE forever. */
+    for (struct relay_sub *s = pool->subs; s; s = s->next)
+        for (size_t i = 0; i < s->n; i++)
+            if (!s->t[i].done && now - s->t[i].since >= RELAY_POOL_EOSE_TIMEOUT_MS)
+                s->t[i].done = 1;
     for (struct conn *c = pool->conns; c; c = c->next)
         tick_conn(c, now);
     finish_pubs(pool);
@@ -698,6 +705,7 @@ static size_t fill_targets(struct relay_pool *pool, struct target *t, const char
             continue;
         t[n].conn = c;
         t[n].state = T_PENDING;
+        t[n].since = clock_mono_ms();
         if (conn_work(c) >= RELAY_POOL_MAX_QUEUE) {
             t[n].state = T_FAILED;
             t[n].done = 1;

@@ -21,13 +21,16 @@
 
 #define RELAY_POOL_MAX_QUEUE 1024
 #define RELAY_POOL_PUBLISH_TIMEOUT_MS 10000
+/* A relay that has not answered a REQ with EOSE/CLOSED this long counts as done for eose. */
+#define RELAY_POOL_EOSE_TIMEOUT_MS 15000
 
 struct relay_pool;
 struct relay_sub;
 
 /* An event matched a subscription (already signature-verified; borrowed for the call). */
 typedef void relay_event_cb(const struct nostr_event *ev, const char *relay_url, void *arg);
-/* Every relay of the subscription has sent EOSE, CLOSED or failed to connect. */
+/* Every relay of the subscription has sent EOSE, CLOSED, failed to connect, or stayed silent
+ * for RELAY_POOL_EOSE_TIMEOUT_MS. Called at most once per subscription. */
 typedef void relay_eose_cb(void *arg);
 /* A publish finished: n_ok relays answered ["OK",id,true]; last_error is the last refusal or
  * connection error (borrowed) or NULL. Called exactly once. */

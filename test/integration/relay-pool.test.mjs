@@ -175,6 +175,10 @@ test('scripted relay: forged events dropped, refusals reported capped, NOTICE ig
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
   await new Promise((resolve) => wss.on('listening', resolve))
   cleanups.push(() => new Promise((resolve) => { for (const c of wss.clients) c.terminate(); wss.close(resolve) }))
+  const silent = new WebSocketServer({ host: '127.0.0.1', port: 0 }) // accepts, never answers
+  await new Promise((resolve) => silent.on('listening', resolve))
+  cleanups.push(() => new Promise((resolve) => { for (const c of silent.clients) c.terminate(); silent.close(resolve) }))
+  const silentReq = tool(['req', '-', JSON.stringify([{ kinds: [1] }]), `ws://127.0.0.1:${silent.address().port}`])
   wss.on('connection', (ws) => {
     ws.send(JSON.stringify(['NOTICE', 'hello']))
     ws.send('not json at all')
@@ -198,4 +202,7 @@ test('scripted relay: forged events dropped, refusals reported capped, NOTICE ig
   assert.equal(res.ok, 0)
   assert.ok(res.error.startsWith('blocked: xxx'))
   assert.ok(res.error.length <= 256, `relay string capped (${res.error.length})`)
+  // a relay that never sends EOSE does not hold the subscription forever
+  const sr = await silentReq
+  assert.equal(sr.out, 'EOSE\n')
 })
