@@ -28,6 +28,7 @@
 #define MAX_IDENTITIES 8      /* AUTH identities tracked per connection */
 #define MAX_RELAY_STRING 256  /* relay-given strings we keep (challenge, error messages) */
 #define MAX_URLS 32
+#define SEEN_IDS 64           /* per subscription: the same event from several relays */
 
 enum tstate { T_PENDING, T_SENT, T_WAIT_AUTH, T_OK, T_FAILED, T_CLOSED };
 enum auth_state { A_NONE, A_SENT, A_OK, A_FAILED };
@@ -69,6 +70,8 @@ struct relay_sub {
     relay_eose_cb *on_eose;
     void *arg;
     int eose_fired, in_cb, closed;
+    uint8_t seen[SEEN_IDS][8]; /* id prefixes of recently delivered events (a ring) */
+    size_t n_seen;
     size_t n;
     struct target t[];
 };
@@ -375,6 +378,16 @@ static struct target *target_on(struct target *t, size_t n, const struct conn *c
     return NULL;
 }
 
+/* 1 if this event was delivered recently (another relay of the same subscription). */
+static int seen_before(struct relay_sub *s, const uint8_t id[32])
+{
+    for (size_t i = 0; i < MIN(s->n_seen, (size_t)SEEN_IDS); i++)
+        if (memcmp(s->seen[i], id, 8) == 0)
+            return 1;
+    memcpy(s->seen[s->n_seen++ % SEEN_IDS], id, 8);
+    return 0;
+}
+
 static void on_relay_event(struct conn *c, const cJSON *msg)
 {
     const char *sid = cJSON_GetStringValue(cJSON_GetArrayItem(msg, 1));
@@ -386,7 +399,7 @@ static void on_relay_event(struct conn *c, const cJSON *msg)
     if (nostr_event_from_cjson(&ev, cJSON_GetArrayItem(msg, 2)) != 0 ||
         nostr_event_verify(&ev) != 0) {
         LOG_DEBUG("relay %s: dropped an invalid event", c->url);
-    } else if (s->on_event) {
+    } else if (s->on_event && !seen_before(s, ev.id)) {
         s->in_cb++;
         s->on_event(&ev, c->url, s->arg);
         sub_call_done(s);

@@ -27,7 +27,9 @@
 struct relay_pool;
 struct relay_sub;
 
-/* An event matched a subscription (already signature-verified; borrowed for the call). */
+/* An event matched a subscription (already signature-verified; borrowed for the call). The
+ * same event arriving from several relays of the subscription is delivered once (the last
+ * 64 ids are remembered). */
 typedef void relay_event_cb(const struct nostr_event *ev, const char *relay_url, void *arg);
 /* Every relay of the subscription has sent EOSE, CLOSED, failed to connect, or stayed silent
  * for RELAY_POOL_EOSE_TIMEOUT_MS. Called at most once per subscription. */

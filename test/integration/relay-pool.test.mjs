@@ -76,6 +76,14 @@ test('publish reaches the relay with a valid signature; req returns stored event
   assert.equal(lines.at(-1), 'EOSE')
   assert.equal(lines.length, 2)
   assert.deepEqual(JSON.parse(lines[0].slice(6)), JSON.parse(JSON.stringify(other)))
+
+  // the same event on two relays of one subscription is delivered once
+  const r2 = await relayStarted()
+  const relay2 = await Relay.connect(r2.url)
+  await relay2.publish(other)
+  relay2.close()
+  const both = await tool(['req', '-', JSON.stringify([{ ids: [other.id] }]), r.url, r2.url])
+  assert.deepEqual(both.out.trim().split('\n').map((l) => l.slice(0, 5)), ['EVENT', 'EOSE'])
 })
 
 test('auth-required relay: the pool answers AUTH and retries', async () => {
