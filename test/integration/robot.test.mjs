@@ -227,3 +227,17 @@ test('wss:// relays behind a TLS terminator with a private CA (CARAVEL_CA_FILE)'
   assert.equal(openWrap(wraps[0], userSk, robot.pubkey).content, 'over tls')
   assert.equal(await robot.stop(), 0)
 })
+
+test('without relay lists: one warning naming the variables, DMs stay queued untouched', async () => {
+  const db = newDb()
+  const robot = await startRobot(db, { ROBOT_SECRET: bytesToHex(generateSecretKey()), ROBOT_OUTBOX_RELAYS: '', ROBOT_INDEXER_RELAYS: '', ROBOT_MESSAGING_RELAYS: '' })
+  cleanups.push(() => robot.kill9())
+  queueDm(db, getPublicKey(generateSecretKey()), 'waits')
+  robot.kick()
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  assert.equal(await robot.stop(), 0)
+  const warns = robot.log().split('\n').filter((l) => l.includes('WARN'))
+  assert.equal(warns.length, 1)
+  for (const v of ['ROBOT_OUTBOX_RELAYS', 'ROBOT_INDEXER_RELAYS', 'ROBOT_MESSAGING_RELAYS']) assert.ok(warns[0].includes(v))
+  assert.equal(sql(db, "SELECT state || '|' || attempts || '|' || coalesce(last_error, '') FROM message"), 'queued|0|')
+})
