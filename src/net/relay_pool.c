@@ -5,6 +5,7 @@
  * user (publish done, EOSE, events) runs from the ws message/close callbacks or the pool's
  * tick timer, never from inside a library callback (net/ws.c dispatches after wslay). */
 #include "net/relay_pool.h"
+#include "net/relay_pool_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,93 +21,9 @@
 #include "util/log.h"
 #include "util/util.h"
 
-#define TICK_MS 200
-#define IDLE_CLOSE_MS 60000
-#define BACKOFF_BASE_MS 500
-#define BACKOFF_MAX_MS 60000
-#define STABLE_MS 1000        /* open this long: the next failure starts backoff afresh */
-#define MAX_IDENTITIES 8      /* AUTH identities tracked per connection */
-#define MAX_RELAY_STRING 256  /* relay-given strings we keep (challenge, error messages) */
-#define MAX_URLS 32
-#define SEEN_IDS 64           /* per subscription: the same event from several relays */
-
-enum tstate { T_PENDING, T_SENT, T_WAIT_AUTH, T_OK, T_FAILED, T_CLOSED };
-enum auth_state { A_NONE, A_SENT, A_OK, A_FAILED };
-
-struct identity {
-    uint8_t pubkey[32];
-    enum auth_state state;
-    char event_id[65];
-};
-
-struct conn {
-    struct conn *next;
-    struct relay_pool *pool;
-    char *url;
-    struct ws_client *ws;
-    int open;
-    char *challenge;
-    struct identity ids[MAX_IDENTITIES];
-    size_t n_ids;
-    unsigned attempts;
-    uint64_t retry_at, opened_at, idle_since;
-};
-
-struct target {
-    struct conn *conn;
-    enum tstate state;
-    int auth_retried;
-    int done;       /* sub: EOSE, CLOSED, connection failure or EOSE deadline seen */
-    uint64_t since; /* sub: when the REQ (or the wait for a connection) started */
-};
-
-struct relay_sub {
-    struct relay_sub *next;
-    struct relay_pool *pool;
-    char id[24];
-    char *filters; /* the inside of the filters array: {..},{..} */
-    const struct nostr_keypair *auth;
-    relay_event_cb *on_event;
-    relay_eose_cb *on_eose;
-    void *arg;
-    int eose_fired, in_cb, closed;
-    uint8_t seen[SEEN_IDS][8]; /* id prefixes of recently delivered events (a ring) */
-    size_t n_seen;
-    size_t n;
-    struct target t[];
-};
-
-struct pub {
-    struct pub *next;
-    char *msg; /* ["EVENT",{...}] */
-    char id[65];
-    const struct nostr_keypair *auth;
-    relay_publish_cb *done;
-    void *arg;
-    uint64_t deadline;
-    char *last_error;
-    size_t n;
-    struct target t[];
-};
-
-struct relay_pool {
-    uv_loop_t *loop;
-    char *ca_file;
-    struct tls_config *tls;
-    struct conn *conns;
-    struct relay_sub *subs;
-    struct pub *pubs;
-    uv_timer_t timer;
-    uint64_t next_sub;
-    int closing, pending_closes;
-    void (*free_cb)(void *);
-    void *free_arg;
-};
-
 static void conn_connect(struct conn *c);
-static void finish_pubs(struct relay_pool *pool);
 
-static char *capped_dup(const char *s)
+char *rp_capped_dup(const char *s)
 {
     size_t n = 0;
     while (s && n < MAX_RELAY_STRING && s[n])
@@ -114,13 +31,21 @@ static char *capped_dup(const char *s)
     return s ? xstrndup(s, n) : xstrdup("");
 }
 
-static void conn_send(struct conn *c, const char *msg)
+void rp_conn_send(struct conn *c, const char *msg)
 {
     if (!c->ws || !c->open)
         return;
     int rc = ws_send_text(c->ws, msg, strlen(msg));
     if (rc != 0)
         LOG_DEBUG("relay %s: send failed (%d)", c->url, rc);
+}
+
+struct target *rp_target_on(struct target *t, size_t n, const struct conn *c)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t[i].conn == c)
+            return &t[i];
+    return NULL;
 }
 
 /* ---- work accounting ---- */
@@ -159,136 +84,6 @@ static void conn_want(struct conn *c)
         conn_connect(c);
 }
 
-/* ---- NIP-42 ---- */
-
-static struct identity *identity_for(struct conn *c, const uint8_t pubkey[32], int create)
-{
-    for (size_t i = 0; i < c->n_ids; i++)
-        if (memcmp(c->ids[i].pubkey, pubkey, 32) == 0)
-            return &c->ids[i];
-    if (!create || c->n_ids == MAX_IDENTITIES)
-        return NULL;
-    struct identity *id = &c->ids[c->n_ids++];
-    memset(id, 0, sizeof *id);
-    memcpy(id->pubkey, pubkey, 32);
-    return id;
-}
-
-static void send_auth(struct conn *c, const struct nostr_keypair *kp)
-{
-    struct identity *id = identity_for(c, kp->pubkey, 1);
-    struct nostr_event ev;
-    if (!id || !c->challenge || !c->open || id->state == A_SENT || id->state == A_OK)
-        return;
-    nostr_event_init(&ev);
-    ev.kind = 22242;
-    ev.created_at = clock_now();
-    nostr_event_add_tag2(&ev, "relay", c->url);
-    nostr_event_add_tag2(&ev, "challenge", c->challenge);
-    if (nostr_event_sign(&ev, kp) == 0) {
-        char *json = nostr_event_to_json(&ev, 1);
-        struct buf m;
-        buf_init(&m, strlen(json) + 16);
-        buf_printf(&m, "[\"AUTH\",%s]", json);
-        hex_encode(ev.id, 32, id->event_id);
-        id->state = A_SENT;
-        conn_send(c, m.data);
-        buf_free(&m);
-        free(json);
-    }
-    nostr_event_free(&ev);
-}
-
-/* Every identity with work on c authenticates (new challenge, or a retry). */
-static void auth_all(struct conn *c)
-{
-    for (struct relay_sub *s = c->pool->subs; s; s = s->next)
-        for (size_t i = 0; i < s->n; i++)
-            if (s->t[i].conn == c && s->auth)
-                send_auth(c, s->auth);
-    for (struct pub *p = c->pool->pubs; p; p = p->next)
-        for (size_t i = 0; i < p->n; i++)
-            if (p->t[i].conn == c && p->auth && p->t[i].state < T_OK)
-                send_auth(c, p->auth);
-}
-
-/* ---- sending work ---- */
-
-static void sub_send_req(struct relay_sub *s, struct target *t)
-{
-    struct buf m;
-    buf_init(&m, strlen(s->filters) + 64);
-    buf_printf(&m, "[\"REQ\",\"%s\",%s]", s->id, s->filters);
-    conn_send(t->conn, m.data);
-    buf_free(&m);
-    t->state = T_SENT;
-    t->since = clock_mono_ms();
-}
-
-static void conn_send_work(struct conn *c)
-{
-    for (struct relay_sub *s = c->pool->subs; s; s = s->next)
-        for (size_t i = 0; i < s->n; i++)
-            if (s->t[i].conn == c && s->t[i].state == T_PENDING)
-                sub_send_req(s, &s->t[i]);
-    for (struct pub *p = c->pool->pubs; p; p = p->next)
-        for (size_t i = 0; i < p->n; i++)
-            if (p->t[i].conn == c && p->t[i].state == T_PENDING) {
-                conn_send(c, p->msg);
-                p->t[i].state = T_SENT;
-            }
-}
-
-/* Targets waiting for an identity's AUTH: resend once it succeeded, give up if refused. */
-static void resume_after_auth(struct conn *c, const uint8_t pubkey[32], int ok)
-{
-    for (struct relay_sub *s = c->pool->subs; s; s = s->next)
-        for (size_t i = 0; i < s->n; i++) {
-            struct target *t = &s->t[i];
-            if (t->conn != c || t->state != T_WAIT_AUTH || memcmp(s->auth->pubkey, pubkey, 32))
-                continue;
-            if (ok)
-                sub_send_req(s, t);
-            else
-                t->state = T_CLOSED, t->done = 1;
-        }
-    for (struct pub *p = c->pool->pubs; p; p = p->next)
-        for (size_t i = 0; i < p->n; i++) {
-            struct target *t = &p->t[i];
-            if (t->conn != c || t->state != T_WAIT_AUTH || memcmp(p->auth->pubkey, pubkey, 32))
-                continue;
-            if (ok) {
-                conn_send(c, p->msg);
-                t->state = T_SENT;
-            } else {
-                t->state = T_FAILED;
-                free(p->last_error);
-                p->last_error = xstrdup("auth-required: authentication refused");
-            }
-        }
-}
-
-/* "auth-required:" on a target: authenticate and retry once. Returns 1 when retrying. */
-static int retry_with_auth(struct conn *c, struct target *t, const struct nostr_keypair *kp,
-                           const char *msg)
-{
-    if (!kp || t->auth_retried || strncmp(msg, "auth-required:", 14) != 0)
-        return 0;
-    struct identity *id = identity_for(c, kp->pubkey, 1);
-    if (!id)
-        return 0;
-    t->auth_retried = 1;
-    t->state = T_WAIT_AUTH;
-    if (id->state == A_OK) {
-        /* authenticated meanwhile: the relay saw the request before our AUTH */
-        resume_after_auth(c, kp->pubkey, 1);
-    } else if (id->state != A_SENT) {
-        id->state = A_NONE;
-        send_auth(c, kp); /* no challenge yet: it goes out when one arrives */
-    }
-    return 1;
-}
-
 /* ---- completion: user callbacks, each from a clean stack (ws dispatch or the timer) ---- */
 
 static int pub_finished(const struct pub *p)
@@ -307,7 +102,7 @@ static void pub_free(struct pub *p)
 }
 
 /* Rescans after every callback: a callback may publish or subscribe again. */
-static void finish_pubs(struct relay_pool *pool)
+void rp_finish_pubs(struct relay_pool *pool)
 {
     for (;;) {
         struct pub **pp = &pool->pubs;
@@ -332,14 +127,14 @@ static void sub_free(struct relay_sub *s)
     free(s);
 }
 
-static void sub_call_done(struct relay_sub *s)
+void rp_sub_call_done(struct relay_sub *s)
 {
     s->in_cb--;
     if (s->closed && s->in_cb == 0)
         sub_free(s);
 }
 
-static void fire_eoses(struct relay_pool *pool)
+void rp_fire_eoses(struct relay_pool *pool)
 {
     struct relay_sub *s = pool->subs;
     while (s && !pool->closing) {
@@ -354,136 +149,10 @@ static void fire_eoses(struct relay_pool *pool)
         if (s->on_eose) {
             s->in_cb++;
             s->on_eose(s->arg);
-            sub_call_done(s);
+            rp_sub_call_done(s);
         }
         s = pool->subs; /* the list may have changed */
     }
-}
-
-/* ---- relay messages ---- */
-
-static struct relay_sub *sub_by_id(struct relay_pool *pool, const char *id)
-{
-    for (struct relay_sub *s = pool->subs; s; s = s->next)
-        if (strcmp(s->id, id) == 0)
-            return s;
-    return NULL;
-}
-
-static struct target *target_on(struct target *t, size_t n, const struct conn *c)
-{
-    for (size_t i = 0; i < n; i++)
-        if (t[i].conn == c)
-            return &t[i];
-    return NULL;
-}
-
-/* 1 if this event was delivered recently (another relay of the same subscription). */
-static int seen_before(struct relay_sub *s, const uint8_t id[32])
-{
-    for (size_t i = 0; i < MIN(s->n_seen, (size_t)SEEN_IDS); i++)
-        if (memcmp(s->seen[i], id, 8) == 0)
-            return 1;
-    memcpy(s->seen[s->n_seen++ % SEEN_IDS], id, 8);
-    return 0;
-}
-
-static void on_relay_event(struct conn *c, const cJSON *msg)
-{
-    const char *sid = cJSON_GetStringValue(cJSON_GetArrayItem(msg, 1));
-    struct relay_sub *s = sid ? sub_by_id(c->pool, sid) : NULL;
-    struct nostr_event ev;
-    if (!s || !target_on(s->t, s->n, c))
-        return;
-    nostr_event_init(&ev);
-    if (nostr_event_from_cjson(&ev, cJSON_GetArrayItem(msg, 2)) != 0 ||
-        nostr_event_verify(&ev) != 0) {
-        LOG_DEBUG("relay %s: dropped an invalid event", c->url);
-    } else if (s->on_event && !seen_before(s, ev.id)) {
-        s->in_cb++;
-        s->on_event(&ev, c->url, s->arg);
-        sub_call_done(s);
-    }
-    nostr_event_free(&ev);
-}
-
-static void on_relay_ok(struct conn *c, const char *id, int accepted, const char *text)
-{
-    for (size_t i = 0; i < c->n_ids; i++) {
-        struct identity *ident = &c->ids[i];
-        if (ident->state != A_SENT || strcmp(ident->event_id, id) != 0)
-            continue;
-        ident->state = accepted ? A_OK : A_FAILED;
-        if (!accepted)
-            LOG_WARN("relay %s: AUTH refused: %.*s", c->url, MAX_RELAY_STRING, text);
-        resume_after_auth(c, ident->pubkey, accepted);
-        return;
-    }
-    for (struct pub *p = c->pool->pubs; p; p = p->next) {
-        struct target *t = strcmp(p->id, id) == 0 ? target_on(p->t, p->n, c) : NULL;
-        if (!t || (t->state != T_SENT && t->state != T_WAIT_AUTH))
-            continue;
-        if (accepted) {
-            t->state = T_OK;
-        } else if (!retry_with_auth(c, t, p->auth, text)) {
-            t->state = T_FAILED;
-            free(p->last_error);
-            p->last_error = capped_dup(text);
-        }
-    }
-}
-
-static void on_relay_closed(struct conn *c, const char *sid, const char *text)
-{
-    struct relay_sub *s = sub_by_id(c->pool, sid);
-    struct target *t = s ? target_on(s->t, s->n, c) : NULL;
-    if (!t || t->state == T_CLOSED)
-        return;
-    if (retry_with_auth(c, t, s->auth, text))
-        return;
-    LOG_DEBUG("relay %s: subscription closed: %.*s", c->url, MAX_RELAY_STRING, text);
-    t->state = T_CLOSED;
-    t->done = 1;
-}
-
-static void on_relay_auth(struct conn *c, const char *challenge)
-{
-    free(c->challenge);
-    c->challenge = capped_dup(challenge);
-    /* A new challenge replaces the old one: earlier authentications no longer count. */
-    for (size_t i = 0; i < c->n_ids; i++)
-        c->ids[i].state = A_NONE;
-    auth_all(c);
-}
-
-static void handle_message(struct conn *c, const char *data, size_t len)
-{
-    cJSON *msg = cJSON_ParseWithLength(data, len);
-    const char *type = cJSON_GetStringValue(cJSON_GetArrayItem(msg, 0));
-    const char *a1 = cJSON_GetStringValue(cJSON_GetArrayItem(msg, 1));
-    const char *a2 = cJSON_GetStringValue(cJSON_GetArrayItem(msg, 2));
-    const char *a3 = cJSON_GetStringValue(cJSON_GetArrayItem(msg, 3));
-    if (!cJSON_IsArray(msg) || !type || !a1) {
-        LOG_DEBUG("relay %s: unexpected message", c->url);
-    } else if (strcmp(type, "EVENT") == 0) {
-        on_relay_event(c, msg);
-    } else if (strcmp(type, "OK") == 0) {
-        on_relay_ok(c, a1, cJSON_IsTrue(cJSON_GetArrayItem(msg, 2)), a3 ? a3 : "");
-    } else if (strcmp(type, "EOSE") == 0) {
-        struct relay_sub *s = sub_by_id(c->pool, a1);
-        struct target *t = s ? target_on(s->t, s->n, c) : NULL;
-        if (t)
-            t->done = 1;
-    } else if (strcmp(type, "CLOSED") == 0) {
-        on_relay_closed(c, a1, a2 ? a2 : "");
-    } else if (strcmp(type, "NOTICE") == 0) {
-        LOG_DEBUG("relay %s: notice: %.*s", c->url, MAX_RELAY_STRING, a1);
-    } else if (strcmp(type, "AUTH") == 0) {
-        on_relay_auth(c, a1);
-    }
-    cJSON_Delete(msg);
-    finish_pubs(c->pool);
-    fire_eoses(c->pool);
 }
 
 /* ---- connection lifecycle ---- */
@@ -496,7 +165,7 @@ static void conn_lost(struct conn *c, int err)
     uint64_t now = clock_mono_ms();
     snprintf(why, sizeof why, "connection to relay failed (%d)", err);
     for (struct pub *p = c->pool->pubs; p; p = p->next) {
-        struct target *t = target_on(p->t, p->n, c);
+        struct target *t = rp_target_on(p->t, p->n, c);
         if (t && t->state < T_OK) {
             t->state = T_FAILED;
             free(p->last_error);
@@ -504,7 +173,7 @@ static void conn_lost(struct conn *c, int err)
         }
     }
     for (struct relay_sub *s = c->pool->subs; s; s = s->next) {
-        struct target *t = target_on(s->t, s->n, c);
+        struct target *t = rp_target_on(s->t, s->n, c);
         if (t && t->state != T_CLOSED) {
             t->state = T_PENDING; /* resubscribed after the reconnect */
             t->done = 1;
@@ -532,13 +201,13 @@ static void on_ws_open(struct ws_client *ws, void *arg)
     c->open = 1;
     c->opened_at = clock_mono_ms();
     LOG_DEBUG("relay %s: connected", c->url);
-    conn_send_work(c);
+    rp_conn_send_work(c);
 }
 
 static void on_ws_message(struct ws_client *ws, const char *data, size_t len, void *arg)
 {
     (void)ws;
-    handle_message(arg, data, len);
+    rp_handle_message(arg, data, len);
 }
 
 static void on_ws_close(struct ws_client *ws, int err, void *arg)
@@ -557,8 +226,8 @@ static void on_ws_close(struct ws_client *ws, int err, void *arg)
         return;
     }
     conn_lost(c, err ? err : WS_ECLOSED);
-    finish_pubs(pool);
-    fire_eoses(pool);
+    rp_finish_pubs(pool);
+    rp_fire_eoses(pool);
 }
 
 static void conn_connect(struct conn *c)
@@ -635,8 +304,8 @@ static void on_tick(uv_timer_t *timer)
                 s->t[i].done = 1;
     for (struct conn *c = pool->conns; c; c = c->next)
         tick_conn(c, now);
-    finish_pubs(pool);
-    fire_eoses(pool);
+    rp_finish_pubs(pool);
+    rp_fire_eoses(pool);
     reap_conns(pool);
 }
 
@@ -714,7 +383,7 @@ static size_t fill_targets(struct relay_pool *pool, struct target *t, const char
     size_t n = 0;
     for (size_t i = 0; i < n_urls; i++) {
         struct conn *c = conn_get(pool, urls[i]);
-        if (target_on(t, n, c))
+        if (rp_target_on(t, n, c))
             continue;
         t[n].conn = c;
         t[n].state = T_PENDING;
@@ -736,7 +405,7 @@ static void kick_targets(struct target *t, size_t n)
             continue;
         conn_want(t[i].conn);
         if (t[i].conn->open)
-            conn_send_work(t[i].conn);
+            rp_conn_send_work(t[i].conn);
     }
 }
 
@@ -798,7 +467,7 @@ void relay_sub_close(struct relay_sub *sub)
         if (t->state == T_SENT || t->state == T_WAIT_AUTH) {
             char m[64];
             snprintf(m, sizeof m, "[\"CLOSE\",\"%s\"]", sub->id);
-            conn_send(t->conn, m);
+            rp_conn_send(t->conn, m);
         }
     }
     sub->closed = 1;
