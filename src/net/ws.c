@@ -55,6 +55,7 @@ struct ws_client {
     wslay_event_context_ptr ctx;
     struct msg *msgs, **msgs_tail;
     size_t in_flight;
+    uint64_t last_rx;      /* uv_now of the last bytes received (dead-peer detection) */
     int in_driver, again;
     int open_pending;      /* on_open still to run */
     int err;               /* first failure; ends the connection */
@@ -416,6 +417,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     int rc = 0;
     if (nread == 0)
         return; /* EAGAIN, not EOF */
+    ws->last_rx = uv_now(ws->loop);
     if (nread == UV_EOF) {
         if (ws->use_tls)
             tls_feed_eof(&ws->tls);
@@ -465,6 +467,7 @@ static void on_connected(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(&ws->tcp, 1);
+    uv_tcp_keepalive(&ws->tcp, 1, 60);
     int rc = uv_read_start((uv_stream_t *)&ws->tcp, on_alloc, on_read);
     if (rc < 0)
         fail(ws, rc);
@@ -514,7 +517,9 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 static void on_timer(uv_timer_t *t)
 {
     struct ws_client *ws = t->data;
-    if (ws->state == ST_OPEN) {
+    if (ws->state == ST_OPEN && uv_now(ws->loop) - ws->last_rx > 2 * WS_PING_INTERVAL_MS) {
+        fail(ws, UV_ETIMEDOUT); /* not even a pong for two intervals: the peer is gone */
+    } else if (ws->state == ST_OPEN) {
         struct wslay_event_msg ping = { WSLAY_PING, NULL, 0 };
         (void)wslay_event_queue_msg(ws->ctx, &ping);
     } else if (ws->state == ST_CLOSING) {

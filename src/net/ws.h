@@ -35,7 +35,8 @@ enum ws_error {
 #define WS_DEFAULT_MAX_MESSAGE (512 * 1024)
 #define WS_DEFAULT_TIMEOUT_MS 15000     /* DNS + connect + TLS + upgrade */
 #define WS_CLOSE_TIMEOUT_MS 3000        /* wait for the peer's close frame */
-#define WS_PING_INTERVAL_MS 30000
+#define WS_PING_INTERVAL_MS 30000       /* ping when open; nothing received for two
+                                          * intervals ends the connection (UV_ETIMEDOUT) */
 #define WS_MAX_QUEUED_MSGS 4096         /* frames waiting in wslay's send queue */
 
 typedef void ws_open_cb(struct ws_client *ws, void *arg);
