@@ -1,263 +1,400 @@
-/* Start-up and shutdown of the whole process (spec 9; notes/c-style-anchors.md 2.5).
+/* The process: command line, configuration, start-up and graceful shutdown (spec 2, 9), in
+ * the order of notes/c-style-anchors.md 2.5. Nothing else lives here.
  *
- * Start-up: configuration → Nostr context → database (migrations) → robot key → relay pool →
- * workers (zooid sync, robot, billing) → HTTP listener. Shutdown on SIGTERM/SIGINT runs the
- * reverse order as a chain of asynchronous steps: stop accepting and finish in-flight requests
- * (10 s at most), stop the workers at a safe point, close the relay pool, close the database,
- * exit 0. Everything here runs on the loop thread. */
+ * Start-up: config -> nostr -> database (migrations) -> robot key -> relay pool -> workers
+ * (sync, robot, billing) -> HTTP listener -> "listening on http://HOST:PORT".
+ * Shutdown (SIGTERM/SIGINT, or a start-up failure): stop accepting and let in-flight requests
+ * finish (<= 10 s), then stop billing, sync and the robot one after the other (each waits for
+ * its own work to reach a safe point), free the relay pool, close the database (queued jobs
+ * still run), close the signal handles; the loop then ends and the exit code is 0. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <uv.h>
 
 #include "api/api.h"
 #include "app.h"
+#include "billing.h"
+#include "config.h"
 #include "db/db.h"
 #include "http/server.h"
 #include "infra.h"
 #include "net/relay_pool.h"
 #include "nostr/hex.h"
+#include "nostr/keys.h"
+#include "nostr/nip19.h"
 #include "robot.h"
 #include "util/log.h"
 #include "util/util.h"
 
 #define CARAVEL_VERSION "0.1.0"
 #define SHUTDOWN_GRACE_MS 10000
+/* Last resort if a module never calls back: the process must still end. */
+#define SHUTDOWN_WATCHDOG_MS 30000
 
-static const char usage[] =
-    "Usage: caravel [--help | --version]\n"
-    "Caravel backend: NIP-98 JSON API, zooid sync, Nostr robot and Lightning billing.\n"
-    "Configuration comes from the environment (defaults in brackets):\n"
-    "  DATABASE_URL        sqlite://PATH, sqlite:PATH or PATH [sqlite://data/caravel.db]\n"
-    "  HOST, PORT          bind address; HOST is also the NIP-98 host [127.0.0.1, 3000]\n"
-    "  PUBLIC_URL          public origin behind a reverse proxy, e.g. https://api.example.com\n"
-    "  ADMINS              comma-separated admin pubkeys (hex or npub)\n"
-    "  ALLOW_ORIGINS       comma-separated CORS origins [empty: permissive]\n"
-    "  ZOOID_API_URL       zooid API base URL [unset: sync disabled]\n"
-    "  ZOOID_API_SECRET    key signing requests to zooid (hex or nsec)\n"
-    "  RELAY_DOMAIN        base domain of relay hosts [empty]\n"
-    "  LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET   sent to zooid for LiveKit relays\n"
-    "  NWC_URL             platform wallet (NIP-47 URI) [unset: no invoices]\n"
-    "  ROBOT_SECRET        robot key (hex or nsec) [generated once, kept in the database]\n"
-    "  ROBOT_NAME, ROBOT_DESCRIPTION, ROBOT_PICTURE       robot profile\n"
-    "  ROBOT_OUTBOX_RELAYS, ROBOT_INDEXER_RELAYS, ROBOT_MESSAGING_RELAYS  relay lists\n"
-    "  AUTH_MAX_AGE        NIP-98 token lifetime in seconds [600]\n"
-    "  BILLING_INTERVAL    seconds between billing runs [3600]\n"
-    "  BILLING_PERIOD      billing period in seconds [unset: calendar month]\n"
-    "  BILLING_GRACE       seconds before unpaid relays become delinquent [604800]\n"
-    "  METRICS_PORT        Prometheus /metrics port on HOST [0: off]\n"
-    "  LOG_LEVEL           debug, info, warn, error [info]\n";
+/* PLUG-IN point for billing (with the NWC client), still being delivered: a weak reference
+ * is NULL until src/billing.c is linked in, then it is the real function, so main.c needs no
+ * edit when it lands. Remove these two lines once billing.c is on main. */
+#pragma weak billing_start
+#pragma weak billing_stop
 
 static struct app app;
 static uv_signal_t sig_term, sig_int;
+static uv_timer_t watchdog;
+static int exit_code;
 
-/* ---- robot key: ROBOT_SECRET, or generated once and kept in the setting table ---- */
+/* ---- command line ---- */
 
-struct key_job {
+static const char *const help_vars[][2] = {
+    {"DATABASE_URL", "sqlite://PATH, sqlite:PATH or PATH (default sqlite://data/caravel.db)"},
+    {"HOST", "bind host, also the NIP-98 origin without PUBLIC_URL (default 127.0.0.1)"},
+    {"PORT", "bind port, 0 = any free port (default 3000)"},
+    {"PUBLIC_URL", "public http(s) origin behind a reverse proxy (default unset)"},
+    {"ADMINS", "comma-separated admin pubkeys, hex or npub (default none)"},
+    {"ALLOW_ORIGINS", "comma-separated CORS origins (default empty: permissive)"},
+    {"ZOOID_API_URL", "zooid API base URL (default unset: sync worker off)"},
+    {"ZOOID_API_SECRET", "key signing zooid requests, hex or nsec (required with ZOOID_API_URL)"},
+    {"RELAY_DOMAIN", "base domain of relay hosts (default empty: host = subdomain)"},
+    {"LIVEKIT_URL", "LiveKit server sent to zooid (default unset)"},
+    {"LIVEKIT_API_KEY", "LiveKit API key (default unset)"},
+    {"LIVEKIT_API_SECRET", "LiveKit API secret (default unset)"},
+    {"NWC_URL", "platform wallet NIP-47 URI (default unset: no invoices issued)"},
+    {"ROBOT_SECRET", "robot key, hex or nsec (default unset: generated, kept in the database)"},
+    {"ROBOT_NAME", "robot profile name (default unset)"},
+    {"ROBOT_DESCRIPTION", "robot profile about (default unset)"},
+    {"ROBOT_PICTURE", "robot profile picture URL (default unset)"},
+    {"ROBOT_OUTBOX_RELAYS", "robot kind 10002 relays (default unset: robot idle, DMs queued)"},
+    {"ROBOT_INDEXER_RELAYS", "relays to discover recipients' relay lists (default unset)"},
+    {"ROBOT_MESSAGING_RELAYS", "robot kind 10050 relays (default unset)"},
+    {"AUTH_MAX_AGE", "seconds a NIP-98 token stays valid (default 600)"},
+    {"BILLING_INTERVAL", "seconds between billing runs (default 3600)"},
+    {"BILLING_PERIOD", "billing period in seconds (default unset: one calendar month)"},
+    {"BILLING_GRACE", "seconds an invoice may stay unpaid (default 604800)"},
+    {"METRICS_PORT", "metrics port on HOST (default 0: off)"},
+    {"LOG_LEVEL", "debug, info, warn or error (default info)"},
+    {"CARAVEL_CA_FILE", "PEM CA bundle for wss:// (default the system bundle)"},
+};
+
+static void print_help(FILE *f)
+{
+    fprintf(f, "Usage: caravel [--help | --version]\n"
+               "Caravel relay-hosting control plane. Configured by environment variables:\n");
+    for (size_t i = 0; i < ARRAY_SIZE(help_vars); i++)
+        fprintf(f, "  %-23s %s\n", help_vars[i][0], help_vars[i][1]);
+}
+
+/* Returns -1 to go on, else the exit code. */
+static int handle_args(int argc, char **argv)
+{
+    if (argc < 2)
+        return -1;
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        print_help(stdout);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("caravel %s\n", CARAVEL_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "caravel: unknown argument \"%.100s\"\n", argv[1]);
+    print_help(stderr);
+    return 2;
+}
+
+/* ---- robot key: ROBOT_SECRET, or generated once and kept in `setting` ---- */
+
+struct robot_key_job {
     uint8_t seckey[32];
     int generated;
-    int done;
     int status;
 };
 
-static int load_or_create_key(sqlite3 *conn, void *arg)
+/* Pool thread, in a write transaction. */
+static int store_new_robot_key(sqlite3 *conn, struct robot_key_job *job)
 {
-    struct key_job *job = arg;
+    struct nostr_keypair kp;
     char hex[65];
+    if (nostr_keypair_generate(&kp) != 0)
+        return DB_EGENERIC;
+    hex_encode(kp.seckey, 32, hex);
+    sqlite3_stmt *st = db_stmt(conn, "INSERT INTO setting(key, value) VALUES ('robot_secret', ?)");
+    int rc = st ? sqlite3_bind_text(st, 1, hex, 64, SQLITE_STATIC) : SQLITE_ERROR;
+    rc = rc == SQLITE_OK ? sqlite3_step(st) : rc;
+    if (st)
+        sqlite3_reset(st);
+    memcpy(job->seckey, kp.seckey, 32);
+    job->generated = 1;
+    secure_zero(&kp, sizeof(kp));
+    secure_zero(hex, sizeof(hex));
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}
+
+static int robot_key_work(sqlite3 *conn, void *arg)
+{
+    struct robot_key_job *job = arg;
     sqlite3_stmt *st = db_stmt(conn, "SELECT value FROM setting WHERE key = 'robot_secret'");
     if (!st)
         return DB_EGENERIC;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         const char *v = (const char *)sqlite3_column_text(st, 0);
-        int rc = v && hex_decode(v, strlen(v), job->seckey, 32) == 0 ? 0 : DB_EGENERIC;
+        rc = v && hex_decode(v, strlen(v), job->seckey, 32) == 0 ? 0 : DB_EGENERIC;
         sqlite3_reset(st);
         return rc;
     }
     sqlite3_reset(st);
-    struct nostr_keypair kp;
-    if (nostr_keypair_generate(&kp) != 0)
-        return DB_EGENERIC;
-    memcpy(job->seckey, kp.seckey, 32);
-    hex_encode(kp.seckey, 32, hex);
-    secure_zero(&kp, sizeof(kp));
-    st = db_stmt(conn, "INSERT INTO setting(key, value) VALUES ('robot_secret', ?)");
-    sqlite3_bind_text(st, 1, hex, 64, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_rc(conn, SQLITE_ERROR);
-    sqlite3_reset(st);
-    secure_zero(hex, sizeof(hex));
-    job->generated = rc == 0;
-    return rc;
+    return rc == SQLITE_DONE ? store_new_robot_key(conn, job) : db_rc(conn, rc);
 }
 
-static void on_key(int status, void *arg)
+static void on_robot_key(int status, void *arg)
 {
-    struct key_job *job = arg;
-    job->status = status;
-    job->done = 1;
+    ((struct robot_key_job *)arg)->status = status;
 }
 
-/* Start-up only: runs the loop until the key job is done. */
-static int robot_key_init(void)
+/* Start-up only: runs the loop until the key job is done (nothing else is active yet). */
+static int load_robot_key(void)
 {
-    struct key_job job = {0};
-    int rc = 0;
-    if (app.cfg.has_robot_secret)
-        return nostr_keypair_from_seckey(&app.robot_key, app.cfg.robot_secret);
-    if ((rc = db_write(app.db, load_or_create_key, on_key, &job)) != 0)
-        return rc;
-    while (!job.done)
-        uv_run(app.loop, UV_RUN_ONCE);
-    if (job.status == 0)
-        rc = nostr_keypair_from_seckey(&app.robot_key, job.seckey);
-    secure_zero(job.seckey, sizeof(job.seckey));
-    if (job.status != 0 || rc != 0)
-        return -1;
-    LOG_WARN("ROBOT_SECRET is not set: using the robot key %s the database",
-             job.generated ? "just generated and stored in" : "stored in");
-    return 0;
-}
-
-/* ---- workers ---- */
-
-static int start_workers(void)
-{
-    /* The pool opens no connection until the robot or the wallet client uses it. */
-    if (relay_pool_new(&app.pool, app.loop, getenv("CARAVEL_CA_FILE")) != 0) {
-        LOG_ERROR("cannot create the relay pool (CARAVEL_CA_FILE unreadable?)");
+    struct robot_key_job job = {.status = 1};
+    char npub[100];
+    if (app.cfg.has_robot_secret) {
+        memcpy(job.seckey, app.cfg.robot_secret, 32);
+    } else if (db_write(app.db, robot_key_work, on_robot_key, &job) == 0) {
+        uv_run(app.loop, UV_RUN_DEFAULT);
+    }
+    int rc = (app.cfg.has_robot_secret || job.status == 0) &&
+                     nostr_keypair_from_seckey(&app.robot_key, job.seckey) == 0
+                 ? 0
+                 : -1;
+    int generated = job.generated;
+    secure_zero(&job, sizeof(job));
+    if (rc != 0) {
+        LOG_ERROR("cannot load the robot key kept in the database (setting robot_secret)");
         return -1;
     }
-    if (!app.cfg.zooid_api_url)
-        LOG_WARN("zooid sync is disabled: set ZOOID_API_URL (and ZOOID_API_SECRET) to enable it");
-    else if (infra_start(&app.infra, &app) != 0)
-        return -1;
-    /* Warns once naming the ROBOT_*_RELAYS variables when they are missing. */
-    if (robot_start(&app.robot, &app) != 0)
-        return -1;
-    if (!app.cfg.nwc_url)
-        LOG_WARN("invoices are not issued: set NWC_URL to enable billing");
+    /* npub, not hex: the log never holds 64 hex characters that could be taken for a key. */
+    if (nip19_encode_key("npub", app.robot_key.pubkey, npub, sizeof(npub)) != 0)
+        snprintf(npub, sizeof(npub), "?");
+    if (app.cfg.has_robot_secret)
+        LOG_INFO("robot %s (ROBOT_SECRET)", npub);
+    else
+        LOG_WARN("ROBOT_SECRET is not set: using the robot key %s the database (robot %s);"
+                 " set ROBOT_SECRET to choose the robot's identity",
+                 generated ? "just generated and stored in" : "stored in", npub);
     return 0;
 }
 
-/* ---- shutdown: one asynchronous step after another ---- */
+/* ---- services ---- */
+
+static int start_http(void)
+{
+    struct http_server_config hc = {.host = app.cfg.host, .port = app.cfg.port};
+    int rc = http_server_start(&app.http, app.loop, &hc, api_handle, &app);
+    if (rc != 0) {
+        app.http = NULL;
+        LOG_ERROR("HOST/PORT: cannot listen on %s:%d: %s", app.cfg.host, app.cfg.port,
+                  uv_strerror(rc));
+        return -1;
+    }
+    /* Printed whatever LOG_LEVEL says: operators and tests wait for this line. */
+    int v6 = strchr(app.cfg.host, ':') != NULL;
+    log_write(LOG_LEVEL_INFO, __FILE__, __LINE__, "listening on http://%s%s%s:%d", v6 ? "[" : "",
+              app.cfg.host, v6 ? "]" : "", http_server_port(app.http));
+    return 0;
+}
+
+static int start_billing(void)
+{
+    /* PLUG-IN (billing + NWC): billing_start owns the NWC client (app->nwc) and logs the
+     * NWC_URL warning itself when it is unset. */
+    if (billing_start)
+        return billing_start(&app.billing, &app);
+    LOG_WARN("billing: not part of this build%s", app.cfg.nwc_url
+                                                    ? ""
+                                                    : "; NWC_URL is not set either: invoices "
+                                                      "are not issued");
+    return 0;
+}
+
+static int start_services(void)
+{
+    const struct config *c = &app.cfg;
+    /* The pool serves the robot and NWC; without their settings nothing would use it. */
+    int need_pool = c->outbox_relays.n || c->indexer_relays.n || c->messaging_relays.n ||
+                    c->nwc_url;
+    if (need_pool && relay_pool_new(&app.pool, app.loop, getenv("CARAVEL_CA_FILE")) != 0) {
+        LOG_ERROR("cannot start the relay pool (CARAVEL_CA_FILE?)");
+        return -1;
+    }
+    if (infra_start(&app.infra, &app) != 0)
+        return -1;
+    if (!app.infra)
+        LOG_WARN("sync: ZOOID_API_URL is not set: the zooid sync worker is off and relays "
+                 "stay unsynced (set ZOOID_API_URL and ZOOID_API_SECRET)");
+    /* Logs its own warning naming ROBOT_*_RELAYS when they are missing. */
+    if (robot_start(&app.robot, &app) != 0)
+        return -1;
+    if (start_billing() != 0)
+        return -1;
+    /* PLUG-IN (metrics): no metrics module yet; METRICS_PORT is parsed and validated. */
+    if (c->metrics_port)
+        LOG_WARN("METRICS_PORT=%d: metrics are not part of this build", c->metrics_port);
+    return start_http();
+}
+
+/* ---- shutdown ---- */
+
+enum stage { STAGE_HTTP, STAGE_BILLING, STAGE_INFRA, STAGE_ROBOT, STAGE_POOL, STAGE_DB, N_STAGES };
+
+static int stage;
+static void **stage_ptr; /* the service being stopped: NULL once its callback ran */
 
 static void shutdown_next(void *arg);
 
-static void on_http_stopped(void *arg)
+/* Starts stopping one service; returns 1 when shutdown_next will be called back. The
+ * pointer in struct app stays valid until then, so nothing else sees a freed service. */
+static int stop_stage(enum stage s)
 {
-    shutdown_next(arg);
+    void **ptrs[N_STAGES] = {(void **)&app.http,  (void **)&app.billing, (void **)&app.infra,
+                             (void **)&app.robot, (void **)&app.pool,    (void **)&app.db};
+    stage_ptr = ptrs[s];
+    if (!*stage_ptr)
+        return 0;
+    switch (s) {
+    case STAGE_HTTP:
+        http_server_stop(app.http, SHUTDOWN_GRACE_MS, shutdown_next, NULL);
+        break;
+    case STAGE_BILLING:
+        if (!billing_stop)
+            return 0;
+        billing_stop(app.billing, shutdown_next, NULL);
+        break;
+    case STAGE_INFRA:
+        infra_stop(app.infra, shutdown_next, NULL);
+        break;
+    case STAGE_ROBOT:
+        robot_stop(app.robot, shutdown_next, NULL);
+        break;
+    case STAGE_POOL:
+        relay_pool_free(app.pool, shutdown_next, NULL);
+        break;
+    default:
+        db_close(app.db, shutdown_next, NULL);
+        break;
+    }
+    return 1;
 }
 
-static void close_walk(uv_handle_t *h, void *arg)
+static void close_loop_handles(void)
 {
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&watchdog, NULL);
 }
 
-/* Each step clears its pointer before stopping the service, so a stop function that calls
- * back synchronously re-enters here safely and moves on to the next step. */
+/* One service after the other (each one's callback calls this again). */
 static void shutdown_next(void *arg)
 {
     (void)arg;
-    if (app.http) {
-        struct http_server *http = app.http;
-        app.http = NULL;
-        http_server_stop(http, SHUTDOWN_GRACE_MS, on_http_stopped, NULL);
-    } else if (app.infra) {
-        struct infra *infra = app.infra;
-        app.infra = NULL;
-        infra_stop(infra, shutdown_next, NULL);
-    } else if (app.robot) {
-        /* Before the pool: the robot waits for its publishes and outbox writes. */
-        struct robot *robot = app.robot;
-        app.robot = NULL;
-        robot_stop(robot, shutdown_next, NULL);
-    } else if (app.pool) {
-        struct relay_pool *pool = app.pool;
-        app.pool = NULL;
-        relay_pool_free(pool, shutdown_next, NULL);
-    } else if (app.db) {
-        struct db *db = app.db;
-        app.db = NULL;
-        db_close(db, shutdown_next, NULL);
-    } else {
-        uv_walk(app.loop, close_walk, NULL);
-    }
+    if (stage_ptr)
+        *stage_ptr = NULL;
+    stage_ptr = NULL;
+    while (stage < N_STAGES)
+        if (stop_stage((enum stage)stage++))
+            return;
+    LOG_INFO("stopped");
+    close_loop_handles();
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    LOG_ERROR("shutdown did not finish in %d s (stuck at step %d); exiting",
+              SHUTDOWN_WATCHDOG_MS / 1000, stage);
+    _exit(1);
+}
+
+static void begin_shutdown(int code)
+{
+    if (app.stopping)
+        return;
+    app.stopping = 1;
+    exit_code = code;
+    uv_timer_start(&watchdog, on_watchdog, SHUTDOWN_WATCHDOG_MS, 0);
+    shutdown_next(NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     (void)h;
-    if (app.stopping)
+    if (app.stopping) {
+        LOG_WARN("%s again: already shutting down", strsignal(signum));
         return;
-    app.stopping = 1;
-    LOG_INFO("signal %d: shutting down", signum);
-    uv_signal_stop(&sig_term);
-    uv_signal_stop(&sig_int);
-    shutdown_next(NULL);
+    }
+    LOG_INFO("%s: shutting down", strsignal(signum));
+    begin_shutdown(0);
 }
 
-/* ---- main ---- */
-
-static int start(void)
+static void init_loop_handles(void)
 {
-    struct http_server_config hc = {.host = app.cfg.host, .port = app.cfg.port};
-    if (db_open(&app.db, app.loop, app.cfg.db_path) != 0)
-        return -1;
-    if (robot_key_init() != 0) {
-        LOG_ERROR("cannot load or create the robot key");
-        return -1;
-    }
-    if (start_workers() != 0)
-        return -1;
-    int rc = http_server_start(&app.http, app.loop, &hc, api_handle, &app);
-    if (rc != 0) {
-        LOG_ERROR("cannot listen on %s:%d: %s", app.cfg.host, app.cfg.port, uv_strerror(rc));
-        return -1;
-    }
     uv_signal_init(app.loop, &sig_term);
     uv_signal_init(app.loop, &sig_int);
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
-    /* Tests and supervisors wait for this line: signals are handled from here on. */
-    LOG_INFO("listening on http://%s:%d", app.cfg.host, http_server_port(app.http));
+    uv_timer_init(app.loop, &watchdog);
+    /* The watchdog must never keep the loop alive by itself. */
+    uv_unref((uv_handle_t *)&watchdog);
+}
+
+/* ---- main ---- */
+
+static int setup(void)
+{
+    char err[512];
+    if (nostr_init() != 0) {
+        fprintf(stderr, "caravel: cannot initialise secp256k1\n");
+        return 1;
+    }
+    if (config_load(&app.cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "caravel: configuration error: %s\n", err);
+        return 2;
+    }
+    app.loop = uv_default_loop();
+    if (db_open(&app.db, app.loop, app.cfg.db_path) != 0) {
+        LOG_ERROR("DATABASE_URL: cannot open the database %s", app.cfg.db_path);
+        return 1;
+    }
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    char err[512];
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(usage, stdout);
-        return 0;
-    }
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        puts("caravel " CARAVEL_VERSION);
-        return 0;
-    }
-    if (argc > 1) {
-        fprintf(stderr, "caravel: unknown argument %s\n%s", argv[1], usage);
-        return 2;
-    }
+    int rc = handle_args(argc, argv);
+    if (rc >= 0)
+        return rc;
     signal(SIGPIPE, SIG_IGN);
-    snprintf(err, sizeof(err), "secp256k1 context or randomness unavailable");
-    if (nostr_init() != 0 || config_load(&app.cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "caravel: configuration error: %s\n", err);
-        return 2;
+    /* The pool is shared by SQLite (1 writer + readers), DNS and files: a little headroom.
+     * Read by libuv when the pool first starts, i.e. at the robot key job below. */
+    setenv("UV_THREADPOOL_SIZE", "8", 0);
+    if ((rc = setup()) != 0) {
+        config_free(&app.cfg);
+        nostr_shutdown();
+        return rc;
     }
-    app.loop = uv_default_loop();
-    int failed = start() != 0;
-    if (failed) {
-        app.stopping = 1;
-        shutdown_next(NULL);
-    }
+    /* Before the signal handles exist: it runs the loop until the key job is done. */
+    int key_rc = load_robot_key();
+    init_loop_handles();
+    if (key_rc != 0 || start_services() != 0)
+        begin_shutdown(1);
     uv_run(app.loop, UV_RUN_DEFAULT);
-    uv_loop_close(app.loop);
+    if (uv_loop_close(app.loop) != 0) {
+        LOG_ERROR("handles left open at exit");
+        exit_code = exit_code ? exit_code : 1;
+    }
+    secure_zero(&app.robot_key, sizeof(app.robot_key));
     config_free(&app.cfg);
     nostr_shutdown();
-    if (!failed)
-        LOG_INFO("stopped");
-    return failed ? 1 : 0;
+    return exit_code;
 }
