@@ -70,6 +70,10 @@ int db_rc(sqlite3 *conn, int rc)
     case SQLITE_CONSTRAINT:
         LOG_DEBUG("sqlite constraint: %s", sqlite3_errmsg(conn));
         return DB_ECONSTRAINT;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        LOG_WARN("sqlite busy: %s", conn ? sqlite3_errmsg(conn) : "?");
+        return DB_EBUSY;
     default:
         LOG_ERROR("sqlite error %d: %s", rc, conn ? sqlite3_errmsg(conn) : "?");
         return DB_EGENERIC;
@@ -268,15 +272,22 @@ fail:
 
 /* ---- jobs ---- */
 
-static int begin_immediate(sqlite3 *h)
+/* Pool thread: one attempt of a write job, rolled back unless everything succeeded. */
+static int write_once(struct db_job *job, sqlite3 *h)
 {
-    int rc = DB_EBUSY;
-    for (int i = 0; i < BUSY_RETRIES && rc == DB_EBUSY; i++)
-        rc = db_exec(h, "BEGIN IMMEDIATE");
+    int rc = db_exec(h, "BEGIN IMMEDIATE");
+    if (rc != 0)
+        return rc;
+    rc = job->work(h, job->arg);
+    if (rc == 0)
+        rc = db_exec(h, "COMMIT");
+    if (rc != 0 && !sqlite3_get_autocommit(h))
+        db_exec(h, "ROLLBACK");
     return rc;
 }
 
-/* Pool thread: touches only the job and its connection. */
+/* Pool thread: touches only the job and its connection. A write that found the database
+ * locked past busy_timeout (another process) is rolled back and run again as a whole. */
 static void job_work(uv_work_t *req)
 {
     struct db_job *job = container_of(req, struct db_job, req);
@@ -284,12 +295,12 @@ static void job_work(uv_work_t *req)
     current_conn = job->conn;
     if (!job->is_write) {
         job->rc = job->work(h, job->arg);
-    } else if ((job->rc = begin_immediate(h)) == 0) {
-        job->rc = job->work(h, job->arg);
-        if (job->rc == 0)
-            job->rc = db_exec(h, "COMMIT");
-        if (job->rc != 0 && !sqlite3_get_autocommit(h))
-            db_exec(h, "ROLLBACK");
+    } else {
+        for (int attempt = 1; attempt <= BUSY_RETRIES; attempt++) {
+            if ((job->rc = write_once(job, h)) != DB_EBUSY)
+                break;
+            LOG_WARN("database locked (attempt %d of %d)", attempt, BUSY_RETRIES);
+        }
     }
     current_conn = NULL;
 }

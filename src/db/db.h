@@ -8,7 +8,10 @@
  * Jobs: work runs on a pool thread with a connection and may only touch its own arg; done
  * runs on the loop thread with work's status (0, or a negative code; DB_EBUSY/DB_ECONSTRAINT
  * etc. below, or whatever negative value work returned). If work returns non-zero the
- * transaction is rolled back. db_open, db_submit_* and db_close are loop thread only. */
+ * transaction is rolled back. A write whose transaction fails with DB_EBUSY (the file locked
+ * by another process past busy_timeout) is rolled back and run again, up to 5 times: a write
+ * work function may therefore run more than once and must (re)set what it stores in arg.
+ * db_open, db_read/db_write and db_close are loop thread only. */
 #ifndef CARAVEL_DB_H
 #define CARAVEL_DB_H
 
@@ -47,7 +50,7 @@ size_t db_queue_depth(const struct db *db);
 void db_close(struct db *db, void (*cb)(void *arg), void *arg);
 
 /* Helpers for work functions (pool thread): map a sqlite3 rc to the codes above (logging
- * sqlite3_errmsg once), run one statement without results, and prepare with caching. */
+ * sqlite3_errmsg once; SQLITE_BUSY/LOCKED -> DB_EBUSY), run one statement without results, and prepare with caching. */
 int db_rc(sqlite3 *conn, int rc);
 int db_exec(sqlite3 *conn, const char *sql);
 /* Prepared-statement cache per connection: returns a reset statement (do not finalize). */

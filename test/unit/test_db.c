@@ -1,5 +1,7 @@
 #include "test.h"
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "db/db.h"
@@ -92,6 +94,11 @@ TEST(db_migrations_applied_once_and_recorded)
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
     ASSERT_EQ(sqlite3_column_int(st, 0), (int)n_migrations); /* each recorded once */
     sqlite3_finalize(st);
+    /* WAL is a property of the file: a fresh connection sees it. */
+    ASSERT_EQ(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    ASSERT_STR_EQ((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
     sqlite3_close(h);
 }
 
@@ -155,6 +162,10 @@ TEST(db_concurrent_reads_and_writes_complete)
     ASSERT_EQ(w.ok, 300);
     ASSERT_EQ(r.ok, 300);
     ASSERT_EQ(db_queue_depth(db), 0);
+    struct counter total = {0};
+    ASSERT_OK(db_read(db, count_rows, on_done, &total));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(total.value, 300); /* every write committed exactly once */
     close_and_check(db, &loop);
 }
 
@@ -213,4 +224,144 @@ TEST(db_repo_common_activity_row)
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_EQ(w.ok, 1);
     close_and_check(db, &loop);
+}
+
+/* Fails like a locked database on its first run: the whole job must be rolled back and run
+ * again, leaving exactly one row. */
+struct flaky {
+    int runs;
+};
+
+static int busy_once(sqlite3 *conn, void *arg)
+{
+    struct flaky *f = arg;
+    int rc = add_row(conn, NULL);
+    if (rc == 0 && f->runs++ == 0)
+        return db_rc(conn, SQLITE_BUSY);
+    return rc;
+}
+
+static void on_flaky(int status, void *arg)
+{
+    ASSERT_OK(status);
+    ((struct flaky *)arg)->runs += 100;
+}
+
+TEST(db_busy_write_is_rolled_back_and_run_again)
+{
+    uv_loop_t loop;
+    char path[128];
+    struct flaky f = {0};
+    struct counter r = {0};
+    uv_loop_init(&loop);
+    struct db *db = open_tmp(&loop, path, sizeof(path));
+    ASSERT_EQ(db_rc(NULL, SQLITE_BUSY), DB_EBUSY);
+    ASSERT_EQ(db_rc(NULL, SQLITE_CONSTRAINT_UNIQUE), DB_ECONSTRAINT);
+    ASSERT_OK(db_write(db, busy_once, on_flaky, &f));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(f.runs, 102); /* two runs, one done callback */
+    ASSERT_OK(db_read(db, count_rows, on_done, &r));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(r.value, 1);
+    close_and_check(db, &loop);
+}
+
+/* Another process holds the write lock for a moment: the write waits (busy_timeout) and
+ * commits once the lock is released. */
+struct lock_holder {
+    sqlite3 *other;
+    uv_timer_t timer;
+};
+
+static void on_release(uv_timer_t *t)
+{
+    struct lock_holder *lh = t->data;
+    ASSERT_EQ(sqlite3_exec(lh->other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+TEST(db_write_waits_for_another_connections_lock)
+{
+    uv_loop_t loop;
+    char path[128];
+    struct lock_holder lh;
+    struct counter w = {0}, r = {0};
+    uv_loop_init(&loop);
+    struct db *db = open_tmp(&loop, path, sizeof(path));
+    ASSERT_EQ(sqlite3_open(path, &lh.other), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(lh.other, "BEGIN IMMEDIATE; INSERT INTO setting VALUES ('o', 'x')",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    uv_timer_init(&loop, &lh.timer);
+    lh.timer.data = &lh;
+    uv_timer_start(&lh.timer, on_release, 200, 0);
+    ASSERT_OK(db_write(db, add_row, on_done, &w));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(w.ok, 1);
+    ASSERT_OK(db_read(db, count_rows, on_done, &r));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(r.value, 2);
+    sqlite3_close(lh.other);
+    close_and_check(db, &loop);
+}
+
+/* Writes acknowledged to the caller survive kill -9 of the process: a child reports each
+ * done callback on a pipe and is killed mid-stream; every acknowledged row is on disk. */
+static int ack_fd = -1;
+static struct db *ack_db;
+
+/* Each acknowledged write is reported, then replaced by a new one: it never ends. */
+static void on_ack(int status, void *arg)
+{
+    (void)arg;
+    if (status != 0 || write(ack_fd, "a", 1) != 1 || db_write(ack_db, add_row, on_ack, NULL))
+        _exit(3);
+}
+
+static void write_forever(const char *path)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    if (db_open(&ack_db, &loop, path) != 0)
+        _exit(2);
+    for (int i = 0; i < 8; i++)
+        if (db_write(ack_db, add_row, on_ack, NULL) != 0)
+            _exit(2);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    _exit(0);
+}
+
+TEST(db_acknowledged_writes_survive_kill9)
+{
+    char dir[64], path[128];
+    int fds[2];
+    test_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/k.db", dir);
+    ASSERT_OK(pipe(fds));
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        ack_fd = fds[1];
+        write_forever(path);
+    }
+    close(fds[1]);
+    char buf[64];
+    int acked = 0;
+    while (acked < 100) {
+        ssize_t n = read(fds[0], buf, sizeof(buf));
+        ASSERT_GT(n, 0);
+        acked += (int)n;
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(fds[0]);
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    ASSERT_EQ(sqlite3_open(path, &h), SQLITE_OK);
+    ASSERT_EQ(sqlite3_prepare_v2(h, "SELECT count(*) FROM setting", -1, &st, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    ASSERT_GE(sqlite3_column_int(st, 0), acked);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
 }
