@@ -129,13 +129,24 @@ static int add_admin(struct config *cfg, const char *item, char *err, size_t cap
     return 0;
 }
 
+/* An origin is what browsers send in Origin: scheme://host[:port], no path (a trailing '/'
+ * is dropped so "https://app.example/" still matches). */
 static int add_origin(struct config *cfg, const char *item, char *err, size_t cap)
 {
-    if (cfg->n_allow_origins >= 64 || strlen(item) > 300)
+    size_t n = strlen(item);
+    while (n && item[n - 1] == '/')
+        n--;
+    const char *sep = strstr(item, "://");
+    const char *host = sep ? sep + 3 : NULL;
+    if (cfg->n_allow_origins >= 64 || n > 300)
         return fail(err, cap, "ALLOW_ORIGINS", "at most 64 origins of 300 characters");
+    if (!sep || sep == item || host >= item + n || memchr(host, '/', (size_t)(item + n - host)) ||
+        strpbrk(item, " \t?#"))
+        return fail(err, cap, "ALLOW_ORIGINS",
+                    "\"%.80s\" is not an origin such as https://app.example.com", item);
     cfg->allow_origins =
         xrealloc(cfg->allow_origins, (cfg->n_allow_origins + 1) * sizeof(char *));
-    cfg->allow_origins[cfg->n_allow_origins++] = xstrdup(item);
+    cfg->allow_origins[cfg->n_allow_origins++] = xstrndup(item, n);
     return 0;
 }
 
@@ -208,6 +219,91 @@ static char *opt_dup(const char *var)
     return v ? xstrdup(v) : NULL;
 }
 
+/* 1 when every byte of s is in the set (letters and digits always allowed). */
+static int only_chars(const char *s, const char *extra)
+{
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
+            return 0;
+    return 1;
+}
+
+static const char *const http_schemes[] = {"https", "http", NULL};
+static const char *const livekit_schemes[] = {"wss", "ws", "https", "http", NULL};
+
+/* v is "scheme://rest" with one of schemes and a non-empty, printable-ASCII rest not starting
+ * with '/' or '?'; returns rest or NULL. */
+static const char *url_rest(const char *v, const char *const *schemes)
+{
+    for (; *schemes; schemes++) {
+        size_t n = strlen(*schemes);
+        if (strncmp(v, *schemes, n) != 0 || strncmp(v + n, "://", 3) != 0)
+            continue;
+        const char *rest = v + n + 3;
+        int ok = *rest && *rest != '/' && *rest != '?' && strlen(v) <= 2000;
+        for (const char *q = rest; *q && ok; q++)
+            ok = (unsigned char)*q > 0x20 && (unsigned char)*q < 0x7f;
+        return ok ? rest : NULL;
+    }
+    return NULL;
+}
+
+static int parse_host(struct config *cfg, char *err, size_t cap)
+{
+    const char *v = env("HOST") ? env("HOST") : "127.0.0.1";
+    if (strlen(v) > 253 || !only_chars(v, ".-:_%"))
+        return fail(err, cap, "HOST", "must be an IP address or a host name, got \"%.80s\"", v);
+    cfg->host = xstrdup(v);
+    return 0;
+}
+
+static int parse_relay_domain(struct config *cfg, char *err, size_t cap)
+{
+    const char *v = env("RELAY_DOMAIN") ? env("RELAY_DOMAIN") : "";
+    size_t n = strlen(v);
+    if (n > 200 || !only_chars(v, ".-") || (n && (v[0] == '.' || v[0] == '-' || v[n - 1] == '.')))
+        return fail(err, cap, "RELAY_DOMAIN",
+                    "must be a domain name such as relays.example.com, got \"%.80s\"", v);
+    cfg->relay_domain = xstrdup(v);
+    for (char *p = cfg->relay_domain; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return 0;
+}
+
+/* LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET come together or not at all. */
+static int parse_livekit(struct config *cfg, char *err, size_t cap)
+{
+    const char *url = env("LIVEKIT_URL");
+    int n = !!url + !!env("LIVEKIT_API_KEY") + !!env("LIVEKIT_API_SECRET");
+    if (url && !url_rest(url, livekit_schemes))
+        return fail(err, cap, "LIVEKIT_URL", "must be a ws(s):// or http(s):// URL");
+    if (n != 0 && n != 3)
+        return fail(err, cap, !url ? "LIVEKIT_URL" : !env("LIVEKIT_API_KEY") ? "LIVEKIT_API_KEY"
+                                                                          : "LIVEKIT_API_SECRET",
+                    "LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET must be set together");
+    cfg->livekit_url = opt_dup("LIVEKIT_URL");
+    cfg->livekit_api_key = opt_dup("LIVEKIT_API_KEY");
+    cfg->livekit_api_secret = opt_dup("LIVEKIT_API_SECRET");
+    return 0;
+}
+
+static int parse_robot_profile(struct config *cfg, char *err, size_t cap)
+{
+    const char *pic = env("ROBOT_PICTURE");
+    if (pic && !url_rest(pic, http_schemes))
+        return fail(err, cap, "ROBOT_PICTURE", "must be an http(s) URL");
+    if ((env("ROBOT_NAME") && strlen(env("ROBOT_NAME")) > 100) ||
+        (env("ROBOT_DESCRIPTION") && strlen(env("ROBOT_DESCRIPTION")) > 2000))
+        return fail(err, cap, env("ROBOT_NAME") && strlen(env("ROBOT_NAME")) > 100
+                                  ? "ROBOT_NAME"
+                                  : "ROBOT_DESCRIPTION",
+                    "is too long (name 100, description 2000 characters at most)");
+    cfg->robot_name = opt_dup("ROBOT_NAME");
+    cfg->robot_description = opt_dup("ROBOT_DESCRIPTION");
+    cfg->robot_picture = opt_dup("ROBOT_PICTURE");
+    return 0;
+}
+
 static int parse_zooid(struct config *cfg, char *err, size_t cap)
 {
     int has_secret = 0;
@@ -244,14 +340,9 @@ static int parse_nwc(struct config *cfg, char *err, size_t cap)
 static int parse_misc(struct config *cfg, char *err, size_t cap)
 {
     int64_t port = 0, metrics = 0;
-    cfg->host = xstrdup(env("HOST") ? env("HOST") : "127.0.0.1");
-    cfg->relay_domain = xstrdup(env("RELAY_DOMAIN") ? env("RELAY_DOMAIN") : "");
-    cfg->livekit_url = opt_dup("LIVEKIT_URL");
-    cfg->livekit_api_key = opt_dup("LIVEKIT_API_KEY");
-    cfg->livekit_api_secret = opt_dup("LIVEKIT_API_SECRET");
-    cfg->robot_name = opt_dup("ROBOT_NAME");
-    cfg->robot_description = opt_dup("ROBOT_DESCRIPTION");
-    cfg->robot_picture = opt_dup("ROBOT_PICTURE");
+    if (parse_host(cfg, err, cap) || parse_relay_domain(cfg, err, cap) ||
+        parse_livekit(cfg, err, cap) || parse_robot_profile(cfg, err, cap))
+        return -1;
     cfg->log_level = xstrdup(env("LOG_LEVEL") ? env("LOG_LEVEL") : "info");
     if (log_set_level(cfg->log_level) != 0)
         return fail(err, cap, "LOG_LEVEL", "must be debug, info, warn or error");

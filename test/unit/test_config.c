@@ -101,6 +101,18 @@ TEST(config_bad_values_name_the_variable_and_hide_secrets)
         {"BILLING_GRACE", "x", "BILLING_GRACE"},
         {"LOG_LEVEL", "verbose", "LOG_LEVEL"},
         {"DATABASE_URL", "mysql://x", "DATABASE_URL"},
+        {"HOST", "127.0.0.1 ; rm", "HOST"},
+        {"ALLOW_ORIGINS", "https://a.example/path", "ALLOW_ORIGINS"},
+        {"ALLOW_ORIGINS", "a.example", "ALLOW_ORIGINS"},
+        {"RELAY_DOMAIN", "https://relays.example", "RELAY_DOMAIN"},
+        {"RELAY_DOMAIN", ".example", "RELAY_DOMAIN"},
+        {"LIVEKIT_URL", "ftp://lk", "LIVEKIT_URL"},
+        {"LIVEKIT_URL", "wss://lk.example", "LIVEKIT_API_KEY"},
+        {"LIVEKIT_API_SECRET", secretish, "LIVEKIT_URL"},
+        {"ROBOT_PICTURE", "robot.png", "ROBOT_PICTURE"},
+        {"ROBOT_OUTBOX_RELAYS", "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q", "ROBOT_OUTBOX_RELAYS"},
+        {"BILLING_PERIOD", "-1", "BILLING_PERIOD"},
+        {"BILLING_INTERVAL", "0", "BILLING_INTERVAL"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct config c;
@@ -133,4 +145,57 @@ TEST(config_normalize_relay_table)
             ASSERT_NULL(out);
         free(out);
     }
+}
+
+/* Each value alone must load; a few are checked for how they are stored. */
+TEST(config_good_values_table)
+{
+    static const char *const cases[][3] = {
+        {"DATABASE_URL", "sqlite:rel/x.db", "rel/x.db"},
+        {"DATABASE_URL", "/abs/y.db", "/abs/y.db"},
+        {"HOST", "::1", NULL},
+        {"HOST", "localhost", NULL},
+        {"PORT", "0", NULL},
+        {"PORT", "", NULL},
+        {"PUBLIC_URL", "http://127.0.0.1:3000", NULL},
+        {"ALLOW_ORIGINS", "https://app.example/", NULL},
+        {"RELAY_DOMAIN", "Spaces.Example.com", NULL},
+        {"NWC_URL", "nostr+walletconnect://b889ff5b1513b641e2a139f661a661364979c5beee91842f8f0ef42"
+                    "ab558e9d4?relay=wss%3A%2F%2Frelay.damus.io&secret=71a8c14c1407c113601079c4"
+                    "302dab36460f0ccd0ad506f1f2dc73b5100e4f3c",
+         NULL},
+        {"ROBOT_SECRET", "nsec1vl029mgpspedva04g90vltkh6fvh240zqtv9k0t9af8935ke9laqsnlfe5", NULL},
+        {"ROBOT_PICTURE", "https://example.com/robot.png", NULL},
+        {"METRICS_PORT", "9100", NULL},
+        {"BILLING_PERIOD", "0", NULL},
+        {"BILLING_GRACE", "0", NULL},
+        {"LOG_LEVEL", "debug", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct config c;
+        char err[256] = "";
+        clear_env();
+        setenv(cases[i][0], cases[i][1], 1);
+        if (config_load(&c, err, sizeof(err)) != 0)
+            TEST_FAIL_("%s=%s refused: %s", cases[i][0], cases[i][1], err);
+        if (cases[i][2])
+            ASSERT_STR_EQ(c.db_path, cases[i][2]);
+        config_free(&c);
+    }
+    struct config c;
+    char err[256];
+    clear_env();
+    setenv("RELAY_DOMAIN", "Spaces.Example.com", 1);
+    setenv("ALLOW_ORIGINS", "https://app.example/", 1);
+    setenv("LIVEKIT_URL", "wss://lk.example", 1);
+    setenv("LIVEKIT_API_KEY", "k", 1);
+    setenv("LIVEKIT_API_SECRET", "s", 1);
+    setenv("ROBOT_SECRET", "nsec1vl029mgpspedva04g90vltkh6fvh240zqtv9k0t9af8935ke9laqsnlfe5", 1);
+    ASSERT_OK(config_load(&c, err, sizeof(err)));
+    ASSERT_STR_EQ(c.relay_domain, "spaces.example.com");
+    ASSERT_STR_EQ(c.allow_origins[0], "https://app.example");
+    ASSERT_STR_EQ(c.livekit_api_secret, "s");
+    ASSERT_EQ(c.has_robot_secret, 1);
+    ASSERT_EQ(c.robot_secret[0], 0x67);
+    config_free(&c);
 }
