@@ -1,14 +1,24 @@
 // The process as an operator sees it: start-up with no configuration, --help/--version,
 // configuration errors naming the variable (never echoing a secret), SIGTERM, restart.
-import { test } from 'node:test'
+import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import { generateSecretKey, getPublicKey } from 'nostr-tools/pure'
+import * as nip19 from 'nostr-tools/nip19'
 import { startServer, runOnce, binPath } from './lib/server.mjs'
+
+const dirs = []
+after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }) })
+
+// The robot's npub from its start-up line (the log never carries the key itself).
+const robotNpub = (logs) => (logs.match(/robot key [^\n]*\(robot (npub1[a-z0-9]+)\)/) || [])[1]
 
 test('starts with no variables at all, serves /healthz, disables workers with one line each', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'caravel-bare-'))
+  dirs.push(dir)
   const srv = await startServer({ dir, env: { DATABASE_URL: '' } }) // the default: data/ under cwd
   try {
     assert.ok(fs.existsSync(path.join(dir, 'data', 'caravel.db')))
@@ -76,8 +86,78 @@ test('the generated robot key survives a restart; SIGTERM exits 0', async () => 
   try {
     assert.match(again.logs(), /robot key stored in the database/)
     assert.doesNotMatch(again.logs(), /[0-9a-f]{64}/, 'no key material in the log')
+    const npub = robotNpub(srv.logs())
+    assert.ok(npub, 'the first start names the robot npub')
+    assert.equal(robotNpub(again.logs()), npub, 'same robot identity after a restart')
+    assert.equal(await again.kill9(), null)
+    const third = await again.restart() // after kill -9 too
+    try {
+      assert.equal(robotNpub(third.logs()), npub)
+    } finally {
+      assert.equal(await third.stop(), 0)
+    }
   } finally {
-    assert.equal(await again.stop(), 0)
+    if (again.proc.exitCode === null && again.proc.signalCode === null) await again.stop()
+  }
+})
+
+test('ROBOT_SECRET (nsec) is the robot identity, checked with nostr-tools', async () => {
+  const sk = generateSecretKey()
+  const nsec = nip19.nsecEncode(sk)
+  const srv = await startServer({ env: { ROBOT_SECRET: nsec } })
+  try {
+    const logs = srv.logs()
+    assert.ok(logs.includes(nip19.npubEncode(getPublicKey(sk))), 'npub derived by nostr-tools')
+    assert.doesNotMatch(logs, /ROBOT_SECRET is not set/)
+    assert.ok(!logs.includes(nsec) && !logs.includes(Buffer.from(sk).toString('hex')))
+  } finally {
+    assert.equal(await srv.stop(), 0)
+  }
+})
+
+test('SIGINT exits 0; an idle keep-alive connection does not hold the shutdown', async () => {
+  const srv = await startServer()
+  const sock = net.connect(srv.port, '127.0.0.1')
+  await new Promise((resolve) => sock.once('connect', resolve))
+  const closed = new Promise((resolve) => sock.once('close', resolve))
+  sock.on('error', () => {})
+  sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+  const first = await new Promise((resolve) => sock.once('data', (d) => resolve(d.toString())))
+  assert.match(first, /^HTTP\/1\.1 200 /)
+  const half = net.connect(srv.port, '127.0.0.1') // a request head that never completes
+  half.on('error', () => {})
+  await new Promise((resolve) => half.once('connect', resolve))
+  half.write('GET /healthz HTTP/1.1\r\nHo')
+  srv.proc.kill('SIGINT')
+  const code = await new Promise((resolve) => srv.proc.once('exit', resolve))
+  assert.equal(code, 0)
+  await closed
+  half.destroy()
+  assert.match(srv.logs(), /shutting down/)
+  assert.match(srv.logs(), /stopped/)
+})
+
+test('the listening line is printed even with LOG_LEVEL=error, and PORT=0 names the real port', async () => {
+  const srv = await startServer({ env: { LOG_LEVEL: 'error' } })
+  try {
+    assert.ok(srv.port > 0)
+    assert.doesNotMatch(srv.logs(), / WARN /)
+    const r = await fetch(`${srv.url}/healthz`)
+    assert.equal(r.status, 200)
+  } finally {
+    assert.equal(await srv.stop(), 0)
+  }
+})
+
+test('a port already in use stops start-up with exit 1 naming HOST/PORT', async () => {
+  const blocker = net.createServer()
+  await new Promise((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+  try {
+    const r = await runOnce([], { PORT: String(blocker.address().port) })
+    assert.equal(r.code, 1)
+    assert.match(r.err, /HOST\/PORT: cannot listen/)
+  } finally {
+    blocker.close()
   }
 })
 

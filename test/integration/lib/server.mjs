@@ -16,7 +16,17 @@ export function binPath () {
 }
 
 const running = new Set()
-process.on('exit', () => { for (const p of running) try { p.kill('SIGKILL') } catch {} })
+const tempDirs = new Set() // created here: removed when the test process exits
+process.on('exit', () => {
+  for (const p of running) try { p.kill('SIGKILL') } catch {}
+  for (const d of tempDirs) try { fs.rmSync(d, { recursive: true, force: true }) } catch {}
+})
+
+function tempDir (prefix) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  tempDirs.add(d)
+  return d
+}
 
 function waitExit (proc, ms) {
   return new Promise((resolve) => {
@@ -26,10 +36,11 @@ function waitExit (proc, ms) {
   })
 }
 
-// Options: env (merged over a clean minimal environment), dir (reuse a data directory, e.g. to
-// restart on the same database), port (default 0 = ephemeral), args, readyTimeout.
-export async function startServer ({ env = {}, dir, port = 0, args = [], readyTimeout = 15000 } = {}) {
-  dir = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'caravel-it-'))
+// Options: env (merged over a clean minimal environment), dir or dbDir (reuse a data directory,
+// e.g. to restart on the same database; default a fresh temporary one, removed at exit), port
+// (default 0 = ephemeral), args, readyTimeout.
+export async function startServer ({ env = {}, dir, dbDir, port = 0, args = [], readyTimeout = 15000 } = {}) {
+  dir = dir || dbDir || tempDir('caravel-it-')
   const dbPath = path.join(dir, 'caravel.db')
   const fullEnv = {
     PATH: process.env.PATH,
@@ -50,12 +61,12 @@ export async function startServer ({ env = {}, dir, port = 0, args = [], readyTi
   const actualPort = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server not ready in ${readyTimeout} ms:\n${log}`)), readyTimeout)
     const check = () => {
-      const m = log.match(/listening on http:\/\/[^\s:]+:(\d+)/)
+      const m = log.match(/listening on http:\/\/(?:\[[^\]\s]*\]|[^\s:/]+):(\d+)/)
       if (m) { clearTimeout(timer); resolve(Number(m[1])) }
     }
     proc.stderr.on('data', check)
     proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${log}`)) })
-  })
+  }).catch(async (e) => { await waitExit(proc, 0); throw e }) // never leave it running
   const url = `http://127.0.0.1:${actualPort}`
   return {
     url,
@@ -77,7 +88,7 @@ export async function startServer ({ env = {}, dir, port = 0, args = [], readyTi
 // Runs the binary to completion (for --help, --version, configuration errors).
 export function runOnce (args, env = {}, timeoutMs = 10000) {
   return new Promise((resolve) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'caravel-once-'))
+    const dir = tempDir('caravel-once-')
     const proc = spawn(binPath(), args, {
       env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', DATABASE_URL: `sqlite://${dir}/c.db`, ...env },
       cwd: dir,
