@@ -1,5 +1,6 @@
 #include "db/db.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -103,23 +104,42 @@ static sqlite3_stmt *prepare(sqlite3 *conn, const char *sql)
     return st;
 }
 
-/* Slow path for connections without a cache (e.g. tests): find an already prepared
- * statement with the same text among the connection's statements. */
+/* st was prepared from sql. sqlite3_sql() keeps the text up to the statement's ';' without
+ * what follows, so the rest of sql may only be blanks. */
+static int same_sql(sqlite3_stmt *st, const char *sql)
+{
+    const char *s = sqlite3_sql(st);
+    size_t n = s ? strlen(s) : 0;
+    if (!s || strncmp(s, sql, n) != 0)
+        return 0;
+    for (sql += n; *sql; sql++)
+        if (!isspace((unsigned char)*sql))
+            return 0;
+    return 1;
+}
+
+/* Slow path (cache full, or a connection without one): find an already prepared statement
+ * with the same text among the connection's statements, else prepare it. */
 static sqlite3_stmt *find_prepared(sqlite3 *conn, const char *sql)
 {
-    for (sqlite3_stmt *st = sqlite3_next_stmt(conn, NULL); st; st = sqlite3_next_stmt(conn, st)) {
-        const char *s = sqlite3_sql(st);
-        if (s && strcmp(s, sql) == 0)
+    for (sqlite3_stmt *st = sqlite3_next_stmt(conn, NULL); st; st = sqlite3_next_stmt(conn, st))
+        if (same_sql(st, sql))
             return st;
-    }
     return prepare(conn, sql);
 }
 
+/* Keyed by pointer and text: the pointer is the fast path for string literals, the text
+ * check keeps a caller's reused buffer from hitting a stale statement. */
 static sqlite3_stmt *cached(struct db_conn *c, const char *sql)
 {
-    for (size_t i = 0; i < c->n_cache; i++)
-        if (c->cache[i].sql == sql)
+    for (size_t i = 0; i < c->n_cache; i++) {
+        if (c->cache[i].sql != sql)
+            continue;
+        if (same_sql(c->cache[i].st, sql))
             return c->cache[i].st;
+        c->cache[i] = c->cache[--c->n_cache]; /* stale: still finalized at close */
+        break;
+    }
     sqlite3_stmt *st = find_prepared(c->h, sql);
     if (st && c->n_cache < STMT_CACHE)
         c->cache[c->n_cache++] = (struct stmt_slot){sql, st};

@@ -53,7 +53,10 @@ void db_close(struct db *db, void (*cb)(void *arg), void *arg);
  * sqlite3_errmsg once; SQLITE_BUSY/LOCKED -> DB_EBUSY), run one statement without results, and prepare with caching. */
 int db_rc(sqlite3 *conn, int rc);
 int db_exec(sqlite3 *conn, const char *sql);
-/* Prepared-statement cache per connection: returns a reset statement (do not finalize). */
+/* Prepared-statement cache per connection (keyed by the SQL's pointer and text, finalized by
+ * db_close): returns a reset statement with cleared bindings, owned by the connection (do not
+ * finalize). The next db_stmt with the same SQL on the connection resets it again, so do not
+ * nest two uses of one SQL text. NULL (logged) if it does not compile. */
 sqlite3_stmt *db_stmt(sqlite3 *conn, const char *sql);
 /* Text column copied with strdup (NULL for SQL NULL). */
 char *db_col_text(sqlite3_stmt *st, int col);

@@ -365,3 +365,54 @@ TEST(db_acknowledged_writes_survive_kill9)
     sqlite3_finalize(st);
     sqlite3_close(h);
 }
+
+/* The statement cache: a literal hits the same statement; a reused buffer with other text
+ * gets its own; "SQL; " with a trailing blank does not prepare a new statement each time. */
+static int stmt_cache_work(sqlite3 *conn, void *arg)
+{
+    (void)arg;
+    char buf[64];
+    snprintf(buf, sizeof(buf), "SELECT 1");
+    sqlite3_stmt *a = db_stmt(conn, buf);
+    ASSERT_NOT_NULL(a);
+    ASSERT(db_stmt(conn, buf) == a);
+    snprintf(buf, sizeof(buf), "SELECT 10");
+    sqlite3_stmt *b = db_stmt(conn, buf);
+    ASSERT(b != a);
+    ASSERT_EQ(sqlite3_step(b), SQLITE_ROW);
+    ASSERT_EQ(sqlite3_column_int(b, 0), 10);
+    sqlite3_stmt *c = db_stmt(conn, "SELECT 2; ");
+    ASSERT(db_stmt(conn, "SELECT 2; ") == c);
+    int n = 0;
+    for (sqlite3_stmt *st = sqlite3_next_stmt(conn, NULL); st; st = sqlite3_next_stmt(conn, st))
+        n++;
+    for (int i = 0; i < 200; i++) { /* more distinct texts than the cache holds */
+        snprintf(buf, sizeof(buf), "SELECT %d", 1000 + i % 150);
+        ASSERT_NOT_NULL(db_stmt(conn, buf));
+    }
+    for (int i = 0; i < 150; i++) {
+        snprintf(buf, sizeof(buf), "SELECT %d", 1000 + i);
+        sqlite3_stmt *st = db_stmt(conn, buf);
+        ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+        ASSERT_EQ(sqlite3_column_int(st, 0), 1000 + i);
+    }
+    int m = 0;
+    for (sqlite3_stmt *st = sqlite3_next_stmt(conn, NULL); st; st = sqlite3_next_stmt(conn, st))
+        m++;
+    ASSERT_EQ(m, n + 150); /* one statement per distinct text, never more */
+    ASSERT_NULL(db_stmt(conn, "SELEKT nonsense"));
+    return 0;
+}
+
+TEST(db_stmt_cache_pointer_and_text)
+{
+    uv_loop_t loop;
+    char path[128];
+    struct counter r = {0};
+    uv_loop_init(&loop);
+    struct db *db = open_tmp(&loop, path, sizeof(path));
+    ASSERT_OK(db_read(db, stmt_cache_work, on_done, &r));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(r.ok, 1);
+    close_and_check(db, &loop);
+}
