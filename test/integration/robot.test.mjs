@@ -16,6 +16,7 @@ import * as nip59 from 'nostr-tools/nip59'
 import { bytesToHex } from '@noble/hashes/utils'
 import { startRelay } from './lib/nostr-relay.mjs'
 import { startRobot } from './lib/robot.mjs'
+import { startServer } from './lib/server.mjs'
 import { startTlsProxy } from './lib/tls-proxy.mjs'
 
 useWebSocketImplementation(WebSocket)
@@ -240,4 +241,34 @@ test('without relay lists: one warning naming the variables, DMs stay queued unt
   assert.equal(warns.length, 1)
   for (const v of ['ROBOT_OUTBOX_RELAYS', 'ROBOT_INDEXER_RELAYS', 'ROBOT_MESSAGING_RELAYS']) assert.ok(warns[0].includes(v))
   assert.equal(sql(db, "SELECT state || '|' || attempts || '|' || coalesce(last_error, '') FROM message"), 'queued|0|')
+})
+
+test('the service itself: profile published at start-up, a DM queued while it was down delivered', async () => {
+  const [outbox, indexer, messaging, dmRelay] = await Promise.all([relay(), relay(), relay(), relay()])
+  const robotSk = generateSecretKey()
+  const env = robotEnv(outbox.url, indexer.url, messaging.url, { ROBOT_SECRET: bytesToHex(robotSk) })
+  delete env.CARAVEL_ROBOT_RETRY_BASE
+  const robotPk = getPublicKey(robotSk)
+  let srv = await startServer({ env })
+  cleanups.push(() => srv.kill9())
+  const evs = await eventually(async () => {
+    const got = await query(indexer.url, { authors: [robotPk] })
+    return got.length === 3 ? got : null
+  }, 'the service published kinds 0, 10002, 10050')
+  assert.deepEqual(evs.map((e) => e.kind).sort((a, b) => a - b), [0, 10002, 10050])
+  assert.equal(await srv.stop(), 0)
+
+  const userSk = generateSecretKey()
+  const userPk = getPublicKey(userSk)
+  await publishAs(userSk, indexer.url, 10050, [['relay', dmRelay.url]])
+  queueDm(srv.dbPath, userPk, 'queued while the service was down')
+  srv = await srv.restart()
+  const wraps = await eventually(async () => {
+    const got = await query(dmRelay.url, { kinds: [1059], '#p': [userPk] })
+    return got.length ? got : null
+  }, 'the DM from the service')
+  assert.equal(wraps.length, 1)
+  assert.equal(openWrap(wraps[0], userSk, robotPk).content, 'queued while the service was down')
+  await eventually(() => sql(srv.dbPath, 'SELECT state FROM message') === 'sent', 'row sent')
+  assert.equal(await srv.stop(), 0)
 })
