@@ -1,56 +1,190 @@
-/* API entry point: CORS preflight, routing, and the public health route. The resource
- * routes (spec 3.3) plug into the route table below. Loop thread only. */
+/* API entry point (spec 3): CORS, NIP-98 authentication, routing. Loop thread only. */
 #include "api/api.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "app.h"
-#include "db/db.h"
-#include "http/server.h"
+#include "api/internal.h"
+#include "api/nip98.h"
+#include "nostr/hex.h"
+#include "util/clock.h"
+#include "util/log.h"
 #include "util/util.h"
 
-#define JSON_TYPE "application/json; charset=utf-8"
+#define PUBLIC 0
+#define AUTH 1
 
-static void respond_json(struct http_exchange *ex, int status, const char *body)
+struct route {
+    const char *method;
+    const char *pattern; /* ":x" segments are parameters */
+    void (*handler)(struct api_ctx *ctx);
+};
+
+static const struct route routes[] = {
+    {"GET", "/healthz", api_get_healthz},
+    {"GET", "/plans", api_get_plans},
+    {"GET", "/plans/:id", api_get_plan},
+    {"GET", "/identity", api_get_identity},
+    {"GET", "/tenants", api_list_tenants},
+    {"POST", "/tenants", api_create_tenant},
+    {"GET", "/tenants/:pubkey", api_get_tenant},
+    {"PUT", "/tenants/:pubkey/billing", api_put_tenant_billing},
+    {"GET", "/relays", api_list_relays},
+    {"POST", "/relays", api_create_relay},
+    {"GET", "/relays/:id", api_get_relay},
+    {"PUT", "/relays/:id", api_put_relay},
+    {"POST", "/relays/:id/deactivate", api_deactivate_relay},
+    {"POST", "/relays/:id/activate", api_activate_relay},
+    {"POST", "/relays/:id/sync", api_sync_relay},
+    {"GET", "/invoices", api_list_invoices},
+    {"GET", "/invoices/:id", api_get_invoice},
+    {"GET", "/activity", api_list_activity},
+};
+
+/* Matches path against pattern, copying parameters into ctx. */
+static int match(const char *pattern, const char *path, struct api_ctx *ctx)
 {
-    http_respond(ex, status, JSON_TYPE, NULL, body, strlen(body));
+    size_t used = 0, n_params = 0;
+    while (*pattern && *path) {
+        if (*pattern != '/' || *path != '/')
+            return 0;
+        pattern++, path++;
+        size_t plen = strcspn(pattern, "/"), slen = strcspn(path, "/");
+        if (*pattern == ':') {
+            if (slen == 0 || n_params == API_MAX_PARAMS || used + slen + 1 > sizeof(ctx->param_buf))
+                return 0;
+            memcpy(ctx->param_buf + used, path, slen);
+            ctx->param_buf[used + slen] = '\0';
+            ctx->params[n_params++] = ctx->param_buf + used;
+            used += slen + 1;
+        } else if (plen != slen || strncmp(pattern, path, plen) != 0) {
+            return 0;
+        }
+        pattern += plen, path += slen;
+    }
+    return *pattern == '\0' && *path == '\0';
 }
 
-/* ---- GET /healthz: 200 when the database answers a query, else 503 ---- */
+/* ---- CORS (spec 3.1) ---- */
 
-static int ping_db(sqlite3 *conn, void *arg)
+static void set_cors(struct api_ctx *ctx)
 {
-    (void)arg;
-    sqlite3_stmt *st = db_stmt(conn, "SELECT 1");
-    return st && sqlite3_step(st) == SQLITE_ROW ? 0 : DB_EGENERIC;
+    const struct config *cfg = &ctx->app->cfg;
+    const char *origin = http_request_header(&ctx->ex->req, "origin");
+    int allowed = cfg->n_allow_origins == 0;
+    for (size_t i = 0; origin && i < cfg->n_allow_origins && !allowed; i++)
+        allowed = strcmp(origin, cfg->allow_origins[i]) == 0;
+    if (!origin || !allowed || strlen(origin) > 300 || strpbrk(origin, "\r\n")) {
+        snprintf(ctx->cors, sizeof(ctx->cors), "Vary: Origin\r\n");
+        return;
+    }
+    snprintf(ctx->cors, sizeof(ctx->cors),
+             "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n", origin);
 }
 
-static void on_ping(int status, void *arg)
+static void preflight(struct api_ctx *ctx)
 {
-    struct http_exchange *ex = arg;
-    if (status == 0)
-        respond_json(ex, 200, "{\"data\":{\"status\":\"ok\"},\"code\":\"ok\"}");
-    else
-        respond_json(ex, 503, "{\"error\":\"database unavailable\",\"code\":\"unavailable\"}");
+    size_t n = strlen(ctx->cors);
+    snprintf(ctx->cors + n, sizeof(ctx->cors) - n,
+             "Access-Control-Allow-Methods: GET, POST, PUT, OPTIONS\r\n"
+             "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
+             "Access-Control-Max-Age: 600\r\n");
+    api_send(ctx, 204, NULL, 0);
 }
 
-static void get_healthz(struct http_exchange *ex, struct app *app)
+/* ---- NIP-98 (spec 3.2) ---- */
+
+/* The origins a token's u tag may name: PUBLIC_URL, else http(s)://HOST[:PORT]. */
+static size_t expected_origins(const struct app *app, char out[4][320], const char *ptrs[4])
 {
-    if (db_read(app->db, ping_db, on_ping, ex) != 0)
-        on_ping(DB_EGENERIC, ex);
+    const struct config *cfg = &app->cfg;
+    if (cfg->public_url) {
+        snprintf(out[0], 320, "%s", cfg->public_url);
+        ptrs[0] = out[0];
+        return 1;
+    }
+    /* An IPv6 literal is bracketed in URLs. */
+    int v6 = strchr(cfg->host, ':') != NULL;
+    int port = app->http ? http_server_port(app->http) : cfg->port;
+    static const char *const schemes[] = {"http", "https"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(out[2 * i], 320, "%s://%s%s%s:%d", schemes[i], v6 ? "[" : "", cfg->host,
+                 v6 ? "]" : "", port);
+        snprintf(out[2 * i + 1], 320, "%s://%s%s%s", schemes[i], v6 ? "[" : "", cfg->host,
+                 v6 ? "]" : "");
+    }
+    for (int i = 0; i < 4; i++)
+        ptrs[i] = out[i];
+    return 4;
+}
+
+static void authenticate(struct api_ctx *ctx)
+{
+    static char origin_buf[4][320];
+    static const char *origins[4];
+    static size_t n_origins;
+    const struct http_request *req = &ctx->ex->req;
+    const char *why = NULL;
+    if (!n_origins)
+        n_origins = expected_origins(ctx->app, origin_buf, origins);
+    struct nip98_request r = {http_request_header(req, "authorization"), req->method, req->target,
+                              req->body, req->body_len, ctx->now};
+    struct nip98_policy policy = {origins, n_origins, ctx->app->cfg.auth_max_age};
+    if (!r.authorization)
+        return;
+    if (nip98_check(&r, &policy, ctx->pubkey, &why) != 0) {
+        LOG_DEBUG("api: NIP-98 refused: %s", why);
+        return;
+    }
+    ctx->authed = 1;
+    ctx->is_admin = config_is_admin(&ctx->app->cfg, ctx->pubkey);
+    hex_encode(ctx->pubkey, 32, ctx->pubhex);
+    memcpy(ctx->ex->log_user, ctx->pubhex, 8);
+    ctx->ex->log_user[8] = '\0';
+}
+
+/* ---- dispatch ---- */
+
+static void not_allowed(struct api_ctx *ctx, const char *path)
+{
+    char allow[96] = "";
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+        if (match(routes[i].pattern, path, ctx) && !strstr(allow, routes[i].method)) {
+            strcat(allow, allow[0] ? ", " : "");
+            strcat(allow, routes[i].method);
+        }
+    }
+    size_t n = strlen(ctx->cors);
+    snprintf(ctx->cors + n, sizeof(ctx->cors) - n, "Allow: %s, OPTIONS\r\n", allow);
+    api_error(ctx, 405, "method-not-allowed", "method %s not allowed here", ctx->ex->req.method);
 }
 
 void api_handle(struct http_exchange *ex, void *arg)
 {
-    static const char not_allowed[] =
-        "{\"error\":\"method not allowed\",\"code\":\"method-not-allowed\"}";
-    struct app *app = arg;
-    if (strcmp(ex->req.path, "/healthz") == 0) {
-        if (strcmp(ex->req.method, "GET") == 0)
-            get_healthz(ex, app);
-        else
-            http_respond(ex, 405, JSON_TYPE, "Allow: GET\r\n", not_allowed, strlen(not_allowed));
+    struct api_ctx *ctx = xcalloc(1, sizeof(*ctx));
+    const char *path = ex->req.path;
+    int path_known = 0;
+    ctx->ex = ex;
+    ctx->app = arg;
+    ctx->now = clock_now();
+    set_cors(ctx);
+    if (strcmp(ex->req.method, "OPTIONS") == 0) {
+        preflight(ctx);
         return;
     }
-    respond_json(ex, 404, "{\"error\":\"not found\",\"code\":\"not-found\"}");
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+        if (!match(routes[i].pattern, path, ctx))
+            continue;
+        path_known = 1;
+        if (strcmp(routes[i].method, ex->req.method) != 0)
+            continue;
+        authenticate(ctx);
+        routes[i].handler(ctx);
+        return;
+    }
+    if (path_known)
+        not_allowed(ctx, path);
+    else
+        api_error(ctx, 404, "not-found", "no such route");
 }

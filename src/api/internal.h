@@ -1,0 +1,109 @@
+/* Shared by the src/api/ files (not a public interface). Loop thread, except the work
+ * functions given to api_run, which run on a pool thread and touch only their call.
+ *
+ * A request's life: api_handle authenticates it and builds a struct api_ctx, a resource
+ * handler validates the input and calls api_run with a work function; the work function
+ * runs SQL (inside a transaction when it writes) and leaves either data (JSON) or an API
+ * error in the call; api_run's completion answers the client, runs the optional after
+ * hook (e.g. infra_kick) once the transaction is committed, and frees everything. */
+#ifndef CARAVEL_API_INTERNAL_H
+#define CARAVEL_API_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "app.h"
+#include "http/server.h"
+#include "plans.h"
+
+#define API_JSON_TYPE "application/json; charset=utf-8"
+#define API_MAX_PARAMS 2
+
+struct api_ctx {
+    struct http_exchange *ex;
+    struct app *app;
+    int authed;
+    int is_admin;
+    uint8_t pubkey[32];
+    char pubhex[65];
+    const char *params[API_MAX_PARAMS]; /* path parameters, point into param_buf */
+    char param_buf[256];
+    char cors[512]; /* CORS header lines added to every response */
+    int64_t now;
+};
+
+struct api_call;
+typedef int api_work_fn(sqlite3 *conn, struct api_call *call);
+typedef void api_after_fn(struct api_call *call);
+
+struct api_call {
+    struct api_ctx *ctx;
+    void *in;               /* handler input, freed by in_free (may be NULL) */
+    void (*in_free)(void *);
+    int created;            /* 201 instead of 200 */
+    cJSON *data;            /* set by work on success (owned) */
+    int status;             /* API error status (4xx) set by api_fail, else 0 */
+    const char *code;       /* API error code */
+    char msg[160];
+    char *body;             /* response body, printed on the pool thread */
+    char kick_relay[33];    /* relay to hand to the sync worker after commit */
+    char collect_tenant[65];/* tenant whose invoices to collect after commit */
+};
+
+/* Answer helpers; each answers ex and frees ctx. msg/code are copied. */
+void api_send(struct api_ctx *ctx, int status, const char *body, size_t len);
+void api_error(struct api_ctx *ctx, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Success envelope {"data":...,"code":"ok"}; takes ownership of data. */
+void api_ok(struct api_ctx *ctx, int status, cJSON *data);
+
+/* Runs work on the pool thread (write=1: in one BEGIN IMMEDIATE transaction) and answers.
+ * Takes ownership of in (freed with in_free). */
+void api_run(struct api_ctx *ctx, int write, api_work_fn *work, void *in, void (*in_free)(void *));
+/* For work functions: record an API error (the transaction is rolled back) and return the
+ * value to return from work. */
+int api_fail(struct api_call *call, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Request helpers. */
+int api_require_auth(struct api_ctx *ctx);  /* 0, or answered 401 */
+int api_require_admin(struct api_ctx *ctx); /* 0, or answered 401/403 */
+/* Parses the JSON body as an object; answers 400 invalid-json and returns NULL on failure. */
+cJSON *api_body_object(struct api_ctx *ctx);
+/* Query parameter value (percent-decoded) into out; 1 if present. */
+int api_query(const struct api_ctx *ctx, const char *name, char *out, size_t cap);
+/* limit/offset of list routes (spec 3.1); 0 or answered 400. */
+int api_paging(struct api_ctx *ctx, int64_t *limit, int64_t *offset);
+/* Which tenant a list route shows: caller's own, or ?tenant= for admins (403 for others),
+ * or all (admin without ?tenant=, out = ""). 0 or answered. */
+int api_list_scope(struct api_ctx *ctx, char out[65]);
+
+/* Column helpers for work functions building JSON from a row. */
+void api_json_text(cJSON *obj, const char *key, sqlite3_stmt *st, int col);
+void api_json_int(cJSON *obj, const char *key, sqlite3_stmt *st, int col);
+void api_json_bool(cJSON *obj, const char *key, sqlite3_stmt *st, int col);
+
+/* Route handlers (one file per resource). */
+void api_get_healthz(struct api_ctx *ctx);
+void api_get_plans(struct api_ctx *ctx);
+void api_get_plan(struct api_ctx *ctx);
+void api_get_identity(struct api_ctx *ctx);
+void api_list_tenants(struct api_ctx *ctx);
+void api_create_tenant(struct api_ctx *ctx);
+void api_get_tenant(struct api_ctx *ctx);
+void api_put_tenant_billing(struct api_ctx *ctx);
+void api_list_relays(struct api_ctx *ctx);
+void api_create_relay(struct api_ctx *ctx);
+void api_get_relay(struct api_ctx *ctx);
+void api_put_relay(struct api_ctx *ctx);
+void api_deactivate_relay(struct api_ctx *ctx);
+void api_activate_relay(struct api_ctx *ctx);
+void api_sync_relay(struct api_ctx *ctx);
+void api_list_invoices(struct api_ctx *ctx);
+void api_get_invoice(struct api_ctx *ctx);
+void api_list_activity(struct api_ctx *ctx);
+
+#endif

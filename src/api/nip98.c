@@ -1,0 +1,170 @@
+#include "api/nip98.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "nostr/base64.h"
+#include "nostr/event.h"
+#include "nostr/hex.h"
+#include "nostr/keys.h"
+#include "util/util.h"
+
+#define NIP98_KIND 27235
+#define URL_MAX 2048
+
+/* What the per-request checks need from a verified token. */
+struct token {
+    uint8_t pubkey[32];
+    int64_t created_at;
+    char u[URL_MAX];
+    char method[16];   /* "" = no method tag (session style) */
+    char payload[65];  /* "" = no payload tag */
+};
+
+struct cache_slot {
+    uint8_t key[32]; /* sha256 of the header value */
+    int used;
+    struct token tok;
+};
+
+/* Direct-mapped: a colliding token just evicts the older one. */
+static struct cache_slot *cache;
+
+void nip98_cache_clear(void)
+{
+    free(cache);
+    cache = NULL;
+}
+
+static const char *skip_scheme(const char *h)
+{
+    while (*h == ' ' || *h == '\t')
+        h++;
+    if (strncasecmp(h, "Nostr", 5) != 0 || (h[5] != ' ' && h[5] != '\t'))
+        return NULL;
+    h += 5;
+    while (*h == ' ' || *h == '\t')
+        h++;
+    return h;
+}
+
+static int copy_tag(const struct nostr_event *ev, const char *name, char *out, size_t cap)
+{
+    const char *v = nostr_event_tag_value(ev, name);
+    out[0] = '\0';
+    if (!v)
+        return 0;
+    if (strlen(v) >= cap)
+        return -1;
+    strcpy(out, v);
+    return 0;
+}
+
+/* Decodes, parses and verifies the event; fills tok. */
+static int decode_token(const char *b64, size_t n, struct token *tok, const char **why)
+{
+    uint8_t *json = NULL;
+    size_t json_len = 0;
+    struct nostr_event ev;
+    int rc = -1;
+    nostr_event_init(&ev);
+    if (base64_decode(b64, n, 1, &json, &json_len) != 0) {
+        *why = "token is not base64";
+    } else if (nostr_event_parse(&ev, (const char *)json, json_len) != 0) {
+        *why = "token is not a Nostr event";
+    } else if (ev.kind != NIP98_KIND) {
+        *why = "token kind is not 27235";
+    } else if (nostr_event_verify(&ev) != 0) {
+        *why = "token id or signature invalid";
+    } else if (copy_tag(&ev, "u", tok->u, sizeof(tok->u)) || !tok->u[0] ||
+               copy_tag(&ev, "method", tok->method, sizeof(tok->method)) ||
+               copy_tag(&ev, "payload", tok->payload, sizeof(tok->payload))) {
+        *why = "token u/method/payload tag missing or too long";
+    } else {
+        memcpy(tok->pubkey, ev.pubkey, 32);
+        tok->created_at = ev.created_at;
+        rc = 0;
+    }
+    nostr_event_free(&ev);
+    free(json);
+    return rc;
+}
+
+/* Looks the header up in the cache, or verifies it and caches it. */
+static int get_token(const char *b64, size_t n, struct token *tok, const char **why)
+{
+    uint8_t key[32];
+    nostr_sha256(b64, n, key);
+    if (!cache)
+        cache = xcalloc(NIP98_CACHE_SLOTS, sizeof(*cache));
+    struct cache_slot *slot = &cache[(key[0] | key[1] << 8) % NIP98_CACHE_SLOTS];
+    if (slot->used && memcmp(slot->key, key, 32) == 0) {
+        *tok = slot->tok;
+        return 0;
+    }
+    if (decode_token(b64, n, tok, why) != 0)
+        return -1;
+    memcpy(slot->key, key, 32);
+    slot->tok = *tok;
+    slot->used = 1;
+    return 0;
+}
+
+/* The u tag names one of our origins, and either the request (path, with or without its
+ * query) or the API root ("", "/"). */
+static int url_matches(const char *u, const char *target, const struct nip98_policy *p)
+{
+    size_t path_len = strcspn(target, "?");
+    for (size_t i = 0; i < p->n_origins; i++) {
+        size_t olen = strlen(p->origins[i]);
+        if (strncasecmp(u, p->origins[i], olen) != 0)
+            continue;
+        const char *rest = u + olen;
+        if (rest[0] == '\0' || strcmp(rest, "/") == 0 || strcmp(rest, target) == 0)
+            return 1;
+        if (strlen(rest) == path_len && strncmp(rest, target, path_len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int payload_matches(const char *payload_hex, const char *body, size_t len)
+{
+    uint8_t want[32], got[32];
+    if (hex_decode(payload_hex, strlen(payload_hex), want, 32) != 0)
+        return 0;
+    nostr_sha256(body ? body : "", len, got);
+    return memcmp(want, got, 32) == 0;
+}
+
+int nip98_check(const struct nip98_request *req, const struct nip98_policy *policy,
+                uint8_t pubkey[32], const char **why)
+{
+    struct token tok;
+    const char *b64 = req->authorization ? skip_scheme(req->authorization) : NULL;
+    *why = "missing Authorization: Nostr header";
+    if (!b64)
+        return -1;
+    size_t n = strcspn(b64, " \t\r\n");
+    if (n == 0 || n > NIP98_MAX_HEADER) {
+        *why = "token empty or too large";
+        return -1;
+    }
+    if (get_token(b64, n, &tok, why) != 0)
+        return -1;
+    int64_t age = req->now - tok.created_at;
+    if (age > policy->max_age || -age > policy->max_age)
+        *why = "token expired or from the future";
+    else if (!url_matches(tok.u, req->target, policy))
+        *why = "token u tag does not name this URL";
+    else if (tok.method[0] && strcasecmp(tok.method, req->method) != 0)
+        *why = "token method tag does not match";
+    else if (tok.payload[0] && !payload_matches(tok.payload, req->body, req->body_len))
+        *why = "token payload hash does not match the body";
+    else {
+        memcpy(pubkey, tok.pubkey, 32);
+        return 0;
+    }
+    return -1;
+}

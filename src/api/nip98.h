@@ -1,0 +1,43 @@
+/* NIP-98 HTTP authentication (spec 3.2), as a pure check plus a bounded cache of verified
+ * tokens. Loop thread only (the cache is not locked).
+ *
+ * Both token styles in use are accepted: a standard per-request token (nostr-tools getToken,
+ * u = the request URL, a method tag, optionally a payload tag) and the dashboard's
+ * session-style token (u = the API root, no method tag, reused for up to AUTH_MAX_AGE). */
+#ifndef CARAVEL_API_NIP98_H
+#define CARAVEL_API_NIP98_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NIP98_MAX_HEADER 8192
+#define NIP98_CACHE_SLOTS 4096
+
+struct nip98_request {
+    const char *authorization; /* header value or NULL; borrowed */
+    const char *method;        /* "GET", ... */
+    const char *target;        /* request target: path and optional query */
+    const char *body;          /* raw body bytes (may be NULL when body_len is 0) */
+    size_t body_len;
+    int64_t now;
+};
+
+struct nip98_policy {
+    /* Accepted origins ("http://127.0.0.1:3000", "https://api.example.com"), no trailing '/'. */
+    const char *const *origins;
+    size_t n_origins;
+    int64_t max_age; /* seconds: abs(now - created_at) must not exceed it */
+};
+
+/* Checks the request. Returns 0 and the signer's x-only pubkey, or -1 with *why set to a
+ * short static reason (for debug logs only: every failure is answered 401 alike).
+ * Verified events are remembered (keyed by the sha256 of the header value) so a reused
+ * session token is not re-verified; the per-request checks (age, u, method, payload) run on
+ * every call. */
+int nip98_check(const struct nip98_request *req, const struct nip98_policy *policy,
+                uint8_t pubkey[32], const char **why);
+
+/* Forgets every cached token (tests). */
+void nip98_cache_clear(void);
+
+#endif

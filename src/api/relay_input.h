@@ -1,0 +1,55 @@
+/* Validation of relay bodies (spec 3.3) and schema names (spec 4). Pure: no loop, no
+ * database; thread-safe. */
+#ifndef CARAVEL_API_RELAY_INPUT_H
+#define CARAVEL_API_RELAY_INPUT_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+enum relay_flag {
+    RF_PUBLIC_JOIN,
+    RF_STRIP_SIGNATURES,
+    RF_GROUPS,
+    RF_MANAGEMENT,
+    RF_BLOSSOM,
+    RF_LIVEKIT,
+    RF_PUSH,
+    RF_COUNT
+};
+
+/* Column / JSON names of the flags, in enum order. */
+extern const char *const relay_flag_names[RF_COUNT];
+
+/* The writable fields of a relay. In an input, NULL strings / has_flag 0 mean "not given". */
+struct relay_fields {
+    char *tenant; /* POST by an admin only */
+    char *subdomain;
+    char *plan;
+    char *info_name, *info_icon, *info_description;
+    int flags[RF_COUNT];
+    int has_flag[RF_COUNT];
+};
+
+struct relay_error {
+    int status;       /* 400 or 422 */
+    const char *code; /* "invalid-body", "invalid-subdomain", ... */
+    char msg[160];
+};
+
+/* Reads the writable fields of body into out (owned strings; free with relay_fields_free).
+ * Read-only fields are ignored. Returns 0, or -1 with err filled (field named). */
+int relay_fields_parse(const cJSON *body, struct relay_fields *out, struct relay_error *err);
+void relay_fields_free(struct relay_fields *f);
+/* Copies the fields given in `in` over `base` (base owns its strings afterwards). */
+void relay_fields_merge(struct relay_fields *base, const struct relay_fields *in);
+/* The plan exists and allows the enabled features. base must be complete. */
+int relay_fields_check_plan(const struct relay_fields *f, struct relay_error *err);
+
+/* DNS label ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ and not reserved. */
+int relay_subdomain_valid(const char *s);
+/* zooid schema from a subdomain: '-' -> '_', "r_" prefix when it starts with a digit.
+ * out needs >= 68 bytes. */
+void relay_schema_from_subdomain(const char *subdomain, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,263 @@
+/* Answers, the database round trip of a request, and small request helpers. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/internal.h"
+#include "billing.h"
+#include "db/db.h"
+#include "infra.h"
+#include "util/log.h"
+#include "util/util.h"
+
+/* Billing (src/billing.c) may not be linked in yet: a weak reference is NULL until it is. */
+#pragma weak billing_collect_tenant
+
+void api_send(struct api_ctx *ctx, int status, const char *body, size_t len)
+{
+    http_respond(ctx->ex, status, API_JSON_TYPE, ctx->cors, body, len);
+    free(ctx);
+}
+
+static char *error_body(const char *code, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    cJSON_AddStringToObject(o, "code", code);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+void api_error(struct api_ctx *ctx, int status, const char *code, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    char *body = error_body(code, msg);
+    api_send(ctx, status, body, strlen(body));
+    cJSON_free(body);
+}
+
+static char *envelope(cJSON *data)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "data", data ? data : cJSON_CreateNull());
+    cJSON_AddStringToObject(o, "code", "ok");
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+void api_ok(struct api_ctx *ctx, int status, cJSON *data)
+{
+    char *body = envelope(data);
+    api_send(ctx, status, body, strlen(body));
+    cJSON_free(body);
+}
+
+int api_fail(struct api_call *call, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(call->msg, sizeof(call->msg), fmt, ap);
+    va_end(ap);
+    call->status = status;
+    call->code = code;
+    return DB_ENOTFOUND; /* any non-zero value rolls the transaction back */
+}
+
+/* ---- the database round trip ---- */
+
+struct run {
+    struct api_call call;
+    api_work_fn *work;
+};
+
+/* Pool thread: run the handler's SQL, then print the body here rather than on the loop. */
+static int run_work(sqlite3 *conn, void *arg)
+{
+    struct run *r = arg;
+    int rc = r->work(conn, &r->call);
+    if (rc == 0 && !r->call.status)
+        r->call.body = envelope(r->call.data);
+    else
+        cJSON_Delete(r->call.data);
+    r->call.data = NULL;
+    return rc;
+}
+
+static void run_done(int status, void *arg)
+{
+    struct run *r = arg;
+    struct api_call *call = &r->call;
+    struct api_ctx *ctx = call->ctx;
+    if (call->status) {
+        api_error(ctx, call->status, call->code, "%s", call->msg);
+    } else if (status != 0 || !call->body) {
+        LOG_ERROR("api: %s %s failed in the database (%d)", ctx->ex->req.method,
+                  ctx->ex->req.path, status);
+        if (status == DB_EBUSY || status == DB_EQUEUEFULL || status == DB_ECLOSED)
+            api_error(ctx, 503, "unavailable", "service temporarily unavailable");
+        else
+            api_error(ctx, 500, "internal", "internal error");
+    } else {
+        /* Committed: now the sync worker and billing may act on it. */
+        if (call->kick_relay[0])
+            infra_kick(ctx->app->infra, call->kick_relay);
+        if (call->collect_tenant[0] && billing_collect_tenant)
+            billing_collect_tenant(ctx->app->billing, call->collect_tenant);
+        api_send(ctx, call->created ? 201 : 200, call->body, strlen(call->body));
+    }
+    cJSON_free(call->body);
+    if (call->in_free)
+        call->in_free(call->in);
+    free(r);
+}
+
+void api_run(struct api_ctx *ctx, int write, api_work_fn *work, void *in, void (*in_free)(void *))
+{
+    struct run *r = xcalloc(1, sizeof(*r));
+    r->call.ctx = ctx;
+    r->call.in = in;
+    r->call.in_free = in_free;
+    r->work = work;
+    int rc = write ? db_write(ctx->app->db, run_work, run_done, r)
+                   : db_read(ctx->app->db, run_work, run_done, r);
+    if (rc != 0)
+        run_done(rc, r);
+}
+
+/* ---- request helpers ---- */
+
+int api_require_auth(struct api_ctx *ctx)
+{
+    if (ctx->authed)
+        return 0;
+    api_error(ctx, 401, "unauthorized", "a valid NIP-98 Authorization header is required");
+    return -1;
+}
+
+int api_require_admin(struct api_ctx *ctx)
+{
+    if (api_require_auth(ctx) != 0)
+        return -1;
+    if (ctx->is_admin)
+        return 0;
+    api_error(ctx, 403, "forbidden", "admin only");
+    return -1;
+}
+
+cJSON *api_body_object(struct api_ctx *ctx)
+{
+    const struct http_request *req = &ctx->ex->req;
+    cJSON *o = cJSON_ParseWithLength(req->body, req->body_len);
+    if (!o || !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        api_error(ctx, 400, "invalid-json", "the body must be a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+static int unhex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1;
+}
+
+static void percent_decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 1 < cap; i++) {
+        if (s[i] == '%' && i + 2 < n + 0 && unhex(s[i + 1]) >= 0 && unhex(s[i + 2]) >= 0) {
+            out[o++] = (char)(unhex(s[i + 1]) << 4 | unhex(s[i + 2]));
+            i += 2;
+        } else {
+            out[o++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    out[o] = '\0';
+}
+
+int api_query(const struct api_ctx *ctx, const char *name, char *out, size_t cap)
+{
+    const char *q = ctx->ex->req.query;
+    size_t nlen = strlen(name);
+    while (q && *q) {
+        size_t len = strcspn(q, "&");
+        if (len > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
+            percent_decode(q + nlen + 1, len - nlen - 1, out, cap);
+            return 1;
+        }
+        q += len + (q[len] == '&');
+    }
+    return 0;
+}
+
+static int parse_num(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int api_paging(struct api_ctx *ctx, int64_t *limit, int64_t *offset)
+{
+    char v[32];
+    *limit = 100;
+    *offset = 0;
+    if (api_query(ctx, "limit", v, sizeof(v)) && parse_num(v, 1, 500, limit) != 0) {
+        api_error(ctx, 400, "invalid-body", "limit must be an integer from 1 to 500");
+        return -1;
+    }
+    if (api_query(ctx, "offset", v, sizeof(v)) && parse_num(v, 0, INT32_MAX, offset) != 0) {
+        api_error(ctx, 400, "invalid-body", "offset must be a non-negative integer");
+        return -1;
+    }
+    return 0;
+}
+
+int api_list_scope(struct api_ctx *ctx, char out[65])
+{
+    char t[80] = "";
+    int has = api_query(ctx, "tenant", t, sizeof(t));
+    out[0] = '\0';
+    if (has && strlen(t) != 64) {
+        api_error(ctx, 400, "invalid-body", "tenant must be a 64-character hex pubkey");
+        return -1;
+    }
+    if (has && !ctx->is_admin && strcmp(t, ctx->pubhex) != 0) {
+        api_error(ctx, 403, "forbidden", "only admins may list another tenant's resources");
+        return -1;
+    }
+    strcpy(out, has ? t : ctx->is_admin ? "" : ctx->pubhex);
+    return 0;
+}
+
+void api_json_text(cJSON *obj, const char *key, sqlite3_stmt *st, int col)
+{
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    if (t)
+        cJSON_AddStringToObject(obj, key, t);
+    else
+        cJSON_AddNullToObject(obj, key);
+}
+
+void api_json_int(cJSON *obj, const char *key, sqlite3_stmt *st, int col)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        cJSON_AddNullToObject(obj, key);
+    else
+        cJSON_AddNumberToObject(obj, key, (double)sqlite3_column_int64(st, col));
+}
+
+void api_json_bool(cJSON *obj, const char *key, sqlite3_stmt *st, int col)
+{
+    cJSON_AddBoolToObject(obj, key, sqlite3_column_int(st, col) != 0);
+}

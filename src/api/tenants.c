@@ -1,0 +1,187 @@
+/* /tenants routes (spec 3.3). The NWC URL is a spending credential: stored, never returned
+ * or logged; responses only say whether one is set. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/internal.h"
+#include "db/db.h"
+#include "db/repo_common.h"
+#include "nostr/nwc_uri.h"
+#include "util/util.h"
+
+#define TENANT_COLS "pubkey, status, nwc_url IS NOT NULL, nwc_error, billing_anchor, created_at"
+
+static cJSON *tenant_row(sqlite3_stmt *st)
+{
+    cJSON *o = cJSON_CreateObject();
+    api_json_text(o, "pubkey", st, 0);
+    api_json_text(o, "status", st, 1);
+    api_json_bool(o, "nwc_set", st, 2);
+    api_json_text(o, "nwc_error", st, 3);
+    api_json_int(o, "billing_anchor", st, 4);
+    api_json_int(o, "created_at", st, 5);
+    return o;
+}
+
+/* Reads one tenant into call->data; 404 tenant not found when absent. */
+static int load_tenant(sqlite3 *conn, struct api_call *call, const char *pubkey)
+{
+    sqlite3_stmt *st = db_stmt(conn, "SELECT " TENANT_COLS " FROM tenant WHERE pubkey = ?");
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_text(st, 1, pubkey, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        call->data = tenant_row(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? api_fail(call, 404, "not-found", "no such tenant")
+                             : db_rc(conn, rc);
+}
+
+struct list_in {
+    int64_t limit, offset;
+};
+
+static int list_tenants(sqlite3 *conn, struct api_call *call)
+{
+    struct list_in *in = call->in;
+    sqlite3_stmt *st = db_stmt(conn, "SELECT " TENANT_COLS " FROM tenant"
+                                     " ORDER BY created_at DESC, pubkey LIMIT ? OFFSET ?");
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_int64(st, 1, in->limit);
+    sqlite3_bind_int64(st, 2, in->offset);
+    call->data = cJSON_CreateArray();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cJSON_AddItemToArray(call->data, tenant_row(st));
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}
+
+void api_list_tenants(struct api_ctx *ctx)
+{
+    struct list_in in;
+    if (api_require_admin(ctx) != 0 || api_paging(ctx, &in.limit, &in.offset) != 0)
+        return;
+    struct list_in *copy = xmalloc(sizeof(*copy));
+    *copy = in;
+    api_run(ctx, 0, list_tenants, copy, free);
+}
+
+static int create_tenant(sqlite3 *conn, struct api_call *call)
+{
+    struct api_ctx *ctx = call->ctx;
+    sqlite3_stmt *st = db_stmt(conn, "INSERT INTO tenant(pubkey, status, created_at)"
+                                     " VALUES (?, 'active', ?) ON CONFLICT DO NOTHING");
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_text(st, 1, ctx->pubhex, 64, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, ctx->now);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_rc(conn, rc);
+    if (sqlite3_changes(conn) == 0)
+        return api_fail(call, 422, "pubkey-exists", "this pubkey is already a tenant");
+    rc = repo_activity_insert(conn, ctx->pubhex, "create_tenant", "tenant", ctx->pubhex, NULL,
+                              NULL, ctx->now);
+    call->created = 1;
+    return rc ? rc : load_tenant(conn, call, ctx->pubhex);
+}
+
+void api_create_tenant(struct api_ctx *ctx)
+{
+    if (api_require_auth(ctx) == 0)
+        api_run(ctx, 1, create_tenant, NULL, NULL);
+}
+
+/* Admin or the tenant itself; others 403. */
+static int may_see_tenant(struct api_ctx *ctx)
+{
+    if (api_require_auth(ctx) != 0)
+        return -1;
+    if (ctx->is_admin || strcmp(ctx->params[0], ctx->pubhex) == 0)
+        return 0;
+    api_error(ctx, 403, "forbidden", "not your tenant");
+    return -1;
+}
+
+static int get_tenant(sqlite3 *conn, struct api_call *call)
+{
+    return load_tenant(conn, call, call->ctx->params[0]);
+}
+
+void api_get_tenant(struct api_ctx *ctx)
+{
+    if (may_see_tenant(ctx) == 0)
+        api_run(ctx, 0, get_tenant, NULL, NULL);
+}
+
+struct billing_in {
+    char *nwc_url; /* NULL clears */
+};
+
+static void billing_in_free(void *p)
+{
+    struct billing_in *in = p;
+    if (in->nwc_url) {
+        secure_zero(in->nwc_url, strlen(in->nwc_url));
+        free(in->nwc_url);
+    }
+    free(in);
+}
+
+static int put_billing(sqlite3 *conn, struct api_call *call)
+{
+    struct billing_in *in = call->in;
+    const char *pubkey = call->ctx->params[0];
+    /* A new URL clears the previous wallet's error. */
+    sqlite3_stmt *st = db_stmt(conn, "UPDATE tenant SET nwc_url = ?, nwc_error = NULL"
+                                     " WHERE pubkey = ?");
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_text(st, 1, in->nwc_url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, pubkey, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_rc(conn, rc);
+    if (sqlite3_changes(conn) == 0)
+        return api_fail(call, 404, "not-found", "no such tenant");
+    rc = repo_activity_insert(conn, pubkey, "update_tenant", "tenant", pubkey, NULL, NULL,
+                              call->ctx->now);
+    if (rc == 0 && in->nwc_url)
+        snprintf(call->collect_tenant, sizeof(call->collect_tenant), "%s", pubkey);
+    return rc ? rc : load_tenant(conn, call, pubkey);
+}
+
+void api_put_tenant_billing(struct api_ctx *ctx)
+{
+    cJSON *body = NULL;
+    struct nwc_uri uri;
+    const char *why = NULL;
+    if (may_see_tenant(ctx) != 0 || !(body = api_body_object(ctx)))
+        return;
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(body, "nwc_url");
+    if (!url || (!cJSON_IsNull(url) && !cJSON_IsString(url))) {
+        cJSON_Delete(body);
+        api_error(ctx, 400, "invalid-body", "nwc_url must be a string or null");
+        return;
+    }
+    if (cJSON_IsString(url) && nwc_uri_parse(url->valuestring, &uri, &why) != 0) {
+        cJSON_Delete(body);
+        api_error(ctx, 422, "invalid-nwc-url", "nwc_url: %s", why ? why : "invalid");
+        return;
+    }
+    struct billing_in *in = xcalloc(1, sizeof(*in));
+    if (cJSON_IsString(url)) {
+        nwc_uri_free(&uri);
+        in->nwc_url = xstrdup(url->valuestring);
+        secure_zero(url->valuestring, strlen(url->valuestring));
+    }
+    cJSON_Delete(body);
+    api_run(ctx, 1, put_billing, in, billing_in_free);
+}

@@ -1,0 +1,21 @@
+/* The plans a relay can be on (spec 3.3). Static data: thread-safe. */
+#ifndef CARAVEL_PLANS_H
+#define CARAVEL_PLANS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct plan {
+    const char *id, *name;
+    int64_t sats;    /* per month */
+    int64_t members; /* maximum members, -1 = unlimited */
+    int blossom, livekit;
+};
+
+extern const struct plan plans[];
+extern const size_t n_plans;
+
+/* The plan with this id, or NULL. */
+const struct plan *plan_find(const char *id);
+
+#endif
