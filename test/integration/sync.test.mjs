@@ -1,0 +1,320 @@
+// Zooid sync (spec 5) end to end: the real binary, the API driven with nostr-tools NIP-98
+// tokens, and the test zooid of lib/zooid.mjs (which checks every request's NIP-98 with
+// nostr-tools). Retry/reconcile timings are shortened with the test-only variables
+// CARAVEL_TEST_SYNC_RETRY_MS / CARAVEL_TEST_SYNC_RECONCILE_MS (production: 30 s / 60 s).
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { generateSecretKey, getPublicKey, finalizeEvent } from 'nostr-tools/pure'
+import * as nip98 from 'nostr-tools/nip98'
+import { startZooid } from './lib/zooid.mjs'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const BIN = path.resolve(root, process.env.CARAVEL_BIN ?? 'build/caravel')
+
+const zooidKey = generateSecretKey()
+const adminKey = generateSecretKey()
+const tenantKey = generateSecretKey()
+let zooid
+const procs = new Set()
+const dirs = []
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+// Starts caravel on a fresh port with its database in dir; resolves once /healthz answers.
+async function startCaravel(dir, extraEnv = {}) {
+  const port = await freePort()
+  const env = {
+    PATH: process.env.PATH,
+    ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=1',
+    UBSAN_OPTIONS: process.env.UBSAN_OPTIONS ?? '',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    DATABASE_URL: `sqlite://${dir}/caravel.db`,
+    ADMINS: getPublicKey(adminKey),
+    ZOOID_API_URL: zooid.url,
+    ZOOID_API_SECRET: Buffer.from(zooidKey).toString('hex'),
+    RELAY_DOMAIN: 'spaces.test',
+    LIVEKIT_URL: 'wss://livekit.test',
+    LIVEKIT_API_KEY: 'lk-key',
+    LIVEKIT_API_SECRET: 'lk-secret',
+    CARAVEL_TEST_SYNC_RETRY_MS: '100',
+    CARAVEL_TEST_SYNC_RECONCILE_MS: '500',
+    LOG_LEVEL: 'warn',
+    ...extraEnv,
+  }
+  const child = spawn(BIN, [], { env, cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d) => {
+    stderr = (stderr + d).slice(-20000)
+  })
+  procs.add(child)
+  child.on('exit', () => procs.delete(child))
+  const c = { child, port, base: `http://127.0.0.1:${port}`, stderr: () => stderr }
+  const end = Date.now() + 20000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`caravel exited ${child.exitCode}: ${stderr}`)
+    try {
+      const r = await fetch(`${c.base}/healthz`)
+      if (r.status === 200) return c
+    } catch {}
+    if (Date.now() > end) throw new Error(`caravel did not start: ${stderr}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+async function stopCaravel(c, signal = 'SIGTERM') {
+  if (c.child.exitCode !== null || c.child.signalCode) return
+  const exited = new Promise((r) => c.child.once('exit', r))
+  c.child.kill(signal)
+  await exited
+}
+
+// One API call with a per-request NIP-98 token (nostr-tools getToken, payload = the body).
+async function api(c, method, p, body, sk = tenantKey) {
+  const url = c.base + p
+  const sign = (e) => finalizeEvent(e, sk)
+  const headers = { Authorization: await nip98.getToken(url, method, sign, true, body) }
+  const init = { method, headers }
+  if (body !== undefined) {
+    headers['content-type'] = 'application/json'
+    init.body = JSON.stringify(body)
+  }
+  const r = await fetch(url, init)
+  const text = await r.text()
+  let json = null
+  try {
+    json = JSON.parse(text)
+  } catch {}
+  return { status: r.status, json, text }
+}
+
+async function ok(c, method, p, body, sk) {
+  const r = await api(c, method, p, body, sk)
+  assert.ok(r.status === 200 || r.status === 201, `${method} ${p} -> ${r.status} ${r.text}`)
+  return r.json.data
+}
+
+const sub = (s) => `${s}-${Math.random().toString(36).slice(2, 8)}`
+const reqsFor = (id) => zooid.requests.filter((r) => r.id === id)
+const relayOf = (c, id) => ok(c, 'GET', `/relays/${id}`, undefined, adminKey)
+async function waitSynced(c, id, ms = 20000) {
+  return zooid.waitFor(async () => {
+    const r = await relayOf(c, id)
+    return r.synced ? r : null
+  }, ms, `relay ${id} synced`)
+}
+
+before(async () => {
+  zooid = await startZooid({ whitelist: [getPublicKey(zooidKey)] })
+})
+
+after(async () => {
+  for (const p of procs) p.kill('SIGKILL')
+  await zooid?.stop()
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+function tmp() {
+  const d = mkdtempSync(path.join(os.tmpdir(), 'caravel-sync-'))
+  dirs.push(d)
+  return d
+}
+
+test('create, update, deactivate, activate: requests and final config; secret only on POST/PUT', async () => {
+  const c = await startCaravel(tmp())
+  try {
+    await ok(c, 'POST', '/tenants', undefined)
+    const s = sub('alpha')
+    const relay = await ok(c, 'POST', '/relays', { subdomain: s, plan: 'basic', info_name: 'Alpha',
+      livekit_enabled: true, groups_enabled: true })
+    assert.equal(relay.synced, false)
+    await waitSynced(c, relay.id)
+    let cfg = zooid.configs.get(relay.id)
+    assert.equal(cfg.host, `${s}.spaces.test`)
+    assert.equal(cfg.schema, relay.schema)
+    assert.match(cfg.secret, /^[0-9a-f]{64}$/)
+    assert.equal(cfg.inactive, false)
+    assert.deepEqual(cfg.info, { name: 'Alpha', icon: '', pubkey: getPublicKey(tenantKey), description: '' })
+    assert.deepEqual(cfg.livekit, { server_url: 'wss://livekit.test', api_key: 'lk-key', api_secret: 'lk-secret' })
+    assert.deepEqual(cfg.groups, { enabled: true })
+    const secret = cfg.secret
+
+    await ok(c, 'PUT', `/relays/${relay.id}`, { info_name: 'Alpha 2', livekit_enabled: false })
+    await waitSynced(c, relay.id)
+    cfg = zooid.configs.get(relay.id)
+    assert.equal(cfg.info.name, 'Alpha 2')
+    assert.equal(cfg.livekit, undefined) // PATCH sent livekit: null
+    assert.equal(cfg.secret, secret) // never rotated
+
+    await ok(c, 'POST', `/relays/${relay.id}/deactivate`, {})
+    await waitSynced(c, relay.id)
+    assert.equal(zooid.configs.get(relay.id).inactive, true)
+    await ok(c, 'POST', `/relays/${relay.id}/activate`, {})
+    await waitSynced(c, relay.id)
+    assert.equal(zooid.configs.get(relay.id).inactive, false)
+
+    const rs = reqsFor(relay.id)
+    assert.deepEqual(rs.map((r) => `${r.method} ${r.status}`), ['POST 201', 'PATCH 200', 'PATCH 200', 'PATCH 200'])
+    assert.equal(rs[0].body.secret, secret)
+    for (const r of rs.slice(1)) assert.equal('secret' in r.body, false, 'PATCH carries no secret')
+    for (const r of rs) assert.equal(r.pubkey, getPublicKey(zooidKey))
+    assert.equal(rs.some((r) => r.method === 'DELETE'), false)
+
+    const acts = await ok(c, 'GET', `/activity?tenant=${getPublicKey(tenantKey)}`, undefined, adminKey)
+    const done = acts.filter((a) => a.resource_id === relay.id && a.activity_type === 'complete_relay_sync')
+    assert.equal(done.length, 4)
+  } finally {
+    await stopCaravel(c)
+  }
+})
+
+test('zooid down for a while: relays converge once it is back', async () => {
+  const c = await startCaravel(tmp())
+  try {
+    await ok(c, 'POST', '/tenants', undefined)
+    await zooid.refuse()
+    const ids = []
+    for (let i = 0; i < 3; i++) ids.push((await ok(c, 'POST', '/relays', { subdomain: sub('down'), plan: 'free' })).id)
+    await zooid.waitFor(async () => (await relayOf(c, ids[0])).sync_error, 10000, 'a sync_error')
+    const r0 = await relayOf(c, ids[0])
+    assert.equal(r0.synced, false)
+    assert.match(r0.sync_error, /zooid POST/)
+    await new Promise((r) => setTimeout(r, 500))
+    await zooid.accept()
+    for (const id of ids) await waitSynced(c, id)
+    for (const id of ids) {
+      assert.ok(zooid.configs.has(id))
+      assert.equal((await relayOf(c, id)).sync_error, null)
+    }
+  } finally {
+    await zooid.accept().catch(() => {})
+    await stopCaravel(c)
+  }
+})
+
+test('500 six times: sync gives up; POST /relays/:id/sync resumes it', async () => {
+  const c = await startCaravel(tmp())
+  try {
+    await ok(c, 'POST', '/tenants', undefined)
+    zooid.fault('500')
+    const relay = await ok(c, 'POST', '/relays', { subdomain: sub('five'), plan: 'free' })
+    await zooid.waitFor(() => reqsFor(relay.id).length >= 6, 15000, 'six attempts')
+    // Backoff 100 ms x 2^(n-1): a 7th try would come within 3.2 s; reconcile runs every 0.5 s.
+    await new Promise((r) => setTimeout(r, 4000))
+    assert.equal(reqsFor(relay.id).length, 6)
+    const r = await relayOf(c, relay.id)
+    assert.equal(r.synced, false)
+    assert.match(r.sync_error, /HTTP 500/)
+    zooid.fault(null)
+    const forbidden = await api(c, 'POST', `/relays/${relay.id}/sync`, {}) // tenant, not admin
+    assert.equal(forbidden.status, 403)
+    await ok(c, 'POST', `/relays/${relay.id}/sync`, {}, adminKey)
+    await waitSynced(c, relay.id)
+    assert.equal(reqsFor(relay.id).length, 7)
+    assert.equal(zooid.configs.get(relay.id).schema, relay.schema)
+  } finally {
+    zooid.fault(null)
+    await stopCaravel(c)
+  }
+})
+
+test('kill -9 between zooid storing and our commit: restart converges through 409 -> PUT', async () => {
+  const dir = tmp()
+  let c = await startCaravel(dir)
+  try {
+    await ok(c, 'POST', '/tenants', undefined)
+    zooid.fault('hang-after-store', 1)
+    const relay = await ok(c, 'POST', '/relays', { subdomain: sub('crash'), plan: 'free', info_name: 'Before' })
+    await zooid.waitFor(() => zooid.configs.has(relay.id), 10000, 'zooid stored the relay')
+    await stopCaravel(c, 'SIGKILL')
+    c = await startCaravel(dir)
+    await waitSynced(c, relay.id)
+    const rs = reqsFor(relay.id)
+    assert.deepEqual(rs.map((r) => `${r.method} ${r.status}`), ['POST 201', 'POST 409', 'PUT 200'])
+    assert.equal(rs[2].body.secret, rs[0].body.secret)
+    const same = [...zooid.configs.values()].filter((x) => x.schema === relay.schema)
+    assert.equal(same.length, 1, 'no duplicate in zooid')
+    // A later change goes out as a PATCH.
+    await ok(c, 'PUT', `/relays/${relay.id}`, { info_name: 'After' })
+    await waitSynced(c, relay.id)
+    assert.equal(reqsFor(relay.id).at(-1).method, 'PATCH')
+    assert.equal(zooid.configs.get(relay.id).info.name, 'After')
+  } finally {
+    zooid.fault(null)
+    await stopCaravel(c)
+  }
+})
+
+test('1,000 relay changes in a burst converge with bounded concurrency; the API keeps answering', { timeout: 120000 }, async () => {
+  const N = 1000
+  const c = await startCaravel(tmp())
+  try {
+    await ok(c, 'POST', '/tenants', undefined)
+    const before = zooid.requests.length
+    zooid.maxConcurrent = 0
+    let bursting = true
+    const lat = []
+    const probe = (async () => {
+      while (bursting) {
+        const t0 = performance.now()
+        const r = await fetch(`${c.base}/healthz`)
+        await r.text()
+        lat.push(performance.now() - t0)
+        assert.equal(r.status, 200)
+        await new Promise((res) => setTimeout(res, 5))
+      }
+    })()
+    const ids = []
+    const tag = Math.random().toString(36).slice(2, 7)
+    let next = 0
+    const t0 = Date.now()
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next < N) {
+        const i = next++
+        ids.push((await ok(c, 'POST', '/relays', { subdomain: `burst-${tag}-${i}`, plan: 'free' })).id)
+      }
+    }))
+    const created = Date.now() - t0
+    // Every relay synced (admin view, pages of 500).
+    const countSynced = async () => {
+      const want = new Set(ids)
+      let n = 0
+      for (let off = 0; ; off += 500) {
+        const page = await ok(c, 'GET', `/relays?tenant=${getPublicKey(tenantKey)}&limit=500&offset=${off}`, undefined, adminKey)
+        n += page.filter((r) => want.has(r.id) && r.synced).length
+        if (page.length < 500) return n
+      }
+    }
+    await zooid.waitFor(async () => (await countSynced()) === N, 90000, 'all relays synced')
+    const converged = Date.now() - t0
+    bursting = false
+    await probe
+    const synced = await countSynced()
+    assert.ok(ids.every((id) => zooid.configs.has(id)))
+    const burstReqs = zooid.requests.length - before
+    lat.sort((a, b) => a - b)
+    const p99 = lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))]
+    console.log(`# burst: ${N} relays created in ${created} ms, all synced after ${converged} ms, zooid requests ${burstReqs}, ` +
+      `max concurrent ${zooid.maxConcurrent}, /healthz p99 ${p99.toFixed(1)} ms over ${lat.length} probes`)
+    assert.equal(synced, N)
+    assert.ok(zooid.maxConcurrent <= 8, `max concurrent ${zooid.maxConcurrent}`)
+    assert.ok(zooid.maxConcurrent >= 2, 'requests overlapped')
+  } finally {
+    await stopCaravel(c)
+  }
+})
