@@ -4,18 +4,13 @@
 // CARAVEL_TEST_SYNC_RETRY_MS / CARAVEL_TEST_SYNC_RECONCILE_MS (production: 30 s / 60 s).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { generateSecretKey, getPublicKey, finalizeEvent } from 'nostr-tools/pure'
 import * as nip98 from 'nostr-tools/nip98'
+import { startServer } from './lib/server.mjs'
 import { startZooid } from './lib/zooid.mjs'
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
-const BIN = path.resolve(root, process.env.CARAVEL_BIN ?? 'build/caravel')
 
 const zooidKey = generateSecretKey()
 const adminKey = generateSecretKey()
@@ -24,64 +19,30 @@ let zooid
 const procs = new Set()
 const dirs = []
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-// Starts caravel on a fresh port with its database in dir; resolves once /healthz answers.
+// Starts caravel (lib/server.mjs) against the test zooid, in dir (a restart reuses it).
 async function startCaravel(dir, extraEnv = {}) {
-  const port = await freePort()
-  const env = {
-    PATH: process.env.PATH,
-    ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=1',
-    UBSAN_OPTIONS: process.env.UBSAN_OPTIONS ?? '',
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    DATABASE_URL: `sqlite://${dir}/caravel.db`,
-    ADMINS: getPublicKey(adminKey),
-    ZOOID_API_URL: zooid.url,
-    ZOOID_API_SECRET: Buffer.from(zooidKey).toString('hex'),
-    RELAY_DOMAIN: 'spaces.test',
-    LIVEKIT_URL: 'wss://livekit.test',
-    LIVEKIT_API_KEY: 'lk-key',
-    LIVEKIT_API_SECRET: 'lk-secret',
-    CARAVEL_TEST_SYNC_RETRY_MS: '100',
-    CARAVEL_TEST_SYNC_RECONCILE_MS: '500',
-    LOG_LEVEL: 'warn',
-    ...extraEnv,
-  }
-  const child = spawn(BIN, [], { env, cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr.on('data', (d) => {
-    stderr = (stderr + d).slice(-20000)
+  const srv = await startServer({
+    dir,
+    env: {
+      ADMINS: getPublicKey(adminKey),
+      ZOOID_API_URL: zooid.url,
+      ZOOID_API_SECRET: Buffer.from(zooidKey).toString('hex'),
+      RELAY_DOMAIN: 'spaces.test',
+      LIVEKIT_URL: 'wss://livekit.test',
+      LIVEKIT_API_KEY: 'lk-key',
+      LIVEKIT_API_SECRET: 'lk-secret',
+      CARAVEL_TEST_SYNC_RETRY_MS: '100',
+      CARAVEL_TEST_SYNC_RECONCILE_MS: '500',
+      ...extraEnv,
+    },
   })
-  procs.add(child)
-  child.on('exit', () => procs.delete(child))
-  const c = { child, port, base: `http://127.0.0.1:${port}`, stderr: () => stderr }
-  const end = Date.now() + 20000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`caravel exited ${child.exitCode}: ${stderr}`)
-    try {
-      const r = await fetch(`${c.base}/healthz`)
-      if (r.status === 200) return c
-    } catch {}
-    if (Date.now() > end) throw new Error(`caravel did not start: ${stderr}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
+  procs.add(srv)
+  return { ...srv, base: srv.url }
 }
 
 async function stopCaravel(c, signal = 'SIGTERM') {
-  if (c.child.exitCode !== null || c.child.signalCode) return
-  const exited = new Promise((r) => c.child.once('exit', r))
-  c.child.kill(signal)
-  await exited
+  procs.delete(c)
+  await (signal === 'SIGKILL' ? c.kill9() : c.stop())
 }
 
 // One API call with a per-request NIP-98 token (nostr-tools getToken, payload = the body).
@@ -124,7 +85,7 @@ before(async () => {
 })
 
 after(async () => {
-  for (const p of procs) p.kill('SIGKILL')
+  for (const p of procs) await p.kill9()
   await zooid?.stop()
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
