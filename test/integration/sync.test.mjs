@@ -228,6 +228,7 @@ test('1,000 relay changes in a burst converge with bounded concurrency; the API 
     await ok(c, 'POST', '/tenants', undefined)
     const before = zooid.requests.length
     zooid.maxConcurrent = 0
+    zooid.delayMs = 20 // a zooid slower than our writes, so syncs pile up and overlap
     let bursting = true
     const lat = []
     const probe = (async () => {
@@ -264,6 +265,7 @@ test('1,000 relay changes in a burst converge with bounded concurrency; the API 
     await zooid.waitFor(async () => (await countSynced()) === N, 90000, 'all relays synced')
     const converged = Date.now() - t0
     bursting = false
+    zooid.delayMs = 0
     await probe
     const synced = await countSynced()
     assert.ok(ids.every((id) => zooid.configs.has(id)))
