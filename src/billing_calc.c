@@ -3,21 +3,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "plans.h"
 #include "util/util.h"
 
 #define MONTHS_MAX (12LL * 10000) /* a calendar anchor is good for 10000 years of periods */
 
-static const struct {
-    const char *id;
-    int64_t sats;
-} PLANS[] = {{"free", 0}, {"basic", 10000}, {"growth", 50000}};
 
 int64_t billing_plan_sats(const char *plan)
 {
-    for (size_t i = 0; plan && i < ARRAY_SIZE(PLANS); i++)
-        if (strcmp(PLANS[i].id, plan) == 0)
-            return PLANS[i].sats;
-    return -1;
+    const struct plan *p = plan_find(plan);
+    return p ? p->sats : -1;
 }
 
 static int is_leap(int64_t y)
