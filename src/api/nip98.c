@@ -17,24 +17,40 @@
 struct token {
     uint8_t pubkey[32];
     int64_t created_at;
-    char u[URL_MAX];
-    char method[16];   /* "" = no method tag (session style) */
-    char payload[65];  /* "" = no payload tag */
+    char *u;          /* owned */
+    char method[16];  /* "" = no method tag (session style) */
+    char payload[65]; /* "" = no payload tag */
 };
 
 struct cache_slot {
-    uint8_t key[32]; /* sha256 of the header value */
-    int used;
-    struct token tok;
+    uint8_t key[32]; /* sha256 of the token (header value after the scheme) */
+    struct token tok; /* tok.u == NULL: empty slot */
 };
 
-/* Direct-mapped: a colliding token just evicts the older one. */
+/* Direct-mapped and bounded: a colliding token just evicts the older one. An entry is
+ * dropped once its token is too old for any request (created_at + max_age). */
 static struct cache_slot *cache;
+static size_t cache_used;
+
+static void slot_clear(struct cache_slot *slot)
+{
+    if (slot->tok.u)
+        cache_used--;
+    free(slot->tok.u);
+    memset(slot, 0, sizeof(*slot));
+}
 
 void nip98_cache_clear(void)
 {
+    for (size_t i = 0; cache && i < NIP98_CACHE_SLOTS; i++)
+        slot_clear(&cache[i]);
     free(cache);
     cache = NULL;
+}
+
+size_t nip98_cache_size(void)
+{
+    return cache_used;
 }
 
 static const char *skip_scheme(const char *h)
@@ -61,8 +77,16 @@ static int copy_tag(const struct nostr_event *ev, const char *name, char *out, s
     return 0;
 }
 
-/* Decodes, parses and verifies the event; fills tok. */
-static int decode_token(const char *b64, size_t n, struct token *tok, const char **why)
+static int too_old(int64_t created_at, int64_t now, int64_t max_age)
+{
+    int64_t age = now - created_at;
+    return age > max_age || -age > max_age;
+}
+
+/* Decodes, parses and verifies the event; fills tok. The age is checked before the
+ * signature so a replayed old token costs no verification and is never cached. */
+static int decode_token(const char *b64, size_t n, int64_t now, int64_t max_age,
+                        struct token *tok, const char **why)
 {
     uint8_t *json = NULL;
     size_t json_len = 0;
@@ -75,15 +99,19 @@ static int decode_token(const char *b64, size_t n, struct token *tok, const char
         *why = "token is not a Nostr event";
     } else if (ev.kind != NIP98_KIND) {
         *why = "token kind is not 27235";
+    } else if (too_old(ev.created_at, now, max_age)) {
+        *why = "token expired or from the future";
     } else if (nostr_event_verify(&ev) != 0) {
         *why = "token id or signature invalid";
-    } else if (copy_tag(&ev, "u", tok->u, sizeof(tok->u)) || !tok->u[0] ||
+    } else if (!nostr_event_tag_value(&ev, "u") ||
+               strlen(nostr_event_tag_value(&ev, "u")) > URL_MAX ||
                copy_tag(&ev, "method", tok->method, sizeof(tok->method)) ||
                copy_tag(&ev, "payload", tok->payload, sizeof(tok->payload))) {
         *why = "token u/method/payload tag missing or too long";
     } else {
         memcpy(tok->pubkey, ev.pubkey, 32);
         tok->created_at = ev.created_at;
+        tok->u = xstrdup(nostr_event_tag_value(&ev, "u"));
         rc = 0;
     }
     nostr_event_free(&ev);
@@ -91,23 +119,29 @@ static int decode_token(const char *b64, size_t n, struct token *tok, const char
     return rc;
 }
 
-/* Looks the header up in the cache, or verifies it and caches it. */
-static int get_token(const char *b64, size_t n, struct token *tok, const char **why)
+/* Looks the token up in the cache, or verifies it and caches it. tok->u is borrowed from
+ * the cache until the next call. */
+static int get_token(const char *b64, size_t n, int64_t now, int64_t max_age, struct token *tok,
+                     const char **why)
 {
     uint8_t key[32];
     nostr_sha256(b64, n, key);
     if (!cache)
         cache = xcalloc(NIP98_CACHE_SLOTS, sizeof(*cache));
     struct cache_slot *slot = &cache[(key[0] | key[1] << 8) % NIP98_CACHE_SLOTS];
-    if (slot->used && memcmp(slot->key, key, 32) == 0) {
-        *tok = slot->tok;
-        return 0;
+    if (slot->tok.u && memcmp(slot->key, key, 32) == 0) {
+        if (!too_old(slot->tok.created_at, now, max_age)) {
+            *tok = slot->tok;
+            return 0;
+        }
+        slot_clear(slot); /* expired: decode_token refuses it */
     }
-    if (decode_token(b64, n, tok, why) != 0)
+    if (decode_token(b64, n, now, max_age, tok, why) != 0)
         return -1;
+    slot_clear(slot);
     memcpy(slot->key, key, 32);
     slot->tok = *tok;
-    slot->used = 1;
+    cache_used++;
     return 0;
 }
 
@@ -147,16 +181,13 @@ int nip98_check(const struct nip98_request *req, const struct nip98_policy *poli
     if (!b64)
         return -1;
     size_t n = strcspn(b64, " \t\r\n");
-    if (n == 0 || n > NIP98_MAX_HEADER) {
-        *why = "token empty or too large";
+    if (n == 0 || n > NIP98_MAX_HEADER || b64[n + strspn(b64 + n, " \t")] != '\0') {
+        *why = "token empty, too large or followed by other data";
         return -1;
     }
-    if (get_token(b64, n, &tok, why) != 0)
+    if (get_token(b64, n, req->now, policy->max_age, &tok, why) != 0)
         return -1;
-    int64_t age = req->now - tok.created_at;
-    if (age > policy->max_age || -age > policy->max_age)
-        *why = "token expired or from the future";
-    else if (!url_matches(tok.u, req->target, policy))
+    if (!url_matches(tok.u, req->target, policy))
         *why = "token u tag does not name this URL";
     else if (tok.method[0] && strcasecmp(tok.method, req->method) != 0)
         *why = "token method tag does not match";
