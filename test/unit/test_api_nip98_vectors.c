@@ -57,7 +57,7 @@ static const struct nip98_vec *find(const char *name)
 }
 
 /* A cached token still goes through every per-request check. */
-TEST(api_nip98_cache_hit_still_checks_request)
+TEST(api_nip98_vec_cache_hit_still_checks_request)
 {
     ASSERT_OK(nostr_init());
     struct nip98_vec v = *find("get_token_get");
@@ -87,7 +87,7 @@ TEST(api_nip98_cache_hit_still_checks_request)
 }
 
 /* Refused tokens are not remembered; a missing header is refused without a crash. */
-TEST(api_nip98_refused_not_cached)
+TEST(api_nip98_vec_refused_not_cached)
 {
     ASSERT_OK(nostr_init());
     const char *names[] = {"bad_signature", "tampered_content", "kind_1", "not_base64"};
@@ -103,7 +103,7 @@ TEST(api_nip98_refused_not_cached)
 }
 
 /* The cache is bounded whatever the number of distinct tokens. */
-TEST(api_nip98_cache_bounded)
+TEST(api_nip98_vec_cache_bounded)
 {
     ASSERT_OK(nostr_init());
     const struct nip98_vec *v = find("get_token_get");
