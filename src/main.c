@@ -2,8 +2,9 @@
  * the order of notes/c-style-anchors.md 2.5. Nothing else lives here.
  *
  * Start-up: config -> nostr -> database (migrations) -> robot key -> relay pool -> workers
- * (sync, robot, billing) -> HTTP listener -> "listening on http://HOST:PORT".
- * Shutdown (SIGTERM/SIGINT, or a start-up failure): stop accepting and let in-flight requests
+ * (sync, robot, billing) -> metrics listener (METRICS_PORT) -> HTTP listener -> "listening on http://HOST:PORT".
+ * Shutdown (SIGTERM/SIGINT, or a start-up failure): close the metrics listener, stop
+ * accepting and let in-flight requests
  * finish (<= 10 s), then stop billing, sync and the robot one after the other (each waits for
  * its own work to reach a safe point), free the relay pool, close the database (queued jobs
  * still run), close the signal handles; the loop then ends and the exit code is 0. */
@@ -22,6 +23,7 @@
 #include "db/db.h"
 #include "http/server.h"
 #include "infra.h"
+#include "metrics.h"
 #include "net/relay_pool.h"
 #include "nostr/hex.h"
 #include "nostr/keys.h"
@@ -238,15 +240,15 @@ static int start_services(void)
         return -1;
     if (start_billing() != 0)
         return -1;
-    /* PLUG-IN (metrics): no metrics module yet; METRICS_PORT is parsed and validated. */
-    if (c->metrics_port)
-        LOG_WARN("METRICS_PORT=%d: metrics are not part of this build", c->metrics_port);
+    /* Before the API: every answered request is counted from the first one on. */
+    if (metrics_start(&app.metrics, &app) != 0)
+        return -1;
     return start_http();
 }
 
 /* ---- shutdown ---- */
 
-enum stage { STAGE_HTTP, STAGE_BILLING, STAGE_INFRA, STAGE_ROBOT, STAGE_POOL, STAGE_DB, N_STAGES };
+enum stage { STAGE_METRICS, STAGE_HTTP, STAGE_BILLING, STAGE_INFRA, STAGE_ROBOT, STAGE_POOL, STAGE_DB, N_STAGES };
 
 static int stage;
 static void **stage_ptr; /* the service being stopped: NULL once its callback ran */
@@ -257,12 +259,15 @@ static void shutdown_next(void *arg);
  * pointer in struct app stays valid until then, so nothing else sees a freed service. */
 static int stop_stage(enum stage s)
 {
-    void **ptrs[N_STAGES] = {(void **)&app.http,  (void **)&app.billing, (void **)&app.infra,
+    void **ptrs[N_STAGES] = {(void **)&app.metrics, (void **)&app.http,  (void **)&app.billing, (void **)&app.infra,
                              (void **)&app.robot, (void **)&app.pool,    (void **)&app.db};
     stage_ptr = ptrs[s];
     if (!*stage_ptr)
         return 0;
     switch (s) {
+    case STAGE_METRICS:
+        metrics_stop(app.metrics, shutdown_next, NULL);
+        break;
     case STAGE_HTTP:
         http_server_stop(app.http, SHUTDOWN_GRACE_MS, shutdown_next, NULL);
         break;

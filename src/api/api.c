@@ -179,6 +179,7 @@ void api_handle(struct http_exchange *ex, void *arg)
         path_known = 1;
         if (strcmp(routes[i].method, ex->req.method) != 0)
             continue;
+        ctx->route = routes[i].pattern;
         authenticate(ctx);
         routes[i].handler(ctx);
         return;

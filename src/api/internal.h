@@ -33,6 +33,7 @@ struct api_ctx {
     char param_buf[256];
     char cors[512]; /* CORS header lines added to every response */
     int64_t now;
+    const char *route; /* the matched route pattern (static), NULL if none: for metrics */
 };
 
 struct api_call;

@@ -8,6 +8,7 @@
 #include "billing.h"
 #include "db/db.h"
 #include "infra.h"
+#include "metrics.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -16,6 +17,9 @@
 
 void api_send(struct api_ctx *ctx, int status, const char *body, size_t len)
 {
+    /* Metrics is NULL when METRICS_PORT is off: then this is a no-op. */
+    metrics_observe_request(ctx->app->metrics, ctx->route, status,
+                            http_exchange_elapsed_us(ctx->ex));
     http_respond(ctx->ex, status, API_JSON_TYPE, ctx->cors, body, len);
     free(ctx);
 }

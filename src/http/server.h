@@ -90,6 +90,11 @@ size_t http_server_inflight(const struct http_server *srv);
  * only. Write errors close the connection quietly. */
 void http_respond(struct http_exchange *ex, int status, const char *content_type,
                   const char *extra_headers, const char *body, size_t len);
+/* Microseconds since the exchange's request began to arrive (for metrics). */
+static inline uint64_t http_exchange_elapsed_us(const struct http_exchange *ex)
+{
+    return (uv_hrtime() - ex->start_ns_) / 1000;
+}
 /* The reason phrase for a status code ("OK", "Not Found", ...). */
 const char *http_status_text(int status);
 
