@@ -4,6 +4,7 @@
 #   make unit       C unit tests only        make asan   sanitizer build of caravel + unit tests
 #   make fuzz       libFuzzer targets (clang) make bench  benchmarks (bench/run.sh)
 #   make run        install what is missing and start the service with development defaults
+#   make image-check  lint the Dockerfile and run its stages in a Debian 12 root (root only)
 SAN      ?=
 BUILD    ?= build$(if $(SAN),-$(SAN))
 CC       ?= cc
@@ -37,7 +38,7 @@ UNIT_SRC := $(sort $(wildcard test/unit/*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 DEPS     := $(OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/src/main.d $(TOOL_SRC:%.c=$(BUILD)/%.d) $(BENCH_SRC:%.c=$(BUILD)/%.d)
 
-.PHONY: all test unit asan fuzz bench run clean deps
+.PHONY: all test unit asan fuzz bench run clean deps image-check
 # Keep intermediate objects of tools and benches (no relink on every make).
 .SECONDARY:
 all: $(BUILD)/caravel $(BUILD)/unit $(TOOLS) $(BENCHES)
@@ -94,6 +95,9 @@ run:
 
 deps:
 	bash scripts/deps.sh all
+
+image-check:
+	node scripts/image-check.mjs
 
 clean:
 	rm -rf build build-*

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the build (and, with "all", the tests) need on Debian 12, only when missing.
 #   scripts/deps.sh build   C toolchain and libraries
-#   scripts/deps.sh all     also the test peers (npm), clang/libFuzzer, nginx, wrk
+#   scripts/deps.sh all     also the test peers (npm), clang/libFuzzer, nginx, wrk, chromium
+#                           (browser test), debootstrap (image check)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want=(build-essential pkg-config libuv1-dev libsqlite3-dev libsecp256k1-dev libcjson-dev
       libcurl4-openssl-dev libwslay-dev libmbedtls-dev node-llhttp ca-certificates)
 if [ "${1:-build}" = all ]; then
-  want+=(nodejs npm clang libclang-rt-14-dev nginx-light wrk openssl sqlite3 valgrind)
+  want+=(nodejs npm clang libclang-rt-14-dev nginx-light wrk openssl sqlite3 valgrind
+         chromium debootstrap)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The one test command (README: `make test`). Installs what is missing, builds with -Werror,
 # then runs: C unit tests (plain and ASan/UBSan), integration tests (node:test against the
-# real binary, ASan build), bounded libFuzzer runs. Last line: "N passed, N failed".
+# real binary, ASan build), bounded libFuzzer runs, the container image check (Dockerfile
+# lint + its stages run in a debootstrapped Debian 12 root, scripts/image-check.mjs; needs
+# root). Last line: "N passed, N failed".
 #   TEST_STAGES="unit integration"  run only some stages
 #   FUZZ_SECONDS=30                 per fuzz target
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export LC_ALL=C
-stages=${TEST_STAGES:-"unit asan integration fuzz"}
+stages=${TEST_STAGES:-"unit asan integration fuzz image"}
 passed=0; failed=0
 log=$(mktemp -d /tmp/caravel-run-XXXXXX)
 
@@ -66,6 +68,12 @@ if [[ " $stages " == *" fuzz "* ]] && [ -f test/fuzz/run.sh ]; then
   stage "fuzz (bounded)"
   bash test/fuzz/run.sh > "$log/fuzz.txt" 2>&1
   tail -5 "$log/fuzz.txt"; count "$log/fuzz.txt"
+fi
+
+if [[ " $stages " == *" image "* ]]; then
+  stage "container image (scripts/image-check.mjs)"
+  node scripts/image-check.mjs > "$log/image.txt" 2>&1
+  head -40 "$log/image.txt"; count "$log/image.txt"
 fi
 
 echo "logs: $log"
