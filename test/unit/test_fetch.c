@@ -180,7 +180,7 @@ static void *accept_main(void *p)
         pthread_attr_t a;
         pthread_attr_init(&a);
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&a, 256 * 1024);
+        pthread_attr_setstacksize(&a, 1024 * 1024); /* room for the 70 KB request and reply buffers */
         if (pthread_create(&th, &a, conn_main, (void *)(intptr_t)fd) != 0)
             close(fd);
         pthread_attr_destroy(&a);
