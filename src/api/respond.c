@@ -85,7 +85,15 @@ struct run {
 static int run_work(sqlite3 *conn, void *arg)
 {
     struct run *r = arg;
-    int rc = r->work(conn, &r->call);
+    struct api_call *c = &r->call;
+    /* db_write may run a job again after SQLITE_BUSY: start from a clean slate. */
+    cJSON_Delete(c->data);
+    c->data = NULL;
+    c->status = 0;
+    c->code = NULL;
+    c->created = 0;
+    c->kick_relay[0] = c->collect_tenant[0] = '\0';
+    int rc = r->work(conn, c);
     if (rc == 0 && !r->call.status)
         r->call.body = envelope(r->call.data);
     else
