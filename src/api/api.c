@@ -75,6 +75,12 @@ static void set_cors(struct api_ctx *ctx)
     int allowed = cfg->n_allow_origins == 0;
     for (size_t i = 0; origin && i < cfg->n_allow_origins && !allowed; i++)
         allowed = strcmp(origin, cfg->allow_origins[i]) == 0;
+    /* Tokens travel in a header, never in cookies, so '*' is safe when permissive. */
+    if (!origin && cfg->n_allow_origins == 0) {
+        snprintf(ctx->cors, sizeof(ctx->cors),
+                 "Access-Control-Allow-Origin: *\r\nVary: Origin\r\n");
+        return;
+    }
     if (!origin || !allowed || strlen(origin) > 300 || strpbrk(origin, "\r\n")) {
         snprintf(ctx->cors, sizeof(ctx->cors), "Vary: Origin\r\n");
         return;

@@ -431,21 +431,28 @@ void api_activate_relay(struct api_ctx *ctx)
 
 /* ---- POST /relays/:id/sync (admin): resume a sync that gave up ---- */
 
+/* Clears a given-up sync (the attempts, backoff and error) so the worker tries at once. The
+ * activity row keeps the relay's plan and status unchanged for billing's replay. */
 static int resync(sqlite3 *conn, struct api_call *call)
 {
+    struct current cur = {0};
     const char *id = call->ctx->params[0];
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE relay SET sync_error = NULL WHERE id = ?");
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return db_rc(conn, rc);
-    if (sqlite3_changes(conn) == 0)
-        return api_fail(call, 404, "not-found", "no such relay");
-    if ((rc = repo_relay_mark_dirty(conn, id)) != 0)
-        return rc;
-    snprintf(call->kick_relay, sizeof(call->kick_relay), "%s", id);
-    return load_relay(conn, call, id);
+    int rc = load_current(conn, call, &cur);
+    sqlite3_stmt *st = rc == 0 ? db_stmt(conn, "UPDATE relay SET sync_error = NULL WHERE id = ?")
+                               : NULL;
+    if (rc == 0 && !st)
+        rc = DB_EGENERIC;
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        rc = rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    }
+    if (rc == 0)
+        rc = record_change(conn, call, cur.tenant, id, "retry_relay_sync", cur.f.plan,
+                           cur.status);
+    relay_fields_free(&cur.f);
+    return rc;
 }
 
 void api_sync_relay(struct api_ctx *ctx)
