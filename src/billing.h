@@ -1,4 +1,16 @@
-/* Billing jobs (spec 8). Loop thread only. NULL billing = no-op. */
+/* Billing jobs (spec 8). Loop thread only. NULL billing = no-op.
+ *
+ * billing_start: with NWC_URL unset, logs a warning naming NWC_URL and returns 0 with
+ * *out = NULL (billing off). Otherwise app->db and app->pool must be running; it creates the
+ * NWC client (owned by billing, also published as app->nwc until billing_stop) and runs at
+ * once, then every BILLING_INTERVAL. Returns 0 or -1.
+ * billing_stop: cancels the wallet request in flight (a pay_invoice in flight stays a
+ * pending attempt, resolved by lookup_invoice after restart), waits for the database job in
+ * flight, frees, then calls cb (may be NULL). Call it before db_close and relay_pool_free.
+ *
+ * Test-only (never set in production): CARAVEL_TEST_CRASH_AT=before_attempt |
+ * after_attempt | after_pay_sent | after_answer makes the process _exit(97) at that step
+ * of a collection, so the integration tests can check money safety across kill -9. */
 #ifndef CARAVEL_BILLING_H
 #define CARAVEL_BILLING_H
 
