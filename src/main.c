@@ -37,12 +37,6 @@
 /* Last resort if a module never calls back: the process must still end. */
 #define SHUTDOWN_WATCHDOG_MS 30000
 
-/* PLUG-IN point for billing (with the NWC client), still being delivered: a weak reference
- * is NULL until src/billing.c is linked in, then it is the real function, so main.c needs no
- * edit when it lands. Remove these two lines once billing.c is on main. */
-#pragma weak billing_start
-#pragma weak billing_stop
-
 static struct app app;
 static uv_signal_t sig_term, sig_int;
 static uv_timer_t watchdog;
@@ -207,19 +201,6 @@ static int start_http(void)
     return 0;
 }
 
-static int start_billing(void)
-{
-    /* PLUG-IN (billing + NWC): billing_start owns the NWC client (app->nwc) and logs the
-     * NWC_URL warning itself when it is unset. */
-    if (billing_start)
-        return billing_start(&app.billing, &app);
-    LOG_WARN("billing: not part of this build%s", app.cfg.nwc_url
-                                                    ? ""
-                                                    : "; NWC_URL is not set either: invoices "
-                                                      "are not issued");
-    return 0;
-}
-
 static int start_services(void)
 {
     const struct config *c = &app.cfg;
@@ -238,7 +219,8 @@ static int start_services(void)
     /* Logs its own warning naming ROBOT_*_RELAYS when they are missing. */
     if (robot_start(&app.robot, &app) != 0)
         return -1;
-    if (start_billing() != 0)
+    /* Owns the NWC client (app->nwc); logs the one line naming NWC_URL when it is unset. */
+    if (billing_start(&app.billing, &app) != 0)
         return -1;
     /* Before the API: every answered request is counted from the first one on. */
     if (metrics_start(&app.metrics, &app) != 0)
@@ -272,8 +254,6 @@ static int stop_stage(enum stage s)
         http_server_stop(app.http, SHUTDOWN_GRACE_MS, shutdown_next, NULL);
         break;
     case STAGE_BILLING:
-        if (!billing_stop)
-            return 0;
         billing_stop(app.billing, shutdown_next, NULL);
         break;
     case STAGE_INFRA:

@@ -197,21 +197,25 @@ static int insert_invoice(sqlite3 *conn, const char *tenant, int64_t start, int6
 static int bill_period(sqlite3 *conn, const char *tenant, const struct rows *rows,
                        int64_t start, int64_t end, int64_t now, size_t *n_created)
 {
-    static __thread struct billing_item items[BILLING_CALC_MAX_ITEMS];
+    /* On the heap: a static __thread array this size would eat every thread's stack. */
+    struct billing_item *items = NULL;
     size_t n = 0;
     int rc = invoice_exists(conn, tenant, start);
     if (rc != 0)
         return rc;
+    items = xcalloc(BILLING_CALC_MAX_ITEMS, sizeof(*items));
     int64_t total = billing_compute_items(rows->v, rows->n, start, end, items,
                                           BILLING_CALC_MAX_ITEMS, &n);
-    if (total < 0) {
-        LOG_ERROR("billing: tenant %.8s: cannot compute period %lld", tenant, (long long)start);
-        return DB_EGENERIC;
+    if (total <= 0) {
+        if (total < 0)
+            LOG_ERROR("billing: tenant %.8s: cannot compute period %lld", tenant,
+                      (long long)start);
+        free(items);
+        return total < 0 ? DB_EGENERIC : 0;
     }
-    if (total == 0)
-        return 0;
     int created = 0;
     rc = insert_invoice(conn, tenant, start, end, total, items, n, now, &created);
+    free(items);
     *n_created += (size_t)created;
     return rc ? rc : 1;
 }
