@@ -1,0 +1,214 @@
+// docs/openapi.json against the running service: every route of SPEC §3.3 is driven to its
+// success answer and to its documented errors, and every response body must match the
+// schema the document gives for that operation and status (a small JSON Schema checker for
+// the subset the document uses: $ref, allOf, type, const, enum, pattern, minimum, maximum,
+// maxLength, required, properties, additionalProperties: false, items). Finally every
+// operation of the document must have been seen answering 2xx.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { startServer, repoRoot } from './lib/server.mjs'
+import { newUser, call } from './lib/auth.mjs'
+
+const doc = JSON.parse(fs.readFileSync(path.join(repoRoot, 'docs/openapi.json'), 'utf8'))
+
+function resolve (node) {
+  while (node && node.$ref) {
+    node = node.$ref.replace(/^#\//, '').split('/').reduce((o, k) => o[k], doc)
+    assert.ok(node, 'dangling $ref')
+  }
+  return node
+}
+
+const typeOf = (v) => v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v
+
+// Returns a list of problems ("" path = root).
+export function validate (schema, value, at = '$') {
+  schema = resolve(schema)
+  const errs = []
+  for (const sub of schema.allOf || []) errs.push(...validate(sub, value, at))
+  if (schema.type) {
+    const types = [].concat(schema.type)
+    const t = typeOf(value)
+    if (!types.includes(t) && !(t === 'integer' && types.includes('number'))) return [...errs, `${at}: ${t}, want ${types.join('|')}`]
+  }
+  if ('const' in schema && value !== schema.const) errs.push(`${at}: ${JSON.stringify(value)} != ${JSON.stringify(schema.const)}`)
+  if (schema.enum && !schema.enum.includes(value)) errs.push(`${at}: ${JSON.stringify(value)} not in ${schema.enum.join(',')}`)
+  if (typeof value === 'string') {
+    if (schema.pattern && !new RegExp(schema.pattern).test(value)) errs.push(`${at}: "${value}" !~ ${schema.pattern}`)
+    if (schema.maxLength !== undefined && [...value].length > schema.maxLength) errs.push(`${at}: longer than ${schema.maxLength}`)
+  }
+  if (typeof value === 'number') {
+    if (schema.minimum !== undefined && value < schema.minimum) errs.push(`${at}: < ${schema.minimum}`)
+    if (schema.maximum !== undefined && value > schema.maximum) errs.push(`${at}: > ${schema.maximum}`)
+  }
+  if (typeOf(value) === 'object') {
+    for (const k of schema.required || []) if (!(k in value)) errs.push(`${at}: missing ${k}`)
+    for (const [k, v] of Object.entries(value)) {
+      if (schema.properties && k in schema.properties) errs.push(...validate(schema.properties[k], v, `${at}.${k}`))
+      else if (schema.additionalProperties === false) errs.push(`${at}: unexpected field ${k}`)
+    }
+  }
+  if (Array.isArray(value) && schema.items) value.forEach((v, i) => errs.push(...validate(schema.items, v, `${at}[${i}]`)))
+  return errs
+}
+
+const seen = new Map() // "get /relays/{id}" -> set of statuses
+
+// Checks one response against the document; returns it for chaining.
+function conform (method, template, r) {
+  const op = doc.paths[template]?.[method.toLowerCase()]
+  assert.ok(op, `${method} ${template} is not in docs/openapi.json`)
+  const resp = resolve(op.responses[String(r.status)])
+  assert.ok(resp, `${method} ${template}: status ${r.status} is not documented (${r.text})`)
+  const [type, media] = Object.entries(resp.content)[0]
+  assert.equal(r.headers.get('content-type'), type)
+  const errs = validate(media.schema, r.body)
+  assert.deepEqual(errs, [], `${method} ${template} ${r.status}: ${r.text}`)
+  const key = `${method.toLowerCase()} ${template}`
+  if (!seen.has(key)) seen.set(key, new Set())
+  seen.get(key).add(r.status)
+  return r
+}
+
+async function api (user, method, template, params = {}, body, query = '') {
+  const p = template.replace(/\{(\w+)\}/g, (_, k) => encodeURIComponent(params[k]))
+  return conform(method, template, await call(srv.url, user, method, p + query, body))
+}
+
+let srv
+const admin = newUser()
+const alice = newUser()
+const bob = newUser()
+const nobody = newUser() // authenticated, never a tenant
+
+before(async () => {
+  srv = await startServer({ env: { ADMINS: admin.pk, RELAY_DOMAIN: 'relays.test' } })
+})
+after(async () => { if (srv) assert.equal(await srv.stop(), 0) })
+
+test('the checker catches shape errors', () => {
+  const relay = doc.components.schemas.Relay
+  assert.ok(validate(relay, { id: 'x' }).some((e) => e.includes('missing subdomain')))
+  const tenant = { pubkey: 'a'.repeat(64), status: 'active', nwc_set: false, nwc_error: null, billing_anchor: null, created_at: 1 }
+  assert.deepEqual(validate(doc.components.schemas.Tenant, tenant), [])
+  assert.ok(validate(doc.components.schemas.Tenant, { ...tenant, nwc_url: 'x' }).some((e) => e.includes('unexpected field nwc_url')))
+  assert.ok(validate(doc.components.schemas.Tenant, { ...tenant, status: 'gone' }).length)
+  assert.ok(validate(doc.components.schemas.Tenant, { ...tenant, created_at: 1.5 }).length)
+  assert.ok(validate(doc.components.schemas.Tenant, { ...tenant, pubkey: 'A'.repeat(64) }).length)
+})
+
+test('public routes', async () => {
+  await api(null, 'GET', '/healthz')
+  const plans = await api(null, 'GET', '/plans')
+  assert.deepEqual(plans.body.data.map((p) => p.id), ['free', 'basic', 'growth'])
+  await api(null, 'GET', '/plans/{id}', { id: 'growth' })
+  await api(null, 'GET', '/plans/{id}', { id: 'platinum' })
+})
+
+test('identity and tenants', async () => {
+  await api(null, 'GET', '/identity')
+  assert.equal((await api(alice, 'GET', '/identity')).body.data.is_tenant, false)
+  assert.equal((await api(alice, 'POST', '/tenants', {}, {})).status, 201)
+  assert.equal((await api(alice, 'POST', '/tenants', {}, {})).status, 422)
+  assert.equal((await api(bob, 'POST', '/tenants', {}, {})).status, 201)
+  assert.equal((await api(alice, 'GET', '/identity')).body.data.is_tenant, true)
+  assert.equal((await api(admin, 'GET', '/tenants')).body.data.length, 2)
+  assert.equal((await api(alice, 'GET', '/tenants')).status, 403)
+  assert.equal((await api(admin, 'GET', '/tenants', {}, undefined, '?limit=0')).status, 400)
+  await api(alice, 'GET', '/tenants/{pubkey}', { pubkey: alice.pk })
+  assert.equal((await api(bob, 'GET', '/tenants/{pubkey}', { pubkey: alice.pk })).status, 403)
+  assert.equal((await api(admin, 'GET', '/tenants/{pubkey}', { pubkey: nobody.pk })).status, 404)
+  const nwc = `nostr+walletconnect://${newUser().pk}?relay=wss://relay.example&secret=${'c'.repeat(64)}`
+  const set = await api(alice, 'PUT', '/tenants/{pubkey}/billing', { pubkey: alice.pk }, { nwc_url: nwc })
+  assert.equal(set.body.data.nwc_set, true)
+  assert.ok(!set.text.includes('c'.repeat(64)), 'the NWC secret is never returned')
+  assert.equal((await api(alice, 'PUT', '/tenants/{pubkey}/billing', { pubkey: alice.pk }, { nwc_url: 'http://x' })).status, 422)
+  assert.equal((await api(alice, 'PUT', '/tenants/{pubkey}/billing', { pubkey: alice.pk }, { nwc_url: 5 })).status, 400)
+  assert.equal((await api(bob, 'PUT', '/tenants/{pubkey}/billing', { pubkey: alice.pk }, { nwc_url: null })).status, 403)
+  assert.equal((await api(alice, 'PUT', '/tenants/{pubkey}/billing', { pubkey: alice.pk }, { nwc_url: null })).body.data.nwc_set, false)
+})
+
+let relayId
+test('relays', async () => {
+  const created = await api(alice, 'POST', '/relays', {}, { subdomain: 'alpha-1', plan: 'free', info_name: 'Alpha' })
+  assert.equal(created.status, 201)
+  relayId = created.body.data.id
+  assert.equal(created.body.data.host, 'alpha-1.relays.test')
+  assert.equal(created.body.data.schema, 'alpha_1')
+  const fails = [
+    [{ subdomain: 'www', plan: 'free' }, 'invalid-subdomain'],
+    [{ subdomain: 'alpha-1', plan: 'free' }, 'subdomain-exists'],
+    [{ subdomain: 'beta', plan: 'diamond' }, 'invalid-plan'],
+    [{ subdomain: 'beta', plan: 'free', blossom_enabled: true }, 'plan-feature-unavailable'],
+    [{ subdomain: 'beta', plan: 'free', groups_enabled: 'yes' }, 'invalid-body']
+  ]
+  for (const [body, code] of fails) assert.equal((await api(alice, 'POST', '/relays', {}, body)).body.code, code)
+  assert.equal((await api(nobody, 'POST', '/relays', {}, { subdomain: 'gamma', plan: 'free' })).body.code, 'tenant-not-found')
+  assert.equal((await api(alice, 'POST', '/relays', {}, { subdomain: 'gamma', plan: 'free', tenant: bob.pk })).status, 403)
+  assert.equal((await api(admin, 'POST', '/relays', {}, { subdomain: 'bobs', plan: 'basic', tenant: bob.pk, blossom_enabled: true })).status, 201)
+  assert.equal((await api(alice, 'GET', '/relays')).body.data.length, 1)
+  assert.equal((await api(admin, 'GET', '/relays')).body.data.length, 2)
+  assert.equal((await api(admin, 'GET', '/relays', {}, undefined, `?tenant=${bob.pk}`)).body.data[0].subdomain, 'bobs')
+  assert.equal((await api(alice, 'GET', '/relays', {}, undefined, `?tenant=${bob.pk}`)).status, 403)
+  await api(null, 'GET', '/relays')
+  await api(alice, 'GET', '/relays/{id}', { id: relayId })
+  assert.equal((await api(bob, 'GET', '/relays/{id}', { id: relayId })).status, 404)
+  const put = await api(alice, 'PUT', '/relays/{id}', { id: relayId }, { info_description: 'about', policy_public_join: true })
+  assert.equal(put.body.data.info_name, 'Alpha')
+  assert.equal(put.body.data.policy_public_join, true)
+  assert.equal((await api(alice, 'PUT', '/relays/{id}', { id: relayId }, { subdomain: 'bobs' })).body.code, 'subdomain-exists')
+  assert.equal((await api(bob, 'PUT', '/relays/{id}', { id: relayId }, { info_name: 'x' })).status, 404)
+  assert.equal((await api(alice, 'POST', '/relays/{id}/deactivate', { id: relayId })).body.data.status, 'inactive')
+  assert.equal((await api(alice, 'POST', '/relays/{id}/activate', { id: relayId })).body.data.status, 'active')
+  assert.equal((await api(alice, 'POST', '/relays/{id}/sync', { id: relayId })).status, 403)
+  assert.equal((await api(admin, 'POST', '/relays/{id}/sync', { id: relayId })).status, 200)
+  assert.equal((await api(admin, 'POST', '/relays/{id}/sync', { id: 'nope' })).status, 404)
+  const wrong = await call(srv.url, alice, 'DELETE', `/relays/${relayId}`)
+  conform('PUT', '/relays/{id}', wrong) // 405 is documented on every operation of the path
+  assert.equal(wrong.status, 405)
+})
+
+test('invoices (rows written the way billing writes them) and activity', async () => {
+  const now = Math.floor(Date.now() / 1000)
+  const sql = `BEGIN;
+INSERT INTO invoice(id, tenant, amount, status, period_start, period_end, created_at)
+  VALUES ('inv1', '${alice.pk}', 1403, 'pending', ${now - 3000000}, ${now - 400000}, ${now - 300000});
+INSERT INTO invoice_item(invoice, relay, plan, hours, amount) VALUES ('inv1', '${relayId}', 'basic', 101, 1403);
+INSERT INTO bolt11(id, invoice, bolt11, payment_hash, amount_msats, expires_at, created_at)
+  VALUES ('b1', 'inv1', 'lnbc14030n1ptest', '${'d'.repeat(64)}', 1403000, ${now + 3600}, ${now - 300000});
+INSERT INTO invoice(id, tenant, amount, status, period_start, period_end, created_at, paid_at)
+  VALUES ('inv2', '${bob.pk}', 50000, 'paid', ${now - 3000000}, ${now - 400000}, ${now - 300000}, ${now - 1000});
+COMMIT;`
+  execFileSync('sqlite3', ['-cmd', '.timeout 5000', srv.dbPath, sql])
+  const mine = await api(alice, 'GET', '/invoices')
+  assert.deepEqual(mine.body.data.map((i) => [i.id, i.bolt11, i.amount]), [['inv1', 'lnbc14030n1ptest', 1403]])
+  assert.equal((await api(admin, 'GET', '/invoices')).body.data.length, 2)
+  assert.equal((await api(bob, 'GET', '/invoices', {}, undefined, `?tenant=${alice.pk}`)).status, 403)
+  const one = await api(alice, 'GET', '/invoices/{id}', { id: 'inv1' })
+  assert.deepEqual(one.body.data.items, [{ relay: relayId, plan: 'basic', hours: 101, amount: 1403 }])
+  const paid = await api(admin, 'GET', '/invoices/{id}', { id: 'inv2' })
+  assert.equal(paid.body.data.bolt11, null)
+  assert.deepEqual(paid.body.data.items, [])
+  assert.equal((await api(alice, 'GET', '/invoices/{id}', { id: 'inv2' })).status, 404)
+  const act = await api(alice, 'GET', '/activity')
+  assert.ok(act.body.data.some((a) => a.activity_type === 'create_relay' && a.resource_id === relayId))
+  assert.ok(act.body.data.every((a) => a.tenant === alice.pk))
+  await api(admin, 'GET', '/activity', {}, undefined, `?tenant=${bob.pk}`)
+  assert.equal((await api(bob, 'GET', '/activity', {}, undefined, `?tenant=${alice.pk}`)).status, 403)
+  await api(null, 'GET', '/activity')
+})
+
+test('every documented operation was seen answering 2xx', () => {
+  const missing = []
+  for (const [p, ops] of Object.entries(doc.paths)) {
+    for (const m of Object.keys(ops)) {
+      const st = seen.get(`${m} ${p}`)
+      if (!st || ![...st].some((s) => s >= 200 && s < 300)) missing.push(`${m.toUpperCase()} ${p}`)
+    }
+  }
+  assert.deepEqual(missing, [])
+  assert.equal(seen.size, 18) // the 18 routes of SPEC §3.3 (healthz and plans included)
+})
