@@ -408,14 +408,25 @@ static int has_overdue_invoice(sqlite3 *conn, const struct api_ctx *ctx, const c
     return found;
 }
 
+/* A delinquent relay, or an inactive one on a paid plan, stays down while an overdue invoice
+ * is unpaid: otherwise deactivate + activate would lift the delinquency without paying.
+ * Free relays are never billed, so never blocked. */
+static int needs_payment(sqlite3 *conn, const struct api_call *call, const struct current *cur)
+{
+    const struct plan *p = plan_find(cur->f.plan);
+    int paid_plan = p && p->sats > 0;
+    int blocked = strcmp(cur->status, "delinquent") == 0 ||
+                  (strcmp(cur->status, "inactive") == 0 && paid_plan);
+    return blocked && has_overdue_invoice(conn, call->ctx, cur->tenant);
+}
+
 static int activate(sqlite3 *conn, struct api_call *call)
 {
     struct current cur = {0};
     int rc = load_current(conn, call, &cur);
     if (rc == 0 && strcmp(cur.status, "active") == 0)
         rc = load_relay(conn, call, call->ctx->params[0]);
-    else if (rc == 0 && strcmp(cur.status, "delinquent") == 0 &&
-             has_overdue_invoice(conn, call->ctx, cur.tenant))
+    else if (rc == 0 && needs_payment(conn, call, &cur))
         rc = api_fail(call, 422, "payment-required", "an overdue invoice must be paid first");
     else if (rc == 0)
         rc = set_status(conn, call, &cur, "active", "activate_relay");

@@ -294,7 +294,17 @@ test('a delinquent relay with an overdue unpaid invoice → 422 payment-required
   expectErr(await call(base, carol, 'POST', `/relays/${r.id}/activate`), 422, 'payment-required')
   expectErr(await call(base, admin, 'POST', `/relays/${r.id}/activate`), 422, 'payment-required')
   assert.equal(sql(srv.dbPath, `select status from relay where id = '${r.id}'`)[0], 'delinquent')
-  // deactivating is always allowed; an inactive relay... is only blocked while delinquent
+  // deactivating is always allowed, but is no way around the payment: a paid relay stays
+  // down while the overdue invoice is unpaid
+  const off = await call(base, carol, 'POST', `/relays/${r.id}/deactivate`)
+  assert.equal(off.status, 200, off.text)
+  assert.equal(off.body.data.status, 'inactive')
+  expectErr(await call(base, carol, 'POST', `/relays/${r.id}/activate`), 422, 'payment-required')
+  assert.equal(sql(srv.dbPath, `select status from relay where id = '${r.id}'`)[0], 'inactive')
+  // free relays are never billed: the tenant's inactive free relay can come back
+  const free = (await create(carol, { subdomain: sub('delqfree') })).body.data
+  assert.equal((await call(base, carol, 'POST', `/relays/${free.id}/deactivate`)).status, 200)
+  assert.equal((await call(base, carol, 'POST', `/relays/${free.id}/activate`)).status, 200)
   sql(srv.dbPath, `update invoice set status = 'paid', paid_at = ${Math.floor(Date.now() / 1000)} where id = '${overdue}'`)
   const paid = await call(base, carol, 'POST', `/relays/${r.id}/activate`)
   assert.equal(paid.status, 200, paid.text)
