@@ -8,12 +8,10 @@
 #include "billing.h"
 #include "db/db.h"
 #include "infra.h"
+#include "nostr/utf8.h"
 #include "metrics.h"
 #include "util/log.h"
 #include "util/util.h"
-
-/* Billing (src/billing.c) may not be linked in yet: a weak reference is NULL until it is. */
-#pragma weak billing_collect_tenant
 
 void api_send(struct api_ctx *ctx, int status, const char *body, size_t len)
 {
@@ -120,7 +118,7 @@ static void run_done(int status, void *arg)
         /* Committed: now the sync worker and billing may act on it. */
         if (call->kick_relay[0])
             infra_kick(ctx->app->infra, call->kick_relay);
-        if (call->collect_tenant[0] && billing_collect_tenant)
+        if (call->collect_tenant[0]) /* NULL billing (disabled): a no-op */
             billing_collect_tenant(ctx->app->billing, call->collect_tenant);
         api_send(ctx, call->created ? 201 : 200, call->body, strlen(call->body));
     }
@@ -163,13 +161,34 @@ int api_require_admin(struct api_ctx *ctx)
     return -1;
 }
 
+/* JSON escapes of U+0000: cJSON would end the string there, silently storing a shorter
+ * value. An escaped backslash is skipped whole so "\\\\u0000" (text) is not mistaken. */
+static int has_escaped_nul(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && i + 6 <= n && memcmp(s + i + 2, "0000", 4) == 0)
+            return 1;
+        i++;
+    }
+    return 0;
+}
+
 cJSON *api_body_object(struct api_ctx *ctx)
 {
     const struct http_request *req = &ctx->ex->req;
-    cJSON *o = cJSON_ParseWithLength(req->body, req->body_len);
+    cJSON *o = NULL;
+    /* RFC 8259: UTF-8 and one value with nothing but whitespace after it. The body is
+     * NUL-terminated by the server, so len + 1 lets cJSON see the end and refuse trailing
+     * bytes (which it accepts otherwise). */
+    if (!memchr(req->body, '\0', req->body_len) && utf8_valid(req->body, req->body_len) == 0 &&
+        !has_escaped_nul(req->body, req->body_len))
+        o = cJSON_ParseWithLengthOpts(req->body, req->body_len + 1, NULL, 1);
     if (!o || !cJSON_IsObject(o)) {
         cJSON_Delete(o);
-        api_error(ctx, 400, "invalid-json", "the body must be a JSON object");
+        api_error(ctx, 400, "invalid-json",
+                  "the body must be one JSON object in UTF-8, without U+0000");
         return NULL;
     }
     return o;
