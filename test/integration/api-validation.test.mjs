@@ -112,6 +112,23 @@ test('POST /relays: subdomain, plan and tenant rules', async () => {
   assert.equal(sql(srv.dbPath, `select count(*) from relay where subdomain = '${taken}'`)[0], '1')
 })
 
+test('concurrent creations: one subdomain, one winner; colliding schemas stay unique', async () => {
+  const s = sub('race')
+  const rs = await Promise.all([alice, bob, alice, bob, alice, bob, alice, bob].map((u) => call(base, u, 'POST', '/relays', { subdomain: s })))
+  assert.equal(rs.filter((r) => r.status === 201).length, 1, rs.map((r) => r.status).join())
+  for (const r of rs.filter((x) => x.status !== 201)) expectErr(r, 422, 'subdomain-exists')
+  const u = newUser()
+  const ts = await Promise.all([1, 2, 3, 4].map(() => call(base, u, 'POST', '/tenants')))
+  assert.deepEqual(ts.map((r) => r.status).sort(), [201, 422, 422, 422])
+  // "r-9x" and "9x" both map to the schema r_9x: the second gets another one
+  const tag = hex(2)
+  const a = (await create(alice, { subdomain: `r-9${tag}` })).body.data
+  const b = (await create(alice, { subdomain: `9${tag}` })).body.data
+  assert.equal(a.schema, `r_9${tag}`)
+  assert.match(b.schema, new RegExp(`^r_9${tag}.+`))
+  assert.notEqual(a.schema, b.schema)
+})
+
 test('POST/PUT /relays: wrong types and bad info_* values → 400 invalid-body naming the field', async () => {
   const id = (await create(alice, { subdomain: sub('types'), plan: 'basic' })).body.data.id
   const bads = []
