@@ -52,6 +52,7 @@ struct api_call {
     char *body;             /* response body, printed on the pool thread */
     char kick_relay[33];    /* relay to hand to the sync worker after commit */
     char collect_tenant[65];/* tenant whose invoices to collect after commit */
+    int caller_is_tenant;   /* work found the caller's tenant row: remember it (tenant_cache) */
 };
 
 /* Answer helpers; each answers ex and frees ctx. msg/code are copied. */
@@ -86,6 +87,12 @@ int api_list_scope(struct api_ctx *ctx, char out[65]);
 void api_json_text(cJSON *obj, const char *key, sqlite3_stmt *st, int col);
 void api_json_int(cJSON *obj, const char *key, sqlite3_stmt *st, int col);
 void api_json_bool(cJSON *obj, const char *key, sqlite3_stmt *st, int col);
+
+/* Positive cache of tenant pubkeys (tenant_cache.c; tenants are never deleted, so a
+ * remembered "is a tenant" cannot go stale). Loop thread only. */
+int tenant_cache_has(const uint8_t pubkey[32]);
+void tenant_cache_add(const uint8_t pubkey[32]);
+void tenant_cache_clear(void);
 
 /* Route handlers (one file per resource). */
 void api_get_healthz(struct api_ctx *ctx);

@@ -1,22 +1,79 @@
 /* Public routes (health, plans) and GET /identity. */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/internal.h"
 #include "db/db.h"
+#include "util/clock.h"
+#include "util/util.h"
 
-static int ping(sqlite3 *conn, struct api_call *call)
+/* GET /healthz: one database ping answers every request that arrives while it runs, and a
+ * success is reused for HEALTH_FRESH_MS, so a probe storm costs the database almost nothing
+ * and the answer is never older than that. */
+#define HEALTH_FRESH_MS 1000
+#define HEALTH_MAX_WAITERS 4096
+
+static struct {
+    uint64_t ok_at_ms; /* last successful ping (clock_mono_ms), 0 = none */
+    int in_flight;
+    struct api_ctx **waiters;
+    size_t n_waiters;
+} health;
+
+static void answer_health(struct api_ctx *ctx, int ok)
 {
+    if (!ok) {
+        api_error(ctx, 503, "unavailable", "database unavailable");
+        return;
+    }
+    cJSON *data = cJSON_CreateObject();
+    cJSON_AddStringToObject(data, "status", "ok");
+    api_ok(ctx, 200, data);
+}
+
+static int ping_cb(sqlite3 *conn, void *arg)
+{
+    (void)arg;
     sqlite3_stmt *st = db_stmt(conn, "SELECT 1");
-    if (!st || sqlite3_step(st) != SQLITE_ROW)
-        return api_fail(call, 503, "unavailable", "database unavailable");
-    call->data = cJSON_CreateObject();
-    cJSON_AddStringToObject(call->data, "status", "ok");
-    return 0;
+    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (st)
+        sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : DB_EGENERIC;
+}
+
+static void ping_done_cb(int status, void *arg)
+{
+    (void)arg;
+    struct api_ctx **w = health.waiters;
+    size_t n = health.n_waiters;
+    health.waiters = NULL;
+    health.n_waiters = 0;
+    health.in_flight = 0;
+    if (status == 0)
+        health.ok_at_ms = clock_mono_ms();
+    for (size_t i = 0; i < n; i++)
+        answer_health(w[i], status == 0);
+    free(w);
 }
 
 void api_get_healthz(struct api_ctx *ctx)
 {
-    api_run(ctx, 0, ping, NULL, NULL);
+    if (health.ok_at_ms && clock_mono_ms() - health.ok_at_ms < HEALTH_FRESH_MS) {
+        answer_health(ctx, 1);
+        return;
+    }
+    if (health.n_waiters >= HEALTH_MAX_WAITERS) {
+        answer_health(ctx, 0);
+        return;
+    }
+    health.waiters = xrealloc(health.waiters, (health.n_waiters + 1) * sizeof(*health.waiters));
+    health.waiters[health.n_waiters++] = ctx;
+    if (health.in_flight)
+        return;
+    health.in_flight = 1;
+    if (db_read(ctx->app->db, ping_cb, ping_done_cb, NULL) != 0)
+        ping_done_cb(DB_EGENERIC, NULL);
 }
 
 static cJSON *plan_json(const struct plan *p)
@@ -51,6 +108,15 @@ void api_get_plan(struct api_ctx *ctx)
         api_ok(ctx, 200, plan_json(p));
 }
 
+static cJSON *identity_json(const struct api_ctx *ctx, int is_tenant)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "pubkey", ctx->pubhex);
+    cJSON_AddBoolToObject(o, "is_admin", ctx->is_admin);
+    cJSON_AddBoolToObject(o, "is_tenant", is_tenant);
+    return o;
+}
+
 static int identity(sqlite3 *conn, struct api_call *call)
 {
     struct api_ctx *ctx = call->ctx;
@@ -58,17 +124,22 @@ static int identity(sqlite3 *conn, struct api_call *call)
     if (!st)
         return DB_EGENERIC;
     sqlite3_bind_text(st, 1, ctx->pubhex, 64, SQLITE_STATIC);
-    int is_tenant = sqlite3_step(st) == SQLITE_ROW;
+    int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    call->data = cJSON_CreateObject();
-    cJSON_AddStringToObject(call->data, "pubkey", ctx->pubhex);
-    cJSON_AddBoolToObject(call->data, "is_admin", ctx->is_admin);
-    cJSON_AddBoolToObject(call->data, "is_tenant", is_tenant);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_rc(conn, rc);
+    call->caller_is_tenant = rc == SQLITE_ROW;
+    call->data = identity_json(ctx, rc == SQLITE_ROW);
     return 0;
 }
 
+/* A known tenant is answered without the database (tenant_cache.c says why that is safe). */
 void api_get_identity(struct api_ctx *ctx)
 {
-    if (api_require_auth(ctx) == 0)
+    if (api_require_auth(ctx) != 0)
+        return;
+    if (tenant_cache_has(ctx->pubkey))
+        api_ok(ctx, 200, identity_json(ctx, 1));
+    else
         api_run(ctx, 0, identity, NULL, NULL);
 }

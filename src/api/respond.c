@@ -115,6 +115,8 @@ static void run_done(int status, void *arg)
         else
             api_error(ctx, 500, "internal", "internal error");
     } else {
+        if (call->caller_is_tenant)
+            tenant_cache_add(ctx->pubkey);
         /* Committed: now the sync worker and billing may act on it. */
         if (call->kick_relay[0])
             infra_kick(ctx->app->infra, call->kick_relay);

@@ -89,6 +89,7 @@ static int create_tenant(sqlite3 *conn, struct api_call *call)
     rc = repo_activity_insert(conn, ctx->pubhex, "create_tenant", "tenant", ctx->pubhex, NULL,
                               NULL, ctx->now);
     call->created = 1;
+    call->caller_is_tenant = 1;
     return rc ? rc : load_tenant(conn, call, ctx->pubhex);
 }
 

@@ -1,0 +1,3 @@
+-- GET /healthz (public): wrk -s bench/api/healthz.lua
+wrk.method = "GET"
+wrk.path = "/healthz"
