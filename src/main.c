@@ -2,12 +2,13 @@
  * the order of notes/c-style-anchors.md 2.5. Nothing else lives here.
  *
  * Start-up: config -> nostr -> database (migrations) -> robot key -> relay pool -> workers
- * (sync, robot, billing) -> metrics listener (METRICS_PORT) -> HTTP listener -> "listening on http://HOST:PORT".
+ * (sync, robot, billing) -> metrics listener (METRICS_PORT) -> HTTP listener -> "listening on
+ * http://HOST:PORT".
  * Shutdown (SIGTERM/SIGINT, or a start-up failure): close the metrics listener, stop
- * accepting and let in-flight requests
- * finish (<= 10 s), then stop billing, sync and the robot one after the other (each waits for
- * its own work to reach a safe point), free the relay pool, close the database (queued jobs
- * still run), close the signal handles; the loop then ends and the exit code is 0. */
+ * accepting and let in-flight requests finish (<= 10 s), then stop billing, sync and the
+ * robot one after the other (each waits for its own work to reach a safe point), free the
+ * relay pool, close the database (queued jobs still run), close the signal handles; the loop
+ * then ends and the exit code is 0. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
