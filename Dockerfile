@@ -1,8 +1,9 @@
 # Caravel backend image (docs/OPERATIONS.md). Two stages on Debian 12:
 #   build    installs the toolchain and -dev packages (scripts/deps.sh build), runs make
 #   runtime  only the shared libraries the binary links, plus curl for the health check
-# Checked without a Docker engine by scripts/image-check.sh (lint + the RUN steps in a
-# debootstrapped Debian 12 root), part of `make test`.
+# Checked without a Docker engine: the lint and a fresh-clone build with these steps in make test
+# (dockerfile.test.mjs, clone-build.test.mjs); `make image-check` runs every stage in a
+# debootstrapped Debian 12 root (scripts/image-check.mjs; in make test with CARAVEL_IMAGE_CHECK=1).
 FROM debian:12 AS build
 ENV DEBIAN_FRONTEND=noninteractive
 WORKDIR /src

@@ -4,7 +4,8 @@
 #   make unit       C unit tests only        make asan   sanitizer build of caravel + unit tests
 #   make fuzz       libFuzzer targets (clang) make bench  benchmarks (bench/run.sh)
 #   make run        install what is missing and start the service with development defaults
-#   make image-check  lint the Dockerfile and run its stages in a Debian 12 root (root only)
+#   make image-check  lint the Dockerfile and run its stages in a Debian 12 root (root only;
+#                     not part of make test unless CARAVEL_IMAGE_CHECK=1)
 SAN      ?=
 BUILD    ?= build$(if $(SAN),-$(SAN))
 CC       ?= cc

@@ -1,6 +1,6 @@
 // The image's lint rules (scripts/dockerfile.mjs) on the real Dockerfile, and on broken
 // variants of it: each mutation must be caught by the rule it breaks. The image itself is
-// built and started in a Debian 12 root by scripts/image-check.mjs (stage "image" of make test).
+// built and started in a Debian 12 root by scripts/image-check.mjs (`make image-check`; in make test with CARAVEL_IMAGE_CHECK=1).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
