@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# HTTP API benchmark (issue 3): the real build/caravel against nginx on the same machine, plus
+# RSS with 100,000 relays. Run by bench/run.sh (`make bench`); alone:
+#   bash bench/http-api.sh [VERIFY_RATE]      (VERIFY_RATE: BIP-340 verifies/s of one core;
+#                                              measured with build/bench/nostr_bench if omitted)
+# BENCH_DURATION (default 10) is wrk's -d in seconds. Every server binds 127.0.0.1 and is
+# stopped by PID. Fresh NIP-98 tokens are signed with nostr-tools (bench/tokens.mjs) and cached
+# in build/bench/fresh-tokens.txt: the bench server runs with PUBLIC_URL=https://api.caravel.bench
+# and the maximum AUTH_MAX_AGE, so they stay valid across runs (each run is a new server with
+# an empty token cache, so every token is still unseen by it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+DUR=${BENCH_DURATION:-10}
+BIN=build/caravel
+TMP=$(mktemp -d /tmp/caravel-bench-XXXXXX)
+NGINX_PID=
+cleanup () {
+  if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
+  caravel_stop
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+command -v wrk >/dev/null || { echo "http-api: wrk not installed, skipped"; exit 0; }
+
+free_port () {
+  node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
+}
+
+declare -A RPS P99 BAD
+# run_wrk NAME URL [LUA] [VAR=VALUE...]: wrk -t1 -c64 -d$DUR --latency; fills RPS/P99/BAD[NAME].
+run_wrk () {
+  local name=$1 url=$2 lua=${3:-}; shift 3 || shift $#
+  local out="$TMP/$name.wrk"
+  env "$@" wrk -t1 -c64 -d"${DUR}s" --latency ${lua:+-s "$lua"} "$url" >"$out" 2>&1 || true
+  sed 's/^/    /' "$out"
+  RPS[$name]=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+  P99[$name]=$(awk '$1=="99%" { v=$2; u=v; sub(/[0-9.]+/,"",u); sub(/[a-z]+$/,"",v);
+                  if (u=="us") v/=1000; else if (u=="s") v*=1000; else if (u=="m") v*=60000;
+                  printf "%.2f", v }' "$out")
+  local non2xx errs
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
+  errs=$(awk '/Socket errors:/ {gsub(/,/,""); print $4+$6+$8+$10}' "$out")
+  BAD[$name]=$(( ${non2xx:-0} + ${errs:-0} ))
+  if grep -q 'wrapped=[1-9]' "$out"; then BAD[$name]="${BAD[$name]} (tokens reused!)"; fi
+  : "${RPS[$name]:=0}" "${P99[$name]:=nan}"
+}
+
+machine () {
+  echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) vCPUs," \
+       "$(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), $(uname -r)," \
+       "load $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# ---- 1. single-core verify rate ----
+VERIFY=${1:-}
+if [ -z "$VERIFY" ]; then
+  VERIFY=$(build/bench/nostr_bench | awk '/bip340 verify/ {print $4}')
+fi
+echo "== HTTP API (wrk -t1 -c64 -d${DUR}s --latency)"
+machine
+echo "single-core BIP-340 verify: $VERIFY /s"
+
+# ---- 2. nginx baseline ----
+NGX_PORT=$(free_port)
+mkdir -p "$TMP/nginx"
+cat >"$TMP/nginx/nginx.conf" <<CONF
+daemon off; worker_processes 1; pid $TMP/nginx/nginx.pid; error_log stderr crit;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx; proxy_temp_path $TMP/nginx; fastcgi_temp_path $TMP/nginx;
+  uwsgi_temp_path $TMP/nginx; scgi_temp_path $TMP/nginx;
+  server {
+    listen 127.0.0.1:$NGX_PORT;
+    location / { default_type "application/json; charset=utf-8";
+                 return 200 '{"data":{"status":"ok"},"code":"ok"}'; }
+  }
+}
+CONF
+nginx -e stderr -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" &
+NGINX_PID=$!
+for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$NGX_PORT/" >/dev/null && break; sleep 0.1; done
+echo "-- nginx $(nginx -v 2>&1 | cut -d/ -f2), 1 worker, return 200 (fixed JSON)"
+run_wrk nginx "http://127.0.0.1:$NGX_PORT/healthz"
+kill "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; NGINX_PID=
+
+# ---- 3. caravel ----
+new_keys
+NEED=$(awk -v v="$VERIFY" -v d="$DUR" 'BEGIN { n = int(v * d * 1.3); print (n < 10000 ? 10000 : n) }')
+TOKFILE=${BENCH_TOKFILE:-build/bench/fresh-tokens.txt}
+tokens fresh "$NEED" "$PUBLIC_URL_BENCH/identity" "$TOKFILE" 30000000
+mkdir -p "$TMP/c"
+caravel_start "$BIN" "$TMP/c"
+SESSION=$(tokens session "$USER_SK" "$PUBLIC_URL_BENCH")
+api POST /tenants "$SESSION" '{}' >/dev/null
+RELAY_ID=$(api POST /relays "$SESSION" '{"subdomain":"bench-one","plan":"free"}' | jq -r .data.id)
+
+echo "-- caravel GET /healthz"
+run_wrk healthz "$CARAVEL_URL/healthz"
+echo "-- caravel GET /identity, one session token reused"
+run_wrk identity_reused "$CARAVEL_URL/identity" bench/lua/static.lua BENCH_TOKEN="$SESSION"
+echo "-- caravel GET /identity, a fresh token per request ($(wc -l <"$TOKFILE") distinct, each used once)"
+run_wrk identity_fresh "$CARAVEL_URL/identity" bench/lua/fresh.lua BENCH_TOKENS="$TOKFILE"
+echo "-- caravel GET /relays/:id, owner's session token reused"
+run_wrk relay_get "$CARAVEL_URL/relays/$RELAY_ID" bench/lua/static.lua BENCH_TOKEN="$SESSION"
+echo "-- caravel POST /relays, unique subdomain per request, owner's session token reused"
+run_wrk relay_create "$CARAVEL_URL/relays" bench/lua/create.lua BENCH_TOKEN="$SESSION" BENCH_PREFIX=w
+CREATED=$(sqlite3 "$TMP/c/c.db" "SELECT count(*) FROM relay")
+caravel_stop
+echo "relays in the database after POST /relays: $CREATED (rc $CARAVEL_RC)"
+
+# ---- 4. table ----
+ratio () { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+verdict () { awk -v r="$1" -v t="$2" 'BEGIN { print (r + 0 >= t) ? "ok" : "MISSED" }'; }
+p99ok () { awk -v p="$1" 'BEGIN { print (p != "nan" && p + 0 < 10) ? "ok" : "MISSED" }'; }
+echo
+printf '%-34s %11s %9s %8s  %-28s %s\n' run "req/s" "p99 ms" errors "ratio (target)" "p99<10ms"
+row () {
+  local name=$1 label=$2 rtext=${3:-}
+  printf '%-34s %11.0f %9s %8s  %-28s %s\n' "$label" "${RPS[$name]}" "${P99[$name]}" \
+    "${BAD[$name]}" "$rtext" "$([ "$name" = nginx ] && echo - || p99ok "${P99[$name]}")"
+}
+R1=$(ratio "${RPS[healthz]}" "${RPS[nginx]}")
+R2=$(ratio "${RPS[identity_reused]}" "${RPS[nginx]}")
+R3=$(ratio "${RPS[identity_fresh]}" "$VERIFY")
+row nginx "nginx (baseline)"
+row healthz "GET /healthz" "$R1/nginx (>=0.7) $(verdict "$R1" 0.7)"
+row identity_reused "GET /identity reused token" "$R2/nginx (>=0.5) $(verdict "$R2" 0.5)"
+row identity_fresh "GET /identity fresh tokens" "$R3/verify (>=0.8) $(verdict "$R3" 0.8)"
+row relay_get "GET /relays/:id" ""
+row relay_create "POST /relays" ""
+printf '%-34s %11.0f\n' "BIP-340 verify, one core" "$VERIFY"
+
+# ---- 5. RSS with 100,000 relays ----
+echo
+echo "-- RSS with 100,000 relays (1,000 tenants x 100)"
+mkdir -p "$TMP/rss"
+caravel_start "$BIN" "$TMP/rss"   # applies the migrations
+caravel_stop
+sqlite3 "$TMP/rss/c.db" <<'SQL'
+PRAGMA foreign_keys = ON;
+BEGIN;
+WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 1000)
+INSERT INTO tenant(pubkey, created_at) SELECT printf('%064x', n), 1700000000 FROM t;
+WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 100000)
+INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status, synced, info_name,
+                  created_at, updated_at)
+SELECT printf('%032x', n), printf('%064x', 1 + n % 1000), 'relay' || n, 'relay' || n,
+       printf('%064x', n * 7919), CASE n % 3 WHEN 0 THEN 'free' WHEN 1 THEN 'basic' ELSE 'growth' END,
+       'active', 1, 'Relay number ' || n, 1700000000 + n, 1700000000 + n FROM r;
+COMMIT;
+SQL
+caravel_start "$BIN" "$TMP/rss"
+ADMIN_SESSION=$(tokens session "$ADMIN_SK" "$PUBLIC_URL_BENCH")
+rss () { awk -v k="$1:" '$1==k {print $2}' "/proc/$CARAVEL_PID/status"; }
+RSS0=$(rss VmRSS)
+for q in "/relays?limit=500" "/relays?limit=500&offset=99500" "/relays?tenant=$(printf '%064x' 7)" \
+         "/relays/$(printf '%032x' 4242)" "/tenants?limit=500" "/activity?limit=500"; do
+  n=$(api GET "$q" "$ADMIN_SESSION" | jq '.data | if type == "array" then length else 1 end')
+  echo "    GET $q -> $n item(s)"
+done
+# A short burst of list pages (every page of 500 once), for the steady state.
+for off in $(seq 0 500 99500); do api GET "/relays?limit=500&offset=$off" "$ADMIN_SESSION" >/dev/null; done
+RSS1=$(rss VmRSS); HWM=$(rss VmHWM)
+caravel_stop
+echo "    relays: $(sqlite3 "$TMP/rss/c.db" 'SELECT count(*) FROM relay'), database $(du -k "$TMP/rss/c.db" | cut -f1) KB"
+echo "    VmRSS after start $RSS0 KB, after 206 list requests $RSS1 KB, peak (VmHWM) $HWM KB" \
+     "-> target < 65536 KB: $(awk -v h="$HWM" 'BEGIN { print (h < 65536) ? "ok" : "MISSED" }')"
