@@ -1,9 +1,10 @@
 // docs/openapi.json against the running service: every route of SPEC §3.3 is driven to its
 // success answer and to its documented errors, and every response body must match the
-// schema the document gives for that operation and status (a small JSON Schema checker for
-// the subset the document uses: $ref, allOf, type, const, enum, pattern, minimum, maximum,
-// maxLength, required, properties, additionalProperties: false, items). Finally every
-// operation of the document must have been seen answering 2xx.
+// schema the document gives for that operation and status (a small OpenAPI 3.0 schema checker
+// for the subset the document uses: $ref, allOf, type, nullable, enum, pattern, minimum,
+// maximum, maxLength, required, properties, additionalProperties: false, items). Finally every
+// operation of the document must have been seen answering 2xx. The document itself must be
+// OpenAPI 3.0 (no 3.1 type arrays or const; only keywords the checker knows).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
@@ -29,12 +30,13 @@ export function validate (schema, value, at = '$') {
   schema = resolve(schema)
   const errs = []
   for (const sub of schema.allOf || []) errs.push(...validate(sub, value, at))
-  if (schema.type) {
-    const types = [].concat(schema.type)
-    const t = typeOf(value)
-    if (!types.includes(t) && !(t === 'integer' && types.includes('number'))) return [...errs, `${at}: ${t}, want ${types.join('|')}`]
+  if (value === null) { // OpenAPI 3.0: null only where nullable: true (type and enum do not list it)
+    return schema.nullable === true || (!schema.type && !schema.enum) ? errs : [...errs, `${at}: null, not nullable`]
   }
-  if ('const' in schema && value !== schema.const) errs.push(`${at}: ${JSON.stringify(value)} != ${JSON.stringify(schema.const)}`)
+  if (schema.type) {
+    const t = typeOf(value)
+    if (t !== schema.type && !(t === 'integer' && schema.type === 'number')) return [...errs, `${at}: ${t}, want ${schema.type}`]
+  }
   if (schema.enum && !schema.enum.includes(value)) errs.push(`${at}: ${JSON.stringify(value)} not in ${schema.enum.join(',')}`)
   if (typeof value === 'string') {
     if (schema.pattern && !new RegExp(schema.pattern).test(value)) errs.push(`${at}: "${value}" !~ ${schema.pattern}`)
@@ -98,6 +100,40 @@ test('the checker catches shape errors', () => {
   assert.ok(validate(doc.components.schemas.Tenant, { ...tenant, status: 'gone' }).length)
   assert.ok(validate(doc.components.schemas.Tenant, { ...tenant, created_at: 1.5 }).length)
   assert.ok(validate(doc.components.schemas.Tenant, { ...tenant, pubkey: 'A'.repeat(64) }).length)
+  assert.deepEqual(validate(doc.components.schemas.Tenant, { ...tenant, nwc_error: 'timeout', billing_anchor: 5 }), [])
+  assert.ok(validate(doc.components.schemas.Tenant, { ...tenant, created_at: null }).some((e) => e.includes('not nullable')))
+  assert.ok(validate(doc.components.schemas.Tenant, { ...tenant, status: null }).some((e) => e.includes('not nullable')))
+  assert.ok(validate(doc.components.schemas.Tenant, { ...tenant, billing_anchor: 'x' }).some((e) => e.includes('want integer')))
+})
+
+// Keywords of OpenAPI 3.0 Schema Objects this document may use: the validation ones are all
+// checked above (description, format, example, default are annotations).
+const SCHEMA_KEYS = new Set(['$ref', 'allOf', 'type', 'nullable', 'enum', 'pattern', 'minimum', 'maximum',
+  'maxLength', 'required', 'properties', 'additionalProperties', 'items', 'description', 'format', 'example', 'default'])
+
+test('the document is OpenAPI 3.0 and its schemas use only checked keywords', () => {
+  assert.match(doc.openapi, /^3\.0\.\d+$/)
+  const bad = []
+  const walk = (schema, at) => {
+    if (!schema || typeof schema !== 'object') return
+    for (const k of Object.keys(schema)) if (!SCHEMA_KEYS.has(k)) bad.push(`${at}: ${k}`)
+    if (Array.isArray(schema.type)) bad.push(`${at}: type array (3.1)`)
+    if (schema.type && !['object', 'array', 'string', 'integer', 'number', 'boolean'].includes(schema.type)) bad.push(`${at}: type ${schema.type}`)
+    for (const s of schema.allOf || []) walk(s, `${at}/allOf`)
+    for (const [k, s] of Object.entries(schema.properties || {})) walk(s, `${at}/${k}`)
+    if (schema.items) walk(schema.items, `${at}/items`)
+  }
+  for (const [name, s] of Object.entries(doc.components.schemas)) walk(s, `schemas/${name}`)
+  for (const [p, ops] of Object.entries(doc.paths)) {
+    for (const [m, op] of Object.entries(ops)) {
+      for (const [st, r] of Object.entries(op.responses)) {
+        for (const media of Object.values(resolve(r).content || {})) walk(media.schema, `${m} ${p} ${st}`)
+      }
+      for (const media of Object.values(op.requestBody?.content || {})) walk(media.schema, `${m} ${p} body`)
+      for (const prm of op.parameters || []) walk(resolve(prm).schema, `${m} ${p} ${prm.name}`)
+    }
+  }
+  assert.deepEqual(bad, [])
 })
 
 test('public routes', async () => {
