@@ -31,8 +31,9 @@ struct nip98_policy {
 
 /* Checks the request. Returns 0 and the signer's x-only pubkey, or -1 with *why set to a
  * short static reason (for debug logs only: every failure is answered 401 alike).
- * Verified events are remembered (keyed by the sha256 of the token, NIP98_CACHE_SLOTS
- * direct-mapped slots, an entry dropped once created_at + max_age has passed) so a reused
+ * Verified events are remembered (keyed by the token's full text, tokens up to 2 KiB,
+ * NIP98_CACHE_SLOTS direct-mapped slots, an entry dropped once created_at + max_age has
+ * passed) so a reused
  * token is not re-verified; the per-request checks (age, u, method, payload) run on every
  * call, cached or not. Only whitespace may follow the token. */
 int nip98_check(const struct nip98_request *req, const struct nip98_policy *policy,

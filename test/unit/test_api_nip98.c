@@ -461,3 +461,35 @@ TEST(api_nip98_failures_not_cached)
     free(h);
     free(g);
 }
+
+/* The cache is keyed by the token's full text: a token that differs from a cached one in one
+ * character is not a hit. Tokens over 2 KiB are accepted but never cached. */
+TEST(api_nip98_cache_keyed_by_full_text_and_bounded)
+{
+    setup();
+    struct tok_spec t = {.u = ORIGIN "/identity", .method = "GET"};
+    char *h = make_header(&t);
+    uint8_t pk[32];
+    const char *why = NULL;
+    ASSERT_OK(check(h, "GET", "/identity", NULL, NOW, pk, &why));
+    ASSERT_EQ(nip98_cache_size(), 1);
+    size_t at = strlen(h) / 2;
+    h[at] = h[at] == 'A' ? 'B' : 'A';
+    ASSERT_EQ(check(h, "GET", "/identity", NULL, NOW, pk, &why), -1);
+    free(h);
+
+    char target[1900] = "/relays?q=";
+    memset(target + 10, 'x', sizeof(target) - 11);
+    target[sizeof(target) - 1] = '\0';
+    char *u = xmalloc(strlen(ORIGIN) + sizeof(target));
+    sprintf(u, "%s%s", ORIGIN, target);
+    struct tok_spec big = {.u = u, .method = "GET"};
+    h = make_header(&big);
+    ASSERT(strlen(h) > 2048 + 6);
+    ASSERT_OK(check(h, "GET", target, NULL, NOW, pk, &why));
+    ASSERT_OK(check(h, "GET", target, NULL, NOW, pk, &why));
+    ASSERT_EQ(check(h, "GET", "/relays", NULL, NOW, pk, &why), -1);
+    ASSERT_EQ(nip98_cache_size(), 1);
+    free(h);
+    free(u);
+}
