@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # HTTP API benchmark (docs/BENCHMARKS.md, "HTTP API"). Not a test: prints numbers.
 #   bench/api/run.sh                # everything, 10 s per wrk run
-#   BENCH_SECONDS=5 BENCH_FRESH_TOKENS=10000 BENCH_RSS_RELAYS=100000 bench/api/run.sh
+#   BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_FRESH_TOKENS=10000 BENCH_RSS_RELAYS=100000 bench/api/run.sh
+#   BENCH_KEEP=DIR keeps the raw wrk output and the per-round results there.
 # Starts build/caravel (127.0.0.1, free port, temporary database, no workers configured) and
 # nginx (one worker, fixed JSON body, its own temporary config) and drives both with
 # wrk -t1 -c64 --latency. Every process it starts is stopped by PID at exit.
@@ -11,6 +12,7 @@ DUR=${BENCH_SECONDS:-10}
 NTOK=${BENCH_FRESH_TOKENS:-10000}
 NRELAYS=${BENCH_RSS_RELAYS:-100000}
 LOGLEVEL=${BENCH_LOG_LEVEL:-info}
+ROUNDS=${BENCH_ROUNDS:-3}
 
 make -j2 all >/dev/null
 work=$(mktemp -d /tmp/caravel-apibench-XXXXXX)
@@ -92,26 +94,35 @@ NGINX
 npid=$!
 pids+=("$npid")
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$nport/" >/dev/null 2>&1 && break; sleep 0.1; done
-read -r n_rps n_p99 _ < <(run_wrk bench/api/healthz.lua "http://127.0.0.1:$nport")
-kill "$npid"; wait "$npid" 2>/dev/null || true
 
 # ---- caravel ----
 start_caravel
 api POST /tenants >/dev/null
 relay=$(api POST /relays '{"subdomain":"bench-get","plan":"free"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["id"])')
 
-read -r h_rps h_p99 h_bad < <(run_wrk bench/api/healthz.lua "$base")
-read -r i_rps i_p99 i_bad < <(run_wrk bench/api/identity_reused.lua "$base")
-read -r f_rps f_p99 f_bad < <(run_wrk bench/api/identity_fresh.lua "$base")
-read -r g_rps g_p99 g_bad < <(run_wrk bench/api/relay_get.lua "$base")
-read -r p_rps p_p99 p_bad < <(run_wrk bench/api/relay_post.lua "$base")
+# Rounds of paired runs: every caravel number is compared with the nginx run (and the
+# fresh-token run with the verify rate) of the same round, which tames a noisy machine.
+results="$work/results.txt"
+measure() { # NAME SCRIPT URL
+  local rps p99 bad
+  read -r rps p99 bad < <(run_wrk "bench/api/$2" "$3")
+  echo "$round $1 $rps $p99 $bad" >>"$results"
+}
+for round in $(seq "$ROUNDS"); do
+  echo "# round $round of $ROUNDS" >&2
+  measure nginx healthz.lua "http://127.0.0.1:$nport"
+  measure healthz healthz.lua "$base"
+  measure identity_reused identity_reused.lua "$base"
+  measure identity_fresh identity_fresh.lua "$base"
+  nb=$(build/bench/nostr_bench 2>&1)
+  echo "$round verify $(awk '/^bip340 verify/ {print $(NF-3)}' <<<"$nb") 0 0" >>"$results"
+  echo "$round event_verify $(awk '/^event verify/ {print $(NF-3)}' <<<"$nb") 0 0" >>"$results"
+  measure relay_get relay_get.lua "$base"
+  measure relay_post relay_post.lua "$base"
+done
 rss_after_load=$(rss_kib "$cpid")
 stop_caravel
-
-# ---- verify rate (one core) ----
-nb=$(build/bench/nostr_bench 2>&1)
-v_rate=$(awk '/^bip340 verify/ {print $(NF-3)}' <<<"$nb")
-ev_rate=$(awk '/^event verify/ {print $(NF-3)}' <<<"$nb")
+kill "$npid"; wait "$npid" 2>/dev/null || true
 
 # ---- RSS with many relays ----
 sqlite3 "$work/db/caravel.db" <<SQL
@@ -124,22 +135,40 @@ total=$(sqlite3 "$work/db/caravel.db" 'SELECT count(*) FROM relay')
 start_caravel
 rss_idle=$(rss_kib "$cpid")
 for _ in $(seq 20); do api GET '/relays?limit=500' >/dev/null; api GET '/relays?limit=100&offset=50000' >/dev/null; done
-read -r l_rps l_p99 l_bad < <(run_wrk bench/api/identity_reused.lua "$base")
+run_wrk bench/api/identity_reused.lua "$base" >/dev/null
 rss_busy=$(rss_kib "$cpid")
 stop_caravel
 
-ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
-cat <<REPORT
-API benchmark: wrk -t1 -c64 -d${DUR}s, LOG_LEVEL=$LOGLEVEL, $(nproc) CPUs ($(uname -m))
-| run | req/s | p99 ms | non-2xx | ratio |
-|---|---:|---:|---:|---|
-| nginx 1 worker, fixed JSON | $n_rps | $n_p99 | 0 | 1.00 |
-| GET /healthz | $h_rps | $h_p99 | $h_bad | $(ratio "$h_rps" "$n_rps") x nginx |
-| GET /identity, one reused token | $i_rps | $i_p99 | $i_bad | $(ratio "$i_rps" "$n_rps") x nginx |
-| GET /identity, $NTOK fresh tokens (cache hit share $(cat "$work/tok/fresh-hit-rate.txt")) | $f_rps | $f_p99 | $f_bad | $(ratio "$f_rps" "$v_rate") x verify |
-| GET /relays/:id | $g_rps | $g_p99 | $g_bad | $(ratio "$g_rps" "$n_rps") x nginx |
-| POST /relays (unique subdomains) | $p_rps | $p_p99 | $p_bad | $(ratio "$p_rps" "$n_rps") x nginx |
-| GET /identity with $total relays in the DB | $l_rps | $l_p99 | $l_bad | $(ratio "$l_rps" "$n_rps") x nginx |
-secp256k1 BIP-340 verify, one core: $v_rate/s; event verify (id + sig): $ev_rate/s
-RSS: after the load runs ${rss_after_load} KiB; $total relays: idle ${rss_idle} KiB, after list pages and a run ${rss_busy} KiB
-REPORT
+echo "API benchmark: wrk -t1 -c64 -d${DUR}s, $ROUNDS rounds, LOG_LEVEL=$LOGLEVEL, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$results" "$(cat "$work/tok/fresh-hit-rate.txt")" "$NTOK" <<'PY'
+import sys, statistics
+rows = [l.split() for l in open(sys.argv[1])]
+by = {}
+for rnd, name, rps, p99, bad in rows:
+    by.setdefault(name, {})[rnd] = (float(rps), float(p99), int(bad))
+def ratios(name, base):
+    return [by[name][r][0] / by[base][r][0] for r in by[name] if r in by[base] and by[base][r][0] > 0]
+label = {
+    'nginx': ('nginx 1 worker, fixed JSON', None),
+    'healthz': ('GET /healthz', 'nginx'),
+    'identity_reused': ('GET /identity, one reused token', 'nginx'),
+    'identity_fresh': (f'GET /identity, {sys.argv[3]} fresh tokens (cache hit share {sys.argv[2]})', 'verify'),
+    'relay_get': ('GET /relays/:id', 'nginx'),
+    'relay_post': ('POST /relays, unique subdomains', 'nginx'),
+}
+print('| run | req/s best (all rounds) | p99 ms median | non-2xx | ratio, median of rounds |')
+print('|---|---:|---:|---:|---|')
+for name, (text, base) in label.items():
+    v = by[name]
+    rps = sorted(x[0] for x in v.values())
+    p99 = statistics.median(x[1] for x in v.values())
+    bad = sum(x[2] for x in v.values())
+    ratio = f'{statistics.median(ratios(name, base)):.2f} x {base}' if base else '1'
+    print(f'| {text} | {rps[-1]:,.0f} ({", ".join(f"{x:,.0f}" for x in rps)}) | {p99:.2f} | {bad} | {ratio} |')
+for name in ('verify', 'event_verify'):
+    v = sorted(x[0] for x in by[name].values())
+    print(f'{name} rate, one core: {", ".join(f"{x:,.0f}" for x in v)} /s')
+PY
+echo "RSS: after the load runs ${rss_after_load} KiB; with $total relays in the database: idle ${rss_idle} KiB, after list pages and a reused-token run ${rss_busy} KiB"
+echo "raw wrk output: kept in \$BENCH_KEEP if set" >&2
+[ -n "${BENCH_KEEP:-}" ] && cp "$work/wrk.log" "$results" "$BENCH_KEEP/" || true

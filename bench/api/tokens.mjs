@@ -4,8 +4,7 @@
 // root, no method tag, valid for every route), OUTDIR/fresh.txt (COUNT distinct per-request
 // getToken tokens for GET /identity, one per line) and OUTDIR/fresh-hit-rate.txt: the share of
 // requests that the server's direct-mapped verified-token cache (src/api/nip98.c: 4096 slots,
-// slot = (sha[0] | sha[1] << 8) % 4096 of the token) answers when wrk cycles through the file.
-import { createHash } from 'node:crypto'
+// slot = token_hash() of the token % 4096) answers when wrk cycles through the file.
 import fs from 'node:fs'
 import path from 'node:path'
 import os from 'node:os'
@@ -50,7 +49,22 @@ if (!isMainThread) {
   fs.writeFileSync(path.join(outDir, 'fresh.txt'), all.join('\n') + '\n')
   // Steady-state hit rate of the cache when the list is cycled in order.
   const slots = new Map()
-  const slotOf = (t) => { const h = createHash('sha256').update(t.slice(6)).digest(); return (h[0] | h[1] << 8) % 4096 }
+  // token_hash() of src/api/nip98.c (64-bit multiply-xorshift over little-endian words).
+  const M = 0xffffffffffffffffn
+  const slotOf = (t) => {
+    const b = Buffer.from(t.slice(6))
+    let h = 0x9e3779b97f4a7c15n ^ BigInt(b.length)
+    let i = 0
+    for (; b.length - i >= 8; i += 8) {
+      h = ((h ^ b.readBigUInt64LE(i)) * 0xff51afd7ed558ccdn) & M
+      h ^= h >> 32n
+    }
+    const tail = Buffer.alloc(8)
+    b.copy(tail, 0, i)
+    h = ((h ^ tail.readBigUInt64LE(0)) * 0xc4ceb9fe1a85ec53n) & M
+    h ^= h >> 29n
+    return Number(h % 4096n)
+  }
   let hits = 0
   for (let pass = 0; pass < 2; pass++) {
     for (const t of all) {

@@ -28,8 +28,8 @@ async function getToken (url, method, body) {
   }
 }
 
-function raw (tags, { kind = 27235, createdAt = CREATED, mutate } = {}) {
-  const ev = finalizeEvent({ kind, created_at: createdAt, tags, content: '' }, SK)
+function raw (tags, { kind = 27235, createdAt = CREATED, mutate, content = '' } = {}) {
+  const ev = finalizeEvent({ kind, created_at: createdAt, tags, content }, SK)
   if (mutate) mutate(ev)
   return 'Nostr ' + Buffer.from(JSON.stringify(ev)).toString('base64')
 }
@@ -99,6 +99,7 @@ add('payload_mismatch', await getToken(ORIGIN + '/relays', 'POST', body), 'POST'
 add('payload_but_empty_body', await getToken(ORIGIN + '/relays', 'POST', body), 'POST', '/relays', '', CREATED, '', 0)
 add('payload_reformatted_body', await getToken(ORIGIN + '/relays', 'POST', body), 'POST', '/relays', JSON.stringify(body, null, 1), CREATED, '', 0)
 add('session_wrong_origin', raw([['u', 'http://127.0.0.1:3001/']]), 'GET', '/identity', '', CREATED, '', 0)
+add('large_token_not_cached', raw([['u', ORIGIN + '/identity'], ['method', 'GET']], { content: 'x'.repeat(2000) }), 'GET', '/identity', '', CREATED, '', 1)
 add('session_expired', raw([['u', ORIGIN]]), 'GET', '/identity', '', CREATED + 601, '', 0)
 
 const c = (s) => JSON.stringify(s) // JSON string escaping is valid C for these ASCII strings
