@@ -1,184 +1,274 @@
 // Billing end to end (spec 7, 8): the real caravel binary, the real test relay, real NIP-47
 // wallet services (@getalby/sdk) on a fake Lightning network that counts payments, and the
-// fake clock (CARAVEL_TEST_CLOCK_FILE) to move through periods. Tenants and relays are
-// seeded with the sqlite3 CLI (the API is tested elsewhere); outcomes are read back from
-// the database and from the wallets.
+// fake clock (CARAVEL_TEST_CLOCK_FILE) to move through periods. Tenants, relays and NWC URLs
+// go through the HTTP API (NIP-98 tokens made by nostr-tools, dated by the fake clock);
+// the robot delivers its DMs to the test relay, where nostr-tools unwraps them.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, execFileSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
-import net from 'node:net'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { WebSocket } from 'ws'
+import { finalizeEvent, generateSecretKey, getPublicKey, verifyEvent } from 'nostr-tools/pure'
+import { Relay, useWebSocketImplementation } from 'nostr-tools/relay'
+import * as nip59 from 'nostr-tools/nip59'
+import { bytesToHex } from '@noble/hashes/utils'
 import { startRelay } from './lib/nostr-relay.mjs'
+import { startServer } from './lib/server.mjs'
+import { newUser, rawToken, sha256hex } from './lib/auth.mjs'
 import { FakeLightning, startWallet } from './lib/wallet.mjs'
 
-const BIN = process.env.CARAVEL_BIN ?? path.resolve('build/caravel')
-const P = 3600 // BILLING_PERIOD
-const T0 = 1_800_000_000
-const procs = new Set()
+useWebSocketImplementation(WebSocket)
+const DAY = 86400
+// Longer than the day between collections and the BOLT11 expiry, so moving the clock a day
+// stays inside one period; the grace is shorter than that day.
+const P = 2 * DAY // BILLING_PERIOD
+const GRACE = DAY / 2
+// Ahead of real time: the relay refuses NIP-47 requests whose expiration tag is in its past.
+const T0 = Math.floor(Date.now() / 1000) + 30 * DAY
+const cleanups = []
 let relay
 
 before(async () => { relay = await startRelay() })
 after(async () => {
-  for (const p of procs) p.kill('SIGKILL')
+  for (const c of cleanups.reverse()) await c()
   await relay?.stop()
 })
 
-const freePort = () => new Promise((resolve) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)) })
-})
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-async function waitFor(fn, ms = 15000, what = 'condition') {
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+async function waitFor(fn, what, ms = 20000) {
   const end = Date.now() + ms
   for (;;) {
     const v = await fn()
     if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`)
     await sleep(100)
   }
 }
 
-function makeEnv(extra = {}) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'caravel-billing-'))
+// A fresh data directory, fake clock, Lightning network and platform wallet (NWC_URL).
+async function setup({ platformEncryption = 'nip44' } = {}) {
+  const s = { robot: generateSecretKey(), servers: [], wallets: [] }
+  s.ln = new FakeLightning({ clockFile: null })
+  s.platform = await startWallet({ relayUrl: relay.url, ln: s.ln, encryption: platformEncryption })
+  s.wallets.push(s.platform)
+  cleanups.push(async () => {
+    for (const srv of s.servers) {
+      if (process.env.BILLING_DEBUG) writeFileSync(`/tmp/billing-debug-${process.pid}-${srv.pid}.log`, srv.logs())
+      await srv.kill9()
+    }
+    for (const w of s.wallets) await w.close()
+  })
+  return s
+}
+function setClock(s, t) { s.now = t; writeFileSync(s.clockFile, String(t)) }
+const sql = (s, q) => execFileSync('sqlite3', ['-cmd', '.timeout 5000', s.dbPath, q], { encoding: 'utf8' }).trim()
+
+async function start(s, extra = {}) {
   const env = {
-    dir, db: path.join(dir, 'c.db'), clock: path.join(dir, 'clock'),
-    setClock(t) { writeFileSync(this.clock, String(t)) },
-    sql(q) { return execFileSync('sqlite3', ['-cmd', '.timeout 5000', this.db, q], { encoding: 'utf8' }).trim() },
+    NWC_URL: s.platform.url,
+    BILLING_PERIOD: String(P), BILLING_INTERVAL: '1', BILLING_GRACE: String(GRACE),
+    ROBOT_SECRET: bytesToHex(s.robot),
+    ROBOT_OUTBOX_RELAYS: relay.url, ROBOT_INDEXER_RELAYS: relay.url, ROBOT_MESSAGING_RELAYS: relay.url,
+    CARAVEL_ROBOT_RETRY_BASE: '1',
+    ...extra,
   }
-  env.setClock(T0)
-  env.vars = { DATABASE_URL: `sqlite://${env.db}`, BILLING_PERIOD: String(P), BILLING_INTERVAL: '1', BILLING_GRACE: String(2 * P), CARAVEL_TEST_CLOCK_FILE: env.clock, LOG_LEVEL: 'debug', ...extra }
-  return env
+  if (!s.dir) {
+    s.dir = mkdtempSync(path.join(os.tmpdir(), 'caravel-billing-'))
+    s.dbPath = path.join(s.dir, 'caravel.db')
+    s.clockFile = path.join(s.dir, 'clock')
+    setClock(s, T0)
+    cleanups.push(() => rmSync(s.dir, { recursive: true, force: true }))
+  }
+  s.ln.clockFile = s.clockFile
+  const srv = await startServer({ dir: s.dir, env: { ...env, CARAVEL_TEST_CLOCK_FILE: s.clockFile } })
+  srv.exited = new Promise((resolve) => {
+    if (srv.proc.exitCode !== null) resolve(srv.proc.exitCode)
+    else srv.proc.once('exit', (code) => resolve(code))
+  })
+  s.servers.push(srv)
+  s.srv = srv
+  return srv
 }
 
-async function startCaravel(env, extra = {}) {
-  const port = await freePort()
-  const child = spawn(BIN, [], { env: { ...process.env, ...env.vars, PORT: String(port), HOST: '127.0.0.1', ...extra }, stdio: ['ignore', 'ignore', 'pipe'] })
-  procs.add(child)
-  child.log = ''
-  child.stderr.on('data', (d) => { child.log += d })
-  child.exited = new Promise((resolve) => child.on('exit', (code) => { procs.delete(child); resolve(code) }))
-  await waitFor(() => child.log.includes('billing') || child.exitCode !== null, 10000, 'start-up')
-  return child
+// NIP-98 per-request token dated by the service's (fake) clock.
+async function api(s, user, method, p, body) {
+  const url = s.srv.url + p
+  const text = body === undefined ? undefined : JSON.stringify(body)
+  const headers = { Authorization: rawToken(user, { u: url, method, payload: text && sha256hex(text), createdAt: s.now }) }
+  if (text) headers['Content-Type'] = 'application/json'
+  const r = await fetch(url, { method, headers, body: text })
+  const json = await r.json()
+  assert.ok(r.status < 300, `${method} ${p}: ${r.status} ${JSON.stringify(json)}`)
+  return json.data
 }
-async function stop(child) { child.kill('SIGTERM'); return child.exited }
 
-// A tenant with one relay active on `plan` since T0 (rows as the API writes them).
-function seedTenant(env, { pubkey, nwcUrl = null, plan = 'basic', relayId }) {
-  env.sql(`INSERT INTO tenant(pubkey, nwc_url, created_at) VALUES ('${pubkey}', ${nwcUrl ? `'${nwcUrl}'` : 'NULL'}, ${T0});
-    INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status, created_at, updated_at) VALUES ('${relayId}', '${pubkey}', '${relayId}', '${relayId}', 'x', '${plan}', 'active', ${T0}, ${T0});
-    INSERT INTO activity(tenant, created_at, activity_type, resource_type, resource_id, plan, status) VALUES ('${pubkey}', ${T0}, 'create_relay', 'relay', '${relayId}', '${plan}', 'active');`)
+// A tenant (through the API, at T0) with a kind 10050 on the test relay so DMs reach it.
+async function tenant(s, { plans = ['basic'], wallet = null } = {}) {
+  const u = newUser()
+  const r = await Relay.connect(relay.url)
+  await r.publish(finalizeEvent({ kind: 10050, created_at: Math.floor(Date.now() / 1000), tags: [['relay', relay.url]], content: '' }, u.sk))
+  r.close()
+  await api(s, u, 'POST', '/tenants', {})
+  u.relays = []
+  for (const plan of plans) {
+    const sub = `r${bytesToHex(generateSecretKey()).slice(0, 12)}`
+    u.relays.push(await api(s, u, 'POST', '/relays', { subdomain: sub, plan }))
+  }
+  if (wallet) await api(s, u, 'PUT', `/tenants/${u.pk}/billing`, { nwc_url: wallet.url })
+  return u
 }
-const pk = (c) => c.repeat(64)
+
+// DMs the robot delivered to the user, unwrapped and checked with nostr-tools.
+async function dms(s, user) {
+  const r = await Relay.connect(relay.url)
+  const wraps = []
+  await new Promise((resolve) => {
+    const sub = r.subscribe([{ kinds: [1059], '#p': [user.pk] }], { onevent: (e) => wraps.push(e), oneose: () => { sub.close(); resolve() } })
+  })
+  r.close()
+  return wraps.map((w) => {
+    assert.ok(verifyEvent(w))
+    const rumor = nip59.unwrapEvent(w, user.sk)
+    assert.equal(rumor.kind, 14)
+    assert.equal(rumor.pubkey, getPublicKey(s.robot))
+    return rumor.content
+  })
+}
+const waitDm = (s, user, re, what) => waitFor(async () => (await dms(s, user)).find((t) => re.test(t)), what)
+
+const invoices = (s, user) => api(s, user, 'GET', '/invoices')
 const totalPaid = (ln) => [...ln.payments.values()].reduce((a, b) => a + b, 0)
+const payRequests = (w) => w.requests.filter((r) => r.method === 'pay_invoice').length
 
-test('a tenant with an NWC URL pays the exact amount once per period, with a receipt DM', async () => {
-  const env = makeEnv()
-  const ln = new FakeLightning({ clockFile: env.clock })
-  const platform = await startWallet({ relayUrl: relay.url, ln })
-  const wallet = await startWallet({ relayUrl: relay.url, ln, encryption: 'nip04' })
-  env.vars.NWC_URL = platform.url
-  await startCaravel(env) // migrations
-  const c = await startCaravel(env)
-  seedTenant(env, { pubkey: pk('a'), nwcUrl: wallet.url, relayId: 'ra' })
-  env.setClock(T0 + P + 1)
-  await waitFor(() => env.sql(`SELECT status FROM invoice WHERE tenant='${pk('a')}'`) === 'paid', 20000, 'paid invoice')
-  assert.equal(env.sql(`SELECT amount FROM invoice`), '10000') // active all period: the monthly price
-  assert.equal(env.sql(`SELECT COUNT(*) FROM message WHERE body LIKE '%payment received, 10000 sats%'`), '1')
+test('NWC tenant: the exact amount paid once per period, invoice and receipt DMs delivered', async () => {
+  const s = await setup()
+  const wallet = await startWallet({ relayUrl: relay.url, ln: s.ln, encryption: 'nip04' })
+  s.wallets.push(wallet)
+  await start(s)
+  setClock(s, T0)
+  const u = await tenant(s, { wallet })
+  setClock(s, T0 + P + 1)
+  await waitFor(async () => (await invoices(s, u))[0]?.status === 'paid', 'paid invoice')
+  const [inv] = await invoices(s, u)
+  assert.equal(inv.amount, 10000) // active all period: the monthly price
+  assert.equal(inv.period_start, T0)
+  assert.equal(inv.period_end, T0 + P)
+  assert.deepEqual(inv.items.map((i) => [i.relay, i.plan, i.hours, i.amount]), [[u.relays[0].id, 'basic', 48, 10000]])
+  await waitDm(s, u, /payment received, 10000 sats/, 'receipt DM')
+  await waitDm(s, u, /Caravel invoice for .*10000 sats/, 'invoice DM')
   await sleep(2500) // more runs: nothing is paid again
-  assert.equal(totalPaid(ln), 1)
-  assert.equal(wallet.requests.filter((r) => r.method === 'pay_invoice').length, 1)
-  assert.equal(env.sql('SELECT COUNT(*) FROM invoice'), '1')
-  env.setClock(T0 + 2 * P + 1) // next period: charged again, once
-  await waitFor(() => env.sql(`SELECT COUNT(*) FROM invoice WHERE status='paid'`) === '2', 20000, 'second period')
-  assert.equal(totalPaid(ln), 2)
-  await stop(c); await platform.close(); await wallet.close()
-  rmSync(env.dir, { recursive: true, force: true })
+  assert.equal(totalPaid(s.ln), 1)
+  assert.equal(payRequests(wallet), 1)
+  assert.equal((await invoices(s, u)).length, 1)
+  setClock(s, T0 + 2 * P + 1) // next period: charged again, once
+  await waitFor(async () => (await invoices(s, u)).filter((i) => i.status === 'paid').length === 2, 'second period paid')
+  await sleep(1500)
+  assert.equal(totalPaid(s.ln), 2)
+  assert.equal(payRequests(wallet), 2)
+  await waitFor(async () => (await dms(s, u)).filter((t) => /payment received/.test(t)).length === 2, 'second receipt')
+  assert.equal(await s.srv.stop(), 0)
 })
 
-test('a tenant without NWC gets the BOLT11 by DM and is marked paid when it settles', async () => {
-  const env = makeEnv()
-  const ln = new FakeLightning({ clockFile: env.clock })
-  const platform = await startWallet({ relayUrl: relay.url, ln, encryption: 'nip04' })
-  env.vars.NWC_URL = platform.url
-  const c = await startCaravel(env)
-  seedTenant(env, { pubkey: pk('b'), relayId: 'rb', plan: 'growth' })
-  env.setClock(T0 + P + 1)
-  const bolt11 = await waitFor(() => env.sql('SELECT bolt11 FROM bolt11'), 20000, 'BOLT11')
-  await waitFor(() => env.sql(`SELECT COUNT(*) FROM message WHERE body LIKE '%${bolt11}%'`) === '1', 10000, 'BOLT11 DM')
-  assert.ok(ln.settle(bolt11))
-  await waitFor(() => env.sql('SELECT status FROM invoice') === 'paid', 20000, 'paid after settlement')
-  assert.equal(env.sql('SELECT amount FROM invoice'), '50000')
-  await stop(c); await platform.close()
-  rmSync(env.dir, { recursive: true, force: true })
+test('tenant without NWC: BOLT11 by DM, paid when it settles; NIP-04 platform wallet', async () => {
+  const s = await setup({ platformEncryption: 'nip04' })
+  await start(s)
+  const u = await tenant(s, { plans: ['growth'] })
+  setClock(s, T0 + P + 1)
+  const bolt11 = await waitFor(async () => (await invoices(s, u))[0]?.bolt11, 'BOLT11')
+  const dm = await waitDm(s, u, /Pay this Lightning invoice/, 'BOLT11 DM')
+  assert.ok(dm.includes(bolt11) && dm.includes('50000 sats'), dm)
+  assert.ok(s.ln.settle(bolt11))
+  await waitFor(async () => (await invoices(s, u))[0].status === 'paid', 'paid after settlement')
+  assert.equal((await invoices(s, u))[0].amount, 50000)
+  await waitDm(s, u, /payment received, 50000 sats/, 'receipt DM')
+  assert.equal(await s.srv.stop(), 0)
 })
 
-test('a failing wallet: nwc_error and a DM, delinquent after the grace, active again once paid', async () => {
-  const env = makeEnv()
-  const ln = new FakeLightning({ clockFile: env.clock })
-  const platform = await startWallet({ relayUrl: relay.url, ln })
-  const wallet = await startWallet({ relayUrl: relay.url, ln })
+test('failing wallet: nwc_error and a DM, delinquent after the grace, active again once paid', async () => {
+  const s = await setup()
+  const wallet = await startWallet({ relayUrl: relay.url, ln: s.ln })
+  s.wallets.push(wallet)
   wallet.fail = 'INSUFFICIENT_BALANCE'
-  env.vars.NWC_URL = platform.url
-  const c = await startCaravel(env)
-  seedTenant(env, { pubkey: pk('c'), nwcUrl: wallet.url, relayId: 'rc' })
-  env.sql(`INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status, created_at, updated_at) VALUES ('rf', '${pk('c')}', 'rf', 'rf', 'x', 'free', 'active', ${T0}, ${T0})`)
-  env.setClock(T0 + P + 1)
-  await waitFor(() => env.sql(`SELECT nwc_error FROM tenant`).startsWith('INSUFFICIENT_BALANCE'), 20000, 'nwc_error')
-  assert.equal(env.sql(`SELECT COUNT(*) FROM message WHERE body LIKE '%automatic payment failed: INSUFFICIENT_BALANCE%'`), '1')
-  assert.equal(env.sql(`SELECT status FROM relay WHERE id='rc'`), 'active')
-  env.setClock(T0 + 3 * P + 2) // invoice created at T0+P+1: grace 2P is over
-  await waitFor(() => env.sql(`SELECT status FROM relay WHERE id='rc'`) === 'delinquent', 20000, 'delinquent')
-  assert.equal(env.sql(`SELECT status FROM relay WHERE id='rf'`), 'active') // free: untouched
-  assert.equal(env.sql(`SELECT synced FROM relay WHERE id='rc'`), '0') // resync (zooid inactive)
+  await start(s)
+  const u = await tenant(s, { plans: ['basic', 'free'], wallet })
+  const [paid, free] = u.relays
+  setClock(s, T0 + P + 1)
+  const me = () => api(s, u, 'GET', `/tenants/${u.pk}`)
+  await waitFor(async () => (await me()).nwc_error?.startsWith('INSUFFICIENT_BALANCE'), 'nwc_error')
+  await waitDm(s, u, /automatic payment failed: INSUFFICIENT_BALANCE/, 'failure DM')
+  const relayStatus = async (r) => (await api(s, u, 'GET', `/relays/${r.id}`)).status
+  assert.equal(await relayStatus(paid), 'active')
+  setClock(s, T0 + P + 1 + GRACE + 1) // the invoice was created at T0+P+1: the grace is over
+  await waitFor(async () => (await relayStatus(paid)) === 'delinquent', 'delinquent')
+  await waitDm(s, u, /overdue/, 'overdue DM')
+  assert.equal(await relayStatus(free), 'active') // free relays are never made delinquent
+  assert.equal(sql(s, `SELECT synced FROM relay WHERE id='${paid.id}'`), '0') // resync: zooid inactive
+  assert.equal(payRequests(wallet), 1) // not retried within the day
   wallet.fail = null
-  env.setClock(T0 + P + 1 + 86400 + 10) // a day later: collected again
-  await waitFor(() => env.sql(`SELECT status FROM relay WHERE id='rc'`) === 'active', 20000, 'active again')
-  assert.equal(env.sql(`SELECT nwc_error IS NULL FROM tenant`), '1')
-  assert.equal(totalPaid(ln) >= 1, true)
-  await stop(c); await platform.close(); await wallet.close()
-  rmSync(env.dir, { recursive: true, force: true })
+  setClock(s, T0 + P + 1 + DAY + 10) // a day later: the expired BOLT11 is replaced and collected
+  await waitFor(async () => (await relayStatus(paid)) === 'active', 'active again')
+  assert.equal((await me()).nwc_error, null)
+  assert.equal((await invoices(s, u))[0].status, 'paid')
+  assert.equal(totalPaid(s.ln), 1)
+  assert.equal(await s.srv.stop(), 0)
+})
+
+test('setting an NWC URL collects a pending invoice at once', async () => {
+  const s = await setup()
+  await start(s)
+  const u = await tenant(s)
+  setClock(s, T0 + P + 1)
+  await waitDm(s, u, /Pay this Lightning invoice/, 'BOLT11 DM')
+  const wallet = await startWallet({ relayUrl: relay.url, ln: s.ln })
+  s.wallets.push(wallet)
+  await api(s, u, 'PUT', `/tenants/${u.pk}/billing`, { nwc_url: wallet.url }) // same day
+  await waitFor(async () => (await invoices(s, u))[0].status === 'paid', 'paid through the new wallet')
+  assert.equal(totalPaid(s.ln), 1)
+  assert.equal(payRequests(wallet), 1)
+  assert.equal(await s.srv.stop(), 0)
 })
 
 for (const at of ['before_attempt', 'after_attempt', 'after_pay_sent', 'after_answer']) {
   test(`kill at ${at}, restart: the invoice is paid exactly once`, async () => {
-    const env = makeEnv()
-    const ln = new FakeLightning({ clockFile: env.clock })
-    const platform = await startWallet({ relayUrl: relay.url, ln })
-    const wallet = await startWallet({ relayUrl: relay.url, ln })
-    env.vars.NWC_URL = platform.url
-    await stop(await startCaravel(env))
-    seedTenant(env, { pubkey: pk('d'), nwcUrl: wallet.url, relayId: 'rd' })
-    env.setClock(T0 + P + 1)
-    const c1 = await startCaravel(env, { CARAVEL_TEST_CRASH_AT: at })
+    const s = await setup()
+    const wallet = await startWallet({ relayUrl: relay.url, ln: s.ln })
+    s.wallets.push(wallet)
+    await start(s)
+    const u = await tenant(s, { wallet })
+    assert.equal(await s.srv.stop(), 0)
+    setClock(s, T0 + P + 1)
+    const c1 = await start(s, { CARAVEL_TEST_CRASH_AT: at })
     assert.equal(await c1.exited, 97)
     // An attempt committed but never sent stays pending until its BOLT11 expires (a day).
-    if (at === 'after_attempt') env.setClock(T0 + P + 1 + 86400 + 60)
-    const c2 = await startCaravel(env)
-    await waitFor(() => env.sql('SELECT status FROM invoice') === 'paid', 25000, 'paid after restart')
+    if (at === 'after_attempt') setClock(s, T0 + P + 1 + DAY + 60)
+    await start(s)
+    await waitFor(async () => (await invoices(s, u))[0]?.status === 'paid', 'paid after restart')
     await sleep(1500)
-    assert.equal(totalPaid(ln), 1)
-    for (const n of ln.payments.values()) assert.equal(n, 1)
-    assert.equal(env.sql(`SELECT COUNT(*) FROM payment_attempt WHERE state='paid'`), '1')
-    await stop(c2); await platform.close(); await wallet.close()
-    rmSync(env.dir, { recursive: true, force: true })
+    assert.equal(totalPaid(s.ln), 1)
+    for (const n of s.ln.payments.values()) assert.equal(n, 1)
+    assert.equal(sql(s, "SELECT COUNT(*) FROM payment_attempt WHERE state='paid'"), '1')
+    assert.equal(sql(s, "SELECT COUNT(*) FROM payment_attempt WHERE state='pending'"), '0')
+    assert.equal(payRequests(wallet), 1) // a BOLT11 is never paid twice: one request reached it
+    assert.equal(await s.srv.stop(), 0)
   })
 }
 
-test('two billing processes at once create one invoice and one payment', async () => {
-  const env = makeEnv()
-  const ln = new FakeLightning({ clockFile: env.clock })
-  const platform = await startWallet({ relayUrl: relay.url, ln })
-  const wallet = await startWallet({ relayUrl: relay.url, ln })
-  env.vars.NWC_URL = platform.url
-  await stop(await startCaravel(env))
-  seedTenant(env, { pubkey: pk('e'), nwcUrl: wallet.url, relayId: 're' })
-  env.setClock(T0 + P + 1)
-  const [a, b] = await Promise.all([startCaravel(env), startCaravel(env)])
-  await waitFor(() => env.sql('SELECT status FROM invoice') === 'paid', 20000, 'paid')
+test('two billing processes on one database: one invoice, one payment', async () => {
+  const s = await setup()
+  const wallet = await startWallet({ relayUrl: relay.url, ln: s.ln })
+  s.wallets.push(wallet)
+  await start(s)
+  const u = await tenant(s, { wallet })
+  assert.equal(await s.srv.stop(), 0)
+  setClock(s, T0 + P + 1)
+  const [a, b] = await Promise.all([start(s), start(s)])
+  await waitFor(async () => (await invoices(s, u))[0]?.status === 'paid', 'paid')
   await sleep(2000)
-  assert.equal(env.sql('SELECT COUNT(*) FROM invoice'), '1')
-  assert.equal(totalPaid(ln), 1)
-  await stop(a); await stop(b); await platform.close(); await wallet.close()
-  rmSync(env.dir, { recursive: true, force: true })
+  assert.equal(sql(s, 'SELECT COUNT(*) FROM invoice'), '1')
+  assert.equal(totalPaid(s.ln), 1)
+  assert.equal(payRequests(wallet), 1)
+  assert.equal(await a.stop(), 0)
+  assert.equal(await b.stop(), 0)
 })
