@@ -32,6 +32,8 @@ struct billing {
     struct billing_cfg cfg;
     int64_t interval_s;
     int running, rerun, stopping, nwc_gone;
+    int watching;        /* subscribed to the platform wallet's notifications */
+    size_t n_side_jobs;  /* notification jobs in the database queue */
     char forced[MAX_FORCED][65]; /* tenants to collect now, ignoring the 24 h rule */
     size_t n_forced;
     char run_forced[MAX_FORCED][65]; /* the forced set of the current run */
@@ -51,7 +53,8 @@ struct job {
     char id[65];
     char *bolt11, *hash, *reason; /* owned */
     int64_t expires_at;
-    int clear_error;
+    int clear_error, found;
+    int64_t amount_msats;
     struct repo_ids changed;
     size_t n_created, n_dms;
 };
@@ -129,7 +132,7 @@ static void on_timer_closed(uv_handle_t *h)
 
 static void maybe_finalize(struct billing *b)
 {
-    if (b->stopping && b->nwc_gone && !b->running)
+    if (b->stopping && b->nwc_gone && !b->running && !b->n_side_jobs)
         uv_close((uv_handle_t *)&b->timer, on_timer_closed);
 }
 
@@ -178,6 +181,62 @@ static void on_dunning(int status, void *arg)
     }
     job_free(j);
     run_end(b);
+}
+
+/* ---- payment_received notifications (spec 8: marks the invoice paid at once) ---- */
+
+static int work_paid_by_hash(sqlite3 *conn, void *arg)
+{
+    struct job *j = arg;
+    return repo_billing_paid_by_hash(conn, j->hash, j->amount_msats, &j->b->cfg, j->now,
+                                     &j->changed, &j->found);
+}
+
+static void on_paid_by_hash(int status, void *arg)
+{
+    struct job *j = arg;
+    struct billing *b = j->b;
+    if (status != 0)
+        LOG_WARN("billing: recording a payment_received notification failed (%d); "
+                 "lookup_invoice catches it next run", status);
+    else if (j->found)
+        after_commit(b, j, 1);
+    job_free(j);
+    b->n_side_jobs--;
+    maybe_finalize(b);
+}
+
+static void on_notify(const struct nwc_notification *n, void *arg)
+{
+    struct billing *b = arg;
+    const char *hash = nwc_tx_string(n->tx, "payment_hash");
+    const cJSON *amount = cJSON_GetObjectItemCaseSensitive(n->tx, "amount");
+    if (b->stopping || strcmp(n->type, "payment_received") != 0 || !hash ||
+        !hex_is_lower64(hash) || !cJSON_IsNumber(amount) || !nwc_tx_is_settled(n->tx))
+        return;
+    LOG_INFO("billing: payment_received notification from the platform wallet");
+    struct job *j = xcalloc(1, sizeof(*j));
+    j->b = b;
+    j->now = clock_now();
+    j->hash = xstrdup(hash);
+    j->amount_msats = (int64_t)amount->valuedouble;
+    b->n_side_jobs++;
+    submit(b, 1, work_paid_by_hash, on_paid_by_hash, j);
+}
+
+/* Once the platform wallet's info event is known to advertise payment_received. */
+static void maybe_watch(struct billing *b)
+{
+    struct nwc_info info;
+    if (b->watching || !wallet_usable(b) ||
+        nwc_cached_info(b->nwc, b->app->cfg.nwc_url, &info) < 0 || !info.notifications)
+        return;
+    int rc = nwc_watch(b->nwc, b->app->cfg.nwc_url, on_notify, b);
+    b->watching = rc == 0;
+    if (rc == 0)
+        LOG_INFO("billing: listening for the platform wallet's payment notifications");
+    else
+        LOG_WARN("billing: cannot subscribe to wallet notifications (%d)", rc);
 }
 
 /* ---- per-invoice chain ---- */
@@ -251,6 +310,7 @@ static void on_made(int status, const struct nwc_response *resp, void *arg)
 {
     struct job *j = arg;
     struct billing *b = j->b;
+    maybe_watch(b);
     const char *inv = status == 0 ? nwc_tx_string(resp->result, "invoice") : NULL;
     const char *hash = status == 0 ? nwc_tx_string(resp->result, "payment_hash") : NULL;
     if (!inv || !hash || !hex_is_lower64(hash) || strlen(inv) > 4096) {
@@ -468,6 +528,7 @@ static void on_looked_up(int status, const struct nwc_response *resp, void *arg)
     struct job *j = arg;
     struct billing *b = j->b;
     struct repo_pending *p = j->p;
+    maybe_watch(b);
     if (status != 0) {
         /* Unknown state: never collect blind. */
         LOG_WARN("billing: lookup_invoice for %s failed: %d %s", p->id, status,

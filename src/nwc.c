@@ -41,9 +41,19 @@ struct nwc_req {
     void *arg;
 };
 
+/* The one notification subscription (nwc_watch). */
+struct nwc_watch {
+    struct nwc_uri uri;
+    struct nostr_keypair kp; /* auth identity for the pool: lives as long as the sub */
+    struct relay_sub *sub;
+    nwc_notify_cb *cb;
+    void *arg;
+};
+
 struct nwc {
     uv_loop_t *loop;
     struct relay_pool *pool;
+    struct nwc_watch *watch;
     struct nwc_req *reqs;
     size_t n_reqs;
     struct info_entry cache[INFO_CACHE];
@@ -375,6 +385,67 @@ int nwc_pay_invoice(struct nwc *nwc, const char *uri, const char *bolt11, nwc_do
     return rc;
 }
 
+/* ---- notifications ---- */
+
+static void on_notification(const struct nostr_event *ev, const char *relay_url, void *arg)
+{
+    struct nwc_watch *w = arg;
+    struct nwc_notification n;
+    (void)relay_url;
+    if (nwc_parse_notification(&w->uri, ev, &n) < 0) {
+        LOG_WARN("nwc: ignoring a malformed notification");
+        return;
+    }
+    LOG_DEBUG("nwc: notification %s", n.type);
+    w->cb(&n, w->arg);
+    nwc_notification_free(&n);
+}
+
+static void watch_free(struct nwc_watch *w)
+{
+    if (!w)
+        return;
+    if (w->sub)
+        relay_sub_close(w->sub);
+    nwc_uri_free(&w->uri);
+    secure_zero(&w->kp, sizeof(w->kp));
+    free(w);
+}
+
+int nwc_watch(struct nwc *nwc, const char *uri, nwc_notify_cb *cb, void *arg)
+{
+    char filter[320], wallet[65], client[65];
+    const char *err = NULL;
+    if (nwc->closing)
+        return NWC_ECANCELED;
+    if (nwc->watch)
+        return NWC_EINTERNAL;
+    struct nwc_watch *w = xcalloc(1, sizeof(*w));
+    if (nwc_uri_parse(uri, &w->uri, &err) < 0 ||
+        nostr_keypair_from_seckey(&w->kp, w->uri.secret) < 0) {
+        watch_free(w);
+        return NWC_EURI;
+    }
+    w->cb = cb;
+    w->arg = arg;
+    hex_encode(w->uri.wallet_pubkey, 32, wallet);
+    hex_encode(w->kp.pubkey, 32, client);
+    /* No "since": 2319x are ephemeral (never stored), and our clock may be a test's. */
+    snprintf(filter, sizeof(filter),
+             "[{\"kinds\":[%d,%d],\"authors\":[\"%s\"],\"#p\":[\"%s\"]}]",
+             NWC_KIND_NOTIFY_NIP04, NWC_KIND_NOTIFY_NIP44, wallet, client);
+    int rc = relay_pool_subscribe(nwc->pool, (const char *const *)w->uri.relays,
+                                  w->uri.n_relays, filter, &w->kp, on_notification, NULL, w,
+                                  &w->sub);
+    if (rc < 0) {
+        w->sub = NULL;
+        watch_free(w);
+        return rc;
+    }
+    nwc->watch = w;
+    return 0;
+}
+
 void nwc_free(struct nwc *nwc, void (*cb)(void *arg), void *arg)
 {
     if (!nwc) {
@@ -383,6 +454,8 @@ void nwc_free(struct nwc *nwc, void (*cb)(void *arg), void *arg)
         return;
     }
     nwc->closing = 1;
+    watch_free(nwc->watch);
+    nwc->watch = NULL;
     nwc->close_cb = cb;
     nwc->close_arg = arg;
     /* finish() may unlink nothing synchronously (the timer close is deferred), so the list

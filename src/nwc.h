@@ -68,6 +68,15 @@ int nwc_lookup_invoice(struct nwc *nwc, const char *uri, const char *payment_has
 int nwc_pay_invoice(struct nwc *nwc, const char *uri, const char *bolt11, nwc_done_cb *cb,
                     void *arg);
 
+/* A notification from the watched wallet (decrypted, author checked); n is borrowed for
+ * the call. Loop thread. */
+typedef void nwc_notify_cb(const struct nwc_notification *n, void *arg);
+/* Listens until nwc_free for the wallet's kind 23196/23197 notifications addressed to the
+ * URI's client key, on the URI's relays (resubscribed by the pool after a reconnect).
+ * One watch per client. uri is copied. Returns 0, NWC_EURI, NWC_ECANCELED, NWC_EINTERNAL
+ * (already watching) or a relay pool error. */
+int nwc_watch(struct nwc *nwc, const char *uri, nwc_notify_cb *cb, void *arg);
+
 /* Cached info of a wallet (after at least one request): 0 and *info, or -1. */
 int nwc_cached_info(const struct nwc *nwc, const char *uri, struct nwc_info *info);
 

@@ -160,6 +160,37 @@ int nwc_parse_response(const struct nwc_uri *uri, const struct nostr_event *ev,
     return 0;
 }
 
+int nwc_parse_notification(const struct nwc_uri *uri, const struct nostr_event *ev,
+                           struct nwc_notification *out)
+{
+    char *plain = NULL;
+    size_t len = 0;
+    memset(out, 0, sizeof(*out));
+    if ((ev->kind != NWC_KIND_NOTIFY_NIP04 && ev->kind != NWC_KIND_NOTIFY_NIP44) ||
+        memcmp(ev->pubkey, uri->wallet_pubkey, 32) != 0)
+        return -1;
+    if (decrypt_from(uri, ev, &plain, &len) < 0)
+        return -1;
+    if (len <= NWC_MAX_PLAINTEXT)
+        out->root = cJSON_ParseWithLength(plain, len);
+    free(plain);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(out->root, "notification_type");
+    const cJSON *tx = cJSON_GetObjectItemCaseSensitive(out->root, "notification");
+    if (!cJSON_IsString(type) || !cJSON_IsObject(tx)) {
+        nwc_notification_free(out);
+        return -1;
+    }
+    out->type = type->valuestring;
+    out->tx = tx;
+    return 0;
+}
+
+void nwc_notification_free(struct nwc_notification *n)
+{
+    cJSON_Delete(n->root);
+    memset(n, 0, sizeof(*n));
+}
+
 int nwc_tx_is_settled(const cJSON *tx)
 {
     const char *state = nwc_tx_string(tx, "state");

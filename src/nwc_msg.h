@@ -14,6 +14,8 @@
 #define NWC_KIND_INFO 13194
 #define NWC_KIND_REQUEST 23194
 #define NWC_KIND_RESPONSE 23195
+#define NWC_KIND_NOTIFY_NIP04 23196 /* notification, NIP-04 (legacy) */
+#define NWC_KIND_NOTIFY_NIP44 23197 /* notification, NIP-44 v2 */
 #define NWC_MAX_PLAINTEXT (64 * 1024) /* a decrypted response larger than this is refused */
 #define NWC_ERR_CODE_MAX 64
 #define NWC_ERR_MSG_MAX 256
@@ -55,6 +57,21 @@ void nwc_response_free(struct nwc_response *resp);
  * object. Returns 0, or -1 for anything malformed (resp left empty). */
 int nwc_parse_response(const struct nwc_uri *uri, const struct nostr_event *ev,
                        const char *method, struct nwc_response *resp);
+
+/* A decrypted kind 23196/23197 notification {"notification_type", "notification"}. */
+struct nwc_notification {
+    cJSON *root;       /* owned: the whole decrypted JSON */
+    const char *type;  /* borrowed from root, e.g. "payment_received" */
+    const cJSON *tx;   /* borrowed from root: the transaction object */
+};
+
+/* Decrypts ev (kind 23196 or 23197, NIP-04 when the content has "?iv=", else NIP-44 v2)
+ * with the URI secret, checks the author is the wallet and the body has a string
+ * notification_type and an object notification. On success out owns root (free with
+ * nwc_notification_free). Returns 0, or -1 for anything else (out left empty). */
+int nwc_parse_notification(const struct nwc_uri *uri, const struct nostr_event *ev,
+                           struct nwc_notification *out);
+void nwc_notification_free(struct nwc_notification *n);
 
 /* A lookup_invoice / make_invoice transaction object is settled when its state is
  * "settled"; without a state (older wallets), when settled_at is a positive number or a

@@ -669,6 +669,35 @@ int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt1
     return rc ? rc : reactivate_relays(conn, inv.tenant, cfg, now, changed);
 }
 
+int repo_billing_paid_by_hash(sqlite3 *conn, const char *payment_hash, int64_t amount_msats,
+                              const struct billing_cfg *cfg, int64_t now,
+                              struct repo_ids *changed, int *found)
+{
+    char bolt11_id[65] = "", invoice[65] = "";
+    int has_attempt = 0;
+    *found = 0;
+    sqlite3_stmt *st = db_stmt(
+        conn, "SELECT b.id, b.invoice, EXISTS (SELECT 1 FROM payment_attempt a WHERE "
+              "a.bolt11 = b.id AND a.state = 'pending') FROM bolt11 b JOIN invoice i ON "
+              "i.id = b.invoice WHERE b.payment_hash = ? AND b.settled_at IS NULL AND "
+              "i.status = 'pending' AND b.amount_msats <= ? LIMIT 1");
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_text(st, 1, payment_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, amount_msats);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        copy_col(st, 0, bolt11_id, sizeof(bolt11_id));
+        copy_col(st, 1, invoice, sizeof(invoice));
+        has_attempt = sqlite3_column_int(st, 2);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    *found = 1;
+    return repo_billing_mark_paid(conn, invoice, bolt11_id, has_attempt, cfg, now, changed);
+}
+
 int repo_billing_send_bolt11(sqlite3 *conn, const struct repo_pending *p, int64_t now)
 {
     char d1[11], d2[11];

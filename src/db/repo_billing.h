@@ -77,6 +77,14 @@ int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt1
                            int clear_nwc_error, const struct billing_cfg *cfg, int64_t now,
                            struct repo_ids *changed);
 
+/* The platform wallet notified payment_received for payment_hash (amount_msats received):
+ * when that hash belongs to an unsettled BOLT11 of a pending invoice and the amount covers
+ * it, repo_billing_mark_paid (clearing nwc_error when an attempt was pending on it) and
+ * *found = 1; else nothing and *found = 0. */
+int repo_billing_paid_by_hash(sqlite3 *conn, const char *payment_hash, int64_t amount_msats,
+                              const struct billing_cfg *cfg, int64_t now,
+                              struct repo_ids *changed, int *found);
+
 /* No NWC URL: DM the BOLT11 (reminders + 1, last_collect_at = now). */
 int repo_billing_send_bolt11(sqlite3 *conn, const struct repo_pending *p, int64_t now);
 

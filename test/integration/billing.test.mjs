@@ -48,10 +48,10 @@ async function waitFor(fn, what, ms = 20000) {
 }
 
 // A fresh data directory, fake clock, Lightning network and platform wallet (NWC_URL).
-async function setup({ platformEncryption = 'nip44' } = {}) {
+async function setup({ platformEncryption = 'nip44', notifications = false } = {}) {
   const s = { robot: generateSecretKey(), servers: [], wallets: [] }
   s.ln = new FakeLightning({ clockFile: null })
-  s.platform = await startWallet({ relayUrl: relay.url, ln: s.ln, encryption: platformEncryption })
+  s.platform = await startWallet({ relayUrl: relay.url, ln: s.ln, encryption: platformEncryption, notifications })
   s.wallets.push(s.platform)
   cleanups.push(async () => {
     for (const srv of s.servers) {
@@ -183,6 +183,25 @@ test('tenant without NWC: BOLT11 by DM, paid when it settles; NIP-04 platform wa
   await waitFor(async () => (await invoices(s, u))[0].status === 'paid', 'paid after settlement')
   assert.equal((await invoices(s, u))[0].amount, 50000)
   await waitDm(s, u, /payment received, 50000 sats/, 'receipt DM')
+  assert.equal(await s.srv.stop(), 0)
+})
+
+test('payment_received notification (kind 23197) marks the invoice paid without another run', async () => {
+  const s = await setup({ notifications: true })
+  await start(s)
+  const u = await tenant(s)
+  assert.equal(await s.srv.stop(), 0)
+  setClock(s, T0 + P + 1)
+  // One run at start-up, the next in an hour: only the notification can mark it paid.
+  await start(s, { BILLING_INTERVAL: '3600' })
+  const bolt11 = await waitFor(async () => (await invoices(s, u))[0]?.bolt11, 'BOLT11')
+  await waitFor(() => s.srv.logs().includes('listening for the platform wallet'), 'notification subscription')
+  await waitDm(s, u, /Pay this Lightning invoice/, 'BOLT11 DM') // the start-up run is over
+  const lookups = s.platform.requests.filter((r) => r.method === 'lookup_invoice').length
+  await s.platform.notify(s.ln.settle(bolt11))
+  await waitFor(async () => (await invoices(s, u))[0].status === 'paid', 'paid by the notification')
+  await waitDm(s, u, /payment received, 10000 sats/, 'receipt DM')
+  assert.equal(s.platform.requests.filter((r) => r.method === 'lookup_invoice').length, lookups)
   assert.equal(await s.srv.stop(), 0)
 })
 

@@ -19,6 +19,13 @@ static const char RESP_NIP04_ERR[] =
 static const char INFO[] =
     "{\"kind\":13194,\"created_at\":1700000000,\"tags\":[[\"encryption\",\"nip04 nip44_v2\"],[\"notifications\",\"payment_received payment_sent\"]],\"content\":\"pay_invoice make_invoice lookup_invoice\",\"pubkey\":\"4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa\",\"id\":\"82b1fd242141d409c076e09b487cc52062cd7a7256bbc8ea6d95d9ea49db8daa\",\"sig\":\"3a6d77851ded60f55c149e8b85b32081a56d9d115c62800bddd35d0eb2ffd7a4c00aa7a449b09b1eabf98d9d2d5f3c66c77e4c16f55771b27cbe18bb2c7144e2\"}";
 
+/* Notifications by the same wallet (nostr-tools 2.25.2): payment_received (NIP-44 v2,
+ * kind 23197, amount 10000000 msats, payment_hash ab..ab) and payment_sent (NIP-04). */
+static const char NOTIFY_NIP44[] =
+    "{\"kind\":23197,\"created_at\":1700000000,\"tags\":[[\"p\",\"466d7fcae563e5cb09a0d1870bb580344804617879a14949cf22285f1bae3f27\"]],\"content\":\"Ar2/1vKuVbrodUaIcQrpkNPrQl4huR+qfY9OWjGQg1fXUV2cvMnZsqz1Uc6nnIhQlPrhoknoagB7SMkWhfEY/TVHiL7Q9UyScF+LybEM4peHQaMTrSyQ2qRmu0Mj4c+QMttU9oZyByPNJaIbUcTE7g5HX3HlGvV22wV1VVTupVFQRBHWNRcK76scZCIjb0Xq0ybHkkLJ2RTRDZF1s15Cft+ek8nIkjhv86VT9z3sSgKuXceHOAUDub9efDYXk1nq5m0sk/SF0kJTt41fY0N1oV2/Js2p8g8GBbgul78p4DB7FHXs5Jef/ikoQK9mHLDHd+sM0/0W558APHmRfnki1aTnIxAZIufABm2P7tCqyb/4uBgLkNbPwV9TTqhHNrdbQ8h2bXPfUb91vbAYg2ceVeHjR22LOGvcBAZ0rGPWktWCvXX/Jck5c6lc+5yh5bNfefphohaAw2gWGffcytq+btmTnF93XSm7fzSZ/RzLVRx7oJeukLMxJQTyBovTH5narUyQS7WKYNI+gQWdQx+Sco+8G+c8wsEbnefbIhOJCWI21CEyLKcNergnxRYiQa5lpyBsC9KinsGmdDmbsnMclHdybw==\",\"pubkey\":\"4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa\",\"id\":\"7196c0e42dfed0d2a17e51a38b8acf24c07df396f2d68944cd36afc24befc9b7\",\"sig\":\"45b65de0ab2155aebd4291738ffdf8af7d0d71b1b619412ca46bdd46554e527778ebc38dc429420bd2007f964b5e8e53dfe8643feb159c509f840dc2ccfeb4a2\"}";
+static const char NOTIFY_NIP04[] =
+    "{\"kind\":23196,\"created_at\":1700000000,\"tags\":[[\"p\",\"466d7fcae563e5cb09a0d1870bb580344804617879a14949cf22285f1bae3f27\"]],\"content\":\"5NOC8JLBukBQchifY7ZieJxQzT3W58XM0EHvDlMGu/IFfQniGr6e4sde7k4JP4Czdw7imU0+kftpHUyB91MeHqDgMpEzAIdkOT+8hZydRRgtDGsEyA5nBxarCW5C/CX/uT5P9PdkLAi2o4Iw+PoZEIcBOSQ1AdVecBVTSPU8Mj6L2M2/OAHltnWUPYvno+aa5rwXmcfZklIQhMklJPIVJgW+yFrwTVZXWiWizu0lM0q6YKtSp+5A7wPRsDvAlSeZ7jnbyN4zm+ZtL4WHS1NER8vryXejFxwEb+E7Z69qa4gMSz0IM18OQlJwJzwXPLGjotr7sDYQrPVQQr55dX1RfEf4hXpU+ZOleOq3tzWcJuqZeW19taOjFdZwtnJdNrpu6KZp41JTqBKO+ldfb/Ge4mh4QnugwaeeMBnFQKhgpa8pMISZmEFk5B2fWyccqxfuvBq3U5RbTvplW05ytnA318jCGheXU1sEfFUnZWoIIeM=?iv=YM5W6aIiXIuoM8vgSAOjtA==\",\"pubkey\":\"4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa\",\"id\":\"6b9edb3c63cc1544095082b548e815e53e7837234852122d572941a6488fe77f\",\"sig\":\"4ddec4ae8c3ebf70d41178df36887a0b6762195f31d2f42cbb8795d34f034e6169c19733b358e4938fe91f5288b26681dbdda0d5b12ab23ac8caa1d7839ecca7\"}";
+
 static void load(struct nostr_event *ev, const char *json)
 {
     nostr_event_init(ev);
@@ -167,4 +174,36 @@ TEST(nwc_settled_heuristics)
         ASSERT_EQ(nwc_tx_is_settled(j), T[i].settled);
         cJSON_Delete(j);
     }
+}
+
+TEST(nwc_parse_notifications_from_nostr_tools)
+{
+    struct nwc_uri u;
+    struct nostr_event ev;
+    struct nwc_notification n;
+    struct nwc_response r;
+    setup(&u);
+    load(&ev, NOTIFY_NIP44);
+    ASSERT_OK(nwc_parse_notification(&u, &ev, &n));
+    ASSERT_STR_EQ(n.type, "payment_received");
+    ASSERT_STR_EQ(nwc_tx_string(n.tx, "payment_hash"),
+                  "abababababababababababababababababababababababababababababababab");
+    ASSERT_EQ(nwc_tx_is_settled(n.tx), 1);
+    nwc_notification_free(&n);
+    ASSERT_NULL(n.root);
+    /* Not a response, and not from another author. */
+    ASSERT_EQ(nwc_parse_response(&u, &ev, "lookup_invoice", &r), -1);
+    ev.pubkey[0] ^= 1;
+    ASSERT_EQ(nwc_parse_notification(&u, &ev, &n), -1);
+    nostr_event_free(&ev);
+    load(&ev, NOTIFY_NIP04);
+    ASSERT_OK(nwc_parse_notification(&u, &ev, &n));
+    ASSERT_STR_EQ(n.type, "payment_sent");
+    nwc_notification_free(&n);
+    ev.content[3] = ev.content[3] == 'A' ? 'B' : 'A';
+    ASSERT_EQ(nwc_parse_notification(&u, &ev, &n), -1);
+    ev.kind = 23195;
+    ASSERT_EQ(nwc_parse_notification(&u, &ev, &n), -1);
+    nostr_event_free(&ev);
+    nwc_uri_free(&u);
 }

@@ -199,3 +199,38 @@ TEST(repo_billing_dunning_and_reactivation)
     repo_billing_pending_free(p, n);
     sqlite3_close(db);
 }
+
+TEST(repo_billing_paid_by_notification_hash)
+{
+    sqlite3 *db = open_db();
+    struct repo_pending *p = NULL;
+    size_t n = 0;
+    int created = 0, found = -1;
+    char b1[65], a1[65];
+    struct repo_ids changed = {0};
+    one_invoice(db, &p, &n);
+    ASSERT_OK(repo_billing_add_bolt11(db, p[0].id, "lnbc1", "11", 10000000, T0 + P + 100,
+                                      T0 + P, b1, &created));
+    ASSERT_OK(repo_billing_begin_attempt(db, p[0].id, b1, T0 + P, a1));
+    /* Unknown hash, or less than the BOLT11's amount: nothing happens. */
+    ASSERT_OK(repo_billing_paid_by_hash(db, "99", 10000000, &CFG, T0 + P + 1, &changed, &found));
+    ASSERT_EQ(found, 0);
+    ASSERT_OK(repo_billing_paid_by_hash(db, "11", 9999999, &CFG, T0 + P + 1, &changed, &found));
+    ASSERT_EQ(found, 0);
+    ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM invoice WHERE status = 'paid'"), 0);
+    exec(db, "UPDATE tenant SET nwc_error = 'TIMEOUT'");
+    ASSERT_OK(repo_billing_paid_by_hash(db, "11", 10000000, &CFG, T0 + P + 2, &changed, &found));
+    ASSERT_EQ(found, 1);
+    ASSERT_EQ(scalar(db, "SELECT paid_at FROM invoice WHERE status = 'paid'"), T0 + P + 2);
+    ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM bolt11 WHERE settled_at IS NOT NULL"), 1);
+    ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM payment_attempt WHERE state = 'paid'"), 1);
+    ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM tenant WHERE nwc_error IS NULL"), 1);
+    ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM message WHERE body LIKE '%payment received%'"), 1);
+    /* The same notification again (another relay, a replay): nothing more. */
+    ASSERT_OK(repo_billing_paid_by_hash(db, "11", 10000000, &CFG, T0 + P + 3, &changed, &found));
+    ASSERT_EQ(found, 0);
+    ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM message WHERE body LIKE '%payment received%'"), 1);
+    repo_billing_ids_free(&changed);
+    repo_billing_pending_free(p, n);
+    sqlite3_close(db);
+}

@@ -11,6 +11,9 @@
 //   ln.settle(bolt11)          the tenant paid it some other way (outside NWC)
 //   ln.invoices                Map payment_hash -> transaction
 //   wallet.requests            [{method, params, encryption}] received
+//   await wallet.notify(tx)    publish a kind 23197 payment_received notification (NIP-44) of tx
+//                              to the client key; with { notifications: true } the info event
+//                              advertises payment_received
 //   await wallet.close()
 // encryption: 'nip44' (info event advertises "nip04 nip44_v2", as the sdk publishes it) or
 // 'nip04' (our own info event without an encryption tag: the client must fall back to NIP-04).
@@ -19,6 +22,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { generateSecretKey, getPublicKey, finalizeEvent } from 'nostr-tools/pure'
 import { Relay } from 'nostr-tools/relay'
+import * as nip44 from 'nostr-tools/nip44'
 
 globalThis.WebSocket ??= WebSocket // the sdk needs a global WebSocket on Node 20
 const { NWCWalletService, NWCWalletServiceKeyPair } = await import('@getalby/sdk/nwc')
@@ -63,7 +67,7 @@ export class FakeLightning {
   }
 }
 
-export async function startWallet({ relayUrl, ln, encryption = 'nip44' }) {
+export async function startWallet({ relayUrl, ln, encryption = 'nip44', notifications = false }) {
   const walletSecret = hex(generateSecretKey())
   const walletPubkey = getPublicKey(Buffer.from(walletSecret, 'hex'))
   const clientSecret = hex(generateSecretKey())
@@ -75,7 +79,7 @@ export async function startWallet({ relayUrl, ln, encryption = 'nip44' }) {
   const methods = ['get_info', 'make_invoice', 'pay_invoice', 'lookup_invoice']
   const service = new NWCWalletService({ relayUrls: [relayUrl] })
   if (encryption === 'nip44') {
-    await service.publishWalletServiceInfoEvent(walletSecret, methods, [])
+    await service.publishWalletServiceInfoEvent(walletSecret, notifications ? [...methods, 'notifications'] : methods, notifications ? ['payment_received'] : [])
   } else {
     const relay = await Relay.connect(relayUrl, { websocketImplementation: WebSocket })
     await relay.publish(finalizeEvent({ kind: 13194, created_at: Math.floor(Date.now() / 1000), tags: [], content: methods.join(' ') }, Buffer.from(walletSecret, 'hex')))
@@ -100,6 +104,14 @@ export async function startWallet({ relayUrl, ln, encryption = 'nip44' }) {
     },
   })
   await new Promise((r) => setTimeout(r, 300)) // the REQ must be live (23194 is ephemeral)
+  w.notify = async (tx) => {
+    const body = JSON.stringify({ notification_type: 'payment_received', notification: ln.view(tx) })
+    const ck = nip44.getConversationKey(Buffer.from(walletSecret, 'hex'), clientPubkey)
+    const ev = finalizeEvent({ kind: 23197, created_at: Math.floor(Date.now() / 1000), tags: [['p', clientPubkey]], content: nip44.encrypt(body, ck) }, Buffer.from(walletSecret, 'hex'))
+    const relay = await Relay.connect(relayUrl, { websocketImplementation: WebSocket })
+    await relay.publish(ev)
+    relay.close()
+  }
   // Let answers in flight finish publishing first: the sdk rejects them on close otherwise.
   w.close = async () => { unsub(); await new Promise((r) => setTimeout(r, 200)); service.close() }
   return w
