@@ -3,10 +3,12 @@
  * billing_start: with NWC_URL unset, logs a warning naming NWC_URL and returns 0 with
  * *out = NULL (billing off). Otherwise app->db and app->pool must be running; it creates the
  * NWC client (owned by billing, also published as app->nwc until billing_stop) and runs at
- * once, then every BILLING_INTERVAL. Returns 0 or -1.
+ * once, then every BILLING_INTERVAL. Returns 0 or -1. Once the platform wallet's info
+ * event is known to advertise payment_received notifications, it also listens for them
+ * (kinds 23196/23197) and marks the matching invoice paid at once.
  * billing_stop: cancels the wallet request in flight (a pay_invoice in flight stays a
- * pending attempt, resolved by lookup_invoice after restart), waits for the database job in
- * flight, frees, then calls cb (may be NULL). Call it before db_close and relay_pool_free.
+ * pending attempt, resolved by lookup_invoice after restart), waits for the database jobs in
+ * flight (the run's and notifications'), frees, then calls cb (may be NULL). Call it before db_close and relay_pool_free.
  *
  * Test-only (never set in production): CARAVEL_TEST_CRASH_AT=before_attempt |
  * after_attempt | after_pay_sent | after_answer makes the process _exit(97) at that step
