@@ -8,7 +8,8 @@
  * (kinds 23196/23197) and marks the matching invoice paid at once.
  * billing_stop: cancels the wallet request in flight (a pay_invoice in flight stays a
  * pending attempt, resolved by lookup_invoice after restart), waits for the database jobs in
- * flight (the run's and notifications'), frees, then calls cb (may be NULL). Call it before db_close and relay_pool_free.
+ * flight (the run's and notifications'), frees, then calls cb (may be NULL). Call it
+ * before db_close and relay_pool_free.
  *
  * Test-only (never set in production): CARAVEL_TEST_CRASH_AT=before_attempt |
  * after_attempt | after_pay_sent | after_answer makes the process _exit(97) at that step
