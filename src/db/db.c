@@ -18,6 +18,9 @@
 #define DB_READERS 2
 #define STMT_CACHE 96
 #define BUSY_RETRIES 5
+/* Write jobs waiting together are committed together (group commit): one fsync for up to
+ * this many, each job inside its own savepoint. */
+#define WRITE_BATCH 64
 
 struct stmt_slot {
     const char *sql; /* the caller's string literal: pointer identity is the fast key */
@@ -292,13 +295,30 @@ fail:
 
 /* ---- jobs ---- */
 
-/* Pool thread: one attempt of a write job, rolled back unless everything succeeded. */
-static int write_once(struct db_job *job, sqlite3 *h)
+/* Pool thread: one attempt of a batch of write jobs (first and its ->next chain) in one
+ * BEGIN IMMEDIATE transaction. Each job runs inside its own savepoint, so a job that fails
+ * leaves nothing behind while the others still commit; the COMMIT (one fsync) makes them all
+ * durable before any done callback runs. Returns 0, or the error that undid the whole batch
+ * (DB_EBUSY from any job: the batch is run again as a whole). */
+static int write_batch_once(struct db_job *first, sqlite3 *h)
 {
+    for (struct db_job *j = first; j; j = j->next)
+        j->rc = 0;
     int rc = db_exec(h, "BEGIN IMMEDIATE");
-    if (rc != 0)
-        return rc;
-    rc = job->work(h, job->arg);
+    for (struct db_job *j = first; rc == 0 && j; j = j->next) {
+        if ((rc = db_exec(h, "SAVEPOINT job")) != 0)
+            break;
+        j->rc = j->work(h, j->arg);
+        if (j->rc == DB_EBUSY)
+            rc = DB_EBUSY;
+        else if (j->rc != 0 && !sqlite3_get_autocommit(h))
+            db_exec(h, "ROLLBACK TO job");
+        /* Some errors make SQLite end the transaction itself: the batch is lost. */
+        if (rc == 0 && sqlite3_get_autocommit(h))
+            rc = DB_EGENERIC;
+        if (rc == 0)
+            rc = db_exec(h, "RELEASE job");
+    }
     if (rc == 0)
         rc = db_exec(h, "COMMIT");
     if (rc != 0 && !sqlite3_get_autocommit(h))
@@ -306,22 +326,31 @@ static int write_once(struct db_job *job, sqlite3 *h)
     return rc;
 }
 
-/* Pool thread: touches only the job and its connection. A write that found the database
- * locked past busy_timeout (another process) is rolled back and run again as a whole. */
+/* Pool thread: runs a batch, again as a whole while the file is locked by another process,
+ * and gives every job whose own work succeeded the batch's result. */
+static void write_batch(struct db_job *first, sqlite3 *h)
+{
+    int rc = 0;
+    for (int attempt = 1; attempt <= BUSY_RETRIES; attempt++) {
+        if ((rc = write_batch_once(first, h)) != DB_EBUSY)
+            break;
+        LOG_WARN("database locked (attempt %d of %d)", attempt, BUSY_RETRIES);
+    }
+    for (struct db_job *j = first; j; j = j->next)
+        if (rc != 0 && (j->rc == 0 || j->rc == DB_EBUSY))
+            j->rc = rc;
+}
+
+/* Pool thread: touches only the job (and its batch) and its connection. */
 static void job_work(uv_work_t *req)
 {
     struct db_job *job = container_of(req, struct db_job, req);
     sqlite3 *h = job->conn->h;
     current_conn = job->conn;
-    if (!job->is_write) {
+    if (!job->is_write)
         job->rc = job->work(h, job->arg);
-    } else {
-        for (int attempt = 1; attempt <= BUSY_RETRIES; attempt++) {
-            if ((job->rc = write_once(job, h)) != DB_EBUSY)
-                break;
-            LOG_WARN("database locked (attempt %d of %d)", attempt, BUSY_RETRIES);
-        }
-    }
+    else
+        write_batch(job, h);
     current_conn = NULL;
 }
 
@@ -342,6 +371,7 @@ static struct db_job *fifo_pop(struct job_fifo *f)
         f->head = job->next;
         if (!f->head)
             f->tail = NULL;
+        job->next = NULL;
     }
     return job;
 }
@@ -367,8 +397,12 @@ static void start(struct db *db, struct db_job *job, struct db_conn *c)
 static void dispatch(struct db *db)
 {
     struct db_conn *c;
-    if (!db->writer.in_use && db->wait_write.head)
-        start(db, fifo_pop(&db->wait_write), &db->writer);
+    if (!db->writer.in_use && db->wait_write.head) {
+        struct db_job *first = fifo_pop(&db->wait_write), *last = first;
+        for (int n = 1; n < WRITE_BATCH && db->wait_write.head; n++)
+            last = last->next = fifo_pop(&db->wait_write);
+        start(db, first, &db->writer);
+    }
     while (db->wait_read.head && (c = free_reader(db)) != NULL)
         start(db, fifo_pop(&db->wait_read), c);
 }
@@ -390,9 +424,13 @@ static void job_after(uv_work_t *req, int status)
     struct db_job *job = container_of(req, struct db_job, req);
     struct db *db = job->db;
     job->conn->in_use = 0;
-    db->depth--;
-    job->done(status == UV_ECANCELED ? DB_ECLOSED : job->rc, job->arg);
-    free(job);
+    while (job) { /* a write batch: every job, in order */
+        struct db_job *next = job->next;
+        db->depth--;
+        job->done(status == UV_ECANCELED ? DB_ECLOSED : job->rc, job->arg);
+        free(job);
+        job = next;
+    }
     dispatch(db);
     maybe_finish_close(db);
 }

@@ -8,7 +8,10 @@
  * Jobs: work runs on a pool thread with a connection and may only touch its own arg; done
  * runs on the loop thread with work's status (0, or a negative code; DB_EBUSY/DB_ECONSTRAINT
  * etc. below, or whatever negative value work returned). If work returns non-zero the
- * transaction is rolled back. A write whose transaction fails with DB_EBUSY (the file locked
+ * transaction is rolled back. Writes waiting together are committed together (group commit,
+ * up to 64 per COMMIT): each job runs in its own SAVEPOINT, so a failing job is rolled back
+ * alone and the others commit; every done runs only after the COMMIT, in submission order.
+ * A write whose transaction fails with DB_EBUSY (the file locked
  * by another process past busy_timeout) is rolled back and run again, up to 5 times: a write
  * work function may therefore run more than once and must (re)set what it stores in arg.
  * db_open, db_read/db_write and db_close are loop thread only. */
