@@ -83,10 +83,6 @@ int api_paging(struct api_ctx *ctx, int64_t *limit, int64_t *offset);
  * or all (admin without ?tenant=, out = ""). 0 or answered. */
 int api_list_scope(struct api_ctx *ctx, char out[65]);
 
-/* Column helpers for work functions building JSON from a row. */
-void api_json_text(cJSON *obj, const char *key, sqlite3_stmt *st, int col);
-void api_json_int(cJSON *obj, const char *key, sqlite3_stmt *st, int col);
-void api_json_bool(cJSON *obj, const char *key, sqlite3_stmt *st, int col);
 
 /* Positive cache of tenant pubkeys (tenant_cache.c; tenants are never deleted, so a
  * remembered "is a tenant" cannot go stale). Loop thread only. */

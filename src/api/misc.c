@@ -5,6 +5,8 @@
 
 #include "api/internal.h"
 #include "db/db.h"
+#include "db/repo_common.h"
+#include "db/repo_tenant.h"
 #include "util/clock.h"
 #include "util/util.h"
 
@@ -35,11 +37,7 @@ static void answer_health(struct api_ctx *ctx, int ok)
 static int ping_cb(sqlite3 *conn, void *arg)
 {
     (void)arg;
-    sqlite3_stmt *st = db_stmt(conn, "SELECT 1");
-    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
-    if (st)
-        sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : DB_EGENERIC;
+    return repo_ping(conn);
 }
 
 static void ping_done_cb(int status, void *arg)
@@ -120,16 +118,11 @@ static cJSON *identity_json(const struct api_ctx *ctx, int is_tenant)
 static int identity(sqlite3 *conn, struct api_call *call)
 {
     struct api_ctx *ctx = call->ctx;
-    sqlite3_stmt *st = db_stmt(conn, "SELECT 1 FROM tenant WHERE pubkey = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, ctx->pubhex, 64, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_rc(conn, rc);
-    call->caller_is_tenant = rc == SQLITE_ROW;
-    call->data = identity_json(ctx, rc == SQLITE_ROW);
+    int rc = repo_tenant_exists(conn, ctx->pubhex);
+    if (rc < 0)
+        return rc;
+    call->caller_is_tenant = rc;
+    call->data = identity_json(ctx, rc);
     return 0;
 }
 

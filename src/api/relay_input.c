@@ -11,10 +11,6 @@
 #define INFO_DESCRIPTION_MAX 2000
 #define INFO_ICON_MAX 2048
 
-const char *const relay_flag_names[RF_COUNT] = {
-    "policy_public_join", "policy_strip_signatures", "groups_enabled", "management_enabled",
-    "blossom_enabled",    "livekit_enabled",         "push_enabled",
-};
 
 static int fail(struct relay_error *err, int status, const char *code, const char *msg)
 {

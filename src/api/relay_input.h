@@ -7,29 +7,7 @@
 
 #include <cjson/cJSON.h>
 
-enum relay_flag {
-    RF_PUBLIC_JOIN,
-    RF_STRIP_SIGNATURES,
-    RF_GROUPS,
-    RF_MANAGEMENT,
-    RF_BLOSSOM,
-    RF_LIVEKIT,
-    RF_PUSH,
-    RF_COUNT
-};
-
-/* Column / JSON names of the flags, in enum order. */
-extern const char *const relay_flag_names[RF_COUNT];
-
-/* The writable fields of a relay. In an input, NULL strings / has_flag 0 mean "not given". */
-struct relay_fields {
-    char *tenant; /* POST by an admin only */
-    char *subdomain;
-    char *plan;
-    char *info_name, *info_icon, *info_description;
-    int flags[RF_COUNT];
-    int has_flag[RF_COUNT];
-};
+#include "db/repo_relay.h" /* enum relay_flag, struct relay_fields */
 
 struct relay_error {
     int status;       /* 400 or 422 */

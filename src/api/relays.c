@@ -8,65 +8,25 @@
 #include "api/relay_input.h"
 #include "db/db.h"
 #include "db/repo_common.h"
+#include "db/repo_invoice.h"
+#include "db/repo_relay.h"
+#include "db/repo_tenant.h"
 #include "nostr/hex.h"
 #include "nostr/keys.h"
 #include "util/util.h"
 
-#define RELAY_COLS                                                                             \
-    "id, tenant, subdomain, schema, plan, status, synced, sync_error, info_name, info_icon, "  \
-    "info_description, policy_public_join, policy_strip_signatures, groups_enabled, "          \
-    "management_enabled, blossom_enabled, livekit_enabled, push_enabled, created_at, updated_at"
-
-/* Only admins see other tenants' relays; for others they do not exist (no oracle). */
-#define RELAY_VISIBLE " (?2 = 1 OR tenant = ?3)"
-
-static cJSON *relay_row(sqlite3_stmt *st, const char *domain)
+/* The caller sees any relay as an admin, else only its own (404 for others: no oracle). */
+static const char *owner_filter(const struct api_ctx *ctx)
 {
-    cJSON *o = cJSON_CreateObject();
-    const char *sub = (const char *)sqlite3_column_text(st, 2);
-    char host[512];
-    api_json_text(o, "id", st, 0);
-    api_json_text(o, "tenant", st, 1);
-    api_json_text(o, "subdomain", st, 2);
-    snprintf(host, sizeof(host), "%s%s%s", sub ? sub : "", domain[0] ? "." : "", domain);
-    cJSON_AddStringToObject(o, "host", host);
-    api_json_text(o, "schema", st, 3);
-    api_json_text(o, "plan", st, 4);
-    api_json_text(o, "status", st, 5);
-    api_json_bool(o, "synced", st, 6);
-    api_json_text(o, "sync_error", st, 7);
-    api_json_text(o, "info_name", st, 8);
-    api_json_text(o, "info_icon", st, 9);
-    api_json_text(o, "info_description", st, 10);
-    for (int i = 0; i < RF_COUNT; i++)
-        api_json_bool(o, relay_flag_names[i], st, 11 + i);
-    api_json_int(o, "created_at", st, 18);
-    api_json_int(o, "updated_at", st, 19);
-    return o;
-}
-
-static void bind_caller(sqlite3_stmt *st, const struct api_ctx *ctx)
-{
-    sqlite3_bind_int(st, 2, ctx->is_admin);
-    sqlite3_bind_text(st, 3, ctx->pubhex, -1, SQLITE_STATIC);
+    return ctx->is_admin ? NULL : ctx->pubhex;
 }
 
 /* Loads a visible relay into call->data (404 otherwise). */
 static int load_relay(sqlite3 *conn, struct api_call *call, const char *id)
 {
-    sqlite3_stmt *st =
-        db_stmt(conn, "SELECT " RELAY_COLS " FROM relay WHERE id = ?1 AND" RELAY_VISIBLE);
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    bind_caller(st, call->ctx);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        call->data = relay_row(st, call->ctx->app->cfg.relay_domain);
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    return rc == SQLITE_DONE ? api_fail(call, 404, "not-found", "no such relay") : db_rc(conn, rc);
+    const struct api_ctx *ctx = call->ctx;
+    int rc = repo_relay_get(conn, id, owner_filter(ctx), ctx->app->cfg.relay_domain, &call->data);
+    return rc == DB_ENOTFOUND ? api_fail(call, 404, "not-found", "no such relay") : rc;
 }
 
 /* ---- GET /relays, GET /relays/:id ---- */
@@ -79,19 +39,8 @@ struct list_in {
 static int list_relays(sqlite3 *conn, struct api_call *call)
 {
     struct list_in *in = call->in;
-    sqlite3_stmt *st = db_stmt(conn, "SELECT " RELAY_COLS " FROM relay WHERE (?1 = '' OR "
-                                     "tenant = ?1) ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, in->tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, in->limit);
-    sqlite3_bind_int64(st, 3, in->offset);
-    call->data = cJSON_CreateArray();
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        cJSON_AddItemToArray(call->data, relay_row(st, call->ctx->app->cfg.relay_domain));
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    return repo_relay_list(conn, in->tenant, in->limit, in->offset,
+                           call->ctx->app->cfg.relay_domain, &call->data);
 }
 
 void api_list_relays(struct api_ctx *ctx)
@@ -129,16 +78,6 @@ static int fail_relay(struct api_call *call, const struct relay_error *e)
     return api_fail(call, e->status, e->code, "%s", e->msg);
 }
 
-static int subdomain_taken(sqlite3 *conn, const char *subdomain, const char *except_id)
-{
-    sqlite3_stmt *st = db_stmt(conn, "SELECT 1 FROM relay WHERE subdomain = ? AND id <> ?");
-    sqlite3_bind_text(st, 1, subdomain, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, except_id, -1, SQLITE_STATIC);
-    int taken = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
-    return taken;
-}
-
 /* Writes the activity row, marks the relay for zooid and asks for a kick after commit. */
 static int record_change(sqlite3 *conn, struct api_call *call, const char *tenant,
                          const char *id, const char *type, const char *plan, const char *status)
@@ -153,71 +92,26 @@ static int record_change(sqlite3 *conn, struct api_call *call, const char *tenan
 
 /* ---- POST /relays ---- */
 
-static int tenant_exists(sqlite3 *conn, const char *pubkey)
-{
-    sqlite3_stmt *st = db_stmt(conn, "SELECT 1 FROM tenant WHERE pubkey = ?");
-    sqlite3_bind_text(st, 1, pubkey, -1, SQLITE_STATIC);
-    int found = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
-    return found;
-}
-
-/* The schema is fixed at creation and unique: a taken one gets a numeric suffix. */
-static void unique_schema(sqlite3 *conn, const char *subdomain, char *out, size_t cap)
-{
-    char base[80];
-    relay_schema_from_subdomain(subdomain, base, sizeof(base));
-    snprintf(out, cap, "%s", base);
-    sqlite3_stmt *st = db_stmt(conn, "SELECT 1 FROM relay WHERE schema = ?");
-    for (int i = 2;; i++) {
-        sqlite3_bind_text(st, 1, out, -1, SQLITE_TRANSIENT);
-        int taken = sqlite3_step(st) == SQLITE_ROW;
-        sqlite3_reset(st);
-        if (!taken)
-            return;
-        snprintf(out, cap, "%s_%d", base, i);
-    }
-}
-
-static int insert_relay(sqlite3 *conn, const struct relay_fields *f, const char *id,
-                        const char *schema, const char *secret, int64_t now)
-{
-    sqlite3_stmt *st = db_stmt(
-        conn, "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status, info_name,"
-              " info_icon, info_description, policy_public_join, policy_strip_signatures,"
-              " groups_enabled, management_enabled, blossom_enabled, livekit_enabled,"
-              " push_enabled, created_at, updated_at, sync_version)"
-              " VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)");
-    const char *text[] = {id, f->tenant, f->subdomain, schema, secret, f->plan,
-                          f->info_name ? f->info_name : "", f->info_icon ? f->info_icon : "",
-                          f->info_description ? f->info_description : ""};
-    for (int i = 0; i < 9; i++)
-        sqlite3_bind_text(st, i + 1, text[i], -1, SQLITE_STATIC);
-    for (int i = 0; i < RF_COUNT; i++)
-        sqlite3_bind_int(st, 10 + i, f->flags[i]);
-    sqlite3_bind_int64(st, 17, now);
-    sqlite3_bind_int64(st, 18, now);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
-}
-
 static int create_relay(sqlite3 *conn, struct api_call *call)
 {
     struct relay_fields *f = call->in;
     struct nostr_keypair kp;
     char id[33], schema[96], secret[65];
-    if (!tenant_exists(conn, f->tenant))
+    char base[80];
+    int rc = repo_tenant_exists(conn, f->tenant);
+    if (rc == 0)
         return api_fail(call, 422, "tenant-not-found", "the tenant does not exist: POST /tenants first");
-    if (subdomain_taken(conn, f->subdomain, ""))
+    if (rc > 0 && (rc = repo_relay_subdomain_taken(conn, f->subdomain, "")) > 0)
         return api_fail(call, 422, "subdomain-exists", "subdomain is already taken");
-    unique_schema(conn, f->subdomain, schema, sizeof(schema));
+    relay_schema_from_subdomain(f->subdomain, base, sizeof(base));
+    if (rc < 0 || (rc = repo_relay_unique_schema(conn, base, schema, sizeof(schema))) < 0)
+        return rc;
     if (nostr_keypair_generate(&kp) != 0)
         return DB_EGENERIC;
     hex_encode(kp.seckey, 32, secret);
     secure_zero(&kp, sizeof(kp));
     repo_new_id(id);
-    int rc = insert_relay(conn, f, id, schema, secret, call->ctx->now);
+    rc = repo_relay_insert(conn, f, id, schema, secret, call->ctx->now);
     secure_zero(secret, sizeof(secret));
     if (rc == DB_ECONSTRAINT)
         return api_fail(call, 422, "subdomain-exists", "subdomain is already taken");
@@ -278,64 +172,37 @@ struct current {
 
 static int load_current(sqlite3 *conn, struct api_call *call, struct current *cur)
 {
-    sqlite3_stmt *st =
-        db_stmt(conn, "SELECT " RELAY_COLS " FROM relay WHERE id = ?1 AND" RELAY_VISIBLE);
-    sqlite3_bind_text(st, 1, call->ctx->params[0], -1, SQLITE_STATIC);
-    bind_caller(st, call->ctx);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        snprintf(cur->tenant, sizeof(cur->tenant), "%s", sqlite3_column_text(st, 1));
-        cur->f.subdomain = db_col_text(st, 2);
-        cur->f.plan = db_col_text(st, 4);
-        snprintf(cur->status, sizeof(cur->status), "%s", sqlite3_column_text(st, 5));
-        cur->f.info_name = db_col_text(st, 8);
-        cur->f.info_icon = db_col_text(st, 9);
-        cur->f.info_description = db_col_text(st, 10);
-        for (int i = 0; i < RF_COUNT; i++)
-            cur->f.flags[i] = sqlite3_column_int(st, 11 + i);
-    }
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    return rc == SQLITE_DONE ? api_fail(call, 404, "not-found", "no such relay") : db_rc(conn, rc);
+    int rc = repo_relay_load(conn, call->ctx->params[0], owner_filter(call->ctx), &cur->f,
+                             cur->tenant, cur->status);
+    return rc == DB_ENOTFOUND ? api_fail(call, 404, "not-found", "no such relay") : rc;
 }
 
-static int update_row(sqlite3 *conn, const char *id, const struct relay_fields *f, int64_t now)
+/* Stores the merged fields; 422 when the plan or the subdomain does not allow them. */
+static int store_update(sqlite3 *conn, struct api_call *call, const struct current *cur)
 {
-    sqlite3_stmt *st = db_stmt(
-        conn, "UPDATE relay SET subdomain = ?, plan = ?, info_name = ?, info_icon = ?,"
-              " info_description = ?, policy_public_join = ?, policy_strip_signatures = ?,"
-              " groups_enabled = ?, management_enabled = ?, blossom_enabled = ?,"
-              " livekit_enabled = ?, push_enabled = ?, updated_at = ? WHERE id = ?");
-    const char *text[] = {f->subdomain, f->plan, f->info_name, f->info_icon, f->info_description};
-    for (int i = 0; i < 5; i++)
-        sqlite3_bind_text(st, i + 1, text[i], -1, SQLITE_STATIC);
-    for (int i = 0; i < RF_COUNT; i++)
-        sqlite3_bind_int(st, 6 + i, f->flags[i]);
-    sqlite3_bind_int64(st, 13, now);
-    sqlite3_bind_text(st, 14, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    struct relay_error err;
+    const char *id = call->ctx->params[0];
+    if (relay_fields_check_plan(&cur->f, &err) != 0)
+        return fail_relay(call, &err);
+    int rc = repo_relay_subdomain_taken(conn, cur->f.subdomain, id);
+    if (rc == 0)
+        rc = repo_relay_update(conn, id, &cur->f, call->ctx->now);
+    if (rc > 0 || rc == DB_ECONSTRAINT)
+        return api_fail(call, 422, "subdomain-exists", "subdomain is already taken");
+    return rc;
 }
 
 static int put_relay(sqlite3 *conn, struct api_call *call)
 {
     struct current cur = {0};
-    struct relay_error err;
     const char *id = call->ctx->params[0];
     int rc = load_current(conn, call, &cur);
     if (rc == 0) {
         relay_fields_merge(&cur.f, call->in);
-        if (relay_fields_check_plan(&cur.f, &err) != 0)
-            rc = fail_relay(call, &err);
-        else if (subdomain_taken(conn, cur.f.subdomain, id))
-            rc = api_fail(call, 422, "subdomain-exists", "subdomain is already taken");
-        else if ((rc = update_row(conn, id, &cur.f, call->ctx->now)) == DB_ECONSTRAINT)
-            rc = api_fail(call, 422, "subdomain-exists", "subdomain is already taken");
-        if (rc == 0)
-            rc = record_change(conn, call, cur.tenant, id, "update_relay", cur.f.plan, cur.status);
+        rc = store_update(conn, call, &cur);
     }
+    if (rc == 0)
+        rc = record_change(conn, call, cur.tenant, id, "update_relay", cur.f.plan, cur.status);
     relay_fields_free(&cur.f);
     return rc;
 }
@@ -366,14 +233,9 @@ void api_put_relay(struct api_ctx *ctx)
 static int set_status(sqlite3 *conn, struct api_call *call, struct current *cur,
                       const char *status, const char *type)
 {
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE relay SET status = ?, updated_at = ? WHERE id = ?");
-    sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, call->ctx->now);
-    sqlite3_bind_text(st, 3, call->ctx->params[0], -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return db_rc(conn, rc);
+    int rc = repo_relay_set_status(conn, call->ctx->params[0], status, call->ctx->now);
+    if (rc != 0)
+        return rc;
     return record_change(conn, call, cur->tenant, call->ctx->params[0], type, cur->f.plan, status);
 }
 
@@ -395,19 +257,6 @@ void api_deactivate_relay(struct api_ctx *ctx)
         api_run(ctx, 1, deactivate, NULL, NULL);
 }
 
-/* An invoice of the tenant that is unpaid past the grace period (spec 3.3, 8). */
-static int has_overdue_invoice(sqlite3 *conn, const struct api_ctx *ctx, const char *tenant)
-{
-    sqlite3_stmt *st = db_stmt(conn, "SELECT 1 FROM invoice WHERE tenant = ? AND "
-                                     "status = 'pending' AND created_at + ? <= ?");
-    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, ctx->app->cfg.billing_grace);
-    sqlite3_bind_int64(st, 3, ctx->now);
-    int found = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
-    return found;
-}
-
 /* A delinquent relay, or an inactive one on a paid plan, stays down while an overdue invoice
  * is unpaid: otherwise deactivate + activate would lift the delinquency without paying.
  * Free relays are never billed, so never blocked. */
@@ -417,7 +266,10 @@ static int needs_payment(sqlite3 *conn, const struct api_call *call, const struc
     int paid_plan = p && p->sats > 0;
     int blocked = strcmp(cur->status, "delinquent") == 0 ||
                   (strcmp(cur->status, "inactive") == 0 && paid_plan);
-    return blocked && has_overdue_invoice(conn, call->ctx, cur->tenant);
+    if (!blocked)
+        return 0;
+    return repo_invoice_overdue(conn, cur->tenant, call->ctx->app->cfg.billing_grace,
+                                call->ctx->now);
 }
 
 static int activate(sqlite3 *conn, struct api_call *call)
@@ -426,7 +278,7 @@ static int activate(sqlite3 *conn, struct api_call *call)
     int rc = load_current(conn, call, &cur);
     if (rc == 0 && strcmp(cur.status, "active") == 0)
         rc = load_relay(conn, call, call->ctx->params[0]);
-    else if (rc == 0 && needs_payment(conn, call, &cur))
+    else if (rc == 0 && (rc = needs_payment(conn, call, &cur)) > 0)
         rc = api_fail(call, 422, "payment-required", "an overdue invoice must be paid first");
     else if (rc == 0)
         rc = set_status(conn, call, &cur, "active", "activate_relay");
@@ -449,16 +301,8 @@ static int resync(sqlite3 *conn, struct api_call *call)
     struct current cur = {0};
     const char *id = call->ctx->params[0];
     int rc = load_current(conn, call, &cur);
-    sqlite3_stmt *st = rc == 0 ? db_stmt(conn, "UPDATE relay SET sync_error = NULL WHERE id = ?")
-                               : NULL;
-    if (rc == 0 && !st)
-        rc = DB_EGENERIC;
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        rc = rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
-    }
+    if (rc == 0)
+        rc = repo_relay_clear_sync_error(conn, id);
     if (rc == 0)
         rc = record_change(conn, call, cur.tenant, id, "retry_relay_sync", cur.f.plan,
                            cur.status);

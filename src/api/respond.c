@@ -272,25 +272,3 @@ int api_list_scope(struct api_ctx *ctx, char out[65])
     strcpy(out, has ? t : ctx->is_admin ? "" : ctx->pubhex);
     return 0;
 }
-
-void api_json_text(cJSON *obj, const char *key, sqlite3_stmt *st, int col)
-{
-    const char *t = (const char *)sqlite3_column_text(st, col);
-    if (t)
-        cJSON_AddStringToObject(obj, key, t);
-    else
-        cJSON_AddNullToObject(obj, key);
-}
-
-void api_json_int(cJSON *obj, const char *key, sqlite3_stmt *st, int col)
-{
-    if (sqlite3_column_type(st, col) == SQLITE_NULL)
-        cJSON_AddNullToObject(obj, key);
-    else
-        cJSON_AddNumberToObject(obj, key, (double)sqlite3_column_int64(st, col));
-}
-
-void api_json_bool(cJSON *obj, const char *key, sqlite3_stmt *st, int col)
-{
-    cJSON_AddBoolToObject(obj, key, sqlite3_column_int(st, col) != 0);
-}

@@ -1,43 +1,20 @@
 /* /tenants routes (spec 3.3). The NWC URL is a spending credential: stored, never returned
  * or logged; responses only say whether one is set. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/internal.h"
 #include "db/db.h"
-#include "db/repo_common.h"
+#include "db/repo_tenant.h"
 #include "nostr/nwc_uri.h"
 #include "util/util.h"
 
-#define TENANT_COLS "pubkey, status, nwc_url IS NOT NULL, nwc_error, billing_anchor, created_at"
-
-static cJSON *tenant_row(sqlite3_stmt *st)
-{
-    cJSON *o = cJSON_CreateObject();
-    api_json_text(o, "pubkey", st, 0);
-    api_json_text(o, "status", st, 1);
-    api_json_bool(o, "nwc_set", st, 2);
-    api_json_text(o, "nwc_error", st, 3);
-    api_json_int(o, "billing_anchor", st, 4);
-    api_json_int(o, "created_at", st, 5);
-    return o;
-}
-
-/* Reads one tenant into call->data; 404 tenant not found when absent. */
+/* Reads one tenant into call->data; 404 when absent. */
 static int load_tenant(sqlite3 *conn, struct api_call *call, const char *pubkey)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT " TENANT_COLS " FROM tenant WHERE pubkey = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, pubkey, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        call->data = tenant_row(st);
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    return rc == SQLITE_DONE ? api_fail(call, 404, "not-found", "no such tenant")
-                             : db_rc(conn, rc);
+    int rc = repo_tenant_get(conn, pubkey, &call->data);
+    return rc == DB_ENOTFOUND ? api_fail(call, 404, "not-found", "no such tenant") : rc;
 }
 
 struct list_in {
@@ -47,18 +24,7 @@ struct list_in {
 static int list_tenants(sqlite3 *conn, struct api_call *call)
 {
     struct list_in *in = call->in;
-    sqlite3_stmt *st = db_stmt(conn, "SELECT " TENANT_COLS " FROM tenant"
-                                     " ORDER BY created_at DESC, pubkey LIMIT ? OFFSET ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_int64(st, 1, in->limit);
-    sqlite3_bind_int64(st, 2, in->offset);
-    call->data = cJSON_CreateArray();
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        cJSON_AddItemToArray(call->data, tenant_row(st));
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    return repo_tenant_list(conn, in->limit, in->offset, &call->data);
 }
 
 void api_list_tenants(struct api_ctx *ctx)
@@ -74,20 +40,9 @@ void api_list_tenants(struct api_ctx *ctx)
 static int create_tenant(sqlite3 *conn, struct api_call *call)
 {
     struct api_ctx *ctx = call->ctx;
-    sqlite3_stmt *st = db_stmt(conn, "INSERT INTO tenant(pubkey, status, created_at)"
-                                     " VALUES (?, 'active', ?) ON CONFLICT DO NOTHING");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, ctx->pubhex, 64, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, ctx->now);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return db_rc(conn, rc);
-    if (sqlite3_changes(conn) == 0)
+    int rc = repo_tenant_create(conn, ctx->pubhex, ctx->now);
+    if (rc == DB_ECONSTRAINT)
         return api_fail(call, 422, "pubkey-exists", "this pubkey is already a tenant");
-    rc = repo_activity_insert(conn, ctx->pubhex, "create_tenant", "tenant", ctx->pubhex, NULL,
-                              NULL, ctx->now);
     call->created = 1;
     call->caller_is_tenant = 1;
     return rc ? rc : load_tenant(conn, call, ctx->pubhex);
@@ -139,21 +94,9 @@ static int put_billing(sqlite3 *conn, struct api_call *call)
 {
     struct billing_in *in = call->in;
     const char *pubkey = call->ctx->params[0];
-    /* A new URL clears the previous wallet's error. */
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE tenant SET nwc_url = ?, nwc_error = NULL"
-                                     " WHERE pubkey = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, in->nwc_url, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, pubkey, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return db_rc(conn, rc);
-    if (sqlite3_changes(conn) == 0)
+    int rc = repo_tenant_set_nwc(conn, pubkey, in->nwc_url, call->ctx->now);
+    if (rc == DB_ENOTFOUND)
         return api_fail(call, 404, "not-found", "no such tenant");
-    rc = repo_activity_insert(conn, pubkey, "update_tenant", "tenant", pubkey, NULL, NULL,
-                              call->ctx->now);
     if (rc == 0 && in->nwc_url)
         snprintf(call->collect_tenant, sizeof(call->collect_tenant), "%s", pubkey);
     return rc ? rc : load_tenant(conn, call, pubkey);

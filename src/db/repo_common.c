@@ -43,3 +43,35 @@ void repo_new_id(char out[33])
     nostr_random(raw, sizeof(raw));
     hex_encode(raw, sizeof(raw), out);
 }
+
+void repo_json_text(cJSON *obj, const char *key, sqlite3_stmt *st, int col)
+{
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    if (t)
+        cJSON_AddStringToObject(obj, key, t);
+    else
+        cJSON_AddNullToObject(obj, key);
+}
+
+void repo_json_int(cJSON *obj, const char *key, sqlite3_stmt *st, int col)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        cJSON_AddNullToObject(obj, key);
+    else
+        cJSON_AddNumberToObject(obj, key, (double)sqlite3_column_int64(st, col));
+}
+
+void repo_json_bool(cJSON *obj, const char *key, sqlite3_stmt *st, int col)
+{
+    cJSON_AddBoolToObject(obj, key, sqlite3_column_int(st, col) != 0);
+}
+
+int repo_ping(sqlite3 *conn)
+{
+    sqlite3_stmt *st = db_stmt(conn, "SELECT 1");
+    if (!st)
+        return DB_EGENERIC;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : db_rc(conn, rc);
+}

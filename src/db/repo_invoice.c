@@ -1,0 +1,133 @@
+#include "db/repo_invoice.h"
+
+#include "db/db.h"
+#include "db/repo_common.h"
+
+/* The newest BOLT11 of the invoice (the one to pay) is joined in. */
+#define INVOICE_SELECT                                                                         \
+    "SELECT i.id, i.tenant, i.amount, i.status, i.period_start, i.period_end, b.bolt11,"       \
+    " b.expires_at, i.created_at, i.paid_at FROM invoice i LEFT JOIN bolt11 b ON b.id = ("     \
+    "SELECT id FROM bolt11 WHERE invoice = i.id ORDER BY created_at DESC, rowid DESC LIMIT 1)"
+
+static cJSON *invoice_row(sqlite3_stmt *st)
+{
+    static const char *const keys[] = {"id", "tenant", "amount", "status", "period_start",
+                                       "period_end", "bolt11", "bolt11_expires_at",
+                                       "created_at", "paid_at"};
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; i < 10; i++) {
+        if (sqlite3_column_type(st, i) == SQLITE_INTEGER)
+            repo_json_int(o, keys[i], st, i);
+        else
+            repo_json_text(o, keys[i], st, i);
+    }
+    return o;
+}
+
+static int add_items(sqlite3 *conn, cJSON *invoice, const char *id)
+{
+    sqlite3_stmt *st = db_stmt(conn, "SELECT relay, plan, hours, amount FROM invoice_item"
+                                     " WHERE invoice = ? ORDER BY relay, plan");
+    cJSON *items = cJSON_AddArrayToObject(invoice, "items");
+    int rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        cJSON *it = cJSON_CreateObject();
+        repo_json_text(it, "relay", st, 0);
+        repo_json_text(it, "plan", st, 1);
+        repo_json_int(it, "hours", st, 2);
+        repo_json_int(it, "amount", st, 3);
+        cJSON_AddItemToArray(items, it);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}
+
+int repo_invoice_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t offset,
+                      cJSON **out)
+{
+    sqlite3_stmt *st = db_stmt(conn, INVOICE_SELECT " WHERE (?1 = '' OR i.tenant = ?1)"
+                                     " ORDER BY i.created_at DESC, i.id LIMIT ?2 OFFSET ?3");
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, limit);
+    sqlite3_bind_int64(st, 3, offset);
+    *out = cJSON_CreateArray();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cJSON_AddItemToArray(*out, invoice_row(st));
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_rc(conn, rc);
+    cJSON *inv;
+    cJSON_ArrayForEach(inv, *out)
+    {
+        if ((rc = add_items(conn, inv, cJSON_GetObjectItem(inv, "id")->valuestring)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int repo_invoice_get(sqlite3 *conn, const char *id, const char *owner, cJSON **out)
+{
+    sqlite3_stmt *st =
+        db_stmt(conn, INVOICE_SELECT " WHERE i.id = ?1 AND (?2 IS NULL OR i.tenant = ?2)");
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = invoice_row(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return DB_ENOTFOUND;
+    return rc == SQLITE_ROW ? add_items(conn, *out, id) : db_rc(conn, rc);
+}
+
+int repo_invoice_overdue(sqlite3 *conn, const char *tenant, int64_t grace, int64_t now)
+{
+    sqlite3_stmt *st = db_stmt(conn, "SELECT 1 FROM invoice WHERE tenant = ? AND "
+                                     "status = 'pending' AND created_at + ? <= ?");
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, grace);
+    sqlite3_bind_int64(st, 3, now);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_rc(conn, rc);
+    return rc == SQLITE_ROW;
+}
+
+int repo_activity_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t offset,
+                       cJSON **out)
+{
+    static const char *const keys[] = {"id", "tenant", "created_at", "activity_type",
+                                       "resource_type", "resource_id", "plan", "status"};
+    sqlite3_stmt *st = db_stmt(conn, "SELECT id, tenant, created_at, activity_type,"
+                                     " resource_type, resource_id, plan, status FROM activity"
+                                     " WHERE (?1 = '' OR tenant = ?1) ORDER BY id DESC"
+                                     " LIMIT ?2 OFFSET ?3");
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, limit);
+    sqlite3_bind_int64(st, 3, offset);
+    *out = cJSON_CreateArray();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        cJSON *o = cJSON_CreateObject();
+        for (int i = 0; i < 8; i++) {
+            if (sqlite3_column_type(st, i) == SQLITE_INTEGER)
+                repo_json_int(o, keys[i], st, i);
+            else
+                repo_json_text(o, keys[i], st, i);
+        }
+        cJSON_AddItemToArray(*out, o);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}

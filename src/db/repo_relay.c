@@ -1,0 +1,212 @@
+#include "db/repo_relay.h"
+
+#include <stdio.h>
+
+#include "db/db.h"
+#include "db/repo_common.h"
+
+const char *const relay_flag_names[RF_COUNT] = {
+    "policy_public_join", "policy_strip_signatures", "groups_enabled", "management_enabled",
+    "blossom_enabled",    "livekit_enabled",         "push_enabled",
+};
+
+#define RELAY_COLS                                                                             \
+    "id, tenant, subdomain, schema, plan, status, synced, sync_error, info_name, info_icon, "  \
+    "info_description, policy_public_join, policy_strip_signatures, groups_enabled, "          \
+    "management_enabled, blossom_enabled, livekit_enabled, push_enabled, created_at, updated_at"
+
+/* Only the owner (or an admin: owner NULL) sees a relay. */
+#define RELAY_VISIBLE " (?2 IS NULL OR tenant = ?2)"
+
+static cJSON *relay_row(sqlite3_stmt *st, const char *domain)
+{
+    cJSON *o = cJSON_CreateObject();
+    const char *sub = (const char *)sqlite3_column_text(st, 2);
+    char host[512];
+    repo_json_text(o, "id", st, 0);
+    repo_json_text(o, "tenant", st, 1);
+    repo_json_text(o, "subdomain", st, 2);
+    snprintf(host, sizeof(host), "%s%s%s", sub ? sub : "", domain[0] ? "." : "", domain);
+    cJSON_AddStringToObject(o, "host", host);
+    repo_json_text(o, "schema", st, 3);
+    repo_json_text(o, "plan", st, 4);
+    repo_json_text(o, "status", st, 5);
+    repo_json_bool(o, "synced", st, 6);
+    repo_json_text(o, "sync_error", st, 7);
+    repo_json_text(o, "info_name", st, 8);
+    repo_json_text(o, "info_icon", st, 9);
+    repo_json_text(o, "info_description", st, 10);
+    for (int i = 0; i < RF_COUNT; i++)
+        repo_json_bool(o, relay_flag_names[i], st, 11 + i);
+    repo_json_int(o, "created_at", st, 18);
+    repo_json_int(o, "updated_at", st, 19);
+    return o;
+}
+
+int repo_relay_get(sqlite3 *conn, const char *id, const char *owner, const char *domain,
+                   cJSON **out)
+{
+    sqlite3_stmt *st =
+        db_stmt(conn, "SELECT " RELAY_COLS " FROM relay WHERE id = ?1 AND" RELAY_VISIBLE);
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = relay_row(st, domain);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+}
+
+int repo_relay_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t offset,
+                    const char *domain, cJSON **out)
+{
+    sqlite3_stmt *st = db_stmt(conn, "SELECT " RELAY_COLS " FROM relay WHERE (?1 = '' OR "
+                                     "tenant = ?1) ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3");
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, limit);
+    sqlite3_bind_int64(st, 3, offset);
+    *out = cJSON_CreateArray();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cJSON_AddItemToArray(*out, relay_row(st, domain));
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}
+
+int repo_relay_load(sqlite3 *conn, const char *id, const char *owner, struct relay_fields *out,
+                    char tenant[65], char status[16])
+{
+    sqlite3_stmt *st =
+        db_stmt(conn, "SELECT " RELAY_COLS " FROM relay WHERE id = ?1 AND" RELAY_VISIBLE);
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(tenant, 65, "%s", sqlite3_column_text(st, 1));
+        out->subdomain = db_col_text(st, 2);
+        out->plan = db_col_text(st, 4);
+        snprintf(status, 16, "%s", sqlite3_column_text(st, 5));
+        out->info_name = db_col_text(st, 8);
+        out->info_icon = db_col_text(st, 9);
+        out->info_description = db_col_text(st, 10);
+        for (int i = 0; i < RF_COUNT; i++)
+            out->flags[i] = sqlite3_column_int(st, 11 + i);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+}
+
+/* 1 if a row matches the one-parameter-or-two query, 0 if not, or < 0. */
+static int exists(sqlite3 *conn, const char *sql, const char *a, const char *b)
+{
+    sqlite3_stmt *st = db_stmt(conn, sql);
+    if (!st)
+        return DB_EGENERIC;
+    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    if (b)
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_rc(conn, rc);
+    return rc == SQLITE_ROW;
+}
+
+int repo_relay_subdomain_taken(sqlite3 *conn, const char *subdomain, const char *except_id)
+{
+    return exists(conn, "SELECT 1 FROM relay WHERE subdomain = ? AND id <> ?", subdomain,
+                  except_id);
+}
+
+int repo_relay_unique_schema(sqlite3 *conn, const char *base, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", base);
+    for (int i = 2;; i++) {
+        int taken = exists(conn, "SELECT 1 FROM relay WHERE schema = ?", out, NULL);
+        if (taken <= 0)
+            return taken;
+        snprintf(out, cap, "%s_%d", base, i);
+    }
+}
+
+int repo_relay_insert(sqlite3 *conn, const struct relay_fields *f, const char *id,
+                      const char *schema, const char *secret, int64_t now)
+{
+    sqlite3_stmt *st = db_stmt(
+        conn, "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status, info_name,"
+              " info_icon, info_description, policy_public_join, policy_strip_signatures,"
+              " groups_enabled, management_enabled, blossom_enabled, livekit_enabled,"
+              " push_enabled, created_at, updated_at, sync_version)"
+              " VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)");
+    const char *text[] = {id, f->tenant, f->subdomain, schema, secret, f->plan,
+                          f->info_name ? f->info_name : "", f->info_icon ? f->info_icon : "",
+                          f->info_description ? f->info_description : ""};
+    for (int i = 0; i < 9; i++)
+        sqlite3_bind_text(st, i + 1, text[i], -1, SQLITE_STATIC);
+    for (int i = 0; i < RF_COUNT; i++)
+        sqlite3_bind_int(st, 10 + i, f->flags[i]);
+    sqlite3_bind_int64(st, 17, now);
+    sqlite3_bind_int64(st, 18, now);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}
+
+int repo_relay_update(sqlite3 *conn, const char *id, const struct relay_fields *f, int64_t now)
+{
+    sqlite3_stmt *st = db_stmt(
+        conn, "UPDATE relay SET subdomain = ?, plan = ?, info_name = ?, info_icon = ?,"
+              " info_description = ?, policy_public_join = ?, policy_strip_signatures = ?,"
+              " groups_enabled = ?, management_enabled = ?, blossom_enabled = ?,"
+              " livekit_enabled = ?, push_enabled = ?, updated_at = ? WHERE id = ?");
+    const char *text[] = {f->subdomain, f->plan, f->info_name, f->info_icon, f->info_description};
+    for (int i = 0; i < 5; i++)
+        sqlite3_bind_text(st, i + 1, text[i], -1, SQLITE_STATIC);
+    for (int i = 0; i < RF_COUNT; i++)
+        sqlite3_bind_int(st, 6 + i, f->flags[i]);
+    sqlite3_bind_int64(st, 13, now);
+    sqlite3_bind_text(st, 14, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}
+
+/* One UPDATE binding (text, then int64 unless now < 0, then id). */
+static int update(sqlite3 *conn, const char *sql, const char *text, int64_t now, const char *id)
+{
+    sqlite3_stmt *st = db_stmt(conn, sql);
+    if (!st)
+        return DB_EGENERIC;
+    int n = 1;
+    if (text)
+        sqlite3_bind_text(st, n++, text, -1, SQLITE_STATIC);
+    if (now >= 0)
+        sqlite3_bind_int64(st, n++, now);
+    sqlite3_bind_text(st, n, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_rc(conn, rc);
+    return sqlite3_changes(conn) ? 0 : DB_ENOTFOUND;
+}
+
+int repo_relay_set_status(sqlite3 *conn, const char *id, const char *status, int64_t now)
+{
+    return update(conn, "UPDATE relay SET status = ?, updated_at = ? WHERE id = ?", status, now,
+                  id);
+}
+
+int repo_relay_clear_sync_error(sqlite3 *conn, const char *id)
+{
+    return update(conn, "UPDATE relay SET sync_error = NULL WHERE id = ?", NULL, -1, id);
+}
