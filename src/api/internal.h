@@ -52,7 +52,8 @@ struct api_call {
     char *body;             /* response body, printed on the pool thread */
     char kick_relay[33];    /* relay to hand to the sync worker after commit */
     char collect_tenant[65];/* tenant whose invoices to collect after commit */
-    int caller_is_tenant;   /* work found the caller's tenant row: remember it (tenant_cache) */
+    int caller_is_tenant;   /* 1: the caller's tenant row exists, -1: it does not, 0: not looked
+                             * up; remembered in tenant_cache after a success */
 };
 
 /* Answer helpers; each answers ex and frees ctx. msg/code are copied. */
@@ -84,10 +85,12 @@ int api_paging(struct api_ctx *ctx, int64_t *limit, int64_t *offset);
 int api_list_scope(struct api_ctx *ctx, char out[65]);
 
 
-/* Positive cache of tenant pubkeys (tenant_cache.c; tenants are never deleted, so a
- * remembered "is a tenant" cannot go stale). Loop thread only. */
+/* Whether a pubkey is a tenant, without the database (tenant_cache.c: a "yes" is kept for
+ * good since tenants are never deleted, a "no" for one second). Loop thread only. */
 int tenant_cache_has(const uint8_t pubkey[32]);
 void tenant_cache_add(const uint8_t pubkey[32]);
+int tenant_cache_known_not(const uint8_t pubkey[32]);
+void tenant_cache_add_not(const uint8_t pubkey[32]);
 void tenant_cache_clear(void);
 
 /* Route handlers (one file per resource). */

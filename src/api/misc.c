@@ -121,18 +121,21 @@ static int identity(sqlite3 *conn, struct api_call *call)
     int rc = repo_tenant_exists(conn, ctx->pubhex);
     if (rc < 0)
         return rc;
-    call->caller_is_tenant = rc;
+    call->caller_is_tenant = rc ? 1 : -1;
     call->data = identity_json(ctx, rc);
     return 0;
 }
 
-/* A known tenant is answered without the database (tenant_cache.c says why that is safe). */
+/* A pubkey known to be a tenant, or recently known not to be one, is answered without the
+ * database (tenant_cache.c says why that is safe). */
 void api_get_identity(struct api_ctx *ctx)
 {
     if (api_require_auth(ctx) != 0)
         return;
     if (tenant_cache_has(ctx->pubkey))
         api_ok(ctx, 200, identity_json(ctx, 1));
+    else if (tenant_cache_known_not(ctx->pubkey))
+        api_ok(ctx, 200, identity_json(ctx, 0));
     else
         api_run(ctx, 0, identity, NULL, NULL);
 }

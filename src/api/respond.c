@@ -91,6 +91,7 @@ static int run_work(sqlite3 *conn, void *arg)
     c->code = NULL;
     c->created = 0;
     c->kick_relay[0] = c->collect_tenant[0] = '\0';
+    c->caller_is_tenant = 0;
     int rc = r->work(conn, c);
     if (rc == 0 && !r->call.status)
         r->call.body = envelope(r->call.data);
@@ -105,6 +106,9 @@ static void run_done(int status, void *arg)
     struct run *r = arg;
     struct api_call *call = &r->call;
     struct api_ctx *ctx = call->ctx;
+    /* A tenant row seen (pubkey-exists answers too) or committed: a fact from now on. */
+    if (call->caller_is_tenant > 0 && (call->status || status == 0))
+        tenant_cache_add(ctx->pubkey);
     if (call->status) {
         api_error(ctx, call->status, call->code, "%s", call->msg);
     } else if (status != 0 || !call->body) {
@@ -115,8 +119,8 @@ static void run_done(int status, void *arg)
         else
             api_error(ctx, 500, "internal", "internal error");
     } else {
-        if (call->caller_is_tenant)
-            tenant_cache_add(ctx->pubkey);
+        if (call->caller_is_tenant < 0)
+            tenant_cache_add_not(ctx->pubkey);
         /* Committed: now the sync worker and billing may act on it. */
         if (call->kick_relay[0])
             infra_kick(ctx->app->infra, call->kick_relay);

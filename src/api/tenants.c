@@ -41,10 +41,10 @@ static int create_tenant(sqlite3 *conn, struct api_call *call)
 {
     struct api_ctx *ctx = call->ctx;
     int rc = repo_tenant_create(conn, ctx->pubhex, ctx->now);
+    call->caller_is_tenant = rc == 0 || rc == DB_ECONSTRAINT;
     if (rc == DB_ECONSTRAINT)
         return api_fail(call, 422, "pubkey-exists", "this pubkey is already a tenant");
     call->created = 1;
-    call->caller_is_tenant = 1;
     return rc ? rc : load_tenant(conn, call, ctx->pubhex);
 }
 

@@ -62,6 +62,11 @@ test('identity and tenants', async () => {
   assert.equal(t.nwc_set, false)
   assert.equal(t.billing_anchor, null)
   await fails(call(srv.url, alice, 'POST', '/tenants'), 422, 'pubkey-exists')
+  // A "not a tenant" answer is never stale after POST /tenants.
+  const late = newUser()
+  assert.equal((await ok(call(srv.url, late, 'GET', '/identity'))).is_tenant, false)
+  await ok(call(srv.url, late, 'POST', '/tenants'), 201)
+  assert.equal((await ok(call(srv.url, late, 'GET', '/identity'))).is_tenant, true)
   await fails(call(srv.url, admin, 'GET', `/tenants/${'ab'.repeat(32)}`), 404, 'not-found')
 })
 
