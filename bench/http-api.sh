@@ -27,12 +27,26 @@ free_port () {
   node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
 }
 
-declare -A RPS P99 BAD
-# run_wrk NAME URL [LUA] [VAR=VALUE...]: wrk -t1 -c64 -d$DUR --latency; fills RPS/P99/BAD[NAME].
+# CPU time (clock ticks, user + system) of a process and its children (nginx's worker).
+proc_cpu () {
+  local t=0 p
+  for p in $1 $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
+
+declare -A RPS P99 BAD CPU
+# run_wrk NAME URL [LUA] [VAR=VALUE...]: wrk -t1 -c64 -d$DUR --latency against the server
+# SERVER_PID; fills RPS/P99/BAD/CPU[NAME] (CPU: the server's CPU microseconds per request,
+# which, unlike req/s, hardly depends on what else the machine is running).
 run_wrk () {
   local name=$1 url=$2 lua=${3:-}; shift 3 || shift $#
-  local out="$TMP/$name.wrk"
+  local out="$TMP/$name.wrk" c0 c1 n
+  c0=$(proc_cpu "$SERVER_PID")
   env "$@" wrk -t1 -c64 -d"${DUR}s" --latency ${lua:+-s "$lua"} "$url" >"$out" 2>&1 || true
+  c1=$(proc_cpu "$SERVER_PID")
+  n=$(awk '/requests in/ {print $1}' "$out")
+  CPU[$name]=$(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" \
+               'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / hz / n; else print "n/a" }')
   sed 's/^/    /' "$out"
   RPS[$name]=$(awk '/^Requests\/sec:/ {print $2}' "$out")
   P99[$name]=$(awk '$1=="99%" { v=$2; u=v; sub(/[0-9.]+/,"",u); sub(/[a-z]+$/,"",v);
@@ -80,6 +94,7 @@ http {
 CONF
 nginx -e stderr -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" &
 NGINX_PID=$!
+SERVER_PID=$NGINX_PID
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$NGX_PORT/" >/dev/null && break; sleep 0.1; done
 echo "-- nginx $(nginx -v 2>&1 | cut -d/ -f2), 1 worker, return 200 (fixed JSON)"
 run_wrk nginx "http://127.0.0.1:$NGX_PORT/healthz"
@@ -92,6 +107,7 @@ TOKFILE=${BENCH_TOKFILE:-build/bench/fresh-tokens.txt}
 tokens fresh "$NEED" "$PUBLIC_URL_BENCH/identity" "$TOKFILE" 30000000
 mkdir -p "$TMP/c"
 caravel_start "$BIN" "$TMP/c"
+SERVER_PID=$CARAVEL_PID
 SESSION=$(tokens session "$USER_SK" "$PUBLIC_URL_BENCH")
 api POST /tenants "$SESSION" '{}' >/dev/null
 RELAY_ID=$(api POST /relays "$SESSION" '{"subdomain":"bench-one","plan":"free"}' | jq -r .data.id)
@@ -115,11 +131,11 @@ ratio () { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; els
 verdict () { awk -v r="$1" -v t="$2" 'BEGIN { print (r + 0 >= t) ? "ok" : "MISSED" }'; }
 p99ok () { awk -v p="$1" 'BEGIN { print (p != "nan" && p + 0 < 10) ? "ok" : "MISSED" }'; }
 echo
-printf '%-34s %11s %9s %8s  %-28s %s\n' run "req/s" "p99 ms" errors "ratio (target)" "p99<10ms"
+printf '%-30s %9s %8s %7s %6s  %-28s %s\n' run "req/s" "p99 ms" "CPU us" errors "ratio (target)" "p99<10ms"
 row () {
   local name=$1 label=$2 rtext=${3:-}
-  printf '%-34s %11.0f %9s %8s  %-28s %s\n' "$label" "${RPS[$name]}" "${P99[$name]}" \
-    "${BAD[$name]}" "$rtext" "$([ "$name" = nginx ] && echo - || p99ok "${P99[$name]}")"
+  printf '%-30s %9.0f %8s %7s %6s  %-28s %s\n' "$label" "${RPS[$name]}" "${P99[$name]}" \
+    "${CPU[$name]}" "${BAD[$name]}" "$rtext" "$([ "$name" = nginx ] && echo - || p99ok "${P99[$name]}")"
 }
 R1=$(ratio "${RPS[healthz]}" "${RPS[nginx]}")
 R2=$(ratio "${RPS[identity_reused]}" "${RPS[nginx]}")
@@ -130,7 +146,9 @@ row identity_reused "GET /identity reused token" "$R2/nginx (>=0.5) $(verdict "$
 row identity_fresh "GET /identity fresh tokens" "$R3/verify (>=0.8) $(verdict "$R3" 0.8)"
 row relay_get "GET /relays/:id" ""
 row relay_create "POST /relays" ""
-printf '%-34s %11.0f\n' "BIP-340 verify, one core" "$VERIFY"
+printf '%-30s %9.0f %8s %7.1f\n' "BIP-340 verify, one core" "$VERIFY" "" "$(awk -v v="$VERIFY" 'BEGIN { print 1e6 / v }')"
+echo "(CPU us: the server's CPU time per request, all its threads; req/s and p99 move with the"
+echo " machine's other load, CPU us much less.)"
 
 # ---- 5. RSS with 100,000 relays ----
 echo
