@@ -13,6 +13,7 @@
 #include "db/db.h"
 #include "db/repo_billing.h"
 #include "infra.h"
+#include "metrics.h"
 #include "nostr/hex.h"
 #include "nwc.h"
 #include "robot.h"
@@ -75,6 +76,10 @@ static void crash_point(const char *name)
 }
 
 /* The wallet client is gone once billing_stop ran: no new requests. */
+/* Prometheus counters (metrics.h; a no-op when METRICS_PORT is off). result: a literal. */
+#define BILLING_COUNT(b, name, result) \
+    metrics_inc((b)->app->metrics, "caravel_billing_" name "_total", "result=\"" result "\"")
+
 static int wallet_usable(const struct billing *b)
 {
     return !b->stopping && !b->nwc_gone;
@@ -199,8 +204,10 @@ static void on_paid_by_hash(int status, void *arg)
     if (status != 0)
         LOG_WARN("billing: recording a payment_received notification failed (%d); "
                  "lookup_invoice catches it next run", status);
-    else if (j->found)
+    else if (j->found) {
+        BILLING_COUNT(b, "notification", "paid");
         after_commit(b, j, 1);
+    }
     job_free(j);
     b->n_side_jobs--;
     maybe_finalize(b);
@@ -302,6 +309,7 @@ static void on_bolt11_stored(int status, void *arg)
     p->bolt11_expires_at = j->expires_at;
     p->has_attempt = 0;
     LOG_INFO("billing: invoice %s: BOLT11 issued", p->id);
+    BILLING_COUNT(b, "bolt11", "issued");
     job_free(j);
     step_lookup(b);
 }
@@ -316,6 +324,7 @@ static void on_made(int status, const struct nwc_response *resp, void *arg)
     if (!inv || !hash || !hex_is_lower64(hash) || strlen(inv) > 4096) {
         LOG_WARN("billing: make_invoice for %s failed: %d %s", j->p->id, status,
                  status == NWC_EWALLET ? resp->error_code : "");
+        BILLING_COUNT(b, "bolt11", "failed");
         job_free(j);
         next_invoice(b);
         return;
@@ -393,6 +402,7 @@ static void on_expired(int status, void *arg)
         next_invoice(b);
         return;
     }
+    BILLING_COUNT(b, "bolt11", "expired");
     b->pend[b->idx].has_bolt11 = 0;
     b->pend[b->idx].has_attempt = 0;
     step_make_invoice(b);
@@ -444,6 +454,7 @@ static void on_pay_answer(int status, const struct nwc_response *resp, void *arg
     if (status == 0 &&
         preimage_matches(nwc_tx_string(resp->result, "preimage"), j->p->payment_hash)) {
         LOG_INFO("billing: invoice %s paid through the tenant's wallet", j->p->id);
+        BILLING_COUNT(b, "collect", "paid");
         job_free(j);
         mark_paid(b, 1);
         return;
@@ -453,6 +464,7 @@ static void on_pay_answer(int status, const struct nwc_response *resp, void *arg
         snprintf(reason, sizeof(reason), "%s%s%s", resp->error_code,
                  resp->error_message[0] ? ": " : "", resp->error_message);
         LOG_INFO("billing: invoice %s: tenant wallet refused: %s", j->p->id, resp->error_code);
+        BILLING_COUNT(b, "collect", "refused");
         j->reason = xstrdup(reason);
         submit(b, 1, work_attempt_failed, on_simple_commit, j);
         return;
@@ -461,6 +473,7 @@ static void on_pay_answer(int status, const struct nwc_response *resp, void *arg
      * lookup_invoice resolves it; nothing is paid again. */
     LOG_WARN("billing: invoice %s: pay_invoice outcome unknown (%d); left pending", j->p->id,
              status);
+    BILLING_COUNT(b, "collect", "unknown");
     job_free(j);
     next_invoice(b);
 }
@@ -493,6 +506,7 @@ static void on_attempt_committed(int status, void *arg)
     if (rc == NWC_EURI) {
         /* Never sent: failing the attempt is safe. */
         j->reason = xstrdup("invalid NWC URL");
+        BILLING_COUNT(b, "collect", "invalid_nwc_url");
         submit(b, 1, work_attempt_failed, on_simple_commit, j);
     } else if (rc < 0) {
         LOG_WARN("billing: invoice %s: pay_invoice not sent (%d); left pending", j->p->id, rc);
@@ -533,6 +547,7 @@ static void on_looked_up(int status, const struct nwc_response *resp, void *arg)
         /* Unknown state: never collect blind. */
         LOG_WARN("billing: lookup_invoice for %s failed: %d %s", p->id, status,
                  status == NWC_EWALLET ? resp->error_code : "");
+        BILLING_COUNT(b, "lookup", "failed");
         job_free(j);
         next_invoice(b);
         return;
@@ -543,6 +558,7 @@ static void on_looked_up(int status, const struct nwc_response *resp, void *arg)
                                clock_now() >= p->bolt11_expires_at);
     job_free(j);
     if (settled) {
+        BILLING_COUNT(b, "lookup", "settled");
         mark_paid(b, p->has_attempt);
     } else if (expired) {
         LOG_INFO("billing: invoice %s: BOLT11 expired unsettled, replacing it", p->id);

@@ -11,6 +11,14 @@
  * flight (the run's and notifications'), frees, then calls cb (may be NULL). Call it
  * before db_close and relay_pool_free.
  *
+ * Metrics (app->metrics, when METRICS_PORT is set), counters with a result label:
+ *   caravel_billing_bolt11_total{result="issued"|"failed"|"expired"}   make_invoice outcomes
+ *   caravel_billing_collect_total{result="paid"|"refused"|"unknown"|"invalid_nwc_url"}
+ *                                                    pay_invoice on a tenant's wallet
+ *   caravel_billing_lookup_total{result="settled"|"failed"}   lookup_invoice on a BOLT11
+ *                                                    (settled: paid by DM or earlier attempt)
+ *   caravel_billing_notification_total{result="paid"}  invoices paid by a payment_received
+ *
  * Test-only (never set in production): CARAVEL_TEST_CRASH_AT=before_attempt |
  * after_attempt | after_pay_sent | after_answer makes the process _exit(97) at that step
  * of a collection, so the integration tests can check money safety across kill -9. */

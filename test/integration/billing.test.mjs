@@ -16,6 +16,7 @@ import * as nip59 from 'nostr-tools/nip59'
 import { bytesToHex } from '@noble/hashes/utils'
 import { startRelay } from './lib/nostr-relay.mjs'
 import { startServer } from './lib/server.mjs'
+import { freePort } from './lib/nginx.mjs'
 import { newUser, rawToken, sha256hex } from './lib/auth.mjs'
 import { FakeLightning, startWallet } from './lib/wallet.mjs'
 
@@ -65,8 +66,19 @@ async function setup({ platformEncryption = 'nip44', notifications = false } = {
 function setClock(s, t) { s.now = t; writeFileSync(s.clockFile, String(t)) }
 const sql = (s, q) => execFileSync('sqlite3', ['-cmd', '.timeout 5000', s.dbPath, q], { encoding: 'utf8' }).trim()
 
-async function start(s, extra = {}) {
+// The billing counters of the service's metrics listener (start(s, { metrics: true })),
+// 'name{labels}' -> number.
+async function billingMetrics(s) {
+  const text = await (await fetch(`http://127.0.0.1:${s.srv.metricsPort}/metrics`)).text()
+  const out = {}
+  for (const m of text.matchAll(/^(caravel_billing_\w+\{[^}]*\}) (\d+)$/gm)) out[m[1]] = Number(m[2])
+  return out
+}
+
+async function start(s, { metrics = false, ...extra } = {}) {
+  const metricsPort = metrics ? await freePort() : 0
   const env = {
+    METRICS_PORT: String(metricsPort),
     NWC_URL: s.platform.url,
     BILLING_PERIOD: String(P), BILLING_INTERVAL: '1', BILLING_GRACE: String(GRACE),
     ROBOT_SECRET: bytesToHex(s.robot),
@@ -87,6 +99,7 @@ async function start(s, extra = {}) {
     if (srv.proc.exitCode !== null) resolve(srv.proc.exitCode)
     else srv.proc.once('exit', (code) => resolve(code))
   })
+  srv.metricsPort = metricsPort
   s.servers.push(srv)
   s.srv = srv
   return srv
@@ -146,7 +159,7 @@ test('NWC tenant: the exact amount paid once per period, invoice and receipt DMs
   const s = await setup()
   const wallet = await startWallet({ relayUrl: relay.url, ln: s.ln, encryption: 'nip04' })
   s.wallets.push(wallet)
-  await start(s)
+  await start(s, { metrics: true })
   setClock(s, T0)
   const u = await tenant(s, { wallet })
   setClock(s, T0 + P + 1)
@@ -168,12 +181,16 @@ test('NWC tenant: the exact amount paid once per period, invoice and receipt DMs
   assert.equal(totalPaid(s.ln), 2)
   assert.equal(payRequests(wallet), 2)
   await waitFor(async () => (await dms(s, u)).filter((t) => /payment received/.test(t)).length === 2, 'second receipt')
+  assert.deepEqual(await billingMetrics(s), {
+    'caravel_billing_bolt11_total{result="issued"}': 2,
+    'caravel_billing_collect_total{result="paid"}': 2
+  })
   assert.equal(await s.srv.stop(), 0)
 })
 
 test('tenant without NWC: BOLT11 by DM, paid when it settles; NIP-04 platform wallet', async () => {
   const s = await setup({ platformEncryption: 'nip04' })
-  await start(s)
+  await start(s, { metrics: true })
   const u = await tenant(s, { plans: ['growth'] })
   setClock(s, T0 + P + 1)
   const bolt11 = await waitFor(async () => (await invoices(s, u))[0]?.bolt11, 'BOLT11')
@@ -183,6 +200,10 @@ test('tenant without NWC: BOLT11 by DM, paid when it settles; NIP-04 platform wa
   await waitFor(async () => (await invoices(s, u))[0].status === 'paid', 'paid after settlement')
   assert.equal((await invoices(s, u))[0].amount, 50000)
   await waitDm(s, u, /payment received, 50000 sats/, 'receipt DM')
+  const counted = await billingMetrics(s)
+  assert.equal(counted['caravel_billing_bolt11_total{result="issued"}'], 1)
+  assert.equal(counted['caravel_billing_lookup_total{result="settled"}'], 1)
+  assert.equal(counted['caravel_billing_collect_total{result="paid"}'], undefined) // no NWC URL
   assert.equal(await s.srv.stop(), 0)
 })
 
@@ -193,7 +214,7 @@ test('payment_received notification (kind 23197) marks the invoice paid without 
   assert.equal(await s.srv.stop(), 0)
   setClock(s, T0 + P + 1)
   // One run at start-up, the next in an hour: only the notification can mark it paid.
-  await start(s, { BILLING_INTERVAL: '3600' })
+  await start(s, { BILLING_INTERVAL: '3600', metrics: true })
   const bolt11 = await waitFor(async () => (await invoices(s, u))[0]?.bolt11, 'BOLT11')
   await waitFor(() => s.srv.logs().includes('listening for the platform wallet'), 'notification subscription')
   await waitDm(s, u, /Pay this Lightning invoice/, 'BOLT11 DM') // the start-up run is over
@@ -202,6 +223,7 @@ test('payment_received notification (kind 23197) marks the invoice paid without 
   await waitFor(async () => (await invoices(s, u))[0].status === 'paid', 'paid by the notification')
   await waitDm(s, u, /payment received, 10000 sats/, 'receipt DM')
   assert.equal(s.platform.requests.filter((r) => r.method === 'lookup_invoice').length, lookups)
+  assert.equal((await billingMetrics(s))['caravel_billing_notification_total{result="paid"}'], 1)
   assert.equal(await s.srv.stop(), 0)
 })
 
@@ -210,7 +232,7 @@ test('failing wallet: nwc_error and a DM, delinquent after the grace, active aga
   const wallet = await startWallet({ relayUrl: relay.url, ln: s.ln })
   s.wallets.push(wallet)
   wallet.fail = 'INSUFFICIENT_BALANCE'
-  await start(s)
+  await start(s, { metrics: true })
   const u = await tenant(s, { plans: ['basic', 'free'], wallet })
   const [paid, free] = u.relays
   setClock(s, T0 + P + 1)
@@ -231,6 +253,10 @@ test('failing wallet: nwc_error and a DM, delinquent after the grace, active aga
   assert.equal((await me()).nwc_error, null)
   assert.equal((await invoices(s, u))[0].status, 'paid')
   assert.equal(totalPaid(s.ln), 1)
+  const counted = await billingMetrics(s)
+  assert.equal(counted['caravel_billing_collect_total{result="refused"}'], 1)
+  assert.equal(counted['caravel_billing_collect_total{result="paid"}'], 1)
+  assert.equal(counted['caravel_billing_bolt11_total{result="expired"}'], 1) // replaced a day later
   assert.equal(await s.srv.stop(), 0)
 })
 
