@@ -9,6 +9,7 @@
 #include "billing_calc.h"
 #include "db/db.h"
 #include "db/repo_common.h"
+#include "db/repo_invoice.h"
 #include "robot.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -573,26 +574,12 @@ static int set_relay_status(sqlite3 *conn, const char *tenant, const struct rela
     return rc;
 }
 
-/* 1 if the tenant still has a pending invoice older than the grace period. */
-static int has_overdue(sqlite3 *conn, const char *tenant, int64_t cutoff)
-{
-    sqlite3_stmt *st = db_stmt(conn, "SELECT 1 FROM invoice WHERE tenant = ? AND status = "
-                                     "'pending' AND created_at <= ? LIMIT 1");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, cutoff);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
-}
-
 static int reactivate_relays(sqlite3 *conn, const char *tenant, const struct billing_cfg *cfg,
                              int64_t now, struct repo_ids *changed)
 {
     struct relay_ref *rs = NULL;
     size_t n = 0;
-    int rc = has_overdue(conn, tenant, now - cfg->grace);
+    int rc = repo_invoice_overdue(conn, tenant, cfg->grace, now);
     if (rc != 0)
         return rc < 0 ? rc : 0;
     rc = list_relays(conn, tenant, "delinquent", &rs, &n);
