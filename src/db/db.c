@@ -21,6 +21,9 @@
 /* Write jobs waiting together are committed together (group commit): one fsync for up to
  * this many, each job inside its own savepoint. */
 #define WRITE_BATCH 64
+/* Read jobs waiting for a connection are run back to back by one pool thread (one hand-off
+ * to the pool and one back per batch instead of per job). */
+#define READ_BATCH 16
 
 struct stmt_slot {
     const char *sql; /* the caller's string literal: pointer identity is the fast key */
@@ -48,6 +51,7 @@ struct db_job {
 
 struct job_fifo {
     struct db_job *head, *tail;
+    size_t n;
 };
 
 struct db {
@@ -347,9 +351,10 @@ static void job_work(uv_work_t *req)
     struct db_job *job = container_of(req, struct db_job, req);
     sqlite3 *h = job->conn->h;
     current_conn = job->conn;
-    if (!job->is_write)
-        job->rc = job->work(h, job->arg);
-    else
+    if (!job->is_write) {
+        for (struct db_job *j = job; j; j = j->next)
+            j->rc = j->work(h, j->arg);
+    } else
         write_batch(job, h);
     current_conn = NULL;
 }
@@ -357,6 +362,7 @@ static void job_work(uv_work_t *req)
 static void fifo_push(struct job_fifo *f, struct db_job *job)
 {
     job->next = NULL;
+    f->n++;
     if (f->tail)
         f->tail->next = job;
     else
@@ -372,6 +378,7 @@ static struct db_job *fifo_pop(struct job_fifo *f)
         if (!f->head)
             f->tail = NULL;
         job->next = NULL;
+        f->n--;
     }
     return job;
 }
@@ -403,8 +410,14 @@ static void dispatch(struct db *db)
             last = last->next = fifo_pop(&db->wait_write);
         start(db, first, &db->writer);
     }
-    while (db->wait_read.head && (c = free_reader(db)) != NULL)
-        start(db, fifo_pop(&db->wait_read), c);
+    while (db->wait_read.head && (c = free_reader(db)) != NULL) {
+        /* Share the waiting reads among the free readers (at most READ_BATCH each). */
+        size_t share = (db->wait_read.n + DB_READERS - 1) / DB_READERS;
+        struct db_job *first = fifo_pop(&db->wait_read), *last = first;
+        for (size_t n = 1; n < share && n < READ_BATCH && db->wait_read.head; n++)
+            last = last->next = fifo_pop(&db->wait_read);
+        start(db, first, c);
+    }
 }
 
 static void maybe_finish_close(struct db *db)

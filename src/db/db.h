@@ -11,6 +11,8 @@
  * transaction is rolled back. Writes waiting together are committed together (group commit,
  * up to 64 per COMMIT): each job runs in its own SAVEPOINT, so a failing job is rolled back
  * alone and the others commit; every done runs only after the COMMIT, in submission order.
+ * Reads waiting for a connection are likewise run back to back on one pool thread (up to 16
+ * per hand-off, shared among the readers), each done in submission order.
  * A write whose transaction fails with DB_EBUSY (the file locked
  * by another process past busy_timeout) is rolled back and run again, up to 5 times: a write
  * work function may therefore run more than once and must (re)set what it stores in arg.
