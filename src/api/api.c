@@ -125,29 +125,86 @@ static size_t expected_origins(const struct app *app, char out[4][320], const ch
     return 4;
 }
 
-static void authenticate(struct api_ctx *ctx)
+static void set_caller(struct api_ctx *ctx)
 {
-    static char origin_buf[4][320];
-    static const char *origins[4];
-    static size_t n_origins;
-    const struct http_request *req = &ctx->ex->req;
-    const char *why = NULL;
-    if (!n_origins)
-        n_origins = expected_origins(ctx->app, origin_buf, origins);
-    struct nip98_request r = {http_request_header(req, "authorization"), req->method, req->target,
-                              req->body, req->body_len, ctx->now};
-    struct nip98_policy policy = {origins, n_origins, ctx->app->cfg.auth_max_age};
-    if (!r.authorization)
-        return;
-    if (nip98_check(&r, &policy, ctx->pubkey, &why) != 0) {
-        LOG_DEBUG("api: NIP-98 refused: %s", why);
-        return;
-    }
     ctx->authed = 1;
     ctx->is_admin = config_is_admin(&ctx->app->cfg, ctx->pubkey);
     hex_encode(ctx->pubkey, 32, ctx->pubhex);
     memcpy(ctx->ex->log_user, ctx->pubhex, 8);
     ctx->ex->log_user[8] = '\0';
+}
+
+static void request_policy(struct api_ctx *ctx, struct nip98_request *r, struct nip98_policy *p)
+{
+    static char origin_buf[4][320];
+    static const char *origins[4];
+    static size_t n_origins;
+    const struct http_request *req = &ctx->ex->req;
+    if (!n_origins)
+        n_origins = expected_origins(ctx->app, origin_buf, origins);
+    *r = (struct nip98_request){http_request_header(req, "authorization"), req->method,
+                                req->target, req->body, req->body_len, ctx->now};
+    *p = (struct nip98_policy){origins, n_origins, ctx->app->cfg.auth_max_age};
+}
+
+/* A token seen for the first time is verified on the threadpool, so the BIP-340 checks of
+ * fresh tokens use every core instead of queueing on the loop; the request continues in
+ * on_verified. The exchange stays valid meanwhile (server contract). */
+struct verify_job {
+    uv_work_t req;
+    struct api_ctx *ctx;
+    struct nip98_verify *verify;
+};
+
+static void verify_work(uv_work_t *req)
+{
+    nip98_verify_run(container_of(req, struct verify_job, req)->verify);
+}
+
+static void on_verified(uv_work_t *req, int status)
+{
+    struct verify_job *job = container_of(req, struct verify_job, req);
+    struct api_ctx *ctx = job->ctx;
+    struct nip98_request r;
+    struct nip98_policy policy;
+    const char *why = NULL;
+    request_policy(ctx, &r, &policy);
+    if (status == 0) {
+        if (nip98_verify_finish(job->verify, &r, &policy, ctx->pubkey, &why) == 0)
+            set_caller(ctx);
+        else
+            LOG_DEBUG("api: NIP-98 refused: %s", why);
+    } else {
+        nip98_verify_finish(job->verify, NULL, NULL, NULL, &why);
+    }
+    free(job);
+    ctx->handler(ctx);
+}
+
+/* Authenticates and runs the handler, now or once the token is verified. */
+static void authenticate_then_handle(struct api_ctx *ctx)
+{
+    struct nip98_request r;
+    struct nip98_policy policy;
+    struct nip98_verify *verify = NULL;
+    const char *why = NULL;
+    request_policy(ctx, &r, &policy);
+    int rc = r.authorization ? nip98_check_cached(&r, &policy, ctx->pubkey, &verify, &why) : -1;
+    if (rc == 1) {
+        struct verify_job *job = xcalloc(1, sizeof(*job));
+        job->ctx = ctx;
+        job->verify = verify;
+        if (uv_queue_work(ctx->app->loop, &job->req, verify_work, on_verified) == 0)
+            return;
+        nip98_verify_run(verify); /* the pool refused: verify here */
+        on_verified(&job->req, 0);
+        return;
+    }
+    if (rc == 0)
+        set_caller(ctx);
+    else if (r.authorization)
+        LOG_DEBUG("api: NIP-98 refused: %s", why);
+    ctx->handler(ctx);
 }
 
 /* ---- dispatch ---- */
@@ -186,8 +243,8 @@ void api_handle(struct http_exchange *ex, void *arg)
         if (strcmp(routes[i].method, ex->req.method) != 0)
             continue;
         ctx->route = routes[i].pattern;
-        authenticate(ctx);
-        routes[i].handler(ctx);
+        ctx->handler = routes[i].handler;
+        authenticate_then_handle(ctx);
         return;
     }
     if (path_known)

@@ -34,6 +34,7 @@ struct api_ctx {
     char cors[512]; /* CORS header lines added to every response */
     int64_t now;
     const char *route; /* the matched route pattern (static), NULL if none: for metrics */
+    void (*handler)(struct api_ctx *ctx); /* the matched route's handler */
 };
 
 struct api_call;

@@ -133,7 +133,7 @@ static int too_old(int64_t created_at, int64_t now, int64_t max_age)
 /* Decodes, parses and verifies the event; fills tok. The age is checked before the
  * signature so a replayed old token costs no verification and is never cached. */
 static int decode_token(const char *b64, size_t n, int64_t now, int64_t max_age,
-                        struct token *tok, const char **why)
+                        int loop_thread, struct token *tok, const char **why)
 {
     uint8_t *json = NULL;
     size_t json_len = 0;
@@ -148,7 +148,7 @@ static int decode_token(const char *b64, size_t n, int64_t now, int64_t max_age,
         *why = "token kind is not 27235";
     } else if (too_old(ev.created_at, now, max_age)) {
         *why = "token expired or from the future";
-    } else if (verify_event(&ev) != 0) {
+    } else if (loop_thread ? verify_event(&ev) != 0 : nostr_event_verify(&ev) != 0) {
         *why = "token id or signature invalid";
     } else if (!nostr_event_tag_value(&ev, "u") ||
                strlen(nostr_event_tag_value(&ev, "u")) > URL_MAX ||
@@ -181,36 +181,56 @@ static uint64_t token_hash(const char *p, size_t n)
     return h ^ (h >> 29);
 }
 
-/* Looks the token up in the cache, or verifies it and caches it (when it is small enough).
- * tok->u is owned by the cache until the next call, or by the caller when *owned_u is set. */
-static int get_token(const char *b64, size_t n, int64_t now, int64_t max_age, struct token *tok,
-                     int *owned_u, const char **why)
+static struct cache_slot *slot_for(const char *b64, size_t n)
 {
-    struct cache_slot *slot = NULL;
-    *owned_u = 0;
-    if (n <= CACHE_TOKEN_MAX) {
-        if (!cache)
-            cache = xcalloc(NIP98_CACHE_SLOTS, sizeof(*cache));
-        slot = &cache[token_hash(b64, n) % NIP98_CACHE_SLOTS];
-    }
-    if (slot && slot->tok.u && slot->len == n && memcmp(slot->text, b64, n) == 0) {
-        if (!too_old(slot->tok.created_at, now, max_age)) {
-            *tok = slot->tok;
-            return 0;
-        }
-        slot_clear(slot); /* expired: decode_token refuses it */
-    }
-    if (decode_token(b64, n, now, max_age, tok, why) != 0)
+    if (n > CACHE_TOKEN_MAX)
+        return NULL;
+    if (!cache)
+        cache = xcalloc(NIP98_CACHE_SLOTS, sizeof(*cache));
+    return &cache[token_hash(b64, n) % NIP98_CACHE_SLOTS];
+}
+
+/* A cached, still valid token: 0 and *tok (tok->u owned by the cache), else -1. */
+static int lookup_token(const char *b64, size_t n, int64_t now, int64_t max_age,
+                        struct token *tok)
+{
+    struct cache_slot *slot = slot_for(b64, n);
+    if (!slot || !slot->tok.u || slot->len != n || memcmp(slot->text, b64, n) != 0)
         return -1;
-    if (!slot) {
-        *owned_u = 1;
-        return 0;
+    if (too_old(slot->tok.created_at, now, max_age)) {
+        slot_clear(slot); /* expired: decode_token refuses it */
+        return -1;
     }
+    *tok = slot->tok;
+    return 0;
+}
+
+/* Takes ownership of tok->u; afterwards it is owned by the cache, or by the caller when
+ * *owned_u is set (tokens too large to cache). */
+static void store_token(const char *b64, size_t n, struct token *tok, int *owned_u)
+{
+    struct cache_slot *slot = slot_for(b64, n);
+    *owned_u = slot == NULL;
+    if (!slot)
+        return;
     slot_clear(slot);
     slot->text = xstrndup(b64, n);
     slot->len = n;
     slot->tok = *tok;
     cache_used++;
+}
+
+/* Looks the token up in the cache, or verifies it and caches it (when it is small enough).
+ * tok->u is owned by the cache until the next call, or by the caller when *owned_u is set. */
+static int get_token(const char *b64, size_t n, int64_t now, int64_t max_age, struct token *tok,
+                     int *owned_u, const char **why)
+{
+    *owned_u = 0;
+    if (lookup_token(b64, n, now, max_age, tok) == 0)
+        return 0;
+    if (decode_token(b64, n, now, max_age, 1, tok, why) != 0)
+        return -1;
+    store_token(b64, n, tok, owned_u);
     return 0;
 }
 
@@ -241,33 +261,101 @@ static int payload_matches(const char *payload_hex, const char *body, size_t len
     return memcmp(want, got, 32) == 0;
 }
 
+/* The token (scheme skipped) and its length, or NULL with *why. */
+static const char *token_text(const struct nip98_request *req, size_t *n, const char **why)
+{
+    const char *b64 = req->authorization ? skip_scheme(req->authorization) : NULL;
+    *why = "missing Authorization: Nostr header";
+    if (!b64)
+        return NULL;
+    *n = strcspn(b64, " \t\r\n");
+    if (*n == 0 || *n > NIP98_MAX_HEADER || b64[*n + strspn(b64 + *n, " \t")] != '\0') {
+        *why = "token empty, too large or followed by other data";
+        return NULL;
+    }
+    return b64;
+}
+
+/* The per-request checks, run on every use of a verified token. */
+static int check_request(const struct token *tok, const struct nip98_request *req,
+                         const struct nip98_policy *policy, uint8_t pubkey[32], const char **why)
+{
+    if (!url_matches(tok->u, req->target, policy))
+        *why = "token u tag does not name this URL";
+    else if (tok->method[0] && strcasecmp(tok->method, req->method) != 0)
+        *why = "token method tag does not match";
+    else if (tok->payload[0] && !payload_matches(tok->payload, req->body, req->body_len))
+        *why = "token payload hash does not match the body";
+    else {
+        memcpy(pubkey, tok->pubkey, 32);
+        return 0;
+    }
+    return -1;
+}
+
 int nip98_check(const struct nip98_request *req, const struct nip98_policy *policy,
                 uint8_t pubkey[32], const char **why)
 {
     struct token tok;
-    const char *b64 = req->authorization ? skip_scheme(req->authorization) : NULL;
-    *why = "missing Authorization: Nostr header";
-    if (!b64)
+    size_t n = 0;
+    int owned_u = 0;
+    const char *b64 = token_text(req, &n, why);
+    if (!b64 || get_token(b64, n, req->now, policy->max_age, &tok, &owned_u, why) != 0)
         return -1;
-    size_t n = strcspn(b64, " \t\r\n");
-    if (n == 0 || n > NIP98_MAX_HEADER || b64[n + strspn(b64 + n, " \t")] != '\0') {
-        *why = "token empty, too large or followed by other data";
-        return -1;
-    }
-    int owned_u = 0, rc = -1;
-    if (get_token(b64, n, req->now, policy->max_age, &tok, &owned_u, why) != 0)
-        return -1;
-    if (!url_matches(tok.u, req->target, policy))
-        *why = "token u tag does not name this URL";
-    else if (tok.method[0] && strcasecmp(tok.method, req->method) != 0)
-        *why = "token method tag does not match";
-    else if (tok.payload[0] && !payload_matches(tok.payload, req->body, req->body_len))
-        *why = "token payload hash does not match the body";
-    else {
-        memcpy(pubkey, tok.pubkey, 32);
-        rc = 0;
-    }
+    int rc = check_request(&tok, req, policy, pubkey, why);
     if (owned_u)
         free(tok.u);
+    return rc;
+}
+
+/* ---- verification off the loop ---- */
+
+struct nip98_verify {
+    char *text; /* owned copy of the token */
+    size_t len;
+    int64_t now, max_age;
+    int rc;
+    const char *why;
+    struct token tok;
+};
+
+int nip98_check_cached(const struct nip98_request *req, const struct nip98_policy *policy,
+                       uint8_t pubkey[32], struct nip98_verify **verify, const char **why)
+{
+    struct token tok;
+    size_t n = 0;
+    const char *b64 = token_text(req, &n, why);
+    *verify = NULL;
+    if (!b64)
+        return -1;
+    if (lookup_token(b64, n, req->now, policy->max_age, &tok) == 0)
+        return check_request(&tok, req, policy, pubkey, why);
+    struct nip98_verify *v = xcalloc(1, sizeof(*v));
+    v->text = xstrndup(b64, n);
+    v->len = n;
+    v->now = req->now;
+    v->max_age = policy->max_age;
+    *verify = v;
+    return 1;
+}
+
+void nip98_verify_run(struct nip98_verify *v)
+{
+    v->rc = decode_token(v->text, v->len, v->now, v->max_age, 0, &v->tok, &v->why);
+}
+
+int nip98_verify_finish(struct nip98_verify *v, const struct nip98_request *req,
+                        const struct nip98_policy *policy, uint8_t pubkey[32], const char **why)
+{
+    int owned_u = 1, rc = v->rc;
+    *why = v->why;
+    if (rc == 0 && req) {
+        store_token(v->text, v->len, &v->tok, &owned_u);
+        rc = check_request(&v->tok, req, policy, pubkey, why);
+    }
+    if (v->rc == 0 && owned_u)
+        free(v->tok.u);
+    free(v->text);
+    free(v);
     return rc;
 }

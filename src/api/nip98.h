@@ -39,6 +39,19 @@ struct nip98_policy {
 int nip98_check(const struct nip98_request *req, const struct nip98_policy *policy,
                 uint8_t pubkey[32], const char **why);
 
+/* The same check with the signature verified off the loop thread, so fresh tokens use every
+ * core. Returns 0 (pubkey set) or -1 (*why) when the answer is known from the cache alone,
+ * or 1 with *verify set: then call nip98_verify_run on any thread (it touches only verify),
+ * and nip98_verify_finish back on the loop thread with the same req and policy (req may be
+ * NULL to just free verify). Finish caches the verified token, runs the per-request checks
+ * and frees verify; it returns 0 or -1 like nip98_check. */
+struct nip98_verify;
+int nip98_check_cached(const struct nip98_request *req, const struct nip98_policy *policy,
+                       uint8_t pubkey[32], struct nip98_verify **verify, const char **why);
+void nip98_verify_run(struct nip98_verify *verify);
+int nip98_verify_finish(struct nip98_verify *verify, const struct nip98_request *req,
+                        const struct nip98_policy *policy, uint8_t pubkey[32], const char **why);
+
 /* Forgets every cached token (tests, shutdown). */
 void nip98_cache_clear(void);
 /* Tokens currently cached (at most NIP98_CACHE_SLOTS; tests). */
