@@ -75,3 +75,26 @@ int repo_ping(sqlite3 *conn)
     sqlite3_reset(st);
     return rc == SQLITE_ROW ? 0 : db_rc(conn, rc);
 }
+
+cJSON *repo_json_columns(sqlite3_stmt *st, const char *const *keys, int n)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; i < n; i++) {
+        if (sqlite3_column_type(st, i) == SQLITE_INTEGER)
+            repo_json_int(o, keys[i], st, i);
+        else
+            repo_json_text(o, keys[i], st, i);
+    }
+    return o;
+}
+
+int repo_json_rows(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
+                   cJSON **out)
+{
+    int rc;
+    *out = cJSON_CreateArray();
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cJSON_AddItemToArray(*out, row(st, arg));
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}

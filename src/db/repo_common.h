@@ -18,6 +18,15 @@ int repo_relay_mark_dirty(sqlite3 *conn, const char *relay_id);
 void repo_json_text(cJSON *obj, const char *key, sqlite3_stmt *st, int col);
 void repo_json_int(cJSON *obj, const char *key, sqlite3_stmt *st, int col);
 void repo_json_bool(cJSON *obj, const char *key, sqlite3_stmt *st, int col);
+/* The current row's first n columns as an object under keys[i]: integers as numbers, the
+ * rest as text (SQL NULL -> null). */
+cJSON *repo_json_columns(sqlite3_stmt *st, const char *const *keys, int n);
+/* Builds one JSON value from the current row; arg is the caller's (borrowed). */
+typedef cJSON *repo_row_fn(sqlite3_stmt *st, const void *arg);
+/* Steps a bound statement to its end, appending row(st, arg) for each row to *out (a new
+ * array), then resets it. Returns 0 or a db_error (*out stays the caller's to free). */
+int repo_json_rows(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
+                   cJSON **out);
 /* The database answers a trivial query: 0 or a db_error (GET /healthz). */
 int repo_ping(sqlite3 *conn);
 /* Random id: 32 lowercase hex characters + NUL into out (>= 33 bytes). */

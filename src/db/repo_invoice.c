@@ -9,19 +9,13 @@
     " b.expires_at, i.created_at, i.paid_at FROM invoice i LEFT JOIN bolt11 b ON b.id = ("     \
     "SELECT id FROM bolt11 WHERE invoice = i.id ORDER BY created_at DESC, rowid DESC LIMIT 1)"
 
-static cJSON *invoice_row(sqlite3_stmt *st)
+static cJSON *invoice_row(sqlite3_stmt *st, const void *arg)
 {
     static const char *const keys[] = {"id", "tenant", "amount", "status", "period_start",
                                        "period_end", "bolt11", "bolt11_expires_at",
                                        "created_at", "paid_at"};
-    cJSON *o = cJSON_CreateObject();
-    for (int i = 0; i < 10; i++) {
-        if (sqlite3_column_type(st, i) == SQLITE_INTEGER)
-            repo_json_int(o, keys[i], st, i);
-        else
-            repo_json_text(o, keys[i], st, i);
-    }
-    return o;
+    (void)arg;
+    return repo_json_columns(st, keys, 10);
 }
 
 static int add_items(sqlite3 *conn, cJSON *invoice, const char *id)
@@ -53,13 +47,9 @@ int repo_invoice_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t 
     sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, limit);
     sqlite3_bind_int64(st, 3, offset);
-    *out = cJSON_CreateArray();
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        cJSON_AddItemToArray(*out, invoice_row(st));
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return db_rc(conn, rc);
+    int rc = repo_json_rows(conn, st, invoice_row, NULL, out);
+    if (rc != 0)
+        return rc;
     cJSON *inv;
     cJSON_ArrayForEach(inv, *out)
     {
@@ -79,7 +69,7 @@ int repo_invoice_get(sqlite3 *conn, const char *id, const char *owner, cJSON **o
     sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        *out = invoice_row(st);
+        *out = invoice_row(st, NULL);
     sqlite3_reset(st);
     if (rc == SQLITE_DONE)
         return DB_ENOTFOUND;
@@ -102,11 +92,17 @@ int repo_invoice_overdue(sqlite3 *conn, const char *tenant, int64_t grace, int64
     return rc == SQLITE_ROW;
 }
 
-int repo_activity_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t offset,
-                       cJSON **out)
+static cJSON *activity_row(sqlite3_stmt *st, const void *arg)
 {
     static const char *const keys[] = {"id", "tenant", "created_at", "activity_type",
                                        "resource_type", "resource_id", "plan", "status"};
+    (void)arg;
+    return repo_json_columns(st, keys, 8);
+}
+
+int repo_activity_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t offset,
+                       cJSON **out)
+{
     sqlite3_stmt *st = db_stmt(conn, "SELECT id, tenant, created_at, activity_type,"
                                      " resource_type, resource_id, plan, status FROM activity"
                                      " WHERE (?1 = '' OR tenant = ?1) ORDER BY id DESC"
@@ -116,18 +112,5 @@ int repo_activity_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t
     sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, limit);
     sqlite3_bind_int64(st, 3, offset);
-    *out = cJSON_CreateArray();
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cJSON *o = cJSON_CreateObject();
-        for (int i = 0; i < 8; i++) {
-            if (sqlite3_column_type(st, i) == SQLITE_INTEGER)
-                repo_json_int(o, keys[i], st, i);
-            else
-                repo_json_text(o, keys[i], st, i);
-        }
-        cJSON_AddItemToArray(*out, o);
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    return repo_json_rows(conn, st, activity_row, NULL, out);
 }

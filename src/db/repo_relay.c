@@ -18,8 +18,9 @@ const char *const relay_flag_names[RF_COUNT] = {
 /* Only the owner (or an admin: owner NULL) sees a relay. */
 #define RELAY_VISIBLE " (?2 IS NULL OR tenant = ?2)"
 
-static cJSON *relay_row(sqlite3_stmt *st, const char *domain)
+static cJSON *relay_row(sqlite3_stmt *st, const void *arg)
 {
+    const char *domain = arg; /* RELAY_DOMAIN, "" when unset */
     cJSON *o = cJSON_CreateObject();
     const char *sub = (const char *)sqlite3_column_text(st, 2);
     char host[512];
@@ -71,12 +72,7 @@ int repo_relay_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t of
     sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, limit);
     sqlite3_bind_int64(st, 3, offset);
-    *out = cJSON_CreateArray();
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        cJSON_AddItemToArray(*out, relay_row(st, domain));
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    return repo_json_rows(conn, st, relay_row, domain, out);
 }
 
 int repo_relay_load(sqlite3 *conn, const char *id, const char *owner, struct relay_fields *out,

@@ -5,8 +5,9 @@
 
 #define TENANT_COLS "pubkey, status, nwc_url IS NOT NULL, nwc_error, billing_anchor, created_at"
 
-static cJSON *tenant_json(sqlite3_stmt *st)
+static cJSON *tenant_json(sqlite3_stmt *st, const void *arg)
 {
+    (void)arg;
     cJSON *o = cJSON_CreateObject();
     repo_json_text(o, "pubkey", st, 0);
     repo_json_text(o, "status", st, 1);
@@ -38,7 +39,7 @@ int repo_tenant_get(sqlite3 *conn, const char *pubkey, cJSON **out)
     sqlite3_bind_text(st, 1, pubkey, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        *out = tenant_json(st);
+        *out = tenant_json(st, NULL);
     sqlite3_reset(st);
     if (rc == SQLITE_ROW)
         return 0;
@@ -53,12 +54,7 @@ int repo_tenant_list(sqlite3 *conn, int64_t limit, int64_t offset, cJSON **out)
         return DB_EGENERIC;
     sqlite3_bind_int64(st, 1, limit);
     sqlite3_bind_int64(st, 2, offset);
-    *out = cJSON_CreateArray();
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        cJSON_AddItemToArray(*out, tenant_json(st));
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    return repo_json_rows(conn, st, tenant_json, NULL, out);
 }
 
 int repo_tenant_create(sqlite3 *conn, const char *pubkey, int64_t now)
