@@ -116,7 +116,9 @@ static void after_commit(struct billing *b, struct job *j, int queued_dm)
 static void submit(struct billing *b, int write, db_work_fn *work, db_done_cb *done,
                    struct job *j)
 {
-    int rc = write ? db_write(b->app->db, work, done, j) : db_read(b->app->db, work, done, j);
+    /* Money: invoices and payment attempts must survive a power loss, not only a crash. */
+    int rc = write ? db_write(b->app->db, DB_POWER_SAFE, work, done, j)
+                   : db_read(b->app->db, work, done, j);
     if (rc < 0) {
         LOG_WARN("billing: database refused a job (%d)", rc);
         done(rc, j);

@@ -281,7 +281,7 @@ __attribute__((format(printf, 2, 3))) static void fail(struct entry *e, const ch
         buf_printf(&b, "zooid %s failed", e->method);
     j->error = buf_take(&b, NULL);
     LOG_WARN("sync: relay %s: %s", e->id, j->error);
-    int rc = db_write(e->in->app->db, fail_work, on_failed, j);
+    int rc = db_write(e->in->app->db, DB_CRASH_SAFE, fail_work, on_failed, j);
     if (rc != 0) {
         job_free(j);
         retry_later(e, rc);
@@ -315,7 +315,7 @@ static void succeed(struct entry *e)
 {
     struct job *j = job_new(e->in, e);
     j->version = e->relay.sync_version;
-    int rc = db_write(e->in->app->db, complete_work, on_completed, j);
+    int rc = db_write(e->in->app->db, DB_CRASH_SAFE, complete_work, on_completed, j);
     if (rc != 0) {
         job_free(j);
         retry_later(e, rc);

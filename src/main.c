@@ -158,7 +158,7 @@ static int load_robot_key(void)
     char npub[100];
     if (app.cfg.has_robot_secret) {
         memcpy(job.seckey, app.cfg.robot_secret, 32);
-    } else if (db_write(app.db, robot_key_work, on_robot_key, &job) == 0) {
+    } else if (db_write(app.db, DB_POWER_SAFE, robot_key_work, on_robot_key, &job) == 0) {
         uv_run(app.loop, UV_RUN_DEFAULT);
     }
     int rc = (app.cfg.has_robot_secret || job.status == 0) &&

@@ -225,6 +225,10 @@ static int render_gauges(const struct metrics *m, const struct metrics_gauges *g
             : render_gauge(out, "caravel_db_queue_depth", "Database jobs queued or running.",
                            g->db_queue_depth);
     rc = rc ? rc
+            : render_gauge(out, "caravel_db_wal_frames",
+                           "Pages in the database's write-ahead log after the last write.",
+                           g->db_wal_frames);
+    rc = rc ? rc
             : render_gauge(out, "caravel_sync_backlog", "Relays waiting to be synced to zooid.",
                            g->sync_backlog);
     rc = rc ? rc

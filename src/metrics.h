@@ -11,6 +11,7 @@
  *   http_request_duration_seconds{route}        histogram, same source
  *   http_requests_in_flight                     gauge, http_server_inflight(app->http)
  *   db_queue_depth                              gauge, db_queue_depth(app->db)
+ *   db_wal_frames                               gauge, db_get_stats(app->db).wal_pages
  *   sync_backlog                                gauge, infra_backlog(app->infra)
  *   outbox_queued_messages                      gauge, message rows in state 'queued'
  *                                               (a cached count refreshed every
@@ -39,7 +40,8 @@ struct metrics;
 
 /* The gauges sampled at scrape time; fields < 0 are omitted from the output. */
 struct metrics_gauges {
-    int64_t in_flight, db_queue_depth, sync_backlog, outbox_queued, relay_connections;
+    int64_t in_flight, db_queue_depth, db_wal_frames, sync_backlog, outbox_queued,
+        relay_connections;
 };
 
 /* A registry without a listener (unit tests, or before metrics_start). Free with

@@ -70,7 +70,11 @@ static void on_refresh(uv_timer_t *t)
 static void sample_gauges(const struct app *app, struct metrics_gauges *g, int64_t outbox)
 {
     g->in_flight = app->http ? (int64_t)http_server_inflight(app->http) : -1;
+    struct db_stats st = {0};
+    if (app->db)
+        db_get_stats(app->db, &st);
     g->db_queue_depth = app->db ? (int64_t)db_queue_depth(app->db) : -1;
+    g->db_wal_frames = app->db ? (int64_t)st.wal_pages : -1;
     g->sync_backlog = app->infra ? (int64_t)infra_backlog(app->infra) : -1;
     g->outbox_queued = app->db ? outbox : -1;
     g->relay_connections = app->pool ? (int64_t)relay_pool_connected(app->pool) : -1;

@@ -95,7 +95,7 @@ static int record_change(sqlite3 *conn, struct api_call *call, const char *tenan
 static int create_relay(sqlite3 *conn, struct api_call *call)
 {
     struct relay_fields *f = call->in;
-    struct nostr_keypair kp;
+    uint8_t seckey[32];
     char id[33], schema[96], secret[65];
     char base[80];
     int rc = repo_tenant_exists(conn, f->tenant);
@@ -106,10 +106,11 @@ static int create_relay(sqlite3 *conn, struct api_call *call)
     relay_schema_from_subdomain(f->subdomain, base, sizeof(base));
     if (rc < 0 || (rc = repo_relay_unique_schema(conn, base, schema, sizeof(schema))) < 0)
         return rc;
-    if (nostr_keypair_generate(&kp) != 0)
+    /* Only zooid needs the relay's public key, and derives it itself. */
+    if (nostr_seckey_generate(seckey) != 0)
         return DB_EGENERIC;
-    hex_encode(kp.seckey, 32, secret);
-    secure_zero(&kp, sizeof(kp));
+    hex_encode(seckey, 32, secret);
+    secure_zero(seckey, sizeof(seckey));
     repo_new_id(id);
     rc = repo_relay_insert(conn, f, id, schema, secret, call->ctx->now);
     secure_zero(secret, sizeof(secret));

@@ -141,7 +141,9 @@ void api_run(struct api_ctx *ctx, int write, api_work_fn *work, void *in, void (
     r->call.in = in;
     r->call.in_free = in_free;
     r->work = work;
-    int rc = write ? db_write(ctx->app->db, run_work, run_done, r)
+    /* The API's writes (tenants, relays, settings) survive kill -9; they need no fsync per
+     * COMMIT because none of them moves money (billing's own writes are DB_POWER_SAFE). */
+    int rc = write ? db_write(ctx->app->db, DB_CRASH_SAFE, run_work, run_done, r)
                    : db_read(ctx->app->db, run_work, run_done, r);
     if (rc != 0)
         run_done(rc, r);

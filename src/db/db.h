@@ -1,9 +1,10 @@
 /* SQLite access, always on the uv threadpool (spec 1, 4).
  *
- * One writer connection (writes serialised by a mutex, each job one BEGIN IMMEDIATE
- * transaction) and a small set of reader connections (WAL lets them read while the writer
- * writes). Every connection has foreign_keys=ON, busy_timeout and synchronous=FULL for the
- * writer, so a COMMIT reported to a client survives kill -9 / power loss of the process.
+ * One writer connection (each batch of write jobs one BEGIN IMMEDIATE transaction) and a
+ * small set of reader connections (WAL lets them read while the writer writes). Every
+ * connection has foreign_keys=ON and busy_timeout. Each write says how much it must survive
+ * (enum db_durability): every COMMIT survives kill -9 of the process; DB_POWER_SAFE ones also
+ * survive a power loss (synchronous=FULL, one fsync per COMMIT).
  *
  * Jobs: work runs on a pool thread with a connection and may only touch its own arg; done
  * runs on the loop thread with work's status (0, or a negative code; DB_EBUSY/DB_ECONSTRAINT
@@ -21,6 +22,7 @@
 #define CARAVEL_DB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <sqlite3.h>
 #include <uv.h>
@@ -36,6 +38,17 @@ enum db_error {
 
 #define DB_MAX_QUEUED 4096
 
+/* What an acknowledged write must survive. Both are atomic and consistent after any crash. */
+enum db_durability {
+    /* kill -9 / a crash of the process (WAL, synchronous=NORMAL): the API's relay and
+     * tenant writes and sync bookkeeping, which the dashboard or a resync can redo. */
+    DB_CRASH_SAFE = 0,
+    /* also power loss or a kernel crash (synchronous=FULL): money (invoices, payment
+     * attempts), the robot's stored gift wraps and its key, whose loss could pay or send
+     * twice or change identity. */
+    DB_POWER_SAFE = 1,
+};
+
 struct db;
 typedef int db_work_fn(sqlite3 *conn, void *arg);
 typedef void db_done_cb(int status, void *arg);
@@ -47,9 +60,24 @@ int db_open(struct db **out, uv_loop_t *loop, const char *path);
 /* Queue a read-only job / a write transaction. Returns 0 (done will run exactly once), or
  * DB_EQUEUEFULL / DB_ECLOSED (done will not run). */
 int db_read(struct db *db, db_work_fn *work, db_done_cb *done, void *arg);
-int db_write(struct db *db, db_work_fn *work, db_done_cb *done, void *arg);
+int db_write(struct db *db, enum db_durability durability, db_work_fn *work, db_done_cb *done,
+             void *arg);
 /* Jobs queued or running. */
 size_t db_queue_depth(const struct db *db);
+/* Write-ahead log upkeep. The writer does not checkpoint in its COMMITs: a PASSIVE checkpoint
+ * runs on a pool thread (its own connection) once the WAL holds 1,000 frames, and the writer
+ * checkpoints itself only past 16,000 (a steady stream of writes keeps the WAL from starting
+ * over otherwise). */
+struct db_stats {
+    uint64_t wal_pages;          /* frames in the WAL after the last write batch */
+    uint64_t checkpoints;        /* background checkpoints completed */
+    uint64_t writer_checkpoints; /* checkpoints the writer had to run itself */
+    int checkpointing;           /* a background checkpoint is queued or running */
+};
+void db_get_stats(const struct db *db, struct db_stats *out);
+/* The two thresholds in WAL frames (tests; the defaults suit production). Loop thread,
+ * before the first job. */
+void db_set_wal_limits(struct db *db, int bg_pages, int max_pages);
 /* Refuses new jobs; closes the connections once the queued ones are done (the loop must keep
  * running until then), then frees db and calls cb (may be NULL). */
 void db_close(struct db *db, void (*cb)(void *arg), void *arg);

@@ -75,15 +75,23 @@ int nostr_keypair_from_seckey(struct nostr_keypair *kp, const uint8_t seckey[32]
     return 0;
 }
 
+int nostr_seckey_generate(uint8_t seckey[32])
+{
+    /* A random 32 bytes is >= n or zero with probability ~2^-128: retrying is for form. */
+    for (int tries = 0; tries < 8; tries++) {
+        if (nostr_random(seckey, 32) != 0)
+            break;
+        if (secp256k1_ec_seckey_verify(ctx, seckey))
+            return 0;
+    }
+    secure_zero(seckey, 32);
+    return -1;
+}
+
 int nostr_keypair_generate(struct nostr_keypair *kp)
 {
     uint8_t sk[32];
-    int rc = -1;
-    for (int tries = 0; tries < 8 && rc != 0; tries++) {
-        if (nostr_random(sk, sizeof(sk)) != 0)
-            break;
-        rc = nostr_keypair_from_seckey(kp, sk);
-    }
+    int rc = nostr_seckey_generate(sk) == 0 ? nostr_keypair_from_seckey(kp, sk) : -1;
     secure_zero(sk, sizeof(sk));
     return rc;
 }

@@ -28,6 +28,9 @@ void nostr_sha256(const void *p, size_t n, uint8_t out[32]);
 /* Fails when seckey is zero or >= the curve order. */
 int nostr_keypair_from_seckey(struct nostr_keypair *kp, const uint8_t seckey[32]);
 int nostr_keypair_generate(struct nostr_keypair *kp);
+/* A fresh random secret key without its public key (the EC multiplication costs ~20 us):
+ * for keys that only another program uses, such as a relay's secret. */
+int nostr_seckey_generate(uint8_t seckey[32]);
 
 /* Accept 64 hex characters or NIP-19 "nsec1..." / "npub1..." (surrounding spaces are not
  * trimmed). parse_secret also checks the key is valid on the curve. */

@@ -88,6 +88,7 @@ test('requests are counted by route pattern and status, with latency', async () 
 
   // Gauges of the services that run; the sync worker and relay pool are off here.
   assert.equal(value(s, 'caravel_db_queue_depth'), 0)
+  assert.ok(value(s, 'caravel_db_wal_frames') > 0) // this test's writes, not yet checkpointed
   assert.equal(value(s, 'caravel_http_requests_in_flight'), 0)
   assert.equal(value(s, 'caravel_outbox_queued_messages'), 0)
   assert.equal(value(s, 'caravel_sync_backlog'), undefined)

@@ -156,7 +156,7 @@ static int setup(const cJSON *cmd, uv_loop_t *loop)
     if (db_open(&t.app.db, loop, db->valuestring) != 0)
         return -1;
     uv_timer_init(loop, &t.tick);
-    return db_write(t.app.db, seed_work, on_seeded, NULL);
+    return db_write(t.app.db, DB_CRASH_SAFE, seed_work, on_seeded, NULL);
 }
 
 static void report(cJSON *out, uv_loop_t *loop)

@@ -110,9 +110,9 @@ TEST(db_writes_commit_failures_roll_back_constraints_map)
     uv_loop_init(&loop);
     struct db *db = open_tmp(&loop, path, sizeof(path));
     for (int i = 0; i < 50; i++)
-        ASSERT_OK(db_write(db, add_row, on_done, &w));
-    ASSERT_OK(db_write(db, add_then_fail, on_done, &bad));
-    ASSERT_OK(db_write(db, duplicate_key, on_done, &dup));
+        ASSERT_OK(db_write(db, DB_CRASH_SAFE, add_row, on_done, &w));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, add_then_fail, on_done, &bad));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, duplicate_key, on_done, &dup));
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_EQ(w.ok, 50);
     ASSERT_EQ(bad.failed, 1);
@@ -140,7 +140,7 @@ TEST(db_constraint_error_code)
     struct dup_result d = {1};
     uv_loop_init(&loop);
     struct db *db = open_tmp(&loop, path, sizeof(path));
-    ASSERT_OK(db_write(db, duplicate_key, on_dup, &d));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, duplicate_key, on_dup, &d));
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_EQ(d.status, DB_ECONSTRAINT);
     close_and_check(db, &loop);
@@ -154,7 +154,7 @@ TEST(db_concurrent_reads_and_writes_complete)
     uv_loop_init(&loop);
     struct db *db = open_tmp(&loop, path, sizeof(path));
     for (int i = 0; i < 300; i++) {
-        ASSERT_OK(db_write(db, add_row, on_done, &w));
+        ASSERT_OK(db_write(db, DB_CRASH_SAFE, add_row, on_done, &w));
         ASSERT_OK(db_read(db, count_rows, on_done, &r));
     }
     ASSERT_EQ(db_queue_depth(db), 600);
@@ -178,9 +178,9 @@ TEST(db_close_runs_queued_jobs_then_refuses)
     uv_loop_init(&loop);
     struct db *db = open_tmp(&loop, path, sizeof(path));
     for (int i = 0; i < 20; i++)
-        ASSERT_OK(db_write(db, add_row, on_done, &w));
+        ASSERT_OK(db_write(db, DB_CRASH_SAFE, add_row, on_done, &w));
     db_close(db, closed, &is_closed);
-    ASSERT_EQ(db_write(db, add_row, on_done, &w), DB_ECLOSED);
+    ASSERT_EQ(db_write(db, DB_CRASH_SAFE, add_row, on_done, &w), DB_ECLOSED);
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_EQ(w.ok, 20);
     ASSERT(is_closed);
@@ -220,7 +220,7 @@ TEST(db_repo_common_activity_row)
     ASSERT_OK(nostr_init());
     uv_loop_init(&loop);
     struct db *db = open_tmp(&loop, path, sizeof(path));
-    ASSERT_OK(db_write(db, write_activity, on_done, &w));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, write_activity, on_done, &w));
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_EQ(w.ok, 1);
     close_and_check(db, &loop);
@@ -257,7 +257,7 @@ TEST(db_busy_write_is_rolled_back_and_run_again)
     struct db *db = open_tmp(&loop, path, sizeof(path));
     ASSERT_EQ(db_rc(NULL, SQLITE_BUSY), DB_EBUSY);
     ASSERT_EQ(db_rc(NULL, SQLITE_CONSTRAINT_UNIQUE), DB_ECONSTRAINT);
-    ASSERT_OK(db_write(db, busy_once, on_flaky, &f));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, busy_once, on_flaky, &f));
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_EQ(f.runs, 102); /* two runs, one done callback */
     ASSERT_OK(db_read(db, count_rows, on_done, &r));
@@ -295,7 +295,7 @@ TEST(db_write_waits_for_another_connections_lock)
     uv_timer_init(&loop, &lh.timer);
     lh.timer.data = &lh;
     uv_timer_start(&lh.timer, on_release, 200, 0);
-    ASSERT_OK(db_write(db, add_row, on_done, &w));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, add_row, on_done, &w));
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_EQ(w.ok, 1);
     ASSERT_OK(db_read(db, count_rows, on_done, &r));
@@ -314,7 +314,7 @@ static struct db *ack_db;
 static void on_ack(int status, void *arg)
 {
     (void)arg;
-    if (status != 0 || write(ack_fd, "a", 1) != 1 || db_write(ack_db, add_row, on_ack, NULL))
+    if (status != 0 || write(ack_fd, "a", 1) != 1 || db_write(ack_db, DB_CRASH_SAFE, add_row, on_ack, NULL))
         _exit(3);
 }
 
@@ -325,7 +325,7 @@ static void write_forever(const char *path)
     if (db_open(&ack_db, &loop, path) != 0)
         _exit(2);
     for (int i = 0; i < 8; i++)
-        if (db_write(ack_db, add_row, on_ack, NULL) != 0)
+        if (db_write(ack_db, DB_CRASH_SAFE, add_row, on_ack, NULL) != 0)
             _exit(2);
     uv_run(&loop, UV_RUN_DEFAULT);
     _exit(0);

@@ -70,7 +70,7 @@ TEST(db_batch_failures_alone_others_commit_in_order)
     ASSERT_OK(db_open(&db, &loop, path));
     for (int i = 0; i < 200; i++) {
         jobs[i] = (struct job){&o, i, i % 37 == 5 ? 1 : i % 41 == 7 ? 2 : 0};
-        ASSERT_OK(db_write(db, work, done, &jobs[i]));
+        ASSERT_OK(db_write(db, DB_CRASH_SAFE, work, done, &jobs[i]));
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     int expected = 0;
@@ -91,5 +91,161 @@ TEST(db_batch_failures_alone_others_commit_in_order)
     ASSERT_EQ(counts[1], 1);
     db_close(db, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_OK(uv_loop_close(&loop));
+}
+
+/* The level each write job saw inside its transaction (PRAGMA synchronous: 1 NORMAL, 2 FULL). */
+struct level_job {
+    enum db_durability durability;
+    int seen;
+};
+
+static int read_level(sqlite3 *conn, void *arg)
+{
+    sqlite3_stmt *st = db_stmt(conn, "PRAGMA synchronous");
+    if (!st || sqlite3_step(st) != SQLITE_ROW)
+        return DB_EGENERIC;
+    ((struct level_job *)arg)->seen = sqlite3_column_int(st, 0);
+    sqlite3_reset(st);
+    return 0;
+}
+
+static void level_done(int status, void *arg)
+{
+    ASSERT_OK(status);
+    (void)arg;
+}
+
+/* Submitted in one loop turn, the first job runs alone and the rest wait and form one batch;
+ * each row is one such round. A batch is FULL as soon as one of its jobs is power-safe. */
+TEST(db_batch_durability_per_transaction)
+{
+    static const struct {
+        enum db_durability in[3];
+        int want[3];
+    } rounds[] = {
+        {{DB_CRASH_SAFE, DB_CRASH_SAFE, DB_CRASH_SAFE}, {1, 1, 1}},
+        {{DB_POWER_SAFE, DB_CRASH_SAFE, DB_CRASH_SAFE}, {2, 1, 1}},
+        {{DB_CRASH_SAFE, DB_CRASH_SAFE, DB_POWER_SAFE}, {1, 2, 2}},
+        {{DB_POWER_SAFE, DB_POWER_SAFE, DB_CRASH_SAFE}, {2, 2, 2}},
+        {{DB_CRASH_SAFE, DB_POWER_SAFE, DB_POWER_SAFE}, {1, 2, 2}},
+    };
+    uv_loop_t loop;
+    char dir[64], path[128];
+    struct db *db = NULL;
+    test_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/d.db", dir);
+    uv_loop_init(&loop);
+    ASSERT_OK(db_open(&db, &loop, path));
+    for (size_t r = 0; r < sizeof(rounds) / sizeof(rounds[0]); r++) {
+        struct level_job jobs[3];
+        for (int i = 0; i < 3; i++) {
+            jobs[i] = (struct level_job){rounds[r].in[i], 0};
+            ASSERT_OK(db_write(db, jobs[i].durability, read_level, level_done, &jobs[i]));
+        }
+        uv_run(&loop, UV_RUN_DEFAULT);
+        for (int i = 0; i < 3; i++)
+            ASSERT_EQ(jobs[i].seen, rounds[r].want[i]);
+    }
+    db_close(db, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_OK(uv_loop_close(&loop));
+}
+
+/* Each job writes one 4 KiB blob: a few new pages per COMMIT. */
+static int add_blob(sqlite3 *conn, void *arg)
+{
+    (void)arg;
+    return db_exec(conn, "INSERT INTO setting(key, value)"
+                         " VALUES (hex(randomblob(16)), hex(randomblob(2048)))");
+}
+
+static void blob_done(int status, void *arg)
+{
+    ASSERT_OK(status);
+    ++*(int *)arg;
+}
+
+static int count_settings(sqlite3 *conn, void *arg)
+{
+    sqlite3_stmt *st = db_stmt(conn, "SELECT count(*) FROM setting WHERE length(value) = 4096");
+    if (!st || sqlite3_step(st) != SQLITE_ROW)
+        return DB_EGENERIC;
+    *(int *)arg = sqlite3_column_int(st, 0);
+    sqlite3_reset(st);
+    return 0;
+}
+
+/* Rows: the two thresholds, and which checkpoints must have run. Background checkpoints
+ * alone (the writer's limit out of reach), and the writer's own alone (the background one out
+ * of reach), which keeps the WAL within one batch of its limit. The jobs are submitted one
+ * loop turn at a time so that there are many COMMITs; nothing written may be lost. */
+TEST(db_wal_checkpointed_off_the_writer_and_bounded)
+{
+    static const struct {
+        int bg, max;
+        int want_bg, want_writer;
+    } rows[] = {{20, 1000000, 1, 0}, {1000000, 200, 0, 1}};
+    for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+        uv_loop_t loop;
+        char dir[64], path[128];
+        struct db *db = NULL;
+        struct db_stats st;
+        int done = 0, count = 0, max_seen = 0;
+        test_tmpdir(dir, sizeof(dir));
+        snprintf(path, sizeof(path), "%s/w%zu.db", dir, r);
+        uv_loop_init(&loop);
+        ASSERT_OK(db_open(&db, &loop, path));
+        db_set_wal_limits(db, rows[r].bg, rows[r].max);
+        for (int round = 0; round < 150; round++) {
+            for (int i = 0; i < 4; i++)
+                ASSERT_OK(db_write(db, DB_CRASH_SAFE, add_blob, blob_done, &done));
+            uv_run(&loop, UV_RUN_DEFAULT);
+            db_get_stats(db, &st);
+            max_seen = (int)st.wal_pages > max_seen ? (int)st.wal_pages : max_seen;
+        }
+        ASSERT_EQ(done, 600);
+        db_get_stats(db, &st);
+        ASSERT_EQ(st.checkpoints > 0, rows[r].want_bg);
+        ASSERT_EQ(st.writer_checkpoints > 0, rows[r].want_writer);
+        if (rows[r].want_writer)
+            ASSERT_LT(max_seen, rows[r].max + 64); /* one batch past the limit at most */
+        ASSERT_OK(db_read(db, count_settings, count_done, &count));
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_EQ(count, 600);
+        db_close(db, NULL, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_OK(uv_loop_close(&loop));
+    }
+}
+
+/* db_close while a background checkpoint runs waits for it before freeing (under ASan a
+ * use after free otherwise). */
+static void on_closed(void *arg)
+{
+    *(int *)arg = 1;
+}
+
+TEST(db_close_waits_for_a_running_checkpoint)
+{
+    uv_loop_t loop;
+    char dir[64], path[128];
+    struct db *db = NULL;
+    struct db_stats st = {0};
+    int done = 0, closed = 0;
+    test_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/c.db", dir);
+    uv_loop_init(&loop);
+    ASSERT_OK(db_open(&db, &loop, path));
+    db_set_wal_limits(db, 1, 1000000);
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, add_blob, blob_done, &done));
+    while (done == 0)
+        uv_run(&loop, UV_RUN_ONCE);
+    db_get_stats(db, &st);
+    ASSERT_EQ(st.checkpointing, 1); /* queued by the COMMIT's job_after, not finished yet */
+    db_close(db, on_closed, &closed);
+    ASSERT_EQ(closed, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(closed, 1);
     ASSERT_OK(uv_loop_close(&loop));
 }

@@ -46,7 +46,8 @@ TEST(metrics_exposition_exact_text)
     metrics_inc(m, "caravel_billing_invoices_total", "result=\"created\"");
     metrics_add(m, "caravel_billing_sats_total", NULL, 1500);
     metrics_inc(m, "caravel_billing_invoices_total", "result=\"paid\"");
-    struct metrics_gauges g = {.in_flight = 1, .db_queue_depth = 2, .sync_backlog = -1,
+    struct metrics_gauges g = {.in_flight = 1, .db_queue_depth = 2, .db_wal_frames = 4,
+                               .sync_backlog = -1,
                                .outbox_queued = 3, .relay_connections = 0};
     char *s = without_start_time(render(m, &g));
     const char *want =
@@ -94,6 +95,10 @@ TEST(metrics_exposition_exact_text)
         "# HELP caravel_db_queue_depth Database jobs queued or running.\n"
         "# TYPE caravel_db_queue_depth gauge\n"
         "caravel_db_queue_depth 2\n"
+        "# HELP caravel_db_wal_frames Pages in the database's write-ahead log after the last "
+        "write.\n"
+        "# TYPE caravel_db_wal_frames gauge\n"
+        "caravel_db_wal_frames 4\n"
         "# HELP caravel_outbox_queued_messages DMs queued in the outbox (refreshed "
         "periodically).\n"
         "# TYPE caravel_outbox_queued_messages gauge\n"
@@ -200,12 +205,12 @@ TEST(metrics_exposition_is_well_formed)
         metrics_observe_request(m, routes[i % 4], 200 + (i % 7) * 50, (uint64_t)i * 997);
     metrics_inc(m, "caravel_billing_runs_total", NULL);
     metrics_inc(m, "caravel_billing_payments_total", "result=\"failed\",reason=\"a \\\"q\\\"\"");
-    struct metrics_gauges g = {0, 0, 0, 0, 0};
+    struct metrics_gauges g = {0, 0, 0, 0, 0, 0};
     char *s = render(m, &g);
     int samples = 0;
     ASSERT_EQ(check_exposition(s, &samples), 0);
-    /* 4 routes x 7 statuses, 4 x (13 buckets + sum + count), 6 gauges, 2 counters */
-    ASSERT_EQ(samples, 28 + 4 * 15 + 6 + 2);
+    /* 4 routes x 7 statuses, 4 x (13 buckets + sum + count), 7 gauges, 2 counters */
+    ASSERT_EQ(samples, 28 + 4 * 15 + 7 + 2);
     /* The checker itself rejects broken input. */
     ASSERT_GT(check_exposition("x{a=\"1} 1\n", &samples), 0);
     ASSERT_GT(check_exposition("# TYPE x counter\nx 1\n# TYPE x counter\n", &samples), 0);

@@ -149,7 +149,7 @@ static void run_job(db_work_fn *work)
     snprintf(path, sizeof(path), "%s/t.db", dir);
     ASSERT_OK(uv_loop_init(&loop));
     ASSERT_OK(db_open(&db, &loop, path));
-    ASSERT_OK(db_write(db, work, on_done, &done));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, work, on_done, &done));
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_EQ(done, 1);
     db_close(db, on_closed, &closed);
