@@ -191,3 +191,17 @@ TEST(nostr_keys_secret_range)
                   "eefdea4cdb677750a420fee807eacf21eb9898ae79b9768766e4faa04a2d4a34", zero),
               -1); /* BIP-340 row 5: not on the curve */
 }
+
+/* Fresh secret keys (relay secrets): valid on the curve, and different every time. */
+TEST(nostr_keys_seckey_generate)
+{
+    vec_init();
+    uint8_t keys[16][32];
+    struct nostr_keypair kp;
+    for (int i = 0; i < 16; i++) {
+        ASSERT_OK(nostr_seckey_generate(keys[i]));
+        ASSERT_OK(nostr_keypair_from_seckey(&kp, keys[i]));
+        for (int j = 0; j < i; j++)
+            ASSERT_NE(memcmp(keys[i], keys[j], 32), 0);
+    }
+}
