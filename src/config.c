@@ -409,6 +409,17 @@ void config_free(struct config *cfg)
     secure_zero(cfg, sizeof(*cfg));
 }
 
+int config_origin_unreachable(const struct config *cfg)
+{
+    static const char *const wildcards[] = {"0.0.0.0", "::", "[::]", "::0"};
+    if (cfg->public_url)
+        return 0;
+    for (size_t i = 0; i < sizeof(wildcards) / sizeof(wildcards[0]); i++)
+        if (strcmp(cfg->host, wildcards[i]) == 0)
+            return 1;
+    return 0;
+}
+
 int config_is_admin(const struct config *cfg, const uint8_t pubkey[32])
 {
     for (size_t i = 0; i < cfg->n_admins; i++)

@@ -43,6 +43,10 @@ struct config {
 /* Fills cfg from getenv. Returns 0, or -1 after writing "VAR: reason" into err. */
 int config_load(struct config *cfg, char *err, size_t err_cap);
 void config_free(struct config *cfg);
+/* 1 when no client can name the API's origin: HOST is a wildcard address (0.0.0.0, ::) and
+ * PUBLIC_URL is unset, so every NIP-98 token would have to carry u = http://0.0.0.0:PORT/...
+ * (logged as a warning at start-up). */
+int config_origin_unreachable(const struct config *cfg);
 /* 1 if pubkey is in ADMINS. */
 int config_is_admin(const struct config *cfg, const uint8_t pubkey[32]);
 /* Normalises one relay URL (trim, prepend wss://); malloc'd or NULL if invalid. */

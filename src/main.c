@@ -195,6 +195,11 @@ static int start_http(void)
                   uv_strerror(rc));
         return -1;
     }
+    /* Tokens must name HOST unless PUBLIC_URL is set (spec 3.2); no client calls 0.0.0.0. */
+    if (config_origin_unreachable(&app.cfg))
+        LOG_WARN("PUBLIC_URL is not set and HOST=%s: every NIP-98 token would have to name "
+                 "http://%s:%d; set PUBLIC_URL to the origin clients call",
+                 app.cfg.host, app.cfg.host, http_server_port(app.http));
     /* Printed whatever LOG_LEVEL says: operators and tests wait for this line. */
     int v6 = strchr(app.cfg.host, ':') != NULL;
     log_write(LOG_LEVEL_INFO, __FILE__, __LINE__, "listening on http://%s%s%s:%d", v6 ? "[" : "",

@@ -236,11 +236,14 @@ int api_query(const struct api_ctx *ctx, const char *name, char *out, size_t cap
     return 0;
 }
 
+/* Plain decimal digits only: strtoll alone would also take " 5", "+5" and "-0". */
 static int parse_num(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-    char *end = NULL;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < min || v > max)
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || s[n] || n > 10)
+        return -1;
+    long long v = strtoll(s, NULL, 10);
+    if (v < min || v > max)
         return -1;
     *out = v;
     return 0;
@@ -267,8 +270,9 @@ int api_list_scope(struct api_ctx *ctx, char out[65])
     char t[80] = "";
     int has = api_query(ctx, "tenant", t, sizeof(t));
     out[0] = '\0';
-    if (has && strlen(t) != 64) {
-        api_error(ctx, 400, "invalid-body", "tenant must be a 64-character hex pubkey");
+    /* Lowercase, as stored: "ABC..." would otherwise just match nothing. */
+    if (has && (strlen(t) != 64 || strspn(t, "0123456789abcdef") != 64)) {
+        api_error(ctx, 400, "invalid-body", "tenant must be a 64-character lowercase hex pubkey");
         return -1;
     }
     if (has && !ctx->is_admin && strcmp(t, ctx->pubhex) != 0) {

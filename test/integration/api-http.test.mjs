@@ -226,11 +226,17 @@ test('deactivate, activate, delinquent with an overdue invoice, admin sync', asy
 })
 
 test('paging: limit 1..500, offset, newest first', async () => {
-  for (const q of ['limit=0', 'limit=501', 'limit=abc', 'limit=', 'limit=-1', 'offset=-1', 'offset=x']) {
+  for (const q of ['limit=0', 'limit=501', 'limit=abc', 'limit=', 'limit=-1', 'offset=-1', 'offset=x',
+    'limit=%2B5', 'limit=+5', 'limit=%205', 'limit=5%20', 'limit=0x10', 'limit=5.0', 'offset=-0',
+    'offset=99999999999999999999']) {
     await fails(call(srv.url, alice, 'GET', '/relays?' + q), 400, 'invalid-body', q.split('=')[0])
+  }
+  for (const t of [alice.pk.toUpperCase(), alice.pk.slice(0, 63) + 'g', alice.pk.slice(1), alice.pk + '0']) {
+    await fails(call(srv.url, admin, 'GET', '/relays?tenant=' + t), 400, 'invalid-body', 'tenant')
   }
   const all = await ok(call(srv.url, alice, 'GET', '/relays?limit=500'))
   assert.ok(all.length >= 5)
+  assert.equal((await ok(call(srv.url, alice, 'GET', '/relays?limit=004'))).length, 4)
   for (let i = 1; i < all.length; i++) assert.ok(all[i - 1].created_at >= all[i].created_at)
   const one = await ok(call(srv.url, alice, 'GET', '/relays?limit=1&offset=1'))
   assert.deepEqual(one.map((x) => x.id), [all[1].id])

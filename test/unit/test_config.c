@@ -199,3 +199,29 @@ TEST(config_good_values_table)
     ASSERT_EQ(c.robot_secret[0], 0x67);
     config_free(&c);
 }
+
+/* HOST / PUBLIC_URL pairs that leave no origin a client could sign for. */
+TEST(config_origin_unreachable_table)
+{
+    static const struct {
+        const char *host, *public_url;
+        int want;
+    } rows[] = {
+        {"0.0.0.0", NULL, 1},      {"::", NULL, 1},
+        {"0.0.0.0", "https://api.example.com", 0},
+        {"::", "https://api.example.com", 0},
+        {"127.0.0.1", NULL, 0},    {"::1", NULL, 0},
+        {"api.internal", NULL, 0},
+    };
+    char err[256];
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct config c;
+        clear_env();
+        setenv("HOST", rows[i].host, 1);
+        if (rows[i].public_url)
+            setenv("PUBLIC_URL", rows[i].public_url, 1);
+        ASSERT_OK(config_load(&c, err, sizeof(err)));
+        ASSERT_EQ(config_origin_unreachable(&c), rows[i].want);
+        config_free(&c);
+    }
+}
