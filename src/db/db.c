@@ -224,14 +224,14 @@ static int conn_open(struct db_conn *c, const char *path, enum conn_role role)
     /* The writer starts FULL (migrations, the robot key); each write batch then picks its
      * level (set_durability). temp_store=MEMORY keeps the statement journal of each job's
      * SAVEPOINT in memory: spilled to a temporary file it cost ~25 pwrite calls per job.
-     * journal_size_limit: the WAL file shrinks back to 16 MiB when it starts over. The
-     * checkpoint connection syncs as NORMAL does (the WAL before copying, the database
-     * after). Readers never write. */
+     * No journal_size_limit: truncating a WAL of up to 64 MiB that was still being written
+     * back stalled the COMMIT that restarted it (p99 20 ms); the file keeps its size until
+     * the last connection closes and deletes it. The checkpoint connection syncs as NORMAL
+     * does (the WAL before copying, the database after). Readers never write. */
     static const char *const pragmas[] = {
         [CONN_READER] = "PRAGMA foreign_keys=ON; PRAGMA query_only=ON;",
         [CONN_WRITER] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                        " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
-                        "",
+                        " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
         [CONN_CHECKPOINT] = "PRAGMA synchronous=NORMAL;",
     };
     c->sync_full = role == CONN_WRITER;
@@ -338,7 +338,8 @@ int db_open(struct db **out, uv_loop_t *loop, const char *path)
         goto fail;
     }
     if ((rc = conn_open(&db->writer, path, CONN_WRITER)) != 0 ||
-        (rc = migrate(db->writer.h)) != 0 || (rc = conn_open(&db->ckpt, path, CONN_CHECKPOINT)) != 0)
+        (rc = migrate(db->writer.h)) != 0 ||
+        (rc = conn_open(&db->ckpt, path, CONN_CHECKPOINT)) != 0)
         goto fail;
     for (int i = 0; i < DB_READERS; i++)
         if ((rc = conn_open(&db->readers[i], path, CONN_READER)) != 0)
@@ -535,8 +536,7 @@ static void maybe_checkpoint(struct db *db)
     db->stats.writer_checkpoints = db->writer_checkpoints;
     if (db->closing || db->ckpt_running || db->writer_wal_pages < db->wal_bg_pages)
         return;
-    db->ckpt_running = 1;
-    uv_queue_work(db->loop, &db->ckpt_req, ckpt_work, ckpt_after);
+    db->ckpt_running = uv_queue_work(db->loop, &db->ckpt_req, ckpt_work, ckpt_after) == 0;
 }
 
 static void job_after(uv_work_t *req, int status)

@@ -83,7 +83,8 @@ void db_set_wal_limits(struct db *db, int bg_pages, int max_pages);
 void db_close(struct db *db, void (*cb)(void *arg), void *arg);
 
 /* Helpers for work functions (pool thread): map a sqlite3 rc to the codes above (logging
- * sqlite3_errmsg once; SQLITE_BUSY/LOCKED -> DB_EBUSY), run one statement without results, and prepare with caching. */
+ * sqlite3_errmsg once; SQLITE_BUSY/LOCKED -> DB_EBUSY), run one statement without results,
+ * and prepare with caching. */
 int db_rc(sqlite3 *conn, int rc);
 int db_exec(sqlite3 *conn, const char *sql);
 /* Prepared-statement cache per connection (keyed by the SQL's pointer and text, finalized by
