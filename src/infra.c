@@ -492,17 +492,6 @@ static void on_reconcile(uv_timer_t *t)
 
 /* ---- public --------------------------------------------------------------------------- */
 
-static int64_t env_ms(const char *name, int64_t def)
-{
-    const char *v = getenv(name);
-    char *end = NULL;
-    long long n = v ? strtoll(v, &end, 10) : 0;
-    if (!v || !*v || *end || n <= 0)
-        return def;
-    LOG_WARN("sync: %s=%lld (test setting)", name, n);
-    return n;
-}
-
 int infra_start(struct infra **out, struct app *app)
 {
     *out = NULL;
@@ -517,10 +506,10 @@ int infra_start(struct infra **out, struct app *app)
         free(in);
         return -1;
     }
-    in->retry_base_ms = env_ms("CARAVEL_TEST_SYNC_RETRY_MS", INFRA_RETRY_BASE_MS);
+    in->retry_base_ms = test_setting_ms("CARAVEL_TEST_SYNC_RETRY_MS", INFRA_RETRY_BASE_MS);
     in->retry_cap_ms = in->retry_base_ms * (INFRA_RETRY_CAP_MS / INFRA_RETRY_BASE_MS);
-    in->reconcile_ms = env_ms("CARAVEL_TEST_SYNC_RECONCILE_MS", INFRA_RECONCILE_MS);
-    in->timeout_ms = (long)env_ms("CARAVEL_TEST_SYNC_TIMEOUT_MS", INFRA_TIMEOUT_MS);
+    in->reconcile_ms = test_setting_ms("CARAVEL_TEST_SYNC_RECONCILE_MS", INFRA_RECONCILE_MS);
+    in->timeout_ms = (long)test_setting_ms("CARAVEL_TEST_SYNC_TIMEOUT_MS", INFRA_TIMEOUT_MS);
     uv_timer_init(app->loop, &in->reconcile);
     uv_timer_init(app->loop, &in->wake);
     uv_timer_start(&in->reconcile, on_reconcile, 0, (uint64_t)in->reconcile_ms);

@@ -57,6 +57,7 @@ struct nwc {
     struct nwc_req *reqs;
     size_t n_reqs;
     struct info_entry cache[INFO_CACHE];
+    uint64_t pay_timeout_ms; /* NWC_TIMEOUT_PAY_MS, shortened by the suite */
     int closing;
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -69,6 +70,8 @@ int nwc_new(struct nwc **out, uv_loop_t *loop, struct relay_pool *pool)
     struct nwc *n = xcalloc(1, sizeof(*n));
     n->loop = loop;
     n->pool = pool;
+    n->pay_timeout_ms =
+        (uint64_t)test_setting_ms("CARAVEL_TEST_NWC_PAY_TIMEOUT_MS", NWC_TIMEOUT_PAY_MS);
     *out = n;
     return 0;
 }
@@ -380,7 +383,7 @@ int nwc_pay_invoice(struct nwc *nwc, const char *uri, const char *bolt11, nwc_do
 {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "invoice", bolt11);
-    int rc = nwc_request(nwc, uri, "pay_invoice", p, NWC_TIMEOUT_PAY_MS, cb, arg);
+    int rc = nwc_request(nwc, uri, "pay_invoice", p, nwc->pay_timeout_ms, cb, arg);
     cJSON_Delete(p);
     return rc;
 }

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/log.h"
+
 static void oom(size_t n)
 {
     fprintf(stderr, "fatal: out of memory allocating %zu bytes\n", n);
@@ -52,4 +54,15 @@ void secure_zero(void *p, size_t n)
     volatile unsigned char *v = p;
     while (n--)
         *v++ = 0;
+}
+
+long long test_setting_ms(const char *name, long long def)
+{
+    const char *v = getenv(name);
+    char *end = NULL;
+    long long n = v ? strtoll(v, &end, 10) : 0;
+    if (!v || !*v || *end || n <= 0)
+        return def;
+    LOG_WARN("%s=%lld ms (test setting)", name, n);
+    return n;
 }

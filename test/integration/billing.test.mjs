@@ -275,6 +275,30 @@ test('setting an NWC URL collects a pending invoice at once', async () => {
   assert.equal(await s.srv.stop(), 0)
 })
 
+test('a wallet that pays but never answers: pay_invoice times out, lookup_invoice marks the invoice paid, nothing is paid again', async () => {
+  const s = await setup()
+  const wallet = await startWallet({ relayUrl: relay.url, ln: s.ln })
+  s.wallets.push(wallet)
+  wallet.hang = true
+  // pay_invoice times out after 1.5 s instead of 60 s; everything else is production code.
+  await start(s, { metrics: true, CARAVEL_TEST_NWC_PAY_TIMEOUT_MS: '1500' })
+  const u = await tenant(s, { wallet })
+  setClock(s, T0 + P + 1)
+  await waitFor(async () => (await billingMetrics(s))['caravel_billing_collect_total{result="unknown"}'] === 1,
+    'pay_invoice timed out')
+  assert.equal(totalPaid(s.ln), 1) // the wallet did pay
+  await waitFor(async () => (await invoices(s, u))[0]?.status === 'paid', 'paid through lookup_invoice')
+  await waitDm(s, u, /payment received, 10000 sats/, 'receipt DM')
+  await sleep(2500) // more billing runs (every second): nothing is sent to the wallet again
+  assert.equal(payRequests(wallet), 1)
+  assert.equal(totalPaid(s.ln), 1)
+  assert.equal(sql(s, "SELECT group_concat(state) FROM payment_attempt"), 'paid')
+  const counted = await billingMetrics(s)
+  assert.equal(counted['caravel_billing_collect_total{result="paid"}'], undefined) // never answered
+  assert.equal(counted['caravel_billing_lookup_total{result="settled"}'], 1)
+  assert.equal(await s.srv.stop(), 0)
+})
+
 for (const at of ['before_attempt', 'after_attempt', 'after_pay_sent', 'after_answer']) {
   test(`kill at ${at}, restart: the invoice is paid exactly once`, async () => {
     const s = await setup()
