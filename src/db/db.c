@@ -184,6 +184,41 @@ sqlite3_stmt *db_stmt(sqlite3 *conn, const char *sql)
     return st;
 }
 
+sqlite3_stmt *db_query_params(sqlite3 *conn, const char *sql, const struct db_param *p,
+                              size_t n)
+{
+    sqlite3_stmt *st = db_stmt(conn, sql);
+    for (size_t i = 0; st && i < n; i++) {
+        int k = (int)i + 1;
+        if (p[i].is_int)
+            sqlite3_bind_int64(st, k, p[i].i);
+        else if (p[i].text)
+            sqlite3_bind_text(st, k, p[i].text, -1, SQLITE_STATIC);
+        /* else: NULL, as db_stmt cleared the bindings */
+    }
+    return st;
+}
+
+int db_run_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n)
+{
+    sqlite3_stmt *st = db_query_params(conn, sql, p, n);
+    if (!st)
+        return DB_EGENERIC;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}
+
+int db_exists_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n)
+{
+    sqlite3_stmt *st = db_query_params(conn, sql, p, n);
+    if (!st)
+        return DB_EGENERIC;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}
+
 char *db_col_text(sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);

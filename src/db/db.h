@@ -95,4 +95,30 @@ sqlite3_stmt *db_stmt(sqlite3 *conn, const char *sql);
 /* Text column copied with strdup (NULL for SQL NULL). */
 char *db_col_text(sqlite3_stmt *st, int col);
 
+/* Statements with typed parameters, bound in order to ?1..?n, so a repo function states its
+ * SQL and values and nothing else:
+ *     rc = db_run(conn, "UPDATE relay SET status = ? WHERE id = ?", DB_TEXT(s), DB_INT(now));
+ * DB_TEXT(NULL) binds SQL NULL; text is bound without a copy (SQLITE_STATIC), so it must stay
+ * valid until the statement is reset (db_run and db_exists reset it before returning). */
+struct db_param {
+    const char *text;
+    int64_t i;
+    int is_int;
+};
+#define DB_TEXT(s) ((struct db_param){.text = (s)})
+#define DB_INT(v) ((struct db_param){.i = (int64_t)(v), .is_int = 1})
+#define DB_PARAMS_(...)                                                                       \
+    (const struct db_param[]){__VA_ARGS__},                                                   \
+        sizeof((const struct db_param[]){__VA_ARGS__}) / sizeof(struct db_param)
+/* db_stmt with the parameters bound: ready to step, or NULL (logged). */
+sqlite3_stmt *db_query_params(sqlite3 *conn, const char *sql, const struct db_param *p,
+                              size_t n);
+#define db_query(conn, sql, ...) db_query_params(conn, sql, DB_PARAMS_(__VA_ARGS__))
+/* Steps the statement to its end (INSERT, UPDATE, DELETE): 0 or a db_error. */
+int db_run_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n);
+#define db_run(conn, sql, ...) db_run_params(conn, sql, DB_PARAMS_(__VA_ARGS__))
+/* 1 if the query returns a row, 0 if none, or a db_error. */
+int db_exists_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n);
+#define db_exists(conn, sql, ...) db_exists_params(conn, sql, DB_PARAMS_(__VA_ARGS__))
+
 #endif

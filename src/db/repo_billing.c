@@ -19,13 +19,6 @@
 
 /* ---- small helpers ---- */
 
-static int step_done(sqlite3 *conn, sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
-}
-
 static void copy_col(sqlite3_stmt *st, int col, char *out, size_t cap)
 {
     const unsigned char *s = sqlite3_column_text(st, col);
@@ -85,14 +78,14 @@ static void rows_free(struct rows *r)
 
 static int load_rows(sqlite3 *conn, const char *tenant, struct rows *out)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT resource_id, created_at, plan, status FROM activity"
-                                     " WHERE tenant = ? AND resource_type = 'relay' AND plan IS "
-                                     "NOT NULL AND status IS NOT NULL"
-                                     " ORDER BY resource_id, created_at, id LIMIT ?");
+    sqlite3_stmt *st = db_query(conn,
+                                "SELECT resource_id, created_at, plan, status FROM activity"
+                                " WHERE tenant = ? AND resource_type = 'relay' AND plan IS "
+                                "NOT NULL AND status IS NOT NULL"
+                                " ORDER BY resource_id, created_at, id LIMIT ?",
+                                DB_TEXT(tenant), DB_INT(REPO_BILLING_MAX_ROWS));
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, REPO_BILLING_MAX_ROWS);
     int rc;
     size_t cap = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -112,48 +105,29 @@ static int load_rows(sqlite3 *conn, const char *tenant, struct rows *out)
 
 static int set_anchor(sqlite3 *conn, const char *tenant, int64_t anchor)
 {
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE tenant SET billing_anchor = ? WHERE pubkey = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_int64(st, 1, anchor);
-    sqlite3_bind_text(st, 2, tenant, -1, SQLITE_STATIC);
-    return step_done(conn, st);
+    return db_run(conn, "UPDATE tenant SET billing_anchor = ? WHERE pubkey = ?", DB_INT(anchor),
+                  DB_TEXT(tenant));
 }
 
 /* 1 if the tenant has an invoice for period_start, 0 if not, or a db_error. */
 static int invoice_exists(sqlite3 *conn, const char *tenant, int64_t period_start)
 {
-    sqlite3_stmt *st =
-        db_stmt(conn, "SELECT 1 FROM invoice WHERE tenant = ? AND period_start = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, period_start);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    return db_exists(conn, "SELECT 1 FROM invoice WHERE tenant = ? AND period_start = ?",
+                     DB_TEXT(tenant), DB_INT(period_start));
 }
 
 static int insert_items(sqlite3 *conn, const char *invoice, const struct billing_item *items,
                         size_t n)
 {
-    sqlite3_stmt *st = db_stmt(conn, "INSERT INTO invoice_item(invoice, relay, plan, hours, "
-                                     "amount) VALUES (?, ?, ?, ?, ?)");
-    if (!st)
-        return DB_EGENERIC;
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].amount <= 0)
-            continue;
-        sqlite3_bind_text(st, 1, invoice, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, items[i].relay, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, items[i].plan, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, items[i].hours);
-        sqlite3_bind_int64(st, 5, items[i].amount);
-        int rc = step_done(conn, st);
-        if (rc)
-            return rc;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (items[i].amount > 0)
+            rc = db_run(conn, "INSERT INTO invoice_item(invoice, relay, plan, hours, amount)"
+                              " VALUES (?, ?, ?, ?, ?)",
+                        DB_TEXT(invoice), DB_TEXT(items[i].relay), DB_TEXT(items[i].plan),
+                        DB_INT(items[i].hours), DB_INT(items[i].amount));
     }
-    return 0;
+    return rc;
 }
 
 /* Writes one invoice; *created 0 when a concurrent run wrote it first. */
@@ -163,19 +137,11 @@ static int insert_invoice(sqlite3 *conn, const char *tenant, int64_t start, int6
 {
     char id[33], d1[11], d2[11];
     repo_new_id(id);
-    sqlite3_stmt *st = db_stmt(conn, "INSERT INTO invoice(id, tenant, amount, status, "
-                                     "period_start, period_end, created_at) VALUES (?, ?, ?, "
-                                     "'pending', ?, ?, ?) ON CONFLICT(tenant, period_start) "
-                                     "DO NOTHING");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, total);
-    sqlite3_bind_int64(st, 4, start);
-    sqlite3_bind_int64(st, 5, end);
-    sqlite3_bind_int64(st, 6, now);
-    int rc = step_done(conn, st);
+    int rc = db_run(conn, "INSERT INTO invoice(id, tenant, amount, status, period_start, "
+                          "period_end, created_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)"
+                          " ON CONFLICT(tenant, period_start) DO NOTHING",
+                    DB_TEXT(id), DB_TEXT(tenant), DB_INT(total), DB_INT(start), DB_INT(end),
+                    DB_INT(now));
     *created = rc == 0 && sqlite3_changes(conn) > 0;
     if (rc || !*created)
         return rc;
@@ -265,14 +231,14 @@ struct tenant_anchor {
 int repo_billing_invoice_pass(sqlite3 *conn, const struct billing_cfg *cfg, int64_t now,
                               size_t *n_created, size_t *n_dms)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT pubkey, billing_anchor FROM tenant WHERE pubkey IN"
-                                     " (SELECT tenant FROM relay) ORDER BY pubkey LIMIT ?");
+    sqlite3_stmt *st = db_query(conn, "SELECT pubkey, billing_anchor FROM tenant WHERE pubkey IN"
+                                      " (SELECT tenant FROM relay) ORDER BY pubkey LIMIT ?",
+                                DB_INT(REPO_BILLING_MAX_TENANTS));
     if (!st)
         return DB_EGENERIC;
     struct tenant_anchor *t = NULL;
     size_t n = 0;
     int rc;
-    sqlite3_bind_int64(st, 1, REPO_BILLING_MAX_TENANTS);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         t = xrealloc(t, (n + 1) * sizeof(*t));
         copy_col(st, 0, t[n].pubkey, sizeof(t[n].pubkey));
@@ -331,16 +297,12 @@ static void read_pending(sqlite3_stmt *st, struct repo_pending *p)
 int repo_billing_load_pending(sqlite3 *conn, const char *tenant, struct repo_pending **out,
                               size_t *n)
 {
-    sqlite3_stmt *st = db_stmt(conn, PENDING_SQL);
+    sqlite3_stmt *st =
+        db_query(conn, PENDING_SQL, DB_TEXT(tenant), DB_INT(REPO_BILLING_MAX_PENDING));
     *out = NULL;
     *n = 0;
     if (!st)
         return DB_EGENERIC;
-    if (tenant)
-        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 1);
-    sqlite3_bind_int64(st, 2, REPO_BILLING_MAX_PENDING);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         *out = xrealloc(*out, (*n + 1) * sizeof(**out));
@@ -365,13 +327,8 @@ void repo_billing_pending_free(struct repo_pending *p, size_t n)
 
 static int invoice_is_pending(sqlite3 *conn, const char *invoice)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT 1 FROM invoice WHERE id = ? AND status = 'pending'");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, invoice, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    return db_exists(conn, "SELECT 1 FROM invoice WHERE id = ? AND status = 'pending'",
+                     DB_TEXT(invoice));
 }
 
 int repo_billing_add_bolt11(sqlite3 *conn, const char *invoice, const char *bolt11,
@@ -382,12 +339,11 @@ int repo_billing_add_bolt11(sqlite3 *conn, const char *invoice, const char *bolt
     int rc = invoice_is_pending(conn, invoice);
     if (rc <= 0)
         return rc == 0 ? DB_ENOTFOUND : rc;
-    sqlite3_stmt *st = db_stmt(conn, "SELECT id FROM bolt11 WHERE invoice = ? AND settled_at IS "
-                                     "NULL AND expires_at > ? ORDER BY created_at DESC LIMIT 1");
+    sqlite3_stmt *st = db_query(conn, "SELECT id FROM bolt11 WHERE invoice = ? AND settled_at IS "
+                                      "NULL AND expires_at > ? ORDER BY created_at DESC LIMIT 1",
+                                DB_TEXT(invoice), DB_INT(now));
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, invoice, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         copy_col(st, 0, id_out, 65);
@@ -396,18 +352,10 @@ int repo_billing_add_bolt11(sqlite3 *conn, const char *invoice, const char *bolt
         return rc == SQLITE_ROW ? 0 : db_rc(conn, rc);
     char id[33];
     repo_new_id(id);
-    st = db_stmt(conn, "INSERT INTO bolt11(id, invoice, bolt11, payment_hash, amount_msats, "
-                       "expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, invoice, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, bolt11, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, payment_hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, amount_msats);
-    sqlite3_bind_int64(st, 6, expires_at);
-    sqlite3_bind_int64(st, 7, now);
-    if ((rc = step_done(conn, st)))
+    if ((rc = db_run(conn, "INSERT INTO bolt11(id, invoice, bolt11, payment_hash, amount_msats, "
+                           "expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     DB_TEXT(id), DB_TEXT(invoice), DB_TEXT(bolt11), DB_TEXT(payment_hash),
+                     DB_INT(amount_msats), DB_INT(expires_at), DB_INT(now))))
         return rc;
     snprintf(id_out, 65, "%s", id);
     *created = 1;
@@ -416,23 +364,14 @@ int repo_billing_add_bolt11(sqlite3 *conn, const char *invoice, const char *bolt
 
 int repo_billing_bolt11_expired(sqlite3 *conn, const char *bolt11_id, int64_t now)
 {
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE payment_attempt SET state = 'failed', error = "
-                                     "'BOLT11 expired unsettled', updated_at = ? WHERE bolt11 = ?"
-                                     " AND state = 'pending'");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_text(st, 2, bolt11_id, -1, SQLITE_STATIC);
-    int rc = step_done(conn, st);
+    int rc = db_run(conn, "UPDATE payment_attempt SET state = 'failed', error = 'BOLT11 expired "
+                          "unsettled', updated_at = ? WHERE bolt11 = ? AND state = 'pending'",
+                    DB_INT(now), DB_TEXT(bolt11_id));
     if (rc)
         return rc;
     /* So that it is never the "current" BOLT11 again, whatever the clocks say. */
-    st = db_stmt(conn, "UPDATE bolt11 SET expires_at = MIN(expires_at, ?) WHERE id = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_text(st, 2, bolt11_id, -1, SQLITE_STATIC);
-    return step_done(conn, st);
+    return db_run(conn, "UPDATE bolt11 SET expires_at = MIN(expires_at, ?) WHERE id = ?",
+                  DB_INT(now), DB_TEXT(bolt11_id));
 }
 
 /* ---- payment attempts ---- */
@@ -443,56 +382,31 @@ int repo_billing_begin_attempt(sqlite3 *conn, const char *invoice, const char *b
     int rc = invoice_is_pending(conn, invoice);
     if (rc <= 0)
         return rc == 0 ? DB_ECONSTRAINT : rc;
-    sqlite3_stmt *st = db_stmt(conn, "SELECT 1 FROM payment_attempt WHERE invoice = ? AND "
-                                     "state <> 'failed'");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, invoice, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return rc == SQLITE_ROW ? DB_ECONSTRAINT : db_rc(conn, rc);
+    rc = db_exists(conn, "SELECT 1 FROM payment_attempt WHERE invoice = ? AND state <> 'failed'",
+                   DB_TEXT(invoice));
+    if (rc != 0)
+        return rc > 0 ? DB_ECONSTRAINT : rc;
     char id[33];
     repo_new_id(id);
-    st = db_stmt(conn, "INSERT INTO payment_attempt(id, invoice, bolt11, method, state, "
-                       "created_at, updated_at) VALUES (?, ?, ?, 'nwc', 'pending', ?, ?)");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, invoice, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, bolt11_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now);
-    sqlite3_bind_int64(st, 5, now);
-    if ((rc = step_done(conn, st)))
+    if ((rc = db_run(conn, "INSERT INTO payment_attempt(id, invoice, bolt11, method, state, "
+                           "created_at, updated_at) VALUES (?, ?, ?, 'nwc', 'pending', ?, ?)",
+                     DB_TEXT(id), DB_TEXT(invoice), DB_TEXT(bolt11_id), DB_INT(now), DB_INT(now))))
         return rc;
-    st = db_stmt(conn, "UPDATE invoice SET last_collect_at = ? WHERE id = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_text(st, 2, invoice, -1, SQLITE_STATIC);
     snprintf(attempt_id_out, 65, "%s", id);
-    return step_done(conn, st);
+    return db_run(conn, "UPDATE invoice SET last_collect_at = ? WHERE id = ?", DB_INT(now),
+                  DB_TEXT(invoice));
 }
 
 int repo_billing_attempt_failed(sqlite3 *conn, const char *attempt_id, const char *tenant,
                                 const char *reason, int64_t now)
 {
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE payment_attempt SET state = 'failed', error = ?, "
-                                     "updated_at = ? WHERE id = ? AND state = 'pending'");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
-    sqlite3_bind_text(st, 3, attempt_id, -1, SQLITE_STATIC);
-    int rc = step_done(conn, st);
+    int rc = db_run(conn, "UPDATE payment_attempt SET state = 'failed', error = ?, updated_at = ? "
+                          "WHERE id = ? AND state = 'pending'",
+                    DB_TEXT(reason), DB_INT(now), DB_TEXT(attempt_id));
     if (rc || sqlite3_changes(conn) == 0)
         return rc;
-    st = db_stmt(conn, "UPDATE tenant SET nwc_error = ? WHERE pubkey = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, tenant, -1, SQLITE_STATIC);
-    if ((rc = step_done(conn, st)))
+    if ((rc = db_run(conn, "UPDATE tenant SET nwc_error = ? WHERE pubkey = ?",
+                     DB_TEXT(reason), DB_TEXT(tenant))))
         return rc;
     return queue_dm(conn, tenant, now,
                     "Caravel: automatic payment failed: %s. Please check your connected "
@@ -510,11 +424,11 @@ struct inv_row {
 
 static int load_invoice(sqlite3 *conn, const char *invoice, struct inv_row *out)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT tenant, amount, period_start, period_end FROM "
-                                     "invoice WHERE id = ?");
+    sqlite3_stmt *st = db_query(conn, "SELECT tenant, amount, period_start, period_end FROM "
+                                      "invoice WHERE id = ?",
+                                DB_TEXT(invoice));
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, invoice, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         copy_col(st, 0, out->tenant, sizeof(out->tenant));
@@ -535,15 +449,13 @@ struct relay_ref {
 static int list_relays(sqlite3 *conn, const char *tenant, const char *status,
                        struct relay_ref **out, size_t *n)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT id, plan FROM relay WHERE tenant = ? AND status = ?"
-                                     " ORDER BY id LIMIT ?");
+    sqlite3_stmt *st = db_query(conn, "SELECT id, plan FROM relay WHERE tenant = ? AND status = ?"
+                                      " ORDER BY id LIMIT ?",
+                                DB_TEXT(tenant), DB_TEXT(status), DB_INT(REPO_BILLING_MAX_RELAYS));
     *out = NULL;
     *n = 0;
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, REPO_BILLING_MAX_RELAYS);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         *out = xrealloc(*out, (*n + 1) * sizeof(**out));
@@ -559,14 +471,8 @@ static int list_relays(sqlite3 *conn, const char *tenant, const char *status,
 static int set_relay_status(sqlite3 *conn, const char *tenant, const struct relay_ref *r,
                             const char *status, const char *activity, int64_t now)
 {
-    sqlite3_stmt *st =
-        db_stmt(conn, "UPDATE relay SET status = ?, updated_at = ? WHERE id = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
-    sqlite3_bind_text(st, 3, r->id, -1, SQLITE_STATIC);
-    int rc = step_done(conn, st);
+    int rc = db_run(conn, "UPDATE relay SET status = ?, updated_at = ? WHERE id = ?",
+                    DB_TEXT(status), DB_INT(now), DB_TEXT(r->id));
     if (rc == 0)
         rc = repo_relay_mark_dirty(conn, r->id);
     if (rc == 0)
@@ -594,32 +500,18 @@ static int reactivate_relays(sqlite3 *conn, const char *tenant, const struct bil
 
 static int settle_rows(sqlite3 *conn, const char *invoice, const char *bolt11_id, int64_t now)
 {
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE bolt11 SET settled_at = ? WHERE id = ? AND "
-                                     "settled_at IS NULL");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_text(st, 2, bolt11_id, -1, SQLITE_STATIC);
-    int rc = step_done(conn, st);
+    int rc = db_run(conn, "UPDATE bolt11 SET settled_at = ? WHERE id = ? AND settled_at IS NULL",
+                    DB_INT(now), DB_TEXT(bolt11_id));
     if (rc)
         return rc;
-    st = db_stmt(conn, "UPDATE payment_attempt SET state = 'paid', updated_at = ? WHERE "
-                       "invoice = ? AND bolt11 = ? AND state = 'pending'");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_text(st, 2, invoice, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, bolt11_id, -1, SQLITE_STATIC);
-    return step_done(conn, st);
+    return db_run(conn, "UPDATE payment_attempt SET state = 'paid', updated_at = ? WHERE invoice "
+                        "= ? AND bolt11 = ? AND state = 'pending'",
+                  DB_INT(now), DB_TEXT(invoice), DB_TEXT(bolt11_id));
 }
 
 static int clear_nwc_error(sqlite3 *conn, const char *tenant)
 {
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE tenant SET nwc_error = NULL WHERE pubkey = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    return step_done(conn, st);
+    return db_run(conn, "UPDATE tenant SET nwc_error = NULL WHERE pubkey = ?", DB_TEXT(tenant));
 }
 
 int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt11_id,
@@ -631,13 +523,9 @@ int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt1
     int rc = load_invoice(conn, invoice, &inv);
     if (rc)
         return rc;
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE invoice SET status = 'paid', paid_at = ? WHERE "
-                                     "id = ? AND status = 'pending'");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_text(st, 2, invoice, -1, SQLITE_STATIC);
-    if ((rc = step_done(conn, st)))
+    if ((rc = db_run(conn, "UPDATE invoice SET status = 'paid', paid_at = ? WHERE id = ? AND "
+                           "status = 'pending'",
+                     DB_INT(now), DB_TEXT(invoice))))
         return rc;
     int changed_now = sqlite3_changes(conn) > 0;
     if ((rc = settle_rows(conn, invoice, bolt11_id, now)) || !changed_now)
@@ -663,15 +551,15 @@ int repo_billing_paid_by_hash(sqlite3 *conn, const char *payment_hash, int64_t a
     char bolt11_id[65] = "", invoice[65] = "";
     int has_attempt = 0;
     *found = 0;
-    sqlite3_stmt *st = db_stmt(
-        conn, "SELECT b.id, b.invoice, EXISTS (SELECT 1 FROM payment_attempt a WHERE "
-              "a.bolt11 = b.id AND a.state = 'pending') FROM bolt11 b JOIN invoice i ON "
-              "i.id = b.invoice WHERE b.payment_hash = ? AND b.settled_at IS NULL AND "
-              "i.status = 'pending' AND b.amount_msats <= ? LIMIT 1");
+    sqlite3_stmt *st = db_query(conn, "SELECT b.id, b.invoice, EXISTS (SELECT 1 FROM "
+                                      "payment_attempt a WHERE a.bolt11 = b.id AND a.state = "
+                                      "'pending') FROM bolt11 b JOIN invoice i ON i.id = "
+                                      "b.invoice WHERE b.payment_hash = ? AND b.settled_at IS "
+                                      "NULL AND i.status = 'pending' AND b.amount_msats <= ? "
+                                      "LIMIT 1",
+                                DB_TEXT(payment_hash), DB_INT(amount_msats));
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, payment_hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, amount_msats);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         copy_col(st, 0, bolt11_id, sizeof(bolt11_id));
@@ -695,13 +583,9 @@ int repo_billing_send_bolt11(sqlite3 *conn, const struct repo_pending *p, int64_
                       d1, d2, (long long)p->amount, p->bolt11 ? p->bolt11 : "");
     if (rc)
         return rc;
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE invoice SET reminders = reminders + 1, "
-                                     "last_collect_at = ? WHERE id = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_text(st, 2, p->id, -1, SQLITE_STATIC);
-    return step_done(conn, st);
+    return db_run(conn, "UPDATE invoice SET reminders = reminders + 1, last_collect_at = ? WHERE "
+                        "id = ?",
+                  DB_INT(now), DB_TEXT(p->id));
 }
 
 /* ---- dunning ---- */
@@ -714,15 +598,14 @@ struct overdue {
 
 static int load_overdue(sqlite3 *conn, int64_t cutoff, struct overdue **out, size_t *n)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT id, tenant, amount, delinquent_notified FROM "
-                                     "invoice WHERE status = 'pending' AND created_at <= ? "
-                                     "ORDER BY created_at LIMIT ?");
+    sqlite3_stmt *st = db_query(conn, "SELECT id, tenant, amount, delinquent_notified FROM "
+                                      "invoice WHERE status = 'pending' AND created_at <= ? "
+                                      "ORDER BY created_at LIMIT ?",
+                                DB_INT(cutoff), DB_INT(REPO_BILLING_MAX_PENDING));
     *out = NULL;
     *n = 0;
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_int64(st, 1, cutoff);
-    sqlite3_bind_int64(st, 2, REPO_BILLING_MAX_PENDING);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         *out = xrealloc(*out, (*n + 1) * sizeof(**out));
@@ -761,11 +644,7 @@ static int notify_overdue(sqlite3 *conn, const struct overdue *o, int64_t now)
                       (long long)o->amount);
     if (rc)
         return rc;
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE invoice SET delinquent_notified = 1 WHERE id = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, o->id, -1, SQLITE_STATIC);
-    return step_done(conn, st);
+    return db_run(conn, "UPDATE invoice SET delinquent_notified = 1 WHERE id = ?", DB_TEXT(o->id));
 }
 
 int repo_billing_dunning(sqlite3 *conn, const struct billing_cfg *cfg, int64_t now,

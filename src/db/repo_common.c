@@ -8,33 +8,17 @@ int repo_activity_insert(sqlite3 *conn, const char *tenant, const char *type,
                          const char *resource_type, const char *resource_id, const char *plan,
                          const char *status, int64_t now)
 {
-    sqlite3_stmt *st = db_stmt(conn, "INSERT INTO activity(tenant, created_at, activity_type, "
-                                     "resource_type, resource_id, plan, status) "
-                                     "VALUES (?, ?, ?, ?, ?, ?, ?)");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
-    sqlite3_bind_text(st, 3, type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, resource_type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, resource_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, plan, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, status, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    return db_run(conn, "INSERT INTO activity(tenant, created_at, activity_type, resource_type,"
+                        " resource_id, plan, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  DB_TEXT(tenant), DB_INT(now), DB_TEXT(type), DB_TEXT(resource_type),
+                  DB_TEXT(resource_id), DB_TEXT(plan), DB_TEXT(status));
 }
 
 int repo_relay_mark_dirty(sqlite3 *conn, const char *relay_id)
 {
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE relay SET synced = 0, sync_version = sync_version + 1,"
-                                     " sync_attempts = 0, sync_next_at = 0 WHERE id = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, relay_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    return db_run(conn, "UPDATE relay SET synced = 0, sync_version = sync_version + 1,"
+                        " sync_attempts = 0, sync_next_at = 0 WHERE id = ?",
+                  DB_TEXT(relay_id));
 }
 
 void repo_new_id(char out[33])
@@ -86,6 +70,16 @@ cJSON *repo_json_columns(sqlite3_stmt *st, const char *const *keys, int n)
             repo_json_text(o, keys[i], st, i);
     }
     return o;
+}
+
+int repo_json_one(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
+                  cJSON **out)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = row(st, arg);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
 }
 
 int repo_json_rows(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,

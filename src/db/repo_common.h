@@ -27,6 +27,10 @@ typedef cJSON *repo_row_fn(sqlite3_stmt *st, const void *arg);
  * array), then resets it. Returns 0 or a db_error (*out stays the caller's to free). */
 int repo_json_rows(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
                    cJSON **out);
+/* Steps a bound statement once: *out = row(st, arg) for its row, then resets it. Returns 0,
+ * DB_ENOTFOUND when there is no row, or a db_error. */
+int repo_json_one(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
+                  cJSON **out);
 /* The database answers a trivial query: 0 or a db_error (GET /healthz). */
 int repo_ping(sqlite3 *conn);
 /* Random id: 32 lowercase hex characters + NUL into out (>= 33 bytes). */

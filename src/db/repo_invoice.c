@@ -20,11 +20,13 @@ static cJSON *invoice_row(sqlite3_stmt *st, const void *arg)
 
 static int add_items(sqlite3 *conn, cJSON *invoice, const char *id)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT relay, plan, hours, amount FROM invoice_item"
-                                     " WHERE invoice = ? ORDER BY relay, plan");
+    sqlite3_stmt *st = db_query(conn, "SELECT relay, plan, hours, amount FROM invoice_item"
+                                      " WHERE invoice = ? ORDER BY relay, plan",
+                                DB_TEXT(id));
     cJSON *items = cJSON_AddArrayToObject(invoice, "items");
     int rc;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (!st)
+        return DB_EGENERIC;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         cJSON *it = cJSON_CreateObject();
         repo_json_text(it, "relay", st, 0);
@@ -40,13 +42,11 @@ static int add_items(sqlite3 *conn, cJSON *invoice, const char *id)
 int repo_invoice_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t offset,
                       cJSON **out)
 {
-    sqlite3_stmt *st = db_stmt(conn, INVOICE_SELECT " WHERE (?1 = '' OR i.tenant = ?1)"
-                                     " ORDER BY i.created_at DESC, i.id LIMIT ?2 OFFSET ?3");
+    sqlite3_stmt *st = db_query(conn, INVOICE_SELECT " WHERE (?1 = '' OR i.tenant = ?1)"
+                                      " ORDER BY i.created_at DESC, i.id LIMIT ?2 OFFSET ?3",
+                                DB_TEXT(tenant), DB_INT(limit), DB_INT(offset));
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, limit);
-    sqlite3_bind_int64(st, 3, offset);
     int rc = repo_json_rows(conn, st, invoice_row, NULL, out);
     if (rc != 0)
         return rc;
@@ -62,34 +62,19 @@ int repo_invoice_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t 
 int repo_invoice_get(sqlite3 *conn, const char *id, const char *owner, cJSON **out)
 {
     sqlite3_stmt *st =
-        db_stmt(conn, INVOICE_SELECT " WHERE i.id = ?1 AND (?2 IS NULL OR i.tenant = ?2)");
+        db_query(conn, INVOICE_SELECT " WHERE i.id = ?1 AND (?2 IS NULL OR i.tenant = ?2)",
+                 DB_TEXT(id), DB_TEXT(owner));
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *out = invoice_row(st, NULL);
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE)
-        return DB_ENOTFOUND;
-    return rc == SQLITE_ROW ? add_items(conn, *out, id) : db_rc(conn, rc);
+    int rc = repo_json_one(conn, st, invoice_row, NULL, out);
+    return rc ? rc : add_items(conn, *out, id);
 }
 
 int repo_invoice_overdue(sqlite3 *conn, const char *tenant, int64_t grace, int64_t now)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT 1 FROM invoice WHERE tenant = ? AND "
-                                     "status = 'pending' AND created_at + ? <= ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, grace);
-    sqlite3_bind_int64(st, 3, now);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_rc(conn, rc);
-    return rc == SQLITE_ROW;
+    return db_exists(conn, "SELECT 1 FROM invoice WHERE tenant = ? AND status = 'pending'"
+                           " AND created_at + ? <= ?",
+                     DB_TEXT(tenant), DB_INT(grace), DB_INT(now));
 }
 
 static cJSON *activity_row(sqlite3_stmt *st, const void *arg)
@@ -103,14 +88,12 @@ static cJSON *activity_row(sqlite3_stmt *st, const void *arg)
 int repo_activity_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t offset,
                        cJSON **out)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT id, tenant, created_at, activity_type,"
-                                     " resource_type, resource_id, plan, status FROM activity"
-                                     " WHERE (?1 = '' OR tenant = ?1) ORDER BY id DESC"
-                                     " LIMIT ?2 OFFSET ?3");
+    sqlite3_stmt *st = db_query(conn, "SELECT id, tenant, created_at, activity_type, resource_type,"
+                                      " resource_id, plan, status FROM activity"
+                                      " WHERE (?1 = '' OR tenant = ?1) ORDER BY id DESC"
+                                      " LIMIT ?2 OFFSET ?3",
+                                DB_TEXT(tenant), DB_INT(limit), DB_INT(offset));
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, limit);
-    sqlite3_bind_int64(st, 3, offset);
     return repo_json_rows(conn, st, activity_row, NULL, out);
 }

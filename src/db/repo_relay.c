@@ -4,6 +4,7 @@
 
 #include "db/db.h"
 #include "db/repo_common.h"
+#include "util/util.h"
 
 const char *const relay_flag_names[RF_COUNT] = {
     "policy_public_join", "policy_strip_signatures", "groups_enabled", "management_enabled",
@@ -48,30 +49,22 @@ int repo_relay_get(sqlite3 *conn, const char *id, const char *owner, const char 
                    cJSON **out)
 {
     sqlite3_stmt *st =
-        db_stmt(conn, "SELECT " RELAY_COLS " FROM relay WHERE id = ?1 AND" RELAY_VISIBLE);
+        db_query(conn, "SELECT " RELAY_COLS " FROM relay WHERE id = ?1 AND" RELAY_VISIBLE,
+                 DB_TEXT(id), DB_TEXT(owner));
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *out = relay_row(st, domain);
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+    return repo_json_one(conn, st, relay_row, domain, out);
 }
 
 int repo_relay_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t offset,
                     const char *domain, cJSON **out)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT " RELAY_COLS " FROM relay WHERE (?1 = '' OR "
-                                     "tenant = ?1) ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3");
+    sqlite3_stmt *st = db_query(conn,
+                                "SELECT " RELAY_COLS " FROM relay WHERE (?1 = '' OR tenant = ?1)"
+                                " ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3",
+                                DB_TEXT(tenant), DB_INT(limit), DB_INT(offset));
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, limit);
-    sqlite3_bind_int64(st, 3, offset);
     return repo_json_rows(conn, st, relay_row, domain, out);
 }
 
@@ -79,11 +72,10 @@ int repo_relay_load(sqlite3 *conn, const char *id, const char *owner, struct rel
                     char tenant[65], char status[16])
 {
     sqlite3_stmt *st =
-        db_stmt(conn, "SELECT " RELAY_COLS " FROM relay WHERE id = ?1 AND" RELAY_VISIBLE);
+        db_query(conn, "SELECT " RELAY_COLS " FROM relay WHERE id = ?1 AND" RELAY_VISIBLE,
+                 DB_TEXT(id), DB_TEXT(owner));
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         snprintf(tenant, 65, "%s", sqlite3_column_text(st, 1));
@@ -102,33 +94,17 @@ int repo_relay_load(sqlite3 *conn, const char *id, const char *owner, struct rel
     return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
 }
 
-/* 1 if a row matches the one-parameter-or-two query, 0 if not, or < 0. */
-static int exists(sqlite3 *conn, const char *sql, const char *a, const char *b)
-{
-    sqlite3_stmt *st = db_stmt(conn, sql);
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
-    if (b)
-        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_rc(conn, rc);
-    return rc == SQLITE_ROW;
-}
-
 int repo_relay_subdomain_taken(sqlite3 *conn, const char *subdomain, const char *except_id)
 {
-    return exists(conn, "SELECT 1 FROM relay WHERE subdomain = ? AND id <> ?", subdomain,
-                  except_id);
+    return db_exists(conn, "SELECT 1 FROM relay WHERE subdomain = ? AND id <> ?",
+                     DB_TEXT(subdomain), DB_TEXT(except_id));
 }
 
 int repo_relay_unique_schema(sqlite3 *conn, const char *base, char *out, size_t cap)
 {
     snprintf(out, cap, "%s", base);
     for (int i = 2;; i++) {
-        int taken = exists(conn, "SELECT 1 FROM relay WHERE schema = ?", out, NULL);
+        int taken = db_exists(conn, "SELECT 1 FROM relay WHERE schema = ?", DB_TEXT(out));
         if (taken <= 0)
             return taken;
         snprintf(out, cap, "%s_%d", base, i);
@@ -138,71 +114,59 @@ int repo_relay_unique_schema(sqlite3 *conn, const char *base, char *out, size_t 
 int repo_relay_insert(sqlite3 *conn, const struct relay_fields *f, const char *id,
                       const char *schema, const char *secret, int64_t now)
 {
-    sqlite3_stmt *st = db_stmt(
+    const char *text[] = {id, f->tenant, f->subdomain, schema, secret, f->plan,
+                          f->info_name ? f->info_name : "", f->info_icon ? f->info_icon : "",
+                          f->info_description ? f->info_description : ""};
+    struct db_param p[ARRAY_SIZE(text) + RF_COUNT + 2];
+    size_t n = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(text); i++)
+        p[n++] = DB_TEXT(text[i]);
+    for (int i = 0; i < RF_COUNT; i++)
+        p[n++] = DB_INT(f->flags[i]);
+    p[n++] = DB_INT(now); /* created_at */
+    p[n++] = DB_INT(now); /* updated_at */
+    return db_run_params(
         conn, "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status, info_name,"
               " info_icon, info_description, policy_public_join, policy_strip_signatures,"
               " groups_enabled, management_enabled, blossom_enabled, livekit_enabled,"
               " push_enabled, created_at, updated_at, sync_version)"
-              " VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)");
-    const char *text[] = {id, f->tenant, f->subdomain, schema, secret, f->plan,
-                          f->info_name ? f->info_name : "", f->info_icon ? f->info_icon : "",
-                          f->info_description ? f->info_description : ""};
-    for (int i = 0; i < 9; i++)
-        sqlite3_bind_text(st, i + 1, text[i], -1, SQLITE_STATIC);
-    for (int i = 0; i < RF_COUNT; i++)
-        sqlite3_bind_int(st, 10 + i, f->flags[i]);
-    sqlite3_bind_int64(st, 17, now);
-    sqlite3_bind_int64(st, 18, now);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+              " VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+        p, n);
 }
 
 int repo_relay_update(sqlite3 *conn, const char *id, const struct relay_fields *f, int64_t now)
 {
-    sqlite3_stmt *st = db_stmt(
+    const char *text[] = {f->subdomain, f->plan, f->info_name, f->info_icon, f->info_description};
+    struct db_param p[ARRAY_SIZE(text) + RF_COUNT + 2];
+    size_t n = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(text); i++)
+        p[n++] = DB_TEXT(text[i]);
+    for (int i = 0; i < RF_COUNT; i++)
+        p[n++] = DB_INT(f->flags[i]);
+    p[n++] = DB_INT(now);
+    p[n++] = DB_TEXT(id);
+    return db_run_params(
         conn, "UPDATE relay SET subdomain = ?, plan = ?, info_name = ?, info_icon = ?,"
               " info_description = ?, policy_public_join = ?, policy_strip_signatures = ?,"
               " groups_enabled = ?, management_enabled = ?, blossom_enabled = ?,"
-              " livekit_enabled = ?, push_enabled = ?, updated_at = ? WHERE id = ?");
-    const char *text[] = {f->subdomain, f->plan, f->info_name, f->info_icon, f->info_description};
-    for (int i = 0; i < 5; i++)
-        sqlite3_bind_text(st, i + 1, text[i], -1, SQLITE_STATIC);
-    for (int i = 0; i < RF_COUNT; i++)
-        sqlite3_bind_int(st, 6 + i, f->flags[i]);
-    sqlite3_bind_int64(st, 13, now);
-    sqlite3_bind_text(st, 14, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+              " livekit_enabled = ?, push_enabled = ?, updated_at = ? WHERE id = ?",
+        p, n);
 }
 
-/* One UPDATE binding (text, then int64 unless now < 0, then id). */
-static int update(sqlite3 *conn, const char *sql, const char *text, int64_t now, const char *id)
+/* An UPDATE of one relay: DB_ENOTFOUND when it matched no row. */
+static int updated(sqlite3 *conn, int rc)
 {
-    sqlite3_stmt *st = db_stmt(conn, sql);
-    if (!st)
-        return DB_EGENERIC;
-    int n = 1;
-    if (text)
-        sqlite3_bind_text(st, n++, text, -1, SQLITE_STATIC);
-    if (now >= 0)
-        sqlite3_bind_int64(st, n++, now);
-    sqlite3_bind_text(st, n, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return db_rc(conn, rc);
-    return sqlite3_changes(conn) ? 0 : DB_ENOTFOUND;
+    return rc != 0 ? rc : sqlite3_changes(conn) ? 0 : DB_ENOTFOUND;
 }
 
 int repo_relay_set_status(sqlite3 *conn, const char *id, const char *status, int64_t now)
 {
-    return update(conn, "UPDATE relay SET status = ?, updated_at = ? WHERE id = ?", status, now,
-                  id);
+    return updated(conn, db_run(conn, "UPDATE relay SET status = ?, updated_at = ? WHERE id = ?",
+                                DB_TEXT(status), DB_INT(now), DB_TEXT(id)));
 }
 
 int repo_relay_clear_sync_error(sqlite3 *conn, const char *id)
 {
-    return update(conn, "UPDATE relay SET sync_error = NULL WHERE id = ?", NULL, -1, id);
+    return updated(conn,
+                   db_run(conn, "UPDATE relay SET sync_error = NULL WHERE id = ?", DB_TEXT(id)));
 }

@@ -56,10 +56,10 @@ static void read_row(sqlite3_stmt *st, struct sync_relay *r)
 int repo_sync_load(sqlite3 *conn, const char *id, struct sync_relay *out)
 {
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *st = db_stmt(conn, "SELECT " RELAY_COLUMNS " FROM relay WHERE id = ?");
+    sqlite3_stmt *st =
+        db_query(conn, "SELECT " RELAY_COLUMNS " FROM relay WHERE id = ?", DB_TEXT(id));
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         read_row(st, out);
@@ -75,13 +75,11 @@ int repo_sync_due(sqlite3 *conn, int64_t now, int max_attempts, size_t limit, ch
 {
     *ids = NULL;
     *n = 0;
-    sqlite3_stmt *st = db_stmt(conn, "SELECT id FROM relay WHERE synced = 0 AND sync_next_at <= ?"
-                                     " AND sync_attempts < ? ORDER BY sync_next_at LIMIT ?");
+    sqlite3_stmt *st = db_query(conn, "SELECT id FROM relay WHERE synced = 0 AND sync_next_at <= ?"
+                                      " AND sync_attempts < ? ORDER BY sync_next_at LIMIT ?",
+                                DB_INT(now), DB_INT(max_attempts), DB_INT((int64_t)limit));
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int(st, 2, max_attempts);
-    sqlite3_bind_int64(st, 3, (int64_t)limit);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         char *id = db_col_text(st, 0);
@@ -95,28 +93,15 @@ int repo_sync_due(sqlite3 *conn, int64_t now, int max_attempts, size_t limit, ch
     return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
 }
 
-/* Runs a bound UPDATE; returns 0 or a db_error, *changes the rows changed. */
-static int step_update(sqlite3 *conn, sqlite3_stmt *st, int *changes)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE)
-        return db_rc(conn, rc);
-    if (changes)
-        *changes = sqlite3_changes(conn);
-    return 0;
-}
-
 /* tenant, plan, status and sync_attempts of a relay, for its activity row. */
 static int load_brief(sqlite3 *conn, const char *id, char **tenant, char **plan, char **status,
                       int *attempts)
 {
-    sqlite3_stmt *st =
-        db_stmt(conn, "SELECT tenant, plan, status, sync_attempts FROM relay WHERE id = ?");
+    sqlite3_stmt *st = db_query(conn, "SELECT tenant, plan, status, sync_attempts FROM relay"
+                                      " WHERE id = ?",
+                                DB_TEXT(id));
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         *tenant = db_col_text(st, 0);
@@ -149,24 +134,16 @@ static int insert_activity(sqlite3 *conn, const char *id, const char *type, int6
 
 int repo_sync_complete(sqlite3 *conn, const char *id, int64_t version, int64_t now, int *stale)
 {
-    int changes = 0;
     *stale = 1;
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE relay SET sync_created = 1 WHERE id = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int rc = step_update(conn, st, &changes);
-    if (rc != 0 || changes == 0)
+    int rc = db_run(conn, "UPDATE relay SET sync_created = 1 WHERE id = ?", DB_TEXT(id));
+    if (rc != 0 || sqlite3_changes(conn) == 0)
         return rc ? rc : DB_ENOTFOUND;
-    st = db_stmt(conn, "UPDATE relay SET synced = 1, sync_error = NULL, sync_attempts = 0,"
-                       " sync_next_at = 0 WHERE id = ? AND sync_version = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, version);
-    if ((rc = step_update(conn, st, &changes)) != 0)
+    rc = db_run(conn, "UPDATE relay SET synced = 1, sync_error = NULL, sync_attempts = 0,"
+                      " sync_next_at = 0 WHERE id = ? AND sync_version = ?",
+                DB_TEXT(id), DB_INT(version));
+    if (rc != 0)
         return rc;
-    if (changes == 0)
+    if (sqlite3_changes(conn) == 0)
         return 0; /* changed meanwhile: sync_created is kept, the rest waits for the next sync */
     *stale = 0;
     return insert_activity(conn, id, "complete_relay_sync", now, NULL);
@@ -181,15 +158,10 @@ int repo_sync_fail(sqlite3 *conn, const char *id, const char *error, int64_t now
         return rc;
     n++;
     int64_t delay = sync_backoff_ms(n, base_ms, cap_ms);
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE relay SET sync_error = ?, sync_attempts = ?,"
-                                     " sync_next_at = ? WHERE id = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, error, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, n);
-    sqlite3_bind_int64(st, 3, now + (delay + 999) / 1000);
-    sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
-    if ((rc = step_update(conn, st, NULL)) != 0)
+    rc = db_run(conn, "UPDATE relay SET sync_error = ?, sync_attempts = ?, sync_next_at = ?"
+                      " WHERE id = ?",
+                DB_TEXT(error), DB_INT(n), DB_INT(now + (delay + 999) / 1000), DB_TEXT(id));
+    if (rc != 0)
         return rc;
     *attempts = n;
     *delay_ms = delay;

@@ -20,74 +20,40 @@ static cJSON *tenant_json(sqlite3_stmt *st, const void *arg)
 
 int repo_tenant_exists(sqlite3 *conn, const char *pubkey)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT 1 FROM tenant WHERE pubkey = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, pubkey, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_rc(conn, rc);
-    return rc == SQLITE_ROW;
+    return db_exists(conn, "SELECT 1 FROM tenant WHERE pubkey = ?", DB_TEXT(pubkey));
 }
 
 int repo_tenant_get(sqlite3 *conn, const char *pubkey, cJSON **out)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT " TENANT_COLS " FROM tenant WHERE pubkey = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, pubkey, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *out = tenant_json(st, NULL);
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+    sqlite3_stmt *st =
+        db_query(conn, "SELECT " TENANT_COLS " FROM tenant WHERE pubkey = ?", DB_TEXT(pubkey));
+    return st ? repo_json_one(conn, st, tenant_json, NULL, out) : DB_EGENERIC;
 }
 
 int repo_tenant_list(sqlite3 *conn, int64_t limit, int64_t offset, cJSON **out)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT " TENANT_COLS " FROM tenant"
-                                     " ORDER BY created_at DESC, pubkey LIMIT ? OFFSET ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_int64(st, 1, limit);
-    sqlite3_bind_int64(st, 2, offset);
-    return repo_json_rows(conn, st, tenant_json, NULL, out);
+    sqlite3_stmt *st = db_query(conn, "SELECT " TENANT_COLS " FROM tenant"
+                                      " ORDER BY created_at DESC, pubkey LIMIT ? OFFSET ?",
+                                DB_INT(limit), DB_INT(offset));
+    return st ? repo_json_rows(conn, st, tenant_json, NULL, out) : DB_EGENERIC;
 }
 
 int repo_tenant_create(sqlite3 *conn, const char *pubkey, int64_t now)
 {
-    sqlite3_stmt *st = db_stmt(conn, "INSERT INTO tenant(pubkey, status, created_at)"
-                                     " VALUES (?, 'active', ?) ON CONFLICT DO NOTHING");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, pubkey, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return db_rc(conn, rc);
-    if (sqlite3_changes(conn) == 0)
-        return DB_ECONSTRAINT;
+    int rc = db_run(conn, "INSERT INTO tenant(pubkey, status, created_at)"
+                          " VALUES (?, 'active', ?) ON CONFLICT DO NOTHING",
+                    DB_TEXT(pubkey), DB_INT(now));
+    if (rc != 0 || sqlite3_changes(conn) == 0)
+        return rc ? rc : DB_ECONSTRAINT;
     return repo_activity_insert(conn, pubkey, "create_tenant", "tenant", pubkey, NULL, NULL, now);
 }
 
 int repo_tenant_set_nwc(sqlite3 *conn, const char *pubkey, const char *nwc_url, int64_t now)
 {
     /* A new URL clears the previous wallet's error. */
-    sqlite3_stmt *st = db_stmt(conn, "UPDATE tenant SET nwc_url = ?, nwc_error = NULL"
-                                     " WHERE pubkey = ?");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, nwc_url, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, pubkey, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return db_rc(conn, rc);
-    if (sqlite3_changes(conn) == 0)
-        return DB_ENOTFOUND;
+    int rc = db_run(conn, "UPDATE tenant SET nwc_url = ?, nwc_error = NULL WHERE pubkey = ?",
+                    DB_TEXT(nwc_url), DB_TEXT(pubkey));
+    if (rc != 0 || sqlite3_changes(conn) == 0)
+        return rc ? rc : DB_ENOTFOUND;
     return repo_activity_insert(conn, pubkey, "update_tenant", "tenant", pubkey, NULL, NULL, now);
 }

@@ -8,6 +8,7 @@
 #include "db/migrations.h"
 #include "db/repo_common.h"
 #include "nostr/keys.h"
+#include "util/util.h"
 
 struct counter {
     int done, ok, failed;
@@ -412,6 +413,55 @@ TEST(db_stmt_cache_pointer_and_text)
     uv_loop_init(&loop);
     struct db *db = open_tmp(&loop, path, sizeof(path));
     ASSERT_OK(db_read(db, stmt_cache_work, on_done, &r));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(r.ok, 1);
+    close_and_check(db, &loop);
+}
+
+/* db_run / db_exists / db_query: parameters bound in order with their types, DB_TEXT(NULL)
+ * as SQL NULL, errors mapped like db_rc, a statement left reset after each call. */
+static int params_work(sqlite3 *conn, void *arg)
+{
+    (void)arg;
+    ASSERT_OK(db_exec(conn, "CREATE TEMP TABLE p(k TEXT PRIMARY KEY, v TEXT, n INTEGER)"));
+    static const struct {
+        const char *k, *v;
+        int64_t n;
+    } rows[] = {{"a", "x", 1}, {"b", NULL, -5}, {"c", "", INT64_MAX}, {"d", "é\"'", INT64_MIN}};
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+        ASSERT_OK(db_run(conn, "INSERT INTO p(k, v, n) VALUES (?, ?, ?)", DB_TEXT(rows[i].k),
+                         DB_TEXT(rows[i].v), DB_INT(rows[i].n)));
+    ASSERT_EQ(db_run(conn, "INSERT INTO p(k, v, n) VALUES (?, ?, ?)", DB_TEXT("a"), DB_TEXT("y"),
+                     DB_INT(0)),
+              DB_ECONSTRAINT);
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        ASSERT_EQ(db_exists(conn, "SELECT 1 FROM p WHERE k = ? AND n = ? AND v IS ?",
+                            DB_TEXT(rows[i].k), DB_INT(rows[i].n), DB_TEXT(rows[i].v)),
+                  1);
+        ASSERT_EQ(db_exists(conn, "SELECT 1 FROM p WHERE k = ? AND n = ?", DB_TEXT(rows[i].k),
+                            DB_INT(rows[i].n + (rows[i].n == INT64_MAX ? -1 : 1))),
+                  0);
+    }
+    sqlite3_stmt *st = db_query(conn, "SELECT count(*), sum(v IS NULL) FROM p WHERE n < ?",
+                                DB_INT(INT64_MAX));
+    ASSERT_NOT_NULL(st);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    ASSERT_EQ(sqlite3_column_int(st, 0), 3);
+    ASSERT_EQ(sqlite3_column_int(st, 1), 1);
+    sqlite3_reset(st);
+    ASSERT_EQ(db_run(conn, "UPDATE nope SET x = ?", DB_INT(1)), DB_EGENERIC); /* no table */
+    ASSERT_EQ(db_exists(conn, "SELEKT ?", DB_INT(1)), DB_EGENERIC);
+    return 0;
+}
+
+TEST(db_typed_parameters)
+{
+    uv_loop_t loop;
+    char path[128];
+    struct counter r = {0};
+    uv_loop_init(&loop);
+    struct db *db = open_tmp(&loop, path, sizeof(path));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, params_work, on_done, &r));
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_EQ(r.ok, 1);
     close_and_check(db, &loop);
