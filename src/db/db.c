@@ -199,23 +199,26 @@ sqlite3_stmt *db_query_params(sqlite3 *conn, const char *sql, const struct db_pa
     return st;
 }
 
-int db_run_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n)
+/* One sqlite3_step of the bound statement, which is then reset: its result code
+ * (SQLITE_ERROR when the SQL does not compile, already logged). */
+static int step_once(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n)
 {
     sqlite3_stmt *st = db_query_params(conn, sql, p, n);
-    if (!st)
-        return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
+    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (st)
+        sqlite3_reset(st);
+    return rc;
+}
+
+int db_run_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n)
+{
+    int rc = step_once(conn, sql, p, n);
     return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
 }
 
 int db_exists_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n)
 {
-    sqlite3_stmt *st = db_query_params(conn, sql, p, n);
-    if (!st)
-        return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
+    int rc = step_once(conn, sql, p, n);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
 }
 

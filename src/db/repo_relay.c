@@ -111,6 +111,18 @@ int repo_relay_unique_schema(sqlite3 *conn, const char *base, char *out, size_t 
     }
 }
 
+/* The text columns, then the RF_COUNT flags, as parameters into p; returns how many. */
+static size_t text_and_flags(struct db_param *p, const char *const *text, size_t n_text,
+                             const struct relay_fields *f)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_text; i++)
+        p[n++] = DB_TEXT(text[i]);
+    for (int i = 0; i < RF_COUNT; i++)
+        p[n++] = DB_INT(f->flags[i]);
+    return n;
+}
+
 int repo_relay_insert(sqlite3 *conn, const struct relay_fields *f, const char *id,
                       const char *schema, const char *secret, int64_t now)
 {
@@ -118,11 +130,7 @@ int repo_relay_insert(sqlite3 *conn, const struct relay_fields *f, const char *i
                           f->info_name ? f->info_name : "", f->info_icon ? f->info_icon : "",
                           f->info_description ? f->info_description : ""};
     struct db_param p[ARRAY_SIZE(text) + RF_COUNT + 2];
-    size_t n = 0;
-    for (size_t i = 0; i < ARRAY_SIZE(text); i++)
-        p[n++] = DB_TEXT(text[i]);
-    for (int i = 0; i < RF_COUNT; i++)
-        p[n++] = DB_INT(f->flags[i]);
+    size_t n = text_and_flags(p, text, ARRAY_SIZE(text), f);
     p[n++] = DB_INT(now); /* created_at */
     p[n++] = DB_INT(now); /* updated_at */
     return db_run_params(
@@ -138,11 +146,7 @@ int repo_relay_update(sqlite3 *conn, const char *id, const struct relay_fields *
 {
     const char *text[] = {f->subdomain, f->plan, f->info_name, f->info_icon, f->info_description};
     struct db_param p[ARRAY_SIZE(text) + RF_COUNT + 2];
-    size_t n = 0;
-    for (size_t i = 0; i < ARRAY_SIZE(text); i++)
-        p[n++] = DB_TEXT(text[i]);
-    for (int i = 0; i < RF_COUNT; i++)
-        p[n++] = DB_INT(f->flags[i]);
+    size_t n = text_and_flags(p, text, ARRAY_SIZE(text), f);
     p[n++] = DB_INT(now);
     p[n++] = DB_TEXT(id);
     return db_run_params(
