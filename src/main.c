@@ -117,16 +117,13 @@ static int store_new_robot_key(sqlite3 *conn, struct robot_key_job *job)
     if (nostr_keypair_generate(&kp) != 0)
         return DB_EGENERIC;
     hex_encode(kp.seckey, 32, hex);
-    sqlite3_stmt *st = db_stmt(conn, "INSERT INTO setting(key, value) VALUES ('robot_secret', ?)");
-    int rc = st ? sqlite3_bind_text(st, 1, hex, 64, SQLITE_STATIC) : SQLITE_ERROR;
-    rc = rc == SQLITE_OK ? sqlite3_step(st) : rc;
-    if (st)
-        sqlite3_reset(st);
+    int rc = db_run(conn, "INSERT INTO setting(key, value) VALUES ('robot_secret', ?)",
+                    DB_TEXT(hex));
     memcpy(job->seckey, kp.seckey, 32);
     job->generated = 1;
     secure_zero(&kp, sizeof(kp));
     secure_zero(hex, sizeof(hex));
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    return rc;
 }
 
 static int robot_key_work(sqlite3 *conn, void *arg)

@@ -135,28 +135,20 @@ static void publish_profile(struct robot *r)
 
 int robot_queue_dm_sql(sqlite3 *conn, const char *recipient, const char *text, int64_t now)
 {
-    sqlite3_stmt *st = db_stmt(conn, "INSERT INTO message (recipient, body, state, attempts, "
-                                     "next_at, created_at) VALUES (?, ?, 'queued', 0, 0, ?)");
-    if (!st)
-        return DB_EGENERIC;
-    sqlite3_bind_text(st, 1, recipient, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, text, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 3, now);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    return db_run(conn, "INSERT INTO message (recipient, body, state, attempts, next_at,"
+                        " created_at) VALUES (?, ?, 'queued', 0, 0, ?)",
+                  DB_TEXT(recipient), DB_TEXT(text), DB_INT(now));
 }
 
 static int work_load_due(sqlite3 *conn, void *arg)
 {
     struct db_job *j = arg;
-    sqlite3_stmt *st = db_stmt(conn, "SELECT id, recipient, body, wrap, attempts FROM message "
-                                     "WHERE state = 'queued' AND next_at <= ? "
-                                     "ORDER BY next_at, id LIMIT ?");
+    sqlite3_stmt *st = db_query(conn, "SELECT id, recipient, body, wrap, attempts FROM message "
+                                      "WHERE state = 'queued' AND next_at <= ? "
+                                      "ORDER BY next_at, id LIMIT ?",
+                                DB_INT(j->now), DB_INT(BATCH));
     if (!st)
         return DB_EGENERIC;
-    sqlite3_bind_int64(st, 1, j->now);
-    sqlite3_bind_int(st, 2, BATCH);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && j->n < BATCH) {
         struct dm *m = &j->rows[j->n++];
@@ -172,52 +164,35 @@ static int work_load_due(sqlite3 *conn, void *arg)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_rc(conn, rc);
 }
 
-static int exec_update(sqlite3 *conn, const char *sql, struct db_job *j, int mode)
-{
-    sqlite3_stmt *st = db_stmt(conn, sql);
-    if (!st)
-        return DB_EGENERIC;
-    if (mode == 0) { /* wrap */
-        sqlite3_bind_text(st, 1, j->text, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, j->id);
-    } else if (mode == 1) { /* sent */
-        sqlite3_bind_int64(st, 1, j->now);
-        sqlite3_bind_int64(st, 2, j->id);
-    } else { /* failed attempt, or permanent failure */
-        sqlite3_bind_text(st, 1, j->text, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, j->next_at);
-        sqlite3_bind_int64(st, 3, j->id);
-    }
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
-}
-
 static int work_store_wrap(sqlite3 *conn, void *arg)
 {
-    return exec_update(conn, "UPDATE message SET wrap = ? WHERE id = ? AND wrap IS NULL",
-                       arg, 0);
+    struct db_job *j = arg;
+    return db_run(conn, "UPDATE message SET wrap = ? WHERE id = ? AND wrap IS NULL",
+                  DB_TEXT(j->text), DB_INT(j->id));
 }
 
 static int work_mark_sent(sqlite3 *conn, void *arg)
 {
-    return exec_update(conn, "UPDATE message SET state = 'sent', sent_at = ?, last_error = NULL, "
-                             "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
-                       arg, 1);
+    struct db_job *j = arg;
+    return db_run(conn, "UPDATE message SET state = 'sent', sent_at = ?, last_error = NULL, "
+                        "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
+                  DB_INT(j->now), DB_INT(j->id));
 }
 
 static int work_mark_retry(sqlite3 *conn, void *arg)
 {
-    return exec_update(conn, "UPDATE message SET last_error = ?, next_at = ?, "
-                             "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
-                       arg, 2);
+    struct db_job *j = arg;
+    return db_run(conn, "UPDATE message SET last_error = ?, next_at = ?, "
+                        "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
+                  DB_TEXT(j->text), DB_INT(j->next_at), DB_INT(j->id));
 }
 
 static int work_mark_failed(sqlite3 *conn, void *arg)
 {
-    return exec_update(conn, "UPDATE message SET state = 'failed', last_error = ?, "
-                             "next_at = ? WHERE id = ? AND state = 'queued'",
-                       arg, 2);
+    struct db_job *j = arg;
+    return db_run(conn, "UPDATE message SET state = 'failed', last_error = ?, "
+                        "next_at = ? WHERE id = ? AND state = 'queued'",
+                  DB_TEXT(j->text), DB_INT(j->next_at), DB_INT(j->id));
 }
 
 /* ---- the worker ---- */
