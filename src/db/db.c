@@ -33,6 +33,10 @@
  * left to copy), which bounds the WAL file. */
 #define CKPT_PAGES 1000
 #define CKPT_PAGES_MAX 16000
+/* A DB_CRASH_SAFE commit is in the OS at once but on disk only once the WAL is synced: a
+ * background checkpoint (which syncs the WAL first) runs at most this long after one, so a
+ * power loss can undo about a second of such writes, not an unbounded stretch of them. */
+#define SYNC_DELAY_MS 1000
 
 struct stmt_slot {
     const char *sql; /* the caller's string literal: pointer identity is the fast key */
@@ -71,7 +75,10 @@ struct db {
     struct db_conn readers[DB_READERS];
     struct db_conn ckpt; /* checkpoints only */
     uv_work_t ckpt_req;
-    int ckpt_running, ckpt_rc;
+    int ckpt_running, ckpt_rc, ckpt_log, ckpt_copied;
+    uv_timer_t sync_timer; /* SYNC_DELAY_MS after an unsynced commit (unref'd) */
+    int timer_open;
+    int unsynced; /* a DB_CRASH_SAFE batch committed since the last checkpoint began */
     /* Frames in the WAL after the last COMMIT: set by the writer's wal hook on the pool
      * thread holding the writer, copied to stats.wal_pages by job_after (loop thread). */
     int writer_wal_pages;
@@ -383,6 +390,9 @@ int db_open(struct db **out, uv_loop_t *loop, const char *path)
         if ((rc = conn_open(&db->readers[i], path, CONN_READER)) != 0)
             goto fail;
     sqlite3_wal_hook(db->writer.h, wal_hook, db); /* replaces SQLite's own autocheckpoint */
+    uv_timer_init(loop, &db->sync_timer);
+    uv_unref((uv_handle_t *)&db->sync_timer); /* never keeps the loop alive by itself */
+    db->timer_open = 1;
     *out = db;
     return 0;
 fail:
@@ -537,7 +547,7 @@ static void dispatch(struct db *db)
 
 static void maybe_finish_close(struct db *db)
 {
-    if (!db->closing || db->depth > 0 || db->ckpt_running)
+    if (!db->closing || db->depth > 0 || db->ckpt_running || db->timer_open)
         return;
     void (*cb)(void *) = db->close_cb;
     void *arg = db->close_arg;
@@ -552,14 +562,18 @@ static void maybe_finish_close(struct db *db)
 static void ckpt_work(uv_work_t *req)
 {
     struct db *db = container_of(req, struct db, ckpt_req);
-    db->ckpt_rc = sqlite3_wal_checkpoint_v2(db->ckpt.h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
-                                            NULL);
+    db->ckpt_rc = sqlite3_wal_checkpoint_v2(db->ckpt.h, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                            &db->ckpt_log, &db->ckpt_copied);
 }
 
 static void ckpt_after(uv_work_t *req, int status)
 {
     struct db *db = container_of(req, struct db, ckpt_req);
     db->ckpt_running = 0;
+    /* Stopped short (a reader still on old frames, or the writer checkpointing): the WAL
+     * may not have been synced, so the timer tries again. */
+    if (status != 0 || db->ckpt_rc != SQLITE_OK || db->ckpt_copied < db->ckpt_log)
+        db->unsynced = 1;
     if (status == 0 && db->ckpt_rc == SQLITE_OK)
         db->stats.checkpoints++;
     else if (status == 0 && db->ckpt_rc != SQLITE_BUSY) /* BUSY: the writer was checkpointing */
@@ -567,14 +581,37 @@ static void ckpt_after(uv_work_t *req, int status)
     maybe_finish_close(db);
 }
 
-/* Loop thread, after a write batch. */
+static void start_checkpoint(struct db *db)
+{
+    db->ckpt_running = uv_queue_work(db->loop, &db->ckpt_req, ckpt_work, ckpt_after) == 0;
+    if (db->ckpt_running)
+        db->unsynced = 0; /* it syncs every frame committed so far */
+}
+
+static void on_sync_timer(uv_timer_t *t)
+{
+    struct db *db = container_of(t, struct db, sync_timer);
+    if (db->closing || !db->unsynced)
+        return;
+    if (db->ckpt_running) /* began before the last commit, perhaps: look again later */
+        uv_timer_start(&db->sync_timer, on_sync_timer, SYNC_DELAY_MS / 10, 0);
+    else
+        start_checkpoint(db);
+}
+
+/* Loop thread, after a write batch. A FULL commit syncs the WAL, and with it every earlier
+ * commit. */
 static void maybe_checkpoint(struct db *db)
 {
     db->stats.wal_pages = (uint64_t)db->writer_wal_pages;
     db->stats.writer_checkpoints = db->writer_checkpoints;
-    if (db->closing || db->ckpt_running || db->writer_wal_pages < db->wal_bg_pages)
+    db->unsynced = !db->writer.sync_full;
+    if (db->closing)
         return;
-    db->ckpt_running = uv_queue_work(db->loop, &db->ckpt_req, ckpt_work, ckpt_after) == 0;
+    if (!db->ckpt_running && db->writer_wal_pages >= db->wal_bg_pages)
+        start_checkpoint(db);
+    else if (db->unsynced && !uv_is_active((uv_handle_t *)&db->sync_timer))
+        uv_timer_start(&db->sync_timer, on_sync_timer, SYNC_DELAY_MS, 0);
 }
 
 static void job_after(uv_work_t *req, int status)
@@ -639,11 +676,20 @@ void db_get_stats(const struct db *db, struct db_stats *out)
     out->checkpointing = db->ckpt_running;
 }
 
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct db *db = container_of((uv_timer_t *)h, struct db, sync_timer);
+    db->timer_open = 0;
+    maybe_finish_close(db);
+}
+
 void db_close(struct db *db, void (*cb)(void *arg), void *arg)
 {
     db->closing = 1;
     db->close_cb = cb;
     db->close_arg = arg;
+    /* The last connection to close checkpoints and syncs everything. */
+    uv_close((uv_handle_t *)&db->sync_timer, on_timer_closed);
     /* Queued jobs still run: they may be writes a client is waiting for. */
     maybe_finish_close(db);
 }

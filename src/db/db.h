@@ -4,7 +4,8 @@
  * small set of reader connections (WAL lets them read while the writer writes). Every
  * connection has foreign_keys=ON and busy_timeout. Each write says how much it must survive
  * (enum db_durability): every COMMIT survives kill -9 of the process; DB_POWER_SAFE ones also
- * survive a power loss (synchronous=FULL, one fsync per COMMIT).
+ * survive a power loss (synchronous=FULL, one fsync per COMMIT); DB_CRASH_SAFE ones reach the
+ * disk within about a second (a background checkpoint syncs the WAL).
  *
  * Jobs: work runs on a pool thread with a connection and may only touch its own arg; done
  * runs on the loop thread with work's status (0, or a negative code; DB_EBUSY/DB_ECONSTRAINT
