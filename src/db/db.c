@@ -566,6 +566,8 @@ static void ckpt_work(uv_work_t *req)
                                             &db->ckpt_log, &db->ckpt_copied);
 }
 
+static void arm_sync_timer(struct db *db);
+
 static void ckpt_after(uv_work_t *req, int status)
 {
     struct db *db = container_of(req, struct db, ckpt_req);
@@ -574,6 +576,7 @@ static void ckpt_after(uv_work_t *req, int status)
      * may not have been synced, so the timer tries again. */
     if (status != 0 || db->ckpt_rc != SQLITE_OK || db->ckpt_copied < db->ckpt_log)
         db->unsynced = 1;
+    arm_sync_timer(db);
     if (status == 0 && db->ckpt_rc == SQLITE_OK)
         db->stats.checkpoints++;
     else if (status == 0 && db->ckpt_rc != SQLITE_BUSY) /* BUSY: the writer was checkpointing */
@@ -599,6 +602,13 @@ static void on_sync_timer(uv_timer_t *t)
         start_checkpoint(db);
 }
 
+/* A checkpoint SYNC_DELAY_MS from now if some commit is not synced yet. */
+static void arm_sync_timer(struct db *db)
+{
+    if (db->unsynced && !db->closing && !uv_is_active((uv_handle_t *)&db->sync_timer))
+        uv_timer_start(&db->sync_timer, on_sync_timer, SYNC_DELAY_MS, 0);
+}
+
 /* Loop thread, after a write batch. A FULL commit syncs the WAL, and with it every earlier
  * commit. */
 static void maybe_checkpoint(struct db *db)
@@ -610,8 +620,8 @@ static void maybe_checkpoint(struct db *db)
         return;
     if (!db->ckpt_running && db->writer_wal_pages >= db->wal_bg_pages)
         start_checkpoint(db);
-    else if (db->unsynced && !uv_is_active((uv_handle_t *)&db->sync_timer))
-        uv_timer_start(&db->sync_timer, on_sync_timer, SYNC_DELAY_MS, 0);
+    else
+        arm_sync_timer(db);
 }
 
 static void job_after(uv_work_t *req, int status)
