@@ -403,6 +403,20 @@ fail:
 
 /* ---- jobs ---- */
 
+/* Pool thread: one transaction-control statement, prepared once per connection (sqlite3_exec
+ * would compile it again every time: two per job). DB_EBUSY without a log line: the batch
+ * retry says it. */
+static int tx_step(sqlite3 *h, const char *sql)
+{
+    sqlite3_stmt *st = db_stmt(h, sql);
+    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (st)
+        sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return 0;
+    return (rc & 0xff) == SQLITE_BUSY ? DB_EBUSY : db_rc(h, rc);
+}
+
 /* Pool thread: one attempt of a batch of write jobs (first and its ->next chain) in one
  * BEGIN IMMEDIATE transaction. Each job runs inside its own savepoint, so a job that fails
  * leaves nothing behind while the others still commit; the COMMIT (one fsync) makes them all
@@ -412,25 +426,25 @@ static int write_batch_once(struct db_job *first, sqlite3 *h)
 {
     for (struct db_job *j = first; j; j = j->next)
         j->rc = 0;
-    int rc = db_exec(h, "BEGIN IMMEDIATE");
+    int rc = tx_step(h, "BEGIN IMMEDIATE");
     for (struct db_job *j = first; rc == 0 && j; j = j->next) {
-        if ((rc = db_exec(h, "SAVEPOINT job")) != 0)
+        if ((rc = tx_step(h, "SAVEPOINT job")) != 0)
             break;
         j->rc = j->work(h, j->arg);
         if (j->rc == DB_EBUSY)
             rc = DB_EBUSY;
         else if (j->rc != 0 && !sqlite3_get_autocommit(h))
-            db_exec(h, "ROLLBACK TO job");
+            tx_step(h, "ROLLBACK TO job");
         /* Some errors make SQLite end the transaction itself: the batch is lost. */
         if (rc == 0 && sqlite3_get_autocommit(h))
             rc = DB_EGENERIC;
         if (rc == 0)
-            rc = db_exec(h, "RELEASE job");
+            rc = tx_step(h, "RELEASE job");
     }
     if (rc == 0)
-        rc = db_exec(h, "COMMIT");
+        rc = tx_step(h, "COMMIT");
     if (rc != 0 && !sqlite3_get_autocommit(h))
-        db_exec(h, "ROLLBACK");
+        tx_step(h, "ROLLBACK");
     return rc;
 }
 
