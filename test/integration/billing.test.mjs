@@ -299,15 +299,22 @@ test('a wallet that pays but never answers: pay_invoice times out, lookup_invoic
   assert.equal(await s.srv.stop(), 0)
 })
 
+// A tenant with an NWC wallet and a paid relay since T0, the service stopped, the clock just
+// past the first period: the next start bills and collects it.
+async function endedPeriodWithWallet() {
+  const s = await setup()
+  const wallet = await startWallet({ relayUrl: relay.url, ln: s.ln })
+  s.wallets.push(wallet)
+  await start(s)
+  const u = await tenant(s, { wallet })
+  assert.equal(await s.srv.stop(), 0)
+  setClock(s, T0 + P + 1)
+  return { s, wallet, u }
+}
+
 for (const at of ['before_attempt', 'after_attempt', 'after_pay_sent', 'after_answer']) {
   test(`kill at ${at}, restart: the invoice is paid exactly once`, async () => {
-    const s = await setup()
-    const wallet = await startWallet({ relayUrl: relay.url, ln: s.ln })
-    s.wallets.push(wallet)
-    await start(s)
-    const u = await tenant(s, { wallet })
-    assert.equal(await s.srv.stop(), 0)
-    setClock(s, T0 + P + 1)
+    const { s, wallet, u } = await endedPeriodWithWallet()
     const c1 = await start(s, { CARAVEL_TEST_CRASH_AT: at })
     assert.equal(await c1.exited, 97)
     // An attempt committed but never sent stays pending until its BOLT11 expires (a day).
@@ -325,13 +332,7 @@ for (const at of ['before_attempt', 'after_attempt', 'after_pay_sent', 'after_an
 }
 
 test('two billing processes on one database: one invoice, one payment', async () => {
-  const s = await setup()
-  const wallet = await startWallet({ relayUrl: relay.url, ln: s.ln })
-  s.wallets.push(wallet)
-  await start(s)
-  const u = await tenant(s, { wallet })
-  assert.equal(await s.srv.stop(), 0)
-  setClock(s, T0 + P + 1)
+  const { s, wallet, u } = await endedPeriodWithWallet()
   const [a, b] = await Promise.all([start(s), start(s)])
   await waitFor(async () => (await invoices(s, u))[0]?.status === 'paid', 'paid')
   await sleep(2000)
