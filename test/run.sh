@@ -63,7 +63,10 @@ fi
 if [[ " $stages " == *" integration "* ]]; then
   stage "integration tests (ASan/UBSan binary)"
   export CARAVEL_BIN=${CARAVEL_BIN:-$PWD/build-asan/caravel}
-  node --test --test-concurrency=2 --test-reporter=tap test/integration/ > "$log/integration.txt" 2>&1
+  # --test-timeout: a test that hangs fails after 5 minutes instead of holding CI until its
+  # limit (tests that need longer say so themselves).
+  node --test --test-concurrency=2 --test-timeout=300000 --test-reporter=tap test/integration/ \
+    > "$log/integration.txt" 2>&1
   grep -E '^not ok|^# Subtest' "$log/integration.txt" | grep -B1 '^not ok' | head -60
   count "$log/integration.txt"
 fi

@@ -74,13 +74,13 @@ before(async () => {
   other = await servePage()
   api = await startServer({ env: { ALLOW_ORIGINS: `${allowed.origin},https://dashboard.example`, ADMINS: admin.pk } })
   browser = await launchChromium()
-})
+}, { timeout: 60000 })
 
 after(async () => {
   if (browser) await browser.close()
   if (api) assert.equal(await api.stop(), 0)
   for (const p of [allowed, other]) if (p) await new Promise((resolve) => p.srv.close(resolve))
-})
+}, { timeout: 60000 })
 
 test('an allowed origin signs with nostr-tools in the page and calls the API through CORS', async () => {
   const tab = await browser.newPage()

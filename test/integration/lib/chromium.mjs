@@ -29,12 +29,23 @@ class Session {
         this.waiters = this.waiters.filter((w) => !(w.method === msg.method && (w.resolve(msg.params), true)))
       }
     })
+    // Chromium gone (crashed, killed): every command still waiting fails instead of hanging
+    // the suite (a CDP request has no timeout of its own).
+    ws.on('close', () => {
+      for (const { reject } of this.pending.values()) reject(new Error('DevTools connection closed'))
+      this.pending.clear()
+    })
   }
 
-  send (method, params = {}) {
+  send (method, params = {}, ms = 30000) {
     const id = this.nextId++
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject })
+      const t = setTimeout(() => {
+        this.pending.delete(id)
+        reject(new Error(`${method}: no answer in ${ms} ms`))
+      }, ms)
+      const done = (f) => (v) => { clearTimeout(t); f(v) }
+      this.pending.set(id, { resolve: done(resolve), reject: done(reject) })
       this.ws.send(JSON.stringify({ id, method, params }))
     })
   }
