@@ -15,9 +15,9 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
-#include "app.h"
+#include "core/app.h"
 #include "http/server.h"
-#include "plans.h"
+#include "core/plans.h"
 
 #define API_JSON_TYPE "application/json; charset=utf-8"
 #define API_MAX_PARAMS 2

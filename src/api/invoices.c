@@ -1,11 +1,11 @@
 /* /invoices and /activity (spec 3.3): read-only views of what billing and every write
- * recorded (SQL: db/repo_invoice.h). */
+ * recorded (SQL: api/repo_invoice.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/internal.h"
 #include "db/db.h"
-#include "db/repo_invoice.h"
+#include "api/repo_invoice.h"
 #include "util/util.h"
 
 struct list_in {

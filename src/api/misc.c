@@ -5,8 +5,8 @@
 
 #include "api/internal.h"
 #include "db/db.h"
-#include "db/repo_common.h"
-#include "db/repo_tenant.h"
+#include "core/store.h"
+#include "api/repo_tenant.h"
 #include "util/clock.h"
 #include "util/util.h"
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plans.h"
+#include "core/plans.h"
 #include "util/util.h"
 
 #define INFO_NAME_MAX 100

@@ -7,7 +7,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "db/repo_relay.h" /* enum relay_flag, struct relay_fields */
+#include "api/repo_relay.h" /* enum relay_flag, struct relay_fields */
 
 struct relay_error {
     int status;       /* 400 or 422 */

@@ -5,11 +5,11 @@
 #include <string.h>
 
 #include "api/internal.h"
-#include "billing.h"
+#include "billing/worker.h"
 #include "db/db.h"
-#include "infra.h"
+#include "sync/worker.h"
 #include "nostr/utf8.h"
-#include "metrics.h"
+#include "metrics/metrics.h"
 #include "util/log.h"
 #include "util/util.h"
 

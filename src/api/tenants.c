@@ -6,7 +6,7 @@
 
 #include "api/internal.h"
 #include "db/db.h"
-#include "db/repo_tenant.h"
+#include "api/repo_tenant.h"
 #include "nostr/nwc_uri.h"
 #include "util/util.h"
 

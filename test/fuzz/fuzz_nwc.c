@@ -1,5 +1,5 @@
 /* libFuzzer target: what a Nostr Wallet Connect wallet (or a tenant) can send us
- * (src/nwc_msg.c, src/nostr/nwc_uri.c). The first byte picks what the rest is:
+ * (src/nostr/nip47.c, src/nostr/nwc_uri.c). The first byte picks what the rest is:
  *   0  the plaintext of a kind 23195 pay_invoice answer, NIP-44 encrypted by the wallet
  *   1  the same, NIP-04 encrypted
  *   2  the plaintext of a kind 23197 notification (NIP-44), then the tx helpers billing uses
@@ -19,7 +19,7 @@
 #include "nostr/nip04.h"
 #include "nostr/nip44.h"
 #include "nostr/nwc_uri.h"
-#include "nwc_msg.h"
+#include "nostr/nip47.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

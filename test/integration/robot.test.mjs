@@ -1,4 +1,4 @@
-// The robot (src/robot.c, through build/tools/robot_tool) against real relays: profile and
+// The robot (src/robot/robot.c, through build/tools/robot_tool) against real relays: profile and
 // relay lists published, NIP-17 DMs from the `message` outbox unwrapped by nostr-tools,
 // NIP-42 auth-required DM relay, a DM relay that is down at send time, kill -9 with queued
 // DMs (all delivered after the restart, none twice), and wss:// with a private CA.

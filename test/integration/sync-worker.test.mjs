@@ -1,4 +1,4 @@
-// The real sync worker (infra.c, through build/tools/sync_tool) against the test zooid, which
+// The real sync worker (src/sync/worker.c, through build/tools/sync_tool) against the test zooid, which
 // checks every request's NIP-98 with nostr-tools. Independent of the HTTP API; the API-driven
 // scenarios are in sync.test.mjs. Retry timings are shortened with CARAVEL_TEST_SYNC_RETRY_MS.
 import { test, before, after } from 'node:test'

@@ -1,4 +1,4 @@
-// What the sync worker sends to zooid (src/zooid.c, through build/tools/zooid_tool), sent to the
+// What the sync worker sends to zooid (src/sync/zooid.c, through build/tools/zooid_tool), sent to the
 // test zooid, which checks the NIP-98 with nostr-tools (signature, kind, age, exact u, method,
 // payload = sha256 of the raw body, whitelist) and validates and stores the config like zooid.
 import { test, before, after } from 'node:test'

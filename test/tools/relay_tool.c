@@ -5,7 +5,7 @@
  *   relay_tool listen SECRET_HEX|- FILTERS_JSON URL...   -> as req, but keeps listening (and
  *        reconnecting) until stdin reaches EOF; prints "CONNECTED n" when that count changes.
  *   relay_tool dm-relays PUBKEY_HEX - URL...               -> the pubkey's NIP-17 DM relays found
- *        through the indexer URLs (robot_discover.c), one per line, then "END"
+ *        through the indexer URLs (src/robot/discover.c), one per line, then "END"
  * CARAVEL_CA_FILE names the CA bundle for wss:// (tests use a private CA). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@
 #include "net/relay_pool.h"
 #include "nostr/hex.h"
 #include "nostr/keys.h"
-#include "robot_discover.h"
+#include "robot/discover.h"
 
 static struct relay_pool *pool;
 static struct relay_sub *sub;

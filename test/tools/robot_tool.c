@@ -10,11 +10,11 @@
 
 #include <uv.h>
 
-#include "app.h"
+#include "core/app.h"
 #include "db/db.h"
 #include "net/relay_pool.h"
 #include "nostr/hex.h"
-#include "robot.h"
+#include "robot/robot.h"
 #include "util/log.h"
 #include "util/util.h"
 

@@ -1,4 +1,4 @@
-/* sync_tool: runs the real sync worker (infra.c) on a fresh database against a zooid URL, so
+/* sync_tool: runs the real sync worker (src/sync/worker.c) on a fresh database against a zooid URL, so
  * the integration tests can check it with the test zooid (lib/zooid.mjs) before, and
  * independently of, the HTTP API. Reads one JSON command on stdin:
  *   {"db": path, "zooid_url": "...", "sk": hex (ZOOID_API_SECRET), "tenant": hex pubkey,
@@ -17,9 +17,9 @@
 #include <cjson/cJSON.h>
 #include <uv.h>
 
-#include "app.h"
+#include "core/app.h"
 #include "db/db.h"
-#include "infra.h"
+#include "sync/worker.h"
 #include "nostr/hex.h"
 #include "nostr/keys.h"
 #include "util/buf.h"

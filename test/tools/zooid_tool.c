@@ -15,12 +15,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "config.h"
-#include "db/repo_sync.h"
+#include "core/config.h"
+#include "sync/repo.h"
 #include "nostr/hex.h"
 #include "nostr/keys.h"
 #include "util/buf.h"
-#include "zooid.h"
+#include "sync/zooid.h"
 
 #define STDIN_MAX (1024 * 1024)
 

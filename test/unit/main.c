@@ -49,7 +49,7 @@ char *test_read_file(const char *path, size_t *len)
 const char *test_vectors_dir(void)
 {
     const char *d = getenv("CARAVEL_VECTORS");
-    return d ? d : "../shared/vectors";
+    return d ? d : "test/vectors";
 }
 
 void test_tmpdir(char *out, size_t cap)

@@ -3,7 +3,8 @@
  * "N passed, N failed". ASSERT macros are never compiled out and abort the child.
  *
  * Helpers for tests that read files: test_read_file() reads a whole file (caller frees),
- * test_vectors_dir() is ../shared/vectors (override with CARAVEL_VECTORS). */
+ * test_vectors_dir() is test/vectors, relative to the repository root the runner starts in
+ * (override with CARAVEL_VECTORS). */
 #ifndef TEST_TEST_H
 #define TEST_TEST_H
 

@@ -2,7 +2,7 @@
  * worked out by hand from the spec's formula, not from the code. */
 #include "test.h"
 
-#include "billing_calc.h"
+#include "billing/calc.h"
 
 #define H 3600LL
 #define DAY 86400LL

@@ -6,7 +6,7 @@
 
 #include "db/db.h"
 #include "db/migrations.h"
-#include "db/repo_common.h"
+#include "core/store.h"
 #include "nostr/keys.h"
 #include "util/util.h"
 

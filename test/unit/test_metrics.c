@@ -9,8 +9,8 @@
 
 #include <uv.h>
 
-#include "app.h"
-#include "metrics.h"
+#include "core/app.h"
+#include "metrics/metrics.h"
 #include "util/buf.h"
 
 static char *render(const struct metrics *m, const struct metrics_gauges *g)

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "nostr/event.h"
-#include "robot_discover.h"
+#include "robot/discover.h"
 #include "test.h"
 
 static void add3(struct nostr_event *ev, const char *a, const char *b, const char *c)

@@ -1,0 +1,176 @@
+#include "api/repo_relay.h"
+
+#include <stdio.h>
+
+#include "db/db.h"
+#include "core/store.h"
+#include "util/util.h"
+
+const char *const relay_flag_names[RF_COUNT] = {
+    "policy_public_join", "policy_strip_signatures", "groups_enabled", "management_enabled",
+    "blossom_enabled",    "livekit_enabled",         "push_enabled",
+};
+
+#define RELAY_COLS                                                                             \
+    "id, tenant, subdomain, schema, plan, status, synced, sync_error, info_name, info_icon, "  \
+    "info_description, policy_public_join, policy_strip_signatures, groups_enabled, "          \
+    "management_enabled, blossom_enabled, livekit_enabled, push_enabled, created_at, updated_at"
+
+/* Only the owner (or an admin: owner NULL) sees a relay. */
+#define RELAY_VISIBLE " (?2 IS NULL OR tenant = ?2)"
+
+static cJSON *relay_row(sqlite3_stmt *st, const void *arg)
+{
+    const char *domain = arg; /* RELAY_DOMAIN, "" when unset */
+    cJSON *o = cJSON_CreateObject();
+    const char *sub = (const char *)sqlite3_column_text(st, 2);
+    char host[512];
+    repo_json_text(o, "id", st, 0);
+    repo_json_text(o, "tenant", st, 1);
+    repo_json_text(o, "subdomain", st, 2);
+    snprintf(host, sizeof(host), "%s%s%s", sub ? sub : "", domain[0] ? "." : "", domain);
+    cJSON_AddStringToObject(o, "host", host);
+    repo_json_text(o, "schema", st, 3);
+    repo_json_text(o, "plan", st, 4);
+    repo_json_text(o, "status", st, 5);
+    repo_json_bool(o, "synced", st, 6);
+    repo_json_text(o, "sync_error", st, 7);
+    repo_json_text(o, "info_name", st, 8);
+    repo_json_text(o, "info_icon", st, 9);
+    repo_json_text(o, "info_description", st, 10);
+    for (int i = 0; i < RF_COUNT; i++)
+        repo_json_bool(o, relay_flag_names[i], st, 11 + i);
+    repo_json_int(o, "created_at", st, 18);
+    repo_json_int(o, "updated_at", st, 19);
+    return o;
+}
+
+int repo_relay_get(sqlite3 *conn, const char *id, const char *owner, const char *domain,
+                   cJSON **out)
+{
+    sqlite3_stmt *st =
+        db_query(conn, "SELECT " RELAY_COLS " FROM relay WHERE id = ?1 AND" RELAY_VISIBLE,
+                 DB_TEXT(id), DB_TEXT(owner));
+    if (!st)
+        return DB_EGENERIC;
+    return repo_json_one(conn, st, relay_row, domain, out);
+}
+
+int repo_relay_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t offset,
+                    const char *domain, cJSON **out)
+{
+    sqlite3_stmt *st = db_query(conn,
+                                "SELECT " RELAY_COLS " FROM relay WHERE (?1 = '' OR tenant = ?1)"
+                                " ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3",
+                                DB_TEXT(tenant), DB_INT(limit), DB_INT(offset));
+    if (!st)
+        return DB_EGENERIC;
+    return repo_json_rows(conn, st, relay_row, domain, out);
+}
+
+int repo_relay_load(sqlite3 *conn, const char *id, const char *owner, struct relay_fields *out,
+                    char tenant[65], char status[16])
+{
+    sqlite3_stmt *st =
+        db_query(conn, "SELECT " RELAY_COLS " FROM relay WHERE id = ?1 AND" RELAY_VISIBLE,
+                 DB_TEXT(id), DB_TEXT(owner));
+    if (!st)
+        return DB_EGENERIC;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(tenant, 65, "%s", sqlite3_column_text(st, 1));
+        out->subdomain = db_col_text(st, 2);
+        out->plan = db_col_text(st, 4);
+        snprintf(status, 16, "%s", sqlite3_column_text(st, 5));
+        out->info_name = db_col_text(st, 8);
+        out->info_icon = db_col_text(st, 9);
+        out->info_description = db_col_text(st, 10);
+        for (int i = 0; i < RF_COUNT; i++)
+            out->flags[i] = sqlite3_column_int(st, 11 + i);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+}
+
+int repo_relay_subdomain_taken(sqlite3 *conn, const char *subdomain, const char *except_id)
+{
+    return db_exists(conn, "SELECT 1 FROM relay WHERE subdomain = ? AND id <> ?",
+                     DB_TEXT(subdomain), DB_TEXT(except_id));
+}
+
+int repo_relay_unique_schema(sqlite3 *conn, const char *base, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", base);
+    for (int i = 2;; i++) {
+        int taken = db_exists(conn, "SELECT 1 FROM relay WHERE schema = ?", DB_TEXT(out));
+        if (taken <= 0)
+            return taken;
+        snprintf(out, cap, "%s_%d", base, i);
+    }
+}
+
+/* The text columns, then the RF_COUNT flags, as parameters into p; returns how many. */
+static size_t text_and_flags(struct db_param *p, const char *const *text, size_t n_text,
+                             const struct relay_fields *f)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_text; i++)
+        p[n++] = DB_TEXT(text[i]);
+    for (int i = 0; i < RF_COUNT; i++)
+        p[n++] = DB_INT(f->flags[i]);
+    return n;
+}
+
+int repo_relay_insert(sqlite3 *conn, const struct relay_fields *f, const char *id,
+                      const char *schema, const char *secret, int64_t now)
+{
+    const char *text[] = {id, f->tenant, f->subdomain, schema, secret, f->plan,
+                          f->info_name ? f->info_name : "", f->info_icon ? f->info_icon : "",
+                          f->info_description ? f->info_description : ""};
+    struct db_param p[ARRAY_SIZE(text) + RF_COUNT + 2];
+    size_t n = text_and_flags(p, text, ARRAY_SIZE(text), f);
+    p[n++] = DB_INT(now); /* created_at */
+    p[n++] = DB_INT(now); /* updated_at */
+    return db_run_params(
+        conn, "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status, info_name,"
+              " info_icon, info_description, policy_public_join, policy_strip_signatures,"
+              " groups_enabled, management_enabled, blossom_enabled, livekit_enabled,"
+              " push_enabled, created_at, updated_at, sync_version)"
+              " VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+        p, n);
+}
+
+int repo_relay_update(sqlite3 *conn, const char *id, const struct relay_fields *f, int64_t now)
+{
+    const char *text[] = {f->subdomain, f->plan, f->info_name, f->info_icon, f->info_description};
+    struct db_param p[ARRAY_SIZE(text) + RF_COUNT + 2];
+    size_t n = text_and_flags(p, text, ARRAY_SIZE(text), f);
+    p[n++] = DB_INT(now);
+    p[n++] = DB_TEXT(id);
+    return db_run_params(
+        conn, "UPDATE relay SET subdomain = ?, plan = ?, info_name = ?, info_icon = ?,"
+              " info_description = ?, policy_public_join = ?, policy_strip_signatures = ?,"
+              " groups_enabled = ?, management_enabled = ?, blossom_enabled = ?,"
+              " livekit_enabled = ?, push_enabled = ?, updated_at = ? WHERE id = ?",
+        p, n);
+}
+
+/* An UPDATE of one relay: DB_ENOTFOUND when it matched no row. */
+static int updated(sqlite3 *conn, int rc)
+{
+    return rc != 0 ? rc : sqlite3_changes(conn) ? 0 : DB_ENOTFOUND;
+}
+
+int repo_relay_set_status(sqlite3 *conn, const char *id, const char *status, int64_t now)
+{
+    return updated(conn, db_run(conn, "UPDATE relay SET status = ?, updated_at = ? WHERE id = ?",
+                                DB_TEXT(status), DB_INT(now), DB_TEXT(id)));
+}
+
+int repo_relay_clear_sync_error(sqlite3 *conn, const char *id)
+{
+    return updated(conn,
+                   db_run(conn, "UPDATE relay SET sync_error = NULL WHERE id = ?", DB_TEXT(id)));
+}

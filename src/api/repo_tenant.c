@@ -1,0 +1,59 @@
+#include "api/repo_tenant.h"
+
+#include "db/db.h"
+#include "core/store.h"
+
+#define TENANT_COLS "pubkey, status, nwc_url IS NOT NULL, nwc_error, billing_anchor, created_at"
+
+static cJSON *tenant_json(sqlite3_stmt *st, const void *arg)
+{
+    (void)arg;
+    cJSON *o = cJSON_CreateObject();
+    repo_json_text(o, "pubkey", st, 0);
+    repo_json_text(o, "status", st, 1);
+    repo_json_bool(o, "nwc_set", st, 2);
+    repo_json_text(o, "nwc_error", st, 3);
+    repo_json_int(o, "billing_anchor", st, 4);
+    repo_json_int(o, "created_at", st, 5);
+    return o;
+}
+
+int repo_tenant_exists(sqlite3 *conn, const char *pubkey)
+{
+    return db_exists(conn, "SELECT 1 FROM tenant WHERE pubkey = ?", DB_TEXT(pubkey));
+}
+
+int repo_tenant_get(sqlite3 *conn, const char *pubkey, cJSON **out)
+{
+    sqlite3_stmt *st =
+        db_query(conn, "SELECT " TENANT_COLS " FROM tenant WHERE pubkey = ?", DB_TEXT(pubkey));
+    return st ? repo_json_one(conn, st, tenant_json, NULL, out) : DB_EGENERIC;
+}
+
+int repo_tenant_list(sqlite3 *conn, int64_t limit, int64_t offset, cJSON **out)
+{
+    sqlite3_stmt *st = db_query(conn, "SELECT " TENANT_COLS " FROM tenant"
+                                      " ORDER BY created_at DESC, pubkey LIMIT ? OFFSET ?",
+                                DB_INT(limit), DB_INT(offset));
+    return st ? repo_json_rows(conn, st, tenant_json, NULL, out) : DB_EGENERIC;
+}
+
+int repo_tenant_create(sqlite3 *conn, const char *pubkey, int64_t now)
+{
+    int rc = db_run(conn, "INSERT INTO tenant(pubkey, status, created_at)"
+                          " VALUES (?, 'active', ?) ON CONFLICT DO NOTHING",
+                    DB_TEXT(pubkey), DB_INT(now));
+    if (rc != 0 || sqlite3_changes(conn) == 0)
+        return rc ? rc : DB_ECONSTRAINT;
+    return repo_activity_insert(conn, pubkey, "create_tenant", "tenant", pubkey, NULL, NULL, now);
+}
+
+int repo_tenant_set_nwc(sqlite3 *conn, const char *pubkey, const char *nwc_url, int64_t now)
+{
+    /* A new URL clears the previous wallet's error. */
+    int rc = db_run(conn, "UPDATE tenant SET nwc_url = ?, nwc_error = NULL WHERE pubkey = ?",
+                    DB_TEXT(nwc_url), DB_TEXT(pubkey));
+    if (rc != 0 || sqlite3_changes(conn) == 0)
+        return rc ? rc : DB_ENOTFOUND;
+    return repo_activity_insert(conn, pubkey, "update_tenant", "tenant", pubkey, NULL, NULL, now);
+}

@@ -1,0 +1,271 @@
+/* Metrics registry and Prometheus text exposition (see metrics.h). Loop thread only.
+ * The listener and the app gauges live in metrics/server.c. */
+#include "metrics/metrics.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "metrics/internal.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/util.h"
+
+/* Upper bounds in microseconds; the last bucket (+Inf) is implicit. */
+static const uint64_t bucket_us[METRICS_N_BUCKETS] = {
+    1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
+};
+static const char *const bucket_le[METRICS_N_BUCKETS] = {
+    "0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10",
+};
+
+struct metrics *metrics_new(void)
+{
+    struct metrics *m = xcalloc(1, sizeof(*m));
+    m->start_time = (int64_t)time(NULL);
+    m->outbox_queued = -1;
+    return m;
+}
+
+void metrics_free(struct metrics *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_counters; i++) {
+        free(m->counters[i].name);
+        free(m->counters[i].labels);
+    }
+    free(m);
+}
+
+/* ---- requests ---- */
+
+static struct metrics_route *find_route(struct metrics *m, const char *route)
+{
+    if (!route)
+        route = "other";
+    for (size_t i = 0; i < m->n_routes; i++)
+        if (m->routes[i].name == route)
+            return &m->routes[i];
+    for (size_t i = 0; i < m->n_routes; i++)
+        if (strcmp(m->routes[i].name, route) == 0)
+            return &m->routes[i];
+    if (m->n_routes == METRICS_MAX_ROUTES - 1)
+        route = "other"; /* the last slot is kept for the overflow */
+    else if (m->n_routes == METRICS_MAX_ROUTES)
+        return &m->routes[METRICS_MAX_ROUTES - 1];
+    struct metrics_route *r = &m->routes[m->n_routes++];
+    r->name = route;
+    return r;
+}
+
+static void count_status(struct metrics_route *r, int status)
+{
+    size_t i;
+    /* The last slot is kept for the overflow, shown as status "0" (any other). */
+    for (i = 0; i < r->n_statuses; i++)
+        if (r->statuses[i].status == status)
+            break;
+    if (i == r->n_statuses) {
+        if (r->n_statuses == METRICS_MAX_STATUSES)
+            i = METRICS_MAX_STATUSES - 1; /* already the overflow slot */
+        else if (r->n_statuses == METRICS_MAX_STATUSES - 1)
+            r->statuses[r->n_statuses++].status = 0;
+        else
+            r->statuses[r->n_statuses++].status = status;
+    }
+    r->statuses[i].count++;
+}
+
+void metrics_observe_request(struct metrics *m, const char *route, int status, uint64_t micros)
+{
+    if (!m)
+        return;
+    struct metrics_route *r = find_route(m, route);
+    count_status(r, status);
+    size_t b = 0;
+    while (b < METRICS_N_BUCKETS && micros > bucket_us[b])
+        b++;
+    r->buckets[b]++; /* not cumulative here; summed when rendered */
+    r->sum_us += micros;
+    r->count++;
+}
+
+/* ---- free-form counters ---- */
+
+static int valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= METRICS_MAX_NAME || (s[0] >= '0' && s[0] <= '9'))
+        return 0;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:") == n;
+}
+
+static struct metrics_counter *find_counter(struct metrics *m, const char *name,
+                                            const char *labels)
+{
+    for (size_t i = 0; i < m->n_counters; i++)
+        if (strcmp(m->counters[i].name, name) == 0 && strcmp(m->counters[i].labels, labels) == 0)
+            return &m->counters[i];
+    if (m->n_counters == METRICS_MAX_COUNTERS || !valid_name(name) ||
+        strlen(labels) >= METRICS_MAX_LABELS || strpbrk(labels, "\n{}")) {
+        if (!m->warned++)
+            LOG_WARN("metrics: counter %.64s{%.64s} refused (invalid or table full)", name,
+                     labels);
+        return NULL;
+    }
+    struct metrics_counter *c = &m->counters[m->n_counters++];
+    c->name = xstrdup(name);
+    c->labels = xstrdup(labels);
+    return c;
+}
+
+void metrics_add(struct metrics *m, const char *name, const char *labels, uint64_t n)
+{
+    if (!m || !name)
+        return;
+    struct metrics_counter *c = find_counter(m, name, labels ? labels : "");
+    if (c)
+        c->value += n;
+}
+
+void metrics_inc(struct metrics *m, const char *name, const char *labels)
+{
+    metrics_add(m, name, labels, 1);
+}
+
+/* ---- exposition ---- */
+
+/* Route patterns are our own literals, but escape anyway: the format requires it. */
+static int put_escaped(struct buf *out, const char *s)
+{
+    int rc = 0;
+    for (; *s && rc == 0; s++) {
+        if (*s == '\\' || *s == '"')
+            rc = buf_printf(out, "\\%c", *s);
+        else if (*s == '\n')
+            rc = buf_append_str(out, "\\n");
+        else
+            rc = buf_append(out, s, 1);
+    }
+    return rc;
+}
+
+static int render_requests(const struct metrics *m, struct buf *out)
+{
+    int rc = buf_append_str(out, "# HELP caravel_http_requests_total API requests answered, by "
+                                 "route pattern and status.\n"
+                                 "# TYPE caravel_http_requests_total counter\n");
+    for (size_t i = 0; i < m->n_routes && rc == 0; i++) {
+        const struct metrics_route *r = &m->routes[i];
+        for (size_t j = 0; j < r->n_statuses && rc == 0; j++) {
+            rc = buf_append_str(out, "caravel_http_requests_total{route=\"");
+            rc = rc ? rc : put_escaped(out, r->name);
+            rc = rc ? rc
+                    : buf_printf(out, "\",status=\"%d\"} %" PRIu64 "\n", r->statuses[j].status,
+                                 r->statuses[j].count);
+        }
+    }
+    return rc;
+}
+
+static int render_histogram(const struct metrics_route *r, struct buf *out)
+{
+    const char *name = "caravel_http_request_duration_seconds";
+    uint64_t cum = 0;
+    int rc = 0;
+    for (size_t b = 0; b <= METRICS_N_BUCKETS && rc == 0; b++) {
+        cum += r->buckets[b];
+        rc = buf_printf(out, "%s_bucket{route=\"", name);
+        rc = rc ? rc : put_escaped(out, r->name);
+        rc = rc ? rc
+                : buf_printf(out, "\",le=\"%s\"} %" PRIu64 "\n",
+                             b < METRICS_N_BUCKETS ? bucket_le[b] : "+Inf", cum);
+    }
+    rc = rc ? rc : buf_printf(out, "%s_sum{route=\"", name);
+    rc = rc ? rc : put_escaped(out, r->name);
+    rc = rc ? rc
+            : buf_printf(out, "\"} %" PRIu64 ".%06" PRIu64 "\n", r->sum_us / 1000000,
+                         r->sum_us % 1000000);
+    rc = rc ? rc : buf_printf(out, "%s_count{route=\"", name);
+    rc = rc ? rc : put_escaped(out, r->name);
+    return rc ? rc : buf_printf(out, "\"} %" PRIu64 "\n", r->count);
+}
+
+static int render_latency(const struct metrics *m, struct buf *out)
+{
+    int rc = buf_append_str(out, "# HELP caravel_http_request_duration_seconds Time from a "
+                                 "request's arrival to its answer.\n"
+                                 "# TYPE caravel_http_request_duration_seconds histogram\n");
+    for (size_t i = 0; i < m->n_routes && rc == 0; i++)
+        rc = render_histogram(&m->routes[i], out);
+    return rc;
+}
+
+static int render_gauge(struct buf *out, const char *name, const char *help, int64_t v)
+{
+    if (v < 0)
+        return 0;
+    return buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRId64 "\n", name, help, name,
+                      name, v);
+}
+
+static int render_gauges(const struct metrics *m, const struct metrics_gauges *g,
+                         struct buf *out)
+{
+    int rc = render_gauge(out, "caravel_process_start_time_seconds",
+                          "Start time of the process (unix seconds).", m->start_time);
+    if (!g)
+        return rc;
+    rc = rc ? rc
+            : render_gauge(out, "caravel_http_requests_in_flight",
+                           "API requests parsed and not answered yet.", g->in_flight);
+    rc = rc ? rc
+            : render_gauge(out, "caravel_db_queue_depth", "Database jobs queued or running.",
+                           g->db_queue_depth);
+    rc = rc ? rc
+            : render_gauge(out, "caravel_db_wal_frames",
+                           "Pages in the database's write-ahead log after the last write.",
+                           g->db_wal_frames);
+    rc = rc ? rc
+            : render_gauge(out, "caravel_sync_backlog", "Relays waiting to be synced to zooid.",
+                           g->sync_backlog);
+    rc = rc ? rc
+            : render_gauge(out, "caravel_outbox_queued_messages",
+                           "DMs queued in the outbox (refreshed periodically).", g->outbox_queued);
+    return rc ? rc
+              : render_gauge(out, "caravel_relay_connections", "Nostr relay connections open.",
+                             g->relay_connections);
+}
+
+/* Counters are grouped by name: one TYPE line each, in first-registered order. */
+static int render_counters(const struct metrics *m, struct buf *out)
+{
+    int rc = 0;
+    for (size_t i = 0; i < m->n_counters && rc == 0; i++) {
+        const struct metrics_counter *c = &m->counters[i];
+        size_t k = 0;
+        while (k < i && strcmp(m->counters[k].name, c->name) != 0)
+            k++;
+        if (k < i)
+            continue; /* already written with its first occurrence */
+        rc = buf_printf(out, "# TYPE %s counter\n", c->name);
+        for (size_t j = i; j < m->n_counters && rc == 0; j++) {
+            const struct metrics_counter *d = &m->counters[j];
+            if (strcmp(d->name, c->name) != 0)
+                continue;
+            rc = buf_printf(out, d->labels[0] ? "%s{%s} %" PRIu64 "\n" : "%s%s %" PRIu64 "\n",
+                            d->name, d->labels, d->value);
+        }
+    }
+    return rc;
+}
+
+int metrics_render(const struct metrics *m, const struct metrics_gauges *gauges, struct buf *out)
+{
+    int rc = render_requests(m, out);
+    rc = rc ? rc : render_latency(m, out);
+    rc = rc ? rc : render_gauges(m, gauges, out);
+    return rc ? rc : render_counters(m, out);
+}

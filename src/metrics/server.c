@@ -1,0 +1,174 @@
+/* The metrics listener (see metrics.h): a second http_server answering GET /metrics with the
+ * registry plus gauges sampled from the app at scrape time, and a timer refreshing the
+ * cached outbox count through a db_read. Loop thread only, except outbox_count_work. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/app.h"
+#include "db/db.h"
+#include "http/server.h"
+#include "sync/worker.h"
+#include "metrics/metrics.h"
+#include "metrics/internal.h"
+#include "net/relay_pool.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define EXPOSITION_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define METRICS_STOP_GRACE_MS 1000
+
+/* ---- outbox count ---- */
+
+/* Pool thread: touches only m->read_result (nothing else reads it while m->reading). */
+static int outbox_count_work(sqlite3 *conn, void *arg)
+{
+    struct metrics *m = arg;
+    sqlite3_stmt *st = db_stmt(conn, "SELECT count(*) FROM message WHERE state = 'queued'");
+    if (!st)
+        return DB_EGENERIC;
+    int rc = sqlite3_step(st);
+    m->read_result = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : db_rc(conn, rc);
+}
+
+static void maybe_finish_stop(struct metrics *m)
+{
+    if (!m->stopping || m->waits > 0)
+        return;
+    void (*cb)(void *) = m->stop_cb;
+    void *arg = m->stop_arg;
+    metrics_free(m);
+    if (cb)
+        cb(arg);
+}
+
+static void on_outbox_count(int status, void *arg)
+{
+    struct metrics *m = arg;
+    m->reading = 0;
+    if (status == 0)
+        m->outbox_queued = m->read_result;
+    if (m->stopping) {
+        m->waits--;
+        maybe_finish_stop(m);
+    }
+}
+
+static void on_refresh(uv_timer_t *t)
+{
+    struct metrics *m = container_of(t, struct metrics, refresh);
+    if (m->reading || m->stopping || !m->app->db)
+        return;
+    if (db_read(m->app->db, outbox_count_work, on_outbox_count, m) == 0)
+        m->reading = 1;
+}
+
+/* ---- /metrics ---- */
+
+static void sample_gauges(const struct app *app, struct metrics_gauges *g, int64_t outbox)
+{
+    g->in_flight = app->http ? (int64_t)http_server_inflight(app->http) : -1;
+    struct db_stats st = {0};
+    if (app->db)
+        db_get_stats(app->db, &st);
+    g->db_queue_depth = app->db ? (int64_t)db_queue_depth(app->db) : -1;
+    g->db_wal_frames = app->db ? (int64_t)st.wal_pages : -1;
+    g->sync_backlog = app->infra ? (int64_t)infra_backlog(app->infra) : -1;
+    g->outbox_queued = app->db ? outbox : -1;
+    g->relay_connections = app->pool ? (int64_t)relay_pool_connected(app->pool) : -1;
+}
+
+static void metrics_handle(struct http_exchange *ex, void *arg)
+{
+    struct metrics *m = arg;
+    static const char nf[] = "not found: GET /metrics\n";
+    if (strcmp(ex->req.path, "/metrics") != 0) {
+        http_respond(ex, 404, "text/plain; charset=utf-8", NULL, nf, sizeof(nf) - 1);
+        return;
+    }
+    if (strcmp(ex->req.method, "GET") != 0 && strcmp(ex->req.method, "HEAD") != 0) {
+        http_respond(ex, 405, "text/plain; charset=utf-8", "Allow: GET, HEAD\r\n", NULL, 0);
+        return;
+    }
+    struct metrics_gauges g;
+    struct buf out;
+    sample_gauges(m->app, &g, m->outbox_queued);
+    buf_init(&out, METRICS_MAX_BODY);
+    if (metrics_render(m, &g, &out) != 0)
+        LOG_WARN("metrics: exposition cut at %d bytes", METRICS_MAX_BODY);
+    http_respond(ex, 200, EXPOSITION_TYPE, NULL, out.data ? out.data : "", out.len);
+    buf_free(&out);
+}
+
+/* ---- start / stop ---- */
+
+int metrics_start(struct metrics **out, struct app *app)
+{
+    *out = NULL;
+    if (app->cfg.metrics_port == 0)
+        return 0;
+    struct metrics *m = metrics_new();
+    struct http_server_config hc = {.host = app->cfg.host, .port = app->cfg.metrics_port};
+    m->app = app;
+    int rc = http_server_start(&m->srv, app->loop, &hc, metrics_handle, m);
+    if (rc != 0) {
+        LOG_ERROR("METRICS_PORT: cannot listen on %s:%d: %s", app->cfg.host,
+                  app->cfg.metrics_port, uv_strerror(rc));
+        metrics_free(m);
+        return rc;
+    }
+    uv_timer_init(app->loop, &m->refresh);
+    m->refresh_inited = 1;
+    /* The first count at once, then periodically; it must not keep the loop alive. */
+    uv_timer_start(&m->refresh, on_refresh, 0, METRICS_OUTBOX_REFRESH_MS);
+    uv_unref((uv_handle_t *)&m->refresh);
+    int v6 = strchr(app->cfg.host, ':') != NULL;
+    LOG_INFO("metrics on http://%s%s%s:%d/metrics", v6 ? "[" : "", app->cfg.host, v6 ? "]" : "",
+             http_server_port(m->srv));
+    *out = m;
+    return 0;
+}
+
+int metrics_port(const struct metrics *m)
+{
+    return m && m->srv ? http_server_port(m->srv) : 0;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct metrics *m = container_of((uv_timer_t *)h, struct metrics, refresh);
+    m->waits--;
+    maybe_finish_stop(m);
+}
+
+static void on_server_stopped(void *arg)
+{
+    struct metrics *m = arg;
+    m->srv = NULL;
+    m->waits--;
+    maybe_finish_stop(m);
+}
+
+void metrics_stop(struct metrics *m, void (*cb)(void *arg), void *arg)
+{
+    if (!m) {
+        if (cb)
+            cb(arg);
+        return;
+    }
+    if (m->stopping)
+        return;
+    m->stopping = 1;
+    m->stop_cb = cb;
+    m->stop_arg = arg;
+    /* Counted before any close starts, so no callback can free m early. */
+    m->waits = 1 + (m->srv != NULL) + m->reading + m->refresh_inited;
+    if (m->refresh_inited)
+        uv_close((uv_handle_t *)&m->refresh, on_timer_closed);
+    if (m->srv)
+        http_server_stop(m->srv, METRICS_STOP_GRACE_MS, on_server_stopped, m);
+    m->waits--;
+    maybe_finish_stop(m);
+}

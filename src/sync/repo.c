@@ -1,0 +1,169 @@
+#include "sync/repo.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/db.h"
+#include "core/store.h"
+#include "util/util.h"
+
+#define RELAY_COLUMNS                                                                           \
+    "id, tenant, subdomain, schema, secret, plan, status, info_name, info_icon, "               \
+    "info_description, policy_public_join, policy_strip_signatures, groups_enabled, "           \
+    "management_enabled, blossom_enabled, livekit_enabled, push_enabled, synced, "              \
+    "sync_created, sync_attempts, sync_version"
+
+void sync_relay_free(struct sync_relay *r)
+{
+    if (r->secret)
+        secure_zero(r->secret, strlen(r->secret));
+    char **strs[] = {&r->id,   &r->tenant,    &r->subdomain, &r->schema,
+                     &r->secret, &r->plan,    &r->status,    &r->info_name,
+                     &r->info_icon, &r->info_description};
+    for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
+        free(*strs[i]);
+        *strs[i] = NULL;
+    }
+}
+
+int64_t sync_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms)
+{
+    int64_t d = base_ms;
+    for (int i = 1; i < attempt && d < cap_ms; i++)
+        d *= 2;
+    return MIN(d, cap_ms);
+}
+
+static void read_row(sqlite3_stmt *st, struct sync_relay *r)
+{
+    char **strs[] = {&r->id,   &r->tenant,    &r->subdomain, &r->schema,
+                     &r->secret, &r->plan,    &r->status,    &r->info_name,
+                     &r->info_icon, &r->info_description};
+    int *ints[] = {&r->policy_public_join, &r->policy_strip_signatures, &r->groups_enabled,
+                   &r->management_enabled, &r->blossom_enabled,        &r->livekit_enabled,
+                   &r->push_enabled,       &r->synced,                 &r->sync_created,
+                   &r->sync_attempts};
+    int col = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
+        char *s = db_col_text(st, col++);
+        *strs[i] = s ? s : xstrdup("");
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(ints); i++)
+        *ints[i] = sqlite3_column_int(st, col++);
+    r->sync_version = sqlite3_column_int64(st, col);
+}
+
+int repo_sync_load(sqlite3 *conn, const char *id, struct sync_relay *out)
+{
+    memset(out, 0, sizeof(*out));
+    sqlite3_stmt *st =
+        db_query(conn, "SELECT " RELAY_COLUMNS " FROM relay WHERE id = ?", DB_TEXT(id));
+    if (!st)
+        return DB_EGENERIC;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_row(st, out);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+}
+
+int repo_sync_due(sqlite3 *conn, int64_t now, int max_attempts, size_t limit, char ***ids,
+                  size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    sqlite3_stmt *st = db_query(conn, "SELECT id FROM relay WHERE synced = 0 AND sync_next_at <= ?"
+                                      " AND sync_attempts < ? ORDER BY sync_next_at LIMIT ?",
+                                DB_INT(now), DB_INT(max_attempts), DB_INT((int64_t)limit));
+    if (!st)
+        return DB_EGENERIC;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char *id = db_col_text(st, 0);
+        if (!id)
+            continue;
+        *ids = xrealloc(*ids, (*n + 1) * sizeof(**ids));
+        (*ids)[(*n)++] = id;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}
+
+/* tenant, plan, status and sync_attempts of a relay, for its activity row. */
+static int load_brief(sqlite3 *conn, const char *id, char **tenant, char **plan, char **status,
+                      int *attempts)
+{
+    sqlite3_stmt *st = db_query(conn, "SELECT tenant, plan, status, sync_attempts FROM relay"
+                                      " WHERE id = ?",
+                                DB_TEXT(id));
+    if (!st)
+        return DB_EGENERIC;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *tenant = db_col_text(st, 0);
+        *plan = db_col_text(st, 1);
+        *status = db_col_text(st, 2);
+        *attempts = sqlite3_column_int(st, 3);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+}
+
+static int insert_activity(sqlite3 *conn, const char *id, const char *type, int64_t now,
+                           int *attempts)
+{
+    char *tenant = NULL, *plan = NULL, *status = NULL;
+    int n = 0;
+    int rc = load_brief(conn, id, &tenant, &plan, &status, &n);
+    if (rc == 0)
+        rc = repo_activity_insert(conn, tenant, type, "relay", id, plan, status, now);
+    if (attempts)
+        *attempts = n;
+    free(tenant);
+    free(plan);
+    free(status);
+    return rc;
+}
+
+int repo_sync_complete(sqlite3 *conn, const char *id, int64_t version, int64_t now, int *stale)
+{
+    *stale = 1;
+    int rc = db_run(conn, "UPDATE relay SET sync_created = 1 WHERE id = ?", DB_TEXT(id));
+    if (rc != 0 || sqlite3_changes(conn) == 0)
+        return rc ? rc : DB_ENOTFOUND;
+    rc = db_run(conn, "UPDATE relay SET synced = 1, sync_error = NULL, sync_attempts = 0,"
+                      " sync_next_at = 0 WHERE id = ? AND sync_version = ?",
+                DB_TEXT(id), DB_INT(version));
+    if (rc != 0)
+        return rc;
+    if (sqlite3_changes(conn) == 0)
+        return 0; /* changed meanwhile: sync_created is kept, the rest waits for the next sync */
+    *stale = 0;
+    return insert_activity(conn, id, "complete_relay_sync", now, NULL);
+}
+
+int repo_sync_fail(sqlite3 *conn, const char *id, const char *error, int64_t now, int64_t base_ms,
+                   int64_t cap_ms, int *attempts, int64_t *delay_ms)
+{
+    int n = 0;
+    int rc = insert_activity(conn, id, "fail_relay_sync", now, &n);
+    if (rc != 0)
+        return rc;
+    n++;
+    int64_t delay = sync_backoff_ms(n, base_ms, cap_ms);
+    rc = db_run(conn, "UPDATE relay SET sync_error = ?, sync_attempts = ?, sync_next_at = ?"
+                      " WHERE id = ?",
+                DB_TEXT(error), DB_INT(n), DB_INT(now + (delay + 999) / 1000), DB_TEXT(id));
+    if (rc != 0)
+        return rc;
+    *attempts = n;
+    *delay_ms = delay;
+    return 0;
+}

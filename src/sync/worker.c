@@ -1,0 +1,583 @@
+/* Zooid sync worker (spec 5).
+ *
+ * Every relay that needs syncing has an entry (hash table by id). An entry is in exactly one
+ * of: ready queue (waiting for a slot), in flight (db load -> HTTP request(s) -> db write),
+ * waiting for a retry (retry_at, one wake timer for all), or gone (nothing to do). At most
+ * INFRA_MAX_IN_FLIGHT entries are in flight; a relay is never in flight twice, and a kick
+ * while it is sets `again`, which runs exactly one more sync after the current one.
+ *
+ * One sync: load the row; synced or given up (attempts >= 6) -> done. Otherwise POST (never
+ * created in zooid) or PATCH; POST 409 -> PUT the full config; PATCH 404 -> POST. Success ->
+ * repo_sync_complete (which reports a version change during the request: then sync again);
+ * failure -> repo_sync_fail and a retry after the backoff while attempts < 6. */
+#include "sync/worker.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <uv.h>
+
+#include "core/app.h"
+#include "db/db.h"
+#include "sync/repo.h"
+#include "net/fetch.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/util.h"
+#include "sync/zooid.h"
+
+#define INFRA_MAX_IN_FLIGHT 8
+#define INFRA_MAX_ATTEMPTS 6
+#define INFRA_RETRY_BASE_MS 30000    /* 30 s x 2^(n-1) ... */
+#define INFRA_RETRY_CAP_MS 900000    /* ... capped at 15 min */
+#define INFRA_TIMEOUT_MS 15000
+#define INFRA_RECONCILE_MS 60000
+#define INFRA_DUE_LIMIT 10000        /* relays picked up by one reconcile pass */
+#define INFRA_MAX_STEPS 4            /* PATCH -> POST -> PUT is the longest chain */
+#define INFRA_BUCKETS 1024
+#define INFRA_ERROR_MAX 300
+
+struct entry {
+    struct infra *in;
+    struct entry *hnext; /* hash chain */
+    struct entry *qnext; /* ready queue */
+    char *id;
+    int in_flight, again, queued;
+    uint64_t retry_at; /* clock_mono_ms() of the next try; 0 = none */
+    /* The sync in flight. */
+    struct sync_relay relay;
+    const char *method;
+    int steps;
+};
+
+struct infra {
+    struct app *app;
+    struct fetch *fetch;
+    struct nostr_keypair key;
+    uv_timer_t reconcile, wake;
+    struct entry *buckets[INFRA_BUCKETS];
+    struct entry *ready_head, *ready_tail;
+    size_t n_entries, active;
+    int reconciling, stopping, pumping;
+    size_t pending_closes;
+    int64_t retry_base_ms, retry_cap_ms, reconcile_ms;
+    long timeout_ms;
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+};
+
+/* A db job of one entry (load, complete, fail) or of the reconcile pass (e == NULL). */
+struct job {
+    struct infra *in;
+    struct entry *e;
+    char *id;
+    int64_t version, now;
+    char *error;
+    int stale, attempts;
+    int64_t delay_ms;
+    char **ids;
+    size_t n_ids;
+};
+
+static void pump(struct infra *in);
+static void send_step(struct entry *e, const char *method);
+static void maybe_stopped(struct infra *in);
+
+/* ---- entries -------------------------------------------------------------------------- */
+
+static size_t bucket_of(const char *id)
+{
+    size_t h = 5381;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = h * 33 + *p;
+    return h % INFRA_BUCKETS;
+}
+
+static struct entry *entry_get(struct infra *in, const char *id, int create)
+{
+    struct entry **slot = &in->buckets[bucket_of(id)];
+    for (struct entry *e = *slot; e; e = e->hnext)
+        if (!strcmp(e->id, id))
+            return e;
+    if (!create)
+        return NULL;
+    struct entry *e = xcalloc(1, sizeof(*e));
+    e->in = in;
+    e->id = xstrdup(id);
+    e->hnext = *slot;
+    *slot = e;
+    in->n_entries++;
+    return e;
+}
+
+static void entry_remove(struct infra *in, struct entry *e)
+{
+    for (struct entry **pp = &in->buckets[bucket_of(e->id)]; *pp; pp = &(*pp)->hnext) {
+        if (*pp == e) {
+            *pp = e->hnext;
+            break;
+        }
+    }
+    in->n_entries--;
+    sync_relay_free(&e->relay);
+    free(e->id);
+    free(e);
+}
+
+static void enqueue(struct infra *in, struct entry *e)
+{
+    if (e->queued)
+        return;
+    e->queued = 1;
+    e->qnext = NULL;
+    if (in->ready_tail)
+        in->ready_tail->qnext = e;
+    else
+        in->ready_head = e;
+    in->ready_tail = e;
+}
+
+static struct entry *dequeue(struct infra *in)
+{
+    struct entry *e = in->ready_head;
+    if (!e)
+        return NULL;
+    in->ready_head = e->qnext;
+    if (!in->ready_head)
+        in->ready_tail = NULL;
+    e->queued = 0;
+    return e;
+}
+
+/* ---- retries -------------------------------------------------------------------------- */
+
+static void on_wake(uv_timer_t *t);
+
+static void arm_wake(struct infra *in)
+{
+    uint64_t next = 0;
+    for (size_t b = 0; b < INFRA_BUCKETS; b++)
+        for (struct entry *e = in->buckets[b]; e; e = e->hnext)
+            if (e->retry_at && (!next || e->retry_at < next))
+                next = e->retry_at;
+    if (!next) {
+        uv_timer_stop(&in->wake);
+        return;
+    }
+    uint64_t now = clock_mono_ms();
+    uv_timer_start(&in->wake, on_wake, next > now ? next - now : 0, 0);
+}
+
+static void on_wake(uv_timer_t *t)
+{
+    struct infra *in = container_of(t, struct infra, wake);
+    uint64_t now = clock_mono_ms();
+    for (size_t b = 0; b < INFRA_BUCKETS; b++) {
+        for (struct entry *e = in->buckets[b]; e; e = e->hnext) {
+            if (e->retry_at && e->retry_at <= now && !e->in_flight) {
+                e->retry_at = 0;
+                enqueue(in, e);
+            }
+        }
+    }
+    arm_wake(in);
+    pump(in);
+}
+
+/* ---- one sync ------------------------------------------------------------------------- */
+
+/* The sync of e is over (whatever the outcome): free its slot, decide what comes next. */
+static void finish(struct entry *e)
+{
+    struct infra *in = e->in;
+    e->in_flight = 0;
+    in->active--;
+    sync_relay_free(&e->relay);
+    if (in->stopping) {
+        maybe_stopped(in);
+        return;
+    }
+    if (e->again) {
+        e->again = 0;
+        e->retry_at = 0;
+        enqueue(in, e);
+    } else if (e->retry_at) {
+        arm_wake(in);
+    } else {
+        entry_remove(in, e);
+    }
+    pump(in);
+}
+
+static struct job *job_new(struct infra *in, struct entry *e)
+{
+    struct job *j = xcalloc(1, sizeof(*j));
+    j->in = in;
+    j->e = e;
+    j->id = e ? xstrdup(e->id) : NULL;
+    j->now = clock_now();
+    return j;
+}
+
+static void job_free(struct job *j)
+{
+    for (size_t i = 0; i < j->n_ids; i++)
+        free(j->ids[i]);
+    free(j->ids);
+    free(j->error);
+    free(j->id);
+    free(j);
+}
+
+/* A db job could not even be queued: try again after the base delay, in memory only. */
+static void retry_later(struct entry *e, int rc)
+{
+    LOG_WARN("sync: relay %s: database unavailable (%d), retrying", e->id, rc);
+    e->retry_at = clock_mono_ms() + (uint64_t)e->in->retry_base_ms;
+    finish(e);
+}
+
+static int fail_work(sqlite3 *conn, void *arg)
+{
+    struct job *j = arg;
+    return repo_sync_fail(conn, j->id, j->error, j->now, j->in->retry_base_ms,
+                          j->in->retry_cap_ms, &j->attempts, &j->delay_ms);
+}
+
+static void on_failed(int status, void *arg)
+{
+    struct job *j = arg;
+    struct entry *e = j->e;
+    if (status != 0) {
+        LOG_ERROR("sync: relay %s: could not record the failure (%d)", e->id, status);
+        e->retry_at = clock_mono_ms() + (uint64_t)j->in->retry_base_ms;
+    } else if (j->attempts < INFRA_MAX_ATTEMPTS) {
+        e->retry_at = clock_mono_ms() + (uint64_t)j->delay_ms;
+        LOG_INFO("sync: relay %s: attempt %d failed, retry in %lld ms", e->id, j->attempts,
+                 (long long)j->delay_ms);
+    } else {
+        LOG_WARN("sync: relay %s: %d attempts failed, waiting for POST /relays/%s/sync", e->id,
+                 j->attempts, e->id);
+    }
+    job_free(j);
+    finish(e);
+}
+
+__attribute__((format(printf, 2, 3))) static void fail(struct entry *e, const char *fmt, ...)
+{
+    struct job *j = job_new(e->in, e);
+    struct buf b;
+    va_list ap;
+    buf_init(&b, INFRA_ERROR_MAX);
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap); /* too long: stays empty, replaced below */
+    va_end(ap);
+    if (!b.len)
+        buf_printf(&b, "zooid %s failed", e->method);
+    j->error = buf_take(&b, NULL);
+    LOG_WARN("sync: relay %s: %s", e->id, j->error);
+    int rc = db_write(e->in->app->db, DB_CRASH_SAFE, fail_work, on_failed, j);
+    if (rc != 0) {
+        job_free(j);
+        retry_later(e, rc);
+    }
+}
+
+static int complete_work(sqlite3 *conn, void *arg)
+{
+    struct job *j = arg;
+    return repo_sync_complete(conn, j->id, j->version, j->now, &j->stale);
+}
+
+static void on_completed(int status, void *arg)
+{
+    struct job *j = arg;
+    struct entry *e = j->e;
+    if (status != 0) {
+        LOG_ERROR("sync: relay %s: could not record the success (%d)", e->id, status);
+        e->retry_at = clock_mono_ms() + (uint64_t)j->in->retry_base_ms;
+    } else if (j->stale) {
+        LOG_INFO("sync: relay %s changed during its sync: syncing again", e->id);
+        e->again = 1;
+    } else {
+        LOG_INFO("sync: relay %s synced (%s)", e->id, e->method);
+    }
+    job_free(j);
+    finish(e);
+}
+
+static void succeed(struct entry *e)
+{
+    struct job *j = job_new(e->in, e);
+    j->version = e->relay.sync_version;
+    int rc = db_write(e->in->app->db, DB_CRASH_SAFE, complete_work, on_completed, j);
+    if (rc != 0) {
+        job_free(j);
+        retry_later(e, rc);
+    }
+}
+
+/* zooid's {"error": "..."} message, for sync_error (zooid's text is not secret). */
+static void zooid_error(const char *body, size_t len, char *out, size_t cap)
+{
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
+    snprintf(out, cap, "%s", cJSON_IsString(err) ? err->valuestring : "");
+    cJSON_Delete(root);
+}
+
+static void on_response(int err, long status, const char *body, size_t len, void *arg)
+{
+    struct entry *e = arg;
+    const char *m = e->method;
+    char msg[200];
+    if (err == UV_ECANCELED) {
+        finish(e); /* infra_stop */
+    } else if (err != 0) {
+        fail(e, "zooid %s: %s", m, fetch_strerror(err));
+    } else if (status >= 200 && status < 300) {
+        succeed(e);
+    } else if (status == 409 && !strcmp(m, "POST")) {
+        send_step(e, "PUT"); /* already created (e.g. our commit was lost): replace it */
+    } else if (status == 404 && !strcmp(m, "PATCH")) {
+        send_step(e, "POST"); /* zooid lost it: create again */
+    } else {
+        zooid_error(body, len, msg, sizeof(msg));
+        fail(e, "zooid %s: HTTP %ld%s%s", m, status, msg[0] ? " " : "", msg);
+    }
+}
+
+static char *relay_url(struct infra *in, const char *id)
+{
+    struct buf b;
+    buf_init(&b, 4096);
+    buf_printf(&b, "%s/relay/%s", in->app->cfg.zooid_api_url, id);
+    return buf_take(&b, NULL);
+}
+
+static void send_step(struct entry *e, const char *method)
+{
+    struct infra *in = e->in;
+    e->method = method;
+    if (++e->steps > INFRA_MAX_STEPS) {
+        fail(e, "zooid %s: too many steps (POST/PUT/PATCH)", method);
+        return;
+    }
+    enum zooid_body kind = strcmp(method, "PATCH") ? ZOOID_BODY_FULL : ZOOID_BODY_PATCH;
+    char *body = zooid_config_json(&e->relay, &in->app->cfg, kind);
+    char *url = relay_url(in, e->id);
+    size_t n = strlen(body);
+    /* NIP-98 created_at is checked by zooid against its own clock: real time, not clock_now()
+     * (which tests may move by months). */
+    char *auth = zooid_auth_header(&in->key, url, method, body, n, (int64_t)time(NULL));
+    const char *headers[] = {"Content-Type: application/json", auth, NULL};
+    struct fetch_opts o = {.method = method, .url = url, .headers = headers, .body = body,
+                           .body_len = n, .timeout_ms = in->timeout_ms};
+    int rc = auth ? fetch_start(in->fetch, &o, on_response, e, NULL) : FETCH_EFAILED;
+    secure_zero(body, n); /* FULL bodies hold the relay secret */
+    free(body);
+    free(url);
+    if (auth)
+        secure_zero(auth, strlen(auth));
+    free(auth);
+    if (rc != 0)
+        fail(e, "zooid %s: %s", method, fetch_strerror(rc));
+}
+
+static int load_work(sqlite3 *conn, void *arg)
+{
+    struct job *j = arg;
+    return repo_sync_load(conn, j->id, &j->e->relay);
+}
+
+static void on_loaded(int status, void *arg)
+{
+    struct job *j = arg;
+    struct entry *e = j->e;
+    job_free(j);
+    if (e->in->stopping || status == DB_ENOTFOUND) {
+        finish(e);
+    } else if (status != 0) {
+        retry_later(e, status);
+    } else if (e->relay.synced || e->relay.sync_attempts >= INFRA_MAX_ATTEMPTS) {
+        finish(e); /* nothing to do, or given up until POST /relays/:id/sync */
+    } else {
+        e->steps = 0;
+        send_step(e, e->relay.sync_created ? "PATCH" : "POST");
+    }
+}
+
+static void start_sync(struct infra *in, struct entry *e)
+{
+    e->in_flight = 1;
+    in->active++;
+    struct job *j = job_new(in, e);
+    int rc = db_read(in->app->db, load_work, on_loaded, j);
+    if (rc != 0) {
+        job_free(j);
+        retry_later(e, rc);
+    }
+}
+
+static void pump(struct infra *in)
+{
+    struct entry *e;
+    if (in->pumping)
+        return; /* a sync that finished at once (db refused) re-enters: the loop below goes on */
+    in->pumping = 1;
+    while (!in->stopping && in->active < INFRA_MAX_IN_FLIGHT && (e = dequeue(in)))
+        start_sync(in, e);
+    in->pumping = 0;
+}
+
+/* hard: a write or an admin asked (cancels a scheduled retry); soft: reconcile found it due
+ * (a scheduled retry or a sync in flight stands). */
+static void kick(struct infra *in, const char *id, int hard)
+{
+    struct entry *e = entry_get(in, id, 1);
+    if (e->in_flight) {
+        if (hard)
+            e->again = 1;
+        return;
+    }
+    if (!hard && e->retry_at)
+        return;
+    e->retry_at = 0;
+    enqueue(in, e);
+    pump(in);
+}
+
+/* ---- reconcile ------------------------------------------------------------------------ */
+
+static int due_work(sqlite3 *conn, void *arg)
+{
+    struct job *j = arg;
+    return repo_sync_due(conn, j->now, INFRA_MAX_ATTEMPTS, INFRA_DUE_LIMIT, &j->ids, &j->n_ids);
+}
+
+static void on_due(int status, void *arg)
+{
+    struct job *j = arg;
+    struct infra *in = j->in;
+    in->reconciling = 0;
+    if (status != 0)
+        LOG_WARN("sync: reconcile query failed (%d)", status);
+    else if (!in->stopping && j->n_ids)
+        LOG_INFO("sync: reconcile: %zu relays to sync", j->n_ids);
+    for (size_t i = 0; !in->stopping && i < j->n_ids; i++)
+        kick(in, j->ids[i], 0);
+    job_free(j);
+    maybe_stopped(in);
+}
+
+static void on_reconcile(uv_timer_t *t)
+{
+    struct infra *in = container_of(t, struct infra, reconcile);
+    if (in->reconciling)
+        return;
+    struct job *j = job_new(in, NULL);
+    in->reconciling = 1;
+    int rc = db_read(in->app->db, due_work, on_due, j);
+    if (rc != 0) {
+        in->reconciling = 0;
+        job_free(j);
+        LOG_WARN("sync: reconcile: database unavailable (%d)", rc);
+    }
+}
+
+/* ---- public --------------------------------------------------------------------------- */
+
+int infra_start(struct infra **out, struct app *app)
+{
+    *out = NULL;
+    if (!app->cfg.zooid_api_url)
+        return 0;
+    struct infra *in = xcalloc(1, sizeof(*in));
+    in->app = app;
+    if (nostr_keypair_from_seckey(&in->key, app->cfg.zooid_secret) != 0 ||
+        fetch_new(&in->fetch, app->loop) != 0) {
+        LOG_ERROR("sync: cannot start (ZOOID_API_SECRET invalid or curl unavailable)");
+        secure_zero(&in->key, sizeof(in->key));
+        free(in);
+        return -1;
+    }
+    in->retry_base_ms = test_setting_ms("CARAVEL_TEST_SYNC_RETRY_MS", INFRA_RETRY_BASE_MS);
+    in->retry_cap_ms = in->retry_base_ms * (INFRA_RETRY_CAP_MS / INFRA_RETRY_BASE_MS);
+    in->reconcile_ms = test_setting_ms("CARAVEL_TEST_SYNC_RECONCILE_MS", INFRA_RECONCILE_MS);
+    in->timeout_ms = (long)test_setting_ms("CARAVEL_TEST_SYNC_TIMEOUT_MS", INFRA_TIMEOUT_MS);
+    uv_timer_init(app->loop, &in->reconcile);
+    uv_timer_init(app->loop, &in->wake);
+    uv_timer_start(&in->reconcile, on_reconcile, 0, (uint64_t)in->reconcile_ms);
+    LOG_INFO("sync: zooid sync worker started (%s)", app->cfg.zooid_api_url);
+    *out = in;
+    return 0;
+}
+
+void infra_kick(struct infra *in, const char *relay_id)
+{
+    if (!in || in->stopping || !relay_id)
+        return;
+    kick(in, relay_id, 1);
+}
+
+size_t infra_backlog(const struct infra *in)
+{
+    return in ? in->n_entries : 0;
+}
+
+static void maybe_stopped(struct infra *in)
+{
+    if (!in->stopping || in->active || in->reconciling || in->pending_closes)
+        return;
+    for (size_t b = 0; b < INFRA_BUCKETS; b++)
+        while (in->buckets[b])
+            entry_remove(in, in->buckets[b]);
+    void (*cb)(void *) = in->stop_cb;
+    void *arg = in->stop_arg;
+    secure_zero(&in->key, sizeof(in->key));
+    free(in);
+    LOG_INFO("sync: stopped");
+    if (cb)
+        cb(arg);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct infra *in = h->data;
+    in->pending_closes--;
+    maybe_stopped(in);
+}
+
+static void on_fetch_closed(void *arg)
+{
+    struct infra *in = arg;
+    in->pending_closes--;
+    maybe_stopped(in);
+}
+
+void infra_stop(struct infra *in, void (*cb)(void *arg), void *arg)
+{
+    if (!in) {
+        if (cb)
+            cb(arg);
+        return;
+    }
+    if (in->stopping)
+        return;
+    in->stopping = 1;
+    in->stop_cb = cb;
+    in->stop_arg = arg;
+    in->ready_head = in->ready_tail = NULL;
+    in->pending_closes = 3;
+    in->reconcile.data = in;
+    in->wake.data = in;
+    uv_close((uv_handle_t *)&in->reconcile, on_closed);
+    uv_close((uv_handle_t *)&in->wake, on_closed);
+    /* Requests in flight complete now with UV_ECANCELED; db jobs finish on their own. */
+    fetch_close(in->fetch, on_fetch_closed, in);
+}

@@ -1,0 +1,35 @@
+/* Zooid sync worker (spec 5). Loop thread only. A NULL struct infra (ZOOID_API_URL unset) makes
+ * every call a no-op, so callers never check.
+ *
+ * Behaviour: a kicked relay is synced at once (POST the first time, 409 -> PUT; later PATCH,
+ * 404 -> POST), at most one request per relay and INFRA_MAX_IN_FLIGHT (8) syncs at a time; a
+ * kick during a sync causes exactly one more sync after it. Failures (network, 15 s timeout,
+ * 5xx, unexpected 4xx) are recorded (sync_error, fail_relay_sync) and retried after
+ * 30 s x 2^(n-1), capped at 15 min, at most 6 tries. Unsynced relays are reconciled at start-up
+ * and every 60 s. SQL: sync/repo.h. Requests: sync/zooid.h.
+ *
+ * Test-only environment variables (never set in production; each logs a warning when used):
+ * CARAVEL_TEST_SYNC_RETRY_MS (retry base, default 30000; the cap stays 30 x base),
+ * CARAVEL_TEST_SYNC_RECONCILE_MS (default 60000), CARAVEL_TEST_SYNC_TIMEOUT_MS (default 15000). */
+#ifndef CARAVEL_INFRA_H
+#define CARAVEL_INFRA_H
+
+#include <stddef.h>
+
+struct app;
+struct infra;
+
+/* Starts the worker when app->cfg.zooid_api_url is set (else *out = NULL and 0). Needs app->loop,
+ * app->cfg and app->db (borrowed for the worker's life). Returns 0 or -1 (logged). */
+int infra_start(struct infra **out, struct app *app);
+/* A relay's row changed (committed, with repo_relay_mark_dirty): sync it now, or once more
+ * after the sync in flight. Also what POST /relays/:id/sync calls after resetting the attempts.
+ * relay_id is copied. */
+void infra_kick(struct infra *infra, const char *relay_id);
+/* Relays waiting to be synced (for metrics). */
+size_t infra_backlog(const struct infra *infra);
+/* Stops timers, cancels the requests in flight, waits for its database jobs (the db must stay
+ * open and the loop running until cb), frees, then calls cb(arg). With NULL, calls cb at once. */
+void infra_stop(struct infra *infra, void (*cb)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,123 @@
+#include "sync/zooid.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "nostr/base64.h"
+#include "nostr/event.h"
+#include "nostr/hex.h"
+#include "util/buf.h"
+#include "util/util.h"
+
+#define NIP98_KIND 27235
+
+int zooid_livekit_allowed(const struct sync_relay *r, const struct config *cfg)
+{
+    /* Plans (spec 3.3): only "free" lacks LiveKit. */
+    return r->livekit_enabled && strcmp(r->plan, "free") != 0 && cfg->livekit_url &&
+           cfg->livekit_url[0];
+}
+
+static void add_enabled(cJSON *root, const char *name, int on)
+{
+    cJSON *o = cJSON_AddObjectToObject(root, name);
+    cJSON_AddBoolToObject(o, "enabled", on);
+}
+
+static void add_host(cJSON *root, const struct sync_relay *r, const struct config *cfg)
+{
+    const char *domain = cfg->relay_domain ? cfg->relay_domain : "";
+    struct buf host;
+    buf_init(&host, 1024);
+    if (domain[0])
+        buf_printf(&host, "%s.%s", r->subdomain, domain);
+    else
+        buf_append_str(&host, r->subdomain);
+    cJSON_AddStringToObject(root, "host", host.data ? host.data : "");
+    buf_free(&host);
+}
+
+static void add_livekit(cJSON *root, const struct sync_relay *r, const struct config *cfg,
+                        enum zooid_body kind)
+{
+    if (!zooid_livekit_allowed(r, cfg)) {
+        if (kind == ZOOID_BODY_PATCH)
+            cJSON_AddNullToObject(root, "livekit");
+        return;
+    }
+    cJSON *lk = cJSON_AddObjectToObject(root, "livekit");
+    cJSON_AddStringToObject(lk, "server_url", cfg->livekit_url);
+    cJSON_AddStringToObject(lk, "api_key", cfg->livekit_api_key ? cfg->livekit_api_key : "");
+    cJSON_AddStringToObject(lk, "api_secret",
+                            cfg->livekit_api_secret ? cfg->livekit_api_secret : "");
+}
+
+char *zooid_config_json(const struct sync_relay *r, const struct config *cfg, enum zooid_body kind)
+{
+    cJSON *root = cJSON_CreateObject();
+    add_host(root, r, cfg);
+    cJSON_AddStringToObject(root, "schema", r->schema);
+    if (kind == ZOOID_BODY_FULL)
+        cJSON_AddStringToObject(root, "secret", r->secret);
+    cJSON_AddBoolToObject(root, "inactive", strcmp(r->status, "active") != 0);
+    cJSON *info = cJSON_AddObjectToObject(root, "info");
+    cJSON_AddStringToObject(info, "name", r->info_name);
+    cJSON_AddStringToObject(info, "icon", r->info_icon);
+    cJSON_AddStringToObject(info, "pubkey", r->tenant);
+    cJSON_AddStringToObject(info, "description", r->info_description);
+    cJSON *policy = cJSON_AddObjectToObject(root, "policy");
+    cJSON_AddBoolToObject(policy, "public_join", r->policy_public_join);
+    cJSON_AddBoolToObject(policy, "strip_signatures", r->policy_strip_signatures);
+    add_enabled(root, "groups", r->groups_enabled);
+    add_enabled(root, "management", r->management_enabled);
+    add_enabled(root, "blossom", r->blossom_enabled);
+    add_enabled(root, "push", r->push_enabled);
+    add_livekit(root, r, cfg, kind);
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!s)
+        abort(); /* cJSON fails only on allocation: the OOM policy (util.h) */
+    return s;
+}
+
+static int sign_event(struct nostr_event *ev, const struct nostr_keypair *kp, const char *url,
+                      const char *method, const char *body, size_t n, int64_t now)
+{
+    uint8_t hash[32];
+    char hash_hex[65];
+    nostr_sha256(body ? body : "", n, hash);
+    hex_encode(hash, sizeof(hash), hash_hex);
+    ev->kind = NIP98_KIND;
+    ev->created_at = now;
+    nostr_event_add_tag2(ev, "u", url);
+    nostr_event_add_tag2(ev, "method", method);
+    nostr_event_add_tag2(ev, "payload", hash_hex);
+    return nostr_event_sign(ev, kp);
+}
+
+char *zooid_auth_header(const struct nostr_keypair *kp, const char *url, const char *method,
+                        const char *body, size_t n, int64_t now)
+{
+    struct nostr_event ev;
+    char *json = NULL, *b64 = NULL, *out = NULL;
+    nostr_event_init(&ev);
+    if (sign_event(&ev, kp, url, method, body, n, now) != 0)
+        goto out;
+    json = nostr_event_to_json(&ev, 1);
+    if (!json)
+        goto out;
+    b64 = base64_encode((const uint8_t *)json, strlen(json), NULL);
+    if (!b64)
+        goto out;
+    size_t len = strlen("Authorization: Nostr ") + strlen(b64) + 1;
+    out = xmalloc(len);
+    snprintf(out, len, "Authorization: Nostr %s", b64);
+out:
+    free(b64);
+    free(json);
+    nostr_event_free(&ev);
+    return out;
+}

@@ -1,0 +1,183 @@
+/* repo_sync.c against a real database file (WAL, migrations applied by db_open). The SQL
+ * runs in db jobs on the pool; the checks run there too (an ASSERT aborts the forked test). */
+#include "test.h"
+
+#include <uv.h>
+
+#include "db/db.h"
+#include "core/store.h"
+#include "sync/repo.h"
+#include "util/util.h"
+
+#define TENANT "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+
+static int64_t col_int(sqlite3 *conn, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    ASSERT_OK(sqlite3_prepare_v2(conn, sql, -1, &st, NULL));
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void seed(sqlite3 *conn)
+{
+    ASSERT_OK(db_exec(conn, "INSERT INTO tenant(pubkey, created_at) VALUES ('" TENANT "', 1)"));
+    ASSERT_OK(db_exec(conn, "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, "
+                            "status, info_name, livekit_enabled, created_at, updated_at) VALUES "
+                            "('r1', '" TENANT "', 'one', 'one', 'aa', 'basic', 'active', 'N', 1,"
+                            " 1, 1)"));
+}
+
+static int work_load(sqlite3 *conn, void *arg)
+{
+    (void)arg;
+    struct sync_relay r;
+    seed(conn);
+    ASSERT_EQ(repo_sync_load(conn, "nope", &r), DB_ENOTFOUND);
+    ASSERT_OK(repo_sync_load(conn, "r1", &r));
+    ASSERT_STR_EQ(r.id, "r1");
+    ASSERT_STR_EQ(r.tenant, TENANT);
+    ASSERT_STR_EQ(r.schema, "one");
+    ASSERT_STR_EQ(r.secret, "aa");
+    ASSERT_STR_EQ(r.plan, "basic");
+    ASSERT_STR_EQ(r.info_name, "N");
+    ASSERT_STR_EQ(r.info_icon, "");
+    ASSERT_EQ(r.livekit_enabled, 1);
+    ASSERT_EQ(r.synced, 0);
+    ASSERT_EQ(r.sync_created, 0);
+    ASSERT_EQ(r.sync_version, 0);
+    sync_relay_free(&r);
+    ASSERT_NULL(r.secret);
+    return 0;
+}
+
+static size_t due_count(sqlite3 *conn, int64_t now)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    ASSERT_OK(repo_sync_due(conn, now, 6, 100, &ids, &n));
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    return n;
+}
+
+static int work_fail(sqlite3 *conn, void *arg)
+{
+    (void)arg;
+    static const int64_t delays[] = {30000, 60000, 120000, 240000, 480000, 900000, 900000};
+    seed(conn);
+    ASSERT_EQ(due_count(conn, 1000), 1);
+    for (int i = 0; i < 7; i++) {
+        int attempts = 0;
+        int64_t delay = 0;
+        ASSERT_OK(repo_sync_fail(conn, "r1", "zooid POST: HTTP 500", 1000, 30000, 900000,
+                                 &attempts, &delay));
+        ASSERT_EQ(attempts, i + 1);
+        ASSERT_EQ(delay, delays[i]);
+        ASSERT_EQ(col_int(conn, "SELECT sync_next_at FROM relay"), 1000 + delays[i] / 1000);
+        if (i == 0) {
+            ASSERT_EQ(due_count(conn, 1029), 0); /* backing off */
+            ASSERT_EQ(due_count(conn, 1030), 1);
+        }
+    }
+    ASSERT_EQ(due_count(conn, 100000), 0); /* 6 tries: given up */
+    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM activity WHERE activity_type = "
+                            "'fail_relay_sync' AND resource_id = 'r1' AND plan = 'basic' AND "
+                            "status = 'active'"),
+              7);
+    ASSERT_EQ(col_int(conn, "SELECT sync_error = 'zooid POST: HTTP 500' FROM relay"), 1);
+    /* What POST /relays/:id/sync does: attempts reset, due again. */
+    ASSERT_OK(repo_relay_mark_dirty(conn, "r1"));
+    ASSERT_EQ(due_count(conn, 1000), 1);
+    return 0;
+}
+
+static int work_complete(sqlite3 *conn, void *arg)
+{
+    (void)arg;
+    int stale = -1, attempts;
+    int64_t delay;
+    seed(conn);
+    ASSERT_OK(repo_sync_fail(conn, "r1", "boom", 5, 30000, 900000, &attempts, &delay));
+    ASSERT_OK(repo_sync_complete(conn, "r1", 0, 10, &stale));
+    ASSERT_EQ(stale, 0);
+    ASSERT_EQ(col_int(conn, "SELECT synced FROM relay"), 1);
+    ASSERT_EQ(col_int(conn, "SELECT sync_created FROM relay"), 1);
+    ASSERT_EQ(col_int(conn, "SELECT sync_attempts FROM relay"), 0);
+    ASSERT_EQ(col_int(conn, "SELECT sync_error IS NULL FROM relay"), 1);
+    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM activity WHERE activity_type = "
+                            "'complete_relay_sync' AND created_at = 10"),
+              1);
+    ASSERT_EQ(due_count(conn, 1000000), 0);
+    /* A change while version 1's request is in flight: its success is stale. */
+    ASSERT_OK(repo_relay_mark_dirty(conn, "r1"));
+    ASSERT_OK(repo_relay_mark_dirty(conn, "r1"));
+    ASSERT_OK(repo_sync_complete(conn, "r1", 1, 11, &stale));
+    ASSERT_EQ(stale, 1);
+    ASSERT_EQ(col_int(conn, "SELECT synced FROM relay"), 0);
+    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM activity WHERE activity_type = "
+                            "'complete_relay_sync'"),
+              1);
+    ASSERT_OK(repo_sync_complete(conn, "r1", 2, 12, &stale));
+    ASSERT_EQ(stale, 0);
+    ASSERT_EQ(repo_sync_complete(conn, "ghost", 0, 12, &stale), DB_ENOTFOUND);
+    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM relay"), 1); /* never deleted */
+    return 0;
+}
+
+static void on_done(int status, void *arg)
+{
+    ASSERT_OK(status);
+    (*(int *)arg)++;
+}
+
+static void on_closed(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+static void run_job(db_work_fn *work)
+{
+    uv_loop_t loop;
+    struct db *db = NULL;
+    char dir[64], path[128];
+    int done = 0, closed = 0;
+    test_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/t.db", dir);
+    ASSERT_OK(uv_loop_init(&loop));
+    ASSERT_OK(db_open(&db, &loop, path));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, work, on_done, &done));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(done, 1);
+    db_close(db, on_closed, &closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(closed, 1);
+    ASSERT_OK(uv_loop_close(&loop));
+}
+
+TEST(repo_sync_load_reads_the_row)
+{
+    run_job(work_load);
+}
+
+TEST(repo_sync_fail_backs_off_and_gives_up_after_six)
+{
+    run_job(work_fail);
+}
+
+TEST(repo_sync_complete_only_for_the_version_sent)
+{
+    run_job(work_complete);
+}
+
+TEST(sync_backoff_doubles_from_30s_and_caps_at_15min)
+{
+    static const int64_t want[] = {30000, 60000, 120000, 240000, 480000, 900000, 900000};
+    for (int i = 0; i < (int)ARRAY_SIZE(want); i++)
+        ASSERT_EQ(sync_backoff_ms(i + 1, 30000, 900000), want[i]);
+    ASSERT_EQ(sync_backoff_ms(100, 30000, 900000), 900000);
+    ASSERT_EQ(sync_backoff_ms(3, 100, 3000), 400); /* the test scale keeps the shape */
+}
