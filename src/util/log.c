@@ -34,8 +34,10 @@ void log_write(enum log_level level, const char *file, int line, const char *fmt
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    const char *base = strrchr(file, '/');
+    /* The path under src/ (billing/repo.c, not repo.c): several features have a repo.c. */
+    const char *src = strstr(file, "src/");
+    const char *where = src ? src + 4 : file;
     /* One fprintf per line so lines from pool threads never interleave. */
     fprintf(stderr, "%s.%03ldZ %s %s:%d %s\n", stamp, ts.tv_nsec / 1000000L, tags[level],
-            base ? base + 1 : file, line, msg);
+            where, line, msg);
 }
