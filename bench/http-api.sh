@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP API benchmark (issue 3): the real build/caravel against nginx on the same machine, plus
+# HTTP API benchmark : the real build/caravel against nginx on the same machine, plus
 # RSS with 100,000 relays. Run by bench/run.sh (`make bench`); alone:
 #   bash bench/http-api.sh [VERIFY_RATE]      (VERIFY_RATE: BIP-340 verifies/s of one core;
 #                                              measured with build/bench/nostr_bench if omitted)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Leak check under load (issue 3): the ASan/UBSan build of caravel (build-asan/caravel) under
+# Leak check under load : the ASan/UBSan build of caravel (build-asan/caravel) under
 # 60 s of mixed wrk load (bench/lua/mixed.lua: every route, reused and fresh NIP-98 tokens,
 # writes, error paths), then SIGTERM; passes when it exits 0 and neither LeakSanitizer nor
 # AddressSanitizer/UBSan reported anything.

@@ -3,7 +3,7 @@
 #   1. each C bench (bench/NAME.c -> build/bench/NAME), except relay_soak, which needs a relay
 #      and is driven by test/soak/relay-soak.mjs;
 #   2. the HTTP API bench (bench/http-api.sh): nginx baseline, caravel routes under wrk, ratios
-#      against the targets of issue 3, RSS with 100,000 relays. It reuses the BIP-340 verify
+#      against the targets in docs/BENCHMARKS.md, RSS with 100,000 relays. It reuses the BIP-340 verify
 #      rate nostr_bench just measured.
 # The ASan leak check under load is separate (60 s + an ASan build): bash bench/leak-check.sh.
 # Not part of the test suite; record numbers in docs/BENCHMARKS.md.

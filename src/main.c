@@ -1,5 +1,6 @@
-/* The process: command line, configuration, start-up and graceful shutdown (spec 2, 9), in
- * the order of notes/c-style-anchors.md 2.5. Nothing else lives here.
+/* The process: command line, configuration, start-up and graceful shutdown (PRODUCT.md §2, §9),
+ * in the order docs/ARCHITECTURE.md gives (stop the sources of work first, close the
+ * database last). Nothing else lives here.
  *
  * Start-up: config -> nostr -> database (migrations) -> robot key -> relay pool -> workers
  * (sync, robot, billing) -> metrics listener (METRICS_PORT) -> HTTP listener -> "listening on
@@ -192,7 +193,7 @@ static int start_http(void)
                   uv_strerror(rc));
         return -1;
     }
-    /* Tokens must name HOST unless PUBLIC_URL is set (spec 3.2); no client calls 0.0.0.0. */
+    /* Tokens must name HOST unless PUBLIC_URL is set (PRODUCT.md §3.2); no client calls 0.0.0.0. */
     if (config_origin_unreachable(&app.cfg))
         LOG_WARN("PUBLIC_URL is not set and HOST=%s: every NIP-98 token would have to name "
                  "http://%s:%d; set PUBLIC_URL to the origin clients call",

@@ -1,4 +1,4 @@
-/* API entry point (spec 3): CORS, NIP-98 authentication, routing. Loop thread only. */
+/* API entry point (PRODUCT.md §3): CORS, NIP-98 authentication, routing. Loop thread only. */
 #include "api/api.h"
 
 #include <stdio.h>
@@ -66,7 +66,7 @@ static int match(const char *pattern, const char *path, struct api_ctx *ctx)
     return *pattern == '\0' && *path == '\0';
 }
 
-/* ---- CORS (spec 3.1) ---- */
+/* ---- CORS (PRODUCT.md §3.1) ---- */
 
 static void set_cors(struct api_ctx *ctx)
 {
@@ -99,7 +99,7 @@ static void preflight(struct api_ctx *ctx)
     api_send(ctx, 204, NULL, 0);
 }
 
-/* ---- NIP-98 (spec 3.2) ---- */
+/* ---- NIP-98 (PRODUCT.md §3.2) ---- */
 
 /* The origins a token's u tag may name: PUBLIC_URL, else http(s)://HOST[:PORT]. */
 static size_t expected_origins(const struct app *app, char out[4][320], const char *ptrs[4])

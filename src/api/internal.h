@@ -79,7 +79,7 @@ int api_require_admin(struct api_ctx *ctx); /* 0, or answered 401/403 */
 cJSON *api_body_object(struct api_ctx *ctx);
 /* Query parameter value (percent-decoded) into out; 1 if present. */
 int api_query(const struct api_ctx *ctx, const char *name, char *out, size_t cap);
-/* limit/offset of list routes (spec 3.1); 0 or answered 400. */
+/* limit/offset of list routes (PRODUCT.md §3.1); 0 or answered 400. */
 int api_paging(struct api_ctx *ctx, int64_t *limit, int64_t *offset);
 /* Which tenant a list route shows: caller's own, or ?tenant= for admins (403 for others),
  * or all (admin without ?tenant=, out = ""). 0 or answered. */

@@ -1,4 +1,4 @@
-/* /invoices and /activity (spec 3.3): read-only views of what billing and every write
+/* /invoices and /activity (PRODUCT.md §3.3): read-only views of what billing and every write
  * recorded (SQL: api/repo_invoice.h). */
 #include <stdlib.h>
 #include <string.h>

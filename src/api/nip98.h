@@ -1,4 +1,4 @@
-/* NIP-98 HTTP authentication (spec 3.2), as a pure check plus a bounded cache of verified
+/* NIP-98 HTTP authentication (PRODUCT.md §3.2), as a pure check plus a bounded cache of verified
  * tokens. Loop thread only (the cache is not locked).
  *
  * Both token styles in use are accepted: a standard per-request token (nostr-tools getToken,

@@ -1,4 +1,4 @@
-/* Validation of relay bodies (spec 3.3) and schema names (spec 4). Pure: no loop, no
+/* Validation of relay bodies (PRODUCT.md §3.3) and schema names (PRODUCT.md §4). Pure: no loop, no
  * database; thread-safe. */
 #ifndef CARAVEL_API_RELAY_INPUT_H
 #define CARAVEL_API_RELAY_INPUT_H

@@ -1,4 +1,4 @@
-/* /relays routes (spec 3.3, 4). A relay's secret key is generated here and never leaves the
+/* /relays routes (PRODUCT.md §3.3, 4). A relay's secret key is generated here and never leaves the
  * database except towards zooid. Every committed change hands the relay to the sync worker. */
 #include <stdio.h>
 #include <stdlib.h>

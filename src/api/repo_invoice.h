@@ -1,4 +1,4 @@
-/* SQL of the /invoices and /activity routes (spec 3.3): read-only views of what billing and
+/* SQL of the /invoices and /activity routes (PRODUCT.md §3.3): read-only views of what billing and
  * every write recorded, returned as the API's Invoice / activity JSON (caller owns *out).
  * Pool thread only, inside a db_read or db_write job. Return codes: 0, DB_ENOTFOUND, or a
  * db_error (db/db.h). tenant "" means every tenant. */
@@ -16,7 +16,7 @@ int repo_invoice_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t 
 /* Invoice id, if it belongs to `owner` (NULL = anyone's). DB_ENOTFOUND otherwise. */
 int repo_invoice_get(sqlite3 *conn, const char *id, const char *owner, cJSON **out);
 /* 1 if the tenant has a pending invoice created at least `grace` seconds before now
- * (overdue, spec 3.3 / 8), 0 if not, or a negative db_error. */
+ * (overdue, PRODUCT.md §3.3, §8), 0 if not, or a negative db_error. */
 int repo_invoice_overdue(sqlite3 *conn, const char *tenant, int64_t grace, int64_t now);
 /* Array of activity rows, newest first. */
 int repo_activity_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t offset,

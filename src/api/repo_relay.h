@@ -1,4 +1,4 @@
-/* SQL of the /relays routes (spec 3.3, 4). Pool thread only, inside a db_read (get, list,
+/* SQL of the /relays routes (PRODUCT.md §3.3, 4). Pool thread only, inside a db_read (get, list,
  * load) or db_write job. Views are the API's Relay JSON (caller owns *out; the secret is
  * never read into one). `owner` NULL means any relay (admin); otherwise a relay of another
  * tenant is DB_ENOTFOUND (no existence oracle). Return codes: 0, DB_ENOTFOUND,

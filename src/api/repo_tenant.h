@@ -1,4 +1,4 @@
-/* SQL of the /tenants routes (spec 3.3, 4). Pool thread only: reads inside a db_read job,
+/* SQL of the /tenants routes (PRODUCT.md §3.3, 4). Pool thread only: reads inside a db_read job,
  * writes inside a db_write job (each write also records its activity row in the same
  * transaction). Views are returned as the API's Tenant JSON (caller owns *out); the NWC URL
  * is never read into one (only whether it is set). Return codes: 0, DB_ENOTFOUND, or a

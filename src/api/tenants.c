@@ -1,4 +1,4 @@
-/* /tenants routes (spec 3.3). The NWC URL is a spending credential: stored, never returned
+/* /tenants routes (PRODUCT.md §3.3). The NWC URL is a spending credential: stored, never returned
  * or logged; responses only say whether one is set. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* Billing arithmetic (spec 8), pure: no loop, no database, thread-safe.
+/* Billing arithmetic (PRODUCT.md §8), pure: no loop, no database, thread-safe.
  *
  * Periods are [bound(k), bound(k+1)) from a tenant's anchor: either fixed `period` seconds,
  * or (period == 0) calendar months in UTC — the anchor's day of month and time of day, the

@@ -205,7 +205,7 @@ static void on_info_eose(void *arg)
     struct nwc_req *r = arg;
     relay_sub_close(r->sub);
     r->sub = NULL;
-    /* No info event: the wallet only speaks NIP-04 (spec 7). Not cached: the relays may
+    /* No info event: the wallet only speaks NIP-04 (PRODUCT.md §7). Not cached: the relays may
      * just have been unreachable. */
     if (r->have_info)
         cache_put(r->nwc, r->uri.wallet_pubkey, &r->info, NWC_INFO_TTL_MS);

@@ -1,4 +1,4 @@
-/* Nostr Wallet Connect client (NIP-47, spec 7) on the shared relay pool. Loop thread only.
+/* Nostr Wallet Connect client (NIP-47, PRODUCT.md §7) on the shared relay pool. Loop thread only.
  *
  * A request: parse the URI; read the wallet's kind 13194 info event (cached per wallet for
  * NWC_INFO_TTL_MS) to choose NIP-44 v2 (advertised "nip44_v2") or NIP-04; build a kind 23194

@@ -208,7 +208,7 @@ static int bill_tenant(sqlite3 *conn, const struct billing_cfg *cfg, const char 
             rc = billed;
         } else if (billed == 0) {
             /* No paid relay for a whole period: the anchor moves to the next time one is
-             * active (spec 8), and periods restart from there. */
+             * active (PRODUCT.md §8), and periods restart from there. */
             int64_t next;
             if (billing_first_paid_active(rows.v, rows.n, end, &next) < 0 || next <= anchor)
                 break;

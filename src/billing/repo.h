@@ -1,4 +1,4 @@
-/* Billing SQL (spec 8). Pool thread only; functions that write run inside the caller's
+/* Billing SQL (PRODUCT.md §8). Pool thread only; functions that write run inside the caller's
  * db_write transaction. Returns are 0 or a db_error code unless stated. */
 #ifndef CARAVEL_REPO_BILLING_H
 #define CARAVEL_REPO_BILLING_H

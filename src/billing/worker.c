@@ -1,4 +1,4 @@
-/* Billing worker (spec 8): one run at a time, each run a chain of steps on the loop thread:
+/* Billing worker (PRODUCT.md §8): one run at a time, each run a chain of steps on the loop thread:
  *   invoice pass (db write) -> load pending invoices (db read) -> per invoice:
  *   [make_invoice -> store BOLT11] -> lookup_invoice -> settled? paid : collect
  *   -> dunning (db write) -> next run after BILLING_INTERVAL.
@@ -190,7 +190,7 @@ static void on_dunning(int status, void *arg)
     run_end(b);
 }
 
-/* ---- payment_received notifications (spec 8: marks the invoice paid at once) ---- */
+/* ---- payment_received notifications (PRODUCT.md §8: marks the invoice paid at once) ---- */
 
 static int work_paid_by_hash(sqlite3 *conn, void *arg)
 {
@@ -410,7 +410,7 @@ static void on_expired(int status, void *arg)
     step_make_invoice(b);
 }
 
-/* ---- collection (spec 8 steps 2 and 3) ---- */
+/* ---- collection (PRODUCT.md §8 steps 2 and 3) ---- */
 
 static int work_send_bolt11(sqlite3 *conn, void *arg)
 {
@@ -537,7 +537,7 @@ static void step_collect(struct billing *b)
     }
 }
 
-/* ---- lookup_invoice (spec 8 step 1) ---- */
+/* ---- lookup_invoice (PRODUCT.md §8 step 1) ---- */
 
 static void on_looked_up(int status, const struct nwc_response *resp, void *arg)
 {

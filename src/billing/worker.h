@@ -1,4 +1,4 @@
-/* Billing jobs (spec 8). Loop thread only. NULL billing = no-op.
+/* Billing jobs (PRODUCT.md §8). Loop thread only. NULL billing = no-op.
  *
  * billing_start: with NWC_URL unset, logs a warning naming NWC_URL and returns 0 with
  * *out = NULL (billing off). Otherwise app->db and app->pool must be running; it creates the

@@ -1,4 +1,4 @@
-/* Configuration from the environment (spec 2). Parsed and validated once at start-up on the
+/* Configuration from the environment (PRODUCT.md §2). Parsed and validated once at start-up on the
  * main thread; read-only afterwards (safe from any thread). A malformed value is reported with
  * the variable's name and what is wrong, never echoing a secret. */
 #ifndef CARAVEL_CONFIG_H

@@ -1,4 +1,4 @@
-/* The plans a relay can be on (spec 3.3). Static data: thread-safe. */
+/* The plans a relay can be on (PRODUCT.md §3.3). Static data: thread-safe. */
 #ifndef CARAVEL_PLANS_H
 #define CARAVEL_PLANS_H
 

@@ -7,7 +7,7 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
-/* One activity row (spec 4). plan/status may be NULL (non-relay rows). Returns 0 or db_error. */
+/* One activity row (PRODUCT.md §4). plan/status may be NULL (non-relay rows). Returns 0 or db_error. */
 int repo_activity_insert(sqlite3 *conn, const char *tenant, const char *type,
                          const char *resource_type, const char *resource_id, const char *plan,
                          const char *status, int64_t now);

@@ -1,4 +1,4 @@
-/* SQLite access, always on the uv threadpool (spec 1, 4).
+/* SQLite access, always on the uv threadpool (PRODUCT.md §1, 4).
  *
  * One writer connection (each batch of write jobs one BEGIN IMMEDIATE transaction) and a
  * small set of reader connections (WAL lets them read while the writer writes). Every

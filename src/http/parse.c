@@ -1,7 +1,8 @@
 /* Request parsing: llhttp callbacks assemble a struct http_exchange, http__parse_input
  * drives llhttp over one input slice and acts on what the callbacks flagged (head done,
  * message done, limits) after llhttp_execute returned, so nothing is freed, written or
- * dispatched from inside llhttp (notes/c-style-anchors.md 2.4).
+ * dispatched from inside llhttp (llhttp forbids re-entering or freeing the parser from its
+ * own callbacks, as h2o and node do not either).
  *
  * Both on_headers_complete and on_message_complete pause the parser: the pause position
  * tells exactly how many bytes the head took (llhttp itself does not limit it), and one

@@ -6,7 +6,7 @@
  * until the response is queued, so pipelined requests are answered in order. If the client
  * goes away meanwhile, the exchange stays valid until http_respond, which then just frees it.
  *
- * Limits (spec 3.1): head 16 KiB (431), body 1 MiB (413), head within 10 s (408), idle
+ * Limits (PRODUCT.md §3.1): head 16 KiB (431), body 1 MiB (413), head within 10 s (408), idle
  * keep-alive closed after 60 s. HTTP/1.0 and chunked request bodies are supported (trailers
  * are ignored); "Expect: 100-continue" is answered. Limit and parse errors get a JSON body
  * {"error","code"} (400 invalid-request, 408 request-timeout, 413 payload-too-large,

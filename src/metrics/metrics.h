@@ -1,4 +1,4 @@
-/* Prometheus metrics (issue 7): counters and a latency histogram kept in memory, served in
+/* Prometheus metrics: counters and a latency histogram kept in memory, served in
  * the text exposition format (version 0.0.4) on a second HTTP listener, METRICS_PORT on HOST,
  * at GET /metrics. Off when METRICS_PORT is 0: then app->metrics is NULL and every function
  * below accepts a NULL struct metrics and does nothing.

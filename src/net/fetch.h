@@ -1,5 +1,5 @@
-/* Outbound HTTP client: libcurl multi driven by the libuv loop (recipe: notes
- * c-style-anchors.md 2.1). One struct fetch per loop; any number of requests in flight, each
+/* Outbound HTTP client: libcurl multi driven by the libuv loop (curl's
+ * CURLMOPT_SOCKETFUNCTION/TIMERFUNCTION pair on uv_poll and uv_timer). One struct fetch per loop; any number of requests in flight, each
  * with a total timeout and a cap on the response body. Only http:// and https:// URLs, no
  * redirects, no signals (CURLOPT_NOSIGNAL), DNS through curl's threaded resolver: nothing
  * here blocks the loop.

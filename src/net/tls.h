@@ -1,5 +1,5 @@
-/* TLS client sessions over memory buffers (mbedtls 2.28; recipe: notes c-style-anchors.md
- * 2.2). No sockets here: the owner feeds ciphertext received from the network with
+/* TLS client sessions over memory buffers (mbedtls 2.28, custom BIO callbacks
+ * on two byte buffers). No sockets here: the owner feeds ciphertext received from the network with
  * tls_feed, sends whatever tls_pending_out holds, and reads/writes plaintext. This keeps
  * mbedtls out of the loop's callbacks: its BIO only touches the two buffers.
  *

@@ -1,7 +1,7 @@
 /* WebSocket client (RFC 6455) on the libuv loop: uv_getaddrinfo, uv_tcp, optional TLS
  * (net/tls.h, memory buffers), the HTTP Upgrade written and checked here, framing by wslay
- * (client masking from the CSPRNG, automatic pong, close handshake). Recipe: notes
- * c-style-anchors.md 2.2.
+ * (client masking from the CSPRNG, automatic pong, close handshake). TLS stays
+ * below wslay: wslay only sees plaintext.
  *
  * Loop thread only. Callbacks never run from inside ws_connect/ws_send_text/ws_close and
  * never from inside a wslay/mbedtls callback: messages are collected while wslay parses and

@@ -6,7 +6,7 @@
 
 /* Hand-written instead of mbedtls_base64_*: mbedtls 2.28 silently drops an unpadded final
  * group ("YQ" -> 0 bytes, rc 0) and skips CR/LF, both of which would let two different
- * strings decode to the same bytes (notes §3). */
+ * strings decode to the same bytes. */
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 char *base64_encode(const uint8_t *in, size_t n, size_t *out_len)

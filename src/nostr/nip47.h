@@ -1,5 +1,5 @@
 /* NIP-47 messages, pure (no loop): the wallet's kind 13194 info, kind 23194 requests and
- * kind 23195 responses (spec 7). Thread-safe; nostr_init() must have run.
+ * kind 23195 responses (PRODUCT.md §7). Thread-safe; nostr_init() must have run.
  * The relay side (subscribe, publish, timeouts) is src/billing/nwc.c. */
 #ifndef CARAVEL_NWC_MSG_H
 #define CARAVEL_NWC_MSG_H

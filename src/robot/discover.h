@@ -1,4 +1,4 @@
-/* Discovery of a recipient's NIP-17 DM relays (kind 10050) for the robot (spec 6): ask the
+/* Discovery of a recipient's NIP-17 DM relays (kind 10050) for the robot (PRODUCT.md §6): ask the
  * indexer relays for kinds 10002 and 10050 by the author, then the author's 10002 write
  * relays for 10050; the newest 10050 wins. Results (also "none") are cached 5 minutes.
  * Loop thread only. Internal to robot.c; exposed for its tests. */

@@ -1,4 +1,4 @@
-/* The robot (spec 6; see robot.h): profile and relay lists at start-up, and the DM outbox.
+/* The robot (PRODUCT.md §6; see robot.h): profile and relay lists at start-up, and the DM outbox.
  *
  * Delivery of one message: load due rows (db_read) -> discover the recipient's 10050
  * relays -> build the gift wrap once and store it (db_write) -> publish it to each relay

@@ -1,4 +1,4 @@
-/* The robot (spec 6): publishes its profile and relay lists, and delivers the DM outbox
+/* The robot (PRODUCT.md §6): publishes its profile and relay lists, and delivers the DM outbox
  * (table `message`) as NIP-17 gift wraps. Loop thread only, except robot_queue_dm_sql. */
 #ifndef CARAVEL_ROBOT_H
 #define CARAVEL_ROBOT_H

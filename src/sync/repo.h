@@ -1,4 +1,4 @@
-/* SQL of the zooid sync worker (spec 5). Every function runs on a pool thread inside a
+/* SQL of the zooid sync worker (PRODUCT.md §5). Every function runs on a pool thread inside a
  * db_read (load, due) or db_write (complete, fail) job; none touches the loop. Relays are never
  * deleted here. Return codes are 0 or a db_error (db/db.h). */
 #ifndef CARAVEL_REPO_SYNC_H

@@ -1,4 +1,4 @@
-/* Zooid sync worker (spec 5).
+/* Zooid sync worker (PRODUCT.md §5).
  *
  * Every relay that needs syncing has an entry (hash table by id). An entry is in exactly one
  * of: ready queue (waiting for a slot), in flight (db load -> HTTP request(s) -> db write),

@@ -1,4 +1,4 @@
-/* Zooid sync worker (spec 5). Loop thread only. A NULL struct infra (ZOOID_API_URL unset) makes
+/* Zooid sync worker (PRODUCT.md §5). Loop thread only. A NULL struct infra (ZOOID_API_URL unset) makes
  * every call a no-op, so callers never check.
  *
  * Behaviour: a kicked relay is synced at once (POST the first time, 409 -> PUT; later PATCH,

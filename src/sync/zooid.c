@@ -16,7 +16,7 @@
 
 int zooid_livekit_allowed(const struct sync_relay *r, const struct config *cfg)
 {
-    /* Plans (spec 3.3): only "free" lacks LiveKit. */
+    /* Plans (PRODUCT.md §3.3): only "free" lacks LiveKit. */
     return r->livekit_enabled && strcmp(r->plan, "free") != 0 && cfg->livekit_url &&
            cfg->livekit_url[0];
 }

@@ -1,4 +1,4 @@
-/* What the sync worker sends to zooid (spec 5): the relay's config JSON and the NIP-98
+/* What the sync worker sends to zooid (PRODUCT.md §5): the relay's config JSON and the NIP-98
  * Authorization header. Pure data, no loop, thread-safe (nostr_init() must have run). */
 #ifndef CARAVEL_ZOOID_H
 #define CARAVEL_ZOOID_H

@@ -1,4 +1,4 @@
-// Authorization matrix of spec 3.2/3.3 against the real binary: every authenticated route ×
+// Authorization matrix of PRODUCT.md §3.2/3.3 against the real binary: every authenticated route ×
 // {admin, owning tenant, other tenant} with nostr-tools tokens, every route × every kind of bad
 // token (401), session-style tokens, PUBLIC_URL, and no response ever carrying a secret.
 import { test, before, after } from 'node:test'
@@ -40,7 +40,7 @@ after(async () => {
 })
 
 // Each route: the request (path, body as functions of the caller) and the status per caller.
-// Statuses are spec 3.3's: relays/invoices of another tenant do not exist for the caller (404);
+// Statuses are PRODUCT.md §3.3's: relays/invoices of another tenant do not exist for the caller (404);
 // another tenant's record is 403; admin-only routes are 403 for tenants.
 const routes = [
   { m: 'GET', p: () => '/identity', st: [200, 200, 200] },

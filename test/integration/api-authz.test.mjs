@@ -1,4 +1,4 @@
-// Authorization matrix of the JSON API (spec 3.2, 3.3): every route x {admin, owning tenant
+// Authorization matrix of the JSON API (PRODUCT.md §3.2, 3.3): every route x {admin, owning tenant
 // (per-request and session tokens), other tenant, no header, expired, wrong host, wrong
 // method tag, bad payload hash, tampered signature} -> the status the spec gives. Every body
 // is also checked for the envelope shape and searched for the relay secret and NWC secret.

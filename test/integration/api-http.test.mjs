@@ -1,4 +1,4 @@
-// JSON API behaviour (spec 3, 4): resource shapes, validation of every writable field,
+// JSON API behaviour (PRODUCT.md §3, 4): resource shapes, validation of every writable field,
 // CORS, 404/405, paging, activity rows, activate/sync rules, and a write acknowledged just
 // before kill -9 read back after a restart.
 import { test, before, after } from 'node:test'

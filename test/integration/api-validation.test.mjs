@@ -1,4 +1,4 @@
-// Input validation and the HTTP conventions of spec 3.1/3.3 against the real binary: every
+// Input validation and the HTTP conventions of PRODUCT.md §3.1/3.3 against the real binary: every
 // writable relay field, billing URIs, paging, activate/deactivate with activity rows, the
 // delinquent/payment-required rule, CORS, 404/405/400/413, public routes, and that an
 // acknowledged creation survives SIGKILL.

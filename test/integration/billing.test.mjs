@@ -1,4 +1,4 @@
-// Billing end to end (spec 7, 8): the real caravel binary, the real test relay, real NIP-47
+// Billing end to end (PRODUCT.md §7, 8): the real caravel binary, the real test relay, real NIP-47
 // wallet services (@getalby/sdk) on a fake Lightning network that counts payments, and the
 // fake clock (CARAVEL_TEST_CLOCK_FILE) to move through periods. Tenants, relays and NWC URLs
 // go through the HTTP API (NIP-98 tokens made by nostr-tools, dated by the fake clock);

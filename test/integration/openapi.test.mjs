@@ -1,4 +1,4 @@
-// docs/openapi.json against the running service: every route of SPEC §3.3 is driven to its
+// docs/openapi.json against the running service: every route of docs/PRODUCT.md §3.3 is driven to its
 // success answer and to its documented errors, and every response body must match the
 // schema the document gives for that operation and status (a small OpenAPI 3.0 schema checker
 // for the subset the document uses: $ref, allOf, type, nullable, enum, pattern, minimum,
@@ -246,5 +246,5 @@ test('every documented operation was seen answering 2xx', () => {
     }
   }
   assert.deepEqual(missing, [])
-  assert.equal(seen.size, 18) // the 18 routes of SPEC §3.3 (healthz and plans included)
+  assert.equal(seen.size, 18) // the 18 routes of docs/PRODUCT.md §3.3 (healthz and plans included)
 })

@@ -1,4 +1,4 @@
-// Zooid sync (spec 5) end to end: the real binary, the API driven with nostr-tools NIP-98
+// Zooid sync (PRODUCT.md §5) end to end: the real binary, the API driven with nostr-tools NIP-98
 // tokens, and the test zooid of lib/zooid.mjs (which checks every request's NIP-98 with
 // nostr-tools). Retry/reconcile timings are shortened with the test-only variables
 // CARAVEL_TEST_SYNC_RETRY_MS / CARAVEL_TEST_SYNC_RECONCILE_MS (production: 30 s / 60 s).

@@ -1,4 +1,4 @@
-/* nip98_check (spec 3.2): tokens are built here with our own signer and base64, and every
+/* nip98_check (PRODUCT.md §3.2): tokens are built here with our own signer and base64, and every
  * rule is exercised both ways. (nostr-tools-made tokens are checked against the running
  * server in test/integration/api-auth.test.mjs.) */
 #include "test.h"

@@ -1,4 +1,4 @@
-/* NIP-98 check (spec 3.2) against tokens made by nostr-tools (test/unit/nip98_vectors.h). */
+/* NIP-98 check (PRODUCT.md §3.2) against tokens made by nostr-tools (test/unit/nip98_vectors.h). */
 #include <stdio.h>
 #include <string.h>
 

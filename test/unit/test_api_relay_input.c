@@ -1,4 +1,4 @@
-/* Relay body validation (spec 3.3) and schema names (spec 4): tables against the spec's
+/* Relay body validation (PRODUCT.md §3.3) and schema names (PRODUCT.md §4): tables against the spec's
  * rules, never against our own output. */
 #include "test.h"
 
@@ -128,7 +128,7 @@ TEST(api_relay_fields_flags_parsed)
         "blossom_enabled",    "livekit_enabled",         "push_enabled"};
     char json[128];
     for (int i = 0; i < RF_COUNT; i++) {
-        ASSERT_STR_EQ(relay_flag_names[i], names[i]); /* spec 3.3 names */
+        ASSERT_STR_EQ(relay_flag_names[i], names[i]); /* PRODUCT.md §3.3 names */
         for (int v = 0; v <= 1; v++) {
             struct relay_fields f;
             struct relay_error err;

@@ -1,4 +1,4 @@
-/* Billing arithmetic (spec 8): periods, replay of activity, rounding. Expected values are
+/* Billing arithmetic (PRODUCT.md §8): periods, replay of activity, rounding. Expected values are
  * worked out by hand from the spec's formula, not from the code. */
 #include "test.h"
 

@@ -123,7 +123,7 @@ TEST(nostr_keys_nip19_vectors)
     ASSERT_OK(nostr_key_parse_public(v[2].hex, pk));
 }
 
-/* The NIP-59/NIP-17 example nsecs and what they decode to (notes §4). */
+/* The NIP-59/NIP-17 example nsecs and what they decode to (NIP-59 and NIP-17 examples). */
 TEST(nostr_keys_example_nsecs)
 {
     vec_init();

@@ -7,7 +7,7 @@
 #include "nostr_vec.h"
 #include "util/util.h"
 
-/* Keys of the 59.md and 17.md examples (notes §4). */
+/* Keys of the 59.md and 17.md examples. */
 #define NIP59_RECIPIENT "nsec1uyyrnx7cgfp40fcskcr2urqnzekc20fj0er6de0q8qvhx34ahazsvs9p36"
 #define NIP17_SENDER "nsec1w8udu59ydjvedgs3yv5qccshcj8k05fh3l60k9x57asjrqdpa00qkmr89m"
 #define NIP17_RECEIVER "nsec12ywtkplvyq5t6twdqwwygavp5lm4fhuang89c943nf2z92eez43szvn4dt"

@@ -1,4 +1,4 @@
-// A test zooid (spec 5; zooid's API as in notes/caravel-history.md 6.3), in the test process:
+// A test zooid (PRODUCT.md §5), in the test process:
 // POST|PUT|PATCH|DELETE /relay/{id} with NIP-98 checked by nostr-tools, configs stored like
 // zooid stores them, every request recorded, and faults on demand.
 //
