@@ -2,7 +2,8 @@
  *
  * Every relay that needs syncing has an entry (hash table by id). An entry is in exactly one
  * of: ready queue (waiting for a slot), in flight (db load -> HTTP request(s) -> db write),
- * waiting for a retry (retry_at, one wake timer for all), or gone (nothing to do). At most
+ * waiting for a retry (a min-heap keyed by retry time under one wake timer, so a failure costs
+ * O(log n) however many relays wait), or gone (nothing to do). At most
  * INFRA_MAX_IN_FLIGHT entries are in flight; a relay is never in flight twice, and a kick
  * while it is sets `again`, which runs exactly one more sync after the current one.
  *
@@ -27,6 +28,7 @@
 #include "net/fetch.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/heap.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "sync/zooid.h"
@@ -48,7 +50,9 @@ struct entry {
     struct entry *qnext; /* ready queue */
     char *id;
     int in_flight, again, queued;
-    uint64_t retry_at; /* clock_mono_ms() of the next try; 0 = none */
+    uint64_t retry_at;      /* clock_mono_ms() of the next try asked for by the sync that
+                             * is ending (0 = none); finish() moves it into the heap */
+    struct heap_node wait;  /* in infra.waits while waiting for a retry */
     /* The sync in flight. */
     struct sync_relay relay;
     const char *method;
@@ -60,6 +64,7 @@ struct infra {
     struct fetch *fetch;
     struct nostr_keypair key;
     uv_timer_t reconcile, wake;
+    struct heap waits; /* entries waiting for a retry, by retry time; `wake` fires at the min */
     struct entry *buckets[INFRA_BUCKETS];
     struct entry *ready_head, *ready_tail;
     size_t n_entries, active;
@@ -124,6 +129,7 @@ static void entry_remove(struct infra *in, struct entry *e)
         }
     }
     in->n_entries--;
+    heap_remove(&in->waits, &e->wait);
     sync_relay_free(&e->relay);
     free(e->id);
     free(e);
@@ -158,33 +164,40 @@ static struct entry *dequeue(struct infra *in)
 
 static void on_wake(uv_timer_t *t);
 
+/* The wake timer fires at the earliest retry: O(1) to find, whatever the number waiting. */
 static void arm_wake(struct infra *in)
 {
-    uint64_t next = 0;
-    for (size_t b = 0; b < INFRA_BUCKETS; b++)
-        for (struct entry *e = in->buckets[b]; e; e = e->hnext)
-            if (e->retry_at && (!next || e->retry_at < next))
-                next = e->retry_at;
-    if (!next) {
+    const struct heap_node *first = heap_min(&in->waits);
+    if (!first) {
         uv_timer_stop(&in->wake);
         return;
     }
     uint64_t now = clock_mono_ms();
-    uv_timer_start(&in->wake, on_wake, next > now ? next - now : 0, 0);
+    uv_timer_start(&in->wake, on_wake, first->key > now ? first->key - now : 0, 0);
 }
 
+static void schedule_retry(struct infra *in, struct entry *e)
+{
+    heap_remove(&in->waits, &e->wait);
+    heap_push(&in->waits, &e->wait, e->retry_at);
+    e->retry_at = 0;
+    arm_wake(in);
+}
+
+static void cancel_retry(struct infra *in, struct entry *e)
+{
+    e->retry_at = 0;
+    heap_remove(&in->waits, &e->wait); /* the wake timer may fire early: it finds nothing due */
+}
+
+/* Only the entries that are due are touched: O(k log n) for k due. */
 static void on_wake(uv_timer_t *t)
 {
     struct infra *in = container_of(t, struct infra, wake);
     uint64_t now = clock_mono_ms();
-    for (size_t b = 0; b < INFRA_BUCKETS; b++) {
-        for (struct entry *e = in->buckets[b]; e; e = e->hnext) {
-            if (e->retry_at && e->retry_at <= now && !e->in_flight) {
-                e->retry_at = 0;
-                enqueue(in, e);
-            }
-        }
-    }
+    struct heap_node *n;
+    while ((n = heap_pop_due(&in->waits, now)))
+        enqueue(in, container_of(n, struct entry, wait));
     arm_wake(in);
     pump(in);
 }
@@ -204,10 +217,10 @@ static void finish(struct entry *e)
     }
     if (e->again) {
         e->again = 0;
-        e->retry_at = 0;
+        cancel_retry(in, e);
         enqueue(in, e);
     } else if (e->retry_at) {
-        arm_wake(in);
+        schedule_retry(in, e);
     } else {
         entry_remove(in, e);
     }
@@ -445,9 +458,9 @@ static void kick(struct infra *in, const char *id, int hard)
             e->again = 1;
         return;
     }
-    if (!hard && e->retry_at)
+    if (!hard && heap_contains(&e->wait))
         return;
-    e->retry_at = 0;
+    cancel_retry(in, e);
     enqueue(in, e);
     pump(in);
 }
@@ -537,6 +550,7 @@ static void maybe_stopped(struct infra *in)
     for (size_t b = 0; b < INFRA_BUCKETS; b++)
         while (in->buckets[b])
             entry_remove(in, in->buckets[b]);
+    heap_free(&in->waits);
     void (*cb)(void *) = in->stop_cb;
     void *arg = in->stop_arg;
     secure_zero(&in->key, sizeof(in->key));
