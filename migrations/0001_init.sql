@@ -1,4 +1,4 @@
--- Caravel schema, spec section 4. Times are unix seconds. Booleans are 0/1 integers.
+-- Caravel schema (docs/PRODUCT.md §4). Times are unix seconds. Booleans are 0/1 integers.
 CREATE TABLE tenant (
     pubkey          TEXT PRIMARY KEY CHECK (length(pubkey) = 64),
     status          TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
