@@ -64,7 +64,7 @@ static double run_wrk(int port, int seconds)
 static double bench_caravel(int seconds)
 {
     uv_loop_init(&loop);
-    struct http_server_config cfg = {"127.0.0.1", 0, 0, 0};
+    struct http_server_config cfg = {.host = "127.0.0.1"};
     if (http_server_start(&srv, &loop, &cfg, handler, NULL) != 0)
         return 0;
     uv_async_init(&loop, &stop_async, on_stop);

@@ -72,6 +72,8 @@ static const char *const help_vars[][2] = {
     {"BILLING_PERIOD", "billing period in seconds (default unset: one calendar month)"},
     {"BILLING_GRACE", "seconds an invoice may stay unpaid (default 604800)"},
     {"METRICS_PORT", "metrics port on HOST (default 0: off)"},
+    {"HTTP_REQUEST_TIMEOUT", "seconds for a request's head and body together (default 30)"},
+    {"HTTP_REQUEST_BUFFER", "bytes of request data held, all clients (default 67108864)"},
     {"LOG_LEVEL", "debug, info, warn or error (default info)"},
     {"CARAVEL_CA_FILE", "PEM CA bundle for wss:// (default the system bundle)"},
 };
@@ -185,7 +187,13 @@ static int load_robot_key(void)
 
 static int start_http(void)
 {
-    struct http_server_config hc = {.host = app.cfg.host, .port = app.cfg.port};
+    struct http_server_config hc = {
+        .host = app.cfg.host,
+        .port = app.cfg.port,
+        .request_timeout_ms = (uint64_t)app.cfg.http_request_timeout * 1000,
+        .request_buffer_max = app.cfg.http_request_buffer,
+        .head_handler = api_head,
+    };
     int rc = http_server_start(&app.http, app.loop, &hc, api_handle, &app);
     if (rc != 0) {
         app.http = NULL;

@@ -143,7 +143,7 @@ static void request_policy(struct api_ctx *ctx, struct nip98_request *r, struct 
     if (!n_origins)
         n_origins = expected_origins(ctx->app, origin_buf, origins);
     *r = (struct nip98_request){http_request_header(req, "authorization"), req->method,
-                                req->target, req->body, req->body_len, ctx->now};
+                                req->target, req->body, req->body_len, ctx->now, 0};
     *p = (struct nip98_policy){origins, n_origins, ctx->app->cfg.auth_max_age};
 }
 
@@ -205,6 +205,86 @@ static void authenticate_then_handle(struct api_ctx *ctx)
     else if (r.authorization)
         LOG_DEBUG("api: NIP-98 refused: %s", why);
     ctx->handler(ctx);
+}
+
+/* ---- the head check (before a body is read) ---- */
+
+struct head_job {
+    uv_work_t req;
+    struct api_ctx *ctx;
+    struct nip98_verify *verify;
+};
+
+static void head_refuse(struct api_ctx *ctx, const char *why)
+{
+    if (why)
+        LOG_DEBUG("api: NIP-98 refused before the body: %s", why);
+    api_error(ctx, 401, "unauthorized",
+              "a request with a body needs a valid NIP-98 Authorization header");
+}
+
+static void head_verify_work(uv_work_t *req)
+{
+    nip98_verify_run(container_of(req, struct head_job, req)->verify);
+}
+
+/* Decides once the token is verified; the token is cached, so api_handle finds it. */
+static int head_verified(struct head_job *job, int status)
+{
+    struct api_ctx *ctx = job->ctx;
+    struct nip98_request r;
+    struct nip98_policy policy;
+    const char *why = NULL;
+    request_policy(ctx, &r, &policy);
+    r.head_only = 1;
+    int rc = nip98_verify_finish(job->verify, status == 0 ? &r : NULL, &policy, ctx->pubkey,
+                                 &why);
+    free(job);
+    if (status != 0 || rc != 0) {
+        head_refuse(ctx, why);
+        return 1;
+    }
+    free(ctx);
+    return 0;
+}
+
+static void on_head_verified(uv_work_t *req, int status)
+{
+    struct head_job *job = container_of(req, struct head_job, req);
+    struct http_exchange *ex = job->ctx->ex;
+    if (head_verified(job, status) == 0)
+        http_head_continue(ex);
+}
+
+int api_head(struct http_exchange *ex, void *arg)
+{
+    struct api_ctx *ctx = xcalloc(1, sizeof(*ctx));
+    struct nip98_request r;
+    struct nip98_policy policy;
+    struct nip98_verify *verify = NULL;
+    const char *why = NULL;
+    ctx->ex = ex;
+    ctx->app = arg;
+    ctx->now = clock_now();
+    set_cors(ctx);
+    request_policy(ctx, &r, &policy);
+    r.head_only = 1;
+    int rc = r.authorization ? nip98_check_cached(&r, &policy, ctx->pubkey, &verify, &why) : -1;
+    if (rc == 0) {
+        free(ctx);
+        return 0;
+    }
+    if (rc < 0) {
+        head_refuse(ctx, r.authorization ? why : NULL);
+        return 1;
+    }
+    struct head_job *job = xcalloc(1, sizeof(*job));
+    job->ctx = ctx;
+    job->verify = verify;
+    if (uv_queue_work(ctx->app->loop, &job->req, head_verify_work, on_head_verified) == 0)
+        return 1;
+    nip98_verify_run(verify); /* the pool refused: verify here */
+    return head_verified(job, 0);
 }
 
 /* ---- dispatch ---- */

@@ -6,5 +6,10 @@
 struct http_exchange;
 
 void api_handle(struct http_exchange *ex, void *app);
+/* The http_head_fn: a request that carries a body must carry a valid NIP-98 token
+ * (signature, u, method, age), checked before the body is read; otherwise it is answered
+ * 401 unauthorized and the body is never read. The payload hash is checked by api_handle
+ * once the body is in. */
+int api_head(struct http_exchange *ex, void *app);
 
 #endif

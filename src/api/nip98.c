@@ -284,7 +284,7 @@ static int check_request(const struct token *tok, const struct nip98_request *re
         *why = "token u tag does not name this URL";
     else if (tok->method[0] && strcasecmp(tok->method, req->method) != 0)
         *why = "token method tag does not match";
-    else if (tok->payload[0] && !payload_matches(tok->payload, req->body, req->body_len))
+    else if (!req->head_only && tok->payload[0] && !payload_matches(tok->payload, req->body, req->body_len))
         *why = "token payload hash does not match the body";
     else {
         memcpy(pubkey, tok->pubkey, 32);

@@ -20,6 +20,7 @@ struct nip98_request {
     const char *body;          /* raw body bytes (may be NULL when body_len is 0) */
     size_t body_len;
     int64_t now;
+    int head_only; /* 1: the body is not read yet, so the payload tag is not checked */
 };
 
 struct nip98_policy {

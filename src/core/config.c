@@ -337,6 +337,17 @@ static int parse_nwc(struct config *cfg, char *err, size_t cap)
     return 0;
 }
 
+/* Limits of the HTTP listener against hostile or broken clients (docs/OPERATIONS.md). */
+static int parse_http_limits(struct config *cfg, char *err, size_t cap)
+{
+    int64_t buffer = 0;
+    if (parse_int("HTTP_REQUEST_TIMEOUT", 30, 1, 3600, &cfg->http_request_timeout, err, cap) ||
+        parse_int("HTTP_REQUEST_BUFFER", 64 << 20, 64 << 10, (int64_t)1 << 40, &buffer, err, cap))
+        return -1;
+    cfg->http_request_buffer = (size_t)buffer;
+    return 0;
+}
+
 static int parse_misc(struct config *cfg, char *err, size_t cap)
 {
     int64_t port = 0, metrics = 0;
@@ -351,7 +362,8 @@ static int parse_misc(struct config *cfg, char *err, size_t cap)
         parse_int("AUTH_MAX_AGE", 600, 1, 86400 * 365, &cfg->auth_max_age, err, cap) ||
         parse_int("BILLING_INTERVAL", 3600, 1, 86400 * 365, &cfg->billing_interval, err, cap) ||
         parse_int("BILLING_PERIOD", 0, 0, 86400 * 3660, &cfg->billing_period, err, cap) ||
-        parse_int("BILLING_GRACE", 604800, 0, 86400 * 3660, &cfg->billing_grace, err, cap))
+        parse_int("BILLING_GRACE", 604800, 0, 86400 * 3660, &cfg->billing_grace, err, cap) ||
+        parse_http_limits(cfg, err, cap))
         return -1;
     cfg->port = (int)port;
     cfg->metrics_port = (int)metrics;

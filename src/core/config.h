@@ -37,6 +37,8 @@ struct config {
     int64_t billing_period;   /* seconds, 0 = calendar month */
     int64_t billing_grace;    /* seconds, default 604800 */
     int metrics_port;         /* METRICS_PORT, 0 = off */
+    int64_t http_request_timeout; /* HTTP_REQUEST_TIMEOUT seconds for head + body, default 30 */
+    size_t http_request_buffer;   /* HTTP_REQUEST_BUFFER bytes of request data held, 64 MiB */
     char *log_level;
 };
 

@@ -5,7 +5,10 @@
  * Connection state machine (one timer per connection, its meaning follows the phase):
  *   HEAD     a request head is being read; timer = head timeout (from acceptance or from
  *            the first byte after an idle period) -> 408
- *   BODY     the body is being read; timer = idle timeout, restarted on every read -> 408
+ *   CHECK    the head announced a body and the head handler has not decided yet; nothing
+ *            is parsed (bytes read meanwhile go to `pending`); timer = request deadline
+ *   BODY     the body is being read; timer = what is left of the request deadline (counted
+ *            from the request's first byte, never restarted by a read) -> 408
  *   INFLIGHT the handler owns the exchange; no timer; bytes read meanwhile are kept in
  *            `pending` (reading stops once it holds HTTP_READ_SIZE)
  *   IDLE     keep-alive, nothing of the next request yet; timer = idle timeout -> close
@@ -33,13 +36,15 @@
 #define HTTP_LINGER_MS 2000
 #define HTTP_LINGER_MAX (4 * 1024 * 1024)
 #define HTTP_MAX_CONNS 10000
+#define HTTP_DEFAULT_REQUEST_TIMEOUT_MS 30000
+#define HTTP_DEFAULT_REQUEST_BUFFER (64 * 1024 * 1024)
 /* Raw bytes allowed in the body phase (chunk framing and extensions included). */
 #define HTTP_MAX_BODY_RAW (4 * HTTP_MAX_BODY)
 /* Request strings (target, header names and values, NULs) live in one arena per exchange. */
 #define HTTP_ARENA_SPANS (HTTP_MAX_HEAD + 64)
 #define HTTP_ARENA_MAX (2 * HTTP_MAX_HEAD + 256)
 
-enum http_phase { PH_HEAD, PH_BODY, PH_INFLIGHT, PH_IDLE, PH_CLOSING, PH_CLOSED };
+enum http_phase { PH_HEAD, PH_CHECK, PH_BODY, PH_INFLIGHT, PH_IDLE, PH_CLOSING, PH_CLOSED };
 
 /* An exchange plus the buffers backing its strings; recycled per connection. */
 struct http_xchg {
@@ -51,6 +56,8 @@ struct http_xchg {
     int hstate; /* 0 between headers, 1 in a name, 2 in a value */
     int is_head;    /* HEAD request: the response carries no body bytes */
     int keep_alive; /* llhttp_should_keep_alive at message end */
+    int head_pending; /* the head handler has not decided; see http_respond */
+    size_t counted;   /* body bytes counted in srv->req_buffered */
 };
 
 struct http_conn {
@@ -72,7 +79,9 @@ struct http_conn {
     /* Response scratch (head + body), reused; only the unsent rest is copied out. */
     char *wbuf;
     size_t wcap;
-    size_t head_bytes, body_raw, linger_bytes;
+    size_t head_bytes, body_raw, linger_bytes, ext_bytes;
+    size_t pending_counted; /* unparsed bytes of `pending` counted in srv->req_buffered */
+    uint64_t req_start_ms;  /* uv_now when the current request began (its deadline) */
     enum http_phase phase;
     int err_status;   /* set by a parser callback: 413 or 431 */
     int handles_open; /* tcp + timer until both close callbacks ran */
@@ -87,7 +96,9 @@ struct http_server {
     uv_timer_t grace_timer;
     http_handler_fn *handler;
     void *arg;
-    uint64_t head_timeout_ms, idle_timeout_ms;
+    uint64_t head_timeout_ms, idle_timeout_ms, request_timeout_ms;
+    http_head_fn *head_handler;
+    size_t req_buffered, req_buffer_max; /* request bytes held, all connections */
     llhttp_settings_t settings;
     int port;
     int stopping, listener_closed, finishing;
@@ -108,7 +119,8 @@ size_t http__parse_input(struct http_conn *c, const char *data, size_t len);
 /* response.c */
 /* Sends bytes (copied): uv_try_write, the rest through uv_write with an owned copy. */
 void http__send(struct http_conn *c, const char *data, size_t len);
-/* Answers a request the parser refused (400, 408, 413, 431) with a JSON error, then closes. */
+/* Answers a request the parser refused (400, 408, 413, 431, 503) with a JSON error, then
+ * closes. */
 void http__fail(struct http_conn *c, int status);
 
 /* server.c */
@@ -124,6 +136,10 @@ void http__conn_begin_close(struct http_conn *c);
 void http__conn_close_now(struct http_conn *c);
 /* (Re)starts the connection timer; its meaning follows the phase (see top). */
 void http__conn_arm_timer(struct http_conn *c, uint64_t ms);
+/* Arms the timer with what is left of the request deadline (408 when it passes). */
+void http__conn_arm_deadline(struct http_conn *c);
+/* Gives back the body bytes an exchange had counted in srv->req_buffered. */
+void http__xchg_release(struct http_server *srv, struct http_xchg *x);
 /* Adopts an already connected stream socket (tests, fuzzing: one end of a socketpair). */
 int http__server_adopt_fd(struct http_server *srv, uv_os_sock_t fd);
 

@@ -199,9 +199,23 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *c = conn_of(p);
+    struct http_server *srv = c->srv;
+    if (srv->req_buffered + len > srv->req_buffer_max)
+        return fail_cb(c, 503);
     if (buf_append(&c->cur->body, at, len) != 0)
         return fail_cb(c, 413);
+    c->cur->counted += len;
+    srv->req_buffered += len;
     return 0;
+}
+
+/* Chunk extensions carry nothing we use; only their size is limited. */
+static int on_chunk_ext(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_conn *c = conn_of(p);
+    (void)at;
+    c->ext_bytes += len;
+    return c->ext_bytes > HTTP_MAX_CHUNK_EXT ? fail_cb(c, 400) : 0;
 }
 
 static int on_message_complete(llhttp_t *p)
@@ -229,6 +243,8 @@ void http__settings_init(llhttp_settings_t *s)
     s->on_header_value_complete = on_header_value_complete;
     s->on_headers_complete = on_headers_complete;
     s->on_body = on_body;
+    s->on_chunk_extension_name = on_chunk_ext;
+    s->on_chunk_extension_value = on_chunk_ext;
     s->on_message_complete = on_message_complete;
 }
 
@@ -240,24 +256,62 @@ const char *http_request_header(const struct http_request *req, const char *name
     return NULL;
 }
 
-/* After the head: early 413 from Content-Length, optional 100 Continue. Returns a status
- * to fail with, or 0. */
-static int after_head(struct http_conn *c)
+/* The client may send its body now (it asked with Expect: 100-continue). */
+static void send_continue(struct http_conn *c)
 {
-    llhttp_t *p = &c->parser;
-    struct http_request *r = &c->cur->ex.req;
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > HTTP_MAX_BODY)
-        return 413;
-    c->phase = PH_BODY;
-    c->body_raw = 0;
-    c->kick = 1;
-    http__conn_arm_timer(c, c->srv->idle_timeout_ms);
+    const struct http_request *r = &c->cur->ex.req;
     const char *expect = http_request_header(r, "expect");
     if (expect && strcasecmp(expect, "100-continue") == 0 && r->http_minor >= 1) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         http__send(c, cont, sizeof(cont) - 1);
     }
+}
+
+/* After the head: early 413 from Content-Length, 503 when the body cannot fit the server's
+ * request budget, the head check, optional 100 Continue. Returns a status to fail with, or
+ * 0 (the connection may then be waiting for the head handler, or closing after its answer). */
+static int after_head(struct http_conn *c)
+{
+    llhttp_t *p = &c->parser;
+    struct http_server *srv = c->srv;
+    int chunked = (p->flags & F_CHUNKED) != 0;
+    uint64_t clen = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
+    if (clen > HTTP_MAX_BODY)
+        return 413;
+    if ((chunked || clen) && srv->req_buffered + clen > srv->req_buffer_max)
+        return 503;
+    c->body_raw = 0;
+    c->kick = 1;
+    http__conn_arm_deadline(c);
+    if ((chunked || clen) && srv->head_handler) {
+        c->phase = PH_CHECK;
+        c->cur->head_pending = 1;
+        c->cur->ex.conn_ = c;
+        if (srv->head_handler(&c->cur->ex, srv->arg) != 0)
+            return 0; /* decided later (http_head_continue), or answered already */
+        c->cur->head_pending = 0;
+        c->cur->ex.conn_ = NULL;
+    }
+    c->phase = PH_BODY;
+    send_continue(c);
     return 0;
+}
+
+void http_head_continue(struct http_exchange *ex)
+{
+    struct http_xchg *x = container_of(ex, struct http_xchg, ex);
+    struct http_conn *c = ex->conn_;
+    x->head_pending = 0;
+    if (!c) { /* the connection closed meanwhile and left the exchange to us */
+        http__xchg_free(x);
+        return;
+    }
+    ex->conn_ = NULL;
+    if (c->phase != PH_CHECK) /* closing already (deadline, stop): x goes with c */
+        return;
+    c->phase = PH_BODY;
+    send_continue(c);
+    http__conn_resume(c);
 }
 
 static void dispatch(struct http_conn *c)

@@ -160,6 +160,15 @@ void http_respond(struct http_exchange *ex, int status, const char *content_type
         http__xchg_free(x);
         return;
     }
+    if (x->head_pending) { /* answered from the head check: the body is never read */
+        x->head_pending = 0;
+        ex->conn_ = NULL;
+        if (c->phase != PH_CHECK) /* closing already: x goes with c */
+            return;
+        send_response(c, status, content_type, extra_headers, body, len, x->is_head, 1);
+        http__conn_begin_close(c);
+        return;
+    }
     int no_input = c->pending_off >= c->pending.len && c->in_len == 0;
     int closing = !x->keep_alive || c->no_more || c->srv->stopping || (c->eof && no_input);
     send_response(c, status, content_type, extra_headers, body, len, x->is_head, closing);
@@ -173,6 +182,7 @@ void http__fail(struct http_conn *c, int status)
     case 408: body = "{\"error\":\"request timeout\",\"code\":\"request-timeout\"}"; break;
     case 413: body = "{\"error\":\"request body too large\",\"code\":\"payload-too-large\"}"; break;
     case 431: body = "{\"error\":\"request head too large\",\"code\":\"head-too-large\"}"; break;
+    case 503: body = "{\"error\":\"server busy, retry later\",\"code\":\"overloaded\"}"; break;
     default: body = "{\"error\":\"bad request\",\"code\":\"invalid-request\"}"; break;
     }
     const struct http_request *r = c->cur ? &c->cur->ex.req : NULL;

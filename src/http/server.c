@@ -21,7 +21,7 @@ static void maybe_finish(struct http_server *srv);
 static void on_conn_timer(uv_timer_t *t)
 {
     struct http_conn *c = t->data;
-    if (c->phase == PH_HEAD || c->phase == PH_BODY)
+    if (c->phase == PH_HEAD || c->phase == PH_CHECK || c->phase == PH_BODY)
         http__fail(c, 408);
     else if (c->phase == PH_IDLE || c->phase == PH_CLOSING)
         http__conn_close_now(c);
@@ -32,11 +32,40 @@ void http__conn_arm_timer(struct http_conn *c, uint64_t ms)
     uv_timer_start(&c->timer, on_conn_timer, ms, 0);
 }
 
+/* One deadline for head and body together: a body sent a byte at a time cannot keep a
+ * connection (and the memory its body holds) for longer than request_timeout_ms. */
+void http__conn_arm_deadline(struct http_conn *c)
+{
+    uint64_t used = uv_now(c->srv->loop) - c->req_start_ms;
+    uint64_t total = c->srv->request_timeout_ms;
+    http__conn_arm_timer(c, used < total ? total - used : 1);
+}
+
 static void start_head(struct http_conn *c)
 {
     c->phase = PH_HEAD;
     c->head_bytes = 0;
-    http__conn_arm_timer(c, c->srv->head_timeout_ms);
+    c->ext_bytes = 0;
+    c->req_start_ms = uv_now(c->srv->loop);
+    http__conn_arm_timer(c, MIN(c->srv->head_timeout_ms, c->srv->request_timeout_ms));
+}
+
+/* ---- request bytes held (the server-wide budget) --------------------------------- */
+
+void http__xchg_release(struct http_server *srv, struct http_xchg *x)
+{
+    if (!x)
+        return;
+    srv->req_buffered -= x->counted;
+    x->counted = 0;
+}
+
+/* Brings the count of unparsed input in `pending` up to date. */
+static void pending_sync(struct http_conn *c)
+{
+    size_t now = c->pending.len - c->pending_off;
+    c->srv->req_buffered = c->srv->req_buffered - c->pending_counted + now;
+    c->pending_counted = now;
 }
 
 /* ---- closing --------------------------------------------------------------------- */
@@ -54,6 +83,10 @@ static void on_conn_close(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     srv->n_conns--;
+    buf_reset(&c->pending);
+    c->pending_off = 0;
+    pending_sync(c);
+    http__xchg_release(srv, c->cur);
     http__xchg_free(c->cur);
     http__xchg_free(c->spare);
     buf_free(&c->pending);
@@ -67,9 +100,15 @@ void http__conn_close_now(struct http_conn *c)
     if (c->phase == PH_CLOSED)
         return;
     if (c->inflight) { /* the exchange outlives us; http_respond will only free it */
+        http__xchg_release(c->srv, c->inflight);
         c->inflight->ex.conn_ = NULL;
         c->inflight = NULL;
         c->srv->n_inflight--;
+    }
+    if (c->cur && c->cur->head_pending) { /* likewise, until the head handler decides */
+        http__xchg_release(c->srv, c->cur);
+        c->cur->ex.conn_ = NULL;
+        c->cur = NULL;
     }
     c->phase = PH_CLOSED;
     uv_close((uv_handle_t *)&c->tcp, on_conn_close);
@@ -151,13 +190,16 @@ static void input_consume(struct http_conn *c, size_t n)
             buf_reset(&c->pending);
             c->pending_off = 0;
         }
+        pending_sync(c);
         return;
     }
     c->in += n;
     c->in_len -= n;
 }
 
-/* Keeps bytes that cannot be parsed now; reading pauses once a full read is waiting. */
+/* Keeps bytes that cannot be parsed now; reading pauses once a full read is waiting, or
+ * while the server as a whole holds more request bytes than its budget (the rest waits in
+ * the kernel; reading resumes once this connection's input is parsed). */
 static void stash(struct http_conn *c, const char *p, size_t n)
 {
     if (c->pending_off) {
@@ -168,7 +210,8 @@ static void stash(struct http_conn *c, const char *p, size_t n)
         http__conn_close_now(c);
         return;
     }
-    if (c->pending.len >= HTTP_READ_SIZE)
+    pending_sync(c);
+    if (c->pending.len >= HTTP_READ_SIZE || c->srv->req_buffered > c->srv->req_buffer_max)
         read_stop(c);
 }
 
@@ -247,8 +290,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             http__conn_resume(c);
         return;
     }
-    if (c->phase == PH_BODY) /* the body timeout counts inactivity */
-        http__conn_arm_timer(c, c->srv->idle_timeout_ms);
     if (!can_parse(c) || c->blocked || c->pending_off < c->pending.len) {
         stash(c, b->base, (size_t)nread);
         http__conn_resume(c);
@@ -268,6 +309,7 @@ void http__conn_done(struct http_conn *c, struct http_xchg *x, int closing)
     c->inflight = NULL;
     x->ex.conn_ = NULL;
     c->srv->n_inflight--;
+    http__xchg_release(c->srv, x);
     /* Keep one exchange for the next request unless it holds a large body. */
     if (!c->spare && x->body.cap <= 64 * 1024)
         c->spare = x;
@@ -414,6 +456,11 @@ int http_server_start(struct http_server **out, uv_loop_t *loop,
     srv->arg = arg;
     srv->head_timeout_ms = cfg->head_timeout_ms ? cfg->head_timeout_ms : 10000;
     srv->idle_timeout_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 60000;
+    srv->request_timeout_ms =
+        cfg->request_timeout_ms ? cfg->request_timeout_ms : HTTP_DEFAULT_REQUEST_TIMEOUT_MS;
+    srv->req_buffer_max =
+        cfg->request_buffer_max ? cfg->request_buffer_max : HTTP_DEFAULT_REQUEST_BUFFER;
+    srv->head_handler = cfg->head_handler;
     http__settings_init(&srv->settings);
     uv_tcp_init(loop, &srv->listener);
     uv_timer_init(loop, &srv->grace_timer);

@@ -6,12 +6,22 @@
  * until the response is queued, so pipelined requests are answered in order. If the client
  * goes away meanwhile, the exchange stays valid until http_respond, which then just frees it.
  *
- * Limits (PRODUCT.md §3.1): head 16 KiB (431), body 1 MiB (413), head within 10 s (408), idle
- * keep-alive closed after 60 s. HTTP/1.0 and chunked request bodies are supported (trailers
- * are ignored); "Expect: 100-continue" is answered. Limit and parse errors get a JSON body
- * {"error","code"} (400 invalid-request, 408 request-timeout, 413 payload-too-large,
- * 431 head-too-large) and the connection closes after it. No upgrades: a request asking for
- * one is answered normally and the connection closes.
+ * Limits (PRODUCT.md §3.1): head 16 KiB (431), body 1 MiB (413), head within 10 s and head plus body within
+ * the request deadline (408; a body that trickles in does not extend it), chunk extensions
+ * 256 bytes per request (400), request bytes buffered by the whole server (bodies being read
+ * or held by handlers, unparsed pipelined input) capped: a body that would pass the cap is
+ * refused (503 overloaded). Idle keep-alive closed after 60 s. HTTP/1.0 and chunked request
+ * bodies are supported (trailers are ignored); "Expect: 100-continue" is answered once the
+ * head is accepted. Limit and parse errors get a JSON body {"error","code"} (400
+ * invalid-request, 408 request-timeout, 413 payload-too-large, 431 head-too-large, 503
+ * overloaded) and the connection closes after it. No upgrades: a request asking for one is
+ * answered normally and the connection closes.
+ *
+ * Head check: when a request announces a body and a head_handler is configured, the
+ * handler sees the exchange (head only: body "" and body_len 0) before any body byte is
+ * read. It returns 0 to go on at once; otherwise it must later call exactly one of
+ * http_head_continue (read the body, then the handler runs as usual) or http_respond (the
+ * answer goes out without the body being read and the connection closes).
  * One log line per request is written by http_respond: method, path, status, microseconds
  * and ex->log_user (e.g. a short pubkey) — never headers or bodies. */
 #ifndef CARAVEL_HTTP_SERVER_H
@@ -25,6 +35,7 @@
 #define HTTP_MAX_HEAD (16 * 1024)
 #define HTTP_MAX_BODY (1024 * 1024)
 #define HTTP_MAX_HEADERS 64
+#define HTTP_MAX_CHUNK_EXT 256
 
 struct http_header {
     char *name; /* lowercased */
@@ -55,12 +66,17 @@ struct http_exchange {
 struct http_server;
 typedef void http_handler_fn(struct http_exchange *ex, void *arg);
 typedef void http_stopped_cb(void *arg);
+/* See "Head check" above: 0 = read the body now, 1 = the handler answers or continues. */
+typedef int http_head_fn(struct http_exchange *ex, void *arg);
 
 struct http_server_config {
     const char *host;          /* IPv4 or IPv6 literal (borrowed); NULL or "" = 127.0.0.1 */
     int port;                  /* 0 = ephemeral (see http_server_port) */
     uint64_t head_timeout_ms;  /* 0 = default 10000 */
-    uint64_t idle_timeout_ms;  /* 0 = default 60000; also the body inactivity timeout */
+    uint64_t idle_timeout_ms;  /* 0 = default 60000 (keep-alive idle, slow response reader) */
+    uint64_t request_timeout_ms; /* head + body of one request; 0 = default 30000 */
+    size_t request_buffer_max; /* request bytes buffered server-wide; 0 = default 64 MiB */
+    http_head_fn *head_handler; /* NULL: bodies are read without a head check */
 };
 
 /* Case-insensitive lookup of a request header; borrowed or NULL. */
@@ -90,6 +106,9 @@ size_t http_server_inflight(const struct http_server *srv);
  * only. Write errors close the connection quietly. */
 void http_respond(struct http_exchange *ex, int status, const char *content_type,
                   const char *extra_headers, const char *body, size_t len);
+/* After a head check that returned 1: read the body; the request handler runs once it is
+ * complete. Loop thread; exchange ownership stays with the server. */
+void http_head_continue(struct http_exchange *ex);
 /* Microseconds since the exchange's request began to arrive (for metrics). */
 static inline uint64_t http_exchange_elapsed_us(const struct http_exchange *ex)
 {

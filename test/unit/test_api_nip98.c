@@ -110,7 +110,7 @@ static char *make_header(const struct tok_spec *t)
 static int check(const char *auth, const char *method, const char *target, const char *body,
                  int64_t now, uint8_t pk[32], const char **why)
 {
-    struct nip98_request req = {auth, method, target, body, body ? strlen(body) : 0, now};
+    struct nip98_request req = {auth, method, target, body, body ? strlen(body) : 0, now, 0};
     return nip98_check(&req, &policy, pk, why);
 }
 

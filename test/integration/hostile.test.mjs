@@ -1,0 +1,112 @@
+// Hostile clients against a directly reachable port, with small bounded loads and lowered
+// caps (the full-size floods are bench/flood.sh): what an unauthenticated or slow client can
+// pin in memory, and that the server keeps answering everyone else.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { startServer } from './lib/server.mjs'
+import { newUser, rawToken, sha256hex } from './lib/auth.mjs'
+import { rawConnect, sleep } from './lib/raw.mjs'
+
+let srv
+const alice = newUser()
+
+before(async () => {
+  srv = await startServer({ env: { HTTP_REQUEST_TIMEOUT: '2', HTTP_REQUEST_BUFFER: '65536' } })
+})
+after(async () => { if (srv) assert.equal(await srv.stop(), 0, 'clean exit (no leak reports)') })
+
+const head = (method, path, headers) =>
+  `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+  Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('') + '\r\n'
+
+const auth = (user, method, path, extra = {}) =>
+  rawToken(user, { u: srv.url + path, method, ...extra })
+
+test('a body without a valid token is refused 401 before any body byte is read', async () => {
+  const cases = [
+    {}, // no Authorization at all
+    { Authorization: 'Nostr bm90IGEgdG9rZW4=' },
+    { Authorization: rawToken(alice, { u: srv.url + '/relays', method: 'POST', tamper: true }) },
+    { Authorization: auth(alice, 'PUT', '/relays') }, // method tag of another method
+    { Authorization: rawToken(alice, { u: srv.url + '/relays', method: 'POST', createdAt: 1000 }) }
+  ]
+  for (const h of cases) {
+    const c = await rawConnect(srv.port)
+    const t0 = Date.now()
+    await c.write(head('POST', '/relays', { ...h, 'Content-Length': '50000', 'Content-Type': 'application/json' }))
+    const r = await c.response(5000)
+    assert.ok(r, `answered without the body (${JSON.stringify(h).slice(0, 40)})`)
+    assert.equal(r.status, 401)
+    assert.equal(JSON.parse(r.body).code, 'unauthorized')
+    assert.match(r.head, /connection: close/i)
+    assert.ok(Date.now() - t0 < 1500, 'before the request deadline')
+    assert.ok(await c.waitClose(5000), 'the connection closes')
+    c.destroy()
+  }
+})
+
+test('a valid token lets the body in; its payload hash is checked once the body is in', async () => {
+  const body = '{"not":"json for this route"}'
+  let c = await rawConnect(srv.port)
+  await c.write(head('POST', '/tenants', {
+    Authorization: auth(alice, 'POST', '/tenants', { payload: sha256hex('something else') }),
+    'Content-Length': String(body.length)
+  }) + body)
+  let r = await c.response(5000)
+  assert.equal(r.status, 401, 'payload hash of another body')
+  c.destroy()
+  c = await rawConnect(srv.port)
+  await c.write(head('POST', '/tenants', {
+    Authorization: auth(alice, 'POST', '/tenants', { payload: sha256hex('{}') }),
+    Expect: '100-continue',
+    'Content-Length': '2'
+  }))
+  r = await c.response(5000)
+  assert.equal(r.status, 100, 'continue once the token is accepted')
+  await c.write('{}')
+  r = await c.response(5000)
+  assert.equal(r.status, 201, r.body)
+  c.destroy()
+})
+
+test('a body trickled byte by byte is cut at the request deadline (408)', async () => {
+  const c = await rawConnect(srv.port)
+  await c.write(head('POST', '/tenants', { Authorization: auth(alice, 'POST', '/tenants'), 'Content-Length': '60' }))
+  const t0 = Date.now()
+  let sent = 0
+  while (sent < 60 && !c.closed && c.data.length === 0) {
+    await c.write('x')
+    sent++
+    await sleep(150) // 60 bytes would take 9 s; HTTP_REQUEST_TIMEOUT is 2 s
+  }
+  const r = await c.response(5000)
+  assert.ok(r, 'answered')
+  assert.equal(r.status, 408)
+  assert.ok(sent < 60, `cut after ${sent} bytes`)
+  assert.ok(Date.now() - t0 < 4000)
+  c.destroy()
+})
+
+test('request bytes held by the server are capped: past HTTP_REQUEST_BUFFER a new body is 503', async () => {
+  const a = await rawConnect(srv.port)
+  await a.write(head('POST', '/tenants', { Authorization: auth(alice, 'POST', '/tenants'), 'Content-Length': '60000' }))
+  await sleep(300) // the head check runs on the pool
+  await a.write('y'.repeat(50000))
+  await sleep(300)
+  const b = await rawConnect(srv.port)
+  await b.write(head('POST', '/tenants', { Authorization: auth(alice, 'POST', '/tenants'), 'Content-Length': '20000' }))
+  const r = await b.response(5000)
+  assert.ok(r, 'answered')
+  assert.equal(r.status, 503)
+  assert.equal(JSON.parse(r.body).code, 'overloaded')
+  b.destroy()
+  a.destroy()
+  // Released with the connection: the next body fits.
+  await sleep(200)
+  const c = await rawConnect(srv.port)
+  const body = 'z'.repeat(20000)
+  await c.write(head('POST', '/tenants', { Authorization: auth(alice, 'POST', '/tenants'), 'Content-Length': String(body.length) }) + body)
+  const r2 = await c.response(5000)
+  assert.ok(r2 && r2.status !== 503 && r2.status < 500, 'read and answered')
+  c.destroy()
+})
