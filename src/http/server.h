@@ -6,9 +6,9 @@
  * until the response is queued, so pipelined requests are answered in order. If the client
  * goes away meanwhile, the exchange stays valid until http_respond, which then just frees it.
  *
- * Limits (PRODUCT.md §3.1): head 16 KiB (431), body 1 MiB (413), head within 10 s and head plus body within
- * the request deadline (408; a body that trickles in does not extend it), chunk extensions
- * 256 bytes per request (400), request bytes buffered by the whole server (bodies being read
+ * Limits (PRODUCT.md §3.1): head 16 KiB (431), body 1 MiB (413), head within 10 s and head
+ * plus body within the request deadline (408; a body that trickles in does not extend it),
+ * chunk extensions 256 bytes per request (400), request bytes buffered by the whole server (bodies being read
  * or held by handlers, unparsed pipelined input) capped: a body that would pass the cap is
  * refused (503 overloaded). Idle keep-alive closed after 60 s. HTTP/1.0 and chunked request
  * bodies are supported (trailers are ignored); "Expect: 100-continue" is answered once the
@@ -22,6 +22,7 @@
  * read. It returns 0 to go on at once; otherwise it must later call exactly one of
  * http_head_continue (read the body, then the handler runs as usual) or http_respond (the
  * answer goes out without the body being read and the connection closes).
+ *
  * One log line per request is written by http_respond: method, path, status, microseconds
  * and ex->log_user (e.g. a short pubkey) — never headers or bodies. */
 #ifndef CARAVEL_HTTP_SERVER_H
