@@ -120,7 +120,7 @@ test('create, update, deactivate, activate: requests and final config; secret on
     await waitSynced(c, relay.id)
     cfg = zooid.configs.get(relay.id)
     assert.equal(cfg.info.name, 'Alpha 2')
-    assert.equal(cfg.livekit, undefined) // PATCH sent livekit: null
+    assert.deepEqual(cfg.livekit, { server_url: '', api_key: '', api_secret: '' }) // PATCH sent livekit: null
     assert.equal(cfg.secret, secret) // never rotated
 
     await ok(c, 'POST', `/relays/${relay.id}/deactivate`, {})
