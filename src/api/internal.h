@@ -51,11 +51,15 @@ struct api_call {
     const char *code;       /* API error code */
     char msg[160];
     char *body;             /* response body, printed on the pool thread */
-    char kick_relay[33];    /* relay to hand to the sync worker after commit */
-    char collect_tenant[65];/* tenant whose invoices to collect after commit */
+    int has_event;          /* fire event(event_id) after the commit (core/app.h) */
+    enum app_event event;
+    char event_id[65];
     int caller_is_tenant;   /* 1: the caller's tenant row exists, -1: it does not, 0: not looked
                              * up; remembered in tenant_cache after a success */
 };
+
+/* For work functions: fire ev(id) once the transaction has committed (never on rollback). */
+void api_after_commit(struct api_call *call, enum app_event ev, const char *id);
 
 /* Answer helpers; each answers ex and frees ctx. msg/code are copied. */
 void api_send(struct api_ctx *ctx, int status, const char *body, size_t len);

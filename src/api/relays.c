@@ -86,7 +86,7 @@ static int record_change(sqlite3 *conn, struct api_call *call, const char *tenan
     if (rc == 0)
         rc = repo_relay_mark_dirty(conn, id);
     if (rc == 0)
-        snprintf(call->kick_relay, sizeof(call->kick_relay), "%s", id);
+        api_after_commit(call, APP_RELAY_CHANGED, id);
     return rc ? rc : load_relay(conn, call, id);
 }
 

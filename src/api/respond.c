@@ -5,9 +5,7 @@
 #include <string.h>
 
 #include "api/internal.h"
-#include "billing/worker.h"
 #include "db/db.h"
-#include "sync/worker.h"
 #include "nostr/utf8.h"
 #include "metrics/metrics.h"
 #include "util/log.h"
@@ -90,7 +88,7 @@ static int run_work(sqlite3 *conn, void *arg)
     c->status = 0;
     c->code = NULL;
     c->created = 0;
-    c->kick_relay[0] = c->collect_tenant[0] = '\0';
+    c->has_event = 0;
     c->caller_is_tenant = 0;
     int rc = r->work(conn, c);
     if (rc == 0 && !r->call.status)
@@ -121,17 +119,22 @@ static void run_done(int status, void *arg)
     } else {
         if (call->caller_is_tenant < 0)
             tenant_cache_add_not(ctx->pubkey);
-        /* Committed: now the sync worker and billing may act on it. */
-        if (call->kick_relay[0])
-            infra_kick(ctx->app->infra, call->kick_relay);
-        if (call->collect_tenant[0]) /* NULL billing (disabled): a no-op */
-            billing_collect_tenant(ctx->app->billing, call->collect_tenant);
+        /* Committed: now the features that registered for it may act on it. */
+        if (call->has_event)
+            app_emit(ctx->app, call->event, call->event_id);
         api_send(ctx, call->created ? 201 : 200, call->body, strlen(call->body));
     }
     cJSON_free(call->body);
     if (call->in_free)
         call->in_free(call->in);
     free(r);
+}
+
+void api_after_commit(struct api_call *call, enum app_event ev, const char *id)
+{
+    call->has_event = 1;
+    call->event = ev;
+    snprintf(call->event_id, sizeof(call->event_id), "%s", id);
 }
 
 void api_run(struct api_ctx *ctx, int write, api_work_fn *work, void *in, void (*in_free)(void *))

@@ -98,7 +98,7 @@ static int put_billing(sqlite3 *conn, struct api_call *call)
     if (rc == DB_ENOTFOUND)
         return api_fail(call, 404, "not-found", "no such tenant");
     if (rc == 0 && in->nwc_url)
-        snprintf(call->collect_tenant, sizeof(call->collect_tenant), "%s", pubkey);
+        api_after_commit(call, APP_TENANT_BILLING_CHANGED, pubkey);
     return rc ? rc : load_tenant(conn, call, pubkey);
 }
 

@@ -12,7 +12,6 @@
 #include "core/app.h"
 #include "db/db.h"
 #include "billing/repo.h"
-#include "sync/worker.h"
 #include "metrics/metrics.h"
 #include "nostr/hex.h"
 #include "billing/nwc.h"
@@ -108,7 +107,7 @@ static void job_free(struct job *j)
 static void after_commit(struct billing *b, struct job *j, int queued_dm)
 {
     for (size_t i = 0; i < j->changed.n; i++)
-        infra_kick(b->app->infra, j->changed.ids[i]);
+        app_emit(b->app, APP_RELAY_CHANGED, j->changed.ids[i]);
     if (queued_dm || j->changed.n)
         robot_kick(b->app->robot);
 }
@@ -646,6 +645,12 @@ static void run_start(struct billing *b)
 
 /* ---- public ---- */
 
+/* APP_TENANT_BILLING_CHANGED: the tenant set or cleared its wallet. */
+static void on_billing_changed(void *owner, const char *tenant)
+{
+    billing_collect_tenant(owner, tenant);
+}
+
 int billing_start(struct billing **out, struct app *app)
 {
     *out = NULL;
@@ -666,6 +671,7 @@ int billing_start(struct billing **out, struct app *app)
     nwc_new(&b->nwc, app->loop, app->pool);
     app->nwc = b->nwc;
     uv_timer_init(app->loop, &b->timer);
+    app_on(app, APP_TENANT_BILLING_CHANGED, on_billing_changed, b);
     uv_timer_start(&b->timer, on_interval, 0, 0);
     LOG_INFO("billing: every %llds, period %s, grace %llds", (long long)b->interval_s,
              b->cfg.period ? "fixed" : "calendar month", (long long)b->cfg.grace);
@@ -705,6 +711,7 @@ void billing_stop(struct billing *b, void (*cb)(void *arg), void *arg)
         return;
     }
     b->stopping = 1;
+    app_off(b->app, APP_TENANT_BILLING_CHANGED, b);
     b->stop_cb = cb;
     b->stop_arg = arg;
     uv_timer_stop(&b->timer);

@@ -18,6 +18,22 @@ struct nwc;        /* Nostr Wallet Connect client (src/billing/nwc.c) */
 struct billing;    /* billing jobs (src/billing/worker.c) */
 struct metrics;
 
+/* After-commit events. A feature says what it does when a change has been committed
+ * (app_on at start, app_off at stop); whoever commits the change (the API, billing) fires
+ * it with app_emit without naming the feature. So the API knows no service, and features
+ * do not call each other for these. Loop thread only. */
+enum app_event {
+    APP_RELAY_CHANGED,         /* id: relay id; its config must reach zooid */
+    APP_TENANT_BILLING_CHANGED,/* id: tenant pubkey; its wallet changed, collect now */
+    APP_EVENT_COUNT
+};
+typedef void app_event_fn(void *owner, const char *id);
+#define APP_MAX_HOOKS 4 /* per event; more is a programming error (asserted) */
+struct app_hook {
+    app_event_fn *fn;
+    void *owner;
+};
+
 struct app {
     uv_loop_t *loop;
     struct config cfg;
@@ -30,7 +46,15 @@ struct app {
     struct billing *billing;
     struct metrics *metrics;
     struct nostr_keypair robot_key;
+    struct app_hook hooks[APP_EVENT_COUNT][APP_MAX_HOOKS];
     int stopping;
 };
+
+/* Registers fn(owner, id) for ev. */
+void app_on(struct app *app, enum app_event ev, app_event_fn *fn, void *owner);
+/* Removes every hook of owner for ev (a stopping feature); unknown owner: no-op. */
+void app_off(struct app *app, enum app_event ev, void *owner);
+/* Calls the hooks of ev in registration order; none registered (feature off): no-op. */
+void app_emit(struct app *app, enum app_event ev, const char *id);
 
 #endif

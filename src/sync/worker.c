@@ -505,6 +505,12 @@ static void on_reconcile(uv_timer_t *t)
 
 /* ---- public --------------------------------------------------------------------------- */
 
+/* APP_RELAY_CHANGED: a committed change to the relay. */
+static void on_relay_changed(void *owner, const char *relay_id)
+{
+    infra_kick(owner, relay_id);
+}
+
 int infra_start(struct infra **out, struct app *app)
 {
     *out = NULL;
@@ -526,6 +532,7 @@ int infra_start(struct infra **out, struct app *app)
     uv_timer_init(app->loop, &in->reconcile);
     uv_timer_init(app->loop, &in->wake);
     uv_timer_start(&in->reconcile, on_reconcile, 0, (uint64_t)in->reconcile_ms);
+    app_on(app, APP_RELAY_CHANGED, on_relay_changed, in);
     LOG_INFO("sync: zooid sync worker started (%s)", app->cfg.zooid_api_url);
     *out = in;
     return 0;
@@ -584,6 +591,7 @@ void infra_stop(struct infra *in, void (*cb)(void *arg), void *arg)
     if (in->stopping)
         return;
     in->stopping = 1;
+    app_off(in->app, APP_RELAY_CHANGED, in);
     in->stop_cb = cb;
     in->stop_arg = arg;
     in->ready_head = in->ready_tail = NULL;
