@@ -27,9 +27,8 @@
 #include "sync/worker.h"
 #include "metrics/metrics.h"
 #include "net/relay_pool.h"
-#include "nostr/hex.h"
 #include "nostr/keys.h"
-#include "nostr/nip19.h"
+#include "robot/key.h"
 #include "robot/robot.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -102,85 +101,6 @@ static int handle_args(int argc, char **argv)
     fprintf(stderr, "caravel: unknown argument \"%.100s\"\n", argv[1]);
     print_help(stderr);
     return 2;
-}
-
-/* ---- robot key: ROBOT_SECRET, or generated once and kept in `setting` ---- */
-
-struct robot_key_job {
-    uint8_t seckey[32];
-    int generated;
-    int status;
-};
-
-/* Pool thread, in a write transaction. */
-static int store_new_robot_key(sqlite3 *conn, struct robot_key_job *job)
-{
-    struct nostr_keypair kp;
-    char hex[65];
-    if (nostr_keypair_generate(&kp) != 0)
-        return DB_EGENERIC;
-    hex_encode(kp.seckey, 32, hex);
-    int rc = db_run(conn, "INSERT INTO setting(key, value) VALUES ('robot_secret', ?)",
-                    DB_TEXT(hex));
-    memcpy(job->seckey, kp.seckey, 32);
-    job->generated = 1;
-    secure_zero(&kp, sizeof(kp));
-    secure_zero(hex, sizeof(hex));
-    return rc;
-}
-
-static int robot_key_work(sqlite3 *conn, void *arg)
-{
-    struct robot_key_job *job = arg;
-    sqlite3_stmt *st = db_stmt(conn, "SELECT value FROM setting WHERE key = 'robot_secret'");
-    if (!st)
-        return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *v = (const char *)sqlite3_column_text(st, 0);
-        rc = v && hex_decode(v, strlen(v), job->seckey, 32) == 0 ? 0 : DB_EGENERIC;
-        sqlite3_reset(st);
-        return rc;
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? store_new_robot_key(conn, job) : db_rc(conn, rc);
-}
-
-static void on_robot_key(int status, void *arg)
-{
-    ((struct robot_key_job *)arg)->status = status;
-}
-
-/* Start-up only: runs the loop until the key job is done (nothing else is active yet). */
-static int load_robot_key(void)
-{
-    struct robot_key_job job = {.status = 1};
-    char npub[100];
-    if (app.cfg.has_robot_secret) {
-        memcpy(job.seckey, app.cfg.robot_secret, 32);
-    } else if (db_write(app.db, DB_POWER_SAFE, robot_key_work, on_robot_key, &job) == 0) {
-        uv_run(app.loop, UV_RUN_DEFAULT);
-    }
-    int rc = (app.cfg.has_robot_secret || job.status == 0) &&
-                     nostr_keypair_from_seckey(&app.robot_key, job.seckey) == 0
-                 ? 0
-                 : -1;
-    int generated = job.generated;
-    secure_zero(&job, sizeof(job));
-    if (rc != 0) {
-        LOG_ERROR("cannot load the robot key kept in the database (setting robot_secret)");
-        return -1;
-    }
-    /* npub, not hex: the log never holds 64 hex characters that could be taken for a key. */
-    if (nip19_encode_key("npub", app.robot_key.pubkey, npub, sizeof(npub)) != 0)
-        snprintf(npub, sizeof(npub), "?");
-    if (app.cfg.has_robot_secret)
-        LOG_INFO("robot %s (ROBOT_SECRET)", npub);
-    else
-        LOG_WARN("ROBOT_SECRET is not set: using the robot key %s the database (robot %s);"
-                 " set ROBOT_SECRET to choose the robot's identity",
-                 generated ? "just generated and stored in" : "stored in", npub);
-    return 0;
 }
 
 /* ---- services ---- */
@@ -381,7 +301,7 @@ int main(int argc, char **argv)
         return rc;
     }
     /* Before the signal handles exist: it runs the loop until the key job is done. */
-    int key_rc = load_robot_key();
+    int key_rc = robot_key_load(&app);
     init_loop_handles();
     if (key_rc != 0 || start_services() != 0)
         begin_shutdown(1);

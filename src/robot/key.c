@@ -1,0 +1,89 @@
+/* The robot's key (see robot/key.h): its SQL runs on a pool thread in a write transaction. */
+#include "robot/key.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "db/db.h"
+#include "nostr/hex.h"
+#include "nostr/keys.h"
+#include "nostr/nip19.h"
+#include "util/log.h"
+#include "util/util.h"
+
+struct robot_key_job {
+    uint8_t seckey[32];
+    int generated;
+    int status;
+};
+
+/* Pool thread, in a write transaction. */
+static int store_new_robot_key(sqlite3 *conn, struct robot_key_job *job)
+{
+    struct nostr_keypair kp;
+    char hex[65];
+    if (nostr_keypair_generate(&kp) != 0)
+        return DB_EGENERIC;
+    hex_encode(kp.seckey, 32, hex);
+    int rc = db_run(conn, "INSERT INTO setting(key, value) VALUES ('robot_secret', ?)",
+                    DB_TEXT(hex));
+    memcpy(job->seckey, kp.seckey, 32);
+    job->generated = 1;
+    secure_zero(&kp, sizeof(kp));
+    secure_zero(hex, sizeof(hex));
+    return rc;
+}
+
+static int robot_key_work(sqlite3 *conn, void *arg)
+{
+    struct robot_key_job *job = arg;
+    sqlite3_stmt *st = db_stmt(conn, "SELECT value FROM setting WHERE key = 'robot_secret'");
+    if (!st)
+        return DB_EGENERIC;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        rc = v && hex_decode(v, strlen(v), job->seckey, 32) == 0 ? 0 : DB_EGENERIC;
+        sqlite3_reset(st);
+        return rc;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? store_new_robot_key(conn, job) : db_rc(conn, rc);
+}
+
+static void on_robot_key(int status, void *arg)
+{
+    ((struct robot_key_job *)arg)->status = status;
+}
+
+int robot_key_load(struct app *app)
+{
+    struct robot_key_job job = {.status = 1};
+    char npub[100];
+    if (app->cfg.has_robot_secret) {
+        memcpy(job.seckey, app->cfg.robot_secret, 32);
+    } else if (db_write(app->db, DB_POWER_SAFE, robot_key_work, on_robot_key, &job) == 0) {
+        uv_run(app->loop, UV_RUN_DEFAULT);
+    }
+    int rc = (app->cfg.has_robot_secret || job.status == 0) &&
+                     nostr_keypair_from_seckey(&app->robot_key, job.seckey) == 0
+                 ? 0
+                 : -1;
+    int generated = job.generated;
+    secure_zero(&job, sizeof(job));
+    if (rc != 0) {
+        LOG_ERROR("cannot load the robot key kept in the database (setting robot_secret)");
+        return -1;
+    }
+    /* npub, not hex: the log never holds 64 hex characters that could be taken for a key. */
+    if (nip19_encode_key("npub", app->robot_key.pubkey, npub, sizeof(npub)) != 0)
+        snprintf(npub, sizeof(npub), "?");
+    if (app->cfg.has_robot_secret)
+        LOG_INFO("robot %s (ROBOT_SECRET)", npub);
+    else
+        LOG_WARN("ROBOT_SECRET is not set: using the robot key %s the database (robot %s);"
+                 " set ROBOT_SECRET to choose the robot's identity",
+                 generated ? "just generated and stored in" : "stored in", npub);
+    return 0;
+}
