@@ -1,6 +1,7 @@
 // The repository stands alone (docs/PRODUCT.md §1): scripts/check-self-contained.sh finds no
 // file that reads or cites something outside it, and the check itself catches each kind of
-// citation it exists for (so a broken pattern cannot pass silently). A cheap grep, no build.
+// citation it exists for (so a broken pattern cannot pass silently), and every "PRODUCT.md §N"
+// citation names a section that exists. Cheap reads, no build.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -49,4 +50,27 @@ test('the check passes what the repository does cite', () => {
     '/* PRODUCT.md §3.2 */\nRFC 4648 §10 vectors\ntest/vectors/README.md\n../docs/API.md\n')
   const r = check(dir)
   assert.equal(r.status, 0, r.stdout + r.stderr)
+})
+
+// "PRODUCT.md §N" citations in the repository name sections that exist in docs/PRODUCT.md
+// ("§3.2/3.3", "§7, 8" and "§2, §9" cite several).
+test('every PRODUCT.md §N cited in the repository is a section of docs/PRODUCT.md', () => {
+  const doc = fs.readFileSync(path.join(repoRoot, 'docs/PRODUCT.md'), 'utf8')
+  const sections = new Set([...doc.matchAll(/^#{2,3} (\d+(?:\.\d+)?)\.? /gm)].map((m) => m[1]))
+  assert.ok(sections.has('3.2') && sections.has('9'), `sections read: ${[...sections]}`)
+  const files = spawnSync('git', ['-C', repoRoot, 'ls-files', 'src', 'test', 'bench', 'scripts', 'docs'],
+    { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
+  assert.ok(files.length > 100)
+  const cited = []
+  for (const f of files) {
+    const p = path.join(repoRoot, f)
+    if (!fs.existsSync(p)) continue
+    const text = fs.readFileSync(p, 'utf8')
+    for (const m of text.matchAll(/PRODUCT\.md §(\d+(?:\.\d+)?(?:(?:, ?|\/)§?\d+(?:\.\d+)?)*)/g)) {
+      for (const n of m[1].split(/, ?|\//)) cited.push([f, n.replace('§', '')])
+    }
+  }
+  assert.ok(cited.length > 30, `found ${cited.length} citations`)
+  const missing = cited.filter(([, n]) => !sections.has(n)).map(([f, n]) => `${f}: §${n}`)
+  assert.deepEqual(missing, [])
 })
