@@ -79,7 +79,9 @@ int repo_json_one(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void 
     if (rc == SQLITE_ROW)
         *out = row(st, arg);
     sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
 }
 
 int repo_json_rows(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,

@@ -124,7 +124,9 @@ int db_exec(sqlite3 *conn, const char *sql)
     sqlite3_free(err);
     if ((rc & 0xff) == SQLITE_BUSY)
         return DB_EBUSY;
-    return rc == SQLITE_OK ? 0 : ((rc & 0xff) == SQLITE_CONSTRAINT ? DB_ECONSTRAINT : DB_EGENERIC);
+    if (rc == SQLITE_OK)
+        return 0;
+    return (rc & 0xff) == SQLITE_CONSTRAINT ? DB_ECONSTRAINT : DB_EGENERIC;
 }
 
 static sqlite3_stmt *prepare(sqlite3 *conn, const char *sql)
@@ -226,7 +228,9 @@ int db_run_params(sqlite3 *conn, const char *sql, const struct db_param *p, size
 int db_exists_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n)
 {
     int rc = step_once(conn, sql, p, n);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    if (rc == SQLITE_ROW)
+        return 1;
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
 }
 
 char *db_col_text(sqlite3_stmt *st, int col)

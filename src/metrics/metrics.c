@@ -3,6 +3,7 @@
 #include "metrics/metrics.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -161,36 +162,47 @@ static int render_requests(const struct metrics *m, struct buf *out)
         const struct metrics_route *r = &m->routes[i];
         for (size_t j = 0; j < r->n_statuses && rc == 0; j++) {
             rc = buf_append_str(out, "caravel_http_requests_total{route=\"");
-            rc = rc ? rc : put_escaped(out, r->name);
-            rc = rc ? rc
-                    : buf_printf(out, "\",status=\"%d\"} %" PRIu64 "\n", r->statuses[j].status,
-                                 r->statuses[j].count);
+            if (rc == 0)
+                rc = put_escaped(out, r->name);
+            if (rc == 0)
+                rc = buf_printf(out, "\",status=\"%d\"} %" PRIu64 "\n", r->statuses[j].status,
+                                r->statuses[j].count);
         }
     }
     return rc;
 }
 
+/* One sample line of the route's histogram: NAME_SUFFIX{route="R"REST} VALUE. */
+static int render_route_line(struct buf *out, const char *suffix, const char *route,
+                             const char *rest, const char *value)
+{
+    int rc = buf_printf(out, "caravel_http_request_duration_seconds_%s{route=\"", suffix);
+    if (rc == 0)
+        rc = put_escaped(out, route);
+    if (rc == 0)
+        rc = buf_printf(out, "\"%s} %s\n", rest, value);
+    return rc;
+}
+
 static int render_histogram(const struct metrics_route *r, struct buf *out)
 {
-    const char *name = "caravel_http_request_duration_seconds";
+    char rest[48], value[48];
     uint64_t cum = 0;
     int rc = 0;
     for (size_t b = 0; b <= METRICS_N_BUCKETS && rc == 0; b++) {
         cum += r->buckets[b];
-        rc = buf_printf(out, "%s_bucket{route=\"", name);
-        rc = rc ? rc : put_escaped(out, r->name);
-        rc = rc ? rc
-                : buf_printf(out, "\",le=\"%s\"} %" PRIu64 "\n",
-                             b < METRICS_N_BUCKETS ? bucket_le[b] : "+Inf", cum);
+        snprintf(rest, sizeof(rest), ",le=\"%s\"", b < METRICS_N_BUCKETS ? bucket_le[b] : "+Inf");
+        snprintf(value, sizeof(value), "%" PRIu64, cum);
+        rc = render_route_line(out, "bucket", r->name, rest, value);
     }
-    rc = rc ? rc : buf_printf(out, "%s_sum{route=\"", name);
-    rc = rc ? rc : put_escaped(out, r->name);
-    rc = rc ? rc
-            : buf_printf(out, "\"} %" PRIu64 ".%06" PRIu64 "\n", r->sum_us / 1000000,
-                         r->sum_us % 1000000);
-    rc = rc ? rc : buf_printf(out, "%s_count{route=\"", name);
-    rc = rc ? rc : put_escaped(out, r->name);
-    return rc ? rc : buf_printf(out, "\"} %" PRIu64 "\n", r->count);
+    snprintf(value, sizeof(value), "%" PRIu64 ".%06" PRIu64, r->sum_us / 1000000,
+             r->sum_us % 1000000);
+    if (rc == 0)
+        rc = render_route_line(out, "sum", r->name, "", value);
+    snprintf(value, sizeof(value), "%" PRIu64, r->count);
+    if (rc == 0)
+        rc = render_route_line(out, "count", r->name, "", value);
+    return rc;
 }
 
 static int render_latency(const struct metrics *m, struct buf *out)
@@ -211,32 +223,36 @@ static int render_gauge(struct buf *out, const char *name, const char *help, int
                       name, v);
 }
 
+/* The app's gauges, sampled at scrape time: adding one is one row here and one field in
+ * struct metrics_gauges. A negative value means "not available" and is left out. */
+#define GAUGE(field, name, help) {offsetof(struct metrics_gauges, field), name, help}
+static const struct gauge_row {
+    size_t offset; /* of an int64_t in struct metrics_gauges */
+    const char *name, *help;
+} gauge_rows[] = {
+    GAUGE(in_flight, "caravel_http_requests_in_flight", "API requests parsed and not answered yet."),
+    GAUGE(db_queue_depth, "caravel_db_queue_depth", "Database jobs queued or running."),
+    GAUGE(db_wal_frames, "caravel_db_wal_frames",
+          "Pages in the database's write-ahead log after the last write."),
+    GAUGE(sync_backlog, "caravel_sync_backlog", "Relays waiting to be synced to zooid."),
+    GAUGE(outbox_queued, "caravel_outbox_queued_messages",
+          "DMs queued in the outbox (refreshed periodically)."),
+    GAUGE(relay_connections, "caravel_relay_connections", "Nostr relay connections open."),
+};
+#undef GAUGE
+
 static int render_gauges(const struct metrics *m, const struct metrics_gauges *g,
                          struct buf *out)
 {
     int rc = render_gauge(out, "caravel_process_start_time_seconds",
                           "Start time of the process (unix seconds).", m->start_time);
-    if (!g)
-        return rc;
-    rc = rc ? rc
-            : render_gauge(out, "caravel_http_requests_in_flight",
-                           "API requests parsed and not answered yet.", g->in_flight);
-    rc = rc ? rc
-            : render_gauge(out, "caravel_db_queue_depth", "Database jobs queued or running.",
-                           g->db_queue_depth);
-    rc = rc ? rc
-            : render_gauge(out, "caravel_db_wal_frames",
-                           "Pages in the database's write-ahead log after the last write.",
-                           g->db_wal_frames);
-    rc = rc ? rc
-            : render_gauge(out, "caravel_sync_backlog", "Relays waiting to be synced to zooid.",
-                           g->sync_backlog);
-    rc = rc ? rc
-            : render_gauge(out, "caravel_outbox_queued_messages",
-                           "DMs queued in the outbox (refreshed periodically).", g->outbox_queued);
-    return rc ? rc
-              : render_gauge(out, "caravel_relay_connections", "Nostr relay connections open.",
-                             g->relay_connections);
+    for (size_t i = 0; g && rc == 0 && i < sizeof(gauge_rows) / sizeof(gauge_rows[0]); i++) {
+        const struct gauge_row *row = &gauge_rows[i];
+        int64_t v;
+        memcpy(&v, (const char *)g + row->offset, sizeof(v));
+        rc = render_gauge(out, row->name, row->help, v);
+    }
+    return rc;
 }
 
 /* Counters are grouped by name: one TYPE line each, in first-registered order. */

@@ -76,10 +76,10 @@ static int append_tags(struct buf *out, const cJSON *tags)
         {
             if (rc == 0 && v != tag->child)
                 rc = buf_append(out, ",", 1);
+            if (rc == 0 && !cJSON_IsString(v))
+                rc = -1;
             if (rc == 0)
-                rc = cJSON_IsString(v) ? json_append_string(out, v->valuestring,
-                                                            strlen(v->valuestring))
-                                       : -1;
+                rc = json_append_string(out, v->valuestring, strlen(v->valuestring));
         }
         if (rc == 0)
             rc = buf_append(out, "]", 1);

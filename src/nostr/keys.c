@@ -99,8 +99,11 @@ int nostr_keypair_generate(struct nostr_keypair *kp)
 int nostr_key_parse_secret(const char *s, uint8_t out[32])
 {
     uint8_t sk[32];
-    int rc = strncmp(s, "nsec1", 5) == 0 ? nip19_decode_key(s, "nsec", sk)
-                                          : hex_decode(s, strlen(s), sk, 32);
+    int rc;
+    if (strncmp(s, "nsec1", 5) == 0)
+        rc = nip19_decode_key(s, "nsec", sk);
+    else
+        rc = hex_decode(s, strlen(s), sk, 32);
     if (rc == 0 && !secp256k1_ec_seckey_verify(ctx, sk))
         rc = -1;
     if (rc == 0)

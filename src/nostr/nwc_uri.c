@@ -54,10 +54,14 @@ fail:
 
 static int relay_ok(const char *r)
 {
-    const char *host = strncmp(r, "wss://", 6) == 0  ? r + 6
-                       : strncmp(r, "ws://", 5) == 0 ? r + 5
-                                                     : NULL;
-    return host && host[0] && host[0] != '/' && !strchr(r, ' ');
+    const char *host;
+    if (strncmp(r, "wss://", 6) == 0)
+        host = r + 6;
+    else if (strncmp(r, "ws://", 5) == 0)
+        host = r + 5;
+    else
+        return 0;
+    return host[0] && host[0] != '/' && !strchr(r, ' ');
 }
 
 static int parse_secret(const char *v, uint8_t out[32])

@@ -66,10 +66,10 @@ int robot_key_load(struct app *app)
     } else if (db_write(app->db, DB_POWER_SAFE, robot_key_work, on_robot_key, &job) == 0) {
         uv_run(app->loop, UV_RUN_DEFAULT);
     }
-    int rc = (app->cfg.has_robot_secret || job.status == 0) &&
-                     nostr_keypair_from_seckey(&app->robot_key, job.seckey) == 0
-                 ? 0
-                 : -1;
+    int rc = -1;
+    if ((app->cfg.has_robot_secret || job.status == 0) &&
+        nostr_keypair_from_seckey(&app->robot_key, job.seckey) == 0)
+        rc = 0;
     int generated = job.generated;
     secure_zero(&job, sizeof(job));
     if (rc != 0) {
