@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -73,6 +74,8 @@ static const char *const help_vars[][2] = {
     {"METRICS_PORT", "metrics port on HOST (default 0: off)"},
     {"HTTP_REQUEST_TIMEOUT", "seconds for a request's head and body together (default 30)"},
     {"HTTP_REQUEST_BUFFER", "bytes of request data held, all clients (default 67108864)"},
+    {"HTTP_MAX_CONNECTIONS", "API connections open at once (default 10000)"},
+    {"HTTP_MAX_CONNECTIONS_PER_IP", "API connections per client address, 0 = no limit (default 256)"},
     {"LOG_LEVEL", "debug, info, warn or error (default info)"},
     {"CARAVEL_CA_FILE", "PEM CA bundle for wss:// (default the system bundle)"},
 };
@@ -105,6 +108,19 @@ static int handle_args(int argc, char **argv)
 
 /* ---- services ---- */
 
+/* Past the descriptor limit accepts fail (counted, warned, and the oldest idle connection is
+ * closed each time); say so at start-up rather than under load. */
+static void warn_fd_limit(size_t max_conns)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur >= max_conns + 256)
+        return;
+    LOG_WARN("HTTP_MAX_CONNECTIONS=%zu but the open-file limit is %llu: raise it (ulimit -n) "
+             "to at least %zu, or lower HTTP_MAX_CONNECTIONS",
+             max_conns, (unsigned long long)rl.rlim_cur, max_conns + 256);
+}
+
 static int start_http(void)
 {
     struct http_server_config hc = {
@@ -113,7 +129,11 @@ static int start_http(void)
         .request_timeout_ms = (uint64_t)app.cfg.http_request_timeout * 1000,
         .request_buffer_max = app.cfg.http_request_buffer,
         .head_handler = api_head,
+        .max_conns = app.cfg.http_max_conns,
+        .max_conns_per_addr = app.cfg.http_max_conns_per_ip ? app.cfg.http_max_conns_per_ip
+                                                            : SIZE_MAX,
     };
+    warn_fd_limit(app.cfg.http_max_conns);
     int rc = http_server_start(&app.http, app.loop, &hc, api_handle, &app);
     if (rc != 0) {
         app.http = NULL;

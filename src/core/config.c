@@ -340,11 +340,15 @@ static int parse_nwc(struct config *cfg, char *err, size_t cap)
 /* Limits of the HTTP listener against hostile or broken clients (docs/OPERATIONS.md). */
 static int parse_http_limits(struct config *cfg, char *err, size_t cap)
 {
-    int64_t buffer = 0;
+    int64_t buffer = 0, conns = 0, per_ip = 0;
     if (parse_int("HTTP_REQUEST_TIMEOUT", 30, 1, 3600, &cfg->http_request_timeout, err, cap) ||
-        parse_int("HTTP_REQUEST_BUFFER", 64 << 20, 64 << 10, (int64_t)1 << 40, &buffer, err, cap))
+        parse_int("HTTP_REQUEST_BUFFER", 64 << 20, 64 << 10, (int64_t)1 << 40, &buffer, err, cap) ||
+        parse_int("HTTP_MAX_CONNECTIONS", 10000, 1, 1000000, &conns, err, cap) ||
+        parse_int("HTTP_MAX_CONNECTIONS_PER_IP", 256, 0, 1000000, &per_ip, err, cap))
         return -1;
     cfg->http_request_buffer = (size_t)buffer;
+    cfg->http_max_conns = (size_t)conns;
+    cfg->http_max_conns_per_ip = (size_t)per_ip;
     return 0;
 }
 

@@ -35,7 +35,11 @@
 #define HTTP_WRITE_HIGH (1024 * 1024)
 #define HTTP_LINGER_MS 2000
 #define HTTP_LINGER_MAX (4 * 1024 * 1024)
-#define HTTP_MAX_CONNS 10000
+#define HTTP_DEFAULT_MAX_CONNS 10000
+#define HTTP_DEFAULT_MAX_PER_ADDR 256
+#define HTTP_ADDR_BUCKETS 4096
+/* Warnings about shed connections: at most one line per kind per this many milliseconds. */
+#define HTTP_SHED_LOG_MS 10000
 #define HTTP_DEFAULT_REQUEST_TIMEOUT_MS 30000
 #define HTTP_DEFAULT_REQUEST_BUFFER (64 * 1024 * 1024)
 /* Raw bytes allowed in the body phase (chunk framing and extensions included). */
@@ -60,12 +64,27 @@ struct http_xchg {
     size_t counted;   /* body bytes counted in srv->req_buffered */
 };
 
+/* Open connections per client address (IPv4, or the /64 of an IPv6 address): a chained
+ * hash table with a per-process random seed, an entry freed with its last connection. */
+struct http_addr {
+    uint8_t key[16];
+    size_t n;
+    struct http_addr *next;
+};
+
+enum http_shed { SHED_EVICTED, SHED_PER_ADDR, SHED_FULL, SHED_ACCEPT_ERROR, SHED_BODY_BUDGET,
+                 SHED_SLOW_READER, N_SHED };
+
 struct http_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_shutdown_t shutdown_req;
     struct http_server *srv;
+    /* srv->conns, most recently active first: a connection moves to the front when it is
+     * accepted and each time a response is queued, so the tail is the one that has made no
+     * progress for the longest (what is evicted at the connection cap). */
     struct http_conn *prev, *next;
+    struct http_addr *addr; /* NULL: an adopted socket (tests), not counted per address */
     llhttp_t parser;
     struct http_xchg *cur;      /* being parsed */
     struct http_xchg *inflight; /* handed to the handler */
@@ -102,8 +121,13 @@ struct http_server {
     llhttp_settings_t settings;
     int port;
     int stopping, listener_closed, finishing;
-    size_t n_conns, n_inflight;
-    struct http_conn *conns;
+    size_t n_conns, n_inflight, n_closing_now; /* n_closing_now: uv_close called, not freed */
+    size_t max_conns, max_per_addr;
+    struct http_conn *conns, *conns_tail;
+    struct http_addr *addrs[HTTP_ADDR_BUCKETS];
+    uint64_t addr_seed;
+    uint64_t shed[N_SHED];
+    uint64_t shed_logged[N_SHED], shed_log_ms[N_SHED];
     http_stopped_cb *stopped_cb;
     void *stopped_arg;
     char rbuf[HTTP_READ_SIZE]; /* shared: each read is parsed before the next alloc */
@@ -136,6 +160,20 @@ void http__conn_begin_close(struct http_conn *c);
 void http__conn_close_now(struct http_conn *c);
 /* (Re)starts the connection timer; its meaning follows the phase (see top). */
 void http__conn_arm_timer(struct http_conn *c, uint64_t ms);
+/* limits.c: connections per address, the connection cap, what was shed. */
+/* Counts the new connection under its peer address; -1 when that address is at its limit. */
+int http__addr_acquire(struct http_conn *c);
+void http__addr_release(struct http_conn *c);
+/* Makes room for a new connection at the cap by closing the least recently active one that
+ * has no request in flight; -1 when there is none. */
+int http__make_room(struct http_server *srv, struct http_conn *newc);
+/* Counts one shed event; logs a warning with the totals at most every HTTP_SHED_LOG_MS. */
+void http__shed(struct http_server *srv, enum http_shed what);
+void http__addrs_free(struct http_server *srv);
+/* The connection list, most recently active first. */
+void http__list_unlink(struct http_server *srv, struct http_conn *c);
+void http__list_push_front(struct http_server *srv, struct http_conn *c);
+
 /* Arms the timer with what is left of the request deadline (408 when it passes). */
 void http__conn_arm_deadline(struct http_conn *c);
 /* Gives back the body bytes an exchange had counted in srv->req_buffered. */

@@ -200,8 +200,10 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *c = conn_of(p);
     struct http_server *srv = c->srv;
-    if (srv->req_buffered + len > srv->req_buffer_max)
+    if (srv->req_buffered + len > srv->req_buffer_max) {
+        http__shed(srv, SHED_BODY_BUDGET);
         return fail_cb(c, 503);
+    }
     if (buf_append(&c->cur->body, at, len) != 0)
         return fail_cb(c, 413);
     c->cur->counted += len;
@@ -278,8 +280,10 @@ static int after_head(struct http_conn *c)
     uint64_t clen = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
     if (clen > HTTP_MAX_BODY)
         return 413;
-    if ((chunked || clen) && srv->req_buffered + clen > srv->req_buffer_max)
+    if ((chunked || clen) && srv->req_buffered + clen > srv->req_buffer_max) {
+        http__shed(srv, SHED_BODY_BUDGET);
         return 503;
+    }
     c->body_raw = 0;
     c->kick = 1;
     http__conn_arm_deadline(c);

@@ -76,13 +76,10 @@ static void on_conn_close(uv_handle_t *h)
     if (--c->handles_open > 0)
         return;
     struct http_server *srv = c->srv;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    http__list_unlink(srv, c);
+    http__addr_release(c);
     srv->n_conns--;
+    srv->n_closing_now--;
     buf_reset(&c->pending);
     c->pending_off = 0;
     pending_sync(c);
@@ -111,6 +108,7 @@ void http__conn_close_now(struct http_conn *c)
         c->cur = NULL;
     }
     c->phase = PH_CLOSED;
+    c->srv->n_closing_now++;
     uv_close((uv_handle_t *)&c->tcp, on_conn_close);
     uv_close((uv_handle_t *)&c->timer, on_conn_close);
 }
@@ -319,6 +317,8 @@ void http__conn_done(struct http_conn *c, struct http_xchg *x, int closing)
         http__conn_begin_close(c);
         return;
     }
+    http__list_unlink(c->srv, c); /* made progress: last in line for eviction */
+    http__list_push_front(c->srv, c);
     c->phase = PH_IDLE;
     http__conn_arm_timer(c, c->srv->idle_timeout_ms);
     http__conn_resume(c);
@@ -339,10 +339,7 @@ static struct http_conn *conn_new(struct http_server *srv)
     c->parser.data = c;
     buf_init(&c->pending, 2 * HTTP_READ_SIZE);
     c->phase = PH_HEAD;
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
+    http__list_push_front(srv, c);
     srv->n_conns++;
     return c;
 }
@@ -359,12 +356,23 @@ static void conn_start(struct http_conn *c)
 static void on_connection(uv_stream_t *l, int status)
 {
     struct http_server *srv = container_of(l, struct http_server, listener);
-    if (status < 0) {
-        LOG_WARN("accept: %s", uv_strerror(status));
+    if (status < 0) { /* EMFILE, ENFILE: free a descriptor for the next client */
+        http__shed(srv, SHED_ACCEPT_ERROR);
+        http__make_room(srv, NULL);
         return;
     }
     struct http_conn *c = conn_new(srv);
-    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0 || srv->n_conns > HTTP_MAX_CONNS) {
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
+        http__conn_close_now(c);
+        return;
+    }
+    if (http__addr_acquire(c) != 0) {
+        http__shed(srv, SHED_PER_ADDR);
+        http__conn_close_now(c);
+        return;
+    }
+    if (srv->n_conns - srv->n_closing_now > srv->max_conns && http__make_room(srv, c) != 0) {
+        http__shed(srv, SHED_FULL);
         http__conn_close_now(c);
         return;
     }
@@ -390,6 +398,7 @@ static void on_grace_close(uv_handle_t *h)
     struct http_server *srv = container_of((uv_timer_t *)h, struct http_server, grace_timer);
     http_stopped_cb *cb = srv->stopped_cb;
     void *arg = srv->stopped_arg;
+    http__addrs_free(srv);
     free(srv);
     if (cb)
         cb(arg);
@@ -461,6 +470,10 @@ int http_server_start(struct http_server **out, uv_loop_t *loop,
     srv->req_buffer_max =
         cfg->request_buffer_max ? cfg->request_buffer_max : HTTP_DEFAULT_REQUEST_BUFFER;
     srv->head_handler = cfg->head_handler;
+    srv->max_conns = cfg->max_conns ? cfg->max_conns : HTTP_DEFAULT_MAX_CONNS;
+    srv->max_per_addr = cfg->max_conns_per_addr ? cfg->max_conns_per_addr
+                                                : HTTP_DEFAULT_MAX_PER_ADDR;
+    srv->addr_seed = uv_hrtime() ^ (uint64_t)(uintptr_t)srv;
     http__settings_init(&srv->settings);
     uv_tcp_init(loop, &srv->listener);
     uv_timer_init(loop, &srv->grace_timer);

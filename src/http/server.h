@@ -23,6 +23,14 @@
  * http_head_continue (read the body, then the handler runs as usual) or http_respond (the
  * answer goes out without the body being read and the connection closes).
  *
+ * Connections: at most max_conns open. At the cap a new client is still served: the
+ * connection that has gone longest without a response (and has no request in flight) is
+ * closed to make room; only when every connection has a request in flight is the new one
+ * closed unanswered. At most max_conns_per_addr from one client address (an IPv6 client's
+ * /64 counts as one address); past it new connections from there are closed unanswered.
+ * Both, and accept errors (the fd limit), are counted (http_server_stats) and logged as a
+ * warning at most every 10 s.
+ *
  * One log line per request is written by http_respond: method, path, status, microseconds
  * and ex->log_user (e.g. a short pubkey) — never headers or bodies. */
 #ifndef CARAVEL_HTTP_SERVER_H
@@ -78,6 +86,19 @@ struct http_server_config {
     uint64_t request_timeout_ms; /* head + body of one request; 0 = default 30000 */
     size_t request_buffer_max; /* request bytes buffered server-wide; 0 = default 64 MiB */
     http_head_fn *head_handler; /* NULL: bodies are read without a head check */
+    size_t max_conns;          /* 0 = default 10000 */
+    size_t max_conns_per_addr; /* 0 = default 256; SIZE_MAX = no limit */
+};
+
+/* What the server shed to stay within its limits, counted since start. */
+struct http_server_stats {
+    size_t connections;        /* open now */
+    uint64_t evicted;          /* closed to make room for a new client at the cap */
+    uint64_t refused_per_addr; /* new connections over the per-address limit */
+    uint64_t refused_full;     /* new connections at the cap with nothing to evict */
+    uint64_t accept_errors;    /* accept failed (the fd limit: EMFILE, ENFILE) */
+    uint64_t body_overloaded;  /* bodies refused 503: the request buffer was full */
+    uint64_t slow_readers;     /* closed: their unread responses passed the response cap */
 };
 
 /* Case-insensitive lookup of a request header; borrowed or NULL. */
@@ -96,6 +117,7 @@ int http_server_port(const struct http_server *srv);
  * the loop. srv is invalid once cb runs. A second call is ignored. Exchanges still held by
  * handlers after a forced close stay valid; http_respond then only frees them. */
 void http_server_stop(struct http_server *srv, uint64_t grace_ms, http_stopped_cb *cb, void *arg);
+void http_server_stats(const struct http_server *srv, struct http_server_stats *out);
 /* Number of requests parsed but not yet answered (for metrics and shutdown). */
 size_t http_server_inflight(const struct http_server *srv);
 

@@ -255,6 +255,24 @@ static int render_gauges(const struct metrics *m, const struct metrics_gauges *g
     return rc;
 }
 
+static int render_http_shed(const struct metrics_gauges *g, struct buf *out)
+{
+    static const char *const reasons[METRICS_HTTP_SHED] = {
+        "evicted", "per_ip", "full", "accept_error", "body_overloaded", "slow_reader"};
+    if (g->http_connections < 0)
+        return 0;
+    int rc = render_gauge(out, "caravel_http_connections", "API connections open.",
+                          g->http_connections);
+    rc = rc ? rc
+            : buf_append_str(out, "# HELP caravel_http_shed_total Connections closed or "
+                                  "refused, and bodies refused, to stay within the limits.\n"
+                                  "# TYPE caravel_http_shed_total counter\n");
+    for (int i = 0; i < METRICS_HTTP_SHED && rc == 0; i++)
+        rc = buf_printf(out, "caravel_http_shed_total{reason=\"%s\"} %" PRIu64 "\n", reasons[i],
+                        g->http_shed[i]);
+    return rc;
+}
+
 /* Counters are grouped by name: one TYPE line each, in first-registered order. */
 static int render_counters(const struct metrics *m, struct buf *out)
 {
@@ -283,5 +301,6 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *gauges,
     int rc = render_requests(m, out);
     rc = rc ? rc : render_latency(m, out);
     rc = rc ? rc : render_gauges(m, gauges, out);
+    rc = rc ? rc : gauges ? render_http_shed(gauges, out) : 0;
     return rc ? rc : render_counters(m, out);
 }

@@ -17,6 +17,9 @@
  *                                               (a cached count refreshed every
  *                                               METRICS_OUTBOX_REFRESH_MS by a db_read)
  *   relay_connections                           gauge, relay_pool_connected(app->pool)
+ *   http_connections                            gauge, http_server_stats(app->http)
+ *   http_shed_total{reason}                     counter, same source: connections and
+ *                                               bodies shed to stay within the limits
  *   process_start_time_seconds                  gauge
  *   <name>{labels}                              counters registered by metrics_inc (billing)
  * A gauge whose service is disabled (NULL in struct app) is omitted. */
@@ -39,9 +42,15 @@ struct metrics;
 #define METRICS_MAX_BODY (256 * 1024)
 
 /* The gauges sampled at scrape time; fields < 0 are omitted from the output. */
+#define METRICS_HTTP_SHED 6
 struct metrics_gauges {
     int64_t in_flight, db_queue_depth, db_wal_frames, sync_backlog, outbox_queued,
         relay_connections;
+    /* API connections open; < 0 omits it and http_shed. */
+    int64_t http_connections;
+    /* caravel_http_shed_total{reason}: evicted, per_ip, full, accept_error, body_overloaded,
+     * slow_reader (the order of struct http_server_stats). */
+    uint64_t http_shed[METRICS_HTTP_SHED];
 };
 
 /* A registry without a listener (unit tests, or before metrics_start). Free with

@@ -78,6 +78,16 @@ static void sample_gauges(const struct app *app, struct metrics_gauges *g, int64
     g->sync_backlog = app->infra ? (int64_t)infra_backlog(app->infra) : -1;
     g->outbox_queued = app->db ? outbox : -1;
     g->relay_connections = app->pool ? (int64_t)relay_pool_connected(app->pool) : -1;
+    g->http_connections = -1;
+    if (app->http) {
+        struct http_server_stats hs;
+        http_server_stats(app->http, &hs);
+        g->http_connections = (int64_t)hs.connections;
+        uint64_t shed[METRICS_HTTP_SHED] = {hs.evicted,         hs.refused_per_addr,
+                                            hs.refused_full,    hs.accept_errors,
+                                            hs.body_overloaded, hs.slow_readers};
+        memcpy(g->http_shed, shed, sizeof(shed));
+    }
 }
 
 static void metrics_handle(struct http_exchange *ex, void *arg)

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { startServer } from './lib/server.mjs'
 import { newUser, rawToken, sha256hex } from './lib/auth.mjs'
 import { rawConnect, sleep } from './lib/raw.mjs'
+import { freePort } from './lib/nginx.mjs'
 
 let srv
 const alice = newUser()
@@ -109,4 +110,52 @@ test('request bytes held by the server are capped: past HTTP_REQUEST_BUFFER a ne
   const r2 = await c.response(5000)
   assert.ok(r2 && r2.status !== 503 && r2.status < 500, 'read and answered')
   c.destroy()
+})
+
+test('at the connection cap fresh clients are still served; per-address limit; warning and metric', async () => {
+  const metricsPort = await freePort()
+  const capped = await startServer({
+    env: { HTTP_MAX_CONNECTIONS: '20', HTTP_MAX_CONNECTIONS_PER_IP: '8', METRICS_PORT: String(metricsPort) }
+  })
+  const slow = []
+  try {
+    const open = async (from, n) => {
+      for (let i = 0; i < n; i++) {
+        const c = await rawConnect(capped.port, '127.0.0.1', from)
+        await c.write('POST /relays HTTP/1.1\r\nHost: x\r\n')
+        slow.push(c)
+      }
+    }
+    await open('127.0.0.2', 8)
+    // A ninth from the same address is closed unanswered.
+    const ninth = await rawConnect(capped.port, '127.0.0.1', '127.0.0.2')
+    await ninth.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+    assert.equal(await ninth.response(3000), null, 'over the per-address limit')
+    ninth.destroy()
+    // 24 slow heads from 3 addresses for a cap of 20.
+    await open('127.0.0.3', 8)
+    await open('127.0.0.4', 8)
+    // A fresh client gets its answer, keep-alive included, several times over.
+    for (let i = 0; i < 5; i++) {
+      const c = await rawConnect(capped.port)
+      await c.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+      const r = await c.response(3000)
+      assert.ok(r, `fresh client ${i} answered at the cap`)
+      assert.equal(r.status, 200)
+      c.destroy()
+    }
+    const evicted = slow.filter((c) => c.closed).length
+    assert.ok(evicted >= 4, `oldest slow connections evicted (${evicted})`)
+    await sleep(100)
+    assert.match(capped.logs(), /WARN.*evicted at the connection cap \(HTTP_MAX_CONNECTIONS\)/)
+    assert.match(capped.logs(), /WARN.*per-address limit \(HTTP_MAX_CONNECTIONS_PER_IP\)/)
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+    const shed = (reason) => Number(new RegExp(`caravel_http_shed_total\\{reason="${reason}"\\} (\\d+)`).exec(metrics)?.[1])
+    assert.ok(shed('evicted') >= 4, metrics)
+    assert.ok(shed('per_ip') >= 1, metrics)
+    assert.match(metrics, /\ncaravel_http_connections \d+\n/)
+  } finally {
+    for (const c of slow) c.destroy()
+    assert.equal(await capped.stop(), 0)
+  }
 })

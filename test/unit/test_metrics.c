@@ -48,7 +48,8 @@ TEST(metrics_exposition_exact_text)
     metrics_inc(m, "caravel_billing_invoices_total", "result=\"paid\"");
     struct metrics_gauges g = {.in_flight = 1, .db_queue_depth = 2, .db_wal_frames = 4,
                                .sync_backlog = -1,
-                               .outbox_queued = 3, .relay_connections = 0};
+                               .outbox_queued = 3, .relay_connections = 0,
+                               .http_connections = -1};
     char *s = without_start_time(render(m, &g));
     const char *want =
         "# HELP caravel_http_requests_total API requests answered, by route pattern and status.\n"
@@ -205,12 +206,21 @@ TEST(metrics_exposition_is_well_formed)
         metrics_observe_request(m, routes[i % 4], 200 + (i % 7) * 50, (uint64_t)i * 997);
     metrics_inc(m, "caravel_billing_runs_total", NULL);
     metrics_inc(m, "caravel_billing_payments_total", "result=\"failed\",reason=\"a \\\"q\\\"\"");
-    struct metrics_gauges g = {0, 0, 0, 0, 0, 0};
+    struct metrics_gauges g = {.http_connections = -1};
     char *s = render(m, &g);
     int samples = 0;
     ASSERT_EQ(check_exposition(s, &samples), 0);
     /* 4 routes x 7 statuses, 4 x (13 buckets + sum + count), 7 gauges, 2 counters */
     ASSERT_EQ(samples, 28 + 4 * 15 + 7 + 2);
+    free(s);
+    /* With the HTTP server's figures: one gauge and six shed counters more. */
+    g.http_connections = 12;
+    g.http_shed[1] = 3;
+    s = render(m, &g);
+    ASSERT_EQ(check_exposition(s, &samples), 0);
+    ASSERT_EQ(samples, 28 + 4 * 15 + 7 + 2 + 7);
+    ASSERT(strstr(s, "caravel_http_connections 12\n"));
+    ASSERT(strstr(s, "caravel_http_shed_total{reason=\"per_ip\"} 3\n"));
     /* The checker itself rejects broken input. */
     ASSERT_GT(check_exposition("x{a=\"1} 1\n", &samples), 0);
     ASSERT_GT(check_exposition("# TYPE x counter\nx 1\n# TYPE x counter\n", &samples), 0);

@@ -2,9 +2,10 @@
 //   const c = await rawConnect(port); c.write('GET / HTTP/1.1\r\n...'); const r = await c.response()
 import net from 'node:net'
 
-export function rawConnect (port, host = '127.0.0.1') {
+// from: the local address to connect from (any of 127.0.0.0/8 works on Linux loopback).
+export function rawConnect (port, host = '127.0.0.1', from) {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ port, host })
+    const sock = net.connect({ port, host, ...(from ? { localAddress: from } : {}) })
     let data = Buffer.alloc(0)
     let closed = false
     const waiters = []
