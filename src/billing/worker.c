@@ -64,7 +64,7 @@ static void next_invoice(struct billing *b);
 static void step_lookup(struct billing *b);
 static void step_make_invoice(struct billing *b);
 
-/* Test-only kill points (documented in billing.h): CARAVEL_TEST_CRASH_AT=name. */
+/* Test-only kill points (documented in billing/worker.h): CARAVEL_TEST_CRASH_AT=name. */
 static void crash_point(const char *name)
 {
     const char *at = getenv("CARAVEL_TEST_CRASH_AT");

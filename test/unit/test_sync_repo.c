@@ -1,4 +1,4 @@
-/* repo_sync.c against a real database file (WAL, migrations applied by db_open). The SQL
+/* sync/repo.c against a real database file (WAL, migrations applied by db_open). The SQL
  * runs in db jobs on the pool; the checks run there too (an ASSERT aborts the forked test). */
 #include "test.h"
 
