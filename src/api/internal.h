@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "core/app.h"
+#include "core/store.h"
 #include "http/server.h"
 #include "core/plans.h"
 
@@ -56,6 +57,8 @@ struct api_call {
     char event_id[65];
     int caller_is_tenant;   /* 1: the caller's tenant row exists, -1: it does not, 0: not looked
                              * up; remembered in tenant_cache after a success */
+    int paged;              /* a list page: the answer carries "next" (null when next is "") */
+    char next[REPO_CURSOR_MAX];
 };
 
 /* For work functions: fire ev(id) once the transaction has committed (never on rollback). */
@@ -71,6 +74,9 @@ void api_ok(struct api_ctx *ctx, int status, cJSON *data);
 /* Runs work on the pool thread (write=1: in one BEGIN IMMEDIATE transaction) and answers.
  * Takes ownership of in (freed with in_free). */
 void api_run(struct api_ctx *ctx, int write, api_work_fn *work, void *in, void (*in_free)(void *));
+/* api_run of a list page: a read in the database's list lane (db_read_list), so lists never
+ * hold up the point reads. */
+void api_run_list(struct api_ctx *ctx, api_work_fn *work, void *in, void (*in_free)(void *));
 /* For work functions: record an API error (the transaction is rolled back) and return the
  * value to return from work. */
 int api_fail(struct api_call *call, int status, const char *code, const char *fmt, ...)
@@ -83,8 +89,9 @@ int api_require_admin(struct api_ctx *ctx); /* 0, or answered 401/403 */
 cJSON *api_body_object(struct api_ctx *ctx);
 /* Query parameter value (percent-decoded) into out; 1 if present. */
 int api_query(const struct api_ctx *ctx, const char *name, char *out, size_t cap);
-/* limit/offset of list routes (PRODUCT.md §3.1); 0 or answered 400. */
-int api_paging(struct api_ctx *ctx, int64_t *limit, int64_t *offset);
+/* limit/offset (PRODUCT.md §3.1) and the ?after= cursor (with_id: its "<key>.<id>" form, else "<key>") of a
+ * list route into page; 0 or answered 400. */
+int api_page(struct api_ctx *ctx, int with_id, struct repo_page *page);
 /* Which tenant a list route shows: caller's own, or ?tenant= for admins (403 for others),
  * or all (admin without ?tenant=, out = ""). 0 or answered. */
 int api_list_scope(struct api_ctx *ctx, char out[65]);

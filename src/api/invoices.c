@@ -9,20 +9,22 @@
 #include "util/util.h"
 
 struct list_in {
-    int64_t limit, offset;
+    struct repo_page page;
     char tenant[65]; /* "" = all (admin) */
 };
 
 static int list_invoices(sqlite3 *conn, struct api_call *call)
 {
     struct list_in *in = call->in;
-    return repo_invoice_list(conn, in->tenant, in->limit, in->offset, &call->data);
+    call->paged = 1;
+    return repo_invoice_list(conn, in->tenant, &in->page, &call->data, call->next);
 }
 
-static struct list_in *list_input(struct api_ctx *ctx)
+/* with_id: the list's cursor form (api_page). */
+static struct list_in *list_input(struct api_ctx *ctx, int with_id)
 {
     struct list_in *in = xcalloc(1, sizeof(*in));
-    if (api_require_auth(ctx) != 0 || api_paging(ctx, &in->limit, &in->offset) != 0 ||
+    if (api_require_auth(ctx) != 0 || api_page(ctx, with_id, &in->page) != 0 ||
         api_list_scope(ctx, in->tenant) != 0) {
         free(in);
         return NULL;
@@ -32,9 +34,9 @@ static struct list_in *list_input(struct api_ctx *ctx)
 
 void api_list_invoices(struct api_ctx *ctx)
 {
-    struct list_in *in = list_input(ctx);
+    struct list_in *in = list_input(ctx, 1);
     if (in)
-        api_run(ctx, 0, list_invoices, in, free);
+        api_run_list(ctx, list_invoices, in, free);
 }
 
 /* Admins see any invoice; others only their own, and no existence oracle (404). */
@@ -55,12 +57,13 @@ void api_get_invoice(struct api_ctx *ctx)
 static int list_activity(sqlite3 *conn, struct api_call *call)
 {
     struct list_in *in = call->in;
-    return repo_activity_list(conn, in->tenant, in->limit, in->offset, &call->data);
+    call->paged = 1;
+    return repo_activity_list(conn, in->tenant, &in->page, &call->data, call->next);
 }
 
 void api_list_activity(struct api_ctx *ctx)
 {
-    struct list_in *in = list_input(ctx);
+    struct list_in *in = list_input(ctx, 0);
     if (in)
-        api_run(ctx, 0, list_activity, in, free);
+        api_run_list(ctx, list_activity, in, free);
 }

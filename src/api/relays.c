@@ -32,26 +32,27 @@ static int load_relay(sqlite3 *conn, struct api_call *call, const char *id)
 /* ---- GET /relays, GET /relays/:id ---- */
 
 struct list_in {
-    int64_t limit, offset;
+    struct repo_page page;
     char tenant[65]; /* "" = all (admin) */
 };
 
 static int list_relays(sqlite3 *conn, struct api_call *call)
 {
     struct list_in *in = call->in;
-    return repo_relay_list(conn, in->tenant, in->limit, in->offset,
-                           call->ctx->app->cfg.relay_domain, &call->data);
+    call->paged = 1;
+    return repo_relay_list(conn, in->tenant, &in->page, call->ctx->app->cfg.relay_domain,
+                           &call->data, call->next);
 }
 
 void api_list_relays(struct api_ctx *ctx)
 {
     struct list_in *in = xcalloc(1, sizeof(*in));
-    if (api_require_auth(ctx) != 0 || api_paging(ctx, &in->limit, &in->offset) != 0 ||
+    if (api_require_auth(ctx) != 0 || api_page(ctx, 1, &in->page) != 0 ||
         api_list_scope(ctx, in->tenant) != 0) {
         free(in);
         return;
     }
-    api_run(ctx, 0, list_relays, in, free);
+    api_run_list(ctx, list_relays, in, free);
 }
 
 static int get_relay(sqlite3 *conn, struct api_call *call)

@@ -56,16 +56,22 @@ int repo_relay_get(sqlite3 *conn, const char *id, const char *owner, const char 
     return repo_json_one(conn, st, relay_row, domain, out);
 }
 
-int repo_relay_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t offset,
-                    const char *domain, cJSON **out)
+/* One statement per shape, each a range of the index that gives its order (relay_tenant,
+ * relay_created): the cost is the page's, not the table's. */
+#define RELAY_PAGE " (created_at, id) < (?1, ?2) ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
+
+int repo_relay_list(sqlite3 *conn, const char *tenant, const struct repo_page *page,
+                    const char *domain, cJSON **out, char next[REPO_CURSOR_MAX])
 {
-    sqlite3_stmt *st = db_query(conn,
-                                "SELECT " RELAY_COLS " FROM relay WHERE (?1 = '' OR tenant = ?1)"
-                                " ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3",
-                                DB_TEXT(tenant), DB_INT(limit), DB_INT(offset));
+    struct db_param p[] = {DB_INT(repo_page_key(page)), DB_TEXT(repo_page_id(page)),
+                           DB_INT(page->limit + 1), DB_INT(page->offset), DB_TEXT(tenant)};
+    sqlite3_stmt *st =
+        tenant[0] ? db_query_params(conn, "SELECT " RELAY_COLS " FROM relay WHERE tenant = ?5"
+                                          " AND" RELAY_PAGE, p, 5)
+                  : db_query_params(conn, "SELECT " RELAY_COLS " FROM relay WHERE" RELAY_PAGE, p, 4);
     if (!st)
         return DB_EGENERIC;
-    return repo_json_rows(conn, st, relay_row, domain, out);
+    return repo_json_page(conn, st, relay_row, domain, page, 18, 0, out, next);
 }
 
 int repo_relay_load(sqlite3 *conn, const char *id, const char *owner, struct relay_fields *out,

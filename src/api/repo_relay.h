@@ -13,6 +13,8 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
+#include "core/store.h"
+
 enum relay_flag {
     RF_PUBLIC_JOIN,
     RF_STRIP_SIGNATURES,
@@ -40,9 +42,10 @@ struct relay_fields {
 /* Relay JSON of id into *out; host = subdomain + "." + domain (domain "" = subdomain). */
 int repo_relay_get(sqlite3 *conn, const char *id, const char *owner, const char *domain,
                    cJSON **out);
-/* Array of Relay JSON of a tenant ("" = all), newest first. */
-int repo_relay_list(sqlite3 *conn, const char *tenant, int64_t limit, int64_t offset,
-                    const char *domain, cJSON **out);
+/* One page of Relay JSON of a tenant ("" = all), newest first (then by id); next: the
+ * cursor of the following page, "" at the end (repo_json_page). */
+int repo_relay_list(sqlite3 *conn, const char *tenant, const struct repo_page *page,
+                    const char *domain, cJSON **out, char next[REPO_CURSOR_MAX]);
 /* The writable fields of relay id into out (strings owned by out: relay_fields_free), and its
  * tenant and status. */
 int repo_relay_load(sqlite3 *conn, const char *id, const char *owner, struct relay_fields *out,

@@ -30,12 +30,16 @@ int repo_tenant_get(sqlite3 *conn, const char *pubkey, cJSON **out)
     return st ? repo_json_one(conn, st, tenant_json, NULL, out) : DB_EGENERIC;
 }
 
-int repo_tenant_list(sqlite3 *conn, int64_t limit, int64_t offset, cJSON **out)
+/* A range of tenant_created, in its order. */
+int repo_tenant_list(sqlite3 *conn, const struct repo_page *page, cJSON **out,
+                     char next[REPO_CURSOR_MAX])
 {
     sqlite3_stmt *st = db_query(conn, "SELECT " TENANT_COLS " FROM tenant"
-                                      " ORDER BY created_at DESC, pubkey LIMIT ? OFFSET ?",
-                                DB_INT(limit), DB_INT(offset));
-    return st ? repo_json_rows(conn, st, tenant_json, NULL, out) : DB_EGENERIC;
+                                      " WHERE (created_at, pubkey) < (?1, ?2)"
+                                      " ORDER BY created_at DESC, pubkey DESC LIMIT ?3 OFFSET ?4",
+                                DB_INT(repo_page_key(page)), DB_TEXT(repo_page_id(page)),
+                                DB_INT(page->limit + 1), DB_INT(page->offset));
+    return st ? repo_json_page(conn, st, tenant_json, NULL, page, 5, 0, out, next) : DB_EGENERIC;
 }
 
 int repo_tenant_create(sqlite3 *conn, const char *pubkey, int64_t now)

@@ -11,12 +11,15 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
+#include "core/store.h"
+
 /* 1 if pubkey (64 hex) is a tenant, 0 if not, or a negative db_error. */
 int repo_tenant_exists(sqlite3 *conn, const char *pubkey);
 /* Tenant JSON of pubkey into *out; DB_ENOTFOUND when absent. */
 int repo_tenant_get(sqlite3 *conn, const char *pubkey, cJSON **out);
-/* Array of Tenant JSON, newest first. */
-int repo_tenant_list(sqlite3 *conn, int64_t limit, int64_t offset, cJSON **out);
+/* One page of Tenant JSON, newest first (then by pubkey); next as in repo_json_page. */
+int repo_tenant_list(sqlite3 *conn, const struct repo_page *page, cJSON **out,
+                     char next[REPO_CURSOR_MAX]);
 /* New active tenant + create_tenant activity. DB_ECONSTRAINT when it already exists. */
 int repo_tenant_create(sqlite3 *conn, const char *pubkey, int64_t now);
 /* Stores (nwc_url borrowed; NULL clears) the tenant's wallet URL, clears nwc_error, and

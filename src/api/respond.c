@@ -42,10 +42,13 @@ void api_error(struct api_ctx *ctx, int status, const char *code, const char *fm
     cJSON_free(body);
 }
 
-static char *envelope(cJSON *data)
+/* page: NULL for one resource; a list's next cursor ("" = the last page) otherwise. */
+static char *envelope(cJSON *data, const char *page)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "data", data ? data : cJSON_CreateNull());
+    if (page)
+        cJSON_AddItemToObject(o, "next", page[0] ? cJSON_CreateString(page) : cJSON_CreateNull());
     cJSON_AddStringToObject(o, "code", "ok");
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -54,7 +57,7 @@ static char *envelope(cJSON *data)
 
 void api_ok(struct api_ctx *ctx, int status, cJSON *data)
 {
-    char *body = envelope(data);
+    char *body = envelope(data, NULL);
     api_send(ctx, status, body, strlen(body));
     cJSON_free(body);
 }
@@ -90,9 +93,10 @@ static int run_work(sqlite3 *conn, void *arg)
     c->created = 0;
     c->has_event = 0;
     c->caller_is_tenant = 0;
+    c->next[0] = '\0';
     int rc = r->work(conn, c);
     if (rc == 0 && !r->call.status)
-        r->call.body = envelope(r->call.data);
+        r->call.body = envelope(r->call.data, c->paged ? c->next : NULL);
     else
         cJSON_Delete(r->call.data);
     r->call.data = NULL;
@@ -137,7 +141,8 @@ void api_after_commit(struct api_call *call, enum app_event ev, const char *id)
     snprintf(call->event_id, sizeof(call->event_id), "%s", id);
 }
 
-void api_run(struct api_ctx *ctx, int write, api_work_fn *work, void *in, void (*in_free)(void *))
+static void run(struct api_ctx *ctx, int lane, api_work_fn *work, void *in,
+                void (*in_free)(void *))
 {
     struct run *r = xcalloc(1, sizeof(*r));
     r->call.ctx = ctx;
@@ -146,10 +151,21 @@ void api_run(struct api_ctx *ctx, int write, api_work_fn *work, void *in, void (
     r->work = work;
     /* The API's writes (tenants, relays, settings) survive kill -9; they need no fsync per
      * COMMIT because none of them moves money (billing's own writes are DB_POWER_SAFE). */
-    int rc = write ? db_write(ctx->app->db, DB_CRASH_SAFE, run_work, run_done, r)
-                   : db_read(ctx->app->db, run_work, run_done, r);
+    int rc = lane == 1   ? db_write(ctx->app->db, DB_CRASH_SAFE, run_work, run_done, r)
+             : lane == 2 ? db_read_list(ctx->app->db, run_work, run_done, r)
+                         : db_read(ctx->app->db, run_work, run_done, r);
     if (rc != 0)
         run_done(rc, r);
+}
+
+void api_run(struct api_ctx *ctx, int write, api_work_fn *work, void *in, void (*in_free)(void *))
+{
+    run(ctx, write ? 1 : 0, work, in, in_free);
+}
+
+void api_run_list(struct api_ctx *ctx, api_work_fn *work, void *in, void (*in_free)(void *))
+{
+    run(ctx, 2, work, in, in_free);
 }
 
 /* ---- request helpers ---- */
@@ -252,7 +268,7 @@ static int parse_num(const char *s, int64_t min, int64_t max, int64_t *out)
     return 0;
 }
 
-int api_paging(struct api_ctx *ctx, int64_t *limit, int64_t *offset)
+static int api_paging(struct api_ctx *ctx, int64_t *limit, int64_t *offset)
 {
     char v[32];
     *limit = 100;
@@ -263,6 +279,20 @@ int api_paging(struct api_ctx *ctx, int64_t *limit, int64_t *offset)
     }
     if (api_query(ctx, "offset", v, sizeof(v)) && parse_num(v, 0, INT32_MAX, offset) != 0) {
         api_error(ctx, 400, "invalid-body", "offset must be a non-negative integer");
+        return -1;
+    }
+    return 0;
+}
+
+int api_page(struct api_ctx *ctx, int with_id, struct repo_page *page)
+{
+    char v[REPO_CURSOR_MAX + 8];
+    *page = (struct repo_page){0};
+    if (api_paging(ctx, &page->limit, &page->offset) != 0)
+        return -1;
+    if (api_query(ctx, "after", v, sizeof(v)) &&
+        (strlen(v) >= REPO_CURSOR_MAX || repo_cursor_parse(v, with_id, page) != 0)) {
+        api_error(ctx, 400, "invalid-body", "after must be a cursor a list answered as next");
         return -1;
     }
     return 0;

@@ -17,24 +17,20 @@ static int load_tenant(sqlite3 *conn, struct api_call *call, const char *pubkey)
     return rc == DB_ENOTFOUND ? api_fail(call, 404, "not-found", "no such tenant") : rc;
 }
 
-struct list_in {
-    int64_t limit, offset;
-};
-
 static int list_tenants(sqlite3 *conn, struct api_call *call)
 {
-    struct list_in *in = call->in;
-    return repo_tenant_list(conn, in->limit, in->offset, &call->data);
+    call->paged = 1;
+    return repo_tenant_list(conn, call->in, &call->data, call->next);
 }
 
 void api_list_tenants(struct api_ctx *ctx)
 {
-    struct list_in in;
-    if (api_require_admin(ctx) != 0 || api_paging(ctx, &in.limit, &in.offset) != 0)
+    struct repo_page page;
+    if (api_require_admin(ctx) != 0 || api_page(ctx, 1, &page) != 0)
         return;
-    struct list_in *copy = xmalloc(sizeof(*copy));
-    *copy = in;
-    api_run(ctx, 0, list_tenants, copy, free);
+    struct repo_page *copy = xmalloc(sizeof(*copy));
+    *copy = page;
+    api_run_list(ctx, list_tenants, copy, free);
 }
 
 static int create_tenant(sqlite3 *conn, struct api_call *call)

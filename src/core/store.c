@@ -1,5 +1,9 @@
 #include "core/store.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "db/db.h"
 #include "nostr/hex.h"
 #include "nostr/keys.h"
@@ -91,6 +95,69 @@ int repo_json_rows(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void
     *out = cJSON_CreateArray();
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         cJSON_AddItemToArray(*out, row(st, arg));
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}
+
+int repo_cursor_parse(const char *s, int with_id, struct repo_page *page)
+{
+    static const char id_chars[] = "0123456789abcdefghijklmnopqrstuvwxyz"
+                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ_-";
+    size_t digits = strspn(s, "0123456789");
+    /* 18 digits cannot overflow int64 (created_at and ids are far below). */
+    if (digits == 0 || digits > 18)
+        return -1;
+    const char *id = s + digits;
+    size_t id_len = with_id && *id == '.' ? strspn(id + 1, id_chars) : 0;
+    if (with_id ? (*id != '.' || id_len == 0 || id_len > 64 || id[1 + id_len] != '\0') : *id)
+        return -1;
+    page->has_after = 1;
+    page->after_key = strtoll(s, NULL, 10);
+    snprintf(page->after_id, sizeof(page->after_id), "%.*s", (int)id_len, with_id ? id + 1 : "");
+    return 0;
+}
+
+/* Without a cursor the statements start before every row: (INT64_MAX, "") is greater than
+ * any (created_at, id) and INT64_MAX than any activity id. */
+int64_t repo_page_key(const struct repo_page *page)
+{
+    return page->has_after ? page->after_key : INT64_MAX;
+}
+
+const char *repo_page_id(const struct repo_page *page)
+{
+    return page->has_after ? page->after_id : "";
+}
+
+static void cursor_of(sqlite3_stmt *st, int key_col, int id_col, char next[REPO_CURSOR_MAX])
+{
+    long long key = (long long)sqlite3_column_int64(st, key_col);
+    const char *id = id_col >= 0 ? (const char *)sqlite3_column_text(st, id_col) : NULL;
+    if (id)
+        snprintf(next, REPO_CURSOR_MAX, "%lld.%s", key, id);
+    else
+        snprintf(next, REPO_CURSOR_MAX, "%lld", key);
+}
+
+int repo_json_page(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
+                   const struct repo_page *page, int key_col, int id_col, cJSON **out,
+                   char next[REPO_CURSOR_MAX])
+{
+    int rc;
+    int64_t n = 0;
+    char last[REPO_CURSOR_MAX] = "";
+    *out = cJSON_CreateArray();
+    next[0] = '\0';
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n++ == page->limit) { /* the extra row: there is a next page */
+            memcpy(next, last, REPO_CURSOR_MAX);
+            rc = SQLITE_DONE;
+            break;
+        }
+        cJSON_AddItemToArray(*out, row(st, arg));
+        if (n == page->limit)
+            cursor_of(st, key_col, id_col, last);
+    }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
 }

@@ -31,6 +31,31 @@ int repo_json_rows(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void
  * DB_ENOTFOUND when there is no row, or a db_error. */
 int repo_json_one(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
                   cJSON **out);
+/* One page of a list (PRODUCT.md §3.1): up to limit rows in the list's order (newest first),
+ * after the row the cursor names (has_after), then offset more skipped. The cursor is the
+ * text a list answered as "next": "<key>" (activity: its id) or "<key>.<id>" (created_at and
+ * the row's id or pubkey), so a page starts where the last one ended whatever was inserted
+ * since, and costs the same at any depth. */
+#define REPO_CURSOR_MAX 96 /* 19 digits, '.', 64 characters, NUL: with room */
+struct repo_page {
+    int64_t limit, offset;
+    int has_after;
+    int64_t after_key;
+    char after_id[65]; /* "" for a key-only cursor */
+};
+/* Parses a cursor into page: with_id says which form the list uses. 0, or -1 when s is not
+ * a cursor of that form (digits only, at most 18; id 1-64 of [0-9A-Za-z_-]). */
+int repo_cursor_parse(const char *s, int with_id, struct repo_page *page);
+/* The cursor bound by the list statements: the page's, or one before every row. */
+int64_t repo_page_key(const struct repo_page *page);
+const char *repo_page_id(const struct repo_page *page);
+/* Steps st, bound with LIMIT page->limit + 1, appending row(st, arg) for up to page->limit
+ * rows to *out (a new array), then resets it. When one more row follows, next receives the
+ * cursor of the last row kept (integer column key_col, text column id_col or -1), else "".
+ * Returns 0 or a db_error (*out stays the caller's to free). */
+int repo_json_page(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
+                   const struct repo_page *page, int key_col, int id_col, cJSON **out,
+                   char next[REPO_CURSOR_MAX]);
 /* The database answers a trivial query: 0 or a db_error (GET /healthz). */
 int repo_ping(sqlite3 *conn);
 /* Random id: 32 lowercase hex characters + NUL into out (>= 33 bytes). */

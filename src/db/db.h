@@ -14,11 +14,12 @@
  * up to 64 per COMMIT): each job runs in its own SAVEPOINT, so a failing job is rolled back
  * alone and the others commit; every done runs only after the COMMIT, in submission order.
  * Reads waiting for a connection are likewise run back to back on one pool thread (up to 16
- * per hand-off, shared among the readers), each done in submission order.
+ * per hand-off, shared among the readers), each done in submission order; list reads
+ * (db_read_list) wait in a lane of their own, one per hand-off.
  * A write whose transaction fails with DB_EBUSY (the file locked
  * by another process past busy_timeout) is rolled back and run again, up to 5 times: a write
  * work function may therefore run more than once and must (re)set what it stores in arg.
- * db_open, db_read/db_write and db_close are loop thread only. */
+ * db_open, db_read/db_read_list/db_write and db_close are loop thread only. */
 #ifndef CARAVEL_DB_H
 #define CARAVEL_DB_H
 
@@ -61,6 +62,10 @@ int db_open(struct db **out, uv_loop_t *loop, const char *path);
 /* Queue a read-only job / a write transaction. Returns 0 (done will run exactly once), or
  * DB_EQUEUEFULL / DB_ECLOSED (done will not run). */
 int db_read(struct db *db, db_work_fn *work, db_done_cb *done, void *arg);
+/* A read that may take long (a list page): its own queue, served after the waiting db_read
+ * jobs and by at most half of the readers at once, so it never holds up point reads. Same
+ * contract as db_read. */
+int db_read_list(struct db *db, db_work_fn *work, db_done_cb *done, void *arg);
 int db_write(struct db *db, enum db_durability durability, db_work_fn *work, db_done_cb *done,
              void *arg);
 /* Jobs queued or running. */

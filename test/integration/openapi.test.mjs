@@ -104,7 +104,31 @@ test('the checker catches shape errors', () => {
   assert.ok(validate(doc.components.schemas.Tenant, { ...tenant, created_at: null }).some((e) => e.includes('not nullable')))
   assert.ok(validate(doc.components.schemas.Tenant, { ...tenant, status: null }).some((e) => e.includes('not nullable')))
   assert.ok(validate(doc.components.schemas.Tenant, { ...tenant, billing_anchor: 'x' }).some((e) => e.includes('want integer')))
+  // Every list answer carries next: a cursor string, or null on the last page.
+  for (const p of ['/relays', '/tenants', '/invoices', '/activity']) {
+    const list = doc.paths[p].get.responses['200'].content['application/json; charset=utf-8'].schema
+    assert.deepEqual(validate(list, { data: [], next: null, code: 'ok' }), [])
+    assert.deepEqual(validate(list, { data: [], next: '17.abc', code: 'ok' }), [])
+    assert.ok(validate(list, { data: [], code: 'ok' }).some((e) => e.includes('missing next')), p)
+    assert.ok(validate(list, { data: [], next: 5, code: 'ok' }).some((e) => e.includes('want string')), p)
+    assert.ok(doc.paths[p].get.parameters.some((x) => x.name === 'after'), `${p} documents ?after=`)
+  }
 })
+
+// Two pages of one item: the first answers a string next, the second (after it) null, and a
+// made-up cursor is 400. Each answer is checked against the document by api().
+async function twoPages (user, template, query = '') {
+  const sep = query ? '&' : '?'
+  const one = await api(user, 'GET', template, {}, undefined, `${query}${sep}limit=1`)
+  assert.equal(one.body.data.length, 1)
+  assert.equal(typeof one.body.next, 'string')
+  const two = await api(user, 'GET', template, {}, undefined, `${query}${sep}limit=1&after=${encodeURIComponent(one.body.next)}`)
+  assert.equal(two.body.data.length, 1)
+  assert.notDeepEqual(two.body.data[0], one.body.data[0])
+  const bad = await api(user, 'GET', template, {}, undefined, `${query}${sep}after=not-a-cursor`)
+  assert.equal(bad.status, 400)
+  return two.body
+}
 
 // Keywords of OpenAPI 3.0 Schema Objects this document may use: the validation ones are all
 // checked above (description, format, example, default are annotations).
@@ -154,6 +178,7 @@ test('identity and tenants', async () => {
   assert.equal((await api(admin, 'GET', '/tenants')).body.data.length, 2)
   assert.equal((await api(alice, 'GET', '/tenants')).status, 403)
   assert.equal((await api(admin, 'GET', '/tenants', {}, undefined, '?limit=0')).status, 400)
+  assert.equal((await twoPages(admin, '/tenants')).next, null)
   await api(alice, 'GET', '/tenants/{pubkey}', { pubkey: alice.pk })
   assert.equal((await api(bob, 'GET', '/tenants/{pubkey}', { pubkey: alice.pk })).status, 403)
   assert.equal((await api(admin, 'GET', '/tenants/{pubkey}', { pubkey: nobody.pk })).status, 404)
@@ -187,6 +212,8 @@ test('relays', async () => {
   assert.equal((await api(admin, 'POST', '/relays', {}, { subdomain: 'bobs', plan: 'basic', tenant: bob.pk, blossom_enabled: true })).status, 201)
   assert.equal((await api(alice, 'GET', '/relays')).body.data.length, 1)
   assert.equal((await api(admin, 'GET', '/relays')).body.data.length, 2)
+  assert.equal((await api(admin, 'GET', '/relays')).body.next, null)
+  assert.equal((await twoPages(admin, '/relays')).next, null)
   assert.equal((await api(admin, 'GET', '/relays', {}, undefined, `?tenant=${bob.pk}`)).body.data[0].subdomain, 'bobs')
   assert.equal((await api(alice, 'GET', '/relays', {}, undefined, `?tenant=${bob.pk}`)).status, 403)
   await api(null, 'GET', '/relays')
@@ -222,6 +249,7 @@ COMMIT;`
   const mine = await api(alice, 'GET', '/invoices')
   assert.deepEqual(mine.body.data.map((i) => [i.id, i.bolt11, i.amount]), [['inv1', 'lnbc14030n1ptest', 1403]])
   assert.equal((await api(admin, 'GET', '/invoices')).body.data.length, 2)
+  assert.equal((await twoPages(admin, '/invoices')).next, null)
   assert.equal((await api(bob, 'GET', '/invoices', {}, undefined, `?tenant=${alice.pk}`)).status, 403)
   const one = await api(alice, 'GET', '/invoices/{id}', { id: 'inv1' })
   assert.deepEqual(one.body.data.items, [{ relay: relayId, plan: 'basic', hours: 101, amount: 1403 }])
@@ -232,6 +260,8 @@ COMMIT;`
   const act = await api(alice, 'GET', '/activity')
   assert.ok(act.body.data.some((a) => a.activity_type === 'create_relay' && a.resource_id === relayId))
   assert.ok(act.body.data.every((a) => a.tenant === alice.pk))
+  assert.equal(act.body.next, null)
+  assert.equal(typeof (await twoPages(alice, '/activity')).next, 'string') // alice has more
   await api(admin, 'GET', '/activity', {}, undefined, `?tenant=${bob.pk}`)
   assert.equal((await api(bob, 'GET', '/activity', {}, undefined, `?tenant=${alice.pk}`)).status, 403)
   await api(null, 'GET', '/activity')
