@@ -141,7 +141,9 @@ void api_after_commit(struct api_call *call, enum app_event ev, const char *id)
     snprintf(call->event_id, sizeof(call->event_id), "%s", id);
 }
 
-static void run(struct api_ctx *ctx, int lane, api_work_fn *work, void *in,
+enum run_lane { RUN_READ, RUN_WRITE, RUN_LIST };
+
+static void run(struct api_ctx *ctx, enum run_lane lane, api_work_fn *work, void *in,
                 void (*in_free)(void *))
 {
     struct run *r = xcalloc(1, sizeof(*r));
@@ -151,21 +153,25 @@ static void run(struct api_ctx *ctx, int lane, api_work_fn *work, void *in,
     r->work = work;
     /* The API's writes (tenants, relays, settings) survive kill -9; they need no fsync per
      * COMMIT because none of them moves money (billing's own writes are DB_POWER_SAFE). */
-    int rc = lane == 1   ? db_write(ctx->app->db, DB_CRASH_SAFE, run_work, run_done, r)
-             : lane == 2 ? db_read_list(ctx->app->db, run_work, run_done, r)
-                         : db_read(ctx->app->db, run_work, run_done, r);
+    int rc;
+    if (lane == RUN_WRITE)
+        rc = db_write(ctx->app->db, DB_CRASH_SAFE, run_work, run_done, r);
+    else if (lane == RUN_LIST)
+        rc = db_read_list(ctx->app->db, run_work, run_done, r);
+    else
+        rc = db_read(ctx->app->db, run_work, run_done, r);
     if (rc != 0)
         run_done(rc, r);
 }
 
 void api_run(struct api_ctx *ctx, int write, api_work_fn *work, void *in, void (*in_free)(void *))
 {
-    run(ctx, write ? 1 : 0, work, in, in_free);
+    run(ctx, write ? RUN_WRITE : RUN_READ, work, in, in_free);
 }
 
 void api_run_list(struct api_ctx *ctx, api_work_fn *work, void *in, void (*in_free)(void *))
 {
-    run(ctx, 2, work, in, in_free);
+    run(ctx, RUN_LIST, work, in, in_free);
 }
 
 /* ---- request helpers ---- */

@@ -107,13 +107,21 @@ int repo_cursor_parse(const char *s, int with_id, struct repo_page *page)
     /* 18 digits cannot overflow int64 (created_at and ids are far below). */
     if (digits == 0 || digits > 18)
         return -1;
-    const char *id = s + digits;
-    size_t id_len = with_id && *id == '.' ? strspn(id + 1, id_chars) : 0;
-    if (with_id ? (*id != '.' || id_len == 0 || id_len > 64 || id[1 + id_len] != '\0') : *id)
+    const char *rest = s + digits; /* "" or ".<id>" */
+    size_t id_len = 0;
+    if (with_id) {
+        if (*rest != '.')
+            return -1;
+        rest++;
+        id_len = strspn(rest, id_chars);
+        if (id_len == 0 || id_len > 64 || rest[id_len] != '\0')
+            return -1;
+    } else if (*rest) {
         return -1;
+    }
     page->has_after = 1;
     page->after_key = strtoll(s, NULL, 10);
-    snprintf(page->after_id, sizeof(page->after_id), "%.*s", (int)id_len, with_id ? id + 1 : "");
+    snprintf(page->after_id, sizeof(page->after_id), "%.*s", (int)id_len, rest);
     return 0;
 }
 

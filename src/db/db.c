@@ -729,10 +729,12 @@ static int submit(struct db *db, db_work_fn *work, db_done_cb *done, void *arg, 
                            .is_write = lane == LANE_WRITE, .is_list = lane == LANE_LIST,
                            .durability = durability};
     db->depth++;
-    fifo_push(lane == LANE_WRITE ? &db->wait_write
-              : lane == LANE_LIST ? &db->wait_list
-                                  : &db->wait_read,
-              job);
+    struct job_fifo *queue = &db->wait_read;
+    if (lane == LANE_WRITE)
+        queue = &db->wait_write;
+    else if (lane == LANE_LIST)
+        queue = &db->wait_list;
+    fifo_push(queue, job);
     dispatch(db);
     return 0;
 }
