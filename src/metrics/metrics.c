@@ -215,42 +215,50 @@ static int render_latency(const struct metrics *m, struct buf *out)
     return rc;
 }
 
-static int render_gauge(struct buf *out, const char *name, const char *help, int64_t v)
+static int render_value(struct buf *out, const char *type, const char *name, const char *help,
+                        int64_t v)
 {
     if (v < 0)
         return 0;
-    return buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRId64 "\n", name, help, name,
+    return buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRId64 "\n", name, help, name, type,
                       name, v);
 }
 
-/* The app's gauges, sampled at scrape time: adding one is one row here and one field in
- * struct metrics_gauges. A negative value means "not available" and is left out. */
-#define GAUGE(field, name, help) {offsetof(struct metrics_gauges, field), name, help}
+/* The app's gauges (and counters kept by a service), sampled at scrape time: adding one is one
+ * row here and one field in struct metrics_gauges. A negative value means "not available" and
+ * is left out. */
+#define GAUGE(field, name, help) {offsetof(struct metrics_gauges, field), "gauge", name, help}
+#define COUNTER(field, name, help) {offsetof(struct metrics_gauges, field), "counter", name, help}
 static const struct gauge_row {
     size_t offset; /* of an int64_t in struct metrics_gauges */
-    const char *name, *help;
+    const char *type, *name, *help;
 } gauge_rows[] = {
     GAUGE(in_flight, "caravel_http_requests_in_flight", "API requests parsed and not answered yet."),
     GAUGE(db_queue_depth, "caravel_db_queue_depth", "Database jobs queued or running."),
     GAUGE(db_wal_frames, "caravel_db_wal_frames",
           "Pages in the database's write-ahead log after the last write."),
     GAUGE(sync_backlog, "caravel_sync_backlog", "Relays waiting to be synced to zooid."),
+    GAUGE(sync_breaker_state, "caravel_sync_breaker_state",
+          "Sync circuit breaker: 0 closed, 1 open (zooid failing), 2 half-open."),
+    COUNTER(sync_breaker_opens, "caravel_sync_breaker_opens_total",
+            "Times the sync circuit breaker opened."),
     GAUGE(outbox_queued, "caravel_outbox_queued_messages",
           "DMs queued in the outbox (refreshed periodically)."),
     GAUGE(relay_connections, "caravel_relay_connections", "Nostr relay connections open."),
 };
 #undef GAUGE
+#undef COUNTER
 
 static int render_gauges(const struct metrics *m, const struct metrics_gauges *g,
                          struct buf *out)
 {
-    int rc = render_gauge(out, "caravel_process_start_time_seconds",
+    int rc = render_value(out, "gauge", "caravel_process_start_time_seconds",
                           "Start time of the process (unix seconds).", m->start_time);
     for (size_t i = 0; g && rc == 0 && i < sizeof(gauge_rows) / sizeof(gauge_rows[0]); i++) {
         const struct gauge_row *row = &gauge_rows[i];
         int64_t v;
         memcpy(&v, (const char *)g + row->offset, sizeof(v));
-        rc = render_gauge(out, row->name, row->help, v);
+        rc = render_value(out, row->type, row->name, row->help, v);
     }
     return rc;
 }
@@ -261,7 +269,7 @@ static int render_http_shed(const struct metrics_gauges *g, struct buf *out)
         "evicted", "per_ip", "full", "accept_error", "body_overloaded", "slow_reader"};
     if (g->http_connections < 0)
         return 0;
-    int rc = render_gauge(out, "caravel_http_connections", "API connections open.",
+    int rc = render_value(out, "gauge", "caravel_http_connections", "API connections open.",
                           g->http_connections);
     rc = rc ? rc
             : buf_append_str(out, "# HELP caravel_http_shed_total Connections closed or "

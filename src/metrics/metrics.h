@@ -13,6 +13,9 @@
  *   db_queue_depth                              gauge, db_queue_depth(app->db)
  *   db_wal_frames                               gauge, db_get_stats(app->db).wal_pages
  *   sync_backlog                                gauge, infra_backlog(app->infra)
+ *   sync_breaker_state                          gauge, 0 closed, 1 open (zooid failing:
+ *                                               no sync requests), 2 half-open (one probe)
+ *   sync_breaker_opens_total                    counter, times the breaker opened
  *   outbox_queued_messages                      gauge, message rows in state 'queued'
  *                                               (a cached count refreshed every
  *                                               METRICS_OUTBOX_REFRESH_MS by a db_read)
@@ -51,6 +54,7 @@ struct metrics_gauges {
     /* caravel_http_shed_total{reason}: evicted, per_ip, full, accept_error, body_overloaded,
      * slow_reader (the order of struct http_server_stats). */
     uint64_t http_shed[METRICS_HTTP_SHED];
+    int64_t sync_breaker_state, sync_breaker_opens; /* infra_stats(app->infra) */
 };
 
 /* A registry without a listener (unit tests, or before metrics_start). Free with

@@ -75,7 +75,11 @@ static void sample_gauges(const struct app *app, struct metrics_gauges *g, int64
         db_get_stats(app->db, &st);
     g->db_queue_depth = app->db ? (int64_t)db_queue_depth(app->db) : -1;
     g->db_wal_frames = app->db ? (int64_t)st.wal_pages : -1;
-    g->sync_backlog = app->infra ? (int64_t)infra_backlog(app->infra) : -1;
+    struct infra_stats is;
+    infra_stats(app->infra, &is);
+    g->sync_backlog = app->infra ? (int64_t)is.backlog : -1;
+    g->sync_breaker_state = app->infra ? is.breaker_state : -1;
+    g->sync_breaker_opens = app->infra ? (int64_t)is.breaker_opens : -1;
     g->outbox_queued = app->db ? outbox : -1;
     g->relay_connections = app->pool ? (int64_t)relay_pool_connected(app->pool) : -1;
     g->http_connections = -1;

@@ -10,7 +10,13 @@
  * One sync: load the row; synced or given up (attempts >= 6) -> done. Otherwise POST (never
  * created in zooid) or PATCH; POST 409 -> PUT the full config; PATCH 404 -> POST. Success ->
  * repo_sync_complete (which reports a version change during the request: then sync again);
- * failure -> repo_sync_fail and a retry after the backoff while attempts < 6. */
+ * failure -> repo_sync_fail and a retry after the backoff while attempts < 6.
+ *
+ * Every zooid answer passes the circuit breaker (on_answer) before on_response decides what
+ * it means for the relay; pump() starts nothing while the breaker is open, one probe when
+ * half-open. Relays come from kicks, retries and the due query (load_due), which runs at
+ * start-up, on the reconcile tick, and from pump() when the ready queue runs short after a
+ * full batch. */
 #include "sync/worker.h"
 
 #include <stdarg.h>
@@ -24,6 +30,7 @@
 
 #include "core/app.h"
 #include "db/db.h"
+#include "sync/breaker.h"
 #include "sync/repo.h"
 #include "net/fetch.h"
 #include "util/buf.h"
@@ -39,9 +46,13 @@
 #define INFRA_RETRY_CAP_MS 900000    /* ... capped at 15 min */
 #define INFRA_TIMEOUT_MS 15000
 #define INFRA_RECONCILE_MS 60000
-#define INFRA_DUE_LIMIT 10000        /* relays picked up by one reconcile pass */
+#define INFRA_BATCH 1000             /* due relays loaded by one query */
+#define INFRA_LOW_WATER (2 * INFRA_MAX_IN_FLIGHT) /* ready queue this short: load the next batch */
 #define INFRA_MAX_STEPS 4            /* PATCH -> POST -> PUT is the longest chain */
-#define INFRA_BUCKETS 1024
+#define INFRA_MIN_BUCKETS 1024       /* the table doubles past one entry per bucket */
+#define INFRA_BREAKER_THRESHOLD INFRA_MAX_IN_FLIGHT
+#define INFRA_BREAKER_BASE_MS 2000   /* open window: 2 s, doubling per failed probe ... */
+#define INFRA_BREAKER_CAP_MS 60000   /* ... up to 1 min */
 #define INFRA_ERROR_MAX 300
 
 struct entry {
@@ -50,6 +61,8 @@ struct entry {
     struct entry *qnext; /* ready queue */
     char *id;
     int in_flight, again, queued;
+    int probe;              /* this sync is the breaker's probe */
+    uint64_t breaker_mark;  /* the breaker's per-relay word (counted once per streak) */
     uint64_t retry_at;      /* clock_mono_ms() of the next try asked for by the sync that
                              * is ending (0 = none); finish() moves it into the heap */
     struct heap_node wait;  /* in infra.waits while waiting for a retry */
@@ -63,12 +76,16 @@ struct infra {
     struct app *app;
     struct fetch *fetch;
     struct nostr_keypair key;
-    uv_timer_t reconcile, wake;
+    uv_timer_t reconcile, wake, reopen;
     struct heap waits; /* entries waiting for a retry, by retry time; `wake` fires at the min */
-    struct entry *buckets[INFRA_BUCKETS];
+    struct entry **buckets;
+    size_t n_buckets;
     struct entry *ready_head, *ready_tail;
-    size_t n_entries, active;
+    size_t n_entries, n_ready, active;
+    struct breaker breaker;
     int reconciling, stopping, pumping;
+    int more_due; /* the last batch was full and brought new relays: more may be due */
+    size_t batch;
     size_t pending_closes;
     int64_t retry_base_ms, retry_cap_ms, reconcile_ms;
     long timeout_ms;
@@ -92,20 +109,47 @@ struct job {
 static void pump(struct infra *in);
 static void send_step(struct entry *e, const char *method);
 static void maybe_stopped(struct infra *in);
+static void on_breaker_reopen(uv_timer_t *t);
 
 /* ---- entries -------------------------------------------------------------------------- */
 
-static size_t bucket_of(const char *id)
+static size_t hash_id(const char *id)
 {
     size_t h = 5381;
     for (const unsigned char *p = (const unsigned char *)id; *p; p++)
         h = h * 33 + *p;
-    return h % INFRA_BUCKETS;
+    return h;
+}
+
+static size_t bucket_of(const struct infra *in, const char *id)
+{
+    return hash_id(id) & (in->n_buckets - 1); /* n_buckets is a power of two */
+}
+
+/* Rehashes into n buckets (a power of two): O(entries), done when the table doubles or
+ * shrinks to a quarter, so a lookup stays O(1) from 10 relays to 100,000 and more. */
+static void rehash(struct infra *in, size_t n)
+{
+    struct entry **old = in->buckets;
+    size_t old_n = in->n_buckets;
+    in->buckets = xcalloc(n, sizeof(*in->buckets));
+    in->n_buckets = n;
+    for (size_t b = 0; b < old_n; b++) {
+        struct entry *e = old[b];
+        while (e) {
+            struct entry *next = e->hnext;
+            struct entry **slot = &in->buckets[bucket_of(in, e->id)];
+            e->hnext = *slot;
+            *slot = e;
+            e = next;
+        }
+    }
+    free(old);
 }
 
 static struct entry *entry_get(struct infra *in, const char *id, int create)
 {
-    struct entry **slot = &in->buckets[bucket_of(id)];
+    struct entry **slot = &in->buckets[bucket_of(in, id)];
     for (struct entry *e = *slot; e; e = e->hnext)
         if (!strcmp(e->id, id))
             return e;
@@ -116,13 +160,14 @@ static struct entry *entry_get(struct infra *in, const char *id, int create)
     e->id = xstrdup(id);
     e->hnext = *slot;
     *slot = e;
-    in->n_entries++;
+    if (++in->n_entries > in->n_buckets)
+        rehash(in, in->n_buckets * 2);
     return e;
 }
 
 static void entry_remove(struct infra *in, struct entry *e)
 {
-    for (struct entry **pp = &in->buckets[bucket_of(e->id)]; *pp; pp = &(*pp)->hnext) {
+    for (struct entry **pp = &in->buckets[bucket_of(in, e->id)]; *pp; pp = &(*pp)->hnext) {
         if (*pp == e) {
             *pp = e->hnext;
             break;
@@ -133,6 +178,8 @@ static void entry_remove(struct infra *in, struct entry *e)
     sync_relay_free(&e->relay);
     free(e->id);
     free(e);
+    if (!in->stopping && in->n_buckets > INFRA_MIN_BUCKETS && in->n_entries < in->n_buckets / 8)
+        rehash(in, in->n_buckets / 2);
 }
 
 static void enqueue(struct infra *in, struct entry *e)
@@ -146,6 +193,7 @@ static void enqueue(struct infra *in, struct entry *e)
     else
         in->ready_head = e;
     in->ready_tail = e;
+    in->n_ready++;
 }
 
 static struct entry *dequeue(struct infra *in)
@@ -157,6 +205,7 @@ static struct entry *dequeue(struct infra *in)
     if (!in->ready_head)
         in->ready_tail = NULL;
     e->queued = 0;
+    in->n_ready--;
     return e;
 }
 
@@ -211,6 +260,10 @@ static void finish(struct entry *e)
     e->in_flight = 0;
     in->active--;
     sync_relay_free(&e->relay);
+    if (e->probe) {
+        e->probe = 0;
+        breaker_probe_abandoned(&in->breaker); /* ended before zooid answered it */
+    }
     if (in->stopping) {
         maybe_stopped(in);
         return;
@@ -365,6 +418,28 @@ static void on_response(int err, long status, const char *body, size_t len, void
     }
 }
 
+/* Every zooid answer goes past the breaker first (what each answer means for the relay is
+ * decided by on_response alone). */
+static void on_answer(int err, long status, const char *body, size_t len, void *arg)
+{
+    struct entry *e = arg;
+    struct infra *in = e->in;
+    if (err != UV_ECANCELED) {
+        uint64_t now = clock_mono_ms();
+        int probe = e->probe;
+        e->probe = 0; /* answered: no longer a pending probe */
+        if (breaker_observe(&in->breaker, now, breaker_is_outage(err, status), probe,
+                            &e->breaker_mark)) {
+            LOG_WARN("sync: zooid is failing every request: pausing syncs for %lld ms, then "
+                     "one probe", (long long)breaker_wait_ms(&in->breaker, now));
+            uv_timer_start(&in->reopen, on_breaker_reopen, breaker_wait_ms(&in->breaker, now), 0);
+        } else if (probe && in->breaker.state == BREAKER_CLOSED) {
+            LOG_INFO("sync: zooid answers again: syncs resume");
+        }
+    }
+    on_response(err, status, body, len, arg);
+}
+
 static char *relay_url(struct infra *in, const char *id)
 {
     struct buf b;
@@ -391,7 +466,7 @@ static void send_step(struct entry *e, const char *method)
     const char *headers[] = {"Content-Type: application/json", auth, NULL};
     struct fetch_opts o = {.method = method, .url = url, .headers = headers, .body = body,
                            .body_len = n, .timeout_ms = in->timeout_ms};
-    int rc = auth ? fetch_start(in->fetch, &o, on_response, e, NULL) : FETCH_EFAILED;
+    int rc = auth ? fetch_start(in->fetch, &o, on_answer, e, NULL) : FETCH_EFAILED;
     secure_zero(body, n); /* FULL bodies hold the relay secret */
     free(body);
     free(url);
@@ -437,70 +512,113 @@ static void start_sync(struct infra *in, struct entry *e)
     }
 }
 
+static void load_due(struct infra *in);
+
+/* Starts syncs while a slot is free and the breaker lets them go; then, when the ready queue
+ * runs short and the last batch suggests more relays are due in the database, loads the
+ * next batch at once instead of waiting for the reconcile tick. */
 static void pump(struct infra *in)
 {
-    struct entry *e;
     if (in->pumping)
         return; /* a sync that finished at once (db refused) re-enters: the loop below goes on */
     in->pumping = 1;
-    while (!in->stopping && in->active < INFRA_MAX_IN_FLIGHT && (e = dequeue(in)))
+    while (!in->stopping && in->active < INFRA_MAX_IN_FLIGHT && in->ready_head) {
+        uint64_t now = clock_mono_ms();
+        enum breaker_admit a = breaker_admit(&in->breaker, now);
+        if (a == BREAKER_WAIT) {
+            /* Open: pump again when the window ends (the timer counts from the loop's cached
+             * time, so it can fire a little early: re-armed here then). Half-open: the probe's
+             * answer or end pumps. */
+            if (in->breaker.state == BREAKER_OPEN)
+                uv_timer_start(&in->reopen, on_breaker_reopen,
+                               breaker_wait_ms(&in->breaker, now) + 1, 0);
+            break;
+        }
+        struct entry *e = dequeue(in);
+        if (!e)
+            break;
+        e->probe = a == BREAKER_PROBE;
         start_sync(in, e);
+    }
     in->pumping = 0;
+    if (!in->stopping && in->more_due && !in->reconciling && in->n_ready < INFRA_LOW_WATER &&
+        in->breaker.state == BREAKER_CLOSED)
+        load_due(in);
 }
 
 /* hard: a write or an admin asked (cancels a scheduled retry); soft: reconcile found it due
- * (a scheduled retry or a sync in flight stands). */
-static void kick(struct infra *in, const char *id, int hard)
+ * (a scheduled retry or a sync in flight stands). Returns 1 when e joined the ready queue. */
+static int kick(struct infra *in, const char *id, int hard)
 {
     struct entry *e = entry_get(in, id, 1);
     if (e->in_flight) {
         if (hard)
             e->again = 1;
-        return;
+        return 0;
     }
-    if (!hard && heap_contains(&e->wait))
-        return;
+    if ((!hard && heap_contains(&e->wait)) || e->queued)
+        return 0;
     cancel_retry(in, e);
     enqueue(in, e);
     pump(in);
+    return 1;
 }
 
 /* ---- reconcile ------------------------------------------------------------------------ */
 
+/* No cursor is needed to page through the due relays: a relay leaves the due set when it
+ * syncs (synced = 1) or fails (sync_next_at moves past now), so the next query from the start
+ * returns the next relays, plus the few still queued or in flight (skipped by kick). */
 static int due_work(sqlite3 *conn, void *arg)
 {
     struct job *j = arg;
-    return repo_sync_due(conn, j->now, INFRA_MAX_ATTEMPTS, INFRA_DUE_LIMIT, &j->ids, &j->n_ids);
+    return repo_sync_due(conn, j->now, INFRA_MAX_ATTEMPTS, j->in->batch, &j->ids, &j->n_ids);
 }
 
 static void on_due(int status, void *arg)
 {
     struct job *j = arg;
     struct infra *in = j->in;
-    in->reconciling = 0;
+    size_t added = 0;
     if (status != 0)
         LOG_WARN("sync: reconcile query failed (%d)", status);
-    else if (!in->stopping && j->n_ids)
-        LOG_INFO("sync: reconcile: %zu relays to sync", j->n_ids);
     for (size_t i = 0; !in->stopping && i < j->n_ids; i++)
-        kick(in, j->ids[i], 0);
+        added += (size_t)kick(in, j->ids[i], 0);
+    if (added)
+        LOG_INFO("sync: %zu relays to sync", added);
+    /* A full batch that brought nothing new means the rest is queued or in flight already. */
+    in->more_due = status == 0 && j->n_ids == in->batch && added > 0;
+    in->reconciling = 0;
     job_free(j);
-    maybe_stopped(in);
+    if (in->stopping)
+        maybe_stopped(in);
+    else
+        pump(in);
 }
 
-static void on_reconcile(uv_timer_t *t)
+static void load_due(struct infra *in)
 {
-    struct infra *in = container_of(t, struct infra, reconcile);
     if (in->reconciling)
         return;
     struct job *j = job_new(in, NULL);
     in->reconciling = 1;
+    in->more_due = 0;
     int rc = db_read(in->app->db, due_work, on_due, j);
     if (rc != 0) {
         in->reconciling = 0;
         job_free(j);
         LOG_WARN("sync: reconcile: database unavailable (%d)", rc);
     }
+}
+
+static void on_reconcile(uv_timer_t *t)
+{
+    load_due(container_of(t, struct infra, reconcile));
+}
+
+static void on_breaker_reopen(uv_timer_t *t)
+{
+    pump(container_of(t, struct infra, reopen));
 }
 
 /* ---- public --------------------------------------------------------------------------- */
@@ -529,8 +647,14 @@ int infra_start(struct infra **out, struct app *app)
     in->retry_cap_ms = in->retry_base_ms * (INFRA_RETRY_CAP_MS / INFRA_RETRY_BASE_MS);
     in->reconcile_ms = test_setting_ms("CARAVEL_TEST_SYNC_RECONCILE_MS", INFRA_RECONCILE_MS);
     in->timeout_ms = (long)test_setting_ms("CARAVEL_TEST_SYNC_TIMEOUT_MS", INFRA_TIMEOUT_MS);
+    in->batch = (size_t)test_setting_ms("CARAVEL_TEST_SYNC_BATCH", INFRA_BATCH);
+    int64_t breaker_ms = test_setting_ms("CARAVEL_TEST_SYNC_BREAKER_MS", INFRA_BREAKER_BASE_MS);
+    breaker_init(&in->breaker, INFRA_BREAKER_THRESHOLD, breaker_ms,
+                 breaker_ms * (INFRA_BREAKER_CAP_MS / INFRA_BREAKER_BASE_MS));
+    rehash(in, INFRA_MIN_BUCKETS);
     uv_timer_init(app->loop, &in->reconcile);
     uv_timer_init(app->loop, &in->wake);
+    uv_timer_init(app->loop, &in->reopen);
     uv_timer_start(&in->reconcile, on_reconcile, 0, (uint64_t)in->reconcile_ms);
     app_on(app, APP_RELAY_CHANGED, on_relay_changed, in);
     LOG_INFO("sync: zooid sync worker started (%s)", app->cfg.zooid_api_url);
@@ -550,13 +674,24 @@ size_t infra_backlog(const struct infra *in)
     return in ? in->n_entries : 0;
 }
 
+void infra_stats(const struct infra *in, struct infra_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!in)
+        return;
+    out->backlog = in->n_entries;
+    out->breaker_state = (int)in->breaker.state;
+    out->breaker_opens = in->breaker.opens;
+}
+
 static void maybe_stopped(struct infra *in)
 {
     if (!in->stopping || in->active || in->reconciling || in->pending_closes)
         return;
-    for (size_t b = 0; b < INFRA_BUCKETS; b++)
+    for (size_t b = 0; b < in->n_buckets; b++)
         while (in->buckets[b])
             entry_remove(in, in->buckets[b]);
+    free(in->buckets);
     heap_free(&in->waits);
     void (*cb)(void *) = in->stop_cb;
     void *arg = in->stop_arg;
@@ -595,11 +730,14 @@ void infra_stop(struct infra *in, void (*cb)(void *arg), void *arg)
     in->stop_cb = cb;
     in->stop_arg = arg;
     in->ready_head = in->ready_tail = NULL;
-    in->pending_closes = 3;
+    in->n_ready = 0;
+    in->pending_closes = 4;
     in->reconcile.data = in;
     in->wake.data = in;
+    in->reopen.data = in;
     uv_close((uv_handle_t *)&in->reconcile, on_closed);
     uv_close((uv_handle_t *)&in->wake, on_closed);
+    uv_close((uv_handle_t *)&in->reopen, on_closed);
     /* Requests in flight complete now with UV_ECANCELED; db jobs finish on their own. */
     fetch_close(in->fetch, on_fetch_closed, in);
 }

@@ -5,16 +5,24 @@
  * 404 -> POST), at most one request per relay and INFRA_MAX_IN_FLIGHT (8) syncs at a time; a
  * kick during a sync causes exactly one more sync after it. Failures (network, 15 s timeout,
  * 5xx, unexpected 4xx) are recorded (sync_error, fail_relay_sync) and retried after
- * 30 s x 2^(n-1), capped at 15 min, at most 6 tries. Unsynced relays are reconciled at start-up
- * and every 60 s. SQL: sync/repo.h. Requests: sync/zooid.h.
+ * 30 s x 2^(n-1), capped at 15 min, at most 6 tries. Unsynced relays are loaded 1,000 at a time
+ * at start-up, every 60 s, and at once when the ready queue runs short after a full batch (a
+ * backlog drains at zooid's pace). A worker-wide circuit breaker (sync/breaker.h) stops all
+ * requests while zooid fails 8 distinct relays in a row (no answer, 5xx, 429) and probes with
+ * one request after 2 s, doubling to 1 min. Costs: a failure, a retry or a kick is O(log n)
+ * (retry heap, growing hash table), never a walk over the waiting relays.
+ * SQL: sync/repo.h. Requests: sync/zooid.h.
  *
  * Test-only environment variables (never set in production; each logs a warning when used):
  * CARAVEL_TEST_SYNC_RETRY_MS (retry base, default 30000; the cap stays 30 x base),
- * CARAVEL_TEST_SYNC_RECONCILE_MS (default 60000), CARAVEL_TEST_SYNC_TIMEOUT_MS (default 15000). */
+ * CARAVEL_TEST_SYNC_RECONCILE_MS (default 60000), CARAVEL_TEST_SYNC_TIMEOUT_MS (default 15000),
+ * CARAVEL_TEST_SYNC_BREAKER_MS (breaker window, default 2000; the cap stays 30 x window),
+ * CARAVEL_TEST_SYNC_BATCH (relays per due query, default 1000). */
 #ifndef CARAVEL_INFRA_H
 #define CARAVEL_INFRA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct app;
 struct infra;
@@ -28,6 +36,15 @@ int infra_start(struct infra **out, struct app *app);
 void infra_kick(struct infra *infra, const char *relay_id);
 /* Relays waiting to be synced (for metrics). */
 size_t infra_backlog(const struct infra *infra);
+
+/* What /metrics shows of the worker. breaker_state: 0 closed, 1 open, 2 half-open
+ * (sync/breaker.h); breaker_opens: times it opened since start. All 0 for a NULL infra. */
+struct infra_stats {
+    size_t backlog;
+    int breaker_state;
+    uint64_t breaker_opens;
+};
+void infra_stats(const struct infra *infra, struct infra_stats *out);
 /* Stops timers, cancels the requests in flight, waits for its database jobs (the db must stay
  * open and the loop running until cb), frees, then calls cb(arg). With NULL, calls cb at once. */
 void infra_stop(struct infra *infra, void (*cb)(void *arg), void *arg);

@@ -101,3 +101,36 @@ test('a hung zooid request times out and is retried', async () => {
   // Stored by zooid but the answer never came: the retry meets 409 and replaces with PUT.
   assert.deepEqual(z.requests.slice(start + 2).map((q) => `${q.method} ${q.status}`), ['POST 201', 'POST 409', 'PUT 200'])
 })
+
+test('more relays than one batch drain without waiting for the reconcile tick', async () => {
+  const start = z.requests.length
+  // Batches of 50 and a reconcile tick that never comes again: only the worker's own
+  // "queue running short, load the next batch" can reach relays past the first 50.
+  const r = await runSync(300, 'drain', { CARAVEL_TEST_SYNC_BATCH: '50', CARAVEL_TEST_SYNC_RECONCILE_MS: '600000' })
+  assert.equal(r.code, 0, JSON.stringify(r))
+  assert.equal(r.synced, 300)
+  const reqs = z.requests.slice(start).filter((q) => q.id?.startsWith('drain'))
+  assert.equal(reqs.length, 300, 'one request per relay: a batch never re-sends what is queued or in flight')
+  assert.equal(new Set(reqs.map((q) => q.id)).size, 300)
+  console.log(`# sync_tool: 300 relays in batches of 50 synced in ${r.ms} ms`)
+})
+
+test('while zooid fails everything the circuit breaker stops the requests, one probe at a time, then all converge', async () => {
+  const start = z.requests.length
+  z.fault('500')
+  const done = runSync(40, 'brk', { CARAVEL_TEST_SYNC_RETRY_MS: '100', CARAVEL_TEST_SYNC_BREAKER_MS: '300' })
+  await new Promise((resolve) => setTimeout(resolve, 2000))
+  const failed = z.requests.slice(start).filter((q) => q.id?.startsWith('brk') && q.status === 500).length
+  z.fault(null)
+  const r = await done
+  assert.equal(r.code, 0, JSON.stringify(r))
+  assert.equal(r.synced, 40)
+  assert.ok(r.breaker_opens >= 1, JSON.stringify(r))
+  // 8 in flight opened it; then probes at +0.3, +0.9, +2.1 s (window doubling). Without the
+  // breaker every relay would have been tried at least once (40), most of them several times.
+  assert.ok(failed >= 8 && failed <= 8 + 8 + 4, `${failed} failed requests in 2 s`)
+  const reqs = z.requests.slice(start).filter((q) => q.id?.startsWith('brk'))
+  assert.equal(r.failures, reqs.filter((q) => q.status === 500).length, 'every failure recorded')
+  assert.equal(reqs.filter((q) => q.status === 201).length, 40)
+  console.log(`# sync_tool: 40 relays under a 2 s outage: ${failed} failed requests, breaker opened ${r.breaker_opens}x, synced in ${r.ms} ms`)
+})

@@ -7,7 +7,8 @@
  * transaction, starts
  * the worker, waits until none is unsynced, stops everything and prints
  *   {"synced": n, "ms": elapsed, "lag_p99_ms": p99 of the loop's timer lateness,
- *    "loop_close": uv_loop_close() result}
+ *    "failures": fail_relay_sync activities recorded, "breaker_opens": times the worker's
+ *    circuit breaker opened, "loop_close": uv_loop_close() result}
  * (exit 1 with {"error": ...} on timeout or failure). Test settings such as
  * CARAVEL_TEST_SYNC_RETRY_MS come from the environment. */
 #include <stdio.h>
@@ -32,7 +33,9 @@
 static struct {
     struct app app;
     uv_timer_t tick;
-    int n, unsynced, querying, finished, failed;
+    int n, querying, finished, failed;
+    int counts[2]; /* unsynced relays, fail_relay_sync activities */
+    uint64_t breaker_opens;
     char tenant[65];
     char prefix[17];
     uint64_t t0, deadline, last_tick;
@@ -58,11 +61,15 @@ static int seed_work(sqlite3 *conn, void *arg)
 
 static int count_work(sqlite3 *conn, void *arg)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT count(*) FROM relay WHERE synced = 0");
+    sqlite3_stmt *st = db_stmt(conn, "SELECT (SELECT count(*) FROM relay WHERE synced = 0),"
+                                     " (SELECT count(*) FROM activity"
+                                     "  WHERE activity_type = 'fail_relay_sync')");
     if (!st)
         return DB_EGENERIC;
     int rc = sqlite3_step(st);
-    *(int *)arg = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    int *out = arg;
+    out[0] = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    out[1] = rc == SQLITE_ROW ? sqlite3_column_int(st, 1) : -1;
     sqlite3_reset(st);
     return rc == SQLITE_ROW ? 0 : db_rc(conn, rc);
 }
@@ -80,6 +87,9 @@ static void on_stopped(void *arg)
 
 static void finish(int failed)
 {
+    struct infra_stats st;
+    infra_stats(t.app.infra, &st);
+    t.breaker_opens = st.breaker_opens;
     t.finished = 1;
     t.failed = failed;
     uv_close((uv_handle_t *)&t.tick, NULL);
@@ -92,7 +102,7 @@ static void on_counted(int status, void *arg)
     t.querying = 0;
     if (t.finished)
         return;
-    if (status == 0 && t.unsynced == 0)
+    if (status == 0 && t.counts[0] == 0)
         finish(0);
 }
 
@@ -106,7 +116,7 @@ static void on_tick(uv_timer_t *h)
         finish(1);
         return;
     }
-    if (!t.querying && db_read(t.app.db, count_work, on_counted, &t.unsynced) == 0)
+    if (!t.querying && db_read(t.app.db, count_work, on_counted, t.counts) == 0)
         t.querying = 1;
 }
 
@@ -162,7 +172,9 @@ static int setup(const cJSON *cmd, uv_loop_t *loop)
 static void report(cJSON *out, uv_loop_t *loop)
 {
     qsort(t.lag, t.n_lag, sizeof(t.lag[0]), cmp_u64);
-    cJSON_AddNumberToObject(out, "synced", t.failed ? t.n - t.unsynced : t.n);
+    cJSON_AddNumberToObject(out, "synced", t.failed ? t.n - t.counts[0] : t.n);
+    cJSON_AddNumberToObject(out, "failures", t.counts[1]);
+    cJSON_AddNumberToObject(out, "breaker_opens", (double)t.breaker_opens);
     cJSON_AddNumberToObject(out, "ms", (double)(uv_now(loop) - t.t0));
     cJSON_AddNumberToObject(out, "lag_p99_ms",
                             t.n_lag ? (double)t.lag[MIN(t.n_lag - 1, t.n_lag * 99 / 100)] : 0);

@@ -49,7 +49,8 @@ TEST(metrics_exposition_exact_text)
     struct metrics_gauges g = {.in_flight = 1, .db_queue_depth = 2, .db_wal_frames = 4,
                                .sync_backlog = -1,
                                .outbox_queued = 3, .relay_connections = 0,
-                               .http_connections = -1};
+                               .http_connections = -1, .sync_breaker_state = -1,
+                               .sync_breaker_opens = -1};
     char *s = without_start_time(render(m, &g));
     const char *want =
         "# HELP caravel_http_requests_total API requests answered, by route pattern and status.\n"
@@ -206,7 +207,8 @@ TEST(metrics_exposition_is_well_formed)
         metrics_observe_request(m, routes[i % 4], 200 + (i % 7) * 50, (uint64_t)i * 997);
     metrics_inc(m, "caravel_billing_runs_total", NULL);
     metrics_inc(m, "caravel_billing_payments_total", "result=\"failed\",reason=\"a \\\"q\\\"\"");
-    struct metrics_gauges g = {.http_connections = -1};
+    struct metrics_gauges g = {.http_connections = -1, .sync_breaker_state = -1,
+                               .sync_breaker_opens = -1};
     char *s = render(m, &g);
     int samples = 0;
     ASSERT_EQ(check_exposition(s, &samples), 0);
@@ -220,6 +222,16 @@ TEST(metrics_exposition_is_well_formed)
     ASSERT_EQ(check_exposition(s, &samples), 0);
     ASSERT_EQ(samples, 28 + 4 * 15 + 7 + 2 + 7);
     ASSERT(strstr(s, "caravel_http_connections 12\n"));
+    free(s);
+    /* With the sync worker's breaker: a gauge and a counter more. */
+    g.sync_breaker_state = 1;
+    g.sync_breaker_opens = 2;
+    s = render(m, &g);
+    ASSERT_EQ(check_exposition(s, &samples), 0);
+    ASSERT_EQ(samples, 28 + 4 * 15 + 7 + 2 + 7 + 2);
+    ASSERT(strstr(s, "# TYPE caravel_sync_breaker_state gauge\ncaravel_sync_breaker_state 1\n"));
+    ASSERT(strstr(s, "# TYPE caravel_sync_breaker_opens_total counter\n"
+                     "caravel_sync_breaker_opens_total 2\n"));
     ASSERT(strstr(s, "caravel_http_shed_total{reason=\"per_ip\"} 3\n"));
     /* The checker itself rejects broken input. */
     ASSERT_GT(check_exposition("x{a=\"1} 1\n", &samples), 0);
