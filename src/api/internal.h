@@ -97,13 +97,15 @@ int api_page(struct api_ctx *ctx, int with_id, struct repo_page *page);
 int api_list_scope(struct api_ctx *ctx, char out[65]);
 
 
-/* Whether a pubkey is a tenant, without the database (tenant_cache.c: a "yes" is kept for
- * good since tenants are never deleted, a "no" for one second). Loop thread only. */
+/* Whether a pubkey is a tenant, without the database (tenant_cache.c: a "yes" is kept since
+ * tenants are never deleted, in a table that grows to 131,072 tenants and then replaces one
+ * per newcomer; a "no" for one second). Loop thread only. */
 int tenant_cache_has(const uint8_t pubkey[32]);
 void tenant_cache_add(const uint8_t pubkey[32]);
 int tenant_cache_known_not(const uint8_t pubkey[32]);
 void tenant_cache_add_not(const uint8_t pubkey[32]);
 void tenant_cache_clear(void);
+size_t tenant_cache_size(void); /* "yes" answers cached */
 
 /* Route handlers (one file per resource). */
 void api_get_healthz(struct api_ctx *ctx);
