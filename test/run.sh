@@ -3,19 +3,42 @@
 # then runs: C unit tests (plain and ASan/UBSan), integration tests (node:test against the
 # real binary, ASan build), bounded libFuzzer runs. Last line: "N passed, N failed".
 #   TEST_STAGES="unit integration"  run only some stages
+#   INTEGRATION_FILES="test/integration/a.test.mjs ..."  only these integration files
 #   FUZZ_SECONDS=30                 per fuzz target
 #   CARAVEL_IMAGE_CHECK=1           also the container image check (`make image-check`:
 #                                   Dockerfile lint + its stages run in a debootstrapped Debian
 #                                   12 root, scripts/image-check.mjs; needs root and network
 #                                   the first time). The lint and a fresh-clone build with the
 #                                   Dockerfile's steps always run (integration stage).
+# Nothing may outlive the run: the suite runs in its own session with TMPDIR pointing into
+# its own folder, and ends with a check that no process of that session is still alive and
+# that the folder is empty. Either one is a failure that names the leftover (which is then
+# killed or removed). Logs: kept and printed when something failed, removed otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export LC_ALL=C
+
+# Re-run inside a new session (setsid), so that every process the suite starts, however deep,
+# can be found by its session id at the end. Ctrl-C or a TERM to this outer shell stops the
+# whole session.
+if [ "${CARAVEL_TEST_SESSION:-}" != 1 ]; then
+  CARAVEL_TEST_SESSION=1 setsid bash "$0" "$@" &
+  inner=$!
+  trap 'kill -TERM -- "-$inner" 2>/dev/null' INT TERM HUP
+  rc=0
+  while kill -0 "$inner" 2>/dev/null; do wait "$inner"; rc=$?; done
+  exit "$rc"
+fi
+sid=$$ # the session leader (setsid did not fork: a background job is no group leader)
+
 stages=${TEST_STAGES:-"unit asan integration fuzz"}
 [ "${CARAVEL_IMAGE_CHECK:-0}" = 1 ] && [[ " $stages " != *" image "* ]] && stages="$stages image"
 passed=0; failed=0
-log=$(mktemp -d /tmp/caravel-run-XXXXXX)
+run=$(mktemp -d /tmp/caravel-run-XXXXXX)
+log=$run/logs
+mkdir -p "$log" "$run/tmp"
+# Short on purpose: unit tests put their scratch directories under it in 64-byte buffers.
+export TMPDIR=$run/tmp
 
 count() { # $1 = file with a "N passed, N failed" line or node's "# pass N/# fail N"
   local p f
@@ -65,7 +88,8 @@ if [[ " $stages " == *" integration "* ]]; then
   export CARAVEL_BIN=${CARAVEL_BIN:-$PWD/build-asan/caravel}
   # --test-timeout: a test that hangs fails after 5 minutes instead of holding CI until its
   # limit (tests that need longer say so themselves).
-  node --test --test-concurrency=2 --test-timeout=300000 --test-reporter=tap test/integration/ \
+  # shellcheck disable=SC2086 # a list of paths
+  node --test --test-concurrency=2 --test-timeout=300000 --test-reporter=tap ${INTEGRATION_FILES:-test/integration/} \
     > "$log/integration.txt" 2>&1
   grep -E '^not ok|^# Subtest' "$log/integration.txt" | grep -B1 '^not ok' | head -60
   count "$log/integration.txt"
@@ -83,6 +107,30 @@ if [[ " $stages " == *" image "* ]]; then
   head -40 "$log/image.txt"; count "$log/image.txt"
 fi
 
-echo "logs: $log"
+# ---- leftovers: processes of this session and files under TMPDIR ----
+# ps's own line has this shell as parent; zombies are dead already (init reaps them lazily).
+leftovers() {
+  ps -e -o pid=,ppid=,sid=,stat=,args= > "$run/ps.txt"
+  awk -v sid="$sid" '$3 == sid && $1 != sid && $2 != sid && $4 !~ /^Z/' "$run/ps.txt" > "$run/left.txt"
+}
+stage "leftover check"
+leftovers
+if [ -s "$run/left.txt" ]; then
+  echo "  FAIL processes started by the suite are still running:"
+  sed 's/^/    /' "$run/left.txt" | cut -c1-200
+  awk '{print $1}' "$run/left.txt" | xargs -r kill -KILL 2>/dev/null
+  failed=$((failed + 1))
+else
+  passed=$((passed + 1)); echo "  ok   no process left"
+fi
+if [ -n "$(ls -A "$TMPDIR")" ]; then
+  echo "  FAIL temporary files left (TMPDIR=$TMPDIR):"
+  ls -A "$TMPDIR" | sed 's/^/    /' | head -40
+  failed=$((failed + 1))
+else
+  passed=$((passed + 1)); echo "  ok   no temporary file left"
+fi
+rm -rf "$TMPDIR"
+if [ "$failed" -eq 0 ]; then rm -rf "$run"; else echo "logs: $log"; fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -49,7 +49,7 @@ for t in $targets; do
     echo "FAIL $t (build)"; failed=$((failed + 1)); continue
   fi
   max_len=$(sed -n 's|^// FUZZ_MAX_LEN: *\([0-9]*\).*|\1|p' "test/fuzz/$t.c" | head -1)
-  corpus=$(mktemp -d "/tmp/caravel-fuzz-$t-XXXXXX")
+  corpus=$(mktemp -d "${TMPDIR:-/tmp}/caravel-fuzz-$t-XXXXXX")
   [ -d "test/fuzz/seeds/$t" ] && cp -r "test/fuzz/seeds/$t/." "$corpus/"
   log="$OUT/$t.log"
   if (cd "$OUT" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 "./$t" -max_total_time="$SECONDS_PER" \

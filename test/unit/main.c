@@ -2,7 +2,10 @@
  * optional substring filters on the command line, last line "N passed, N failed". */
 #include "test.h"
 
+#include <errno.h>
+#include <ftw.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,10 +55,39 @@ const char *test_vectors_dir(void)
     return d ? d : "test/vectors";
 }
 
+/* Each test runs with its own scratch directory, made by the runner before the fork and
+ * removed after the child is gone (also when it crashed or timed out): test_tmpdir() makes
+ * subdirectories of it, so no test has to clean up. Under $TMPDIR when that is short enough
+ * for the 64-byte buffers of the tests (test/run.sh points it into its own folder), else /tmp. */
+static char scratch[64];
+
+static int scratch_make(void)
+{
+    const char *t = getenv("TMPDIR");
+    if (!t || !*t || strlen(t) > 32)
+        t = "/tmp";
+    int n = snprintf(scratch, sizeof scratch, "%s/caravel-test-XXXXXX", t);
+    return n > 0 && (size_t)n < sizeof scratch && mkdtemp(scratch) ? 0 : -1;
+}
+
+static int unlink_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void scratch_remove(void)
+{
+    if (nftw(scratch, unlink_cb, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        fprintf(stderr, "  could not remove %s: %s\n", scratch, strerror(errno));
+}
+
 void test_tmpdir(char *out, size_t cap)
 {
-    snprintf(out, cap, "/tmp/caravel-test-XXXXXX");
-    if (!mkdtemp(out))
+    static unsigned n;
+    if (!scratch[0] || (size_t)snprintf(out, cap, "%s/%u-XXXXXX", scratch, n++) >= cap || !mkdtemp(out))
         abort();
 }
 
@@ -76,6 +108,10 @@ static int selected(const char *name, int argc, char **argv)
 
 static int run_one(const struct test_entry *t)
 {
+    if (scratch_make() != 0) {
+        fprintf(stderr, "  no scratch directory: %s\n", strerror(errno));
+        return 0;
+    }
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -85,7 +121,10 @@ static int run_one(const struct test_entry *t)
         _exit(0);
     }
     int st = 0;
-    if (pid < 0 || waitpid(pid, &st, 0) < 0)
+    int waited = pid > 0 && waitpid(pid, &st, 0) == pid;
+    scratch_remove();
+    scratch[0] = '\0';
+    if (!waited)
         return 0;
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
         return 1;

@@ -19,7 +19,8 @@ typedef void test_fn(void);
 void test_register(const char *name, test_fn *fn, int timeout_s);
 char *test_read_file(const char *path, size_t *len);
 const char *test_vectors_dir(void);
-/* Writes a fresh temporary directory path (mkdtemp under /tmp) into out (>= 64 bytes). */
+/* Writes a fresh temporary directory path into out (>= 64 bytes): a subdirectory of the
+ * test's scratch directory, which the runner removes after the test. */
 void test_tmpdir(char *out, size_t cap);
 
 #define TEST_TIMEOUT(name, secs)                                                                \

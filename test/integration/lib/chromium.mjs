@@ -1,14 +1,29 @@
 // Debian's headless Chromium driven over the Chrome DevTools Protocol (the `ws` package), with
 // the flags known to work on our machines, a new temporary profile, and a kill by PID.
 //   const b = await launchChromium(); const page = await b.newPage()
-//   await page.goto(url); await page.evaluate('expr'); page.events ; await b.close()
+//   await page.goto(url); await page.evaluate('expr')
+//   await page.waitForEvent('Network.loadingFailed', (p) => p.corsErrorStatus); page.events
+//   await b.close()
+// Every wait has a timeout whose error says what was seen instead. close() returns once every
+// Chromium process of the profile has exited (its helpers outlive the browser process by
+// seconds and keep writing into the profile), then removes the profile.
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import WebSocket from 'ws'
+import { onExit, removeDir, tempDir, track } from './lifecycle.mjs'
 
-export const CHROMIUM = '/usr/bin/chromium'
+// The browser binary itself, not the /usr/bin/chromium wrapper script: the flags below are all
+// it needs, and the PID we hold is the browser's.
+export const CHROMIUM = '/usr/lib/chromium/chromium'
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+// What a timeout reports: the last events (method and a short summary of the params).
+function describe (events) {
+  if (events.length === 0) return 'no events'
+  return events.slice(-15).map((e) => `${e.method} ${JSON.stringify(e.params).slice(0, 160)}`).join('\n  ')
+}
 
 class Session {
   constructor (ws) {
@@ -16,7 +31,8 @@ class Session {
     this.nextId = 1
     this.pending = new Map()
     this.events = []
-    this.waiters = []
+    this.waiters = new Set()
+    this.closed = null
     ws.on('message', (raw) => {
       const msg = JSON.parse(raw)
       if (msg.id && this.pending.has(msg.id)) {
@@ -26,23 +42,26 @@ class Session {
         else resolve(msg.result)
       } else if (msg.method) {
         this.events.push(msg)
-        this.waiters = this.waiters.filter((w) => !(w.method === msg.method && (w.resolve(msg.params), true)))
+        for (const w of this.waiters) w.check(msg)
       }
     })
-    // Chromium gone (crashed, killed): every command still waiting fails instead of hanging
-    // the suite (a CDP request has no timeout of its own).
+    // Chromium gone (crashed, killed): every command and wait still pending fails instead of
+    // hanging the suite.
     ws.on('close', () => {
-      for (const { reject } of this.pending.values()) reject(new Error('DevTools connection closed'))
+      this.closed = new Error('DevTools connection closed')
+      for (const { reject } of this.pending.values()) reject(this.closed)
       this.pending.clear()
+      for (const w of this.waiters) w.fail(this.closed)
     })
   }
 
   send (method, params = {}, ms = 30000) {
+    if (this.closed) return Promise.reject(this.closed)
     const id = this.nextId++
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => {
         this.pending.delete(id)
-        reject(new Error(`${method}: no answer in ${ms} ms`))
+        reject(new Error(`${method}: no answer in ${ms} ms; events so far:\n  ${describe(this.events)}`))
       }, ms)
       const done = (f) => (v) => { clearTimeout(t); f(v) }
       this.pending.set(id, { resolve: done(resolve), reject: done(reject) })
@@ -50,15 +69,29 @@ class Session {
     })
   }
 
-  waitFor (method, ms = 15000) {
+  // Resolves with the params of the first event `method` (matching `match`, if given) at index
+  // >= `since` in this.events (default: from now on; 0 includes what already arrived).
+  waitForEvent (method, match = () => true, { since = this.events.length, ms = 15000 } = {}) {
+    const found = this.events.slice(since).find((e) => e.method === method && match(e.params))
+    if (found) return Promise.resolve(found.params)
+    if (this.closed) return Promise.reject(this.closed)
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no ${method} in ${ms} ms`)), ms)
-      this.waiters.push({ method, resolve: (p) => { clearTimeout(t); resolve(p) } })
+      const w = {
+        check: (msg) => { if (msg.method === method && match(msg.params)) { end(); resolve(msg.params) } },
+        fail: (e) => { end(); reject(e) }
+      }
+      const t = setTimeout(() => {
+        end()
+        reject(new Error(`no ${method}${match.length ? ' matching ' + match : ''} in ${ms} ms; seen:\n  ${describe(this.events)}`))
+      }, ms)
+      const end = () => { clearTimeout(t); this.waiters.delete(w) }
+      this.waiters.add(w)
     })
   }
 
   async goto (url) {
-    const loaded = this.waitFor('Page.loadEventFired')
+    const loaded = this.waitForEvent('Page.loadEventFired')
+    loaded.catch(() => {}) // when navigate fails, its error is the one reported
     const r = await this.send('Page.navigate', { url })
     if (r.errorText) throw new Error(`navigate ${url}: ${r.errorText}`)
     await loaded
@@ -72,33 +105,96 @@ class Session {
   }
 }
 
+// PIDs of the processes started for this profile: the browser, every helper it forked
+// (zygotes, renderers, GPU, network and storage services: --user-data-dir=PROFILE) and the
+// crashpad handlers (--database=PROFILE/.config/..., HOME is the profile), including those
+// already reparented to init after the browser exited. The helpers rewrite their command line
+// as one string, hence a substring match (the profile path is unique: mkdtemp).
+function profileProcesses (profile) {
+  const pids = []
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    let cmd
+    try { cmd = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8') } catch { continue }
+    if (cmd.includes(profile)) pids.push(Number(name))
+  }
+  return pids
+}
+
+function killAll (pids, sig) {
+  for (const p of pids) try { process.kill(p, sig) } catch {}
+}
+
+// Waits until no process of the profile is left; SIGKILL after `ms`.
+async function waitGone (profile, ms) {
+  const end = Date.now() + ms
+  for (;;) {
+    const left = profileProcesses(profile)
+    if (left.length === 0) return
+    if (Date.now() > end) {
+      killAll(left, 'SIGKILL')
+      if (Date.now() > end + 5000) throw new Error(`chromium processes ${left.join(' ')} survive SIGKILL`)
+    }
+    await sleep(50)
+  }
+}
+
+function withTimeout (promise, ms, what) {
+  let t
+  return Promise.race([promise, new Promise((resolve, reject) => {
+    t = setTimeout(() => reject(new Error(`${what}: nothing in ${ms} ms`)), ms)
+  })]).finally(() => clearTimeout(t))
+}
+
 export async function launchChromium ({ timeout = 20000 } = {}) {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'caravel-chromium-'))
-  const proc = spawn(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
-    '--no-first-run', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', `--user-data-dir=${profile}`, '--remote-debugging-address=127.0.0.1',
-    '--remote-debugging-port=0', 'about:blank'], { stdio: ['ignore', 'ignore', 'pipe'] })
-  const killer = () => { try { proc.kill('SIGKILL') } catch {} }
-  process.once('exit', killer)
-  const exited = new Promise((resolve) => proc.once('exit', resolve))
+  const profile = tempDir('caravel-chromium-')
+  // Chromium's own temporary files (its singleton socket directory, shared memory with
+  // --disable-dev-shm-usage) and its crash database ($HOME/.config) go into the profile too,
+  // so removing it removes everything.
+  const proc = track(spawn(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
+    '--no-first-run', '--no-default-browser-check', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+    `--user-data-dir=${profile}`, '--remote-debugging-address=127.0.0.1',
+    '--remote-debugging-port=0', 'about:blank'], {
+    env: { ...process.env, TMPDIR: profile, HOME: profile },
+    stdio: ['ignore', 'ignore', 'pipe']
+  }))
+  const cancelExitKill = onExit(() => killAll(profileProcesses(profile), 'SIGKILL'))
+  const exited = new Promise((resolve) => proc.once('exit', (code, sig) => resolve(code ?? sig)))
   let err = ''
+  proc.stderr.on('data', (d) => { err = (err + d).slice(-20000) })
+  let closing = null
+  const close = () => {
+    closing ??= (async () => {
+      for (const s of sessions) s.ws.close()
+      proc.kill('SIGTERM')
+      const t = setTimeout(() => proc.kill('SIGKILL'), 5000)
+      await exited
+      clearTimeout(t)
+      await waitGone(profile, 5000)
+      cancelExitKill()
+      removeDir(profile)
+    })()
+    return closing
+  }
+  const sessions = []
   const port = await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`chromium did not start: ${err}`)), timeout)
-    proc.stderr.on('data', (d) => {
-      err += d
+    const t = setTimeout(() => reject(new Error(`chromium did not start in ${timeout} ms: ${err}`)), timeout)
+    proc.stderr.on('data', () => {
       const m = err.match(/DevTools listening on ws:\/\/127\.0\.0\.1:(\d+)\//)
       if (m) { clearTimeout(t); resolve(Number(m[1])) }
     })
-    proc.once('exit', (c) => { clearTimeout(t); reject(new Error(`chromium exited ${c}: ${err}`)) })
-  }).catch((e) => { killer(); throw e })
-  const sessions = []
+    exited.then((c) => { clearTimeout(t); reject(new Error(`chromium exited ${c}: ${err}`)) })
+  }).catch(async (e) => { await close(); throw e })
   return {
     pid: proc.pid,
+    profile,
     async newPage () {
-      const r = await fetch(`http://127.0.0.1:${port}/json/new?about:blank`, { method: 'PUT' })
+      const r = await fetch(`http://127.0.0.1:${port}/json/new?about:blank`, { method: 'PUT', signal: AbortSignal.timeout(15000) })
       const target = await r.json()
       const ws = new WebSocket(target.webSocketDebuggerUrl, { perMessageDeflate: false })
-      await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+      await withTimeout(new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) }),
+        15000, `DevTools connection to ${target.webSocketDebuggerUrl}`)
       const s = new Session(ws)
       sessions.push(s)
       await s.send('Page.enable')
@@ -106,14 +202,8 @@ export async function launchChromium ({ timeout = 20000 } = {}) {
       await s.send('Network.enable')
       return s
     },
-    async close () {
-      for (const s of sessions) s.ws.close()
-      proc.kill('SIGTERM')
-      const t = setTimeout(killer, 5000)
-      await exited
-      clearTimeout(t)
-      process.removeListener('exit', killer)
-      fs.rmSync(profile, { recursive: true, force: true })
-    }
+    // Stops the browser and waits for all its processes before removing the profile; safe to
+    // call more than once.
+    close
   }
 }

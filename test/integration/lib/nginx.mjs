@@ -5,8 +5,8 @@
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
-import os from 'node:os'
 import path from 'node:path'
+import { removeDir, tempDir, track } from './lifecycle.mjs'
 import { repoRoot } from './server.mjs'
 
 export const NGINX = '/usr/sbin/nginx'
@@ -52,7 +52,7 @@ export function testSiteConfig ({ upstreamPort, httpsPort, httpPort, pki }) {
 }
 
 export async function startNginxProxy (opts) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'caravel-nginx-'))
+  const dir = tempDir('caravel-nginx-')
   const user = process.getuid && process.getuid() === 0 ? 'user root;\n' : ''
   const conf = `${user}worker_processes 1;
 pid ${dir}/nginx.pid;
@@ -70,14 +70,13 @@ http {
 `
   fs.writeFileSync(path.join(dir, 'site.conf'), testSiteConfig(opts))
   fs.writeFileSync(path.join(dir, 'nginx.conf'), conf)
-  const proc = spawn(NGINX, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'],
-    { stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = track(spawn(NGINX, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'],
+    { stdio: ['ignore', 'pipe', 'pipe'] }))
   let out = ''
   proc.stdout.on('data', (d) => { out += d })
   proc.stderr.on('data', (d) => { out += d })
   const exited = new Promise((resolve) => proc.once('exit', resolve))
   const killer = () => { try { proc.kill('SIGKILL') } catch {} }
-  process.once('exit', killer)
   const errorLog = () => { try { return fs.readFileSync(path.join(dir, 'error.log'), 'utf8') } catch { return '' } }
   try {
     await Promise.race([
@@ -86,6 +85,8 @@ http {
     ])
   } catch (e) {
     killer()
+    await exited
+    removeDir(dir)
     throw e
   }
   return {
@@ -100,8 +101,7 @@ http {
       const t = setTimeout(killer, 5000)
       const code = await exited
       clearTimeout(t)
-      process.removeListener('exit', killer)
-      fs.rmSync(dir, { recursive: true, force: true })
+      removeDir(dir)
       return code
     }
   }

@@ -2,14 +2,15 @@
 // random port. const r = await startRelay(); r.url ('ws://127.0.0.1:PORT'); await r.stop()
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { track } from './lifecycle.mjs'
 
 const SERVER = fileURLToPath(new URL('./nostr-relay-server.mjs', import.meta.url))
 
 export async function startRelay(env = {}) {
-  const child = spawn(process.execPath, [SERVER], {
+  const child = track(spawn(process.execPath, [SERVER], {
     env: { ...process.env, PORT: '0', QUIET: '1', STORE: 'memory', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
-  })
+  }))
   const url = await new Promise((resolve, reject) => {
     let out = ''
     const t = setTimeout(() => reject(new Error('relay did not start')), 15000)

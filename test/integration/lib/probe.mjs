@@ -3,6 +3,7 @@
 // NIP-98 tokens with nostr-tools during a load test and would otherwise add its own delays to
 // every sample. stop() resolves with the latencies in ms and the statuses seen.
 import { spawn } from 'node:child_process'
+import { track } from './lifecycle.mjs'
 
 const script = `
 const [url, interval] = [process.argv[1], Number(process.argv[2])]
@@ -26,8 +27,8 @@ process.stdin.on('end', () => { running = false })
 `
 
 export function startProbe (url, intervalMs = 5) {
-  const child = spawn(process.execPath, ['-e', script, url, String(intervalMs)],
-    { stdio: ['pipe', 'pipe', 'inherit'] })
+  const child = track(spawn(process.execPath, ['-e', script, url, String(intervalMs)],
+    { stdio: ['pipe', 'pipe', 'inherit'] }))
   let out = ''
   child.stdout.on('data', (d) => { out += d })
   const exited = new Promise((resolve) => child.on('exit', resolve))

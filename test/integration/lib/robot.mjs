@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { track } from './lifecycle.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 export const ROBOT_TOOL = process.env.CARAVEL_BIN
@@ -11,7 +12,7 @@ export const ROBOT_TOOL = process.env.CARAVEL_BIN
   : path.join(ROOT, 'build/tools/robot_tool')
 
 export async function startRobot(dbPath, env) {
-  const child = spawn(ROBOT_TOOL, [dbPath], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = track(spawn(ROBOT_TOOL, [dbPath], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] }))
   let log = ''
   child.stderr.on('data', (d) => { log = (log + d).slice(-20000) })
   const exited = new Promise((resolve) => child.on('exit', (code, sig) => resolve(code ?? sig)))

@@ -4,28 +4,14 @@
 //   srv.url, srv.port, srv.pid, srv.dbPath, srv.logs(), await srv.stop(), await srv.kill9()
 // The binary is CARAVEL_BIN (CI: build-asan/caravel) or build/caravel.
 import { spawn } from 'node:child_process'
-import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { track, tempDir } from './lifecycle.mjs'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 
 export function binPath () {
   return path.resolve(repoRoot, process.env.CARAVEL_BIN || 'build/caravel')
-}
-
-const running = new Set()
-const tempDirs = new Set() // created here: removed when the test process exits
-process.on('exit', () => {
-  for (const p of running) try { p.kill('SIGKILL') } catch {}
-  for (const d of tempDirs) try { fs.rmSync(d, { recursive: true, force: true }) } catch {}
-})
-
-function tempDir (prefix) {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
-  tempDirs.add(d)
-  return d
 }
 
 function waitExit (proc, ms) {
@@ -51,9 +37,7 @@ export async function startServer ({ env = {}, dir, dbDir, port = 0, args = [], 
     DATABASE_URL: `sqlite://${dbPath}`,
     ...env
   }
-  const proc = spawn(binPath(), args, { env: fullEnv, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
-  running.add(proc)
-  proc.once('exit', () => running.delete(proc))
+  const proc = track(spawn(binPath(), args, { env: fullEnv, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }))
   let log = ''
   const onData = (d) => { log += d.toString() }
   proc.stdout.on('data', onData)
@@ -89,11 +73,11 @@ export async function startServer ({ env = {}, dir, dbDir, port = 0, args = [], 
 export function runOnce (args, env = {}, timeoutMs = 10000) {
   return new Promise((resolve) => {
     const dir = tempDir('caravel-once-')
-    const proc = spawn(binPath(), args, {
+    const proc = track(spawn(binPath(), args, {
       env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', DATABASE_URL: `sqlite://${dir}/c.db`, ...env },
       cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe']
-    })
+    }))
     let out = ''
     let err = ''
     proc.stdout.on('data', (d) => { out += d })

@@ -5,12 +5,12 @@
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
-import os from 'node:os'
 import path from 'node:path'
 import tls from 'node:tls'
+import { tempDir } from './lifecycle.mjs'
 
 export function makeTestPki() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'caravel-pki-'))
+  const dir = tempDir('caravel-pki-') // removed when the test process exits
   const ssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' })
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
   ssl('req', '-x509', ...ec, '-days', '2', '-subj', '/CN=Caravel Test CA', '-keyout', 'ca.key', '-out', 'ca.pem')
