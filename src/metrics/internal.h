@@ -38,6 +38,12 @@ struct metrics {
     struct http_server *srv;
     uv_timer_t refresh;
     int refresh_inited, reading, stopping;
+    /* Loop stalls: a prepare handle runs just before the loop waits for events; the time since
+     * the previous one minus the time the loop spent waiting (uv_metrics_idle_time) is how
+     * long that iteration kept the loop busy. */
+    uv_prepare_t stall;
+    int stall_inited;
+    uint64_t stall_last_ns, stall_idle_ns, stall_max_ns, stalls_over_50ms;
     int64_t outbox_queued; /* -1 until the first refresh */
     int64_t read_result;   /* written by the refresh work on a pool thread while reading */
     void (*stop_cb)(void *arg);

@@ -16,6 +16,10 @@
  *   sync_breaker_state                          gauge, 0 closed, 1 open (zooid failing:
  *                                               no sync requests), 2 half-open (one probe)
  *   sync_breaker_opens_total                    counter, times the breaker opened
+ *   loop_stall_max_ms                           gauge, the event loop's longest iteration
+ *                                               (callbacks, not waiting) since the previous
+ *                                               scrape: how late any event could have been
+ *   loop_stalls_over_50ms_total                 counter, iterations longer than 50 ms
  *   outbox_queued_messages                      gauge, message rows in state 'queued'
  *                                               (a cached count refreshed every
  *                                               METRICS_OUTBOX_REFRESH_MS by a db_read)
@@ -55,6 +59,9 @@ struct metrics_gauges {
      * slow_reader (the order of struct http_server_stats). */
     uint64_t http_shed[METRICS_HTTP_SHED];
     int64_t sync_breaker_state, sync_breaker_opens; /* infra_stats(app->infra) */
+    /* The loop's longest iteration (time not spent waiting for events) since the previous
+     * scrape, and iterations over 50 ms since start (metrics/server.c measures them). */
+    int64_t loop_stall_max_ms, loop_stalls_over_50ms;
 };
 
 /* A registry without a listener (unit tests, or before metrics_start). Free with

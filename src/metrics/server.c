@@ -94,6 +94,22 @@ static void sample_gauges(const struct app *app, struct metrics_gauges *g, int64
     }
 }
 
+static void on_prepare(uv_prepare_t *p)
+{
+    struct metrics *m = container_of(p, struct metrics, stall);
+    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(p->loop);
+    if (m->stall_last_ns) {
+        uint64_t wall = now - m->stall_last_ns, waited = idle - m->stall_idle_ns;
+        uint64_t busy = wall > waited ? wall - waited : 0;
+        if (busy > m->stall_max_ns)
+            m->stall_max_ns = busy;
+        if (busy > 50 * 1000000ull)
+            m->stalls_over_50ms++;
+    }
+    m->stall_last_ns = now;
+    m->stall_idle_ns = idle;
+}
+
 static void metrics_handle(struct http_exchange *ex, void *arg)
 {
     struct metrics *m = arg;
@@ -109,6 +125,9 @@ static void metrics_handle(struct http_exchange *ex, void *arg)
     struct metrics_gauges g;
     struct buf out;
     sample_gauges(m->app, &g, m->outbox_queued);
+    g.loop_stall_max_ms = m->stall_inited ? (int64_t)(m->stall_max_ns / 1000000) : -1;
+    g.loop_stalls_over_50ms = m->stall_inited ? (int64_t)m->stalls_over_50ms : -1;
+    m->stall_max_ns = 0; /* the gauge covers the time since the previous scrape */
     buf_init(&out, METRICS_MAX_BODY);
     if (metrics_render(m, &g, &out) != 0)
         LOG_WARN("metrics: exposition cut at %d bytes", METRICS_MAX_BODY);
@@ -138,6 +157,12 @@ int metrics_start(struct metrics **out, struct app *app)
     /* The first count at once, then periodically; it must not keep the loop alive. */
     uv_timer_start(&m->refresh, on_refresh, 0, METRICS_OUTBOX_REFRESH_MS);
     uv_unref((uv_handle_t *)&m->refresh);
+    if (uv_loop_configure(app->loop, UV_METRICS_IDLE_TIME) == 0) {
+        uv_prepare_init(app->loop, &m->stall);
+        uv_prepare_start(&m->stall, on_prepare);
+        uv_unref((uv_handle_t *)&m->stall);
+        m->stall_inited = 1;
+    }
     int v6 = strchr(app->cfg.host, ':') != NULL;
     LOG_INFO("metrics on http://%s%s%s:%d/metrics", v6 ? "[" : "", app->cfg.host, v6 ? "]" : "",
              http_server_port(m->srv));
@@ -153,6 +178,13 @@ int metrics_port(const struct metrics *m)
 static void on_timer_closed(uv_handle_t *h)
 {
     struct metrics *m = container_of((uv_timer_t *)h, struct metrics, refresh);
+    m->waits--;
+    maybe_finish_stop(m);
+}
+
+static void on_stall_closed(uv_handle_t *h)
+{
+    struct metrics *m = container_of((uv_prepare_t *)h, struct metrics, stall);
     m->waits--;
     maybe_finish_stop(m);
 }
@@ -178,7 +210,9 @@ void metrics_stop(struct metrics *m, void (*cb)(void *arg), void *arg)
     m->stop_cb = cb;
     m->stop_arg = arg;
     /* Counted before any close starts, so no callback can free m early. */
-    m->waits = 1 + (m->srv != NULL) + m->reading + m->refresh_inited;
+    m->waits = 1 + (m->srv != NULL) + m->reading + m->refresh_inited + m->stall_inited;
+    if (m->stall_inited)
+        uv_close((uv_handle_t *)&m->stall, on_stall_closed);
     if (m->refresh_inited)
         uv_close((uv_handle_t *)&m->refresh, on_timer_closed);
     if (m->srv)
