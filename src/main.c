@@ -71,6 +71,8 @@ static const char *const help_vars[][2] = {
     {"BILLING_INTERVAL", "seconds between billing runs (default 3600)"},
     {"BILLING_PERIOD", "billing period in seconds (default unset: one calendar month)"},
     {"BILLING_GRACE", "seconds an invoice may stay unpaid (default 604800)"},
+    {"BILLING_WALLET_REQUESTS", "wallet requests one billing run may send (default 10000)"},
+    {"BILLING_CONCURRENCY", "invoices a billing run works on at once (default 8)"},
     {"METRICS_PORT", "metrics port on HOST (default 0: off)"},
     {"HTTP_REQUEST_TIMEOUT", "seconds for a request's head and body together (default 30)"},
     {"HTTP_REQUEST_BUFFER", "bytes of request data held, all clients (default 67108864)"},

@@ -197,3 +197,19 @@ int billing_first_paid_active(const struct billing_row *rows, size_t n, int64_t 
     *out = best;
     return 0;
 }
+
+int64_t billing_next_lookup(int64_t base, int64_t expires_at, int64_t now, int notifications)
+{
+    static const int64_t FIRST[] = {60, 300, 1800}; /* then every BILLING_LOOKUP_HOURLY */
+    if (now >= expires_at || notifications)
+        return expires_at;
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < sizeof(FIRST) / sizeof(FIRST[0]) && next == INT64_MAX; i++)
+        if (base + FIRST[i] > now)
+            next = base + FIRST[i];
+    if (next == INT64_MAX) {
+        int64_t since = now < base ? 0 : now - base;
+        next = base + (since / BILLING_LOOKUP_HOURLY + 1) * BILLING_LOOKUP_HOURLY;
+    }
+    return MIN(next, expires_at);
+}

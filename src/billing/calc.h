@@ -63,4 +63,13 @@ int64_t billing_compute_items(const struct billing_row *rows, size_t n, int64_t 
 int billing_first_paid_active(const struct billing_row *rows, size_t n, int64_t since,
                               int64_t *out);
 
+/* Lookup schedule of an unsettled BOLT11 on the platform wallet: lookup_invoice at base +
+ * 1 min, + 5 min, + 30 min, then every hour after base, and once at its expiry (settled or
+ * not: the last look before it is replaced). base is when it was last handed to a payer (its
+ * creation, a DM, a pay_invoice). With notifications (the wallet pushes payment_received) the
+ * periodic lookups are skipped and only the one at expiry remains. Returns the first
+ * scheduled time > now, at most expires_at; expires_at itself once now >= expires_at. */
+#define BILLING_LOOKUP_HOURLY 3600
+int64_t billing_next_lookup(int64_t base, int64_t expires_at, int64_t now, int notifications);
+
 #endif

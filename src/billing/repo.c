@@ -11,6 +11,7 @@
 #include "core/store.h"
 #include "api/repo_invoice.h"
 #include "robot/robot.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -58,6 +59,57 @@ static int queue_dm(sqlite3 *conn, const char *tenant, int64_t now, const char *
     return robot_queue_dm_sql(conn, tenant, text, now);
 }
 
+/* ---- statements whose plan matters at scale ---- */
+
+/* Columns of a pending invoice with its current BOLT11 (read_pending). INDEXED BY: without
+ * statistics the planner prefers invoice_pending (status) and sorts every pending invoice. */
+#define PENDING_SELECT(indexed)                                                                 \
+    "SELECT i.id, i.tenant, i.amount, i.period_start, i.period_end, i.created_at, "            \
+    "i.reminders, COALESCE(i.last_collect_at, -1), t.nwc_url, b.id, b.bolt11, "                 \
+    "b.payment_hash, b.expires_at, (SELECT a.id FROM payment_attempt a WHERE a.bolt11 = b.id "  \
+    "AND a.state = 'pending' LIMIT 1), COALESCE(b.lookup_base, b.created_at), "                 \
+    "i.next_action_at, i.wallet_requests "                                                      \
+    "FROM invoice i " indexed " JOIN tenant t ON t.pubkey = i.tenant LEFT JOIN bolt11 b ON b.id = "      \
+    "COALESCE((SELECT a.bolt11 FROM payment_attempt a WHERE a.invoice = i.id AND a.state = "    \
+    "'pending' ORDER BY a.created_at LIMIT 1), (SELECT b2.id FROM bolt11 b2 WHERE b2.invoice = " \
+    "i.id AND b2.settled_at IS NULL ORDER BY b2.created_at DESC, b2.rowid DESC LIMIT 1)) "
+
+#define REPO_BILLING_TENANT_PENDING_SQL                                                         \
+    PENDING_SELECT("INDEXED BY invoice_tenant")                                                 \
+    "WHERE i.tenant = ?1 AND i.status = 'pending' ORDER BY i.created_at, i.id LIMIT ?2"
+#define REPO_BILLING_DUE_PENDING_SQL                                                            \
+    PENDING_SELECT("INDEXED BY invoice_pending_due")                                            \
+    "WHERE i.status = 'pending' AND i.next_action_at <= ?1 AND (i.next_action_at, i.id) > "     \
+    "(?2, ?3) ORDER BY i.next_action_at, i.id LIMIT ?4"
+#define REPO_BILLING_OVERDUE_SQL                                                                \
+    "SELECT id, tenant, amount, delinquent_notified, created_at FROM invoice INDEXED BY "       \
+    "invoice_pending_created WHERE status = 'pending' AND created_at <= ?1 AND (created_at, "   \
+    "id) > (?2, ?3) ORDER BY created_at, id LIMIT ?4"
+#define REPO_BILLING_DUE_TENANTS_SQL                                                            \
+    "SELECT pubkey, billing_anchor, billing_due_at FROM tenant WHERE billing_due_at <= ? "      \
+    "ORDER BY billing_due_at, pubkey LIMIT ?"
+/* The tenant index: without statistics the planner would take activity_resource for the
+ * equality on resource_type and walk every relay's rows (the unary + rules that out). */
+#define REPO_BILLING_ROWS_SQL                                                                   \
+    "SELECT resource_id, created_at, plan, status FROM activity WHERE tenant = ? AND "          \
+    "+resource_type = 'relay' AND plan IS NOT NULL AND status IS NOT NULL ORDER BY "           \
+    "resource_id, created_at, id LIMIT ?"
+#define REPO_BILLING_BY_HASH_SQL                                                                \
+    "SELECT b.id, b.invoice, EXISTS (SELECT 1 FROM payment_attempt a WHERE a.bolt11 = b.id "    \
+    "AND a.state = 'pending') FROM bolt11 b JOIN invoice i ON i.id = b.invoice WHERE "          \
+    "b.payment_hash = ? AND b.settled_at IS NULL AND i.status = 'pending' AND "                 \
+    "b.amount_msats <= ? LIMIT 1"
+
+const struct repo_billing_stmt repo_billing_stmts[] = {
+    {"replay", REPO_BILLING_ROWS_SQL},
+    {"due_tenants", REPO_BILLING_DUE_TENANTS_SQL},
+    {"due_pending", REPO_BILLING_DUE_PENDING_SQL},
+    {"tenant_pending", REPO_BILLING_TENANT_PENDING_SQL},
+    {"overdue", REPO_BILLING_OVERDUE_SQL},
+    {"by_hash", REPO_BILLING_BY_HASH_SQL},
+};
+const size_t repo_billing_n_stmts = sizeof(repo_billing_stmts) / sizeof(repo_billing_stmts[0]);
+
 /* ---- invoice pass ---- */
 
 struct rows {
@@ -78,12 +130,8 @@ static void rows_free(struct rows *r)
 
 static int load_rows(sqlite3 *conn, const char *tenant, struct rows *out)
 {
-    sqlite3_stmt *st = db_query(conn,
-                                "SELECT resource_id, created_at, plan, status FROM activity"
-                                " WHERE tenant = ? AND resource_type = 'relay' AND plan IS "
-                                "NOT NULL AND status IS NOT NULL"
-                                " ORDER BY resource_id, created_at, id LIMIT ?",
-                                DB_TEXT(tenant), DB_INT(REPO_BILLING_MAX_ROWS));
+    sqlite3_stmt *st = db_query(conn, REPO_BILLING_ROWS_SQL, DB_TEXT(tenant),
+                                DB_INT(REPO_BILLING_MAX_ROWS));
     if (!st)
         return DB_EGENERIC;
     int rc;
@@ -187,10 +235,14 @@ static int bill_period(sqlite3 *conn, const char *tenant, const struct rows *row
     return rc ? rc : 1;
 }
 
+/* Bills every ended period of one tenant. *due: when it next has work (the end of its
+ * current period), or -1 when none until its relays change. */
 static int bill_tenant(sqlite3 *conn, const struct billing_cfg *cfg, const char *tenant,
-                       int has_anchor, int64_t anchor, int64_t now, size_t *n_created)
+                       int has_anchor, int64_t anchor, int64_t now, size_t *n_created,
+                       int64_t *due)
 {
     struct rows rows = {0};
+    *due = -1;
     int rc = load_rows(conn, tenant, &rows);
     if (rc == 0 && !has_anchor) {
         if (billing_first_paid_active(rows.v, rows.n, 0, &anchor) < 0)
@@ -201,8 +253,12 @@ static int bill_tenant(sqlite3 *conn, const struct billing_cfg *cfg, const char 
     for (int64_t k = 0; rc == 0 && k < MAX_PERIODS_PER_RUN; k++) {
         int64_t start = billing_period_bound(anchor, cfg->period, k);
         int64_t end = billing_period_bound(anchor, cfg->period, k + 1);
-        if (start == INT64_MIN || end == INT64_MIN || end > now)
+        if (start == INT64_MIN || end == INT64_MIN)
             break;
+        if (end > now) {
+            *due = end;
+            break;
+        }
         int billed = bill_period(conn, tenant, &rows, start, end, now, n_created);
         if (billed < 0) {
             rc = billed;
@@ -216,59 +272,116 @@ static int bill_tenant(sqlite3 *conn, const struct billing_cfg *cfg, const char 
             k = -1;
             rc = set_anchor(conn, tenant, anchor);
         }
+        if (k == MAX_PERIODS_PER_RUN - 1)
+            *due = now; /* more periods than one call bills: the next batch goes on */
     }
 out:
     rows_free(&rows);
     return rc;
 }
 
+#define ACTIVITY_FOLD_ROWS 5000  /* relay activity rows folded into due times per batch */
+
+/* Relay activity written since the last batch makes its tenant due now (a relay created,
+ * activated or moved to a paid plan may start or move a billing anchor). Folds at most
+ * ACTIVITY_FOLD_ROWS rows; *more = 1 when rows are left. */
+static int fold_activity(sqlite3 *conn, int64_t now, int *more)
+{
+    int64_t seen = 0, top = 0;
+    sqlite3_stmt *st = db_query(conn, "SELECT (SELECT position FROM billing_cursor WHERE name = "
+                                      "'activity'), (SELECT MAX(id) FROM activity)");
+    if (!st)
+        return DB_EGENERIC;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        seen = sqlite3_column_int64(st, 0);
+        top = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return db_rc(conn, rc);
+    if (top <= seen)
+        return 0;
+    int64_t hi = top - seen > ACTIVITY_FOLD_ROWS ? seen + ACTIVITY_FOLD_ROWS : top;
+    *more = hi < top;
+    rc = db_run(conn, "UPDATE tenant SET billing_due_at = MIN(COALESCE(billing_due_at, ?1), ?1)"
+                      " WHERE pubkey IN (SELECT tenant FROM activity WHERE id > ?2 AND id <= ?3"
+                      " AND resource_type = 'relay')",
+                DB_INT(now), DB_INT(seen), DB_INT(hi));
+    if (rc)
+        return rc;
+    return db_run(conn, "INSERT INTO billing_cursor(name, position) VALUES ('activity', ?) "
+                  "ON CONFLICT(name) DO UPDATE SET position = excluded.position",
+                  DB_INT(hi));
+}
+
+static int set_due(sqlite3 *conn, const char *tenant, int64_t due)
+{
+    return db_run(conn, "UPDATE tenant SET billing_due_at = ? WHERE pubkey = ?",
+                  due < 0 ? DB_TEXT(NULL) : DB_INT(due), DB_TEXT(tenant));
+}
+
 struct tenant_anchor {
     char pubkey[65];
     int has_anchor;
-    int64_t anchor;
+    int64_t anchor, due;
 };
 
-int repo_billing_invoice_pass(sqlite3 *conn, const struct billing_cfg *cfg, int64_t now,
-                              size_t *n_created, size_t *n_dms)
+/* Up to limit tenants due at now, in due order (the partial index tenant_billing_due). */
+static int load_due_tenants(sqlite3 *conn, int64_t now, size_t limit, struct tenant_anchor **out,
+                            size_t *n)
 {
-    sqlite3_stmt *st = db_query(conn, "SELECT pubkey, billing_anchor FROM tenant WHERE pubkey IN"
-                                      " (SELECT tenant FROM relay) ORDER BY pubkey LIMIT ?",
-                                DB_INT(REPO_BILLING_MAX_TENANTS));
+    sqlite3_stmt *st = db_query(conn, REPO_BILLING_DUE_TENANTS_SQL, DB_INT(now), DB_INT(limit));
+    *out = NULL;
+    *n = 0;
     if (!st)
         return DB_EGENERIC;
+    int rc = SQLITE_DONE;
+    *out = xcalloc(limit ? limit : 1, sizeof(**out));
+    while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct tenant_anchor *t = &(*out)[(*n)++];
+        copy_col(st, 0, t->pubkey, sizeof(t->pubkey));
+        t->has_anchor = sqlite3_column_type(st, 1) != SQLITE_NULL;
+        t->anchor = sqlite3_column_int64(st, 1);
+        t->due = sqlite3_column_int64(st, 2);
+    }
+    if (*n == limit)
+        rc = SQLITE_DONE;
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+}
+
+int repo_billing_invoice_batch(sqlite3 *conn, const struct billing_cfg *cfg, int64_t now,
+                               struct repo_batch *b)
+{
     struct tenant_anchor *t = NULL;
     size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        t = xrealloc(t, (n + 1) * sizeof(*t));
-        copy_col(st, 0, t[n].pubkey, sizeof(t[n].pubkey));
-        t[n].has_anchor = sqlite3_column_type(st, 1) != SQLITE_NULL;
-        t[n].anchor = sqlite3_column_int64(st, 1);
-        n++;
+    int fold_more = 0;
+    uint64_t t0 = clock_mono_ms();
+    b->n_done = b->n_created = b->n_dms = 0;
+    b->more = 0;
+    int rc = fold_activity(conn, now, &fold_more);
+    if (rc == 0)
+        rc = load_due_tenants(conn, now, b->limit, &t, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int64_t due = -1;
+        rc = bill_tenant(conn, cfg, t[i].pubkey, t[i].has_anchor, t[i].anchor, now,
+                         &b->n_created, &due);
+        /* Strictly later, so that the batch loop always moves on. */
+        if (rc == 0)
+            rc = set_due(conn, t[i].pubkey, due >= 0 && due <= now ? now + 1 : due);
+        b->n_done++;
+        if (b->budget_ms && clock_mono_ms() - t0 >= b->budget_ms)
+            break;
     }
-    sqlite3_reset(st);
-    rc = rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
-    *n_created = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = bill_tenant(conn, cfg, t[i].pubkey, t[i].has_anchor, t[i].anchor, now, n_created);
-    *n_dms = *n_created;
+    b->n_dms = b->n_created;
+    b->more = fold_more || b->n_done == b->limit || b->n_done < n;
     free(t);
     return rc;
 }
 
 /* ---- pending invoices ---- */
 
-#define PENDING_SQL                                                                             \
-    "SELECT i.id, i.tenant, i.amount, i.period_start, i.period_end, i.created_at, "            \
-    "i.reminders, COALESCE(i.last_collect_at, -1), t.nwc_url, b.id, b.bolt11, "                 \
-    "b.payment_hash, b.expires_at, (SELECT a.id FROM payment_attempt a WHERE a.bolt11 = b.id "  \
-    "AND a.state = 'pending' LIMIT 1) "                                                         \
-    "FROM invoice i JOIN tenant t ON t.pubkey = i.tenant LEFT JOIN bolt11 b ON b.id = "         \
-    "COALESCE((SELECT a.bolt11 FROM payment_attempt a WHERE a.invoice = i.id AND a.state = "    \
-    "'pending' ORDER BY a.created_at LIMIT 1), (SELECT b2.id FROM bolt11 b2 WHERE b2.invoice = " \
-    "i.id AND b2.settled_at IS NULL ORDER BY b2.created_at DESC, b2.rowid DESC LIMIT 1)) "      \
-    "WHERE i.status = 'pending' AND (?1 IS NULL OR i.tenant = ?1) "                             \
-    "ORDER BY i.created_at, i.id LIMIT ?2"
 
 static void read_pending(sqlite3_stmt *st, struct repo_pending *p)
 {
@@ -292,24 +405,60 @@ static void read_pending(sqlite3_stmt *st, struct repo_pending *p)
     p->has_attempt = sqlite3_column_type(st, 13) != SQLITE_NULL;
     if (p->has_attempt)
         copy_col(st, 13, p->attempt_id, sizeof(p->attempt_id));
+    p->lookup_base = sqlite3_column_int64(st, 14);
+    p->next_action_at = sqlite3_column_int64(st, 15);
+    p->wallet_requests = sqlite3_column_int64(st, 16);
+}
+
+static int load_pending(sqlite3 *conn, sqlite3_stmt *st, size_t limit, struct repo_pending **out,
+                        size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!st)
+        return DB_EGENERIC;
+    int rc = SQLITE_DONE;
+    *out = xcalloc(limit ? limit : 1, sizeof(**out));
+    while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        read_pending(st, &(*out)[(*n)++]);
+    if (*n == limit)
+        rc = SQLITE_DONE;
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
 }
 
 int repo_billing_load_pending(sqlite3 *conn, const char *tenant, struct repo_pending **out,
                               size_t *n)
 {
-    sqlite3_stmt *st =
-        db_query(conn, PENDING_SQL, DB_TEXT(tenant), DB_INT(REPO_BILLING_MAX_PENDING));
-    *out = NULL;
-    *n = 0;
-    if (!st)
-        return DB_EGENERIC;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *out = xrealloc(*out, (*n + 1) * sizeof(**out));
-        read_pending(st, &(*out)[(*n)++]);
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    sqlite3_stmt *st = db_query(conn, REPO_BILLING_TENANT_PENDING_SQL, DB_TEXT(tenant),
+                                DB_INT(REPO_BILLING_MAX_PENDING));
+    return load_pending(conn, st, REPO_BILLING_MAX_PENDING, out, n);
+}
+
+int repo_billing_load_due(sqlite3 *conn, int64_t now, const struct repo_cursor *after,
+                          size_t limit, struct repo_pending **out, size_t *n)
+{
+    sqlite3_stmt *st = db_query(conn, REPO_BILLING_DUE_PENDING_SQL, DB_INT(now),
+                                DB_INT(after->at), DB_TEXT(after->id), DB_INT(limit));
+    return load_pending(conn, st, limit, out, n);
+}
+
+int repo_billing_schedule(sqlite3 *conn, const struct repo_schedule *s, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = db_run(conn, "UPDATE invoice SET next_action_at = ?, wallet_requests = "
+                          "wallet_requests + ? WHERE id = ?",
+                    DB_INT(s[i].next_action_at), DB_INT(s[i].wallet_requests), DB_TEXT(s[i].id));
+    return rc;
+}
+
+int repo_billing_wake_attempts(sqlite3 *conn, int64_t now)
+{
+    return db_run(conn, "UPDATE invoice SET next_action_at = ? WHERE status = 'pending' AND "
+                        "next_action_at > ? AND id IN (SELECT invoice FROM payment_attempt "
+                        "WHERE state = 'pending')",
+                  DB_INT(now), DB_INT(now));
 }
 
 void repo_billing_pending_free(struct repo_pending *p, size_t n)
@@ -393,6 +542,9 @@ int repo_billing_begin_attempt(sqlite3 *conn, const char *invoice, const char *b
                      DB_TEXT(id), DB_TEXT(invoice), DB_TEXT(bolt11_id), DB_INT(now), DB_INT(now))))
         return rc;
     snprintf(attempt_id_out, 65, "%s", id);
+    if ((rc = db_run(conn, "UPDATE bolt11 SET lookup_base = ? WHERE id = ?", DB_INT(now),
+                     DB_TEXT(bolt11_id))))
+        return rc;
     return db_run(conn, "UPDATE invoice SET last_collect_at = ? WHERE id = ?", DB_INT(now),
                   DB_TEXT(invoice));
 }
@@ -419,13 +571,13 @@ int repo_billing_attempt_failed(sqlite3 *conn, const char *attempt_id, const cha
 
 struct inv_row {
     char tenant[65];
-    int64_t amount, start, end;
+    int64_t amount, start, end, requests;
 };
 
 static int load_invoice(sqlite3 *conn, const char *invoice, struct inv_row *out)
 {
-    sqlite3_stmt *st = db_query(conn, "SELECT tenant, amount, period_start, period_end FROM "
-                                      "invoice WHERE id = ?",
+    sqlite3_stmt *st = db_query(conn, "SELECT tenant, amount, period_start, period_end, "
+                                      "wallet_requests FROM invoice WHERE id = ?",
                                 DB_TEXT(invoice));
     if (!st)
         return DB_EGENERIC;
@@ -435,6 +587,7 @@ static int load_invoice(sqlite3 *conn, const char *invoice, struct inv_row *out)
         out->amount = sqlite3_column_int64(st, 1);
         out->start = sqlite3_column_int64(st, 2);
         out->end = sqlite3_column_int64(st, 3);
+        out->requests = sqlite3_column_int64(st, 4);
     }
     sqlite3_reset(st);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
@@ -516,13 +669,15 @@ static int clear_nwc_error(sqlite3 *conn, const char *tenant)
 
 int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt11_id,
                            int clear_error, const struct billing_cfg *cfg, int64_t now,
-                           struct repo_ids *changed)
+                           struct repo_ids *changed, int64_t *requests)
 {
     struct inv_row inv;
     char d1[11], d2[11];
     int rc = load_invoice(conn, invoice, &inv);
     if (rc)
         return rc;
+    if (requests)
+        *requests = inv.requests;
     if ((rc = db_run(conn, "UPDATE invoice SET status = 'paid', paid_at = ? WHERE id = ? AND "
                            "status = 'pending'",
                      DB_INT(now), DB_TEXT(invoice))))
@@ -546,18 +701,13 @@ int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt1
 
 int repo_billing_paid_by_hash(sqlite3 *conn, const char *payment_hash, int64_t amount_msats,
                               const struct billing_cfg *cfg, int64_t now,
-                              struct repo_ids *changed, int *found)
+                              struct repo_ids *changed, int *found, int64_t *requests)
 {
     char bolt11_id[65] = "", invoice[65] = "";
     int has_attempt = 0;
     *found = 0;
-    sqlite3_stmt *st = db_query(conn, "SELECT b.id, b.invoice, EXISTS (SELECT 1 FROM "
-                                      "payment_attempt a WHERE a.bolt11 = b.id AND a.state = "
-                                      "'pending') FROM bolt11 b JOIN invoice i ON i.id = "
-                                      "b.invoice WHERE b.payment_hash = ? AND b.settled_at IS "
-                                      "NULL AND i.status = 'pending' AND b.amount_msats <= ? "
-                                      "LIMIT 1",
-                                DB_TEXT(payment_hash), DB_INT(amount_msats));
+    sqlite3_stmt *st = db_query(conn, REPO_BILLING_BY_HASH_SQL, DB_TEXT(payment_hash),
+                                DB_INT(amount_msats));
     if (!st)
         return DB_EGENERIC;
     int rc = sqlite3_step(st);
@@ -570,7 +720,8 @@ int repo_billing_paid_by_hash(sqlite3 *conn, const char *payment_hash, int64_t a
     if (rc != SQLITE_ROW)
         return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
     *found = 1;
-    return repo_billing_mark_paid(conn, invoice, bolt11_id, has_attempt, cfg, now, changed);
+    return repo_billing_mark_paid(conn, invoice, bolt11_id, has_attempt, cfg, now, changed,
+                                  requests);
 }
 
 int repo_billing_send_bolt11(sqlite3 *conn, const struct repo_pending *p, int64_t now)
@@ -581,7 +732,8 @@ int repo_billing_send_bolt11(sqlite3 *conn, const struct repo_pending *p, int64_
     int rc = queue_dm(conn, p->tenant, now,
                       "Caravel invoice for %s to %s: %lld sats. Pay this Lightning invoice: %s",
                       d1, d2, (long long)p->amount, p->bolt11 ? p->bolt11 : "");
-    if (rc)
+    if (rc || (rc = db_run(conn, "UPDATE bolt11 SET lookup_base = ? WHERE id = ?", DB_INT(now),
+                           DB_TEXT(p->bolt11_id))))
         return rc;
     return db_run(conn, "UPDATE invoice SET reminders = reminders + 1, last_collect_at = ? WHERE "
                         "id = ?",
@@ -592,29 +744,31 @@ int repo_billing_send_bolt11(sqlite3 *conn, const struct repo_pending *p, int64_
 
 struct overdue {
     char id[65], tenant[65];
-    int64_t amount;
+    int64_t amount, created_at;
     int notified;
 };
 
-static int load_overdue(sqlite3 *conn, int64_t cutoff, struct overdue **out, size_t *n)
+static int load_overdue(sqlite3 *conn, int64_t cutoff, const struct repo_cursor *after,
+                        size_t limit, struct overdue **out, size_t *n)
 {
-    sqlite3_stmt *st = db_query(conn, "SELECT id, tenant, amount, delinquent_notified FROM "
-                                      "invoice WHERE status = 'pending' AND created_at <= ? "
-                                      "ORDER BY created_at LIMIT ?",
-                                DB_INT(cutoff), DB_INT(REPO_BILLING_MAX_PENDING));
+    sqlite3_stmt *st = db_query(conn, REPO_BILLING_OVERDUE_SQL, DB_INT(cutoff), DB_INT(after->at),
+                                DB_TEXT(after->id), DB_INT(limit));
     *out = NULL;
     *n = 0;
     if (!st)
         return DB_EGENERIC;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+    int rc = SQLITE_DONE;
+    *out = xcalloc(limit ? limit : 1, sizeof(**out));
+    while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct overdue *o = &(*out)[(*n)++];
         copy_col(st, 0, o->id, sizeof(o->id));
         copy_col(st, 1, o->tenant, sizeof(o->tenant));
         o->amount = sqlite3_column_int64(st, 2);
         o->notified = sqlite3_column_int(st, 3);
+        o->created_at = sqlite3_column_int64(st, 4);
     }
+    if (*n == limit)
+        rc = SQLITE_DONE;
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
 }
@@ -647,20 +801,29 @@ static int notify_overdue(sqlite3 *conn, const struct overdue *o, int64_t now)
     return db_run(conn, "UPDATE invoice SET delinquent_notified = 1 WHERE id = ?", DB_TEXT(o->id));
 }
 
-int repo_billing_dunning(sqlite3 *conn, const struct billing_cfg *cfg, int64_t now,
-                         struct repo_ids *changed, size_t *n_dms)
+int repo_billing_dunning_batch(sqlite3 *conn, const struct billing_cfg *cfg, int64_t now,
+                               struct repo_cursor *cursor, struct repo_batch *b,
+                               struct repo_ids *changed)
 {
     struct overdue *o = NULL;
     size_t n = 0;
-    *n_dms = 0;
-    int rc = load_overdue(conn, now - cfg->grace, &o, &n);
+    uint64_t t0 = clock_mono_ms();
+    b->n_done = b->n_created = b->n_dms = 0;
+    b->more = 0;
+    int rc = load_overdue(conn, now - cfg->grace, cursor, b->limit, &o, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = suspend_paid_relays(conn, o[i].tenant, now, changed);
         if (rc == 0 && !o[i].notified) {
             rc = notify_overdue(conn, &o[i], now);
-            (*n_dms)++;
+            b->n_dms++;
         }
+        cursor->at = o[i].created_at;
+        snprintf(cursor->id, sizeof(cursor->id), "%s", o[i].id);
+        b->n_done++;
+        if (b->budget_ms && clock_mono_ms() - t0 >= b->budget_ms)
+            break;
     }
+    b->more = b->n_done == b->limit || b->n_done < n;
     free(o);
     return rc;
 }

@@ -18,6 +18,21 @@
  *   caravel_billing_lookup_total{result="settled"|"failed"}   lookup_invoice on a BOLT11
  *                                                    (settled: paid by DM or earlier attempt)
  *   caravel_billing_notification_total{result="paid"}  invoices paid by a payment_received
+ *   caravel_billing_wallet_requests_total{method="make_invoice"|"lookup_invoice"|"pay_invoice"}
+ *                                                    NIP-47 requests sent (platform and tenants)
+ *   caravel_billing_settled_invoices_total{requests="1-2"|"3-5"|"6-10"|"11-30"|"31+"}
+ *                                                    paid invoices by the wallet requests each took
+ *   caravel_billing_runs_total                        billing runs completed
+ *
+ * Wallet requests: an invoice is taken up only when it is due (invoice.next_action_at): a
+ * new BOLT11 is collected without a lookup; lookup_invoice follows billing_next_lookup's
+ * schedule (1 min, 5 min, 30 min, then hourly after the BOLT11 was handed out, and at its
+ * expiry; only at expiry while the wallet pushes payment notifications and no payment attempt
+ * is open), and a collection (at most every 24 h) looks up first. One run starts no new
+ * invoice once it has sent BILLING_WALLET_REQUESTS requests, and works on at most
+ * BILLING_CONCURRENCY invoices at once. On its first run a process looks up at once every
+ * payment attempt a previous process left open. A stop (billing_stop) between two steps
+ * loses nothing: each step is its own transaction, and the due times are the cursor.
  *
  * Test-only (never set in production): CARAVEL_TEST_CRASH_AT=before_attempt |
  * after_attempt | after_pay_sent | after_answer makes the process _exit(97) at that step

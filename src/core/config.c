@@ -367,6 +367,9 @@ static int parse_misc(struct config *cfg, char *err, size_t cap)
         parse_int("BILLING_INTERVAL", 3600, 1, 86400 * 365, &cfg->billing_interval, err, cap) ||
         parse_int("BILLING_PERIOD", 0, 0, 86400 * 3660, &cfg->billing_period, err, cap) ||
         parse_int("BILLING_GRACE", 604800, 0, 86400 * 3660, &cfg->billing_grace, err, cap) ||
+        parse_int("BILLING_WALLET_REQUESTS", 10000, 1, 1000000, &cfg->billing_wallet_requests,
+                  err, cap) ||
+        parse_int("BILLING_CONCURRENCY", 8, 1, 256, &cfg->billing_concurrency, err, cap) ||
         parse_http_limits(cfg, err, cap))
         return -1;
     cfg->port = (int)port;

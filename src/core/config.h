@@ -36,6 +36,8 @@ struct config {
     int64_t billing_interval; /* seconds, default 3600 */
     int64_t billing_period;   /* seconds, 0 = calendar month */
     int64_t billing_grace;    /* seconds, default 604800 */
+    int64_t billing_wallet_requests; /* platform/tenant wallet requests per run, default 10000 */
+    int64_t billing_concurrency;     /* invoices worked on at once, default 8 */
     int metrics_port;         /* METRICS_PORT, 0 = off */
     int64_t http_request_timeout; /* HTTP_REQUEST_TIMEOUT seconds for head + body, default 30 */
     size_t http_request_buffer;   /* HTTP_REQUEST_BUFFER bytes of request data held, 64 MiB */

@@ -181,9 +181,14 @@ test('NWC tenant: the exact amount paid once per period, invoice and receipt DMs
   assert.equal(totalPaid(s.ln), 2)
   assert.equal(payRequests(wallet), 2)
   await waitFor(async () => (await dms(s, u)).filter((t) => /payment received/.test(t)).length === 2, 'second receipt')
+  // A fresh BOLT11 is paid without a lookup first (nobody else has seen it): 2 wallet
+  // requests to the platform wallet, 2 to the tenant's, 2 per settled invoice.
   assert.deepEqual(await billingMetrics(s), {
     'caravel_billing_bolt11_total{result="issued"}': 2,
-    'caravel_billing_collect_total{result="paid"}': 2
+    'caravel_billing_collect_total{result="paid"}': 2,
+    'caravel_billing_wallet_requests_total{method="make_invoice"}': 2,
+    'caravel_billing_wallet_requests_total{method="pay_invoice"}': 2,
+    'caravel_billing_settled_invoices_total{requests="1-2"}': 2
   })
   assert.equal(await s.srv.stop(), 0)
 })
@@ -197,6 +202,9 @@ test('tenant without NWC: BOLT11 by DM, paid when it settles; NIP-04 platform wa
   const dm = await waitDm(s, u, /Pay this Lightning invoice/, 'BOLT11 DM')
   assert.ok(dm.includes(bolt11) && dm.includes('50000 sats'), dm)
   assert.ok(s.ln.settle(bolt11))
+  await sleep(1500) // runs every second, but the first lookup is a minute after the DM
+  assert.equal((await invoices(s, u))[0].status, 'pending')
+  setClock(s, T0 + P + 1 + 60)
   await waitFor(async () => (await invoices(s, u))[0].status === 'paid', 'paid after settlement')
   assert.equal((await invoices(s, u))[0].amount, 50000)
   await waitDm(s, u, /payment received, 50000 sats/, 'receipt DM')
@@ -287,6 +295,7 @@ test('a wallet that pays but never answers: pay_invoice times out, lookup_invoic
   await waitFor(async () => (await billingMetrics(s))['caravel_billing_collect_total{result="unknown"}'] === 1,
     'pay_invoice timed out')
   assert.equal(totalPaid(s.ln), 1) // the wallet did pay
+  setClock(s, T0 + P + 1 + 60) // the first lookup after the attempt is due a minute later
   await waitFor(async () => (await invoices(s, u))[0]?.status === 'paid', 'paid through lookup_invoice')
   await waitDm(s, u, /payment received, 10000 sats/, 'receipt DM')
   await sleep(2500) // more billing runs (every second): nothing is sent to the wallet again
@@ -341,4 +350,25 @@ test('two billing processes on one database: one invoice, one payment', async ()
   assert.equal(payRequests(wallet), 1)
   assert.equal(await a.stop(), 0)
   assert.equal(await b.stop(), 0)
+})
+
+test('reduced batch size and wallet budget: every due tenant is invoiced and gets its BOLT11, run after run', async () => {
+  const s = await setup()
+  // Two tenants per transaction, two wallet requests per run (production: 500 and 10,000).
+  await start(s, { metrics: true, CARAVEL_TEST_BILLING_BATCH: '2', BILLING_WALLET_REQUESTS: '2' })
+  const users = []
+  for (let i = 0; i < 5; i++) users.push(await tenant(s, { plans: i % 2 ? ['basic'] : ['growth'] }))
+  setClock(s, T0 + P + 1)
+  await waitFor(() => sql(s, 'SELECT COUNT(*) FROM bolt11') === '5', () => `5 BOLT11 (${sql(s, 'SELECT COUNT(*) FROM bolt11')})`)
+  assert.equal(sql(s, 'SELECT COUNT(DISTINCT tenant) FROM invoice'), '5')
+  assert.equal(sql(s, 'SELECT SUM(amount) FROM invoice'), String(2 * 10000 + 3 * 50000))
+  for (const u of users) await waitDm(s, u, /Pay this Lightning invoice/, 'BOLT11 DM')
+  assert.ok(s.srv.logs().includes('wallet request(s) this run (BILLING_WALLET_REQUESTS)'))
+  const counted = await billingMetrics(s)
+  assert.equal(counted['caravel_billing_wallet_requests_total{method="make_invoice"}'], 5)
+  assert.equal(counted['caravel_billing_wallet_requests_total{method="lookup_invoice"}'], undefined)
+  // Nothing is due again before the first lookup (a minute after each DM): no requests.
+  await sleep(2500)
+  assert.deepEqual(await billingMetrics(s), counted)
+  assert.equal(await s.srv.stop(), 0)
 })

@@ -8,7 +8,8 @@ static const char *const all_vars[] = {
     "ZOOID_API_SECRET", "RELAY_DOMAIN", "LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET",
     "NWC_URL", "ROBOT_SECRET", "ROBOT_NAME", "ROBOT_DESCRIPTION", "ROBOT_PICTURE",
     "ROBOT_OUTBOX_RELAYS", "ROBOT_INDEXER_RELAYS", "ROBOT_MESSAGING_RELAYS", "AUTH_MAX_AGE",
-    "BILLING_INTERVAL", "BILLING_PERIOD", "BILLING_GRACE", "METRICS_PORT", "LOG_LEVEL"};
+    "BILLING_INTERVAL", "BILLING_PERIOD", "BILLING_GRACE", "BILLING_WALLET_REQUESTS",
+    "BILLING_CONCURRENCY", "METRICS_PORT", "LOG_LEVEL"};
 
 static void clear_env(void)
 {
@@ -34,6 +35,8 @@ TEST(config_defaults_with_nothing_set)
     ASSERT_EQ(c.billing_interval, 3600);
     ASSERT_EQ(c.billing_period, 0);
     ASSERT_EQ(c.billing_grace, 604800);
+    ASSERT_EQ(c.billing_wallet_requests, 10000);
+    ASSERT_EQ(c.billing_concurrency, 8);
     ASSERT_EQ(c.metrics_port, 0);
     ASSERT_EQ(c.n_admins, 0);
     ASSERT_EQ(c.n_allow_origins, 0);
@@ -113,6 +116,8 @@ TEST(config_bad_values_name_the_variable_and_hide_secrets)
         {"ROBOT_OUTBOX_RELAYS", "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q", "ROBOT_OUTBOX_RELAYS"},
         {"BILLING_PERIOD", "-1", "BILLING_PERIOD"},
         {"BILLING_INTERVAL", "0", "BILLING_INTERVAL"},
+        {"BILLING_WALLET_REQUESTS", "0", "BILLING_WALLET_REQUESTS"},
+        {"BILLING_CONCURRENCY", "257", "BILLING_CONCURRENCY"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct config c;
