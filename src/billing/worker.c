@@ -4,7 +4,7 @@
  *   due invoices, batch by batch (db read; then per invoice, up to BILLING_CONCURRENCY at once:
  *   [make_invoice -> store BOLT11 -> collect] or [lookup_invoice -> settled? paid : collect];
  *   then one db write records when each invoice is next due) -> dunning batches (db write) ->
- *   PRAGMA optimize -> next run after BILLING_INTERVAL.
+ *   next run after BILLING_INTERVAL.
  * Work is found through indexed due times (tenant.billing_due_at, invoice.next_action_at), so a
  * run costs what is due, and a stop between two steps loses nothing. Every money step is
  * committed before the wallet is asked (see "collect" below). */
@@ -230,25 +230,6 @@ static void run_end(struct billing *b)
     uv_timer_start(&b->timer, on_interval, (uint64_t)b->interval_s * 1000, 0);
 }
 
-/* ---- statistics (PRAGMA optimize, as SQLite recommends for long-lived connections) ---- */
-
-static int work_optimize(sqlite3 *conn, void *arg)
-{
-    (void)arg;
-    /* analysis_limit keeps an ANALYZE it decides to run to a sample (a few ms at 100k). */
-    return db_exec(conn, "PRAGMA analysis_limit=400; PRAGMA optimize;");
-}
-
-static void on_optimized(int status, void *arg)
-{
-    struct job *j = arg;
-    struct billing *b = j->b;
-    if (status != 0)
-        LOG_WARN("billing: PRAGMA optimize failed (%d)", status);
-    job_free(j);
-    run_end(b);
-}
-
 /* ---- dunning, batch by batch ---- */
 
 static int work_dunning(sqlite3 *conn, void *arg)
@@ -279,10 +260,8 @@ static void on_dunning(int status, void *arg)
     job_free(j);
     if (more && !b->stopping)
         phase_dunning(b);
-    else if (b->stopping)
-        run_end(b);
     else
-        submit(b, 1, work_optimize, on_optimized, job_new(b, NULL));
+        run_end(b);
 }
 
 static void phase_dunning(struct billing *b)
