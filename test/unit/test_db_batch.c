@@ -206,7 +206,10 @@ TEST(db_wal_checkpointed_off_the_writer_and_bounded)
         }
         ASSERT_EQ(done, 600);
         db_get_stats(db, &st);
-        ASSERT_EQ(st.checkpoints > 0, rows[r].want_bg);
+        /* A background checkpoint may also come from the 1 s sync timer when the machine is
+         * slow (then this test runs past a second): only its presence is asserted. */
+        if (rows[r].want_bg)
+            ASSERT_GT(st.checkpoints, 0);
         ASSERT_EQ(st.writer_checkpoints > 0, rows[r].want_writer);
         if (rows[r].want_writer)
             ASSERT_LT(max_seen, rows[r].max + 64); /* one batch past the limit at most */
