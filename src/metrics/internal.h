@@ -44,6 +44,9 @@ struct metrics {
     uv_prepare_t stall;
     int stall_inited;
     uint64_t stall_last_ns, stall_idle_ns, stall_max_ns, stalls_over_50ms;
+    /* The loop thread's CPU time (CLOCK_THREAD_CPUTIME_ID) over the same iteration: unlike
+     * the wall time above it leaves out time the thread was preempted (a busy machine). */
+    uint64_t stall_cpu_last_ns, stall_cpu_max_ns;
     int64_t outbox_queued; /* -1 until the first refresh */
     int64_t read_result;   /* written by the refresh work on a pool thread while reading */
     void (*stop_cb)(void *arg);

@@ -246,6 +246,8 @@ static const struct gauge_row {
           "Longest event-loop iteration (callbacks, not waiting) since the previous scrape."),
     COUNTER(loop_stalls_over_50ms, "caravel_loop_stalls_over_50ms_total",
             "Event-loop iterations longer than 50 ms."),
+    GAUGE(loop_stall_cpu_max_ms, "caravel_loop_stall_cpu_max_ms",
+          "Most CPU time the loop thread used in one iteration since the previous scrape."),
     GAUGE(outbox_queued, "caravel_outbox_queued_messages",
           "DMs queued in the outbox (refreshed periodically)."),
     GAUGE(relay_connections, "caravel_relay_connections", "Nostr relay connections open."),

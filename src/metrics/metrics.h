@@ -20,6 +20,9 @@
  *                                               (callbacks, not waiting) since the previous
  *                                               scrape: how late any event could have been
  *   loop_stalls_over_50ms_total                 counter, iterations longer than 50 ms
+ *   loop_stall_cpu_max_ms                       gauge, the most CPU time the loop thread
+ *                                               used in one iteration since the previous
+ *                                               scrape (excludes preemption by other load)
  *   outbox_queued_messages                      gauge, message rows in state 'queued'
  *                                               (a cached count refreshed every
  *                                               METRICS_OUTBOX_REFRESH_MS by a db_read)
@@ -62,6 +65,7 @@ struct metrics_gauges {
     /* The loop's longest iteration (time not spent waiting for events) since the previous
      * scrape, and iterations over 50 ms since start (metrics/server.c measures them). */
     int64_t loop_stall_max_ms, loop_stalls_over_50ms;
+    int64_t loop_stall_cpu_max_ms; /* the same iteration's CPU time on the loop thread */
 };
 
 /* A registry without a listener (unit tests, or before metrics_start). Free with

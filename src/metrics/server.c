@@ -3,6 +3,7 @@
  * cached outbox count through a db_read. Loop thread only, except outbox_count_work. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/app.h"
 #include "db/db.h"
@@ -98,6 +99,12 @@ static void on_prepare(uv_prepare_t *p)
 {
     struct metrics *m = container_of(p, struct metrics, stall);
     uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(p->loop);
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    uint64_t cpu = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (m->stall_last_ns && cpu - m->stall_cpu_last_ns > m->stall_cpu_max_ns)
+        m->stall_cpu_max_ns = cpu - m->stall_cpu_last_ns;
+    m->stall_cpu_last_ns = cpu;
     if (m->stall_last_ns) {
         uint64_t wall = now - m->stall_last_ns, waited = idle - m->stall_idle_ns;
         uint64_t busy = wall > waited ? wall - waited : 0;
@@ -127,7 +134,9 @@ static void metrics_handle(struct http_exchange *ex, void *arg)
     sample_gauges(m->app, &g, m->outbox_queued);
     g.loop_stall_max_ms = m->stall_inited ? (int64_t)(m->stall_max_ns / 1000000) : -1;
     g.loop_stalls_over_50ms = m->stall_inited ? (int64_t)m->stalls_over_50ms : -1;
-    m->stall_max_ns = 0; /* the gauge covers the time since the previous scrape */
+    g.loop_stall_cpu_max_ms = m->stall_inited ? (int64_t)(m->stall_cpu_max_ns / 1000000) : -1;
+    m->stall_max_ns = m->stall_cpu_max_ns = 0; /* the gauges cover the time since the previous
+                                                 * scrape */
     buf_init(&out, METRICS_MAX_BODY);
     if (metrics_render(m, &g, &out) != 0)
         LOG_WARN("metrics: exposition cut at %d bytes", METRICS_MAX_BODY);

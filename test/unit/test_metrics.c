@@ -51,7 +51,7 @@ TEST(metrics_exposition_exact_text)
                                .outbox_queued = 3, .relay_connections = 0,
                                .http_connections = -1, .sync_breaker_state = -1,
                                .sync_breaker_opens = -1, .loop_stall_max_ms = -1,
-                               .loop_stalls_over_50ms = -1};
+                               .loop_stalls_over_50ms = -1, .loop_stall_cpu_max_ms = -1};
     char *s = without_start_time(render(m, &g));
     const char *want =
         "# HELP caravel_http_requests_total API requests answered, by route pattern and status.\n"
@@ -210,7 +210,7 @@ TEST(metrics_exposition_is_well_formed)
     metrics_inc(m, "caravel_billing_payments_total", "result=\"failed\",reason=\"a \\\"q\\\"\"");
     struct metrics_gauges g = {.http_connections = -1, .sync_breaker_state = -1,
                                .sync_breaker_opens = -1, .loop_stall_max_ms = -1,
-                               .loop_stalls_over_50ms = -1};
+                               .loop_stalls_over_50ms = -1, .loop_stall_cpu_max_ms = -1};
     char *s = render(m, &g);
     int samples = 0;
     ASSERT_EQ(check_exposition(s, &samples), 0);
