@@ -4,10 +4,11 @@
 #   bash bench/http-api.sh [VERIFY_RATE]      (VERIFY_RATE: BIP-340 verifies/s of one core;
 #                                              measured with build/bench/nostr_bench if omitted)
 # BENCH_DURATION (default 10) is wrk's -d in seconds. Every server binds 127.0.0.1 and is
-# stopped by PID. Fresh NIP-98 tokens are signed with nostr-tools (bench/tokens.mjs) and cached
-# in build/bench/fresh-tokens.txt: the bench server runs with PUBLIC_URL=https://api.caravel.bench
-# and the maximum AUTH_MAX_AGE, so they stay valid across runs (each run is a new server with
-# an empty token cache, so every token is still unseen by it).
+# stopped by PID. Fresh NIP-98 tokens are signed by build/tools/nip98_tokens (through
+# bench/tokens.mjs) and cached in build/bench/fresh-tokens.txt: the bench server runs with
+# PUBLIC_URL=https://api.caravel.bench and the maximum AUTH_MAX_AGE, so they stay valid across
+# runs (each run is a new server with an empty token cache, so every token is still unseen by
+# it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh

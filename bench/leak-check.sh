@@ -19,7 +19,7 @@ fi
 TMP=$(mktemp -d /tmp/caravel-leak-XXXXXX)
 trap 'caravel_stop; rm -rf "$TMP"' EXIT
 new_keys
-tokens fresh 2000 "$PUBLIC_URL_BENCH/identity" "$TMP/tokens.txt" 3600
+BENCH_BUILD_DIR=$(dirname "$BIN") tokens fresh 2000 "$PUBLIC_URL_BENCH/identity" "$TMP/tokens.txt" 3600
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 caravel_start "$BIN" "$TMP" \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 SESSION=$(tokens session "$USER_SK" "$PUBLIC_URL_BENCH")
