@@ -53,7 +53,8 @@ static const char *const help_vars[][2] = {
     {"PUBLIC_URL", "public http(s) origin behind a reverse proxy (default unset)"},
     {"ADMINS", "comma-separated admin pubkeys, hex or npub (default none)"},
     {"ALLOW_ORIGINS", "comma-separated CORS origins (default empty: permissive)"},
-    {"ZOOID_API_URL", "zooid API base URL (default unset: sync worker off)"},
+    {"ZOOID_API_URL", "zooid API origin, scheme://host[:port] = zooid's API_HOST, no path (default "
+     "unset: sync worker off)"},
     {"ZOOID_API_SECRET", "key signing zooid requests, hex or nsec (required with ZOOID_API_URL)"},
     {"RELAY_DOMAIN", "base domain of relay hosts (default empty: host = subdomain)"},
     {"LIVEKIT_URL", "LiveKit server sent to zooid (default unset)"},

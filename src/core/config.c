@@ -315,8 +315,18 @@ static int parse_zooid(struct config *cfg, char *err, size_t cap)
     size_t n = strlen(v);
     while (n && v[n - 1] == '/')
         n--;
-    if ((strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) || n > 1000)
+    const char *host = strncmp(v, "https://", 8) == 0   ? v + 8
+                       : strncmp(v, "http://", 7) == 0 ? v + 7
+                                                        : NULL;
+    if (!host || host >= v + n || n > 1000)
         return fail(err, cap, "ZOOID_API_URL", "must be an http(s) URL");
+    /* zooid serves its API at /relay/{id} on the host named by its API_HOST and checks the
+     * NIP-98 u tag against scheme://Host/path: a path prefix (a proxy route) never matches. */
+    if (strcspn(host, "/?#") < (size_t)(v + n - host))
+        return fail(err, cap, "ZOOID_API_URL",
+                    "must be zooid's API origin with no path, query or fragment, e.g. "
+                    "https://zooid-api.example.com: zooid answers only at /relay/{id} on the "
+                    "host:port named by its API_HOST");
     if (!has_secret)
         return fail(err, cap, "ZOOID_API_SECRET", "is required when ZOOID_API_URL is set");
     cfg->zooid_api_url = xstrndup(v, n);

@@ -11,7 +11,7 @@
     "id, tenant, subdomain, schema, secret, plan, status, info_name, info_icon, "               \
     "info_description, policy_public_join, policy_strip_signatures, groups_enabled, "           \
     "management_enabled, blossom_enabled, livekit_enabled, push_enabled, synced, "              \
-    "sync_created, sync_attempts, sync_version"
+    "sync_created, sync_attempts, sync_version, sync_config"
 
 void sync_relay_free(struct sync_relay *r)
 {
@@ -19,7 +19,7 @@ void sync_relay_free(struct sync_relay *r)
         secure_zero(r->secret, strlen(r->secret));
     char **strs[] = {&r->id,   &r->tenant,    &r->subdomain, &r->schema,
                      &r->secret, &r->plan,    &r->status,    &r->info_name,
-                     &r->info_icon, &r->info_description};
+                     &r->info_icon, &r->info_description, &r->sync_config};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -50,7 +50,8 @@ static void read_row(sqlite3_stmt *st, struct sync_relay *r)
     }
     for (size_t i = 0; i < ARRAY_SIZE(ints); i++)
         *ints[i] = sqlite3_column_int(st, col++);
-    r->sync_version = sqlite3_column_int64(st, col);
+    r->sync_version = sqlite3_column_int64(st, col++);
+    r->sync_config = db_col_text(st, col); /* NULL: never synced by this version */
 }
 
 int repo_sync_load(sqlite3 *conn, const char *id, struct sync_relay *out)
@@ -132,10 +133,12 @@ static int insert_activity(sqlite3 *conn, const char *id, const char *type, int6
     return rc;
 }
 
-int repo_sync_complete(sqlite3 *conn, const char *id, int64_t version, int64_t now, int *stale)
+int repo_sync_complete(sqlite3 *conn, const char *id, int64_t version, const char *config,
+                       int64_t now, int *stale)
 {
     *stale = 1;
-    int rc = db_run(conn, "UPDATE relay SET sync_created = 1 WHERE id = ?", DB_TEXT(id));
+    int rc = db_run(conn, "UPDATE relay SET sync_created = 1, sync_config = ? WHERE id = ?",
+                    DB_TEXT(config), DB_TEXT(id));
     if (rc != 0 || sqlite3_changes(conn) == 0)
         return rc ? rc : DB_ENOTFOUND;
     rc = db_run(conn, "UPDATE relay SET synced = 1, sync_error = NULL, sync_attempts = 0,"
@@ -166,4 +169,15 @@ int repo_sync_fail(sqlite3 *conn, const char *id, const char *error, int64_t now
     *attempts = n;
     *delay_ms = delay;
     return 0;
+}
+
+int repo_sync_fail_permanent(sqlite3 *conn, const char *id, const char *error, int64_t now,
+                             int give_up_at)
+{
+    int rc = insert_activity(conn, id, "fail_relay_sync", now, NULL);
+    if (rc != 0)
+        return rc;
+    return db_run(conn, "UPDATE relay SET sync_error = ?, sync_attempts = ?, sync_next_at = ?"
+                        " WHERE id = ?",
+                  DB_TEXT(error), DB_INT(give_up_at), DB_INT(now), DB_TEXT(id));
 }

@@ -20,6 +20,8 @@ struct sync_relay {
     int sync_created;  /* 1 once zooid accepted a POST/PUT: later syncs PATCH */
     int sync_attempts; /* consecutive failures */
     int64_t sync_version;
+    char *sync_config; /* the config zooid last accepted (zooid.h, ZOOID_BODY_STATE); NULL
+                        * when none was recorded (never synced, or by an older version) */
 };
 
 void sync_relay_free(struct sync_relay *r);
@@ -37,16 +39,26 @@ int repo_sync_load(sqlite3 *conn, const char *id, struct sync_relay *out);
 int repo_sync_due(sqlite3 *conn, int64_t now, int max_attempts, size_t limit, char ***ids,
                   size_t *n);
 
-/* zooid accepted version `version` of the relay. Always records sync_created = 1. If the
- * relay's sync_version is still `version`: synced = 1, sync_error = NULL, attempts and
- * backoff reset, one complete_relay_sync activity, *stale = 0. Otherwise (changed while the
- * request was in flight) nothing else changes and *stale = 1: the caller syncs again. */
-int repo_sync_complete(sqlite3 *conn, const char *id, int64_t version, int64_t now, int *stale);
+/* zooid accepted version `version` of the relay, whose config is now `config` (recorded as
+ * sync_config, the base of the next PATCH; NULL clears it). Always records sync_created = 1
+ * and sync_config. If the relay's sync_version is still `version`: synced = 1, sync_error =
+ * NULL, attempts and backoff reset, one complete_relay_sync activity, *stale = 0. Otherwise
+ * (changed while the request was in flight) nothing else changes and *stale = 1: the caller
+ * syncs again. */
+int repo_sync_complete(sqlite3 *conn, const char *id, int64_t version, const char *config,
+                       int64_t now, int *stale);
 
 /* A sync failed with `error` (copied into sync_error): sync_attempts + 1, sync_next_at =
  * now + ceil(sync_backoff_ms(attempts, base_ms, cap_ms) / 1000), one fail_relay_sync
  * activity. *attempts gets the new count and *delay_ms the backoff delay. */
 int repo_sync_fail(sqlite3 *conn, const char *id, const char *error, int64_t now, int64_t base_ms,
                    int64_t cap_ms, int *attempts, int64_t *delay_ms);
+
+/* A sync failed in a way no retry fixes (zooid refused the config, our key or our URL):
+ * sync_error = error, sync_attempts = give_up_at (the worker's limit, so neither the worker
+ * nor the reconcile pass tries again until an API change or POST /relays/:id/sync resets
+ * it), one fail_relay_sync activity. */
+int repo_sync_fail_permanent(sqlite3 *conn, const char *id, const char *error, int64_t now,
+                             int give_up_at);
 
 #endif

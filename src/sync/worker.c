@@ -8,9 +8,12 @@
  * while it is sets `again`, which runs exactly one more sync after the current one.
  *
  * One sync: load the row; synced or given up (attempts >= 6) -> done. Otherwise POST (never
- * created in zooid) or PATCH; POST 409 -> PUT the full config; PATCH 404 -> POST. Success ->
- * repo_sync_complete (which reports a version change during the request: then sync again);
- * failure -> repo_sync_fail and a retry after the backoff while attempts < 6.
+ * created in zooid) or PATCH of what changed since the config zooid last accepted (nothing
+ * changed: done without a request); zooid_classify decides the rest: POST 409 "already
+ * exists" -> PUT the full config; PATCH 404 -> POST. Success -> repo_sync_complete with the
+ * config sent (which reports a version change during the request: then sync again); a
+ * permanent refusal -> repo_sync_fail_permanent (attempts = 6 at once, a metric, one error
+ * line); any other failure -> repo_sync_fail and a retry after the backoff while attempts < 6.
  *
  * Every zooid answer passes the circuit breaker (on_answer) before on_response decides what
  * it means for the relay; pump() starts nothing while the breaker is open, one probe when
@@ -25,11 +28,11 @@
 #include <string.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
 #include <uv.h>
 
 #include "core/app.h"
 #include "db/db.h"
+#include "metrics/metrics.h"
 #include "sync/breaker.h"
 #include "sync/repo.h"
 #include "net/fetch.h"
@@ -53,7 +56,7 @@
 #define INFRA_BREAKER_THRESHOLD INFRA_MAX_IN_FLIGHT
 #define INFRA_BREAKER_BASE_MS 2000   /* open window: 2 s, doubling per failed probe ... */
 #define INFRA_BREAKER_CAP_MS 60000   /* ... up to 1 min */
-#define INFRA_ERROR_MAX 300
+#define INFRA_ERROR_MAX 400          /* "zooid M: HTTP n " + zooid's text (<= 200) + a hint */
 
 struct entry {
     struct infra *in;
@@ -68,6 +71,7 @@ struct entry {
     struct heap_node wait;  /* in infra.waits while waiting for a retry */
     /* The sync in flight. */
     struct sync_relay relay;
+    char *state; /* relay's ZOOID_BODY_STATE: recorded as sync_config when zooid accepts it */
     const char *method;
     int steps;
 };
@@ -99,8 +103,9 @@ struct job {
     struct entry *e;
     char *id;
     int64_t version, now;
-    char *error;
-    int stale, attempts;
+    char *error, *config;
+    int stale, attempts, permanent;
+    long status; /* zooid's answer, for a permanent failure's metric */
     int64_t delay_ms;
     char **ids;
     size_t n_ids;
@@ -264,6 +269,8 @@ static void finish(struct entry *e)
         e->probe = 0;
         breaker_probe_abandoned(&in->breaker); /* ended before zooid answered it */
     }
+    free(e->state);
+    e->state = NULL;
     if (in->stopping) {
         maybe_stopped(in);
         return;
@@ -296,6 +303,7 @@ static void job_free(struct job *j)
         free(j->ids[i]);
     free(j->ids);
     free(j->error);
+    free(j->config);
     free(j->id);
     free(j);
 }
@@ -354,10 +362,75 @@ __attribute__((format(printf, 2, 3))) static void fail(struct entry *e, const ch
     }
 }
 
+static int fail_permanent_work(sqlite3 *conn, void *arg)
+{
+    struct job *j = arg;
+    return repo_sync_fail_permanent(conn, j->id, j->error, j->now, INFRA_MAX_ATTEMPTS);
+}
+
+static void on_failed_permanent(int status, void *arg)
+{
+    struct job *j = arg;
+    struct entry *e = j->e;
+    if (status != 0) {
+        LOG_ERROR("sync: relay %s: could not record the failure (%d)", e->id, status);
+        e->retry_at = clock_mono_ms() + (uint64_t)j->in->retry_base_ms;
+    } else {
+        char labels[32];
+        snprintf(labels, sizeof(labels), "status=\"%ld\"", j->status);
+        metrics_inc(j->in->app->metrics, "caravel_sync_permanent_failures_total", labels);
+        LOG_ERROR("sync: relay %s: %s; not retried until the relay changes or an admin calls "
+                  "POST /relays/%s/sync",
+                  e->id, j->error, e->id);
+    }
+    job_free(j);
+    finish(e);
+}
+
+/* What an operator checks after a permanent refusal (OPERATIONS.md, "Connecting to zooid"). */
+static const char *permanent_hint(long status)
+{
+    switch (status) {
+    case 409:
+        return "another zooid relay has it";
+    case 401:
+        return "check that ZOOID_API_URL's host:port is zooid's API_HOST, X-Forwarded-Proto "
+               "and the clocks";
+    case 403:
+        return "ZOOID_API_SECRET's pubkey is not in zooid's API_WHITELIST";
+    case 404:
+    case 405:
+        return "ZOOID_API_URL must be zooid's API_HOST, with no path";
+    default:
+        return "zooid refused the config";
+    }
+}
+
+/* zooid refused in a way no retry fixes: recorded (with a hint at the cause), counted, logged
+ * once at error level, and left until the relay changes or an admin resyncs it. */
+static void fail_permanent(struct entry *e, long status, const char *text)
+{
+    const char *hint = permanent_hint(status);
+    struct job *j = job_new(e->in, e);
+    struct buf b;
+    buf_init(&b, INFRA_ERROR_MAX);
+    buf_printf(&b, "zooid %s: HTTP %ld%s%s (not retried: %s)", e->method, status,
+               text[0] ? " " : "", text, hint);
+    if (!b.len)
+        buf_printf(&b, "zooid %s: HTTP %ld (not retried)", e->method, status);
+    j->error = buf_take(&b, NULL);
+    j->status = status;
+    int rc = db_write(e->in->app->db, DB_CRASH_SAFE, fail_permanent_work, on_failed_permanent, j);
+    if (rc != 0) {
+        job_free(j);
+        retry_later(e, rc);
+    }
+}
+
 static int complete_work(sqlite3 *conn, void *arg)
 {
     struct job *j = arg;
-    return repo_sync_complete(conn, j->id, j->version, j->now, &j->stale);
+    return repo_sync_complete(conn, j->id, j->version, j->config, j->now, &j->stale);
 }
 
 static void on_completed(int status, void *arg)
@@ -381,6 +454,7 @@ static void succeed(struct entry *e)
 {
     struct job *j = job_new(e->in, e);
     j->version = e->relay.sync_version;
+    j->config = e->state ? xstrdup(e->state) : NULL;
     int rc = db_write(e->in->app->db, DB_CRASH_SAFE, complete_work, on_completed, j);
     if (rc != 0) {
         job_free(j);
@@ -388,33 +462,45 @@ static void succeed(struct entry *e)
     }
 }
 
-/* zooid's {"error": "..."} message, for sync_error (zooid's text is not secret). */
-static void zooid_error(const char *body, size_t len, char *out, size_t cap)
+/* zooid's error text, with the secrets it could echo (the relay's key, LiveKit's) removed. */
+static void error_text(struct entry *e, const char *body, size_t len, char *out, size_t cap)
 {
-    cJSON *root = cJSON_ParseWithLength(body, len);
-    const cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
-    snprintf(out, cap, "%s", cJSON_IsString(err) ? err->valuestring : "");
-    cJSON_Delete(root);
+    const struct config *cfg = &e->in->app->cfg;
+    const char *secrets[] = {e->relay.secret, cfg->livekit_api_secret, cfg->livekit_api_key,
+                             NULL};
+    zooid_error_text(body, len, secrets, out, cap);
 }
 
 static void on_response(int err, long status, const char *body, size_t len, void *arg)
 {
     struct entry *e = arg;
     const char *m = e->method;
-    char msg[200];
+    char msg[ZOOID_ERROR_TEXT_MAX + 1];
     if (err == UV_ECANCELED) {
         finish(e); /* infra_stop */
-    } else if (err != 0) {
+        return;
+    }
+    if (err != 0) {
         fail(e, "zooid %s: %s", m, fetch_strerror(err));
-    } else if (status >= 200 && status < 300) {
+        return;
+    }
+    error_text(e, body, len, msg, sizeof(msg));
+    switch (zooid_classify(m, status, msg)) {
+    case ZOOID_DONE:
         succeed(e);
-    } else if (status == 409 && !strcmp(m, "POST")) {
+        break;
+    case ZOOID_PUT:
         send_step(e, "PUT"); /* already created (e.g. our commit was lost): replace it */
-    } else if (status == 404 && !strcmp(m, "PATCH")) {
+        break;
+    case ZOOID_POST:
         send_step(e, "POST"); /* zooid lost it: create again */
-    } else {
-        zooid_error(body, len, msg, sizeof(msg));
+        break;
+    case ZOOID_PERMANENT:
+        fail_permanent(e, status, msg);
+        break;
+    case ZOOID_RETRY:
         fail(e, "zooid %s: HTTP %ld%s%s", m, status, msg[0] ? " " : "", msg);
+        break;
     }
 }
 
@@ -448,6 +534,25 @@ static char *relay_url(struct infra *in, const char *id)
     return buf_take(&b, NULL);
 }
 
+/* POST and PUT send the whole config; a PATCH only what changed since the config zooid last
+ * accepted (sync_config), or the whole config without the secret when none was recorded.
+ * NULL: a PATCH with nothing to carry (the change did not touch zooid's config). */
+static char *request_body(struct entry *e, const char *method)
+{
+    const struct config *cfg = &e->in->app->cfg;
+    if (strcmp(method, "PATCH") != 0)
+        return zooid_config_json(&e->relay, cfg, ZOOID_BODY_FULL);
+    int changed = 0;
+    char *diff = zooid_patch_diff(e->state, e->relay.sync_config, &changed);
+    if (!diff)
+        return zooid_config_json(&e->relay, cfg, ZOOID_BODY_PATCH);
+    if (!changed) {
+        free(diff);
+        return NULL;
+    }
+    return diff;
+}
+
 static void send_step(struct entry *e, const char *method)
 {
     struct infra *in = e->in;
@@ -456,8 +561,12 @@ static void send_step(struct entry *e, const char *method)
         fail(e, "zooid %s: too many steps (POST/PUT/PATCH)", method);
         return;
     }
-    enum zooid_body kind = strcmp(method, "PATCH") ? ZOOID_BODY_FULL : ZOOID_BODY_PATCH;
-    char *body = zooid_config_json(&e->relay, &in->app->cfg, kind);
+    char *body = request_body(e, method);
+    if (!body) {
+        LOG_INFO("sync: relay %s: nothing zooid does not already have", e->id);
+        succeed(e);
+        return;
+    }
     char *url = relay_url(in, e->id);
     size_t n = strlen(body);
     /* NIP-98 created_at is checked by zooid against its own clock: real time, not clock_now()
@@ -496,6 +605,7 @@ static void on_loaded(int status, void *arg)
         finish(e); /* nothing to do, or given up until POST /relays/:id/sync */
     } else {
         e->steps = 0;
+        e->state = zooid_config_json(&e->relay, &e->in->app->cfg, ZOOID_BODY_STATE);
         send_step(e, e->relay.sync_created ? "PATCH" : "POST");
     }
 }

@@ -1,11 +1,16 @@
 /* Zooid sync worker (PRODUCT.md §5). Loop thread only. A NULL struct infra (ZOOID_API_URL unset) makes
  * every call a no-op, so callers never check.
  *
- * Behaviour: a kicked relay is synced at once (POST the first time, 409 -> PUT; later PATCH,
- * 404 -> POST), at most one request per relay and INFRA_MAX_IN_FLIGHT (8) syncs at a time; a
- * kick during a sync causes exactly one more sync after it. Failures (network, 15 s timeout,
- * 5xx, unexpected 4xx) are recorded (sync_error, fail_relay_sync) and retried after
- * 30 s x 2^(n-1), capped at 15 min, at most 6 tries. Unsynced relays are loaded 1,000 at a time
+ * Behaviour: a kicked relay is synced at once (POST the first time, 409 "already exists" ->
+ * PUT; later a PATCH of only the fields that changed here since zooid last accepted the
+ * relay, 404 -> POST), at most one request per relay and INFRA_MAX_IN_FLIGHT (8) syncs at a
+ * time; a kick during a sync causes exactly one more sync after it. Refusals no retry fixes
+ * (409 host/schema in use, 400, 401, 403, see zooid_classify) are recorded in sync_error with
+ * zooid's text (secrets redacted), counted (caravel_sync_permanent_failures_total{status}),
+ * logged once at error level and not retried until the relay changes or an admin calls
+ * POST /relays/:id/sync. Other failures (network, 15 s timeout, 5xx) are recorded
+ * (sync_error, fail_relay_sync) and retried after 30 s x 2^(n-1), capped at 15 min, at most
+ * 6 tries. Unsynced relays are loaded 1,000 at a time
  * at start-up, every 60 s, and at once when the ready queue runs short after a full batch (a
  * backlog drains at zooid's pace). A worker-wide circuit breaker (sync/breaker.h) stops all
  * requests while zooid fails 8 distinct relays in a row (no answer, 5xx, 429) and probes with

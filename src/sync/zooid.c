@@ -1,5 +1,6 @@
 #include "sync/zooid.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,4 +121,123 @@ out:
     free(json);
     nostr_event_free(&ev);
     return out;
+}
+
+/* ---- PATCH bodies ------------------------------------------------------------------- */
+
+/* Adds to out what takes base to state (both objects); returns the number of keys added. */
+static int diff_into(cJSON *out, const cJSON *state, const cJSON *base)
+{
+    int n = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, state)
+    {
+        const cJSON *old = cJSON_GetObjectItemCaseSensitive(base, item->string);
+        if (cJSON_IsObject(item) && cJSON_IsObject(old)) {
+            cJSON *sub = cJSON_CreateObject();
+            if (diff_into(sub, item, old) > 0) {
+                cJSON_AddItemToObject(out, item->string, sub);
+                n++;
+            } else {
+                cJSON_Delete(sub);
+            }
+        } else if (!old || !cJSON_Compare(item, old, 1)) {
+            cJSON_AddItemToObject(out, item->string, cJSON_Duplicate(item, 1));
+            n++;
+        }
+    }
+    cJSON_ArrayForEach(item, base)
+    {
+        if (!cJSON_GetObjectItemCaseSensitive(state, item->string)) {
+            cJSON_AddNullToObject(out, item->string); /* zooid's merge deletes on null */
+            n++;
+        }
+    }
+    return n;
+}
+
+char *zooid_patch_diff(const char *state, const char *base, int *changed)
+{
+    *changed = 0;
+    if (!base)
+        return NULL;
+    cJSON *b = cJSON_Parse(base);
+    cJSON *s = cJSON_Parse(state);
+    char *out = NULL;
+    if (cJSON_IsObject(b) && cJSON_IsObject(s)) {
+        cJSON *patch = cJSON_CreateObject();
+        *changed = diff_into(patch, s, b) > 0;
+        out = cJSON_PrintUnformatted(patch);
+        cJSON_Delete(patch);
+        if (!out)
+            abort(); /* cJSON fails only on allocation: the OOM policy (util.h) */
+    }
+    cJSON_Delete(b);
+    cJSON_Delete(s);
+    return out;
+}
+
+/* ---- answers ------------------------------------------------------------------------ */
+
+enum zooid_next zooid_classify(const char *method, long status, const char *error)
+{
+    if (status >= 200 && status < 300)
+        return ZOOID_DONE;
+    if (status == 409 && !strcmp(method, "POST") && !strstr(error, "already in use"))
+        return ZOOID_PUT; /* "relay with this id already exists" (our commit was lost) */
+    if (status == 404 && !strcmp(method, "PATCH"))
+        return ZOOID_POST;
+    if (status == 409 || status == 400 || status == 401 || status == 403 || status == 405 ||
+        status == 413 || status == 422 || (status == 404 && !strcmp(method, "POST")))
+        return ZOOID_PERMANENT;
+    return ZOOID_RETRY;
+}
+
+static size_t hex_run(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && isxdigit((unsigned char)s[i]))
+        i++;
+    return i;
+}
+
+/* Length of the secret that starts at s (n bytes left), or 0. */
+static size_t secret_at(const char *s, size_t n, const char *const *secrets)
+{
+    size_t run = hex_run(s, n);
+    if (run >= 64)
+        return run;
+    for (size_t i = 0; secrets && secrets[i]; i++) {
+        size_t k = strlen(secrets[i]);
+        if (k && k <= n && !memcmp(s, secrets[i], k))
+            return k;
+    }
+    return 0;
+}
+
+void zooid_error_text(const char *body, size_t len, const char *const *secrets, char *out,
+                      size_t cap)
+{
+    cJSON *root = body ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
+    const char *src = cJSON_IsString(err) ? err->valuestring : body ? body : "";
+    size_t n = cJSON_IsString(err) ? strlen(src) : (body ? len : 0);
+    while (n && isspace((unsigned char)src[n - 1]))
+        n--; /* zooid's plain-text answers end with a newline */
+    size_t o = 0, max = MIN(cap ? cap - 1 : 0, (size_t)ZOOID_ERROR_TEXT_MAX);
+    for (size_t i = 0; i < n && o < max;) {
+        size_t k = secret_at(src + i, n - i, secrets);
+        if (k) {
+            const char *r = "[redacted]";
+            for (size_t j = 0; r[j] && o < max; j++)
+                out[o++] = r[j];
+            i += k;
+            continue;
+        }
+        unsigned char c = (unsigned char)src[i++];
+        out[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    if (cap)
+        out[o] = '\0';
+    cJSON_Delete(root);
 }

@@ -60,6 +60,7 @@ const badConfigs = [
   [{ PUBLIC_URL: 'ftp://x' }, 'PUBLIC_URL'],
   [{ ZOOID_API_URL: 'http://127.0.0.1:1' }, 'ZOOID_API_SECRET'],
   [{ ZOOID_API_URL: 'http://127.0.0.1:1', ZOOID_API_SECRET: secret }, 'ZOOID_API_SECRET'],
+  [{ ZOOID_API_URL: 'https://proxy.example/zooid', ZOOID_API_SECRET: 'ab'.repeat(32) }, 'ZOOID_API_URL'],
   [{ ROBOT_SECRET: secret }, 'ROBOT_SECRET'],
   [{ NWC_URL: `nostr+walletconnect://abc?relay=wss://r&secret=${secret}` }, 'NWC_URL'],
   [{ ROBOT_OUTBOX_RELAYS: 'https://not-a-relay' }, 'ROBOT_OUTBOX_RELAYS'],

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import net from 'node:net'
 import { generateSecretKey, getPublicKey, finalizeEvent } from 'nostr-tools/pure'
 import * as nip98 from 'nostr-tools/nip98'
 import { startServer } from './lib/server.mjs'
@@ -81,8 +82,10 @@ async function waitSynced(c, id, ms = 20000) {
   }, ms, `relay ${id} synced`)
 }
 
+const whitelist = [getPublicKey(zooidKey)] // zooid's API_WHITELIST (a test may edit it)
+
 before(async () => {
-  zooid = await startZooid({ whitelist: [getPublicKey(zooidKey)] })
+  zooid = await startZooid({ whitelist })
 })
 
 after(async () => {
@@ -266,6 +269,135 @@ test('1,000 relay changes in a burst converge with bounded concurrency; the API 
     assert.equal(synced, N)
     assert.ok(zooid.maxConcurrent <= 8, `max concurrent ${zooid.maxConcurrent}`)
     assert.ok(zooid.maxConcurrent >= 2, 'requests overlapped')
+  } finally {
+    await stopCaravel(c)
+  }
+})
+
+test('a NIP-86 rename on the relay survives a later API change to another field; an API rename wins', async () => {
+  const c = await startCaravel(tmp())
+  try {
+    await ok(c, 'POST', '/tenants', undefined)
+    const relay = await ok(c, 'POST', '/relays', { subdomain: sub('keep'), plan: 'basic', info_name: 'Ours',
+      management_enabled: true })
+    await waitSynced(c, relay.id)
+    const host = zooid.configs.get(relay.id).host
+    // The owner renames the relay from a Nostr client, on the relay itself.
+    assert.deepEqual((await zooid.nip86(host, 'changerelayname', ['Theirs'], tenantKey)).json, { result: true })
+    assert.equal(zooid.configs.get(relay.id).info.name, 'Theirs')
+
+    await ok(c, 'PUT', `/relays/${relay.id}`, { policy_public_join: true })
+    await waitSynced(c, relay.id)
+    assert.deepEqual(reqsFor(relay.id).at(-1).body, { policy: { public_join: true } }) // only what changed
+    assert.equal(zooid.configs.get(relay.id).info.name, 'Theirs')
+    assert.equal(zooid.configs.get(relay.id).policy.public_join, true)
+
+    // A change that touches nothing zooid holds (the plan, LiveKit off either way) sends nothing.
+    const n = reqsFor(relay.id).length
+    await ok(c, 'PUT', `/relays/${relay.id}`, { plan: 'growth' })
+    await waitSynced(c, relay.id)
+    assert.equal(reqsFor(relay.id).length, n)
+
+    // Renamed through the API: that is a change here, so it goes out.
+    await ok(c, 'PUT', `/relays/${relay.id}`, { info_name: 'Ours again' })
+    await waitSynced(c, relay.id)
+    assert.deepEqual(reqsFor(relay.id).at(-1).body, { info: { name: 'Ours again' } })
+    assert.equal(zooid.configs.get(relay.id).info.name, 'Ours again')
+
+    // Survives a restart (the config zooid accepted is in the database).
+    await stopCaravel(c)
+    const c2 = await startCaravel(c.dir)
+    try {
+      await zooid.nip86(host, 'changerelaydescription', ['set on the relay'], tenantKey)
+      await ok(c2, 'POST', `/relays/${relay.id}/deactivate`, {})
+      await waitSynced(c2, relay.id)
+      assert.deepEqual(reqsFor(relay.id).at(-1).body, { inactive: true })
+      assert.equal(zooid.configs.get(relay.id).info.description, 'set on the relay')
+    } finally {
+      await stopCaravel(c2)
+    }
+  } finally {
+    if (procs.has(c)) await stopCaravel(c)
+  }
+})
+
+// A relay's zooid host or schema taken by another zooid relay (not ours): 409 "in use".
+test('host in use in zooid: a permanent sync_error naming the conflict, no retries', async () => {
+  const c = await startCaravel(tmp())
+  try {
+    await ok(c, 'POST', '/tenants', undefined)
+    const s = sub('taken')
+    // Another relay of this zooid (created by hand by its operator) already has the host.
+    const other = { host: `${s}.spaces.test`, schema: `other_${s.replace(/-/g, '_')}`, secret: 'ab'.repeat(32),
+      info: { pubkey: getPublicKey(generateSecretKey()) } }
+    zooid.configs.set(`manual-${s}`, structuredClone({ ...other, inactive: false }))
+    const relay = await ok(c, 'POST', '/relays', { subdomain: s, plan: 'free' })
+    const r = await zooid.waitFor(async () => {
+      const x = await relayOf(c, relay.id)
+      return x.sync_error ? x : null
+    }, 10000, 'a sync_error')
+    assert.match(r.sync_error, new RegExp(`^zooid POST: HTTP 409 host "${s}\\.spaces\\.test" is already in use \\(not retried`))
+    assert.equal(r.synced, false)
+    await new Promise((res) => setTimeout(res, 2000)) // backoff 100 ms and reconcile 500 ms: a retry would show
+    assert.deepEqual(reqsFor(relay.id).map((q) => `${q.method} ${q.status}`), ['POST 409'])
+    // The conflict resolved on zooid's side, an admin resyncs: it converges.
+    zooid.configs.delete(`manual-${s}`)
+    await ok(c, 'POST', `/relays/${relay.id}/sync`, {}, adminKey)
+    await waitSynced(c, relay.id)
+    assert.deepEqual(reqsFor(relay.id).map((q) => `${q.method} ${q.status}`), ['POST 409', 'POST 201'])
+  } finally {
+    await stopCaravel(c)
+  }
+})
+
+test('403 (key not whitelisted): no retries, a metric and one error line; fixed whitelist + admin resync converges', async () => {
+  const metricsPort = await new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = srv.address().port
+      srv.close(() => resolve(p))
+    })
+  })
+  const c = await startCaravel(tmp(), { METRICS_PORT: String(metricsPort) })
+  whitelist.length = 0 // zooid's API_WHITELIST no longer has our key
+  try {
+    await ok(c, 'POST', '/tenants', undefined)
+    const relay = await ok(c, 'POST', '/relays', { subdomain: sub('denied'), plan: 'free' })
+    const r = await zooid.waitFor(async () => {
+      const x = await relayOf(c, relay.id)
+      return x.sync_error ? x : null
+    }, 10000, 'a sync_error')
+    assert.match(r.sync_error, /^zooid POST: HTTP 403 pubkey not in whitelist \(not retried: .*API_WHITELIST/)
+    await new Promise((res) => setTimeout(res, 2000))
+    assert.equal(reqsFor(relay.id).length, 1, 'not retried')
+    const lines = c.logs().split('\n').filter((l) => l.includes(relay.id) && /\bERROR\b/.test(l))
+    assert.equal(lines.length, 1, lines.join('\n'))
+    assert.match(lines[0], /403 pubkey not in whitelist/)
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+    assert.match(metrics, /^caravel_sync_permanent_failures_total\{status="403"\} 1$/m)
+
+    whitelist.push(getPublicKey(zooidKey))
+    await ok(c, 'POST', `/relays/${relay.id}/sync`, {}, adminKey)
+    const done = await waitSynced(c, relay.id)
+    assert.equal(done.sync_error, null)
+    assert.deepEqual(reqsFor(relay.id).map((q) => `${q.method} ${q.status}`), ['POST 403', 'POST 201'])
+  } finally {
+    if (!whitelist.length) whitelist.push(getPublicKey(zooidKey))
+    await stopCaravel(c)
+  }
+})
+
+test('ZOOID_API_URL naming another host than API_HOST: zooid answers Not Found, a permanent sync_error says so', async () => {
+  const c = await startCaravel(tmp(), { ZOOID_API_URL: `http://localhost:${zooid.port}` })
+  try {
+    await ok(c, 'POST', '/tenants', undefined)
+    const relay = await ok(c, 'POST', '/relays', { subdomain: sub('misrouted'), plan: 'free' })
+    const r = await zooid.waitFor(async () => {
+      const x = await relayOf(c, relay.id)
+      return x.sync_error ? x : null
+    }, 10000, 'a sync_error')
+    assert.equal(r.sync_error, "zooid POST: HTTP 404 Not Found (not retried: ZOOID_API_URL must be zooid's API_HOST, with no path)")
+    await new Promise((res) => setTimeout(res, 1500))
+    assert.equal(zooid.requests.filter((q) => q.misrouted && q.id === relay.id).length, 1)
   } finally {
     await stopCaravel(c)
   }

@@ -48,8 +48,14 @@ static int work_load(sqlite3 *conn, void *arg)
     ASSERT_EQ(r.synced, 0);
     ASSERT_EQ(r.sync_created, 0);
     ASSERT_EQ(r.sync_version, 0);
+    ASSERT_NULL(r.sync_config); /* never synced */
     sync_relay_free(&r);
     ASSERT_NULL(r.secret);
+    ASSERT_OK(db_exec(conn, "UPDATE relay SET sync_config = '{}'"));
+    ASSERT_OK(repo_sync_load(conn, "r1", &r));
+    ASSERT_STR_EQ(r.sync_config, "{}");
+    sync_relay_free(&r);
+    ASSERT_NULL(r.sync_config);
     return 0;
 }
 
@@ -102,8 +108,9 @@ static int work_complete(sqlite3 *conn, void *arg)
     int64_t delay;
     seed(conn);
     ASSERT_OK(repo_sync_fail(conn, "r1", "boom", 5, 30000, 900000, &attempts, &delay));
-    ASSERT_OK(repo_sync_complete(conn, "r1", 0, 10, &stale));
+    ASSERT_OK(repo_sync_complete(conn, "r1", 0, "{\"v\":0}", 10, &stale));
     ASSERT_EQ(stale, 0);
+    ASSERT_EQ(col_int(conn, "SELECT sync_config = '{\"v\":0}' FROM relay"), 1);
     ASSERT_EQ(col_int(conn, "SELECT synced FROM relay"), 1);
     ASSERT_EQ(col_int(conn, "SELECT sync_created FROM relay"), 1);
     ASSERT_EQ(col_int(conn, "SELECT sync_attempts FROM relay"), 0);
@@ -115,15 +122,18 @@ static int work_complete(sqlite3 *conn, void *arg)
     /* A change while version 1's request is in flight: its success is stale. */
     ASSERT_OK(repo_relay_mark_dirty(conn, "r1"));
     ASSERT_OK(repo_relay_mark_dirty(conn, "r1"));
-    ASSERT_OK(repo_sync_complete(conn, "r1", 1, 11, &stale));
+    ASSERT_OK(repo_sync_complete(conn, "r1", 1, "{\"v\":1}", 11, &stale));
     ASSERT_EQ(stale, 1);
+    /* zooid has version 1 even so: the next PATCH is diffed against it. */
+    ASSERT_EQ(col_int(conn, "SELECT sync_config = '{\"v\":1}' FROM relay"), 1);
     ASSERT_EQ(col_int(conn, "SELECT synced FROM relay"), 0);
     ASSERT_EQ(col_int(conn, "SELECT count(*) FROM activity WHERE activity_type = "
                             "'complete_relay_sync'"),
               1);
-    ASSERT_OK(repo_sync_complete(conn, "r1", 2, 12, &stale));
+    ASSERT_OK(repo_sync_complete(conn, "r1", 2, NULL, 12, &stale));
     ASSERT_EQ(stale, 0);
-    ASSERT_EQ(repo_sync_complete(conn, "ghost", 0, 12, &stale), DB_ENOTFOUND);
+    ASSERT_EQ(col_int(conn, "SELECT sync_config IS NULL FROM relay"), 1);
+    ASSERT_EQ(repo_sync_complete(conn, "ghost", 0, NULL, 12, &stale), DB_ENOTFOUND);
     ASSERT_EQ(col_int(conn, "SELECT count(*) FROM relay"), 1); /* never deleted */
     return 0;
 }
@@ -156,6 +166,27 @@ static void run_job(db_work_fn *work)
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_EQ(closed, 1);
     ASSERT_OK(uv_loop_close(&loop));
+}
+
+static int work_fail_permanent(sqlite3 *conn, void *arg)
+{
+    (void)arg;
+    seed(conn);
+    ASSERT_OK(repo_sync_fail_permanent(conn, "r1", "zooid POST: HTTP 403 x", 1000, 6));
+    ASSERT_EQ(col_int(conn, "SELECT sync_attempts FROM relay"), 6);
+    ASSERT_EQ(col_int(conn, "SELECT sync_error = 'zooid POST: HTTP 403 x' FROM relay"), 1);
+    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM activity WHERE activity_type = "
+                            "'fail_relay_sync'"),
+              1);
+    ASSERT_EQ(due_count(conn, 100000), 0); /* never picked up again by itself */
+    ASSERT_OK(repo_relay_mark_dirty(conn, "r1")); /* an API change or an admin resync */
+    ASSERT_EQ(due_count(conn, 1000), 1);
+    return 0;
+}
+
+TEST(repo_sync_fail_permanent_gives_up_at_once)
+{
+    run_job(work_fail_permanent);
 }
 
 TEST(repo_sync_load_reads_the_row)

@@ -157,3 +157,127 @@ TEST(zooid_auth_header_is_a_valid_nip98_event)
     free(json);
     free(h);
 }
+
+TEST(zooid_state_body_has_no_secret_and_no_null)
+{
+    struct config cfg = {0};
+    cfg.relay_domain = "d";
+    struct sync_relay r = sample("free", "active", 0);
+    cJSON *j = build(&r, &cfg, ZOOID_BODY_STATE);
+    ASSERT_NULL(cJSON_GetObjectItemCaseSensitive(j, "secret"));
+    ASSERT_NULL(cJSON_GetObjectItemCaseSensitive(j, "livekit"));
+    ASSERT_STR_EQ(str_at(j, "info", "name"), "Name \"quoted\"");
+    cJSON_Delete(j);
+}
+
+TEST(zooid_patch_diff_carries_only_what_changed)
+{
+    static const struct {
+        const char *state, *base, *want; /* want NULL: no base, the caller sends it all */
+        int changed;
+    } cases[] = {
+        {"{\"a\":1,\"info\":{\"name\":\"N\",\"icon\":\"\"}}",
+         "{\"a\":1,\"info\":{\"name\":\"N\",\"icon\":\"\"}}", "{}", 0},
+        {"{\"a\":2,\"info\":{\"name\":\"N\"}}", "{\"a\":1,\"info\":{\"name\":\"N\"}}",
+         "{\"a\":2}", 1},
+        {"{\"info\":{\"name\":\"M\",\"icon\":\"i\"}}", "{\"info\":{\"name\":\"N\",\"icon\":\"i\"}}",
+         "{\"info\":{\"name\":\"M\"}}", 1},
+        /* livekit turned off: null, which zooid's merge deletes */
+        {"{\"a\":1}", "{\"a\":1,\"livekit\":{\"api_key\":\"k\"}}", "{\"livekit\":null}", 1},
+        /* turned on again: the whole object */
+        {"{\"a\":1,\"livekit\":{\"api_key\":\"k\",\"server_url\":\"u\"}}", "{\"a\":1}",
+         "{\"livekit\":{\"api_key\":\"k\",\"server_url\":\"u\"}}", 1},
+        {"{\"inactive\":true}", "{\"inactive\":false}", "{\"inactive\":true}", 1},
+        {"{\"r\":[1,2]}", "{\"r\":[1]}", "{\"r\":[1,2]}", 1}, /* arrays replace */
+        {"{\"a\":{\"b\":1}}", "{\"a\":\"x\"}", "{\"a\":{\"b\":1}}", 1},
+        {"{\"a\":1}", NULL, NULL, 0},
+        {"{\"a\":1}", "not json", NULL, 0},
+        {"{\"a\":1}", "[1]", NULL, 0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        int changed = -1;
+        char *d = zooid_patch_diff(cases[i].state, cases[i].base, &changed);
+        if (!cases[i].want) {
+            ASSERT_NULL(d);
+        } else {
+            ASSERT_NOT_NULL(d);
+            ASSERT_STR_EQ(d, cases[i].want);
+        }
+        ASSERT_EQ(changed, cases[i].changed);
+        free(d);
+    }
+}
+
+TEST(zooid_classify_sorts_answers)
+{
+    static const struct {
+        const char *method;
+        long status;
+        const char *error;
+        enum zooid_next want;
+    } cases[] = {
+        {"POST", 201, "", ZOOID_DONE},
+        {"PATCH", 200, "", ZOOID_DONE},
+        {"POST", 409, "relay with this id already exists", ZOOID_PUT},
+        {"POST", 409, "", ZOOID_PUT},
+        {"POST", 409, "host \"a.b\" is already in use", ZOOID_PERMANENT},
+        {"POST", 409, "schema \"a\" is already in use", ZOOID_PERMANENT},
+        {"PUT", 409, "host \"a.b\" is already in use", ZOOID_PERMANENT},
+        {"PATCH", 409, "schema \"a\" is already in use", ZOOID_PERMANENT},
+        {"PATCH", 404, "relay not found", ZOOID_POST},
+        {"POST", 404, "Not Found", ZOOID_PERMANENT}, /* Host is not zooid's API_HOST */
+        {"PUT", 404, "relay not found", ZOOID_RETRY},
+        {"POST", 400, "invalid secret key", ZOOID_PERMANENT},
+        {"PATCH", 401, "event missing or invalid u tag", ZOOID_PERMANENT},
+        {"PUT", 403, "pubkey not in whitelist", ZOOID_PERMANENT},
+        {"POST", 405, "method not allowed", ZOOID_PERMANENT},
+        {"POST", 413, "", ZOOID_PERMANENT},
+        {"POST", 500, "failed to write config", ZOOID_RETRY},
+        {"PATCH", 502, "", ZOOID_RETRY},
+        {"POST", 503, "", ZOOID_RETRY},
+        {"POST", 408, "", ZOOID_RETRY},
+        {"POST", 429, "", ZOOID_RETRY},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+        ASSERT_EQ(zooid_classify(cases[i].method, cases[i].status, cases[i].error),
+                  cases[i].want);
+}
+
+TEST(zooid_error_text_is_redacted_printable_and_capped)
+{
+    char hex64[65], long_body[1200], out[ZOOID_ERROR_TEXT_MAX + 1];
+    memset(hex64, 'a', 64);
+    hex64[64] = '\0';
+    const char *secrets[] = {"s3cr3t-livekit", NULL, "", NULL};
+    static const struct {
+        const char *body, *want;
+    } cases[] = {
+        {"{\"error\":\"pubkey not in whitelist\"}\n", "pubkey not in whitelist"},
+        {"Not Found\n", "Not Found"},
+        {"{\"message\":\"x\"}", "{\"message\":\"x\"}"},
+        {"{\"error\":\"bad key s3cr3t-livekit here\"}", "bad key [redacted] here"},
+        {"{\"error\":\"line\\nbreak\\u0001 \\u00e9\"}", "line?break? ??"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        zooid_error_text(cases[i].body, strlen(cases[i].body), secrets, out, sizeof(out));
+        ASSERT_STR_EQ(out, cases[i].want);
+    }
+    /* A 64-hex run (a key zooid could echo, any case) is never shown. */
+    snprintf(long_body, sizeof(long_body), "{\"error\":\"invalid secret key: %s\"}", hex64);
+    zooid_error_text(long_body, strlen(long_body), NULL, out, sizeof(out));
+    ASSERT_STR_EQ(out, "invalid secret key: [redacted]");
+    snprintf(long_body, sizeof(long_body), "{\"error\":\"k %.63s\"}", hex64);
+    zooid_error_text(long_body, strlen(long_body), NULL, out, sizeof(out));
+    ASSERT(strstr(out, "aaaa") != NULL); /* 63 digits: not a key */
+    /* Capped at ZOOID_ERROR_TEXT_MAX characters, and at the caller's buffer. */
+    memset(long_body, 'x', sizeof(long_body) - 1);
+    long_body[sizeof(long_body) - 1] = '\0';
+    zooid_error_text(long_body, strlen(long_body), NULL, out, sizeof(out));
+    ASSERT_EQ(strlen(out), ZOOID_ERROR_TEXT_MAX);
+    char small[8];
+    zooid_error_text(long_body, strlen(long_body), NULL, small, sizeof(small));
+    ASSERT_STR_EQ(small, "xxxxxxx");
+    zooid_error_text(NULL, 0, NULL, small, sizeof(small));
+    ASSERT_STR_EQ(small, "");
+}
