@@ -6,11 +6,13 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <uv.h>
 
 #include "core/app.h"
 #include "metrics/metrics.h"
+#include "net/fetch.h"
 #include "util/buf.h"
 
 static char *render(const struct metrics *m, const struct metrics_gauges *g)
@@ -347,5 +349,100 @@ TEST(metrics_listener_starts_and_stops_cleanly)
     metrics_stop(m, on_stopped, &stopped);
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_EQ(stopped, 1);
+    ASSERT_OK(uv_loop_close(&loop));
+}
+
+/* The loop-stall gauges see a callback that keeps the loop busy: a timer burns 60 ms of CPU,
+ * then /metrics is fetched on the same loop (twice: the second covers only the time since the
+ * first). */
+static struct {
+    struct app app;
+    struct metrics *m;
+    struct fetch *f;
+    uv_timer_t spin;
+    char url[64];
+    int64_t wall[2], cpu[2], over50[2];
+    int scrapes, stopped;
+} ls;
+
+static int64_t series(const char *body, const char *name)
+{
+    char key[96];
+    snprintf(key, sizeof(key), "\n%s ", name);
+    const char *p = strstr(body, key);
+    return p ? strtoll(p + strlen(key), NULL, 10) : -1;
+}
+
+static void scrape(void);
+
+static void on_scraped(int err, long status, const char *body, size_t len, void *arg)
+{
+    (void)arg;
+    (void)len;
+    ASSERT_OK(err);
+    ASSERT_EQ(status, 200);
+    int i = ls.scrapes++;
+    ls.wall[i] = series(body, "caravel_loop_stall_max_ms");
+    ls.cpu[i] = series(body, "caravel_loop_stall_cpu_max_ms");
+    ls.over50[i] = series(body, "caravel_loop_stalls_over_50ms_total");
+    if (ls.scrapes < 2) {
+        scrape();
+        return;
+    }
+    fetch_close(ls.f, NULL, NULL);
+    metrics_stop(ls.m, on_stopped, &ls.stopped);
+}
+
+static void scrape(void)
+{
+    struct fetch_opts o = {.url = ls.url, .timeout_ms = 10000};
+    ASSERT_OK(fetch_start(ls.f, &o, on_scraped, NULL, NULL));
+}
+
+static uint64_t thread_cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void on_spin(uv_timer_t *t)
+{
+    (void)t;
+    uint64_t until = thread_cpu_ms() + 60;
+    while (thread_cpu_ms() < until)
+        ;
+    scrape();
+}
+
+/* Armed from the loop's first iteration, so the gauges have their baseline (the first
+ * prepare) before the spin, however long the start-up took. */
+static void on_first(uv_timer_t *t)
+{
+    uv_timer_start(t, on_spin, 20, 0);
+}
+
+TEST_TIMEOUT(metrics_loop_stall_gauges_see_a_busy_callback, 30)
+{
+    uv_loop_t loop;
+    ASSERT_OK(uv_loop_init(&loop));
+    ls.app.loop = &loop;
+    ls.app.cfg.host = (char *)"127.0.0.1";
+    ls.app.cfg.metrics_port = free_port(&loop);
+    snprintf(ls.url, sizeof(ls.url), "http://127.0.0.1:%d/metrics", ls.app.cfg.metrics_port);
+    ASSERT_OK(metrics_start(&ls.m, &ls.app));
+    ASSERT_OK(fetch_new(&ls.f, &loop));
+    uv_timer_init(&loop, &ls.spin);
+    uv_timer_start(&ls.spin, on_first, 0, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&ls.spin, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(ls.stopped, 1);
+    ASSERT_GE(ls.wall[0], 60);
+    ASSERT_GE(ls.cpu[0], 59);
+    ASSERT_LE(ls.cpu[0], ls.wall[0] + 1);
+    ASSERT_GE(ls.over50[0], 1);
+    ASSERT_LT(ls.cpu[1], 59); /* the spin is not counted again */
+    ASSERT_EQ(ls.over50[1], ls.over50[0]);
     ASSERT_OK(uv_loop_close(&loop));
 }
