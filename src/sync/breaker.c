@@ -36,7 +36,7 @@ int breaker_is_outage(int err, long status)
 {
     if (err != 0)
         return 1; /* no HTTP answer at all (the caller leaves out its own cancellations) */
-    return status >= 500 || status == 429;
+    return status >= 500 || status == 429 || status == 408;
 }
 
 static void open_for(struct breaker *b, uint64_t now_ms)

@@ -3,8 +3,8 @@
  * probe it with one request at a time, further and further apart.
  *
  *   closed     requests go out. An "outage" answer (no HTTP response: refused, reset, timed
- *              out; or HTTP 5xx or 429) from a relay not yet counted adds one to the streak;
- *              any other HTTP answer (2xx, 3xx, 4xx other than 429: zooid is up and talking)
+ *              out; or HTTP 5xx, 408 or 429) from a relay not yet counted adds one to the
+ *              streak; any other HTTP answer (2xx, 3xx, other 4xx: zooid is up and talking)
  *              ends it. `threshold` distinct relays in a row -> open.
  *   open       nothing is sent until `until_ms`, then half-open. The window starts at base_ms
  *              and doubles after each failed probe, up to cap_ms.

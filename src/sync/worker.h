@@ -13,7 +13,7 @@
  * 6 tries. Unsynced relays are loaded 1,000 at a time
  * at start-up, every 60 s, and at once when the ready queue runs short after a full batch (a
  * backlog drains at zooid's pace). A worker-wide circuit breaker (sync/breaker.h) stops all
- * requests while zooid fails 8 distinct relays in a row (no answer, 5xx, 429) and probes with
+ * requests while zooid fails 8 distinct relays in a row (no answer, 5xx, 408, 429) and probes with
  * one request after 2 s, doubling to 1 min. Costs: a failure, a retry or a kick is O(log n)
  * (retry heap, growing hash table), never a walk over the waiting relays.
  * SQL: sync/repo.h. Requests: sync/zooid.h.

@@ -100,7 +100,7 @@ TEST(breaker_counts_opens_and_classifies_answers)
         int outage;
     } answers[] = {
         {0, 200, 0},    {0, 201, 0},    {0, 404, 0}, {0, 409, 0}, {0, 400, 0}, {0, 401, 0},
-        {0, 429, 1},    {0, 500, 1},    {0, 502, 1}, {0, 503, 1}, {-110, 0, 1}, /* timeout */
+        {0, 429, 1},    {0, 408, 1},    {0, 500, 1},    {0, 502, 1}, {0, 503, 1}, {-110, 0, 1}, /* timeout */
         {-111, 0, 1}, /* refused */
     };
     for (size_t i = 0; i < ARRAY_SIZE(answers); i++)
