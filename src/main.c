@@ -31,6 +31,7 @@
 #include "nostr/keys.h"
 #include "robot/key.h"
 #include "robot/robot.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -46,58 +47,17 @@ static int exit_code;
 
 /* ---- command line ---- */
 
-static const char *const help_vars[][2] = {
-    {"DATABASE_URL", "sqlite://PATH, sqlite:PATH or PATH (default sqlite://data/caravel.db)"},
-    {"HOST", "bind host, also the NIP-98 origin without PUBLIC_URL (default 127.0.0.1)"},
-    {"PORT", "bind port, 0 = any free port (default 3000)"},
-    {"PUBLIC_URL", "public http(s) origin behind a reverse proxy (default unset)"},
-    {"ADMINS", "comma-separated admin pubkeys, hex or npub (default none)"},
-    {"ALLOW_ORIGINS", "comma-separated CORS origins (default empty: permissive)"},
-    {"ZOOID_API_URL", "zooid API origin, scheme://host[:port] = zooid's API_HOST, no path (default "
-     "unset: sync worker off)"},
-    {"ZOOID_API_SECRET", "key signing zooid requests, hex or nsec (required with ZOOID_API_URL)"},
-    {"RELAY_DOMAIN", "base domain of relay hosts (default empty: host = subdomain)"},
-    {"LIVEKIT_URL", "LiveKit server sent to zooid (default unset)"},
-    {"LIVEKIT_API_KEY", "LiveKit API key (default unset)"},
-    {"LIVEKIT_API_SECRET", "LiveKit API secret (default unset)"},
-    {"NWC_URL", "platform wallet NIP-47 URI (default unset: no invoices issued)"},
-    {"ROBOT_SECRET", "robot key, hex or nsec (default unset: generated, kept in the database)"},
-    {"ROBOT_NAME", "robot profile name (default unset)"},
-    {"ROBOT_DESCRIPTION", "robot profile about (default unset)"},
-    {"ROBOT_PICTURE", "robot profile picture URL (default unset)"},
-    {"ROBOT_OUTBOX_RELAYS", "robot kind 10002 relays (default unset: robot idle, DMs queued)"},
-    {"ROBOT_INDEXER_RELAYS", "relays to discover recipients' relay lists (default unset)"},
-    {"ROBOT_MESSAGING_RELAYS", "robot kind 10050 relays (default unset)"},
-    {"AUTH_MAX_AGE", "seconds a NIP-98 token stays valid (default 600)"},
-    {"BILLING_INTERVAL", "seconds between billing runs (default 3600)"},
-    {"BILLING_PERIOD", "billing period in seconds (default unset: one calendar month)"},
-    {"BILLING_GRACE", "seconds an invoice may stay unpaid (default 604800)"},
-    {"BILLING_WALLET_REQUESTS", "wallet requests one billing run may send (default 10000)"},
-    {"BILLING_CONCURRENCY", "invoices a billing run works on at once (default 8)"},
-    {"METRICS_PORT", "metrics port on HOST (default 0: off)"},
-    {"HTTP_REQUEST_TIMEOUT", "seconds for a request's head and body together (default 30)"},
-    {"HTTP_REQUEST_BUFFER", "bytes of request data held, all clients (default 67108864)"},
-    {"HTTP_MAX_CONNECTIONS", "API connections open at once (default 10000)"},
-    {"HTTP_MAX_CONNECTIONS_PER_IP", "API connections per client address, 0 = no limit (default 256)"},
-    {"LOG_LEVEL", "debug, info, warn or error (default info)"},
-    {"CARAVEL_CA_FILE", "PEM CA bundle for wss:// (default the system bundle)"},
-};
-
-static void print_help(FILE *f)
-{
-    fprintf(f, "Usage: caravel [--help | --version]\n"
-               "Caravel relay-hosting control plane. Configured by environment variables:\n");
-    for (size_t i = 0; i < ARRAY_SIZE(help_vars); i++)
-        fprintf(f, "  %-23s %s\n", help_vars[i][0], help_vars[i][1]);
-}
-
 /* Returns -1 to go on, else the exit code. */
 static int handle_args(int argc, char **argv)
 {
     if (argc < 2)
         return -1;
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        print_help(stdout);
+        config_print_help(stdout);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--config-table") == 0) {
+        config_print_markdown(stdout);
         return 0;
     }
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
@@ -105,7 +65,7 @@ static int handle_args(int argc, char **argv)
         return 0;
     }
     fprintf(stderr, "caravel: unknown argument \"%.100s\"\n", argv[1]);
-    print_help(stderr);
+    config_print_help(stderr);
     return 2;
 }
 
@@ -162,7 +122,7 @@ static int start_services(void)
     /* The pool serves the robot and NWC; without their settings nothing would use it. */
     int need_pool = c->outbox_relays.n || c->indexer_relays.n || c->messaging_relays.n ||
                     c->nwc_url;
-    if (need_pool && relay_pool_new(&app.pool, app.loop, getenv("CARAVEL_CA_FILE")) != 0) {
+    if (need_pool && relay_pool_new(&app.pool, app.loop, app.cfg.ca_file) != 0) {
         LOG_ERROR("cannot start the relay pool (CARAVEL_CA_FILE?)");
         return -1;
     }
@@ -301,6 +261,7 @@ static int setup(void)
         fprintf(stderr, "caravel: configuration error: %s\n", err);
         return 2;
     }
+    clock_use_file(app.cfg.test.clock_file);
     app.loop = uv_default_loop();
     if (db_open(&app.db, app.loop, app.cfg.db_path) != 0) {
         LOG_ERROR("DATABASE_URL: cannot open the database %s", app.cfg.db_path);

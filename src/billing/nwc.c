@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "net/relay_pool.h"
 #include "nostr/hex.h"
 #include "util/clock.h"
@@ -58,6 +59,7 @@ struct nwc {
     size_t n_reqs;
     struct info_entry cache[INFO_CACHE];
     uint64_t pay_timeout_ms; /* NWC_TIMEOUT_PAY_MS, shortened by the suite */
+    const char *crash_at;    /* CARAVEL_TEST_CRASH_AT (the configuration outlives the client) */
     int closing;
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -65,13 +67,14 @@ struct nwc {
 
 static void start_wait(struct nwc_req *r);
 
-int nwc_new(struct nwc **out, uv_loop_t *loop, struct relay_pool *pool)
+int nwc_new(struct nwc **out, uv_loop_t *loop, struct relay_pool *pool,
+            const struct config_test *test)
 {
     struct nwc *n = xcalloc(1, sizeof(*n));
     n->loop = loop;
     n->pool = pool;
-    n->pay_timeout_ms =
-        (uint64_t)test_setting_ms("CARAVEL_TEST_NWC_PAY_TIMEOUT_MS", NWC_TIMEOUT_PAY_MS);
+    n->pay_timeout_ms = (uint64_t)config_or(test->nwc_pay_timeout_ms, NWC_TIMEOUT_PAY_MS);
+    n->crash_at = test->crash_at;
     *out = n;
     return 0;
 }
@@ -232,7 +235,7 @@ static void start_info(struct nwc_req *r)
 static void maybe_crash_after_pay_sent(const struct nwc_req *r)
 {
     /* Test-only kill point (see nwc.h). */
-    const char *at = getenv("CARAVEL_TEST_CRASH_AT");
+    const char *at = r->nwc->crash_at;
     if (at && strcmp(at, "after_pay_sent") == 0 && strcmp(r->method, "pay_invoice") == 0) {
         LOG_WARN("CARAVEL_TEST_CRASH_AT=after_pay_sent: exiting now (test only)");
         _exit(97);

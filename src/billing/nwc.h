@@ -23,6 +23,7 @@
 
 #include "nostr/nip47.h"
 
+struct config_test;
 struct relay_pool;
 struct nwc;
 
@@ -47,8 +48,10 @@ enum nwc_status {
  * accepted request, on the loop thread, never from inside nwc_request itself. */
 typedef void nwc_done_cb(int status, const struct nwc_response *resp, void *arg);
 
-/* pool is borrowed and must outlive the nwc (free the nwc first). Returns 0. */
-int nwc_new(struct nwc **out, uv_loop_t *loop, struct relay_pool *pool);
+/* pool is borrowed and must outlive the nwc (free the nwc first); so must test (the
+ * configuration's test-only settings: pay timeout, kill point). Returns 0. */
+int nwc_new(struct nwc **out, uv_loop_t *loop, struct relay_pool *pool,
+            const struct config_test *test);
 /* Requests in flight finish with NWC_ECANCELED; once the relay pool has returned every
  * publish callback, frees the client and calls cb (may be NULL). */
 void nwc_free(struct nwc *nwc, void (*cb)(void *arg), void *arg);

@@ -101,9 +101,9 @@ static void phase_due(struct billing *b);
 static void phase_dunning(struct billing *b);
 
 /* Test-only kill points (documented in billing/worker.h): CARAVEL_TEST_CRASH_AT=name. */
-static void crash_point(const char *name)
+static void crash_point(const struct billing *b, const char *name)
 {
-    const char *at = getenv("CARAVEL_TEST_CRASH_AT");
+    const char *at = b->app->cfg.test.crash_at;
     if (at && strcmp(at, name) == 0) {
         LOG_WARN("CARAVEL_TEST_CRASH_AT=%s: exiting now (test only)", name);
         _exit(97);
@@ -672,7 +672,7 @@ static void on_pay_answer(int status, const struct nwc_response *resp, void *arg
     struct job *j = arg;
     struct chain *c = j->c;
     struct billing *b = c->b;
-    crash_point("after_answer");
+    crash_point(b, "after_answer");
     if (status == 0 &&
         preimage_matches(nwc_tx_string(resp->result, "preimage"), j->p->payment_hash)) {
         LOG_INFO("billing: invoice %s paid through the tenant's wallet", j->p->id);
@@ -720,7 +720,7 @@ static void on_attempt_committed(int status, void *arg)
         chain_end(c);
         return;
     }
-    crash_point("after_attempt");
+    crash_point(b, "after_attempt");
     /* Committed: whatever happens next, only lookup_invoice may resolve it. */
     c->p->has_attempt = 1;
     c->p->last_collect_at = j->now;
@@ -760,7 +760,7 @@ static void step_collect(struct chain *c)
         return;
     }
     if (p->nwc_url && *p->nwc_url) {
-        crash_point("before_attempt");
+        crash_point(b, "before_attempt");
         submit(b, 1, work_begin_attempt, on_attempt_committed, job_new(b, c));
     } else if (p->reminders < MAX_BOLT11_DMS) {
         submit(b, 1, work_send_bolt11, on_bolt11_sent, job_new(b, c));
@@ -1024,9 +1024,9 @@ int billing_start(struct billing **out, struct app *app)
     b->wallet_cap = app->cfg.billing_wallet_requests > 0
                         ? (size_t)app->cfg.billing_wallet_requests
                         : 10000;
-    b->batch = (size_t)test_setting_ms("CARAVEL_TEST_BILLING_BATCH", BATCH_DEFAULT);
+    b->batch = (size_t)config_or(app->cfg.test.billing_batch, BATCH_DEFAULT);
     b->batch = MIN(b->batch, (size_t)REPO_BILLING_MAX_BATCH);
-    nwc_new(&b->nwc, app->loop, app->pool);
+    nwc_new(&b->nwc, app->loop, app->pool, &app->cfg.test);
     app->nwc = b->nwc;
     uv_timer_init(app->loop, &b->timer);
     app_on(app, APP_TENANT_BILLING_CHANGED, on_billing_changed, b);

@@ -1,11 +1,15 @@
-/* Configuration from the environment (PRODUCT.md §2). Parsed and validated once at start-up on the
- * main thread; read-only afterwards (safe from any thread). A malformed value is reported with
- * the variable's name and what is wrong, never echoing a secret. */
+/* Configuration from the environment (PRODUCT.md §2). Every variable is one row of the table in
+ * config.c, which drives config_load, `caravel --help` and README.md's configuration table
+ * (`caravel --config-table`; a unit test fails when README.md differs). No other file reads the
+ * environment. Parsed and validated once at start-up on the main thread; read-only afterwards
+ * (safe from any thread). A malformed value is reported with the variable's name and what is
+ * wrong, never echoing a secret. */
 #ifndef CARAVEL_CONFIG_H
 #define CARAVEL_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_MAX_LIST 16
 
@@ -44,11 +48,39 @@ struct config {
     size_t http_max_conns;        /* HTTP_MAX_CONNECTIONS, default 10000 */
     size_t http_max_conns_per_ip; /* HTTP_MAX_CONNECTIONS_PER_IP, default 256, 0 = no limit */
     char *log_level;
+    char *ca_file;            /* CARAVEL_CA_FILE, NULL = the system bundle */
+    /* Test-only settings (the suite's fake clock, kill points and short timers); 0 or NULL
+     * means "not set: the built-in behaviour". Never set in production. */
+    struct config_test {
+        char *clock_file;           /* CARAVEL_TEST_CLOCK_FILE */
+        char *crash_at;             /* CARAVEL_TEST_CRASH_AT */
+        int64_t sync_retry_ms;      /* CARAVEL_TEST_SYNC_RETRY_MS */
+        int64_t sync_reconcile_ms;  /* CARAVEL_TEST_SYNC_RECONCILE_MS */
+        int64_t sync_timeout_ms;    /* CARAVEL_TEST_SYNC_TIMEOUT_MS */
+        int64_t sync_batch;         /* CARAVEL_TEST_SYNC_BATCH */
+        int64_t sync_breaker_ms;    /* CARAVEL_TEST_SYNC_BREAKER_MS */
+        int64_t billing_batch;      /* CARAVEL_TEST_BILLING_BATCH */
+        int64_t nwc_pay_timeout_ms; /* CARAVEL_TEST_NWC_PAY_TIMEOUT_MS */
+        int64_t robot_retry_base_s; /* CARAVEL_ROBOT_RETRY_BASE */
+    } test;
 };
 
-/* Fills cfg from getenv. Returns 0, or -1 after writing "VAR: reason" into err. */
+/* Fills cfg from the environment. Returns 0, or -1 after writing "VAR: reason" into err.
+ * Logs a warning for every test-only setting that is set. */
 int config_load(struct config *cfg, char *err, size_t err_cap);
 void config_free(struct config *cfg);
+/* `caravel --help`: one line per variable, test-only ones in their own section. */
+void config_print_help(FILE *f);
+/* `caravel --config-table`: the Markdown table README.md carries between its config-table
+ * markers, byte for byte. */
+void config_print_markdown(FILE *f);
+/* The name of the i-th setting of the table, NULL past the end (tests clear them all). */
+const char *config_setting_name(size_t i);
+/* v when v > 0, else def: how a test-only duration falls back to the built-in one. */
+static inline int64_t config_or(int64_t v, int64_t def)
+{
+    return v > 0 ? v : def;
+}
 /* 1 when no client can name the API's origin: HOST is a wildcard address (0.0.0.0, ::) and
  * PUBLIC_URL is unset, so every NIP-98 token would have to carry u = http://0.0.0.0:PORT/...
  * (logged as a warning at start-up). */

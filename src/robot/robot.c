@@ -234,10 +234,9 @@ static void batch_clear(struct robot *r)
     relays_clear(&r->relays);
 }
 
-static int64_t retry_delay(int64_t attempts)
+static int64_t retry_delay(const struct robot *r, int64_t attempts)
 {
-    const char *env = getenv("CARAVEL_ROBOT_RETRY_BASE"); /* tests only: seconds */
-    int64_t base = env && atoi(env) > 0 ? atoi(env) : RETRY_BASE_S;
+    int64_t base = config_or(r->app->cfg.test.robot_retry_base_s, RETRY_BASE_S);
     int64_t d = base << MIN(attempts, (int64_t)12);
     return MIN(d, (int64_t)RETRY_MAX_S);
 }
@@ -284,7 +283,7 @@ static void message_failed(struct robot *r, const char *why, int permanent)
     struct dm *m = &r->batch[r->cur];
     struct db_job *j = job_new(r, m->id);
     j->text = xstrndup(why, strnlen(why, MAX_ERROR)); /* xstrndup copies exactly n bytes */
-    j->next_at = j->now + retry_delay(m->attempts);
+    j->next_at = j->now + retry_delay(r, m->attempts);
     LOG_WARN("robot: DM %lld to %.16s... not delivered (attempt %lld): %s", (long long)m->id,
              m->recipient, (long long)m->attempts + 1, j->text);
     submit_write(r, permanent ? work_mark_failed : work_mark_retry, j, on_db_step_done);

@@ -753,12 +753,13 @@ int infra_start(struct infra **out, struct app *app)
         free(in);
         return -1;
     }
-    in->retry_base_ms = test_setting_ms("CARAVEL_TEST_SYNC_RETRY_MS", INFRA_RETRY_BASE_MS);
+    const struct config_test *test = &app->cfg.test;
+    in->retry_base_ms = config_or(test->sync_retry_ms, INFRA_RETRY_BASE_MS);
     in->retry_cap_ms = in->retry_base_ms * (INFRA_RETRY_CAP_MS / INFRA_RETRY_BASE_MS);
-    in->reconcile_ms = test_setting_ms("CARAVEL_TEST_SYNC_RECONCILE_MS", INFRA_RECONCILE_MS);
-    in->timeout_ms = (long)test_setting_ms("CARAVEL_TEST_SYNC_TIMEOUT_MS", INFRA_TIMEOUT_MS);
-    in->batch = (size_t)test_setting_ms("CARAVEL_TEST_SYNC_BATCH", INFRA_BATCH);
-    int64_t breaker_ms = test_setting_ms("CARAVEL_TEST_SYNC_BREAKER_MS", INFRA_BREAKER_BASE_MS);
+    in->reconcile_ms = config_or(test->sync_reconcile_ms, INFRA_RECONCILE_MS);
+    in->timeout_ms = (long)config_or(test->sync_timeout_ms, INFRA_TIMEOUT_MS);
+    in->batch = (size_t)config_or(test->sync_batch, INFRA_BATCH);
+    int64_t breaker_ms = config_or(test->sync_breaker_ms, INFRA_BREAKER_BASE_MS);
     breaker_init(&in->breaker, INFRA_BREAKER_THRESHOLD, breaker_ms,
                  breaker_ms * (INFRA_BREAKER_CAP_MS / INFRA_BREAKER_BASE_MS));
     rehash(in, INFRA_MIN_BUCKETS);

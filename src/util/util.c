@@ -55,14 +55,3 @@ void secure_zero(void *p, size_t n)
     while (n--)
         *v++ = 0;
 }
-
-long long test_setting_ms(const char *name, long long def)
-{
-    const char *v = getenv(name);
-    char *end = NULL;
-    long long n = v ? strtoll(v, &end, 10) : 0;
-    if (!v || !*v || *end || n <= 0)
-        return def;
-    LOG_WARN("%s=%lld ms (test setting)", name, n);
-    return n;
-}

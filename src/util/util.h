@@ -27,8 +27,4 @@ char *xstrndup(const char *s, size_t n);
 /* Overwrites n bytes in a way the compiler may not elide (for secrets). */
 void secure_zero(void *p, size_t n);
 
-/* A test-only duration: the positive integer in environment variable name (milliseconds),
- * logged as a test setting, else def. Lets the suite shorten production timeouts. */
-long long test_setting_ms(const char *name, long long def);
-
 #endif

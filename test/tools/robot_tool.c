@@ -1,8 +1,8 @@
 /* Runs the robot module alone for the integration tests (until the service wires it):
  *   robot_tool DB_PATH
- * Env: ROBOT_SECRET (64 hex), ROBOT_NAME/DESCRIPTION/PICTURE, ROBOT_OUTBOX_RELAYS,
- * ROBOT_INDEXER_RELAYS, ROBOT_MESSAGING_RELAYS (comma-separated ws(s):// URLs),
- * CARAVEL_CA_FILE. Prints "READY <robot pubkey hex>"; each line on stdin kicks the outbox;
+ * Configured like the service (config_load): ROBOT_SECRET (required), ROBOT_NAME/DESCRIPTION/
+ * PICTURE, ROBOT_OUTBOX_RELAYS, ROBOT_INDEXER_RELAYS, ROBOT_MESSAGING_RELAYS, CARAVEL_CA_FILE,
+ * CARAVEL_ROBOT_RETRY_BASE. Prints "READY <robot pubkey hex>"; each line on stdin kicks the outbox;
  * EOF stops the robot, the pool and the database and exits 0 when every handle closed. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,22 +20,6 @@
 
 static struct app app;
 static uv_pipe_t in_pipe;
-
-static void list_from_env(struct relay_list *l, const char *name)
-{
-    const char *v = getenv(name);
-    char *copy = v ? xstrdup(v) : NULL, *save = NULL;
-    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && l->n < CONFIG_MAX_LIST;
-         t = strtok_r(NULL, ",", &save))
-        l->urls[l->n++] = xstrdup(t);
-    free(copy);
-}
-
-static void list_free(struct relay_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->urls[i]);
-}
 
 static void on_db_closed(void *arg)
 {
@@ -75,24 +59,24 @@ static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 
 int main(int argc, char **argv)
 {
-    uint8_t sk[32];
-    const char *secret = getenv("ROBOT_SECRET");
-    char pk[65];
-    if (argc != 2 || !secret || hex_decode(secret, strlen(secret), sk, 32) != 0 ||
-        nostr_init() != 0 || nostr_keypair_from_seckey(&app.robot_key, sk) != 0) {
+    char pk[65], err[256];
+    if (argc != 2 || nostr_init() != 0) {
         fprintf(stderr, "usage: ROBOT_SECRET=hex robot_tool DB_PATH\n");
         return 2;
     }
+    if (config_load(&app.cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "robot_tool: %s\n", err);
+        return 2;
+    }
+    if (!app.cfg.has_robot_secret ||
+        nostr_keypair_from_seckey(&app.robot_key, app.cfg.robot_secret) != 0) {
+        fprintf(stderr, "robot_tool: ROBOT_SECRET unset\n");
+        return 2;
+    }
     app.loop = uv_default_loop();
-    app.cfg.robot_name = getenv("ROBOT_NAME");
-    app.cfg.robot_description = getenv("ROBOT_DESCRIPTION");
-    app.cfg.robot_picture = getenv("ROBOT_PICTURE");
-    list_from_env(&app.cfg.outbox_relays, "ROBOT_OUTBOX_RELAYS");
-    list_from_env(&app.cfg.indexer_relays, "ROBOT_INDEXER_RELAYS");
-    list_from_env(&app.cfg.messaging_relays, "ROBOT_MESSAGING_RELAYS");
     if (db_open(&app.db, app.loop, argv[1]) != 0)
         return 2;
-    relay_pool_new(&app.pool, app.loop, getenv("CARAVEL_CA_FILE"));
+    relay_pool_new(&app.pool, app.loop, app.cfg.ca_file);
     robot_start(&app.robot, &app);
     uv_pipe_init(app.loop, &in_pipe, 0);
     uv_pipe_open(&in_pipe, 0);
@@ -102,9 +86,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     uv_run(app.loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(app.loop);
-    list_free(&app.cfg.outbox_relays);
-    list_free(&app.cfg.indexer_relays);
-    list_free(&app.cfg.messaging_relays);
+    config_free(&app.cfg);
     nostr_shutdown();
     if (rc != 0)
         fprintf(stderr, "robot_tool: handles left open\n");

@@ -10,7 +10,7 @@
  *    "failures": fail_relay_sync activities recorded, "breaker_opens": times the worker's
  *    circuit breaker opened, "loop_close": uv_loop_close() result}
  * (exit 1 with {"error": ...} on timeout or failure). Test settings such as
- * CARAVEL_TEST_SYNC_RETRY_MS come from the environment. */
+ * CARAVEL_TEST_SYNC_RETRY_MS come from the environment, through config_load. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +160,15 @@ static int setup(const cJSON *cmd, uv_loop_t *loop)
     snprintf(t.tenant, sizeof(t.tenant), "%s", tenant->valuestring);
     t.n = n->valueint;
     t.app.loop = loop;
+    char err[256];
+    struct config env_cfg;
+    if (config_load(&env_cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sync_tool: %s\n", err);
+        return -1;
+    }
+    t.app.cfg.test = env_cfg.test;
+    t.app.cfg.test.clock_file = t.app.cfg.test.crash_at = NULL; /* freed with env_cfg */
+    config_free(&env_cfg);
     t.app.cfg.zooid_api_url = url->valuestring;
     t.app.cfg.relay_domain = cJSON_IsString(dom) ? dom->valuestring : "";
     t.deadline = uv_now(loop) + (uint64_t)(cJSON_IsNumber(tmo) ? tmo->valuedouble : 60000);

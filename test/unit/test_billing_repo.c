@@ -461,7 +461,7 @@ TEST(repo_billing_lookup_schedule_backs_off_until_expiry)
     char b1[65], dir[64], file[96];
     test_tmpdir(dir, sizeof(dir));
     snprintf(file, sizeof(file), "%s/clock", dir);
-    setenv("CARAVEL_TEST_CLOCK_FILE", file, 1);
+    clock_use_file(file); /* what CARAVEL_TEST_CLOCK_FILE does in the service */
     one_invoice(db, &p, &n);
     const int64_t base = T0 + P, expires = base + 86400;
     ASSERT_OK(repo_billing_add_bolt11(db, p[0].id, "lnbc1", "11", 10000000, expires, base, b1,

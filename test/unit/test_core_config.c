@@ -3,18 +3,10 @@
 #include "core/config.h"
 #include "nostr/keys.h"
 
-static const char *const all_vars[] = {
-    "DATABASE_URL", "HOST", "PORT", "PUBLIC_URL", "ADMINS", "ALLOW_ORIGINS", "ZOOID_API_URL",
-    "ZOOID_API_SECRET", "RELAY_DOMAIN", "LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET",
-    "NWC_URL", "ROBOT_SECRET", "ROBOT_NAME", "ROBOT_DESCRIPTION", "ROBOT_PICTURE",
-    "ROBOT_OUTBOX_RELAYS", "ROBOT_INDEXER_RELAYS", "ROBOT_MESSAGING_RELAYS", "AUTH_MAX_AGE",
-    "BILLING_INTERVAL", "BILLING_PERIOD", "BILLING_GRACE", "BILLING_WALLET_REQUESTS",
-    "BILLING_CONCURRENCY", "METRICS_PORT", "LOG_LEVEL"};
-
 static void clear_env(void)
 {
-    for (size_t i = 0; i < sizeof(all_vars) / sizeof(all_vars[0]); i++)
-        unsetenv(all_vars[i]);
+    for (size_t i = 0; config_setting_name(i); i++)
+        unsetenv(config_setting_name(i));
     ASSERT_OK(nostr_init());
 }
 
@@ -232,5 +224,82 @@ TEST(config_origin_unreachable_table)
         ASSERT_OK(config_load(&c, err, sizeof(err)));
         ASSERT_EQ(config_origin_unreachable(&c), rows[i].want);
         config_free(&c);
+    }
+}
+
+/* README.md carries the table config.c generates, byte for byte, between its markers: a
+ * setting added to the table without README.md (or the reverse) fails here. */
+TEST(config_readme_table_matches_the_settings_table)
+{
+    static const char begin[] = "<!-- config-table:", end[] = "<!-- config-table end -->";
+    char *readme = test_read_file("README.md", NULL), *table = NULL;
+    size_t table_len = 0;
+    ASSERT_NOT_NULL(readme);
+    FILE *f = open_memstream(&table, &table_len);
+    ASSERT_NOT_NULL(f);
+    config_print_markdown(f);
+    fclose(f);
+    char *a = strstr(readme, begin), *b = a ? strstr(a, end) : NULL;
+    ASSERT(a && b);
+    a = strchr(a, '\n') + 1;
+    if ((size_t)(b - a) != table_len || memcmp(a, table, table_len) != 0)
+        TEST_FAIL_("README.md's configuration table differs from src/core/config.c: paste "
+                   "the output of `build/caravel --config-table` between its markers");
+    free(table);
+    free(readme);
+}
+
+/* Every variable is in --help, the test-only ones after the "Test only" heading. */
+TEST(config_help_lists_every_setting)
+{
+    char *help = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&help, &len);
+    ASSERT_NOT_NULL(f);
+    config_print_help(f);
+    fclose(f);
+    const char *test_part = strstr(help, "Test only");
+    ASSERT_NOT_NULL(test_part);
+    for (size_t i = 0; config_setting_name(i); i++) {
+        const char *name = config_setting_name(i);
+        const char *at = strstr(help, name);
+        if (!at)
+            TEST_FAIL_("%s missing from --help", name);
+        if (strncmp(name, "CARAVEL_TEST_", 13) == 0 && at < test_part)
+            TEST_FAIL_("%s listed before the test-only heading", name);
+    }
+    free(help);
+}
+
+/* Test-only settings are validated like the others and reach struct config. */
+TEST(config_test_only_settings_load)
+{
+    struct config c;
+    char err[256];
+    clear_env();
+    setenv("CARAVEL_TEST_SYNC_RETRY_MS", "100", 1);
+    setenv("CARAVEL_TEST_CRASH_AT", "after_answer", 1);
+    setenv("CARAVEL_ROBOT_RETRY_BASE", "1", 1);
+    setenv("CARAVEL_CA_FILE", "/tmp/ca.pem", 1);
+    setenv("LOG_LEVEL", "error", 1); /* each test-only setting logs a warning */
+    ASSERT_OK(config_load(&c, err, sizeof(err)));
+    ASSERT_EQ(c.test.sync_retry_ms, 100);
+    ASSERT_EQ(c.test.sync_reconcile_ms, 0);
+    ASSERT_EQ(config_or(c.test.sync_reconcile_ms, 60000), 60000);
+    ASSERT_STR_EQ(c.test.crash_at, "after_answer");
+    ASSERT_EQ(c.test.robot_retry_base_s, 1);
+    ASSERT_STR_EQ(c.ca_file, "/tmp/ca.pem");
+    config_free(&c);
+    static const char *const bad[][2] = {
+        {"CARAVEL_TEST_CRASH_AT", "nowhere"},
+        {"CARAVEL_TEST_SYNC_TIMEOUT_MS", "0"},
+        {"CARAVEL_TEST_NWC_PAY_TIMEOUT_MS", "x"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        clear_env();
+        setenv("LOG_LEVEL", "error", 1);
+        setenv(bad[i][0], bad[i][1], 1);
+        ASSERT_EQ(config_load(&c, err, sizeof(err)), -1);
+        ASSERT_EQ(strncmp(err, bad[i][0], strlen(bad[i][0])), 0);
     }
 }

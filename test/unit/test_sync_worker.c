@@ -266,8 +266,8 @@ static void run(struct h *h, const char *retry_ms)
     h->app.cfg.relay_domain = "";
     memset(h->app.cfg.zooid_secret, 0, 32);
     h->app.cfg.zooid_secret[31] = 5;
-    setenv("CARAVEL_TEST_SYNC_RETRY_MS", retry_ms, 1);
-    setenv("CARAVEL_TEST_SYNC_RECONCILE_MS", "200", 1);
+    h->app.cfg.test.sync_retry_ms = atoll(retry_ms);
+    h->app.cfg.test.sync_reconcile_ms = 200;
 }
 
 static void go(struct h *h)
