@@ -69,10 +69,11 @@ figure () { # SIZE LABEL VALUE UNIT
 }
 
 # ---- helpers for scenarios ----
-# wrk_latency URL CONNECTIONS [TOKEN] -> prints "p50_ms p99_ms req_per_s non2xx cpu_us" (wrk -t1,
+# wrk_latency URL CONNECTIONS [TOKEN] -> prints "p50_ms p99_ms req_per_s bad cpu_us" (wrk -t1,
 # --latency, SCALE_DURATION seconds, the token reused on every request; cpu_us: the server's
 # CPU time per request, all its threads, which moves much less with the machine's other load
-# than latency does).
+# than latency does; bad: non-2xx answers and requests over wrk's 2 s timeout). When no request
+# was answered within 2 s, every figure is "none".
 wrk_latency () {
   local url=$1 conns=$2 token=${3:-} out c0 c1
   c0=$(proc_cpu_ticks)
@@ -85,8 +86,9 @@ wrk_latency () {
     $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
     /requests in/ { n = $1 }
     /^Requests\/sec:/ { rps = $2 } /Non-2xx or 3xx responses:/ { bad = $NF }
-    END { cpu = 0; if (n > 0) cpu = ticks * 1e6 / hz / n
-          printf "%.2f %.2f %.0f %d %.0f\n", p50, p99, rps, bad, cpu }' <<<"$out"
+    /Socket errors:/ { gsub(/,/, ""); timeouts = $NF }
+    END { if (n == 0) { print "none none 0 0 none"; exit } # nothing answered within 2 s
+          printf "%.2f %.2f %.0f %d %.0f\n", p50, p99, rps, bad + timeouts, ticks * 1e6 / hz / n }' <<<"$out"
 }
 
 # proc_cpu_ticks -> user + system clock ticks of CARAVEL_PID so far
