@@ -27,6 +27,7 @@
 #include "http/server.h"
 #include "sync/worker.h"
 #include "metrics/metrics.h"
+#include "net/nip86.h"
 #include "net/relay_pool.h"
 #include "nostr/keys.h"
 #include "robot/key.h"
@@ -126,6 +127,11 @@ static int start_services(void)
         LOG_ERROR("cannot start the relay pool (CARAVEL_CA_FILE?)");
         return -1;
     }
+    /* Relay management (invites, bans) calls each relay's own NIP-86 endpoint. */
+    if (nip86_new(&app.nip86, app.loop, c->relay_url_template, 0) != 0) {
+        LOG_ERROR("cannot start the NIP-86 client (libcurl)");
+        return -1;
+    }
     if (infra_start(&app.infra, &app) != 0)
         return -1;
     if (!app.infra)
@@ -145,7 +151,7 @@ static int start_services(void)
 
 /* ---- shutdown ---- */
 
-enum stage { STAGE_METRICS, STAGE_HTTP, STAGE_BILLING, STAGE_INFRA, STAGE_ROBOT, STAGE_POOL, STAGE_DB, N_STAGES };
+enum stage { STAGE_METRICS, STAGE_HTTP, STAGE_BILLING, STAGE_INFRA, STAGE_NIP86, STAGE_ROBOT, STAGE_POOL, STAGE_DB, N_STAGES };
 
 static int stage;
 static void **stage_ptr; /* the service being stopped: NULL once its callback ran */
@@ -157,7 +163,7 @@ static void shutdown_next(void *arg);
 static int stop_stage(enum stage s)
 {
     void **ptrs[N_STAGES] = {(void **)&app.metrics, (void **)&app.http,  (void **)&app.billing, (void **)&app.infra,
-                             (void **)&app.robot, (void **)&app.pool,    (void **)&app.db};
+                             (void **)&app.nip86, (void **)&app.robot, (void **)&app.pool,    (void **)&app.db};
     stage_ptr = ptrs[s];
     if (!*stage_ptr)
         return 0;
@@ -173,6 +179,9 @@ static int stop_stage(enum stage s)
         break;
     case STAGE_INFRA:
         infra_stop(app.infra, shutdown_next, NULL);
+        break;
+    case STAGE_NIP86:
+        nip86_close(app.nip86, shutdown_next, NULL);
         break;
     case STAGE_ROBOT:
         robot_stop(app.robot, shutdown_next, NULL);

@@ -37,6 +37,12 @@ static const struct route routes[] = {
     {"POST", "/relays/:id/deactivate", api_deactivate_relay},
     {"POST", "/relays/:id/activate", api_activate_relay},
     {"POST", "/relays/:id/sync", api_sync_relay},
+    {"GET", "/relays/:id/invites", api_list_invites},
+    {"POST", "/relays/:id/invites", api_create_invite},
+    {"DELETE", "/relays/:id/invites/:code", api_delete_invite},
+    {"GET", "/relays/:id/bans", api_list_bans},
+    {"POST", "/relays/:id/bans", api_create_ban},
+    {"DELETE", "/relays/:id/bans/:pubkey", api_delete_ban},
     {"GET", "/invoices", api_list_invoices},
     {"GET", "/invoices/:id", api_get_invoice},
     {"GET", "/activity", api_list_activity},
@@ -93,7 +99,7 @@ static void preflight(struct api_ctx *ctx)
 {
     size_t n = strlen(ctx->cors);
     snprintf(ctx->cors + n, sizeof(ctx->cors) - n,
-             "Access-Control-Allow-Methods: GET, POST, PUT, OPTIONS\r\n"
+             "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\n"
              "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
              "Access-Control-Max-Age: 600\r\n");
     api_send(ctx, 204, NULL, 0);

@@ -123,6 +123,13 @@ void api_put_relay(struct api_ctx *ctx);
 void api_deactivate_relay(struct api_ctx *ctx);
 void api_activate_relay(struct api_ctx *ctx);
 void api_sync_relay(struct api_ctx *ctx);
+/* relay_admin.c: NIP-86 calls to the relay itself (invites, bans). */
+void api_list_invites(struct api_ctx *ctx);
+void api_create_invite(struct api_ctx *ctx);
+void api_delete_invite(struct api_ctx *ctx);
+void api_list_bans(struct api_ctx *ctx);
+void api_create_ban(struct api_ctx *ctx);
+void api_delete_ban(struct api_ctx *ctx);
 void api_list_invoices(struct api_ctx *ctx);
 void api_get_invoice(struct api_ctx *ctx);
 void api_list_activity(struct api_ctx *ctx);

@@ -17,6 +17,7 @@ struct robot;      /* robot identity and DM outbox (src/robot/robot.c) */
 struct nwc;        /* Nostr Wallet Connect client (src/billing/nwc.c) */
 struct billing;    /* billing jobs (src/billing/worker.c) */
 struct metrics;
+struct nip86;      /* NIP-86 client for relay management (src/net/nip86.c) */
 
 /* After-commit events. A feature says what it does when a change has been committed
  * (app_on at start, app_off at stop); whoever commits the change (the API, billing) fires
@@ -45,6 +46,7 @@ struct app {
     struct nwc *nwc;
     struct billing *billing;
     struct metrics *metrics;
+    struct nip86 *nip86;
     struct nostr_keypair robot_key;
     struct app_hook hooks[APP_EVENT_COUNT][APP_MAX_HOOKS];
     int stopping;

@@ -57,7 +57,7 @@ struct setting {
 
 static check_fn check_db_url, check_host, check_public_url, check_admins, check_origins,
     check_zooid_url, check_relay_domain, check_livekit_url, check_nwc_url, check_http_url,
-    check_log_level, check_crash_at;
+    check_log_level, check_crash_at, check_relay_url_template, check_invite_link;
 
 /* The settings, in the order --help and README.md list them. */
 static const struct setting settings[] = {
@@ -89,6 +89,16 @@ static const struct setting settings[] = {
     {"LIVEKIT_API_KEY", T_STR, AT(livekit_api_key), .help = "LiveKit API key"},
     {"LIVEKIT_API_SECRET", T_STR, AT(livekit_api_secret), .flags = S_SECRET,
      .help = "LiveKit API secret"},
+    {"RELAY_URL_TEMPLATE", T_STR, AT(relay_url_template), .max = 1000,
+     .check = check_relay_url_template, .unset = "unset: https://{host}/",
+     .help = "where NIP-86 calls to relays go (invites, bans, the block list); {host} = the relay "
+             "host; set, requests also carry Host: <relay host> and X-Forwarded-Proto: https, "
+             "so zooid can be reached directly (e.g. http://zooid:3334)"},
+    {"INVITE_LINK_TEMPLATE", T_STR, AT(invite_link_template),
+     .def = "https://app.flotilla.social/join?r={host}&c={code}", .max = 1000,
+     .check = check_invite_link, .help = "join link of an invite: {code} and optionally {host}"},
+    {"BLOCKLIST_CONCURRENCY", T_INT, AT(blocklist_concurrency), .def = "16", .min = 1,
+     .max = 256, .help = "NIP-86 calls the operator block-list rollout keeps in flight"},
     {"NWC_URL", T_STR, AT(nwc_url), .max = 8192, .check = check_nwc_url, .flags = S_SECRET,
      .unset = "unset: no invoices", .help = "platform wallet (NIP-47 URI) that issues invoices"},
     {"ROBOT_SECRET", T_KEY, AT(robot_secret), .flags = S_SECRET,
@@ -394,6 +404,24 @@ static int check_http_url(struct config *cfg, char *v, char *err, size_t cap)
     (void)cfg;
     if (!url_rest(v, http_schemes))
         return fail(err, cap, "ROBOT_PICTURE", "must be an http(s) URL");
+    return 0;
+}
+
+static int check_relay_url_template(struct config *cfg, char *v, char *err, size_t cap)
+{
+    (void)cfg;
+    if (!url_rest(v, http_schemes) || strpbrk(v, " \r\n"))
+        return fail(err, cap, "RELAY_URL_TEMPLATE",
+                    "must be an http(s) URL such as https://{host}/ or http://zooid:3334");
+    return 0;
+}
+
+static int check_invite_link(struct config *cfg, char *v, char *err, size_t cap)
+{
+    (void)cfg;
+    if (!strstr(v, "{code}") || strpbrk(v, " \r\n"))
+        return fail(err, cap, "INVITE_LINK_TEMPLATE",
+                    "must be a URL with a {code} placeholder (and optionally {host})");
     return 0;
 }
 

@@ -30,6 +30,9 @@ struct config {
     char *zooid_api_url;      /* without trailing '/', or NULL (sync disabled) */
     uint8_t zooid_secret[32];
     char *relay_domain;       /* "" when unset */
+    char *relay_url_template; /* RELAY_URL_TEMPLATE: where NIP-86 calls go, NULL = https://<host>/ */
+    char *invite_link_template; /* INVITE_LINK_TEMPLATE, {host} and {code} placeholders */
+    int64_t blocklist_concurrency; /* BLOCKLIST_CONCURRENCY: NIP-86 calls in flight, default 16 */
     char *livekit_url, *livekit_api_key, *livekit_api_secret; /* NULL when unset */
     char *nwc_url;            /* NULL when unset (validated with nwc_uri_parse) */
     int has_robot_secret;

@@ -12,6 +12,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { startServer, repoRoot } from './lib/server.mjs'
 import { newUser, call } from './lib/auth.mjs'
+import { startZooid } from './lib/zooid.mjs'
 
 const doc = JSON.parse(fs.readFileSync(path.join(repoRoot, 'docs/openapi.json'), 'utf8'))
 
@@ -80,16 +81,27 @@ async function api (user, method, template, params = {}, body, query = '') {
   return conform(method, template, await call(srv.url, user, method, p + query, body))
 }
 
-let srv
+let srv, zooid
+const zooidUser = newUser()
 const admin = newUser()
 const alice = newUser()
 const bob = newUser()
 const nobody = newUser() // authenticated, never a tenant
 
+// The test zooid serves the relays' NIP-86 endpoints (relay management routes).
 before(async () => {
-  srv = await startServer({ env: { ADMINS: admin.pk, RELAY_DOMAIN: 'relays.test' } })
+  zooid = await startZooid({ whitelist: [zooidUser.pk] })
+  srv = await startServer({
+    env: {
+      ADMINS: admin.pk, RELAY_DOMAIN: 'relays.test', ZOOID_API_URL: zooid.url,
+      ZOOID_API_SECRET: Buffer.from(zooidUser.sk).toString('hex'), RELAY_URL_TEMPLATE: zooid.url
+    }
+  })
 })
-after(async () => { if (srv) assert.equal(await srv.stop(), 0) })
+after(async () => {
+  if (srv) assert.equal(await srv.stop(), 0)
+  await zooid?.stop()
+})
 
 test('the checker catches shape errors', () => {
   const relay = doc.components.schemas.Relay
@@ -234,6 +246,32 @@ test('relays', async () => {
   assert.equal(wrong.status, 405)
 })
 
+test('relay management over NIP-86: invites and bans', async () => {
+  const r = (await api(alice, 'POST', '/relays', {}, { subdomain: 'managed', plan: 'free', management_enabled: true })).body.data
+  await zooid.waitFor(async () => (await call(srv.url, alice, 'GET', `/relays/${r.id}`)).body.data.synced, 20000, 'synced')
+  const id = { id: r.id }
+  const inv = await api(alice, 'POST', '/relays/{id}/invites', id, {})
+  assert.equal(inv.status, 201)
+  assert.equal((await api(admin, 'GET', '/relays/{id}/invites', id)).body.data.length, 1)
+  await api(alice, 'DELETE', '/relays/{id}/invites/{code}', { ...id, code: inv.body.data.code })
+  assert.equal((await api(alice, 'DELETE', '/relays/{id}/invites/{code}', { ...id, code: 'a b' })).status, 400)
+  const pk = newUser().pk
+  assert.equal((await api(alice, 'POST', '/relays/{id}/bans', id, { pubkey: pk, reason: 'spam' })).status, 201)
+  assert.equal((await api(alice, 'POST', '/relays/{id}/bans', id, { pubkey: 'x' })).status, 400)
+  assert.deepEqual((await api(alice, 'GET', '/relays/{id}/bans', id)).body.data, [{ pubkey: pk, reason: 'spam' }])
+  await api(alice, 'DELETE', '/relays/{id}/bans/{pubkey}', { ...id, pubkey: pk })
+  assert.equal((await api(alice, 'DELETE', '/relays/{id}/bans/{pubkey}', { ...id, pubkey: 'x' })).status, 400)
+  assert.equal((await api(bob, 'GET', '/relays/{id}/bans', id)).status, 404)
+  assert.equal((await api(null, 'GET', '/relays/{id}/bans', id)).status, 401)
+  assert.equal((await api(alice, 'GET', '/relays/{id}/invites', { id: relayId })).body.code, 'management-disabled')
+  await zooid.refuse()
+  try {
+    assert.equal((await api(alice, 'POST', '/relays/{id}/invites', id, {})).body.code, 'upstream-unavailable')
+  } finally {
+    await zooid.accept()
+  }
+})
+
 test('invoices (rows written the way billing writes them) and activity', async () => {
   const now = Math.floor(Date.now() / 1000)
   const sql = `BEGIN;
@@ -276,5 +314,5 @@ test('every documented operation was seen answering 2xx', () => {
     }
   }
   assert.deepEqual(missing, [])
-  assert.equal(seen.size, 18) // the 18 routes of docs/PRODUCT.md §3.3 (healthz and plans included)
+  assert.equal(seen.size, 24) // the 24 routes of docs/PRODUCT.md §3.3 (healthz and plans included)
 })

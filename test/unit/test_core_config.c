@@ -33,6 +33,9 @@ TEST(config_defaults_with_nothing_set)
     ASSERT_EQ(c.n_admins, 0);
     ASSERT_EQ(c.n_allow_origins, 0);
     ASSERT_STR_EQ(c.relay_domain, "");
+    ASSERT_NULL(c.relay_url_template);
+    ASSERT_STR_EQ(c.invite_link_template, "https://app.flotilla.social/join?r={host}&c={code}");
+    ASSERT_EQ(c.blocklist_concurrency, 16);
     config_free(&c);
 }
 
@@ -50,7 +53,13 @@ TEST(config_parses_good_values)
     setenv("ZOOID_API_SECRET", "nsec1vl029mgpspedva04g90vltkh6fvh240zqtv9k0t9af8935ke9laqsnlfe5", 1);
     setenv("ROBOT_OUTBOX_RELAYS", "relay.example.com, ws://127.0.0.1:7000 ,,wss://x.example", 1);
     setenv("BILLING_PERIOD", "60", 1);
+    setenv("RELAY_URL_TEMPLATE", "http://zooid:3334", 1);
+    setenv("INVITE_LINK_TEMPLATE", "https://app.example/join/{code}", 1);
+    setenv("BLOCKLIST_CONCURRENCY", "64", 1);
     ASSERT_OK(config_load(&c, err, sizeof(err)));
+    ASSERT_STR_EQ(c.relay_url_template, "http://zooid:3334");
+    ASSERT_STR_EQ(c.invite_link_template, "https://app.example/join/{code}");
+    ASSERT_EQ(c.blocklist_concurrency, 64);
     ASSERT_STR_EQ(c.db_path, "/data/x.db");
     ASSERT_STR_EQ(c.public_url, "https://api.example.com");
     ASSERT_EQ(c.n_admins, 2);
@@ -114,6 +123,10 @@ TEST(config_bad_values_name_the_variable_and_hide_secrets)
         {"BILLING_INTERVAL", "0", "BILLING_INTERVAL"},
         {"BILLING_WALLET_REQUESTS", "0", "BILLING_WALLET_REQUESTS"},
         {"BILLING_CONCURRENCY", "257", "BILLING_CONCURRENCY"},
+        {"RELAY_URL_TEMPLATE", "zooid:3334", "RELAY_URL_TEMPLATE"},
+        {"RELAY_URL_TEMPLATE", "http://x/ y", "RELAY_URL_TEMPLATE"},
+        {"INVITE_LINK_TEMPLATE", "https://app.example/join", "INVITE_LINK_TEMPLATE"},
+        {"BLOCKLIST_CONCURRENCY", "0", "BLOCKLIST_CONCURRENCY"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct config c;
