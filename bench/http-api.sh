@@ -123,8 +123,11 @@ echo "-- caravel GET /identity, a fresh token per request ($(wc -l <"$TOKFILE") 
 run_wrk identity_fresh "$CARAVEL_URL/identity" bench/lua/fresh.lua BENCH_TOKENS="$TOKFILE"
 echo "-- caravel GET /relays/:id, owner's session token reused"
 run_wrk relay_get "$CARAVEL_URL/relays/$RELAY_ID" bench/lua/static.lua BENCH_TOKEN="$SESSION"
-echo "-- caravel POST /relays, unique subdomain per request, owner's session token reused"
-run_wrk relay_create "$CARAVEL_URL/relays" bench/lua/create.lua BENCH_TOKEN="$SESSION" BENCH_PREFIX=w
+echo "-- caravel POST /relays, unique subdomain per request, an admin's session token reused, 3 relays per tenant"
+bench_tenants "$TMP/c/c.db"
+ADMIN_SESSION_C=$(tokens session "$ADMIN_SK" "$PUBLIC_URL_BENCH")
+run_wrk relay_create "$CARAVEL_URL/relays" bench/lua/create.lua BENCH_TOKEN="$ADMIN_SESSION_C" \
+  BENCH_PREFIX=w BENCH_TENANTS=1
 CREATED=$(sqlite3 "$TMP/c/c.db" "SELECT count(*) FROM relay")
 caravel_stop
 echo "relays in the database after POST /relays: $CREATED (rc $CARAVEL_RC)"

@@ -43,6 +43,16 @@ api () {
 
 tokens () { node bench/tokens.mjs "$@"; }
 
+# bench_tenants DB: inserts the tenants bench/lua/create.lua names with BENCH_TENANTS (two
+# wrk threads x 200,000 tenants: 600,000 relay creations per thread at 3 free relays each).
+bench_tenants () {
+  sqlite3 -cmd '.timeout 10000' "$1" <<'SQL'
+WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 200000)
+INSERT INTO tenant(pubkey, created_at) SELECT printf('%064x', t * 1000000 + v), 1700000000
+  FROM n, (SELECT 0 AS t UNION ALL SELECT 1);
+SQL
+}
+
 # new_keys: sets USER_SK/USER_PK (a tenant) and ADMIN_SK/ADMIN_PK.
 new_keys () {
   read -r USER_SK USER_PK < <(tokens key)

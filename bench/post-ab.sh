@@ -17,16 +17,16 @@ command -v wrk >/dev/null || { echo "post-ab: wrk not installed, skipped"; exit 
 TMP=$(mktemp -d /tmp/caravel-ab-XXXXXX)
 trap 'caravel_stop; rm -rf "$TMP"' EXIT
 new_keys
-SESSION=$(tokens session "$USER_SK" "$PUBLIC_URL_BENCH")
+SESSION=$(tokens session "$ADMIN_SK" "$PUBLIC_URL_BENCH") # creates relays for bench tenants
 
 # one_run BIN: prints "req/s p99 cpu_us"
 one_run () {
   local dir; dir=$(mktemp -d "$TMP/r-XXXX")
   caravel_start "$1" "$dir"
-  api POST /tenants "$SESSION" '{}' >/dev/null
+  bench_tenants "$dir/c.db"
   local c0 c1 out n
   c0=$(awk '{print $14 + $15}' "/proc/$CARAVEL_PID/stat")
-  out=$(BENCH_TOKEN="$SESSION" BENCH_PREFIX=ab wrk -t1 -c64 -d"${DUR}s" --latency \
+  out=$(BENCH_TOKEN="$SESSION" BENCH_PREFIX=ab BENCH_TENANTS=1 wrk -t1 -c64 -d"${DUR}s" --latency \
           -s bench/lua/create.lua "$CARAVEL_URL/relays")
   c1=$(awk '{print $14 + $15}' "/proc/$CARAVEL_PID/stat")
   caravel_stop

@@ -93,6 +93,7 @@ static int start_http(void)
         .request_timeout_ms = (uint64_t)app.cfg.http_request_timeout * 1000,
         .request_buffer_max = app.cfg.http_request_buffer,
         .head_handler = api_head,
+        .response_buffer_max = app.cfg.http_response_buffer,
         .max_conns = app.cfg.http_max_conns,
         .max_conns_per_addr = app.cfg.http_max_conns_per_ip ? app.cfg.http_max_conns_per_ip
                                                             : SIZE_MAX,

@@ -9,6 +9,9 @@
 
 #define INFO_NAME_MAX 100
 #define INFO_DESCRIPTION_MAX 2000
+/* Bytes as well as characters: 2000 four-byte characters would be 8 KB per relay in every
+ * list answer. */
+#define INFO_DESCRIPTION_MAX_BYTES 4000
 #define INFO_ICON_MAX 2048
 
 
@@ -107,9 +110,10 @@ static int check_values(const struct relay_fields *f, struct relay_error *err)
         return fail(err, 422, "invalid-plan", "plan does not exist");
     if (f->info_name && utf8_chars(f->info_name) > INFO_NAME_MAX)
         return fail(err, 400, "invalid-body", "info_name must be at most 100 characters");
-    if (f->info_description && utf8_chars(f->info_description) > INFO_DESCRIPTION_MAX)
+    if (f->info_description && (utf8_chars(f->info_description) > INFO_DESCRIPTION_MAX ||
+                                strlen(f->info_description) > INFO_DESCRIPTION_MAX_BYTES))
         return fail(err, 400, "invalid-body",
-                    "info_description must be at most 2000 characters");
+                    "info_description must be at most 2000 characters and 4000 bytes");
     if (f->info_icon && f->info_icon[0] &&
         (strlen(f->info_icon) > INFO_ICON_MAX || !is_http_url(f->info_icon)))
         return fail(err, 400, "invalid-body", "info_icon must be empty or an http(s) URL");

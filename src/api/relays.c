@@ -91,6 +91,22 @@ static int record_change(sqlite3 *conn, struct api_call *call, const char *tenan
     return rc ? rc : load_relay(conn, call, id);
 }
 
+/* 422 plan-relay-limit when the tenant has all the relays the plan allows (other than
+ * except_id); 0 when there is room, or < 0. */
+static int check_plan_room(sqlite3 *conn, struct api_call *call, const char *tenant,
+                           const char *plan, const char *except_id)
+{
+    const struct plan *p = plan_find(plan);
+    if (!p)
+        return 0; /* refused earlier as invalid-plan */
+    int rc = repo_relay_plan_full(conn, tenant, plan, except_id, p->max_relays);
+    if (rc > 0)
+        return api_fail(call, 422, "plan-relay-limit",
+                        "a tenant may have at most %lld relays on the %s plan",
+                        (long long)p->max_relays, p->id);
+    return rc;
+}
+
 /* ---- POST /relays ---- */
 
 static int create_relay(sqlite3 *conn, struct api_call *call)
@@ -104,6 +120,8 @@ static int create_relay(sqlite3 *conn, struct api_call *call)
         return api_fail(call, 422, "tenant-not-found", "the tenant does not exist: POST /tenants first");
     if (rc > 0 && (rc = repo_relay_subdomain_taken(conn, f->subdomain, "")) > 0)
         return api_fail(call, 422, "subdomain-exists", "subdomain is already taken");
+    if (rc == 0 && (rc = check_plan_room(conn, call, f->tenant, f->plan, "")) != 0)
+        return rc;
     relay_schema_from_subdomain(f->subdomain, base, sizeof(base));
     if (rc < 0 || (rc = repo_relay_unique_schema(conn, base, schema, sizeof(schema))) < 0)
         return rc;
@@ -179,14 +197,19 @@ static int load_current(sqlite3 *conn, struct api_call *call, struct current *cu
     return rc == DB_ENOTFOUND ? api_fail(call, 404, "not-found", "no such relay") : rc;
 }
 
-/* Stores the merged fields; 422 when the plan or the subdomain does not allow them. */
-static int store_update(sqlite3 *conn, struct api_call *call, const struct current *cur)
+/* Stores the merged fields; 422 when the plan or the subdomain does not allow them. Only a
+ * move to another plan needs room there (plan_moves): relays made before the caps stay. */
+static int store_update(sqlite3 *conn, struct api_call *call, const struct current *cur,
+                        int plan_moves)
 {
     struct relay_error err;
     const char *id = call->ctx->params[0];
     if (relay_fields_check_plan(&cur->f, &err) != 0)
         return fail_relay(call, &err);
-    int rc = repo_relay_subdomain_taken(conn, cur->f.subdomain, id);
+    int rc = plan_moves ? check_plan_room(conn, call, cur->tenant, cur->f.plan, id) : 0;
+    if (rc != 0)
+        return rc;
+    rc = repo_relay_subdomain_taken(conn, cur->f.subdomain, id);
     if (rc == 0)
         rc = repo_relay_update(conn, id, &cur->f, call->ctx->now);
     if (rc > 0 || rc == DB_ECONSTRAINT)
@@ -198,10 +221,12 @@ static int put_relay(sqlite3 *conn, struct api_call *call)
 {
     struct current cur = {0};
     const char *id = call->ctx->params[0];
+    const struct relay_fields *in = call->in;
     int rc = load_current(conn, call, &cur);
     if (rc == 0) {
+        int plan_moves = in->plan && strcmp(in->plan, cur.f.plan) != 0;
         relay_fields_merge(&cur.f, call->in);
-        rc = store_update(conn, call, &cur);
+        rc = store_update(conn, call, &cur, plan_moves);
     }
     if (rc == 0)
         rc = record_change(conn, call, cur.tenant, id, "update_relay", cur.f.plan, cur.status);

@@ -106,6 +106,16 @@ int repo_relay_subdomain_taken(sqlite3 *conn, const char *subdomain, const char 
                      DB_TEXT(subdomain), DB_TEXT(except_id));
 }
 
+int repo_relay_plan_full(sqlite3 *conn, const char *tenant, const char *plan,
+                         const char *except_id, int64_t max)
+{
+    /* A row at offset max - 1 exists iff there are at least max: no full count. */
+    return db_exists(conn,
+                     "SELECT 1 FROM relay WHERE tenant = ? AND plan = ? AND id <> ? "
+                     "LIMIT 1 OFFSET ?",
+                     DB_TEXT(tenant), DB_TEXT(plan), DB_TEXT(except_id), DB_INT(max - 1));
+}
+
 int repo_relay_unique_schema(sqlite3 *conn, const char *base, char *out, size_t cap)
 {
     snprintf(out, cap, "%s", base);

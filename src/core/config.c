@@ -136,6 +136,10 @@ static const struct setting settings[] = {
      .min = 64 << 10, .max = (int64_t)1 << 40,
      .help = "bytes of request data the server holds for all clients together (64 MiB); a "
              "body past it is 503 overloaded"},
+    {"HTTP_RESPONSE_BUFFER", T_INT, AT(http_response_buffer), .def = "67108864",
+     .min = 64 << 10, .max = (int64_t)1 << 40,
+     .help = "bytes of responses clients have not read yet, all clients together (64 MiB); "
+             "past it the connections with the most unread data are closed"},
     {"HTTP_MAX_CONNECTIONS", T_INT, AT(http_max_conns), .def = "10000", .min = 1,
      .max = 1000000, .help = "API connections open at once; at the cap the longest-inactive one is closed for a "
              "new client"},

@@ -48,6 +48,7 @@ struct config {
     int metrics_port;         /* METRICS_PORT, 0 = off */
     int64_t http_request_timeout; /* HTTP_REQUEST_TIMEOUT seconds for head + body, default 30 */
     size_t http_request_buffer;   /* HTTP_REQUEST_BUFFER bytes of request data held, 64 MiB */
+    size_t http_response_buffer;  /* HTTP_RESPONSE_BUFFER bytes of unsent responses, 64 MiB */
     size_t http_max_conns;        /* HTTP_MAX_CONNECTIONS, default 10000 */
     size_t http_max_conns_per_ip; /* HTTP_MAX_CONNECTIONS_PER_IP, default 256, 0 = no limit */
     char *log_level;

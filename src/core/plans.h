@@ -10,6 +10,7 @@ struct plan {
     int64_t sats;    /* per month */
     int64_t members; /* maximum members, -1 = unlimited */
     int blossom, livekit;
+    int64_t max_relays; /* relays one tenant may have on this plan (any status) */
 };
 
 extern const struct plan plans[];

@@ -42,6 +42,7 @@
 #define HTTP_SHED_LOG_MS 10000
 #define HTTP_DEFAULT_REQUEST_TIMEOUT_MS 30000
 #define HTTP_DEFAULT_REQUEST_BUFFER (64 * 1024 * 1024)
+#define HTTP_DEFAULT_RESPONSE_BUFFER (64 * 1024 * 1024)
 /* Raw bytes allowed in the body phase (chunk framing and extensions included). */
 #define HTTP_MAX_BODY_RAW (4 * HTTP_MAX_BODY)
 /* Request strings (target, header names and values, NULs) live in one arena per exchange. */
@@ -118,6 +119,7 @@ struct http_server {
     uint64_t head_timeout_ms, idle_timeout_ms, request_timeout_ms;
     http_head_fn *head_handler;
     size_t req_buffered, req_buffer_max; /* request bytes held, all connections */
+    size_t resp_queued, resp_buffer_max; /* response bytes the kernel has not taken yet */
     llhttp_settings_t settings;
     int port;
     int stopping, listener_closed, finishing;
@@ -143,6 +145,9 @@ size_t http__parse_input(struct http_conn *c, const char *data, size_t len);
 /* response.c */
 /* Sends bytes (copied): uv_try_write, the rest through uv_write with an owned copy. */
 void http__send(struct http_conn *c, const char *data, size_t len);
+/* 1 while this connection should parse no further (pipelined) request: its own unsent
+ * response data passed HTTP_WRITE_HIGH, or it has some while the server's passed its cap. */
+int http__write_blocked(const struct http_conn *c);
 /* Answers a request the parser refused (400, 408, 413, 431, 503) with a JSON error, then
  * closes. */
 void http__fail(struct http_conn *c, int status);
@@ -167,6 +172,9 @@ void http__addr_release(struct http_conn *c);
 /* Makes room for a new connection at the cap by closing the least recently active one that
  * has no request in flight; -1 when there is none. */
 int http__make_room(struct http_server *srv, struct http_conn *newc);
+/* Closes the connections with the most unsent response data until the server's queued
+ * response bytes are back under the cap (never `keep`, whose response is being written). */
+void http__close_slow_readers(struct http_server *srv, struct http_conn *keep);
 /* Counts one shed event; logs a warning with the totals at most every HTTP_SHED_LOG_MS. */
 void http__shed(struct http_server *srv, enum http_shed what);
 void http__addrs_free(struct http_server *srv);

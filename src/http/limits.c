@@ -129,6 +129,24 @@ int http__make_room(struct http_server *srv, struct http_conn *newc)
     return -1;
 }
 
+void http__close_slow_readers(struct http_server *srv, struct http_conn *keep)
+{
+    size_t closed = 0;
+    while (srv->resp_queued - closed > srv->resp_buffer_max) {
+        struct http_conn *worst = NULL;
+        for (struct http_conn *c = srv->conns; c; c = c->next)
+            if (c != keep && c->phase != PH_CLOSED &&
+                (!worst || c->tcp.write_queue_size > worst->tcp.write_queue_size))
+                worst = c;
+        if (!worst || worst->tcp.write_queue_size == 0)
+            return;
+        /* Its queued writes are cancelled when the close runs, which gives the bytes back. */
+        closed += worst->tcp.write_queue_size;
+        http__conn_close_now(worst);
+        http__shed(srv, SHED_SLOW_READER);
+    }
+}
+
 /* ---- counting and warning -------------------------------------------------------- */
 
 void http__shed(struct http_server *srv, enum http_shed what)

@@ -13,8 +13,15 @@
 
 struct wreq {
     uv_write_t req;
+    size_t len;
     char data[];
 };
+
+int http__write_blocked(const struct http_conn *c)
+{
+    size_t q = c->tcp.write_queue_size;
+    return q >= HTTP_WRITE_HIGH || (q > 0 && c->srv->resp_queued >= c->srv->resp_buffer_max);
+}
 
 const char *http_status_text(int status)
 {
@@ -59,14 +66,16 @@ const char *http_status_text(int status)
 static void on_write(uv_write_t *req, int status)
 {
     struct http_conn *c = container_of(req->handle, struct http_conn, tcp);
-    free(container_of(req, struct wreq, req));
+    struct wreq *w = container_of(req, struct wreq, req);
+    c->srv->resp_queued -= w->len;
+    free(w);
     if (status == UV_ECANCELED) /* the connection is closing; nothing else to do */
         return;
     if (status < 0) {
         http__conn_close_now(c);
         return;
     }
-    if (c->blocked && c->tcp.write_queue_size < HTTP_WRITE_HIGH / 2) {
+    if (c->blocked && c->tcp.write_queue_size < HTTP_WRITE_HIGH / 2 && !http__write_blocked(c)) {
         c->blocked = 0;
         http__conn_resume(c);
     }
@@ -92,11 +101,16 @@ void http__send(struct http_conn *c, const char *data, size_t len)
     }
     struct wreq *w = xmalloc(sizeof(*w) + len);
     memcpy(w->data, data, len);
+    w->len = len;
     uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
         free(w);
         http__conn_close_now(c);
+        return;
     }
+    c->srv->resp_queued += len;
+    if (c->srv->resp_queued > c->srv->resp_buffer_max)
+        http__close_slow_readers(c->srv, c);
 }
 
 static char *wbuf_reserve(struct http_conn *c, size_t n)
@@ -172,6 +186,10 @@ void http_respond(struct http_exchange *ex, int status, const char *content_type
     int no_input = c->pending_off >= c->pending.len && c->in_len == 0;
     int closing = !x->keep_alive || c->no_more || c->srv->stopping || (c->eof && no_input);
     send_response(c, status, content_type, extra_headers, body, len, x->is_head, closing);
+    if (c->inflight != x) { /* a write error closed the connection and left x to us */
+        http__xchg_free(x);
+        return;
+    }
     http__conn_done(c, x, closing);
 }
 

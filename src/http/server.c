@@ -224,7 +224,7 @@ void http__conn_resume(struct http_conn *c)
         return;
     c->in_drive = 1;
     while (can_parse(c)) {
-        if (c->tcp.write_queue_size >= HTTP_WRITE_HIGH) {
+        if (http__write_blocked(c)) {
             c->blocked = 1;
             break;
         }
@@ -470,6 +470,8 @@ int http_server_start(struct http_server **out, uv_loop_t *loop,
     srv->req_buffer_max =
         cfg->request_buffer_max ? cfg->request_buffer_max : HTTP_DEFAULT_REQUEST_BUFFER;
     srv->head_handler = cfg->head_handler;
+    srv->resp_buffer_max =
+        cfg->response_buffer_max ? cfg->response_buffer_max : HTTP_DEFAULT_RESPONSE_BUFFER;
     srv->max_conns = cfg->max_conns ? cfg->max_conns : HTTP_DEFAULT_MAX_CONNS;
     srv->max_per_addr = cfg->max_conns_per_addr ? cfg->max_conns_per_addr
                                                 : HTTP_DEFAULT_MAX_PER_ADDR;

@@ -28,7 +28,10 @@
  * closed to make room; only when every connection has a request in flight is the new one
  * closed unanswered. At most max_conns_per_addr from one client address (an IPv6 client's
  * /64 counts as one address); past it new connections from there are closed unanswered.
- * Both, and accept errors (the fd limit), are counted (http_server_stats) and logged as a
+ * Responses a client does not read are capped server-wide (response_buffer_max): a
+ * connection with unsent data parses no further pipelined request while the total is over
+ * it, and the connections with the most unsent data are closed until it is under again.
+ * All of these, and accept errors (the fd limit), are counted (http_server_stats) and logged as a
  * warning at most every 10 s.
  *
  * One log line per request is written by http_respond: method, path, status, microseconds
@@ -88,6 +91,7 @@ struct http_server_config {
     http_head_fn *head_handler; /* NULL: bodies are read without a head check */
     size_t max_conns;          /* 0 = default 10000 */
     size_t max_conns_per_addr; /* 0 = default 256; SIZE_MAX = no limit */
+    size_t response_buffer_max; /* response bytes queued server-wide; 0 = default 64 MiB */
 };
 
 /* What the server shed to stay within its limits, counted since start. */

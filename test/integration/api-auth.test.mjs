@@ -51,7 +51,7 @@ const routes = [
   { m: 'PUT', p: () => `/tenants/${alice.pk}/billing`, body: () => ({ nwc_url: nwcUri(nwcSecret) }), st: [200, 200, 403] },
   { m: 'GET', p: () => '/relays', st: [200, 200, 200] },
   { m: 'GET', p: () => `/relays?tenant=${alice.pk}`, st: [200, 200, 403] },
-  { m: 'POST', p: () => '/relays', body: () => ({ subdomain: `m-${++subSeq}`, tenant: alice.pk }), st: [201, 201, 403] },
+  { m: 'POST', p: () => '/relays', body: () => ({ subdomain: `m-${++subSeq}`, tenant: alice.pk, plan: 'growth' }), st: [201, 201, 403] },
   { m: 'GET', p: () => `/relays/${relayId}`, st: [200, 200, 404] },
   { m: 'PUT', p: () => `/relays/${relayId}`, body: () => ({ info_name: 'renamed' }), st: [200, 200, 404] },
   { m: 'POST', p: () => `/relays/${relayId}/deactivate`, st: [200, 200, 404] },
@@ -145,7 +145,7 @@ test('the session-style token (u = API root, no method) works across routes and 
       ['GET', '/relays?limit=5', undefined, 200],
       ['GET', `/relays/${relayId}`, undefined, 200],
       ['PUT', `/relays/${relayId}`, { info_description: 'via session' }, 200],
-      ['POST', '/relays', { subdomain: `sess-${++subSeq}` }, 201],
+      ['POST', '/relays', { subdomain: `sess-${++subSeq}`, plan: 'growth' }, 201],
       ['GET', `/tenants/${bob.pk}`, undefined, 403], // authenticated, just not allowed
       ['GET', `/relays/${relayId}/nope`, undefined, 404]
     ]

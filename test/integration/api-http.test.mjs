@@ -157,7 +157,7 @@ test('POST /relays validation: every field', async () => {
   })
   assert.equal(r.status, 400)
   assert.equal((await r.json()).code, 'invalid-json')
-  await ok(call(srv.url, alice, 'POST', '/relays', { subdomain: 'taken' }), 201)
+  await ok(call(srv.url, alice, 'POST', '/relays', { subdomain: 'taken', plan: 'growth' }), 201)
   await fails(call(srv.url, alice, 'POST', '/relays', { subdomain: 'taken' }), 422, 'subdomain-exists')
   await fails(call(srv.url, stranger, 'POST', '/relays', { subdomain: 'lonely' }), 422, 'tenant-not-found')
   await fails(call(srv.url, admin, 'POST', '/relays', { subdomain: 'lonely', tenant: 'ef'.repeat(32) }), 422, 'tenant-not-found')
@@ -289,7 +289,7 @@ test('a write acknowledged before kill -9 survives the restart', async () => {
     const bob = newUser()
     await ok(call(s.url, bob, 'POST', '/tenants'), 201)
     const ids = []
-    for (let i = 0; i < 5; i++) ids.push((await ok(call(s.url, bob, 'POST', '/relays', { subdomain: `durable-${i}` }), 201)).id)
+    for (let i = 0; i < 5; i++) ids.push((await ok(call(s.url, bob, 'POST', '/relays', { subdomain: `durable-${i}`, plan: 'growth' }), 201)).id)
     const put = await ok(call(s.url, bob, 'PUT', `/relays/${ids[4]}`, { info_name: 'last word' }))
     assert.equal(put.info_name, 'last word')
     await s.kill9()

@@ -69,7 +69,7 @@ test('POST /relays: defaults, every flag stored, read-only fields ignored', asyn
   const s2 = sub('ro')
   const ro = await create(alice, {
     subdomain: s2, id: 'myid', tenant: alice.pk, host: 'evil.test', schema: 'public', status: 'inactive',
-    synced: true, sync_error: 'x', created_at: 5, updated_at: 6, secret: 'f'.repeat(64)
+    synced: true, sync_error: 'x', created_at: 5, updated_at: 6, secret: 'f'.repeat(64), plan: 'growth'
   })
   const rd = ro.body.data
   assert.notEqual(rd.id, 'myid')
@@ -79,7 +79,7 @@ test('POST /relays: defaults, every flag stored, read-only fields ignored', asyn
   assert.notEqual(rd.created_at, 5)
   assert.notEqual(sql(srv.dbPath, `select secret from relay where id = '${rd.id}'`)[0], 'f'.repeat(64))
   // schema: a leading digit gets the r_ prefix
-  const dig = await create(alice, { subdomain: `9${hex(3)}-x` })
+  const dig = await create(alice, { subdomain: `9${hex(3)}-x`, plan: 'growth' })
   assert.match(dig.body.data.schema, /^r_9[0-9a-f]{6}_x$/)
 })
 
@@ -87,10 +87,10 @@ test('POST /relays: subdomain, plan and tenant rules', async () => {
   for (const bad of ['Bad', 'api', 'www', 'app', 'admin', 'mail', '-x', 'x-', 'a_b', 'a.b', '', 'a'.repeat(64), 'café']) {
     expectErr(await call(base, alice, 'POST', '/relays', { subdomain: bad }), 422, 'invalid-subdomain')
   }
-  await create(alice, { subdomain: 'a'.repeat(63) })
+  await create(alice, { subdomain: 'a'.repeat(63), plan: 'growth' })
   expectErr(await call(base, alice, 'POST', '/relays', {}), 400, 'invalid-body', 'subdomain')
   const taken = sub('taken')
-  await create(alice, { subdomain: taken })
+  await create(alice, { subdomain: taken, plan: 'growth' })
   expectErr(await call(base, bob, 'POST', '/relays', { subdomain: taken }), 422, 'subdomain-exists')
   expectErr(await call(base, alice, 'POST', '/relays', { subdomain: taken }), 422, 'subdomain-exists')
   for (const plan of ['gold', '', 'FREE', 'Basic']) {
@@ -114,7 +114,7 @@ test('POST /relays: subdomain, plan and tenant rules', async () => {
 
 test('concurrent creations: one subdomain, one winner; colliding schemas stay unique', async () => {
   const s = sub('race')
-  const rs = await Promise.all([alice, bob, alice, bob, alice, bob, alice, bob].map((u) => call(base, u, 'POST', '/relays', { subdomain: s })))
+  const rs = await Promise.all([alice, bob, alice, bob, alice, bob, alice, bob].map((u) => call(base, u, 'POST', '/relays', { subdomain: s, plan: 'growth' })))
   assert.equal(rs.filter((r) => r.status === 201).length, 1, rs.map((r) => r.status).join())
   for (const r of rs.filter((x) => x.status !== 201)) expectErr(r, 422, 'subdomain-exists')
   const u = newUser()
@@ -122,8 +122,8 @@ test('concurrent creations: one subdomain, one winner; colliding schemas stay un
   assert.deepEqual(ts.map((r) => r.status).sort(), [201, 422, 422, 422])
   // "r-9x" and "9x" both map to the schema r_9x: the second gets another one
   const tag = hex(2)
-  const a = (await create(alice, { subdomain: `r-9${tag}` })).body.data
-  const b = (await create(alice, { subdomain: `9${tag}` })).body.data
+  const a = (await create(alice, { subdomain: `r-9${tag}`, plan: 'growth' })).body.data
+  const b = (await create(alice, { subdomain: `9${tag}`, plan: 'growth' })).body.data
   assert.equal(a.schema, `r_9${tag}`)
   assert.match(b.schema, new RegExp(`^r_9${tag}.+`))
   assert.notEqual(a.schema, b.schema)
@@ -240,7 +240,7 @@ test('list paging: bounds, newest first, offset', async () => {
   const pager = newUser()
   assert.equal((await call(base, pager, 'POST', '/tenants')).status, 201)
   const ids = []
-  for (let i = 0; i < 4; i++) ids.push((await create(pager, { subdomain: sub('page') })).body.data.id)
+  for (let i = 0; i < 4; i++) ids.push((await create(pager, { subdomain: sub('page'), plan: 'growth' })).body.data.id)
   // distinct creation times (the API writes seconds): ids[i] created at 1000 + i
   for (const [i, id] of ids.entries()) sql(srv.dbPath, `update relay set created_at = ${1000 + i} where id = '${id}'`)
   const list = (q) => call(base, pager, 'GET', '/relays' + q)
@@ -391,7 +391,7 @@ test('404, 405 with Allow, invalid JSON, 413 for a 2 MiB body', async () => {
     const auth = await token(alice, base + '/relays', 'POST')
     expectErr(await send(base, 'POST', '/relays', { auth, body: raw }), 400, 'invalid-json')
   }
-  const rid = (await create(alice, { subdomain: sub('json') })).body.data.id
+  const rid = (await create(alice, { subdomain: sub('json'), plan: 'growth' })).body.data.id
   const pauth = await token(alice, base + `/relays/${rid}`, 'PUT')
   expectErr(await send(base, 'PUT', `/relays/${rid}`, { auth: pauth, body: '{"info_name":' }), 400, 'invalid-json')
 

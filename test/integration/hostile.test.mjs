@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startServer } from './lib/server.mjs'
-import { newUser, rawToken, sha256hex } from './lib/auth.mjs'
+import { newUser, rawToken, sha256hex, call } from './lib/auth.mjs'
 import { rawConnect, sleep } from './lib/raw.mjs'
 import { freePort } from './lib/nginx.mjs'
 
@@ -158,4 +158,46 @@ test('at the connection cap fresh clients are still served; per-address limit; w
     for (const c of slow) c.destroy()
     assert.equal(await capped.stop(), 0)
   }
+})
+
+test('relays per tenant per plan are capped (free 3, basic 10, growth 50): 422 plan-relay-limit', async () => {
+  const bob = newUser()
+  assert.equal((await call(srv.url, bob, 'POST', '/tenants')).status, 201)
+  const ids = []
+  for (let i = 0; i < 3; i++) {
+    const r = await call(srv.url, bob, 'POST', '/relays', { subdomain: `cap-free-${i}` })
+    assert.equal(r.status, 201, r.text)
+    ids.push(r.body.data.id)
+  }
+  let r = await call(srv.url, bob, 'POST', '/relays', { subdomain: 'cap-free-3' })
+  assert.equal(r.status, 422, r.text)
+  assert.equal(r.body.code, 'plan-relay-limit')
+  // Inactive relays count too: deactivating does not make room.
+  assert.equal((await call(srv.url, bob, 'POST', `/relays/${ids[0]}/deactivate`)).status, 200)
+  assert.equal((await call(srv.url, bob, 'POST', '/relays', { subdomain: 'cap-free-3' })).body.code, 'plan-relay-limit')
+  // Moving one to another plan makes room on free, and the move back is refused while free is full.
+  assert.equal((await call(srv.url, bob, 'PUT', `/relays/${ids[1]}`, { plan: 'basic' })).status, 200)
+  assert.equal((await call(srv.url, bob, 'POST', '/relays', { subdomain: 'cap-free-3' })).status, 201)
+  r = await call(srv.url, bob, 'PUT', `/relays/${ids[1]}`, { plan: 'free' })
+  assert.equal(r.status, 422, r.text)
+  assert.equal(r.body.code, 'plan-relay-limit')
+  // Other edits of a relay on a full plan still work.
+  assert.equal((await call(srv.url, bob, 'PUT', `/relays/${ids[2]}`, { info_name: 'still editable' })).status, 200)
+  // Basic: 10 (one there already).
+  for (let i = 0; i < 9; i++) {
+    assert.equal((await call(srv.url, bob, 'POST', '/relays', { subdomain: `cap-basic-${i}`, plan: 'basic' })).status, 201)
+  }
+  r = await call(srv.url, bob, 'POST', '/relays', { subdomain: 'cap-basic-9', plan: 'basic' })
+  assert.equal(r.body.code, 'plan-relay-limit', r.text)
+})
+
+test('info_description is limited in bytes as well as characters', async () => {
+  const carol = newUser()
+  assert.equal((await call(srv.url, carol, 'POST', '/tenants')).status, 201)
+  const r = await call(srv.url, carol, 'POST', '/relays', { subdomain: 'desc-bytes', info_description: '€'.repeat(1500) })
+  assert.equal(r.status, 400, '1500 characters but 4500 bytes')
+  assert.equal(r.body.code, 'invalid-body')
+  assert.match(r.body.error, /info_description.*4000 bytes/)
+  const ok = await call(srv.url, carol, 'POST', '/relays', { subdomain: 'desc-bytes', info_description: '€'.repeat(1333) })
+  assert.equal(ok.status, 201, ok.text)
 })

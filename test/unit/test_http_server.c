@@ -29,7 +29,7 @@ struct ctx {
     int port;
     void (*client)(struct ctx *t);
     uint64_t head_timeout_ms, idle_timeout_ms, request_timeout_ms;
-    size_t request_buffer_max;
+    size_t request_buffer_max, response_buffer_max;
     int head_check;      /* install head_check below as the head handler */
     int async_ms;        /* > 0: the handler answers from a timer after this delay */
     int stop_in_handler; /* the first request starts a graceful stop */
@@ -177,6 +177,7 @@ static void run(struct ctx *t)
                                      .idle_timeout_ms = t->idle_timeout_ms,
                                      .request_timeout_ms = t->request_timeout_ms,
                                      .request_buffer_max = t->request_buffer_max,
+                                     .response_buffer_max = t->response_buffer_max,
                                      .head_handler = t->head_check ? head_check : NULL};
     ASSERT_OK(http_server_start(&t->srv, &t->loop, &cfg, handler, t));
     t->port = http_server_port(t->srv);
@@ -789,6 +790,45 @@ TEST(http_request_buffer_budget_is_503)
 {
     struct ctx t = {.client = client_budget, .request_buffer_max = 64 * 1024};
     run(&t);
+}
+
+/* Two clients pipeline large responses and never read: past the server-wide response cap
+ * the one with the most unsent data is closed (it used to be kept until the idle timeout,
+ * its responses in memory), and neither gets all its responses queued. */
+static int count_responses(struct cli *c, int max)
+{
+    struct resp r;
+    int n = 0;
+    while (n < max && cli_response(c, &r) == 0 && r.status == 200)
+        n++;
+    return n;
+}
+
+static void client_non_readers(struct ctx *t)
+{
+    static struct cli a, b;
+    static char reqs[20 * 64];
+    size_t n = 0;
+    for (int i = 0; i < 20; i++)
+        n += (size_t)snprintf(reqs + n, sizeof(reqs) - n, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(t, cli_open_rcvbuf(&a, t->port, 4096) == 0);
+    CHECK(t, cli_send(&a, reqs, n) == 0);
+    usleep(200 * 1000);
+    CHECK(t, cli_open_rcvbuf(&b, t->port, 4096) == 0);
+    CHECK(t, cli_send(&b, reqs, n) == 0);
+    usleep(200 * 1000);
+    int got_a = count_responses(&a, 20);
+    CHECK(t, got_a < 20);
+    close(a.fd);
+    close(b.fd);
+    t->ok = 1;
+}
+
+TEST(http_response_buffer_closes_slowest_reader)
+{
+    struct ctx t = {.client = client_non_readers, .response_buffer_max = 300 * 1024};
+    run(&t);
+    ASSERT_LT(t.responses, 40);
 }
 
 static void client_vanishes(struct ctx *t)
