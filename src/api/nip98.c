@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <cjson/cJSON.h>
 #include <secp256k1.h>
 #include <secp256k1_extrakeys.h>
 #include <secp256k1_schnorrsig.h>
@@ -93,10 +94,27 @@ static const char *skip_scheme(const char *h)
     return h;
 }
 
+/* 1 when a tag named name has a missing, non-string or empty value: a method or payload tag
+ * must bind the token to something (absent is allowed, present-but-empty is not). */
+static int tag_empty(const struct nostr_event *ev, const char *name)
+{
+    const cJSON *tag;
+    cJSON_ArrayForEach(tag, ev->tags)
+    {
+        const cJSON *k = cJSON_GetArrayItem(tag, 0), *v = cJSON_GetArrayItem(tag, 1);
+        if (cJSON_IsString(k) && strcmp(k->valuestring, name) == 0 &&
+            (!cJSON_IsString(v) || v->valuestring[0] == '\0'))
+            return 1;
+    }
+    return 0;
+}
+
 static int copy_tag(const struct nostr_event *ev, const char *name, char *out, size_t cap)
 {
     const char *v = nostr_event_tag_value(ev, name);
     out[0] = '\0';
+    if (tag_empty(ev, name))
+        return -1;
     if (!v)
         return 0;
     if (strlen(v) >= cap)
@@ -154,7 +172,7 @@ static int decode_token(const char *b64, size_t n, int64_t now, int64_t max_age,
                strlen(nostr_event_tag_value(&ev, "u")) > URL_MAX ||
                copy_tag(&ev, "method", tok->method, sizeof(tok->method)) ||
                copy_tag(&ev, "payload", tok->payload, sizeof(tok->payload))) {
-        *why = "token u/method/payload tag missing or too long";
+        *why = "token u/method/payload tag missing, empty or too long";
     } else {
         memcpy(tok->pubkey, ev.pubkey, 32);
         tok->created_at = ev.created_at;

@@ -201,3 +201,21 @@ test('info_description is limited in bytes as well as characters', async () => {
   const ok = await call(srv.url, carol, 'POST', '/relays', { subdomain: 'desc-bytes', info_description: '€'.repeat(1333) })
   assert.equal(ok.status, 201, ok.text)
 })
+
+test('an empty method or payload tag fails (it used to count as absent)', async () => {
+  const dan = newUser()
+  const body = '{}'
+  for (const extra of [{ payload: '' }, { method: '' }]) {
+    const c = await rawConnect(srv.port)
+    await c.write(head('POST', '/tenants', {
+      Authorization: rawToken(dan, { u: srv.url + '/tenants', method: 'POST', ...extra }),
+      'Content-Length': String(body.length)
+    }) + body)
+    const r = await c.response(5000)
+    assert.equal(r.status, 401, JSON.stringify(extra))
+    c.destroy()
+  }
+  // The same token without the empty tag is accepted.
+  const r = await call(srv.url, dan, 'POST', '/tenants')
+  assert.equal(r.status, 201)
+})

@@ -42,7 +42,7 @@ test('--help lists every variable; --version prints the version', async () => {
     'ROBOT_NAME', 'ROBOT_OUTBOX_RELAYS', 'ROBOT_INDEXER_RELAYS', 'ROBOT_MESSAGING_RELAYS',
     'AUTH_MAX_AGE', 'BILLING_INTERVAL', 'BILLING_PERIOD', 'BILLING_GRACE', 'BILLING_WALLET_REQUESTS',
     'BILLING_CONCURRENCY', 'METRICS_PORT', 'LOG_LEVEL',
-    'HTTP_REQUEST_TIMEOUT', 'HTTP_REQUEST_BUFFER', 'HTTP_MAX_CONNECTIONS', 'HTTP_MAX_CONNECTIONS_PER_IP']) {
+    'HTTP_REQUEST_TIMEOUT', 'HTTP_REQUEST_BUFFER', 'HTTP_RESPONSE_BUFFER', 'HTTP_MAX_CONNECTIONS', 'HTTP_MAX_CONNECTIONS_PER_IP']) {
     assert.match(help.out, new RegExp(`\\b${v}\\b`), v)
   }
   const version = await runOnce(['--version'])

@@ -193,6 +193,16 @@ static const struct {
      0,
      1},
     /* refused */
+    /* A present method or payload tag binds the token; an empty one used to bind it to
+     * nothing (it was taken as absent). */
+    {"method-tag-empty", {.u = ORIGIN "/relays", .method = ""}, "POST", "/relays", BODY, 0, 0},
+    {"payload-tag-empty",
+     {.u = ORIGIN "/relays", .method = "POST", .bad_payload_hex = ""},
+     "POST",
+     "/relays",
+     BODY,
+     0,
+     0},
     {"kind-1", {.u = ORIGIN "/relays", .method = "GET", .kind = 1}, "GET", "/relays", NULL, 0, 0},
     {"bad-sig",
      {.u = ORIGIN "/relays", .method = "GET", .tamper = T_SIG},
