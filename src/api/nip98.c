@@ -160,6 +160,8 @@ static int decode_token(const char *b64, size_t n, int64_t now, int64_t max_age,
     nostr_event_init(&ev);
     if (base64_decode(b64, n, 1, &json, &json_len) != 0) {
         *why = "token is not base64";
+    } else if (json_len > NIP98_MAX_JSON) {
+        *why = "token event over 8192 bytes of JSON";
     } else if (nostr_event_parse(&ev, (const char *)json, json_len) != 0) {
         *why = "token is not a Nostr event";
     } else if (ev.kind != NIP98_KIND) {
@@ -287,7 +289,7 @@ static const char *token_text(const struct nip98_request *req, size_t *n, const 
     if (!b64)
         return NULL;
     *n = strcspn(b64, " \t\r\n");
-    if (*n == 0 || *n > NIP98_MAX_HEADER || b64[*n + strspn(b64 + *n, " \t")] != '\0') {
+    if (*n == 0 || *n > NIP98_MAX_TOKEN_B64 || b64[*n + strspn(b64 + *n, " \t")] != '\0') {
         *why = "token empty, too large or followed by other data";
         return NULL;
     }

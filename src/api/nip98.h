@@ -10,7 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NIP98_MAX_HEADER 8192
+/* A token is at most 8192 bytes of event JSON; its base64 form (what the header carries)
+ * is then at most 10924 characters, refused unread past that. */
+#define NIP98_MAX_JSON 8192
+#define NIP98_MAX_TOKEN_B64 (4 * ((NIP98_MAX_JSON + 2) / 3))
 #define NIP98_CACHE_SLOTS 4096
 
 struct nip98_request {
