@@ -114,8 +114,8 @@ static void run_done(int status, void *arg)
     if (call->status) {
         api_error(ctx, call->status, call->code, "%s", call->msg);
     } else if (status != 0 || !call->body) {
-        LOG_ERROR("api: %s %s failed in the database (%d)", ctx->ex->req.method,
-                  ctx->ex->req.path, status);
+        LOG_ERROR("api: %s %s failed in the database (%s)", ctx->ex->req.method,
+                  ctx->ex->req.path, err_name(status));
         if (status == DB_EBUSY || status == DB_EQUEUEFULL || status == DB_ECLOSED)
             api_error(ctx, 503, "unavailable", "service temporarily unavailable");
         else

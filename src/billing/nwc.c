@@ -127,7 +127,7 @@ static void finish(struct nwc_req *r, int status, const struct nwc_response *res
         r->sub = NULL;
     }
     uv_timer_stop(&r->timer);
-    LOG_DEBUG("nwc %s finished: %d", r->method, status);
+    LOG_DEBUG("nwc %s finished: %s", r->method, err_name(status));
     r->cb(status, resp, r->arg);
     uv_close((uv_handle_t *)&r->timer, on_timer_closed);
 }

@@ -22,19 +22,13 @@
 #include <uv.h>
 
 #include "nostr/nip47.h"
+#include "util/err.h"
 
 struct config_test;
 struct relay_pool;
 struct nwc;
 
-enum nwc_status {
-    NWC_EWALLET = -31001,   /* the wallet answered with an error: resp->error_code */
-    NWC_ETIMEOUT = -31002,  /* no answer in time (or no info/EOSE from any relay) */
-    NWC_EPUBLISH = -31003,  /* no relay accepted the request */
-    NWC_EURI = -31004,      /* the URI does not parse */
-    NWC_ECANCELED = -31005, /* nwc_free ran first */
-    NWC_EINTERNAL = -31006,
-};
+/* Errors: NWC_E* in util/err.h (one error space). NWC_EWALLET: resp->error_code is set. */
 
 #define NWC_TIMEOUT_PAY_MS 60000
 #define NWC_TIMEOUT_OTHER_MS 30000

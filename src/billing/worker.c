@@ -175,7 +175,7 @@ static void submit(struct billing *b, int write, db_work_fn *work, db_done_cb *d
     int rc = write ? db_write(b->app->db, DB_POWER_SAFE, work, done, j)
                    : db_read(b->app->db, work, done, j);
     if (rc < 0) {
-        LOG_WARN("billing: database refused a job (%d)", rc);
+        LOG_WARN("billing: database refused a job (%s)", err_name(rc));
         done(rc, j);
     }
 }
@@ -255,7 +255,7 @@ static void on_dunning(int status, void *arg)
         b->cursor = j->cursor_out;
         more = j->batch.more;
     } else {
-        LOG_WARN("billing: dunning failed (%d)", status);
+        LOG_WARN("billing: dunning failed (%s)", err_name(status));
     }
     job_free(j);
     if (more && !b->stopping)
@@ -293,8 +293,9 @@ static void on_paid_by_hash(int status, void *arg)
     struct job *j = arg;
     struct billing *b = j->b;
     if (status != 0)
-        LOG_WARN("billing: recording a payment_received notification failed (%d); "
-                 "lookup_invoice catches it at the BOLT11's next scheduled lookup", status);
+        LOG_WARN("billing: recording a payment_received notification failed (%s); "
+                 "lookup_invoice catches it at the BOLT11's next scheduled lookup",
+                 err_name(status));
     else if (j->found) {
         BILLING_COUNT(b, "notification", "paid");
         count_settled(b, j->requests);
@@ -333,7 +334,7 @@ static void maybe_watch(struct billing *b)
     if (rc == 0)
         LOG_INFO("billing: listening for the platform wallet's payment notifications");
     else
-        LOG_WARN("billing: cannot subscribe to wallet notifications (%d)", rc);
+        LOG_WARN("billing: cannot subscribe to wallet notifications (%s)", err_name(rc));
 }
 
 /* ---- a batch of invoices: up to b->concurrency chains at once ---- */
@@ -373,8 +374,8 @@ static void on_scheduled(int status, void *arg)
     struct job *j = arg;
     struct billing *b = j->b;
     if (status != 0)
-        LOG_WARN("billing: recording the invoices' next steps failed (%d); they are due "
-                 "again next run", status);
+        LOG_WARN("billing: recording the invoices' next steps failed (%s); they are due "
+                 "again next run", err_name(status));
     job_free(j);
     batch_free(b);
     if (b->stopping)
@@ -479,7 +480,8 @@ static void on_bolt11_stored(int status, void *arg)
     if (status != 0 || !j->created) {
         /* Failed, or a concurrent run stored another one: pick it up next run. */
         if (status)
-            LOG_WARN("billing: invoice %s: storing the BOLT11 failed (%d)", p->id, status);
+            LOG_WARN("billing: invoice %s: storing the BOLT11 failed (%s)", p->id,
+                     err_name(status));
         c->failed = 1;
         job_free(j);
         chain_end(c);
@@ -509,7 +511,7 @@ static void on_made(int status, const struct nwc_response *resp, void *arg)
     const char *inv = status == 0 ? nwc_tx_string(resp->result, "invoice") : NULL;
     const char *hash = status == 0 ? nwc_tx_string(resp->result, "payment_hash") : NULL;
     if (!inv || !hash || !hex_is_lower64(hash) || strlen(inv) > 4096) {
-        LOG_WARN("billing: make_invoice for %s failed: %d %s", j->p->id, status,
+        LOG_WARN("billing: make_invoice for %s failed: %s %s", j->p->id, err_name(status),
                  status == NWC_EWALLET ? resp->error_code : "");
         BILLING_COUNT(c->b, "bolt11", "failed");
         c->failed = 1;
@@ -541,7 +543,7 @@ static void step_make_invoice(struct chain *c)
     int rc = nwc_make_invoice(b->nwc, b->app->cfg.nwc_url, j->p->amount * 1000, desc,
                               BOLT11_EXPIRY_S, on_made, j);
     if (rc < 0) {
-        LOG_WARN("billing: make_invoice not sent (%d)", rc);
+        LOG_WARN("billing: make_invoice not sent (%s)", err_name(rc));
         c->failed = 1;
         job_free(j);
         chain_end(c);
@@ -570,8 +572,8 @@ static void on_marked_paid(int status, void *arg)
         after_commit(c->b, j, 1);
     } else {
         c->failed = 1;
-        LOG_ERROR("billing: invoice %s: recording the payment failed (%d); the next run "
-                  "retries from lookup_invoice", j->p->id, status);
+        LOG_ERROR("billing: invoice %s: recording the payment failed (%s); the next run "
+                  "retries from lookup_invoice", j->p->id, err_name(status));
     }
     job_free(j);
     chain_end(c);
@@ -694,8 +696,8 @@ static void on_pay_answer(int status, const struct nwc_response *resp, void *arg
     /* No (valid) answer: the wallet may have paid. The attempt stays pending and only
      * lookup_invoice resolves it (its schedule restarted with the attempt); nothing is paid
      * again. */
-    LOG_WARN("billing: invoice %s: pay_invoice outcome unknown (%d); left pending", j->p->id,
-             status);
+    LOG_WARN("billing: invoice %s: pay_invoice outcome unknown (%s); left pending", j->p->id,
+             err_name(status));
     BILLING_COUNT(b, "collect", "unknown");
     job_free(j);
     chain_end(c);
@@ -714,7 +716,7 @@ static void on_attempt_committed(int status, void *arg)
     struct billing *b = c->b;
     if (status != 0) {
         if (status != DB_ECONSTRAINT)
-            LOG_WARN("billing: invoice %s: attempt not recorded (%d)", j->p->id, status);
+            LOG_WARN("billing: invoice %s: attempt not recorded (%s)", j->p->id, err_name(status));
         c->failed = 1;
         job_free(j);
         chain_end(c);
@@ -739,7 +741,8 @@ static void on_attempt_committed(int status, void *arg)
         BILLING_COUNT(b, "collect", "invalid_nwc_url");
         submit(b, 1, work_attempt_failed, on_attempt_failed, j);
     } else if (rc < 0) {
-        LOG_WARN("billing: invoice %s: pay_invoice not sent (%d); left pending", j->p->id, rc);
+        LOG_WARN("billing: invoice %s: pay_invoice not sent (%s); left pending", j->p->id,
+                 err_name(rc));
         job_free(j);
         chain_end(c);
     } else {
@@ -780,7 +783,7 @@ static void on_looked_up(int status, const struct nwc_response *resp, void *arg)
     maybe_watch(b);
     if (status != 0) {
         /* Unknown state: never collect blind. */
-        LOG_WARN("billing: lookup_invoice for %s failed: %d %s", p->id, status,
+        LOG_WARN("billing: lookup_invoice for %s failed: %s %s", p->id, err_name(status),
                  status == NWC_EWALLET ? resp->error_code : "");
         BILLING_COUNT(b, "lookup", "failed");
         c->failed = 1;
@@ -840,7 +843,7 @@ static void on_due_loaded(int status, void *arg)
     struct billing *b = j->b;
     job_free(j);
     if (status != 0) {
-        LOG_WARN("billing: loading due invoices failed (%d)", status);
+        LOG_WARN("billing: loading due invoices failed (%s)", err_name(status));
         batch_free(b);
     }
     if (b->n_pend == 0 || b->stopping) {
@@ -891,7 +894,7 @@ static void on_forced_loaded(int status, void *arg)
     job_free(j);
     if (status != 0 || b->stopping) {
         if (status)
-            LOG_WARN("billing: loading a tenant's pending invoices failed (%d)", status);
+            LOG_WARN("billing: loading a tenant's pending invoices failed (%s)", err_name(status));
         batch_free(b);
         phase_forced(b);
         return;
@@ -934,8 +937,8 @@ static void on_invoice_batch(int status, void *arg)
         LOG_INFO("billing: %zu invoice(s) created", j->batch.n_created);
         after_commit(b, j, 1);
     } else if (status != 0) {
-        LOG_WARN("billing: invoice pass failed (%d); the tenants still due wait for the next "
-                 "run", status);
+        LOG_WARN("billing: invoice pass failed (%s); the tenants still due wait for the next "
+                 "run", err_name(status));
     }
     job_free(j);
     if (b->stopping)
@@ -969,7 +972,7 @@ static void on_woken(int status, void *arg)
     struct billing *b = j->b;
     job_free(j);
     if (status != 0)
-        LOG_WARN("billing: waking unresolved payment attempts failed (%d)", status);
+        LOG_WARN("billing: waking unresolved payment attempts failed (%s)", err_name(status));
     b->woken = status == 0;
     if (b->stopping)
         run_end(b);

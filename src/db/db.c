@@ -400,7 +400,7 @@ static void optimize_done(int status, void *arg)
     struct db *db = arg;
     db->optimize_queued = 0;
     if (status != 0 && status != DB_ECLOSED)
-        LOG_WARN("database: PRAGMA optimize failed (%d)", status);
+        LOG_WARN("database: PRAGMA optimize failed (%s)", err_name(status));
 }
 
 static void on_optimize_timer(uv_timer_t *t)

@@ -29,14 +29,9 @@
 #include <sqlite3.h>
 #include <uv.h>
 
-enum db_error {
-    DB_EGENERIC = -30001,
-    DB_ECONSTRAINT = -30002, /* UNIQUE/FOREIGN KEY/CHECK violated */
-    DB_ENOTFOUND = -30003,   /* for work functions to report "no such row" */
-    DB_EQUEUEFULL = -30004,  /* too many jobs queued (DB_MAX_QUEUED) */
-    DB_ECLOSED = -30005,
-    DB_EBUSY = -30006,       /* the database stayed locked past busy_timeout */
-};
+#include "util/err.h"
+
+/* Errors: DB_E* in util/err.h (one error space). */
 
 #define DB_MAX_QUEUED 4096
 

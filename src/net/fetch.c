@@ -522,31 +522,3 @@ void fetch_close(struct fetch *f, void (*cb)(void *arg), void *arg)
     else
         finish_close(f);
 }
-
-const char *fetch_strerror(int err)
-{
-    switch (err) {
-    case 0:
-        return "ok";
-    case FETCH_ETOOBIG:
-        return "response too large";
-    case FETCH_EFAILED:
-        return "transfer failed";
-    case FETCH_ECLOSED:
-        return "client closed";
-    case UV_ETIMEDOUT:
-        return "timed out";
-    case UV_ECONNREFUSED:
-        return "connection refused";
-    case UV_EAI_NONAME:
-        return "host not found";
-    case UV_ECONNRESET:
-        return "connection closed before the response was complete";
-    case UV_EPROTONOSUPPORT:
-        return "unsupported URL scheme";
-    case UV_ECANCELED:
-        return "canceled";
-    default:
-        return uv_strerror(err);
-    }
-}

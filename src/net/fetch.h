@@ -13,11 +13,9 @@
 
 #include <uv.h>
 
-enum fetch_error {
-    FETCH_ETOOBIG = -31001,  /* response body over the request's cap */
-    FETCH_EFAILED = -31002,  /* any other transfer failure (detail logged at DEBUG) */
-    FETCH_ECLOSED = -31003,  /* fetch_start after fetch_close */
-};
+#include "util/err.h"
+
+/* FETCH_E* are in util/err.h (one error space). */
 
 #define FETCH_DEFAULT_TIMEOUT_MS 30000
 #define FETCH_DEFAULT_MAX_RESPONSE (1024 * 1024)
@@ -70,8 +68,5 @@ size_t fetch_active(const struct fetch *f);
  * close callbacks have run frees f and calls cb(arg) (cb may be NULL). The loop must keep
  * running until then. Safe to call from a fetch_done_cb. */
 void fetch_close(struct fetch *f, void (*cb)(void *arg), void *arg);
-
-/* Short English description of an error code above ("timed out", "response too large"...). */
-const char *fetch_strerror(int err);
 
 #endif

@@ -37,7 +37,7 @@ void rp_conn_send(struct conn *c, const char *msg)
         return;
     int rc = ws_send_text(c->ws, msg, strlen(msg));
     if (rc != 0)
-        LOG_DEBUG("relay %s: send failed (%d)", c->url, rc);
+        LOG_DEBUG("relay %s: send failed (%s)", c->url, err_name(rc));
 }
 
 struct target *rp_target_on(struct target *t, size_t n, const struct conn *c)
@@ -190,7 +190,7 @@ static void conn_lost(struct conn *c, int err)
     c->retry_at = now + delay;
     c->attempts++;
     c->opened_at = 0;
-    LOG_INFO("relay %s: disconnected (%d), retry in %llu ms if needed", c->url, err,
+    LOG_INFO("relay %s: disconnected (%s), retry in %llu ms if needed", c->url, err_name(err),
              (unsigned long long)delay);
 }
 

@@ -15,20 +15,15 @@
 #include <mbedtls/ssl.h>
 
 #include "util/buf.h"
+#include "util/err.h"
 
 #define TLS_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 #define TLS_IN_MAX (256 * 1024)      /* ciphertext received but not yet consumed */
 #define TLS_OUT_HIGH (64 * 1024)     /* above this, the BIO answers WANT_WRITE */
 #define TLS_OUT_MAX (TLS_OUT_HIGH + MBEDTLS_SSL_OUT_CONTENT_LEN + 2048)
 
-enum tls_error {
-    TLS_AGAIN = -32001,   /* not an error: feed input / flush output and call again */
-    TLS_EFAIL = -32002,   /* protocol or internal failure */
-    TLS_EVERIFY = -32003, /* certificate chain or hostname not accepted */
-    TLS_ECLOSED = -32004, /* peer closed (close_notify or EOF) */
-    TLS_ETOOBIG = -32005, /* tls_feed: input buffer full */
-    TLS_ECONFIG = -32006, /* CA file unreadable or empty */
-};
+/* Errors: TLS_AGAIN (not an error: feed input / flush output and call again) and TLS_E* in
+ * util/err.h. */
 
 struct tls_config;
 

@@ -389,8 +389,8 @@ static void shutdown_handles(struct ws_client *ws)
     if (ws->shutting_down)
         return;
     if (ws->err && !ws->close_requested)
-        LOG_DEBUG("ws: %s://%s%s closed: %d", ws->url.tls ? "wss" : "ws", ws->url.host_header,
-                  ws->url.path, ws->err);
+        LOG_DEBUG("ws: %s://%s%s closed: %s", ws->url.tls ? "wss" : "ws", ws->url.host_header,
+                  ws->url.path, err_name(ws->err));
     ws->shutting_down = 1;
     if (!ws->err && !ws->close_requested)
         ws->err = WS_ECLOSED;

@@ -17,18 +17,12 @@
 
 #include <uv.h>
 
+#include "util/err.h"
+
 struct tls_config;
 struct ws_client;
 
-enum ws_error {
-    WS_EURL = -33001,       /* not a ws:// or wss:// URL, or too long */
-    WS_ESTATUS = -33002,    /* upgrade answered with a status other than 101 */
-    WS_EHANDSHAKE = -33003, /* malformed response, missing Upgrade/Connection, bad Accept */
-    WS_ETOOBIG = -33004,    /* a message over max_message, or a send queue over its cap */
-    WS_ECLOSED = -33005,    /* the peer closed or the connection was lost */
-    WS_EPROTO = -33006,     /* framing error reported by wslay */
-    WS_ENOTLS = -33007,     /* wss:// without a tls_config */
-};
+/* Errors: WS_E* in util/err.h (one error space), or a libuv code. */
 
 #define WS_MAX_URL 2048
 #define WS_MAX_HANDSHAKE 16384          /* response head cap */

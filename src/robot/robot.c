@@ -272,7 +272,8 @@ static void on_db_step_done(int status, void *arg)
     struct robot *r = j->robot;
     r->busy--;
     if (status != 0)
-        LOG_WARN("robot: outbox update for message %lld failed (%d)", (long long)j->id, status);
+        LOG_WARN("robot: outbox update for message %lld failed (%s)", (long long)j->id,
+                 err_name(status));
     job_free(j);
     settle(r);
 }
@@ -438,7 +439,7 @@ static void on_loaded(int status, void *arg)
     }
     job_free(j);
     if (status != 0)
-        LOG_WARN("robot: cannot read the outbox (%d)", status);
+        LOG_WARN("robot: cannot read the outbox (%s)", err_name(status));
     r->cur = 0;
     next_message(r);
 }

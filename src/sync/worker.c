@@ -311,7 +311,7 @@ static void job_free(struct job *j)
 /* A db job could not even be queued: try again after the base delay, in memory only. */
 static void retry_later(struct entry *e, int rc)
 {
-    LOG_WARN("sync: relay %s: database unavailable (%d), retrying", e->id, rc);
+    LOG_WARN("sync: relay %s: database unavailable (%s), retrying", e->id, err_name(rc));
     e->retry_at = clock_mono_ms() + (uint64_t)e->in->retry_base_ms;
     finish(e);
 }
@@ -328,7 +328,7 @@ static void on_failed(int status, void *arg)
     struct job *j = arg;
     struct entry *e = j->e;
     if (status != 0) {
-        LOG_ERROR("sync: relay %s: could not record the failure (%d)", e->id, status);
+        LOG_ERROR("sync: relay %s: could not record the failure (%s)", e->id, err_name(status));
         e->retry_at = clock_mono_ms() + (uint64_t)j->in->retry_base_ms;
     } else if (j->attempts < INFRA_MAX_ATTEMPTS) {
         e->retry_at = clock_mono_ms() + (uint64_t)j->delay_ms;
@@ -373,7 +373,7 @@ static void on_failed_permanent(int status, void *arg)
     struct job *j = arg;
     struct entry *e = j->e;
     if (status != 0) {
-        LOG_ERROR("sync: relay %s: could not record the failure (%d)", e->id, status);
+        LOG_ERROR("sync: relay %s: could not record the failure (%s)", e->id, err_name(status));
         e->retry_at = clock_mono_ms() + (uint64_t)j->in->retry_base_ms;
     } else {
         char labels[32];
@@ -438,7 +438,7 @@ static void on_completed(int status, void *arg)
     struct job *j = arg;
     struct entry *e = j->e;
     if (status != 0) {
-        LOG_ERROR("sync: relay %s: could not record the success (%d)", e->id, status);
+        LOG_ERROR("sync: relay %s: could not record the success (%s)", e->id, err_name(status));
         e->retry_at = clock_mono_ms() + (uint64_t)j->in->retry_base_ms;
     } else if (j->stale) {
         LOG_INFO("sync: relay %s changed during its sync: syncing again", e->id);
@@ -481,7 +481,7 @@ static void on_response(int err, long status, const char *body, size_t len, void
         return;
     }
     if (err != 0) {
-        fail(e, "zooid %s: %s", m, fetch_strerror(err));
+        fail(e, "zooid %s: %s", m, err_str(err));
         return;
     }
     error_text(e, body, len, msg, sizeof(msg));
@@ -583,7 +583,7 @@ static void send_step(struct entry *e, const char *method)
         secure_zero(auth, strlen(auth));
     free(auth);
     if (rc != 0)
-        fail(e, "zooid %s: %s", method, fetch_strerror(rc));
+        fail(e, "zooid %s: %s", method, err_str(rc));
 }
 
 static int load_work(sqlite3 *conn, void *arg)
@@ -691,7 +691,7 @@ static void on_due(int status, void *arg)
     struct infra *in = j->in;
     size_t added = 0;
     if (status != 0)
-        LOG_WARN("sync: reconcile query failed (%d)", status);
+        LOG_WARN("sync: reconcile query failed (%s)", err_name(status));
     for (size_t i = 0; !in->stopping && i < j->n_ids; i++)
         added += (size_t)kick(in, j->ids[i], 0);
     if (added)
@@ -717,7 +717,7 @@ static void load_due(struct infra *in)
     if (rc != 0) {
         in->reconciling = 0;
         job_free(j);
-        LOG_WARN("sync: reconcile: database unavailable (%d)", rc);
+        LOG_WARN("sync: reconcile: database unavailable (%s)", err_name(rc));
     }
 }
 

@@ -337,7 +337,7 @@ TEST(fetch_response_over_cap_is_an_error)
     ASSERT_EQ(chunked_over.err, FETCH_ETOOBIG);
     ASSERT_OK(chunked_ok.err);
     ASSERT_EQ(chunked_ok.len, 1000);
-    ASSERT_STR_EQ(fetch_strerror(FETCH_ETOOBIG), "response too large");
+    ASSERT_STR_EQ(err_str(FETCH_ETOOBIG), "response too large");
     close_and_check(&loop, f);
 }
 
