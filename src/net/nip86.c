@@ -132,7 +132,7 @@ static enum nip86_status classify(int err, long http, const cJSON *root, char *w
 {
     const cJSON *e = root ? cJSON_GetObjectItemCaseSensitive(root, "error") : NULL;
     if (err != 0) {
-        snprintf(what, WHAT_MAX, "%s", fetch_strerror(err));
+        snprintf(what, WHAT_MAX, "%s", err_str(err));
         return NIP86_UNREACHABLE;
     }
     if (cJSON_IsString(e) && e->valuestring[0]) {
