@@ -107,6 +107,23 @@ static int check_plan_room(sqlite3 *conn, struct api_call *call, const char *ten
     return rc;
 }
 
+/* While the tenant has an overdue unpaid invoice no route may put a relay to work on a paid
+ * plan: not a new relay, not a plan or feature change of one that is not inactive (deactivate,
+ * PUT plan=free, activate, PUT plan=basic would otherwise lift the delinquency unpaid), not an
+ * activation (needs_payment). 422 payment-required, 0 when allowed, or < 0. */
+static int check_paid_plan_allowed(sqlite3 *conn, struct api_call *call, const char *tenant,
+                                   const char *plan)
+{
+    const struct plan *p = plan_find(plan);
+    if (!p || p->sats == 0)
+        return 0;
+    int rc = repo_invoice_overdue(conn, tenant, call->ctx->app->cfg.billing_grace,
+                                  call->ctx->now);
+    if (rc > 0)
+        return api_fail(call, 422, "payment-required", "an overdue invoice must be paid first");
+    return rc;
+}
+
 /* ---- POST /relays ---- */
 
 static int create_relay(sqlite3 *conn, struct api_call *call)
@@ -121,6 +138,8 @@ static int create_relay(sqlite3 *conn, struct api_call *call)
     if (rc > 0 && (rc = repo_relay_subdomain_taken(conn, f->subdomain, "")) > 0)
         return api_fail(call, 422, "subdomain-exists", "subdomain is already taken");
     if (rc == 0 && (rc = check_plan_room(conn, call, f->tenant, f->plan, "")) != 0)
+        return rc;
+    if (rc == 0 && (rc = check_paid_plan_allowed(conn, call, f->tenant, f->plan)) != 0)
         return rc;
     relay_schema_from_subdomain(f->subdomain, base, sizeof(base));
     if (rc < 0 || (rc = repo_relay_unique_schema(conn, base, schema, sizeof(schema))) < 0)
@@ -198,9 +217,11 @@ static int load_current(sqlite3 *conn, struct api_call *call, struct current *cu
 }
 
 /* Stores the merged fields; 422 when the plan or the subdomain does not allow them. Only a
- * move to another plan needs room there (plan_moves): relays made before the caps stay. */
+ * move to another plan needs room there (plan_moves): relays made before the caps stay.
+ * changes_service: the change moves a free relay to a paid plan or turns a feature on, which
+ * an overdue invoice forbids unless the relay is inactive. */
 static int store_update(sqlite3 *conn, struct api_call *call, const struct current *cur,
-                        int plan_moves)
+                        int plan_moves, int changes_service)
 {
     struct relay_error err;
     const char *id = call->ctx->params[0];
@@ -209,12 +230,28 @@ static int store_update(sqlite3 *conn, struct api_call *call, const struct curre
     int rc = plan_moves ? check_plan_room(conn, call, cur->tenant, cur->f.plan, id) : 0;
     if (rc != 0)
         return rc;
+    if (changes_service && strcmp(cur->status, "inactive") != 0 &&
+        (rc = check_paid_plan_allowed(conn, call, cur->tenant, cur->f.plan)) != 0)
+        return rc;
     rc = repo_relay_subdomain_taken(conn, cur->f.subdomain, id);
     if (rc == 0)
         rc = repo_relay_update(conn, id, &cur->f, call->ctx->now);
     if (rc > 0 || rc == DB_ECONSTRAINT)
         return api_fail(call, 422, "subdomain-exists", "subdomain is already taken");
     return rc;
+}
+
+/* 1 when the input moves a free relay to another plan or turns a feature on (turning one off
+ * or moving between paid plans adds nothing to what the tenant gets). */
+static int adds_service(const struct relay_fields *cur, const struct relay_fields *in)
+{
+    const struct plan *old = plan_find(cur->plan);
+    if (in->plan && strcmp(in->plan, cur->plan) != 0 && (!old || old->sats == 0))
+        return 1;
+    for (int i = 0; i < RF_COUNT; i++)
+        if (in->has_flag[i] && in->flags[i] && !cur->flags[i])
+            return 1;
+    return 0;
 }
 
 static int put_relay(sqlite3 *conn, struct api_call *call)
@@ -225,8 +262,9 @@ static int put_relay(sqlite3 *conn, struct api_call *call)
     int rc = load_current(conn, call, &cur);
     if (rc == 0) {
         int plan_moves = in->plan && strcmp(in->plan, cur.f.plan) != 0;
+        int changes_service = adds_service(&cur.f, in);
         relay_fields_merge(&cur.f, call->in);
-        rc = store_update(conn, call, &cur, plan_moves);
+        rc = store_update(conn, call, &cur, plan_moves, changes_service);
     }
     if (rc == 0)
         rc = record_change(conn, call, cur.tenant, id, "update_relay", cur.f.plan, cur.status);

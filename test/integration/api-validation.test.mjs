@@ -333,6 +333,36 @@ test('a delinquent relay with an overdue unpaid invoice → 422 payment-required
   assert.deepEqual(inv.body.data.items, [{ relay: r.id, plan: 'basic', hours: 1, amount: 100 }])
 })
 
+test('while an invoice is overdue no route puts a relay to work on a paid plan (422 payment-required)', async () => {
+  const erin = newUser()
+  assert.equal((await call(base, erin, 'POST', '/tenants')).status, 201)
+  const paid = (await create(erin, { subdomain: sub('ovp'), plan: 'basic' })).body.data
+  const free = (await create(erin, { subdomain: sub('ovf') })).body.data
+  const overdue = seedInvoice(srv.dbPath, erin.pk, { relay: paid.id, ageSeconds: 8 * 86400 })
+  // create on a paid plan; free stays possible
+  expectErr(await call(base, erin, 'POST', '/relays', { subdomain: sub('ovn'), plan: 'growth' }), 422, 'payment-required')
+  expectErr(await call(base, admin, 'POST', '/relays', { subdomain: sub('ovn'), plan: 'basic', tenant: erin.pk }), 422, 'payment-required')
+  assert.equal((await call(base, erin, 'POST', '/relays', { subdomain: sub('ovn') })).status, 201)
+  // the seen route around it: deactivate, PUT plan=free, activate, PUT plan=basic (+ blossom)
+  assert.equal((await call(base, erin, 'POST', `/relays/${paid.id}/deactivate`)).status, 200)
+  assert.equal((await call(base, erin, 'PUT', `/relays/${paid.id}`, { plan: 'free' })).status, 200)
+  assert.equal((await call(base, erin, 'POST', `/relays/${paid.id}/activate`)).status, 200)
+  expectErr(await call(base, erin, 'PUT', `/relays/${paid.id}`, { plan: 'basic', blossom_enabled: true }), 422, 'payment-required')
+  expectErr(await call(base, erin, 'PUT', `/relays/${free.id}`, { plan: 'growth' }), 422, 'payment-required')
+  assert.equal(sql(srv.dbPath, `select plan || ' ' || status from relay where id = '${paid.id}'`)[0], 'free active')
+  // an inactive relay may change plan (activation is what is refused)
+  assert.equal((await call(base, erin, 'POST', `/relays/${free.id}/deactivate`)).status, 200)
+  assert.equal((await call(base, erin, 'PUT', `/relays/${free.id}`, { plan: 'basic' })).status, 200)
+  expectErr(await call(base, erin, 'POST', `/relays/${free.id}/activate`), 422, 'payment-required')
+  // edits that add nothing still work: a name, a feature turned off
+  assert.equal((await call(base, erin, 'PUT', `/relays/${paid.id}`, { info_name: 'renamed' })).status, 200)
+  // once paid, everything is allowed again
+  sql(srv.dbPath, `update invoice set status = 'paid', paid_at = ${Math.floor(Date.now() / 1000)} where id = '${overdue}'`)
+  assert.equal((await call(base, erin, 'PUT', `/relays/${paid.id}`, { plan: 'basic', blossom_enabled: true })).status, 200)
+  assert.equal((await call(base, erin, 'POST', `/relays/${free.id}/activate`)).status, 200)
+  assert.equal((await call(base, erin, 'POST', '/relays', { subdomain: sub('ovg'), plan: 'growth' })).status, 201)
+})
+
 test('CORS: preflight without auth, headers, origin echo; ALLOW_ORIGINS restricts', async () => {
   const pre = await send(base, 'OPTIONS', '/relays', { headers: { Origin: 'https://dash.test', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization, content-type' } })
   assert.equal(pre.status, 204)
