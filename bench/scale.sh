@@ -10,7 +10,7 @@
 #
 # SCALE_DURATION   seconds per wrk measurement (default 5)
 # SCALE_BIN        the binary (default build/caravel, the optimized build: make all)
-# SCALE_SCENARIOS  scenarios to run, in order (default "lists reads rss"; see below)
+# SCALE_SCENARIOS  scenarios to run, in order (default "lists reads rss sync"; see below)
 # SCALE_KEEP=1     keep the work directory (each size's database as built, and the logs)
 # SCALE_BASELINE_BIN  another build (say, of an older commit) run through the same scenarios on
 #                  a database it built itself, in the same run: its figures are labelled
@@ -27,7 +27,8 @@
 # table collects figures by label across sizes and prints the ratio. Then add NAME to
 # SCALE_SCENARIOS (or to DEFAULT_SCENARIOS below). Helpers: wrk_latency (p50/p99 of one URL),
 # proc_rss, scale_start. The sizes' shape (tenants, plans, invoices) is in build_db.
-# Placeholders for the sync worker and billing scenarios are at the end of the scenario section.
+# The sync scenario lives in bench/scale-sync.sh (its knobs are there); the billing one is a
+# placeholder at the end of the scenario section.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -36,7 +37,7 @@ MAIN_BIN=${SCALE_BIN:-build/caravel}
 BASE_BIN=${SCALE_BASELINE_BIN:-}
 BIN=$MAIN_BIN
 FIG_PREFIX=""
-DEFAULT_SCENARIOS="lists reads rss"
+DEFAULT_SCENARIOS="lists reads rss sync"
 read -r -a SCENARIOS <<<"${SCALE_SCENARIOS:-$DEFAULT_SCENARIOS}"
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 10000 100000)
@@ -251,12 +252,9 @@ scenario_rss () {
   caravel_stop
 }
 
-# HOOK (sync worker): sync time of every relay and /healthz p99, with zooid healthy and with
-# zooid failing (copy the database's relays to synced = 0; test/integration/lib/zooid.mjs
-# is a fake zooid). Add "sync" to SCALE_SCENARIOS once it measures something.
-scenario_sync () {
-  echo "    sync: no scenario yet (bench/scale.sh, scenario_sync)"
-}
+# The sync worker: first sync of every relay with zooid healthy, then zooid answering 500
+# (scenario_sync, in its own file with its helpers).
+source bench/scale-sync.sh
 
 # HOOK (billing): wallet requests, CPU and time of one billing period (NWC_URL pointing at a
 # fake wallet, test/integration/lib/wallet.mjs). Add "billing" to SCALE_SCENARIOS once it
