@@ -1,10 +1,12 @@
 # Caravel backend image (docs/OPERATIONS.md). Two stages on Debian 12:
 #   build    installs the toolchain and -dev packages (scripts/deps.sh build), runs make
 #   runtime  only the shared libraries the binary links, plus curl for the health check
-# Checked without a Docker engine: the lint and a fresh-clone build with these steps in make test
-# (dockerfile.test.mjs, clone-build.test.mjs); `make image-check` runs every stage in a
-# debootstrapped Debian 12 root (scripts/image-check.mjs; in make test with CARAVEL_IMAGE_CHECK=1).
-FROM debian:12 AS build
+# BASE is the official slim image; `make image-check` (scripts/image-check.mjs) builds and runs
+# this file with podman, passing a Debian 12 root imported as a local image where no registry
+# is reachable.
+ARG BASE=debian:12-slim
+
+FROM ${BASE} AS build
 ENV DEBIAN_FRONTEND=noninteractive
 WORKDIR /src
 COPY scripts/deps.sh scripts/deps.sh
@@ -12,12 +14,13 @@ RUN bash scripts/deps.sh build && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN make clean && make -j"$(nproc)" WERROR=1 build/caravel && strip build/caravel
 
-FROM debian:12 AS runtime
+FROM ${BASE} AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
        libuv1 libsqlite3-0 libsecp256k1-1 libcjson1 libcurl4 libwslay1 libmbedtls14 \
        ca-certificates curl \
+    && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 caravel \
     && useradd --system --uid 10001 --gid caravel --home-dir /data --shell /usr/sbin/nologin caravel \

@@ -4,7 +4,7 @@
 #   make unit       C unit tests only        make asan   sanitizer build of caravel + unit tests
 #   make fuzz       libFuzzer targets (clang) make bench  benchmarks (bench/run.sh)
 #   make run        install what is missing and start the service with development defaults
-#   make image-check  lint the Dockerfile and run its stages in a Debian 12 root (root only;
+#   make image-check  lint the Dockerfile, build it with podman and run the image (root only;
 #                     not part of make test unless CARAVEL_IMAGE_CHECK=1)
 SAN      ?=
 BUILD    ?= build$(if $(SAN),-$(SAN))
@@ -98,7 +98,7 @@ deps:
 	bash scripts/deps.sh all
 
 image-check:
-	node scripts/image-check.mjs
+	bash scripts/deps.sh image && node scripts/image-check.mjs
 
 clean:
 	rm -rf build build-*

@@ -2,14 +2,24 @@
 # Installs what the build (and, with "all", the tests) need on Debian 12, only when missing.
 #   scripts/deps.sh build   C toolchain and libraries
 #   scripts/deps.sh all     also the test peers (npm), clang/libFuzzer, nginx, wrk, chromium
-#                           (browser test), debootstrap (image check)
+#                           (browser test); with CARAVEL_IMAGE_CHECK=1 also the image tools
+#   scripts/deps.sh image   the image check's tools only (make image-check): podman, buildah,
+#                           runc, uidmap (with their recommended packages, as the check was
+#                           set up), debootstrap for the base image
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${1:-build}
 want=(build-essential pkg-config libuv1-dev libsqlite3-dev libsecp256k1-dev libcjson-dev
       libcurl4-openssl-dev libwslay-dev libmbedtls-dev node-llhttp ca-certificates)
-if [ "${1:-build}" = all ]; then
+if [ "$mode" = all ]; then
   want+=(nodejs npm clang libclang-rt-14-dev nginx-light wrk openssl sqlite3 valgrind
-         chromium debootstrap)
+         chromium)
+fi
+image=()
+if [ "$mode" = image ] || { [ "$mode" = all ] && [ "${CARAVEL_IMAGE_CHECK:-0}" = 1 ]; }; then
+  image=(podman buildah runc uidmap)
+  want+=(debootstrap)
+  [ "$mode" = image ] && want=(nodejs debootstrap)
 fi
 missing=()
 for p in "${want[@]}"; do
@@ -28,7 +38,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >&2
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
-if [ "${1:-build}" = all ] && [ ! -d test/node_modules/nostr-tools ]; then
+missing=()
+for p in "${image[@]+"${image[@]}"}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq "${missing[@]}" >&2
+fi
+if [ "$mode" != build ] && [ ! -d test/node_modules/nostr-tools ]; then
   echo "deps: installing test peers (npm ci in test/)" >&2
   (cd test && npm ci --no-audit --no-fund >&2)
 fi

@@ -26,11 +26,23 @@ export function parseInstructions (text) {
   return out
 }
 
-export function parseDockerfile (text) {
+// ARG NAME[=default] before the first FROM: usable in FROM lines (${NAME} or $NAME). buildArgs
+// overrides the defaults like `--build-arg NAME=value`.
+function substituteArgs (s, args) {
+  return s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, a, b) => args[a || b] ?? '')
+}
+
+export function parseDockerfile (text, buildArgs = {}) {
   const stages = []
+  const args = {}
   for (const ins of parseInstructions(text)) {
+    if (ins.op === 'ARG' && !stages.length) {
+      const [name, ...def] = ins.args.split('=')
+      args[name] = buildArgs[name] ?? def.join('=')
+      continue
+    }
     if (ins.op === 'FROM') {
-      const m = ins.args.match(/^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i)
+      const m = substituteArgs(ins.args, args).match(/^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i)
       if (!m) throw new Error(`line ${ins.line}: bad FROM`)
       stages.push({ image: m[1], alias: m[2] || String(stages.length), line: ins.line, instructions: [] })
       continue

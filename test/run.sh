@@ -5,10 +5,11 @@
 #   TEST_STAGES="unit integration"  run only some stages
 #   INTEGRATION_FILES="test/integration/a.test.mjs ..."  only these integration files
 #   FUZZ_SECONDS=30                 per fuzz target
-#   CARAVEL_IMAGE_CHECK=1           also the container image check (`make image-check`:
-#                                   Dockerfile lint + its stages run in a debootstrapped Debian
-#                                   12 root, scripts/image-check.mjs; needs root and network
-#                                   the first time). The lint and a fresh-clone build with the
+#   CARAVEL_IMAGE_CHECK=1           also the container image check (`make image-check`: builds
+#                                   the Dockerfile with podman and runs the image; root only).
+#                                   It runs in the background from the start (mostly copying
+#                                   and downloading) and is reported last.
+#                                   The Dockerfile lint and a fresh-clone build with the
 #                                   Dockerfile's steps always run (integration stage).
 # Nothing may outlive the run: the suite runs in its own session with TMPDIR pointing into
 # its own folder, and ends with a check that no process of that session is still alive and
@@ -40,6 +41,21 @@ mkdir -p "$log" "$run/tmp"
 # Short on purpose: unit tests put their scratch directories under it in 64-byte buffers.
 export TMPDIR=$run/tmp
 
+# Interrupted (Ctrl-C or a TERM through the outer shell, which signals the whole process
+# group; bash runs this once the foreground command is gone): stop what is left of the
+# session, remove the temporary folder, keep the logs.
+interrupted() {
+  trap - INT TERM HUP
+  echo "interrupted: stopping what the suite started"
+  ps -e -o pid=,sid= > "$run/ps.txt"
+  awk -v sid="$sid" '$2 == sid && $1 != sid {print $1}' "$run/ps.txt" | xargs -r kill -KILL 2>/dev/null
+  rm -rf "$TMPDIR"
+  echo "logs: $log"
+  echo "$passed passed, $((failed + 1)) failed"
+  exit 130
+}
+trap interrupted INT TERM HUP
+
 count() { # $1 = file with a "N passed, N failed" line or node's "# pass N/# fail N"
   local p f
   p=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1 | awk '{print $1}')
@@ -60,6 +76,12 @@ bash scripts/deps.sh all || { echo "dependency install failed"; echo "0 passed, 
 stage build
 if ! make -j2 WERROR=1 all > "$log/build.txt" 2>&1; then
   tail -40 "$log/build.txt"; echo "0 passed, 1 failed"; exit 1
+fi
+
+image_pid=
+if [[ " $stages " == *" image "* ]]; then
+  node scripts/image-check.mjs > "$log/image.txt" 2>&1 & # tools: deps.sh all above
+  image_pid=$!
 fi
 
 if [[ " $stages " == *" unit "* ]]; then
@@ -101,10 +123,10 @@ if [[ " $stages " == *" fuzz "* ]] && [ -f test/fuzz/run.sh ]; then
   tail -5 "$log/fuzz.txt"; count "$log/fuzz.txt"
 fi
 
-if [[ " $stages " == *" image "* ]]; then
-  stage "container image (scripts/image-check.mjs)"
-  node scripts/image-check.mjs > "$log/image.txt" 2>&1
-  head -40 "$log/image.txt"; count "$log/image.txt"
+if [ -n "$image_pid" ]; then
+  stage "container image (scripts/image-check.mjs, started with the unit tests)"
+  wait "$image_pid"
+  head -60 "$log/image.txt"; count "$log/image.txt"
 fi
 
 # ---- leftovers: processes of this session and files under TMPDIR ----

@@ -4,7 +4,7 @@
 // with bash. Catches a build that depends on an untracked or ignored file. The built binary
 // must answer --version exactly like the tree's own build and serve /healthz from another
 // directory (migrations are embedded). The full image (packages, user, health check) is
-// checked by `make image-check` (scripts/image-check.mjs, root + debootstrap).
+// checked by `make image-check` (scripts/image-check.mjs: podman builds and runs the image).
 //
 // The same clone also shows that the repository stands alone: it sits in a temporary
 // directory with no shared folder beside it, its unit tests are built (plain flags, on top of
