@@ -86,6 +86,7 @@ static cJSON *plan_json(const struct plan *p)
         cJSON_AddNumberToObject(o, "members", (double)p->members);
     cJSON_AddBoolToObject(o, "blossom", p->blossom);
     cJSON_AddBoolToObject(o, "livekit", p->livekit);
+    cJSON_AddNumberToObject(o, "moderators", p->moderators);
     return o;
 }
 

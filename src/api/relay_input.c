@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "core/plans.h"
+#include "nostr/hex.h"
+#include "nostr/keys.h"
 #include "util/util.h"
 
 #define INFO_NAME_MAX 100
@@ -13,6 +15,7 @@
  * list answer. */
 #define INFO_DESCRIPTION_MAX_BYTES 4000
 #define INFO_ICON_MAX 2048
+#define MODERATORS_INPUT_MAX 64 /* entries read from one body; the plans allow at most 20 */
 
 
 static int fail(struct relay_error *err, int status, const char *code, const char *msg)
@@ -84,6 +87,40 @@ static int get_string(const cJSON *body, const char *key, char **out, struct rel
     return 0;
 }
 
+/* moderators: an array of hex or npub pubkeys -> "hex,hex" (lowercase, duplicates dropped,
+ * order kept); absent -> NULL; anything else -> 400. */
+static int get_moderators(const cJSON *body, char **out, struct relay_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "moderators");
+    if (!v)
+        return 0;
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > MODERATORS_INPUT_MAX)
+        return fail(err, 400, "invalid-body", "moderators must be an array of at most 64 pubkeys");
+    char *csv = xcalloc((size_t)cJSON_GetArraySize(v) * 65 + 1, 1);
+    size_t len = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, v)
+    {
+        uint8_t pk[32];
+        char hex[65];
+        if (!cJSON_IsString(item) || nostr_key_parse_public(item->valuestring, pk) != 0) {
+            free(csv);
+            return fail(err, 400, "invalid-body", "moderators must be hex or npub public keys");
+        }
+        hex_encode(pk, sizeof(pk), hex);
+        if (strstr(csv, hex))
+            continue; /* listed twice */
+        len += (size_t)sprintf(csv + len, "%s%s", len ? "," : "", hex);
+    }
+    *out = csv;
+    return 0;
+}
+
+size_t relay_moderator_count(const char *csv)
+{
+    return csv && *csv ? (strlen(csv) + 1) / 65 : 0;
+}
+
 static int parse_flags(const cJSON *body, struct relay_fields *out, struct relay_error *err)
 {
     char msg[96];
@@ -131,7 +168,8 @@ int relay_fields_parse(const cJSON *body, struct relay_fields *out, struct relay
         get_string(body, "info_name", &out->info_name, err) ||
         get_string(body, "info_icon", &out->info_icon, err) ||
         get_string(body, "info_description", &out->info_description, err) ||
-        parse_flags(body, out, err) || check_values(out, err)) {
+        get_moderators(body, &out->moderators, err) || parse_flags(body, out, err) ||
+        check_values(out, err)) {
         relay_fields_free(out);
         return -1;
     }
@@ -140,8 +178,8 @@ int relay_fields_parse(const cJSON *body, struct relay_fields *out, struct relay
 
 void relay_fields_free(struct relay_fields *f)
 {
-    char **strs[] = {&f->tenant,    &f->subdomain, &f->plan, &f->info_name,
-                     &f->info_icon, &f->info_description};
+    char **strs[] = {&f->tenant,    &f->subdomain,        &f->plan,      &f->info_name,
+                     &f->info_icon, &f->info_description, &f->moderators};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -163,6 +201,7 @@ void relay_fields_merge(struct relay_fields *base, const struct relay_fields *in
     take(&base->info_name, in->info_name);
     take(&base->info_icon, in->info_icon);
     take(&base->info_description, in->info_description);
+    take(&base->moderators, in->moderators);
     for (int i = 0; i < RF_COUNT; i++) {
         if (in->has_flag[i]) {
             base->flags[i] = in->flags[i];
@@ -179,5 +218,12 @@ int relay_fields_check_plan(const struct relay_fields *f, struct relay_error *er
     if ((f->flags[RF_BLOSSOM] && !p->blossom) || (f->flags[RF_LIVEKIT] && !p->livekit))
         return fail(err, 422, "plan-feature-unavailable",
                     "this plan does not include blossom or livekit");
+    if (relay_moderator_count(f->moderators) > (size_t)p->moderators) {
+        snprintf(err->msg, sizeof(err->msg), "the %s plan allows at most %d moderators", p->id,
+                 p->moderators);
+        err->status = 422;
+        err->code = "plan-moderator-limit";
+        return -1;
+    }
     return 0;
 }

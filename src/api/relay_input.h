@@ -24,6 +24,9 @@ void relay_fields_merge(struct relay_fields *base, const struct relay_fields *in
 /* The plan exists and allows the enabled features. base must be complete. */
 int relay_fields_check_plan(const struct relay_fields *f, struct relay_error *err);
 
+/* Number of pubkeys in a moderators list ("hex,hex"; NULL or "" = 0). */
+size_t relay_moderator_count(const char *csv);
+
 /* DNS label ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ and not reserved. */
 int relay_subdomain_valid(const char *s);
 /* zooid schema from a subdomain: '-' -> '_', "r_" prefix when it starts with a digit.

@@ -1,6 +1,7 @@
 #include "api/repo_relay.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "db/db.h"
 #include "core/store.h"
@@ -14,7 +15,8 @@ const char *const relay_flag_names[RF_COUNT] = {
 #define RELAY_COLS                                                                             \
     "id, tenant, subdomain, schema, plan, status, synced, sync_error, info_name, info_icon, "  \
     "info_description, policy_public_join, policy_strip_signatures, groups_enabled, "          \
-    "management_enabled, blossom_enabled, livekit_enabled, push_enabled, created_at, updated_at"
+    "management_enabled, blossom_enabled, livekit_enabled, push_enabled, created_at, updated_at," \
+    " moderators"
 
 /* Only the owner (or an admin: owner NULL) sees a relay. */
 #define RELAY_VISIBLE " (?2 IS NULL OR tenant = ?2)"
@@ -42,6 +44,13 @@ static cJSON *relay_row(sqlite3_stmt *st, const void *arg)
         repo_json_bool(o, relay_flag_names[i], st, 11 + i);
     repo_json_int(o, "created_at", st, 18);
     repo_json_int(o, "updated_at", st, 19);
+    cJSON *mods = cJSON_AddArrayToObject(o, "moderators");
+    const char *m = (const char *)sqlite3_column_text(st, 20);
+    for (size_t i = 0; m && strlen(m) >= i + 64; i += 65) {
+        char pk[65];
+        snprintf(pk, sizeof(pk), "%.64s", m + i);
+        cJSON_AddItemToArray(mods, cJSON_CreateString(pk));
+    }
     return o;
 }
 
@@ -93,6 +102,7 @@ int repo_relay_load(sqlite3 *conn, const char *id, const char *owner, struct rel
         out->info_description = db_col_text(st, 10);
         for (int i = 0; i < RF_COUNT; i++)
             out->flags[i] = sqlite3_column_int(st, 11 + i);
+        out->moderators = db_col_text(st, 20);
     }
     sqlite3_reset(st);
     if (rc == SQLITE_ROW)
@@ -144,30 +154,33 @@ int repo_relay_insert(sqlite3 *conn, const struct relay_fields *f, const char *i
 {
     const char *text[] = {id, f->tenant, f->subdomain, schema, secret, f->plan,
                           f->info_name ? f->info_name : "", f->info_icon ? f->info_icon : "",
-                          f->info_description ? f->info_description : ""};
+                          f->info_description ? f->info_description : "",
+                          f->moderators ? f->moderators : ""};
     struct db_param p[ARRAY_SIZE(text) + RF_COUNT + 2];
     size_t n = text_and_flags(p, text, ARRAY_SIZE(text), f);
     p[n++] = DB_INT(now); /* created_at */
     p[n++] = DB_INT(now); /* updated_at */
     return db_run_params(
         conn, "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status, info_name,"
-              " info_icon, info_description, policy_public_join, policy_strip_signatures,"
-              " groups_enabled, management_enabled, blossom_enabled, livekit_enabled,"
-              " push_enabled, created_at, updated_at, sync_version)"
-              " VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+              " info_icon, info_description, moderators, policy_public_join,"
+              " policy_strip_signatures, groups_enabled, management_enabled, blossom_enabled,"
+              " livekit_enabled, push_enabled, created_at, updated_at, sync_version)"
+              " VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
         p, n);
 }
 
 int repo_relay_update(sqlite3 *conn, const char *id, const struct relay_fields *f, int64_t now)
 {
-    const char *text[] = {f->subdomain, f->plan, f->info_name, f->info_icon, f->info_description};
+    const char *text[] = {f->subdomain, f->plan,        f->info_name,
+                          f->info_icon, f->info_description, f->moderators ? f->moderators : ""};
     struct db_param p[ARRAY_SIZE(text) + RF_COUNT + 2];
     size_t n = text_and_flags(p, text, ARRAY_SIZE(text), f);
     p[n++] = DB_INT(now);
     p[n++] = DB_TEXT(id);
     return db_run_params(
         conn, "UPDATE relay SET subdomain = ?, plan = ?, info_name = ?, info_icon = ?,"
-              " info_description = ?, policy_public_join = ?, policy_strip_signatures = ?,"
+              " info_description = ?, moderators = ?, policy_public_join = ?,"
+              " policy_strip_signatures = ?,"
               " groups_enabled = ?, management_enabled = ?, blossom_enabled = ?,"
               " livekit_enabled = ?, push_enabled = ?, updated_at = ? WHERE id = ?",
         p, n);

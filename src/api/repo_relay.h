@@ -35,6 +35,7 @@ struct relay_fields {
     char *subdomain;
     char *plan;
     char *info_name, *info_icon, *info_description;
+    char *moderators; /* comma-separated lowercase hex pubkeys, "" = none */
     int flags[RF_COUNT];
     int has_flag[RF_COUNT];
 };

@@ -11,6 +11,7 @@ struct plan {
     int64_t members; /* maximum members, -1 = unlimited */
     int blossom, livekit;
     int64_t max_relays; /* relays one tenant may have on this plan (any status) */
+    int moderators;     /* maximum moderators of a relay (zooid role "moderator") */
 };
 
 extern const struct plan plans[];

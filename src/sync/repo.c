@@ -11,7 +11,7 @@
     "id, tenant, subdomain, schema, secret, plan, status, info_name, info_icon, "               \
     "info_description, policy_public_join, policy_strip_signatures, groups_enabled, "           \
     "management_enabled, blossom_enabled, livekit_enabled, push_enabled, synced, "              \
-    "sync_created, sync_attempts, sync_version, sync_config"
+    "sync_created, sync_attempts, sync_version, sync_config, moderators"
 
 void sync_relay_free(struct sync_relay *r)
 {
@@ -19,7 +19,7 @@ void sync_relay_free(struct sync_relay *r)
         secure_zero(r->secret, strlen(r->secret));
     char **strs[] = {&r->id,   &r->tenant,    &r->subdomain, &r->schema,
                      &r->secret, &r->plan,    &r->status,    &r->info_name,
-                     &r->info_icon, &r->info_description, &r->sync_config};
+                     &r->info_icon, &r->info_description, &r->sync_config, &r->moderators};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -51,7 +51,9 @@ static void read_row(sqlite3_stmt *st, struct sync_relay *r)
     for (size_t i = 0; i < ARRAY_SIZE(ints); i++)
         *ints[i] = sqlite3_column_int(st, col++);
     r->sync_version = sqlite3_column_int64(st, col++);
-    r->sync_config = db_col_text(st, col); /* NULL: never synced by this version */
+    r->sync_config = db_col_text(st, col++); /* NULL: never synced by this version */
+    char *mods = db_col_text(st, col);
+    r->moderators = mods ? mods : xstrdup("");
 }
 
 int repo_sync_load(sqlite3 *conn, const char *id, struct sync_relay *out)

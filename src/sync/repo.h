@@ -14,6 +14,7 @@
 struct sync_relay {
     char *id, *tenant, *subdomain, *schema, *secret, *plan, *status;
     char *info_name, *info_icon, *info_description;
+    char *moderators; /* "hex,hex" ("" = none): zooid's role "moderator" */
     int policy_public_join, policy_strip_signatures;
     int groups_enabled, management_enabled, blossom_enabled, livekit_enabled, push_enabled;
     int synced;        /* 1 when zooid has the current version */

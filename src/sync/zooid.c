@@ -56,6 +56,23 @@ static void add_livekit(cJSON *root, const struct sync_relay *r, const struct co
                             cfg->livekit_api_secret ? cfg->livekit_api_secret : "");
 }
 
+/* The relay's moderators as zooid's role "moderator" (manage and invite over NIP-86), always
+ * sent, with an empty list when there are none: a PATCH replaces the list (arrays replace)
+ * and leaves any other role the owner set up in zooid alone. */
+static void add_roles(cJSON *root, const struct sync_relay *r)
+{
+    cJSON *role = cJSON_AddObjectToObject(cJSON_AddObjectToObject(root, "roles"), "moderator");
+    cJSON *pubkeys = cJSON_AddArrayToObject(role, "pubkeys");
+    const char *m = r->moderators ? r->moderators : "";
+    for (size_t i = 0; strlen(m) >= i + 64; i += 65) {
+        char pk[65];
+        snprintf(pk, sizeof(pk), "%.64s", m + i);
+        cJSON_AddItemToArray(pubkeys, cJSON_CreateString(pk));
+    }
+    cJSON_AddBoolToObject(role, "can_invite", 1);
+    cJSON_AddBoolToObject(role, "can_manage", 1);
+}
+
 char *zooid_config_json(const struct sync_relay *r, const struct config *cfg, enum zooid_body kind)
 {
     cJSON *root = cJSON_CreateObject();
@@ -77,6 +94,7 @@ char *zooid_config_json(const struct sync_relay *r, const struct config *cfg, en
     add_enabled(root, "blossom", r->blossom_enabled);
     add_enabled(root, "push", r->push_enabled);
     add_livekit(root, r, cfg, kind);
+    add_roles(root, r);
     char *s = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (!s)

@@ -38,15 +38,15 @@ after(async () => { if (srv) assert.equal(await srv.stop(), 0, 'clean exit (no l
 const relayKeys = ['id', 'tenant', 'subdomain', 'host', 'schema', 'plan', 'status', 'synced', 'sync_error',
   'info_name', 'info_icon', 'info_description', 'policy_public_join', 'policy_strip_signatures',
   'groups_enabled', 'management_enabled', 'blossom_enabled', 'livekit_enabled', 'push_enabled',
-  'created_at', 'updated_at'].sort()
+  'created_at', 'updated_at', 'moderators'].sort()
 
 test('public routes: healthz and plans', async () => {
   assert.deepEqual(await ok(call(srv.url, null, 'GET', '/healthz')), { status: 'ok' })
   const plans = await ok(call(srv.url, null, 'GET', '/plans'))
   assert.deepEqual(plans, [
-    { id: 'free', name: plans[0].name, sats: 0, members: 10, blossom: false, livekit: false },
-    { id: 'basic', name: plans[1].name, sats: 10000, members: 100, blossom: true, livekit: true },
-    { id: 'growth', name: plans[2].name, sats: 50000, members: null, blossom: true, livekit: true }
+    { id: 'free', name: plans[0].name, sats: 0, members: 10, blossom: false, livekit: false, moderators: 1 },
+    { id: 'basic', name: plans[1].name, sats: 10000, members: 100, blossom: true, livekit: true, moderators: 5 },
+    { id: 'growth', name: plans[2].name, sats: 50000, members: null, blossom: true, livekit: true, moderators: 20 }
   ])
   assert.deepEqual(await ok(call(srv.url, null, 'GET', '/plans/growth')), plans[2])
   await fails(call(srv.url, null, 'GET', '/plans/gold'), 404, 'not-found')

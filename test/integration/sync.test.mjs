@@ -10,6 +10,7 @@ import path from 'node:path'
 import net from 'node:net'
 import { generateSecretKey, getPublicKey, finalizeEvent } from 'nostr-tools/pure'
 import * as nip98 from 'nostr-tools/nip98'
+import * as nip19 from 'nostr-tools/nip19'
 import { startServer } from './lib/server.mjs'
 import { startZooid } from './lib/zooid.mjs'
 import { startProbe, percentile } from './lib/probe.mjs'
@@ -400,6 +401,45 @@ test('ZOOID_API_URL naming another host than API_HOST: zooid answers Not Found, 
     assert.equal(r.sync_error, "zooid POST: HTTP 404 Not Found (not retried: ZOOID_API_URL must be zooid's API_HOST, with no path)")
     await new Promise((res) => setTimeout(res, 1500))
     assert.equal(zooid.requests.filter((q) => q.misrouted && q.id === relay.id).length, 1)
+  } finally {
+    await stopCaravel(c)
+  }
+})
+
+test('moderators arrive as the zooid role "moderator" and manage the relay over NIP-86; the plan caps them', async () => {
+  const c = await startCaravel(tmp())
+  try {
+    await ok(c, 'POST', '/tenants', undefined)
+    const mod = generateSecretKey()
+    const relay = await ok(c, 'POST', '/relays', { subdomain: sub('mods'), plan: 'basic', management_enabled: true,
+      moderators: [nip19.npubEncode(getPublicKey(mod))] })
+    assert.deepEqual(relay.moderators, [getPublicKey(mod)]) // npub in, hex out
+    await waitSynced(c, relay.id)
+    const cfg = zooid.configs.get(relay.id)
+    assert.deepEqual(cfg.roles.moderator, { pubkeys: [getPublicKey(mod)], can_invite: true, can_manage: true })
+    assert.ok(zooid.members(relay.id).includes(getPublicKey(mod)))
+    // The moderator bans a pubkey on the relay itself; a stranger cannot.
+    const spam = getPublicKey(generateSecretKey())
+    assert.deepEqual((await zooid.nip86(cfg.host, 'banpubkey', [spam, 'spam'], mod)).json, { result: true })
+    assert.equal(zooid.bans(relay.id).get(spam), 'spam')
+    assert.match((await zooid.nip86(cfg.host, 'banpubkey', [spam], generateSecretKey())).json.error, /^blocked/)
+
+    // The plan caps them (basic: 5), also when the plan changes.
+    const six = Array.from({ length: 6 }, () => getPublicKey(generateSecretKey()))
+    const over = await api(c, 'PUT', `/relays/${relay.id}`, { moderators: six })
+    assert.deepEqual([over.status, over.json.code], [422, 'plan-moderator-limit'])
+    assert.deepEqual((await ok(c, 'PUT', `/relays/${relay.id}`, { moderators: [...six.slice(0, 2), six[0]] })).moderators,
+      six.slice(0, 2)) // duplicates dropped
+    const down = await api(c, 'PUT', `/relays/${relay.id}`, { plan: 'free' })
+    assert.deepEqual([down.status, down.json.code], [422, 'plan-moderator-limit'])
+    assert.equal((await api(c, 'POST', '/relays', { subdomain: sub('mods2'), moderators: six.slice(0, 2) })).json.code,
+      'plan-moderator-limit') // free: 1
+
+    // Removed: the role's list is replaced, and the former moderator is refused on the relay.
+    await ok(c, 'PUT', `/relays/${relay.id}`, { moderators: [] })
+    await waitSynced(c, relay.id)
+    assert.deepEqual(reqsFor(relay.id).at(-1).body, { roles: { moderator: { pubkeys: [] } } })
+    assert.match((await zooid.nip86(cfg.host, 'changerelayname', ['x'], mod)).json.error, /^blocked/)
   } finally {
     await stopCaravel(c)
   }

@@ -54,6 +54,7 @@ static void read_relay(const cJSON *j, struct sync_relay *r)
     r->info_name = str_or(j, "info_name", empty);
     r->info_icon = str_or(j, "info_icon", empty);
     r->info_description = str_or(j, "info_description", empty);
+    r->moderators = str_or(j, "moderators", empty);
     r->policy_public_join = flag(j, "policy_public_join");
     r->policy_strip_signatures = flag(j, "policy_strip_signatures");
     r->groups_enabled = flag(j, "groups_enabled");

@@ -315,3 +315,70 @@ TEST(api_relay_fields_check_plan_table)
         ASSERT_STR_EQ(err.code, t[i].code);
     }
 }
+
+#define PK1 "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+#define PK2 "3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d"
+#define NPUB2 "npub180cvv07tjdrrgpa0j7j7tmnyl2yr6yr7l8j4s3evf6u64th6gkwsyjh6w6"
+
+TEST(api_relay_fields_moderators_parsed)
+{
+    static const struct {
+        const char *json, *want; /* want NULL: refused with 400 */
+    } t[] = {
+        {"{\"moderators\":[]}", ""},
+        {"{\"moderators\":[\"" PK1 "\"]}", PK1},
+        {"{\"moderators\":[\"" NPUB2 "\",\"" PK1 "\",\"" PK2 "\"]}", PK2 "," PK1},
+        {"{\"moderators\":[\"79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798\"]}",
+         PK1},
+        {"{\"moderators\":\"" PK1 "\"}", NULL},
+        {"{\"moderators\":[1]}", NULL},
+        {"{\"moderators\":[\"abc\"]}", NULL},
+        {"{\"moderators\":null}", NULL},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+        struct relay_fields f;
+        struct relay_error err;
+        int rc = parse(t[i].json, &f, &err);
+        if (!t[i].want) {
+            if (rc != -1 || err.status != 400 || !strstr(err.msg, "moderators"))
+                TEST_FAIL_("%s: want 400 naming moderators, got %d %s", t[i].json, rc, err.msg);
+            continue;
+        }
+        ASSERT_OK(rc);
+        ASSERT_STR_EQ(f.moderators, t[i].want);
+        ASSERT_EQ(relay_moderator_count(f.moderators), strlen(t[i].want) ? (strlen(t[i].want) + 1) / 65 : 0);
+        relay_fields_free(&f);
+    }
+    /* Input size is capped before any plan check. */
+    char big[64 * 70 + 64] = "{\"moderators\":[";
+    for (int i = 0; i < 65; i++)
+        strcat(big, i ? ",\"" PK1 "\"" : "\"" PK1 "\"");
+    strcat(big, "]}");
+    expect_error(big, 400, "invalid-body", "moderators");
+}
+
+TEST(api_relay_fields_moderators_capped_by_plan)
+{
+    static const struct {
+        const char *plan;
+        int n, ok;
+    } t[] = {{"free", 0, 1},  {"free", 1, 1},    {"free", 2, 0},    {"basic", 5, 1},
+             {"basic", 6, 0}, {"growth", 20, 1}, {"growth", 21, 0}};
+    for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+        struct relay_fields f = {0};
+        struct relay_error err;
+        char csv[30 * 65] = "";
+        for (int k = 0; k < t[i].n; k++)
+            snprintf(csv + strlen(csv), sizeof(csv) - strlen(csv), "%s%064x", k ? "," : "", k + 1);
+        f.plan = (char *)(uintptr_t)t[i].plan;
+        f.moderators = csv;
+        int rc = relay_fields_check_plan(&f, &err);
+        if (t[i].ok) {
+            ASSERT_OK(rc);
+            continue;
+        }
+        ASSERT_EQ(rc, -1);
+        ASSERT_EQ(err.status, 422);
+        ASSERT_STR_EQ(err.code, "plan-moderator-limit");
+    }
+}

@@ -281,3 +281,28 @@ TEST(zooid_error_text_is_redacted_printable_and_capped)
     zooid_error_text(NULL, 0, NULL, small, sizeof(small));
     ASSERT_STR_EQ(small, "");
 }
+
+TEST(zooid_moderators_are_the_moderator_role)
+{
+    struct config cfg = {0};
+    cfg.relay_domain = "d";
+    struct sync_relay r = sample("basic", "active", 0);
+    char mods[] = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798,"
+                  "3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d";
+    const char *want[] = {"79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+                          "3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d"};
+    for (int k = 0; k < 2; k++) {
+        r.moderators = k ? mods : NULL;
+        cJSON *j = build(&r, &cfg, ZOOID_BODY_FULL);
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(j, "roles"), "moderator");
+        const cJSON *pks = cJSON_GetObjectItemCaseSensitive(role, "pubkeys");
+        ASSERT(cJSON_IsArray(pks));
+        ASSERT_EQ(cJSON_GetArraySize(pks), k ? 2 : 0); /* none: an empty list, still sent */
+        for (int i = 0; k && i < 2; i++)
+            ASSERT_STR_EQ(cJSON_GetArrayItem(pks, i)->valuestring, want[i]);
+        ASSERT(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(role, "can_manage")));
+        ASSERT(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(role, "can_invite")));
+        cJSON_Delete(j);
+    }
+}
