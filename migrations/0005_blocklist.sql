@@ -18,7 +18,7 @@ CREATE TABLE blocklist_relay (
     want        INTEGER NOT NULL,
     applied     INTEGER NOT NULL DEFAULT 0,
     attempts    INTEGER NOT NULL DEFAULT 0,
-    next_at     INTEGER NOT NULL DEFAULT 0,
+    next_at     INTEGER NOT NULL DEFAULT 0, -- unix ms of the next try
     error       TEXT,
     PRIMARY KEY (relay_id, pubkey)
 ) WITHOUT ROWID;

@@ -2,11 +2,12 @@
  * in the order docs/ARCHITECTURE.md gives (stop the sources of work first, close the
  * database last). Nothing else lives here.
  *
- * Start-up: config -> nostr -> database (migrations) -> robot key -> relay pool -> workers
- * (sync, robot, billing) -> metrics listener (METRICS_PORT) -> HTTP listener -> "listening on
+ * Start-up: config -> nostr -> database (migrations) -> robot key -> relay pool -> NIP-86
+ * client -> workers (sync, block list, robot, billing) -> metrics listener (METRICS_PORT) -> HTTP listener -> "listening on
  * http://HOST:PORT".
  * Shutdown (SIGTERM/SIGINT, or a start-up failure): close the metrics listener, stop
- * accepting and let in-flight requests finish (<= 10 s), then stop billing, sync and the
+ * accepting and let in-flight requests finish (<= 10 s), then stop billing, sync, the block
+ * list (its calls in flight are cancelled: their rows stay pending), the NIP-86 client and the
  * robot one after the other (each waits for its own work to reach a safe point), free the
  * relay pool, close the database (queued jobs still run), close the signal handles; the loop
  * then ends and the exit code is 0. */
@@ -22,6 +23,7 @@
 #include "api/api.h"
 #include "core/app.h"
 #include "billing/worker.h"
+#include "blocklist/worker.h"
 #include "core/config.h"
 #include "db/db.h"
 #include "http/server.h"
@@ -135,6 +137,9 @@ static int start_services(void)
     }
     if (infra_start(&app.infra, &app) != 0)
         return -1;
+    /* The operator block list reaches every relay through NIP-86 (its own client). */
+    if (blocklist_start(&app.blocklist, &app) != 0)
+        return -1;
     if (!app.infra)
         LOG_WARN("sync: ZOOID_API_URL is not set: the zooid sync worker is off and relays "
                  "stay unsynced (set ZOOID_API_URL and ZOOID_API_SECRET)");
@@ -152,7 +157,7 @@ static int start_services(void)
 
 /* ---- shutdown ---- */
 
-enum stage { STAGE_METRICS, STAGE_HTTP, STAGE_BILLING, STAGE_INFRA, STAGE_NIP86, STAGE_ROBOT, STAGE_POOL, STAGE_DB, N_STAGES };
+enum stage { STAGE_METRICS, STAGE_HTTP, STAGE_BILLING, STAGE_INFRA, STAGE_BLOCKLIST, STAGE_NIP86, STAGE_ROBOT, STAGE_POOL, STAGE_DB, N_STAGES };
 
 static int stage;
 static void **stage_ptr; /* the service being stopped: NULL once its callback ran */
@@ -164,7 +169,7 @@ static void shutdown_next(void *arg);
 static int stop_stage(enum stage s)
 {
     void **ptrs[N_STAGES] = {(void **)&app.metrics, (void **)&app.http,  (void **)&app.billing, (void **)&app.infra,
-                             (void **)&app.nip86, (void **)&app.robot, (void **)&app.pool,    (void **)&app.db};
+                             (void **)&app.blocklist, (void **)&app.nip86, (void **)&app.robot, (void **)&app.pool,    (void **)&app.db};
     stage_ptr = ptrs[s];
     if (!*stage_ptr)
         return 0;
@@ -180,6 +185,9 @@ static int stop_stage(enum stage s)
         break;
     case STAGE_INFRA:
         infra_stop(app.infra, shutdown_next, NULL);
+        break;
+    case STAGE_BLOCKLIST:
+        blocklist_stop(app.blocklist, shutdown_next, NULL);
         break;
     case STAGE_NIP86:
         nip86_close(app.nip86, shutdown_next, NULL);

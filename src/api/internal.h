@@ -130,6 +130,10 @@ void api_delete_invite(struct api_ctx *ctx);
 void api_list_bans(struct api_ctx *ctx);
 void api_create_ban(struct api_ctx *ctx);
 void api_delete_ban(struct api_ctx *ctx);
+/* blocklist.c: the operator-wide block list (admin). */
+void api_list_blocklist(struct api_ctx *ctx);
+void api_add_blocklist(struct api_ctx *ctx);
+void api_remove_blocklist(struct api_ctx *ctx);
 void api_list_invoices(struct api_ctx *ctx);
 void api_get_invoice(struct api_ctx *ctx);
 void api_list_activity(struct api_ctx *ctx);

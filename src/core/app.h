@@ -18,6 +18,7 @@ struct nwc;        /* Nostr Wallet Connect client (src/billing/nwc.c) */
 struct billing;    /* billing jobs (src/billing/worker.c) */
 struct metrics;
 struct nip86;      /* NIP-86 client for relay management (src/net/nip86.c) */
+struct blocklist;  /* operator block-list rollout (src/blocklist/worker.c) */
 
 /* After-commit events. A feature says what it does when a change has been committed
  * (app_on at start, app_off at stop); whoever commits the change (the API, billing) fires
@@ -26,6 +27,8 @@ struct nip86;      /* NIP-86 client for relay management (src/net/nip86.c) */
 enum app_event {
     APP_RELAY_CHANGED,         /* id: relay id; its config must reach zooid */
     APP_TENANT_BILLING_CHANGED,/* id: tenant pubkey; its wallet changed, collect now */
+    APP_BLOCKLIST_CHANGED,     /* id: pubkey; an operator block-list entry was added or removed */
+    APP_RELAY_SYNCED,          /* id: relay id; zooid accepted its config (it serves the host) */
     APP_EVENT_COUNT
 };
 typedef void app_event_fn(void *owner, const char *id);
@@ -47,6 +50,7 @@ struct app {
     struct billing *billing;
     struct metrics *metrics;
     struct nip86 *nip86;
+    struct blocklist *blocklist;
     struct nostr_keypair robot_key;
     struct app_hook hooks[APP_EVENT_COUNT][APP_MAX_HOOKS];
     int stopping;

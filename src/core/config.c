@@ -174,6 +174,9 @@ static const struct setting settings[] = {
     {"CARAVEL_TEST_NWC_PAY_TIMEOUT_MS", T_INT, AT(test.nwc_pay_timeout_ms), .min = 1,
      .max = DAY * 1000, .flags = S_TEST, .unset = "built-in: 60 s",
      .help = "how long a pay_invoice answer is awaited, in ms"},
+    {"CARAVEL_TEST_BLOCKLIST_RETRY_MS", T_INT, AT(test.blocklist_retry_ms), .min = 1,
+     .max = DAY * 1000, .flags = S_TEST, .unset = "built-in: 2 s",
+     .help = "block-list retry base in ms (doubling per failure, capped at 300 x base)"},
     {"CARAVEL_ROBOT_RETRY_BASE", T_INT, AT(test.robot_retry_base_s), .min = 1, .max = DAY,
      .flags = S_TEST, .unset = "built-in: 30 s", .help = "DM retry backoff base in seconds"},
 };

@@ -66,6 +66,7 @@ struct config {
         int64_t billing_batch;      /* CARAVEL_TEST_BILLING_BATCH */
         int64_t nwc_pay_timeout_ms; /* CARAVEL_TEST_NWC_PAY_TIMEOUT_MS */
         int64_t robot_retry_base_s; /* CARAVEL_ROBOT_RETRY_BASE */
+        int64_t blocklist_retry_ms; /* CARAVEL_TEST_BLOCKLIST_RETRY_MS */
     } test;
 };
 

@@ -445,6 +445,9 @@ static void on_completed(int status, void *arg)
         e->again = 1;
     } else {
         LOG_INFO("sync: relay %s synced (%s)", e->id, e->method);
+        /* zooid serves the relay's host from now on: whoever must call the relay itself
+         * (the block-list rollout) may do it now. */
+        app_emit(e->in->app, APP_RELAY_SYNCED, e->id);
     }
     job_free(j);
     finish(e);

@@ -14,7 +14,7 @@ const stack = [
   ['nostr'],
   ['http', 'net', 'db'],
   ['core'],
-  ['sync', 'robot'],
+  ['sync', 'robot', 'blocklist'],
   ['metrics'],
   ['api'],
   ['billing']

@@ -246,8 +246,10 @@ test('relays', async () => {
   assert.equal(wrong.status, 405)
 })
 
+let managedId
 test('relay management over NIP-86: invites and bans', async () => {
   const r = (await api(alice, 'POST', '/relays', {}, { subdomain: 'managed', plan: 'free', management_enabled: true })).body.data
+  managedId = r.id
   await zooid.waitFor(async () => (await call(srv.url, alice, 'GET', `/relays/${r.id}`)).body.data.synced, 20000, 'synced')
   const id = { id: r.id }
   const inv = await api(alice, 'POST', '/relays/{id}/invites', id, {})
@@ -270,6 +272,24 @@ test('relay management over NIP-86: invites and bans', async () => {
   } finally {
     await zooid.accept()
   }
+})
+
+test('the operator block list', async () => {
+  const pk = newUser().pk
+  const added = await api(admin, 'POST', '/blocklist', {}, { pubkey: pk, reason: 'abuse' })
+  assert.equal(added.status, 201)
+  assert.equal((await api(admin, 'POST', '/blocklist', {}, { pubkey: 'x' })).status, 400)
+  assert.equal((await api(alice, 'POST', '/blocklist', {}, { pubkey: pk })).status, 403)
+  assert.equal((await api(null, 'GET', '/blocklist')).status, 401)
+  const list = await api(admin, 'GET', '/blocklist')
+  assert.deepEqual(list.body.data.map((e) => e.pubkey), [pk])
+  // The managed relay (synced, management on) gets the ban; alice's other relay has management off.
+  await zooid.waitFor(async () => (await call(srv.url, admin, 'GET', '/blocklist')).body.data[0].relays_applied >= 1, 20000, 'applied')
+  assert.equal((await api(alice, 'DELETE', '/relays/{id}/bans/{pubkey}', { id: managedId, pubkey: pk })).body.code, 'operator-blocked')
+  assert.equal((await api(admin, 'DELETE', '/blocklist/{pubkey}', { pubkey: pk })).body.data.state, 'removed')
+  assert.equal((await api(admin, 'DELETE', '/blocklist/{pubkey}', { pubkey: pk })).status, 404)
+  assert.equal((await api(admin, 'DELETE', '/blocklist/{pubkey}', { pubkey: 'x' })).status, 400)
+  assert.equal((await api(bob, 'GET', '/blocklist')).status, 403)
 })
 
 test('invoices (rows written the way billing writes them) and activity', async () => {
@@ -314,5 +334,5 @@ test('every documented operation was seen answering 2xx', () => {
     }
   }
   assert.deepEqual(missing, [])
-  assert.equal(seen.size, 24) // the 24 routes of docs/PRODUCT.md §3.3 (healthz and plans included)
+  assert.equal(seen.size, 27) // the 27 routes of docs/PRODUCT.md §3.3 (healthz and plans included)
 })

@@ -43,6 +43,7 @@
 //   z.refuse() / z.accept()    stop listening (connections refused) / listen again, same port
 //   z.onRequest = (rec) => {}  called when an API request is recorded (before it is answered)
 //   z.delayMs = 20             wait this long before handling each API request
+//   z.rpcDelayMs = 20          wait this long before handling each NIP-86 call
 //   await z.waitFor(fn, ms)    polls fn() until truthy
 //   await z.stop()
 import http from 'node:http'
@@ -258,6 +259,7 @@ export async function startZooid({ whitelist = [], apiHost, window = 60, members
     active: 0,
     onRequest: null,
     delayMs: 0,
+    rpcDelayMs: 0,
     skew: 0,
     _data: new Map(), // schema -> { members: Set, bans: Map pubkey -> reason, events: Map, claims: Set }
     _fault: null,
@@ -495,7 +497,10 @@ export async function startZooid({ whitelist = [], apiHost, window = 60, members
     if (req.headers.host === z.apiHost) return handleApi(req, res, raw)
     // zooid's Dispatch(r.Host): the relay whose config has this host, unless inactive.
     for (const [id, c] of z.configs) {
-      if (c.host === req.headers.host && !c.inactive) return handleRelay(req, res, raw, id, c)
+      if (c.host === req.headers.host && !c.inactive) {
+        if (z.rpcDelayMs) await new Promise((r) => setTimeout(r, z.rpcDelayMs))
+        return handleRelay(req, res, raw, id, z.configs.get(id))
+      }
     }
     // Recorded with the API requests, so a test sees a misrouted API call (Host != apiHost).
     const parts = decodedPath(req).replace(/^\//, '').split('/')
