@@ -199,6 +199,45 @@ test('500 six times: sync gives up; POST /relays/:id/sync resumes it', async () 
   }
 })
 
+test('zooid failing everything: the circuit breaker stops the requests and shows in /metrics; syncs resume when zooid is back', async () => {
+  const metricsPort = await new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = srv.address().port
+      srv.close(() => resolve(p))
+    })
+  })
+  const metric = async (name) => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+    const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text)
+    return m ? Number(m[1]) : undefined
+  }
+  const c = await startCaravel(tmp(), { METRICS_PORT: String(metricsPort), CARAVEL_TEST_SYNC_BREAKER_MS: '400' })
+  try {
+    await ok(c, 'POST', '/tenants', undefined)
+    assert.equal(await metric('caravel_sync_breaker_state'), 0)
+    zooid.fault('500')
+    const ids = []
+    for (let i = 0; i < 10; i++) ids.push((await ok(c, 'POST', '/relays', { subdomain: sub(`brk${i}`), plan: 'basic' })).id)
+    await zooid.waitFor(async () => (await metric('caravel_sync_breaker_opens_total')) === 1, 10000, 'the breaker opened')
+    const failed = () => zooid.requests.filter((q) => ids.includes(q.id) && q.status === 500).length
+    const atOpen = failed()
+    await new Promise((r) => setTimeout(r, 2000))
+    // Open: what was in flight (<= 8) and one probe at 0.4 and 1.2 s. Without the breaker the
+    // relays would go on retrying every 0.1-1.6 s until each has had 6 tries.
+    const more = failed() - atOpen
+    assert.ok(more <= 8 + 2, `${more} more requests answered 500 in the 2 s after it opened`)
+    assert.notEqual(await metric('caravel_sync_breaker_state'), 0)
+    zooid.fault(null)
+    for (const id of ids) await waitSynced(c, id)
+    assert.equal(await metric('caravel_sync_breaker_state'), 0)
+    assert.equal(await metric('caravel_sync_breaker_opens_total'), 1)
+    for (const id of ids) assert.equal((await relayOf(c, id)).sync_error, null)
+  } finally {
+    zooid.fault(null)
+    await stopCaravel(c)
+  }
+})
+
 test('kill -9 between zooid storing and our commit: restart converges through 409 -> PUT', async () => {
   const dir = tmp()
   let c = await startCaravel(dir)
