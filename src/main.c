@@ -285,6 +285,15 @@ static int setup(void)
         LOG_ERROR("DATABASE_URL: cannot open the database %s", app.cfg.db_path);
         return 1;
     }
+    if (app.cfg.test.db_max_pages)
+        db_set_max_pages(app.db, app.cfg.test.db_max_pages);
+    if (db_read_only(app.db) && !app.cfg.allow_read_only_db) {
+        LOG_ERROR("DATABASE_URL: the database %s is read-only (file permissions or a read-only "
+                  "mount): no write could be saved; fix that, or set DATABASE_READ_ONLY_OK=1 to "
+                  "serve reads only",
+                  app.cfg.db_path);
+        return 1;
+    }
     return 0;
 }
 

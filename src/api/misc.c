@@ -23,8 +23,23 @@ static struct {
     size_t n_waiters;
 } health;
 
+/* 503 with the reason when the database does not answer or cannot save writes. */
 static void answer_health(struct api_ctx *ctx, int ok)
 {
+    int storage = ctx->app->db ? db_storage_error(ctx->app->db) : 0;
+    if (storage == DB_EMOVED) {
+        api_error(ctx, 503, "unavailable",
+                  "the database file was deleted or replaced: writes are refused until a restart");
+        return;
+    }
+    if (storage == DB_EFULL) {
+        api_error(ctx, 503, "storage-full", "the disk is full: writes are refused");
+        return;
+    }
+    if (storage == DB_EREADONLY) {
+        api_error(ctx, 503, "storage-read-only", "the database is read-only: writes are refused");
+        return;
+    }
     if (!ok) {
         api_error(ctx, 503, "unavailable", "database unavailable");
         return;
@@ -34,10 +49,11 @@ static void answer_health(struct api_ctx *ctx, int ok)
     api_ok(ctx, 200, data);
 }
 
+/* A reader shares the file with the writer: if it moved, so did the writer's. */
 static int ping_cb(sqlite3 *conn, void *arg)
 {
     (void)arg;
-    return repo_ping(conn);
+    return db_file_moved(conn) ? DB_EMOVED : repo_ping(conn);
 }
 
 static void ping_done_cb(int status, void *arg)
@@ -57,7 +73,8 @@ static void ping_done_cb(int status, void *arg)
 
 void api_get_healthz(struct api_ctx *ctx)
 {
-    if (health.ok_at_ms && clock_mono_ms() - health.ok_at_ms < HEALTH_FRESH_MS) {
+    if (health.ok_at_ms && clock_mono_ms() - health.ok_at_ms < HEALTH_FRESH_MS &&
+        !db_storage_error(ctx->app->db)) {
         answer_health(ctx, 1);
         return;
     }

@@ -130,6 +130,9 @@ static const struct setting settings[] = {
     {"METRICS_PORT", T_INT, AT(metrics_port), .def = "0", .min = 0, .max = 65535,
      .help = "Prometheus GET /metrics on a second listener on HOST, 0 = off "
              "(series in docs/OPERATIONS.md)"},
+    {"DATABASE_READ_ONLY_OK", T_INT, AT(allow_read_only_db), .def = "0", .min = 0, .max = 1,
+     .help = "1 = start even when the database file is read-only (every write then answers "
+             "503 storage-read-only); 0 = refuse to start"},
     {"HTTP_REQUEST_TIMEOUT", T_INT, AT(http_request_timeout), .def = "30", .min = 1,
      .max = 3600, .help = "seconds a request's head and body may take together (408 after)"},
     {"HTTP_REQUEST_BUFFER", T_INT, AT(http_request_buffer), .def = "67108864",
@@ -171,6 +174,9 @@ static const struct setting settings[] = {
     {"CARAVEL_TEST_BILLING_BATCH", T_INT, AT(test.billing_batch), .min = 1, .max = 1000000,
      .flags = S_TEST, .unset = "built-in: 500",
      .help = "tenants or invoices per billing transaction"},
+    {"CARAVEL_TEST_DB_MAX_PAGES", T_INT, AT(test.db_max_pages), .min = 1, .max = 1 << 30,
+     .flags = S_TEST, .unset = "no limit",
+     .help = "PRAGMA max_page_count on the writer: a full disk (SQLITE_FULL) past it"},
     {"CARAVEL_TEST_NWC_PAY_TIMEOUT_MS", T_INT, AT(test.nwc_pay_timeout_ms), .min = 1,
      .max = DAY * 1000, .flags = S_TEST, .unset = "built-in: 60 s",
      .help = "how long a pay_invoice answer is awaited, in ms"},

@@ -50,6 +50,7 @@ struct config {
     size_t http_request_buffer;   /* HTTP_REQUEST_BUFFER bytes of request data held, 64 MiB */
     size_t http_response_buffer;  /* HTTP_RESPONSE_BUFFER bytes of unsent responses, 64 MiB */
     size_t http_max_conns;        /* HTTP_MAX_CONNECTIONS, default 10000 */
+    int64_t allow_read_only_db;   /* DATABASE_READ_ONLY_OK: 1 = start on a read-only file */
     size_t http_max_conns_per_ip; /* HTTP_MAX_CONNECTIONS_PER_IP, default 256, 0 = no limit */
     char *log_level;
     char *ca_file;            /* CARAVEL_CA_FILE, NULL = the system bundle */
@@ -67,6 +68,7 @@ struct config {
         int64_t nwc_pay_timeout_ms; /* CARAVEL_TEST_NWC_PAY_TIMEOUT_MS */
         int64_t robot_retry_base_s; /* CARAVEL_ROBOT_RETRY_BASE */
         int64_t blocklist_retry_ms; /* CARAVEL_TEST_BLOCKLIST_RETRY_MS */
+        int64_t db_max_pages;       /* CARAVEL_TEST_DB_MAX_PAGES */
     } test;
 };
 

@@ -101,6 +101,7 @@ struct db {
     struct db_stats stats;       /* loop thread */
     struct job_fifo wait_write, wait_read, wait_list;
     int lists_running; /* readers holding a db_read_list job */
+    int storage_error; /* db_storage_error; loop thread */
     size_t depth; /* queued + running */
     int closing;
     void (*close_cb)(void *arg);
@@ -124,6 +125,10 @@ int db_rc(sqlite3 *conn, int rc)
     case SQLITE_LOCKED:
         LOG_WARN("sqlite busy: %s", conn ? sqlite3_errmsg(conn) : "?");
         return DB_EBUSY;
+    case SQLITE_FULL:
+        return DB_EFULL; /* logged once by note_storage */
+    case SQLITE_READONLY:
+        return DB_EREADONLY;
     default:
         LOG_ERROR("sqlite error %d: %s", rc, conn ? sqlite3_errmsg(conn) : "?");
         return DB_EGENERIC;
@@ -491,6 +496,10 @@ static int write_batch_once(struct db_job *first, sqlite3 *h)
         if (rc == 0)
             rc = tx_step(h, "RELEASE job");
     }
+    /* A file deleted or replaced under us takes every commit with it (a restart opens the
+     * new or empty path): nothing may be acknowledged. */
+    if (rc == 0 && db_file_moved(h))
+        rc = DB_EMOVED;
     if (rc == 0)
         rc = tx_step(h, "COMMIT");
     if (rc != 0 && !sqlite3_get_autocommit(h))
@@ -695,6 +704,52 @@ static void maybe_checkpoint(struct db *db)
         arm_sync_timer(db);
 }
 
+int db_file_moved(sqlite3 *conn)
+{
+    int moved = 0;
+    return sqlite3_file_control(conn, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK &&
+           moved;
+}
+
+/* Loop thread: remembers a storage failure (or its end) from a finished job's result. */
+static void note_storage(struct db *db, int rc, int is_write)
+{
+    int was = db->storage_error;
+    if (rc == DB_EMOVED || rc == DB_EFULL || rc == DB_EREADONLY) {
+        if (was != DB_EMOVED)
+            db->storage_error = rc;
+    } else if (rc == 0 && is_write && was != DB_EMOVED) {
+        db->storage_error = 0;
+    }
+    if (db->storage_error == was)
+        return;
+    if (db->storage_error == DB_EMOVED)
+        LOG_ERROR("database: the file was deleted or replaced while open: writes are refused "
+                  "(503) until a restart; restore the file or the data directory first");
+    else if (db->storage_error)
+        LOG_ERROR("database: %s: writes are refused until space or write access is back",
+                  err_str(db->storage_error));
+    else
+        LOG_INFO("database: writes work again");
+}
+
+int db_storage_error(const struct db *db)
+{
+    return db->storage_error;
+}
+
+void db_set_max_pages(struct db *db, int64_t pages)
+{
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)pages);
+    db_exec(db->writer.h, sql);
+}
+
+int db_read_only(const struct db *db)
+{
+    return sqlite3_db_readonly(db->writer.h, "main") == 1;
+}
+
 static void job_after(uv_work_t *req, int status)
 {
     struct db_job *job = container_of(req, struct db_job, req);
@@ -707,6 +762,8 @@ static void job_after(uv_work_t *req, int status)
     while (job) { /* a write batch: every job, in order */
         struct db_job *next = job->next;
         db->depth--;
+        if (status == 0)
+            note_storage(db, job->rc, job->is_write);
         job->done(status == UV_ECANCELED ? DB_ECLOSED : job->rc, job->arg);
         free(job);
         job = next;

@@ -76,6 +76,21 @@ struct db_stats {
     int checkpointing;           /* a background checkpoint is queued or running */
 };
 void db_get_stats(const struct db *db, struct db_stats *out);
+/* 0 while writes can be acknowledged, else what the last write (or health check) ran into:
+ * DB_EMOVED (the database file was deleted or replaced: what would be written is lost with
+ * the old file, so nothing is acknowledged until a restart), DB_EFULL or DB_EREADONLY (both
+ * clear with the next write that commits). The first time is logged at error level. Loop
+ * thread. */
+int db_storage_error(const struct db *db);
+/* 1 when the writer connection opened the file read-only (its permissions, a read-only
+ * mount). Loop thread, after db_open. */
+int db_read_only(const struct db *db);
+/* Tests: PRAGMA max_page_count on the writer, so a full disk can be simulated. Loop thread,
+ * before the first job. */
+void db_set_max_pages(struct db *db, int64_t pages);
+/* Pool thread, any connection: 1 when its file was deleted or replaced since it was opened
+ * (SQLITE_FCNTL_HAS_MOVED). */
+int db_file_moved(sqlite3 *conn);
 /* The two thresholds in WAL frames (tests; the defaults suit production). Loop thread,
  * before the first job. */
 void db_set_wal_limits(struct db *db, int bg_pages, int max_pages);

@@ -237,6 +237,8 @@ static const struct gauge_row {
     GAUGE(db_queue_depth, "caravel_db_queue_depth", "Database jobs queued or running."),
     GAUGE(db_wal_frames, "caravel_db_wal_frames",
           "Pages in the database's write-ahead log after the last write."),
+    GAUGE(db_storage_degraded, "caravel_db_storage_degraded",
+          "1 while the database cannot save writes (disk full, read-only, file deleted)."),
     GAUGE(sync_backlog, "caravel_sync_backlog", "Relays waiting to be synced to zooid."),
     GAUGE(sync_breaker_state, "caravel_sync_breaker_state",
           "Sync circuit breaker: 0 closed, 1 open (zooid failing), 2 half-open."),

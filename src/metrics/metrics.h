@@ -20,6 +20,7 @@
  *                                               (callbacks, not waiting) since the previous
  *                                               scrape: how late any event could have been
  *   loop_stalls_over_50ms_total                 counter, iterations longer than 50 ms
+ *   db_storage_degraded                         gauge, db_storage_error(app->db) != 0
  *   loop_stall_cpu_max_ms                       gauge, the most CPU time the loop thread
  *                                               used in one iteration since the previous
  *                                               scrape (excludes preemption by other load)
@@ -66,6 +67,9 @@ struct metrics_gauges {
      * scrape, and iterations over 50 ms since start (metrics/server.c measures them). */
     int64_t loop_stall_max_ms, loop_stalls_over_50ms;
     int64_t loop_stall_cpu_max_ms; /* the same iteration's CPU time on the loop thread */
+    /* 1 while the database cannot save writes (full, read-only, file deleted), else 0; the
+     * reason is in GET /healthz and the log. */
+    int64_t db_storage_degraded;
 };
 
 /* A registry without a listener (unit tests, or before metrics_start). Free with

@@ -76,6 +76,7 @@ static void sample_gauges(const struct app *app, struct metrics_gauges *g, int64
         db_get_stats(app->db, &st);
     g->db_queue_depth = app->db ? (int64_t)db_queue_depth(app->db) : -1;
     g->db_wal_frames = app->db ? (int64_t)st.wal_pages : -1;
+    g->db_storage_degraded = app->db ? db_storage_error(app->db) != 0 : -1;
     struct infra_stats is;
     infra_stats(app->infra, &is);
     g->sync_backlog = app->infra ? (int64_t)is.backlog : -1;

@@ -53,7 +53,8 @@ TEST(metrics_exposition_exact_text)
                                .outbox_queued = 3, .relay_connections = 0,
                                .http_connections = -1, .sync_breaker_state = -1,
                                .sync_breaker_opens = -1, .loop_stall_max_ms = -1,
-                               .loop_stalls_over_50ms = -1, .loop_stall_cpu_max_ms = -1};
+                               .loop_stalls_over_50ms = -1, .loop_stall_cpu_max_ms = -1,
+                               .db_storage_degraded = -1};
     char *s = without_start_time(render(m, &g));
     const char *want =
         "# HELP caravel_http_requests_total API requests answered, by route pattern and status.\n"
@@ -212,7 +213,8 @@ TEST(metrics_exposition_is_well_formed)
     metrics_inc(m, "caravel_billing_payments_total", "result=\"failed\",reason=\"a \\\"q\\\"\"");
     struct metrics_gauges g = {.http_connections = -1, .sync_breaker_state = -1,
                                .sync_breaker_opens = -1, .loop_stall_max_ms = -1,
-                               .loop_stalls_over_50ms = -1, .loop_stall_cpu_max_ms = -1};
+                               .loop_stalls_over_50ms = -1, .loop_stall_cpu_max_ms = -1,
+                               .db_storage_degraded = -1};
     char *s = render(m, &g);
     int samples = 0;
     ASSERT_EQ(check_exposition(s, &samples), 0);
@@ -237,6 +239,11 @@ TEST(metrics_exposition_is_well_formed)
     ASSERT(strstr(s, "# TYPE caravel_sync_breaker_opens_total counter\n"
                      "caravel_sync_breaker_opens_total 2\n"));
     ASSERT(strstr(s, "caravel_http_shed_total{reason=\"per_ip\"} 3\n"));
+    free(s);
+    g.db_storage_degraded = 1;
+    s = render(m, &g);
+    ASSERT_EQ(check_exposition(s, &samples), 0);
+    ASSERT(strstr(s, "# TYPE caravel_db_storage_degraded gauge\ncaravel_db_storage_degraded 1\n"));
     /* The checker itself rejects broken input. */
     ASSERT_GT(check_exposition("x{a=\"1} 1\n", &samples), 0);
     ASSERT_GT(check_exposition("# TYPE x counter\nx 1\n# TYPE x counter\n", &samples), 0);
