@@ -32,9 +32,19 @@ enum app_event {
     APP_EVENT_COUNT
 };
 typedef void app_event_fn(void *owner, const char *id);
-#define APP_MAX_HOOKS 4 /* per event; more is a programming error (asserted) */
+
+/* Gauge samplers: a feature with gauges of its own fills its fields of struct
+ * metrics_gauges (metrics/metrics.h) when /metrics is scraped, so the metrics listener reads
+ * them without naming the feature. Loop thread only. */
+struct metrics_gauges;
+typedef void app_sample_fn(void *owner, struct metrics_gauges *g);
+
+#define APP_MAX_HOOKS 4 /* per event, and samplers; more is a programming error (asserted) */
 struct app_hook {
-    app_event_fn *fn;
+    union {
+        app_event_fn *event;
+        app_sample_fn *sample;
+    } fn;
     void *owner;
 };
 
@@ -53,6 +63,7 @@ struct app {
     struct blocklist *blocklist;
     struct nostr_keypair robot_key;
     struct app_hook hooks[APP_EVENT_COUNT][APP_MAX_HOOKS];
+    struct app_hook samplers[APP_MAX_HOOKS];
     int stopping;
 };
 
@@ -62,5 +73,10 @@ void app_on(struct app *app, enum app_event ev, app_event_fn *fn, void *owner);
 void app_off(struct app *app, enum app_event ev, void *owner);
 /* Calls the hooks of ev in registration order; none registered (feature off): no-op. */
 void app_emit(struct app *app, enum app_event ev, const char *id);
+
+/* Registers / removes owner's gauge sampler; app_sample calls every sampler on g. */
+void app_add_sampler(struct app *app, app_sample_fn *fn, void *owner);
+void app_remove_sampler(struct app *app, void *owner);
+void app_sample(const struct app *app, struct metrics_gauges *g);
 
 #endif

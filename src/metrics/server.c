@@ -8,7 +8,6 @@
 #include "core/app.h"
 #include "db/db.h"
 #include "http/server.h"
-#include "sync/worker.h"
 #include "metrics/metrics.h"
 #include "metrics/internal.h"
 #include "net/relay_pool.h"
@@ -77,11 +76,8 @@ static void sample_gauges(const struct app *app, struct metrics_gauges *g, int64
     g->db_queue_depth = app->db ? (int64_t)db_queue_depth(app->db) : -1;
     g->db_wal_frames = app->db ? (int64_t)st.wal_pages : -1;
     g->db_storage_degraded = app->db ? db_storage_error(app->db) != 0 : -1;
-    struct infra_stats is;
-    infra_stats(app->infra, &is);
-    g->sync_backlog = app->infra ? (int64_t)is.backlog : -1;
-    g->sync_breaker_state = app->infra ? is.breaker_state : -1;
-    g->sync_breaker_opens = app->infra ? (int64_t)is.breaker_opens : -1;
+    /* Features fill their own gauges (app_add_sampler); one that is off leaves -1. */
+    g->sync_backlog = g->sync_breaker_state = g->sync_breaker_opens = -1;
     g->outbox_queued = app->db ? outbox : -1;
     g->relay_connections = app->pool ? (int64_t)relay_pool_connected(app->pool) : -1;
     g->http_connections = -1;
@@ -94,6 +90,7 @@ static void sample_gauges(const struct app *app, struct metrics_gauges *g, int64
                                             hs.body_overloaded, hs.slow_readers};
         memcpy(g->http_shed, shed, sizeof(shed));
     }
+    app_sample(app, g);
 }
 
 static void on_prepare(uv_prepare_t *p)

@@ -742,6 +742,16 @@ static void on_relay_changed(void *owner, const char *relay_id)
     infra_kick(owner, relay_id);
 }
 
+/* The worker's gauges on /metrics (app_add_sampler). */
+static void sample_gauges(void *owner, struct metrics_gauges *g)
+{
+    struct infra_stats st;
+    infra_stats(owner, &st);
+    g->sync_backlog = (int64_t)st.backlog;
+    g->sync_breaker_state = st.breaker_state;
+    g->sync_breaker_opens = (int64_t)st.breaker_opens;
+}
+
 int infra_start(struct infra **out, struct app *app)
 {
     *out = NULL;
@@ -771,6 +781,7 @@ int infra_start(struct infra **out, struct app *app)
     uv_timer_init(app->loop, &in->reopen);
     uv_timer_start(&in->reconcile, on_reconcile, 0, (uint64_t)in->reconcile_ms);
     app_on(app, APP_RELAY_CHANGED, on_relay_changed, in);
+    app_add_sampler(app, sample_gauges, in);
     LOG_INFO("sync: zooid sync worker started (%s)", app->cfg.zooid_api_url);
     *out = in;
     return 0;
@@ -841,6 +852,7 @@ void infra_stop(struct infra *in, void (*cb)(void *arg), void *arg)
         return;
     in->stopping = 1;
     app_off(in->app, APP_RELAY_CHANGED, in);
+    app_remove_sampler(in->app, in);
     in->stop_cb = cb;
     in->stop_arg = arg;
     in->ready_head = in->ready_tail = NULL;

@@ -14,8 +14,8 @@ const stack = [
   ['nostr'],
   ['http', 'net', 'db'],
   ['core'],
-  ['sync', 'robot', 'blocklist'],
   ['metrics'],
+  ['sync', 'robot', 'blocklist'],
   ['api'],
   ['billing']
 ]

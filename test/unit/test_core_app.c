@@ -51,10 +51,37 @@ TEST(app_off_removes_only_that_owner_and_keeps_the_order)
     ASSERT_STR_EQ(a.log, "x;");
     ASSERT_STR_EQ(b.log, "");
     ASSERT_STR_EQ(c.log, "x;");
-    ASSERT(app.hooks[APP_RELAY_CHANGED][2].fn == NULL);
+    ASSERT(app.hooks[APP_RELAY_CHANGED][2].fn.event == NULL);
     app_off(&app, APP_RELAY_CHANGED, &a);
     app_off(&app, APP_RELAY_CHANGED, &c);
     app_emit(&app, APP_RELAY_CHANGED, "y");
     ASSERT_STR_EQ(a.log, "x;");
-    ASSERT(app.hooks[APP_RELAY_CHANGED][0].fn == NULL);
+    ASSERT(app.hooks[APP_RELAY_CHANGED][0].fn.event == NULL);
+}
+
+struct fake_gauges {
+    int calls;
+};
+
+static void sample_a(void *owner, struct metrics_gauges *g)
+{
+    ((struct fake_gauges *)(void *)g)->calls += *(int *)owner;
+}
+
+TEST(app_samplers_are_called_until_removed)
+{
+    static struct app app;
+    int one = 1, ten = 10;
+    struct fake_gauges g = {0};
+    app_sample(&app, (struct metrics_gauges *)(void *)&g); /* none: no-op */
+    app_add_sampler(&app, sample_a, &one);
+    app_add_sampler(&app, sample_a, &ten);
+    app_sample(&app, (struct metrics_gauges *)(void *)&g);
+    ASSERT_EQ(g.calls, 11);
+    app_remove_sampler(&app, &one);
+    app_sample(&app, (struct metrics_gauges *)(void *)&g);
+    ASSERT_EQ(g.calls, 21);
+    app_remove_sampler(&app, &ten);
+    app_sample(&app, (struct metrics_gauges *)(void *)&g);
+    ASSERT_EQ(g.calls, 21);
 }
