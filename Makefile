@@ -22,7 +22,7 @@ endif
 ifdef WERROR
 WARN     += -Werror
 endif
-CPPFLAGS += -std=gnu11 -D_GNU_SOURCE -Isrc -I$(BUILD)/vendor $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CPPFLAGS += -std=gnu11 -D_GNU_SOURCE -DLLHTTP_STRICT_MODE=1 -Isrc -I$(BUILD)/vendor $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmbedtls -lmbedx509 -lmbedcrypto -lwslay -lm -lpthread
 
 SRC      := $(shell find src -name '*.c' ! -name main.c | sort)

@@ -148,6 +148,11 @@ void http__send(struct http_conn *c, const char *data, size_t len);
 /* 1 while this connection should parse no further (pipelined) request: its own unsent
  * response data passed HTTP_WRITE_HIGH, or it has some while the server's passed its cap. */
 int http__write_blocked(const struct http_conn *c);
+/* The request path as a log line shows it: bytes outside printable ASCII (control bytes,
+ * anything non-ASCII, so also invalid UTF-8) and the backslash as \xNN, so a client cannot forge
+ * log lines or break a terminal; cut at cap - 1 with "..." when longer. Returns the length. */
+#define HTTP_LOG_PATH_MAX 512
+size_t http__log_escape(const char *in, char *out, size_t cap);
 /* Answers a request the parser refused (400, 408, 413, 431, 503) with a JSON error, then
  * closes. */
 void http__fail(struct http_conn *c, int status);

@@ -137,6 +137,10 @@ static int on_header_value_complete(llhttp_t *p)
     int rc = arena_add(c, "", 1);
     if (rc)
         return rc;
+    /* An obs-fold (a value continued on the next line) reaches us with its line break in
+     * some llhttp versions: refused, as RFC 9112 5.2 allows, rather than passed on. */
+    if (strpbrk(x->arena.data + x->value_off, "\r\n"))
+        return fail_cb(c, 400);
     size_t i = x->ex.req.n_headers++;
     x->name_offs[i] = x->name_off;
     x->value_offs[i] = x->value_off;

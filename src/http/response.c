@@ -155,13 +155,43 @@ static void send_response(struct http_conn *c, int status, const char *ct, const
     }
 }
 
+size_t http__log_escape(const char *in, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    if (cap == 0)
+        return 0;
+    for (; *in && o + 1 < cap; in++) {
+        unsigned char c = (unsigned char)*in;
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out[o++] = (char)c;
+            continue;
+        }
+        if (o + 5 > cap) /* no room for a whole escape: stop before it */
+            break;
+        out[o++] = '\\';
+        out[o++] = 'x';
+        out[o++] = hex[c >> 4];
+        out[o++] = hex[c & 15];
+    }
+    if (*in && o >= 3) { /* cut: say so */
+        o = MIN(o, cap - 4);
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return o;
+}
+
 static void log_request(const char *method, const char *path, int status, uint64_t start_ns,
                         const char *user, size_t user_cap)
 {
     uint64_t us = start_ns ? (uv_hrtime() - start_ns) / 1000 : 0;
     size_t ulen = user ? strnlen(user, user_cap) : 0;
-    LOG_INFO("%s %s %d %" PRIu64 "us %.*s", method && *method ? method : "-",
-             path ? path : "-", status, us, ulen ? (int)ulen : 1, ulen ? user : "-");
+    char safe[HTTP_LOG_PATH_MAX];
+    http__log_escape(path ? path : "-", safe, sizeof(safe));
+    LOG_INFO("%s %s %d %" PRIu64 "us %.*s", method && *method ? method : "-", safe, status, us,
+             ulen ? (int)ulen : 1, ulen ? user : "-");
 }
 
 void http_respond(struct http_exchange *ex, int status, const char *content_type,
