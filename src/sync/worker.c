@@ -131,8 +131,9 @@ static size_t bucket_of(const struct infra *in, const char *id)
     return hash_id(id) & (in->n_buckets - 1); /* n_buckets is a power of two */
 }
 
-/* Rehashes into n buckets (a power of two): O(entries), done when the table doubles or
- * shrinks to a quarter, so a lookup stays O(1) from 10 relays to 100,000 and more. */
+/* Rehashes into n buckets (a power of two): O(entries), done when the table doubles (more
+ * entries than buckets) or halves (fewer than an eighth, never under INFRA_MIN_BUCKETS), so a
+ * lookup stays O(1) from 10 relays to 100,000 and more. */
 static void rehash(struct infra *in, size_t n)
 {
     struct entry **old = in->buckets;

@@ -104,15 +104,17 @@ test('a hung zooid request times out and is retried', async () => {
 
 test('more relays than one batch drain without waiting for the reconcile tick', async () => {
   const start = z.requests.length
-  // Batches of 50 and a reconcile tick that never comes again: only the worker's own
-  // "queue running short, load the next batch" can reach relays past the first 50.
-  const r = await runSync(300, 'drain', { CARAVEL_TEST_SYNC_BATCH: '50', CARAVEL_TEST_SYNC_RECONCILE_MS: '600000' })
+  // Batches of 1,100 and a reconcile tick that never comes again: only the worker's own
+  // "queue running short, load the next batch" can reach the last 200 relays. The first batch
+  // also takes the worker's hash table past its first 1,024 buckets (it doubles, then halves
+  // as the relays sync).
+  const r = await runSync(1300, 'drain', { CARAVEL_TEST_SYNC_BATCH: '1100', CARAVEL_TEST_SYNC_RECONCILE_MS: '600000' })
   assert.equal(r.code, 0, JSON.stringify(r))
-  assert.equal(r.synced, 300)
+  assert.equal(r.synced, 1300)
   const reqs = z.requests.slice(start).filter((q) => q.id?.startsWith('drain'))
-  assert.equal(reqs.length, 300, 'one request per relay: a batch never re-sends what is queued or in flight')
-  assert.equal(new Set(reqs.map((q) => q.id)).size, 300)
-  console.log(`# sync_tool: 300 relays in batches of 50 synced in ${r.ms} ms`)
+  assert.equal(reqs.length, 1300, 'one request per relay: a batch never re-sends what is queued or in flight')
+  assert.equal(new Set(reqs.map((q) => q.id)).size, 1300)
+  console.log(`# sync_tool: 1,300 relays in batches of 1,100 synced in ${r.ms} ms`)
 })
 
 test('while zooid fails everything the circuit breaker stops the requests, one probe at a time, then all converge', async () => {
