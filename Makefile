@@ -49,7 +49,7 @@ $(BUILD)/vendor/llhttp.h: $(LLHTTP_INC)/llhttp.h
 $(BUILD)/vendor/%.c: $(LLHTTP_SRC)/%.c
 	@mkdir -p $(@D) && cp $< $@
 # llhttp's generated C is third-party: relaxed warnings.
-$(BUILD)/vendor/%.o: $(BUILD)/vendor/%.c $(BUILD)/vendor/llhttp.h
+$(BUILD)/vendor/%.o: $(BUILD)/vendor/%.c $(BUILD)/vendor/llhttp.h Makefile
 	$(CC) $(CPPFLAGS) $(CFLAGS) -w -c -o $@ $<
 
 $(BUILD)/%.o: %.c $(BUILD)/vendor/llhttp.h
