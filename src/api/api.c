@@ -38,6 +38,7 @@ static const struct route routes[] = {
     {"POST", "/relays/:id/activate", api_activate_relay},
     {"POST", "/relays/:id/sync", api_sync_relay},
     {"GET", "/relays/:id/invites", api_list_invites},
+    {"GET", "/relays/:id/members", api_get_members},
     {"POST", "/relays/:id/invites", api_create_invite},
     {"DELETE", "/relays/:id/invites/:code", api_delete_invite},
     {"GET", "/relays/:id/bans", api_list_bans},

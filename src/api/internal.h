@@ -123,7 +123,9 @@ void api_put_relay(struct api_ctx *ctx);
 void api_deactivate_relay(struct api_ctx *ctx);
 void api_activate_relay(struct api_ctx *ctx);
 void api_sync_relay(struct api_ctx *ctx);
-/* relay_admin.c: NIP-86 calls to the relay itself (invites, bans). */
+/* relay_admin.c: NIP-86 calls to the relay itself (invites, bans), and GET /relays/:id/members
+ * through zooid's API (sync/worker.h: infra_members). */
+void api_get_members(struct api_ctx *ctx);
 void api_list_invites(struct api_ctx *ctx);
 void api_create_invite(struct api_ctx *ctx);
 void api_delete_invite(struct api_ctx *ctx);

@@ -19,6 +19,7 @@
 #include "core/relay_target.h"
 #include "db/db.h"
 #include "net/nip86.h"
+#include "sync/worker.h"
 #include "nostr/hex.h"
 #include "nostr/keys.h"
 #include "util/buf.h"
@@ -378,4 +379,86 @@ void api_delete_ban(struct api_ctx *ctx)
     op->activity = "unban_pubkey";
     op->refuse_if_blocked = 1;
     admin_run(op);
+}
+
+/* ---- members (zooid's API, not NIP-86) ---- */
+
+struct members_op {
+    struct api_ctx *ctx;
+    struct relay_target t; /* holds the relay's key: wiped in members_free */
+};
+
+static void members_free(struct members_op *m)
+{
+    relay_target_wipe(&m->t);
+    free(m);
+}
+
+/* {count, members, fetched_at}; count and members null when zooid cannot say (unknown). */
+static void members_answer(struct members_op *m, const cJSON *members)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (members) {
+        cJSON_AddNumberToObject(o, "count", cJSON_GetArraySize(members));
+        cJSON_AddItemToObject(o, "members", cJSON_Duplicate(members, 1));
+    } else {
+        cJSON_AddNullToObject(o, "count");
+        cJSON_AddNullToObject(o, "members");
+    }
+    cJSON_AddNumberToObject(o, "fetched_at", (double)m->ctx->now);
+    api_ok(m->ctx, 200, o);
+    members_free(m);
+}
+
+static void on_members(enum infra_members_status st, const cJSON *members, const char *what,
+                       void *arg)
+{
+    struct members_op *m = arg;
+    if (st == INFRA_MEMBERS_FAILED) {
+        api_error(m->ctx, 502, "upstream-unavailable", "relay %s: zooid members failed: %s",
+                  m->t.id, what);
+        members_free(m);
+        return;
+    }
+    members_answer(m, st == INFRA_MEMBERS_OK ? members : NULL);
+}
+
+static int members_load_work(sqlite3 *conn, void *arg)
+{
+    struct members_op *m = arg;
+    const struct api_ctx *ctx = m->ctx;
+    return relay_target_load(conn, ctx->params[0], ctx->is_admin ? NULL : ctx->pubhex,
+                             ctx->app->cfg.relay_domain, &m->t);
+}
+
+static void members_load_done(int status, void *arg)
+{
+    struct members_op *m = arg;
+    struct api_ctx *ctx = m->ctx;
+    if (status == DB_ENOTFOUND)
+        api_error(ctx, 404, "not-found", "no such relay");
+    else if (status == DB_EBUSY || status == DB_EQUEUEFULL || status == DB_ECLOSED)
+        api_error(ctx, 503, "unavailable", "service temporarily unavailable");
+    else if (status != 0)
+        api_error(ctx, 500, "internal", "internal error");
+    else if (!ctx->app->infra) {
+        members_answer(m, NULL); /* no zooid configured: unknown */
+        return;
+    } else if (infra_members(ctx->app->infra, m->t.id, on_members, m) != 0)
+        api_error(ctx, 502, "upstream-unavailable", "relay %s: zooid members could not be asked",
+                  m->t.id);
+    else
+        return; /* on_members answers */
+    members_free(m);
+}
+
+void api_get_members(struct api_ctx *ctx)
+{
+    if (api_require_auth(ctx) != 0)
+        return;
+    struct members_op *m = xcalloc(1, sizeof(*m));
+    m->ctx = ctx;
+    int rc = db_read(ctx->app->db, members_load_work, members_load_done, m);
+    if (rc != 0)
+        members_load_done(rc, m);
 }

@@ -36,6 +36,7 @@
 #include "sync/breaker.h"
 #include "sync/repo.h"
 #include "net/fetch.h"
+#include "nostr/hex.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/heap.h"
@@ -867,4 +868,78 @@ void infra_stop(struct infra *in, void (*cb)(void *arg), void *arg)
     uv_close((uv_handle_t *)&in->reopen, on_closed);
     /* Requests in flight complete now with UV_ECANCELED; db jobs finish on their own. */
     fetch_close(in->fetch, on_fetch_closed, in);
+}
+
+/* ---- members ------------------------------------------------------------------------ */
+
+struct members_req {
+    infra_members_cb *cb;
+    void *arg;
+};
+
+/* An answer's members: {"members": ["<64 hex>", ...]}, else NULL. */
+static const cJSON *members_of(const cJSON *root)
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "members");
+    const cJSON *item;
+    if (!cJSON_IsArray(list))
+        return NULL;
+    cJSON_ArrayForEach(item, list)
+    {
+        if (!cJSON_IsString(item) || !hex_is_lower64(item->valuestring))
+            return NULL;
+    }
+    return list;
+}
+
+static void on_members(int err, long status, const char *body, size_t len, void *arg)
+{
+    struct members_req *m = arg;
+    char text[ZOOID_ERROR_TEXT_MAX + 1], what[ZOOID_ERROR_TEXT_MAX + 64];
+    cJSON *root = NULL;
+    const cJSON *list = NULL;
+    enum infra_members_status st = INFRA_MEMBERS_FAILED;
+    if (err != 0) {
+        snprintf(what, sizeof(what), "zooid: %s", err_str(err));
+    } else if (status == 404 || status == 405) {
+        st = INFRA_MEMBERS_UNKNOWN;
+        snprintf(what, sizeof(what), "zooid: HTTP %ld", status);
+    } else if (status != 200) {
+        zooid_error_text(body, len, NULL, text, sizeof(text));
+        snprintf(what, sizeof(what), "zooid: HTTP %ld%s%s", status, text[0] ? " " : "", text);
+    } else if (!(list = members_of(root = cJSON_ParseWithLength(body, len)))) {
+        snprintf(what, sizeof(what), "zooid: the answer is not {\"members\": [hex pubkeys]}");
+    } else {
+        st = INFRA_MEMBERS_OK;
+        what[0] = '\0';
+    }
+    m->cb(st, list, what, m->arg);
+    cJSON_Delete(root);
+    free(m);
+}
+
+int infra_members(struct infra *in, const char *relay_id, infra_members_cb *cb, void *arg)
+{
+    if (!in || in->stopping)
+        return -1;
+    struct buf b;
+    buf_init(&b, 4096);
+    buf_printf(&b, "%s/relay/%s/members", in->app->cfg.zooid_api_url, relay_id);
+    char *url = buf_take(&b, NULL);
+    char *auth = url ? zooid_auth_header(&in->key, url, "GET", "", 0, (int64_t)time(NULL)) : NULL;
+    const char *headers[] = {auth, NULL};
+    struct fetch_opts o = {.method = "GET", .url = url, .headers = headers,
+                           .timeout_ms = in->timeout_ms,
+                           .max_response = INFRA_MEMBERS_MAX_RESPONSE};
+    struct members_req *m = xcalloc(1, sizeof(*m));
+    m->cb = cb;
+    m->arg = arg;
+    int rc = auth ? fetch_start(in->fetch, &o, on_members, m, NULL) : -1;
+    if (rc != 0)
+        free(m);
+    if (auth)
+        secure_zero(auth, strlen(auth));
+    free(auth);
+    free(url);
+    return rc != 0 ? -1 : 0;
 }

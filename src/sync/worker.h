@@ -27,6 +27,8 @@
 #define CARAVEL_INFRA_H
 
 #include <stddef.h>
+
+#include <cjson/cJSON.h>
 #include <stdint.h>
 
 struct app;
@@ -39,6 +41,22 @@ int infra_start(struct infra **out, struct app *app);
  * after the sync in flight. Also what POST /relays/:id/sync calls after resetting the attempts.
  * relay_id is copied. */
 void infra_kick(struct infra *infra, const char *relay_id);
+/* Members of a relay as zooid reports them (GET /relay/{id}/members, newer zooid), signed like
+ * the sync's requests, same timeout, answer capped at INFRA_MEMBERS_MAX_RESPONSE. */
+enum infra_members_status {
+    INFRA_MEMBERS_OK,      /* members: an array of 64-hex pubkeys (borrowed during cb) */
+    INFRA_MEMBERS_UNKNOWN, /* zooid has no such endpoint (405 from an older zooid) or no such
+                            * relay yet (404): unknown, not an error */
+    INFRA_MEMBERS_FAILED,  /* no usable answer; what says why (zooid's text redacted) */
+};
+#define INFRA_MEMBERS_MAX_RESPONSE (8 * 1024 * 1024)
+typedef void infra_members_cb(enum infra_members_status status, const cJSON *members,
+                              const char *what, void *arg);
+/* Starts the request; cb runs exactly once, later, on the loop (FAILED when the worker stops
+ * meanwhile). Returns 0, or -1 when infra is NULL (sync off) or stopping or
+ * the request could not start (cb never runs). relay_id is copied. */
+int infra_members(struct infra *infra, const char *relay_id, infra_members_cb *cb, void *arg);
+
 /* Relays waiting to be synced (for metrics). */
 size_t infra_backlog(const struct infra *infra);
 

@@ -274,6 +274,24 @@ test('relay management over NIP-86: invites and bans', async () => {
   }
 })
 
+test('relay members through zooid: owner and admin, 404 for others, 502 when zooid is down', async () => {
+  const id = { id: managedId }
+  const m = await api(alice, 'GET', '/relays/{id}/members', id)
+  assert.equal(m.status, 200)
+  assert.ok(m.body.data.members.includes(alice.pk)) // zooid makes the owner a member
+  assert.equal(m.body.data.count, m.body.data.members.length)
+  assert.equal((await api(admin, 'GET', '/relays/{id}/members', id)).status, 200)
+  assert.equal((await api(bob, 'GET', '/relays/{id}/members', id)).status, 404)
+  assert.equal((await api(null, 'GET', '/relays/{id}/members', id)).status, 401)
+  assert.equal((await api(alice, 'GET', '/relays/{id}/members', { id: 'nope' })).status, 404)
+  await zooid.refuse()
+  try {
+    assert.equal((await api(alice, 'GET', '/relays/{id}/members', id)).body.code, 'upstream-unavailable')
+  } finally {
+    await zooid.accept()
+  }
+})
+
 test('the operator block list', async () => {
   const pk = newUser().pk
   const added = await api(admin, 'POST', '/blocklist', {}, { pubkey: pk, reason: 'abuse' })
@@ -334,5 +352,5 @@ test('every documented operation was seen answering 2xx', () => {
     }
   }
   assert.deepEqual(missing, [])
-  assert.equal(seen.size, 27) // the 27 routes of docs/PRODUCT.md §3.3 (healthz and plans included)
+  assert.equal(seen.size, 28) // the 28 routes of docs/PRODUCT.md §3.3 (healthz and plans included)
 })

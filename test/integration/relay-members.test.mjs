@@ -1,0 +1,116 @@
+// GET /relays/:id/members: read through zooid's management API (GET /relay/{id}/members, signed
+// with ZOOID_API_SECRET like the sync), for the owner and admins; an older zooid without the
+// endpoint (it answers 405 there) or no zooid at all is "unknown" (nulls), never an error.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { generateSecretKey, getPublicKey, finalizeEvent } from 'nostr-tools/pure'
+import * as nip98 from 'nostr-tools/nip98'
+import { startServer } from './lib/server.mjs'
+import { startZooid } from './lib/zooid.mjs'
+
+const zooidKey = generateSecretKey()
+const adminKey = generateSecretKey()
+const ownerKey = generateSecretKey()
+const otherKey = generateSecretKey() // another tenant
+const strangerKey = generateSecretKey() // signs, never a tenant
+const servers = []
+const zooids = []
+
+async function api(c, method, p, body, sk = ownerKey) {
+  const url = c.url + p
+  const headers = {}
+  if (sk) headers.Authorization = await nip98.getToken(url, method, (e) => finalizeEvent(e, sk), true, body)
+  const init = { method, headers }
+  if (body !== undefined) {
+    headers['content-type'] = 'application/json'
+    init.body = JSON.stringify(body)
+  }
+  const r = await fetch(url, init)
+  const text = await r.text()
+  let json = null
+  try {
+    json = JSON.parse(text)
+  } catch {}
+  return { status: r.status, json, text }
+}
+
+async function ok(c, method, p, body, sk) {
+  const r = await api(c, method, p, body, sk)
+  assert.ok(r.status === 200 || r.status === 201, `${method} ${p} -> ${r.status} ${r.text}`)
+  return r.json.data
+}
+
+// A caravel (with zooid z, or none) and a relay of the owner, synced when there is a zooid.
+async function setup(z, over = {}) {
+  const env = { ADMINS: getPublicKey(adminKey), RELAY_DOMAIN: 'spaces.test', CARAVEL_TEST_SYNC_RETRY_MS: '100' }
+  if (z) Object.assign(env, { ZOOID_API_URL: z.url, ZOOID_API_SECRET: Buffer.from(zooidKey).toString('hex') })
+  const c = await startServer({ env })
+  servers.push(c)
+  await ok(c, 'POST', '/tenants', undefined, ownerKey)
+  await ok(c, 'POST', '/tenants', undefined, otherKey)
+  const r = await ok(c, 'POST', '/relays', { subdomain: `m${Math.random().toString(36).slice(2, 9)}`, plan: 'basic',
+    management_enabled: true, ...over })
+  if (z) {
+    const end = Date.now() + 20000
+    while (!(await ok(c, 'GET', `/relays/${r.id}`, undefined, adminKey)).synced) {
+      assert.ok(Date.now() < end, 'relay synced')
+      await new Promise((res) => setTimeout(res, 50))
+    }
+  }
+  return { c, r }
+}
+
+before(async () => {
+  for (const membersEndpoint of [true, false]) zooids.push(await startZooid({ whitelist: [getPublicKey(zooidKey)], membersEndpoint }))
+})
+
+after(async () => {
+  for (const c of servers) await c.stop()
+  for (const z of zooids) await z.stop()
+})
+
+test('members come from zooid for the owner and admins; others get 404, no token 401', async () => {
+  const [z] = zooids
+  const mod = getPublicKey(generateSecretKey())
+  const { c, r } = await setup(z, { moderators: [mod] })
+  const relaySelf = getPublicKey(Buffer.from(z.configs.get(r.id).secret, 'hex'))
+  const got = await ok(c, 'GET', `/relays/${r.id}/members`)
+  assert.deepEqual(new Set(got.members), new Set([getPublicKey(ownerKey), relaySelf, mod])) // zooid's own rule
+  assert.equal(got.count, 3)
+  assert.ok(Math.abs(got.fetched_at - Date.now() / 1000) < 60)
+  const q = z.requests.at(-1)
+  assert.deepEqual([q.method, q.path, q.status, q.pubkey], ['GET', `/relay/${r.id}/members`, 200, getPublicKey(zooidKey)])
+
+  // Read at request time: a member who joins on the relay shows at once.
+  const joiner = getPublicKey(generateSecretKey())
+  assert.deepEqual((await z.nip86(z.configs.get(r.id).host, 'allowpubkey', [joiner], ownerKey)).json, { result: true })
+  assert.equal((await ok(c, 'GET', `/relays/${r.id}/members`, undefined, adminKey)).count, 4)
+
+  // The auth matrix: another tenant and a signer who is no tenant see no such relay.
+  for (const [sk, status] of [[otherKey, 404], [strangerKey, 404], [null, 401]]) {
+    const x = await api(c, 'GET', `/relays/${r.id}/members`, undefined, sk)
+    assert.equal(x.status, status, x.text)
+  }
+  assert.equal((await api(c, 'GET', '/relays/nope/members')).status, 404)
+
+  // zooid down: 502 naming what failed, never a hang or a 500.
+  await z.refuse()
+  try {
+    const down = await api(c, 'GET', `/relays/${r.id}/members`)
+    assert.equal(down.status, 502)
+    assert.equal(down.json.code, 'upstream-unavailable')
+    assert.match(down.json.error, new RegExp(`relay ${r.id}: zooid members failed: `))
+  } finally {
+    await z.accept()
+  }
+})
+
+test('an older zooid without the endpoint, or no zooid: members unknown (nulls), not an error', async () => {
+  const older = await setup(zooids[1])
+  const a = await ok(older.c, 'GET', `/relays/${older.r.id}/members`)
+  assert.deepEqual([a.count, a.members], [null, null])
+  assert.equal(zooids[1].requests.at(-1).status, 405)
+  const none = await setup(null)
+  const b = await ok(none.c, 'GET', `/relays/${none.r.id}/members`)
+  assert.deepEqual([b.count, b.members], [null, null])
+})
