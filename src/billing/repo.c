@@ -94,6 +94,10 @@ static int queue_dm(sqlite3 *conn, const char *tenant, int64_t now, const char *
     "SELECT resource_id, created_at, plan, status FROM activity WHERE tenant = ? AND "          \
     "+resource_type = 'relay' AND plan IS NOT NULL AND status IS NOT NULL ORDER BY "           \
     "resource_id, created_at, id LIMIT ?"
+/* The rowid range: on resource_type the planner would walk every relay's activity rows. */
+#define REPO_BILLING_FOLD_SQL                                                                   \
+    "UPDATE tenant SET billing_due_at = MIN(COALESCE(billing_due_at, ?1), ?1) WHERE pubkey IN " \
+    "(SELECT tenant FROM activity WHERE id > ?2 AND id <= ?3 AND +resource_type = 'relay')"
 #define REPO_BILLING_BY_HASH_SQL                                                                \
     "SELECT b.id, b.invoice, EXISTS (SELECT 1 FROM payment_attempt a WHERE a.bolt11 = b.id "    \
     "AND a.state = 'pending') FROM bolt11 b JOIN invoice i ON i.id = b.invoice WHERE "          \
@@ -107,6 +111,7 @@ const struct repo_billing_stmt repo_billing_stmts[] = {
     {"tenant_pending", REPO_BILLING_TENANT_PENDING_SQL},
     {"overdue", REPO_BILLING_OVERDUE_SQL},
     {"by_hash", REPO_BILLING_BY_HASH_SQL},
+    {"fold", REPO_BILLING_FOLD_SQL},
 };
 const size_t repo_billing_n_stmts = sizeof(repo_billing_stmts) / sizeof(repo_billing_stmts[0]);
 
@@ -304,10 +309,7 @@ static int fold_activity(sqlite3 *conn, int64_t now, int *more)
         return 0;
     int64_t hi = top - seen > ACTIVITY_FOLD_ROWS ? seen + ACTIVITY_FOLD_ROWS : top;
     *more = hi < top;
-    rc = db_run(conn, "UPDATE tenant SET billing_due_at = MIN(COALESCE(billing_due_at, ?1), ?1)"
-                      " WHERE pubkey IN (SELECT tenant FROM activity WHERE id > ?2 AND id <= ?3"
-                      " AND resource_type = 'relay')",
-                DB_INT(now), DB_INT(seen), DB_INT(hi));
+    rc = db_run(conn, REPO_BILLING_FOLD_SQL, DB_INT(now), DB_INT(seen), DB_INT(hi));
     if (rc)
         return rc;
     return db_run(conn, "INSERT INTO billing_cursor(name, position) VALUES ('activity', ?) "
