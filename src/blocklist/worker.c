@@ -19,6 +19,7 @@
 #include "core/app.h"
 #include "db/db.h"
 #include "net/nip86.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -33,6 +34,7 @@ struct slot {
     int ok;                /* the relay confirmed */
     char what[200];        /* why it failed */
     int64_t next_at;       /* retry time (unix ms) after a failure */
+    uint64_t t_start, t_answer; /* clock_mono_ms: call started, answer came (debug log) */
     struct bl_item item;   /* holds the relay's key: wiped when the slot is released */
 };
 
@@ -131,6 +133,9 @@ static void record_done(int status, void *arg)
     struct slot *s = arg;
     struct blocklist *b = s->b;
     b->db_jobs--;
+    LOG_DEBUG("blocklist: relay %s: call %llu ms, record %llu ms", s->item.t.id,
+              (unsigned long long)(s->t_answer - s->t_start),
+              (unsigned long long)(clock_mono_ms() - s->t_answer));
     if (status != 0)
         LOG_ERROR("blocklist: relay %s: could not record the answer (%d); it is sent again",
                   s->item.t.id, status);
@@ -176,6 +181,7 @@ static void on_rpc(enum nip86_status st, const cJSON *result, const char *what, 
     struct blocklist *b = s->b;
     (void)result;
     b->in_flight--;
+    s->t_answer = clock_mono_ms();
     if (b->stopping) { /* cancelled: the row stays pending for the next start */
         release(s);
         return;
@@ -192,6 +198,7 @@ static void start_call(struct blocklist *b, struct slot *s)
     cJSON_AddItemToArray(params, cJSON_CreateString(s->item.pubkey));
     if (s->item.want)
         cJSON_AddItemToArray(params, cJSON_CreateString(s->item.reason));
+    s->t_start = clock_mono_ms();
     int rc = nip86_call(b->nip86, s->item.t.host, &s->item.t.kp, method, params, on_rpc, s);
     cJSON_Delete(params);
     if (rc == 0) {
@@ -288,7 +295,9 @@ static void pump(struct blocklist *b)
         b->again = 1;
         return;
     }
-    if (b->used >= b->max)
+    /* While calls are in flight, wait until half the slots are free: one due query (and its
+     * key derivations) then starts several calls instead of one per answer. */
+    if (b->used >= b->max || (b->used > 0 && b->max - b->used < (b->max + 1) / 2))
         return;
     struct load_job *j = xcalloc(1, sizeof(*j));
     j->b = b;
