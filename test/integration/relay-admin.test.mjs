@@ -168,3 +168,17 @@ test('refusals before any call: management off 409, unknown relay 404; unreachab
   assert.deepEqual([inactive.status, inactive.json.code], [409, 'relay-inactive'])
   await ok('POST', `/relays/${relay.id}/activate`, {})
 })
+
+test('a relay that never answers is a 502 after the 15 s timeout, not a hang', async () => {
+  zooid.rpcDelayMs = 17000
+  try {
+    const t0 = Date.now()
+    const r = await api('GET', `/relays/${relay.id}/invites`)
+    const ms = Date.now() - t0
+    assert.deepEqual([r.status, r.json.code], [502, 'upstream-unavailable'])
+    assert.match(r.json.error, /NIP-86 listclaims failed: .*timed out/i)
+    assert.ok(ms >= 14000 && ms < 17000, `answered after ${ms} ms`)
+  } finally {
+    zooid.rpcDelayMs = 0
+  }
+})
