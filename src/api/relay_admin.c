@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "api/repo_relay.h"
 #include "core/relay_target.h"
 #include "db/db.h"
 #include "net/nip86.h"
@@ -386,11 +387,14 @@ void api_delete_ban(struct api_ctx *ctx)
 struct members_op {
     struct api_ctx *ctx;
     struct relay_target t; /* holds the relay's key: wiped in members_free */
+    cJSON *members;        /* zooid's list, while the count is recorded (owned) */
+    int64_t count;
 };
 
 static void members_free(struct members_op *m)
 {
     relay_target_wipe(&m->t);
+    cJSON_Delete(m->members);
     free(m);
 }
 
@@ -410,6 +414,20 @@ static void members_answer(struct members_op *m, const cJSON *members)
     members_free(m);
 }
 
+static int members_store_work(sqlite3 *conn, void *arg)
+{
+    struct members_op *m = arg;
+    return repo_relay_set_members(conn, m->t.id, m->count, m->ctx->now);
+}
+
+static void members_store_done(int status, void *arg)
+{
+    struct members_op *m = arg;
+    if (status != 0) /* the count is a cache: the answer stands without it */
+        LOG_WARN("api: relay %s: member count not recorded (%d)", m->t.id, status);
+    members_answer(m, m->members);
+}
+
 static void on_members(enum infra_members_status st, const cJSON *members, const char *what,
                        void *arg)
 {
@@ -420,7 +438,16 @@ static void on_members(enum infra_members_status st, const cJSON *members, const
         members_free(m);
         return;
     }
-    members_answer(m, st == INFRA_MEMBERS_OK ? members : NULL);
+    if (st != INFRA_MEMBERS_OK) {
+        members_answer(m, NULL);
+        return;
+    }
+    /* Kept for the plan check and the relay JSON (members_count, over_member_limit). */
+    m->members = cJSON_Duplicate(members, 1);
+    m->count = cJSON_GetArraySize(members);
+    int rc = db_write(m->ctx->app->db, DB_CRASH_SAFE, members_store_work, members_store_done, m);
+    if (rc != 0)
+        members_store_done(rc, m);
 }
 
 static int members_load_work(sqlite3 *conn, void *arg)

@@ -107,6 +107,21 @@ static int check_plan_room(sqlite3 *conn, struct api_call *call, const char *ten
     return rc;
 }
 
+/* 422 plan-member-limit when the relay's last known member count (GET /relays/:id/members)
+ * is over the plan's member cap; 0 when it fits or is unknown, or < 0. */
+static int check_member_room(sqlite3 *conn, struct api_call *call, const char *id,
+                             const char *plan)
+{
+    const struct plan *p = plan_find(plan);
+    int64_t n = -1;
+    int rc = p && p->members >= 0 ? repo_relay_members_count(conn, id, &n) : 0;
+    if (rc == 0 && n > p->members)
+        return api_fail(call, 422, "plan-member-limit",
+                        "the relay has %lld members, the %s plan allows %lld", (long long)n,
+                        p->id, (long long)p->members);
+    return rc;
+}
+
 /* While the tenant has an overdue unpaid invoice no route may put a relay to work on a paid
  * plan: not a new relay, not a plan or feature change of one that is not inactive (deactivate,
  * PUT plan=free, activate, PUT plan=basic would otherwise lift the delinquency unpaid), not an
@@ -228,6 +243,8 @@ static int store_update(sqlite3 *conn, struct api_call *call, const struct curre
     if (relay_fields_check_plan(&cur->f, &err) != 0)
         return fail_relay(call, &err);
     int rc = plan_moves ? check_plan_room(conn, call, cur->tenant, cur->f.plan, id) : 0;
+    if (rc == 0 && plan_moves)
+        rc = check_member_room(conn, call, id, cur->f.plan);
     if (rc != 0)
         return rc;
     if (changes_service && strcmp(cur->status, "inactive") != 0 &&

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/plans.h"
 #include "db/db.h"
 #include "core/store.h"
 #include "util/util.h"
@@ -16,7 +17,7 @@ const char *const relay_flag_names[RF_COUNT] = {
     "id, tenant, subdomain, schema, plan, status, synced, sync_error, info_name, info_icon, "  \
     "info_description, policy_public_join, policy_strip_signatures, groups_enabled, "          \
     "management_enabled, blossom_enabled, livekit_enabled, push_enabled, created_at, updated_at," \
-    " moderators"
+    " moderators, members_count"
 
 /* Only the owner (or an admin: owner NULL) sees a relay. */
 #define RELAY_VISIBLE " (?2 IS NULL OR tenant = ?2)"
@@ -44,6 +45,11 @@ static cJSON *relay_row(sqlite3_stmt *st, const void *arg)
         repo_json_bool(o, relay_flag_names[i], st, 11 + i);
     repo_json_int(o, "created_at", st, 18);
     repo_json_int(o, "updated_at", st, 19);
+    repo_json_int(o, "members_count", st, 21);
+    const struct plan *p = plan_find((const char *)sqlite3_column_text(st, 4));
+    cJSON_AddBoolToObject(o, "over_member_limit",
+                          sqlite3_column_type(st, 21) != SQLITE_NULL && p && p->members >= 0 &&
+                              sqlite3_column_int64(st, 21) > p->members);
     cJSON *mods = cJSON_AddArrayToObject(o, "moderators");
     const char *m = (const char *)sqlite3_column_text(st, 20);
     for (size_t i = 0; m && strlen(m) >= i + 64; i += 65) {
@@ -202,4 +208,26 @@ int repo_relay_clear_sync_error(sqlite3 *conn, const char *id)
 {
     return updated(conn,
                    db_run(conn, "UPDATE relay SET sync_error = NULL WHERE id = ?", DB_TEXT(id)));
+}
+
+int repo_relay_set_members(sqlite3 *conn, const char *id, int64_t count, int64_t now)
+{
+    return updated(conn, db_run(conn, "UPDATE relay SET members_count = ?, members_fetched_at = ?"
+                                      " WHERE id = ?",
+                                DB_INT(count), DB_INT(now), DB_TEXT(id)));
+}
+
+int repo_relay_members_count(sqlite3 *conn, const char *id, int64_t *count)
+{
+    *count = -1;
+    sqlite3_stmt *st = db_query(conn, "SELECT members_count FROM relay WHERE id = ?", DB_TEXT(id));
+    if (!st)
+        return DB_EGENERIC;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        *count = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
 }

@@ -38,7 +38,7 @@ after(async () => { if (srv) assert.equal(await srv.stop(), 0, 'clean exit (no l
 const relayKeys = ['id', 'tenant', 'subdomain', 'host', 'schema', 'plan', 'status', 'synced', 'sync_error',
   'info_name', 'info_icon', 'info_description', 'policy_public_join', 'policy_strip_signatures',
   'groups_enabled', 'management_enabled', 'blossom_enabled', 'livekit_enabled', 'push_enabled',
-  'created_at', 'updated_at', 'moderators'].sort()
+  'created_at', 'updated_at', 'moderators', 'members_count', 'over_member_limit'].sort()
 
 test('public routes: healthz and plans', async () => {
   assert.deepEqual(await ok(call(srv.url, null, 'GET', '/healthz')), { status: 'ok' })

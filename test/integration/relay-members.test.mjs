@@ -114,3 +114,34 @@ test('an older zooid without the endpoint, or no zooid: members unknown (nulls),
   const b = await ok(none.c, 'GET', `/relays/${none.r.id}/members`)
   assert.deepEqual([b.count, b.members], [null, null])
 })
+
+test('a plan change below the member count is refused; a relay over its cap says so', async () => {
+  const [z] = zooids
+  const { c, r } = await setup(z)
+  assert.equal((await ok(c, 'GET', `/relays/${r.id}`)).members_count, null) // not asked yet
+  const host = z.configs.get(r.id).host
+  for (let i = 0; i < 9; i++) await z.nip86(host, 'allowpubkey', [getPublicKey(generateSecretKey())], ownerKey)
+  assert.equal((await ok(c, 'GET', `/relays/${r.id}/members`)).count, 11) // owner, relay, 9 joined
+  const relay = await ok(c, 'GET', `/relays/${r.id}`)
+  assert.deepEqual([relay.members_count, relay.over_member_limit], [11, false]) // basic: 100
+  const down = await api(c, 'PUT', `/relays/${r.id}`, { plan: 'free' }) // free: 10 members
+  assert.deepEqual([down.status, down.json.code], [422, 'plan-member-limit'])
+  assert.match(down.json.error, /11 members, the free plan allows 10/)
+  assert.equal((await ok(c, 'GET', `/relays/${r.id}`)).plan, 'basic')
+  // Members leave: the next read updates the count and the downgrade goes through.
+  const members = (await ok(c, 'GET', `/relays/${r.id}/members`)).members
+  await z.nip86(host, 'unallowpubkey', [members.find((m) => m !== getPublicKey(ownerKey) && z.configs.get(r.id).info.pubkey !== m &&
+    m !== getPublicKey(Buffer.from(z.configs.get(r.id).secret, 'hex')))], ownerKey)
+  assert.equal((await ok(c, 'GET', `/relays/${r.id}/members`)).count, 10)
+  assert.equal((await ok(c, 'PUT', `/relays/${r.id}`, { plan: 'free' })).plan, 'free')
+})
+
+test('a relay whose members outgrew its plan is reported over_member_limit', async () => {
+  const [z] = zooids
+  const { c, r } = await setup(z, { plan: 'free' })
+  const host = z.configs.get(r.id).host
+  for (let i = 0; i < 9; i++) await z.nip86(host, 'allowpubkey', [getPublicKey(generateSecretKey())], ownerKey)
+  assert.equal((await ok(c, 'GET', `/relays/${r.id}/members`)).count, 11) // members join on the relay itself
+  const relay = await ok(c, 'GET', `/relays/${r.id}`)
+  assert.deepEqual([relay.members_count, relay.over_member_limit], [11, true])
+})
