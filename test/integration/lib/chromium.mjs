@@ -146,7 +146,7 @@ function withTimeout (promise, ms, what) {
   })]).finally(() => clearTimeout(t))
 }
 
-export async function launchChromium ({ timeout = 20000 } = {}) {
+export async function launchChromium ({ timeout = 60000 } = {}) {
   const profile = tempDir('caravel-chromium-')
   // Chromium's own temporary files (its singleton socket directory, shared memory with
   // --disable-dev-shm-usage) and its crash database ($HOME/.config) go into the profile too,

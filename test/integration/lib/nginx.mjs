@@ -80,7 +80,7 @@ http {
   const errorLog = () => { try { return fs.readFileSync(path.join(dir, 'error.log'), 'utf8') } catch { return '' } }
   try {
     await Promise.race([
-      waitListening(opts.httpsPort, 10000),
+      waitListening(opts.httpsPort, 60000),
       exited.then((c) => { throw new Error(`nginx exited ${c}: ${out}\n${errorLog()}`) })
     ])
   } catch (e) {

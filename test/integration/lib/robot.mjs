@@ -18,7 +18,7 @@ export async function startRobot(dbPath, env) {
   const exited = new Promise((resolve) => child.on('exit', (code, sig) => resolve(code ?? sig)))
   const pubkey = await new Promise((resolve, reject) => {
     let out = ''
-    const t = setTimeout(() => reject(new Error('robot_tool did not start: ' + log)), 10000)
+    const t = setTimeout(() => reject(new Error('robot_tool did not start in 60 s: ' + log)), 60000)
     child.stdout.on('data', (d) => {
       out += d
       const m = out.match(/READY ([0-9a-f]{64})/)

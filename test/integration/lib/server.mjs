@@ -24,8 +24,9 @@ function waitExit (proc, ms) {
 
 // Options: env (merged over a clean minimal environment), dir or dbDir (reuse a data directory,
 // e.g. to restart on the same database; default a fresh temporary one, removed at exit), port
-// (default 0 = ephemeral), args, readyTimeout.
-export async function startServer ({ env = {}, dir, dbDir, port = 0, args = [], readyTimeout = 15000 } = {}) {
+// (default 0 = ephemeral), args, readyTimeout (default 60 s: only a server that never comes up
+// should fail it, not a slow start on a loaded machine).
+export async function startServer ({ env = {}, dir, dbDir, port = 0, args = [], readyTimeout = 60000 } = {}) {
   dir = dir || dbDir || tempDir('caravel-it-')
   const dbPath = path.join(dir, 'caravel.db')
   const fullEnv = {
