@@ -26,7 +26,8 @@
 #define BL_TICK_MS 1000
 #define BL_RETRY_BASE_MS 2000
 #define BL_RETRY_CAP_FACTOR 300 /* 2 s x 300 = 10 min */
-#define BL_LOAD_FACTOR 4        /* rows read per due query: 4 x the slots */
+#define BL_LOAD_FACTOR 2        /* rows read per due query: 2 x the slots (a query runs with at
+                                 * least half of them free, so at most max/2 rows are busy) */
 
 struct slot {
     struct blocklist *b;

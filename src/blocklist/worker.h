@@ -2,7 +2,7 @@
  *
  * The truth is in the database: a row per (relay, blocked pubkey) says what the relay must
  * have (want: 1 banned, 0 lifted) and what it confirmed (applied). The worker loads the rows
- * where they differ (due now, on active relays, at most 4 x BLOCKLIST_CONCURRENCY per query),
+ * where they differ (due now, on active relays, at most 2 x BLOCKLIST_CONCURRENCY per query),
  * sends NIP-86 banpubkey (with the entry's reason) or allowpubkey to the relay, signed as the
  * relay, at most BLOCKLIST_CONCURRENCY calls in flight and never two for one row, and records
  * the answer: confirmed -> applied (a lifted row is deleted); failed -> attempts + 1 and a
