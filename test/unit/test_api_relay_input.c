@@ -2,6 +2,8 @@
  * rules, never against our own output. */
 #include "test.h"
 
+#include "nostr/keys.h"
+
 #include "api/relay_input.h"
 #include "util/util.h"
 
@@ -68,6 +70,7 @@ TEST(api_relay_schema_from_subdomain_table)
 /* Parses json; returns rc, fills err. */
 static int parse(const char *json, struct relay_fields *f, struct relay_error *err)
 {
+    ASSERT_OK(nostr_init()); /* moderators are parsed as public keys (secp256k1 context) */
     cJSON *body = cJSON_Parse(json);
     ASSERT_NOT_NULL(body);
     memset(err, 0, sizeof(*err));
