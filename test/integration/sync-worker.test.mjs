@@ -121,8 +121,13 @@ test('while zooid fails everything the circuit breaker stops the requests, one p
   const start = z.requests.length
   z.fault('500')
   const done = runSync(40, 'brk', { CARAVEL_TEST_SYNC_RETRY_MS: '100', CARAVEL_TEST_SYNC_BREAKER_MS: '300' })
+  const failures = () => z.requests.slice(start).filter((q) => q.id?.startsWith('brk') && q.status === 500).length
+  // The outage lasts 2 s from the first failed request, not from the spawn: on a loaded
+  // machine the tool may need longer than that to start (a run once synced everything
+  // before its first request, having never seen the outage).
+  await z.waitFor(() => failures() > 0, 60000, 'the first request during the outage')
   await new Promise((resolve) => setTimeout(resolve, 2000))
-  const failed = z.requests.slice(start).filter((q) => q.id?.startsWith('brk') && q.status === 500).length
+  const failed = failures()
   z.fault(null)
   const r = await done
   assert.equal(r.code, 0, JSON.stringify(r))
