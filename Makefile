@@ -2,6 +2,7 @@
 #   make            build build/caravel
 #   make test       install what is missing, build, run every test (test/run.sh)
 #   make unit       C unit tests only        make asan   sanitizer build of caravel + unit tests
+#                   (assertions on in sanitizer builds and with DEBUG=1, off in the plain build)
 #   make fuzz       libFuzzer targets (clang) make bench  benchmarks (bench/run.sh)
 #   make run        install what is missing and start the service with development defaults
 #   make image-check  lint the Dockerfile, build it with podman and run the image (root only;
@@ -23,6 +24,13 @@ ifdef WERROR
 WARN     += -Werror
 endif
 CPPFLAGS += -std=gnu11 -D_GNU_SOURCE -DLLHTTP_STRICT_MODE=1 -Isrc -I$(BUILD)/vendor $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# Assertions (src/util/debug.h): on in sanitizer builds and with DEBUG=1, compiled out of the
+# plain (release) build.
+ifneq ($(SAN)$(DEBUG),)
+CPPFLAGS += -DCARAVEL_DEBUG
+else
+CPPFLAGS += -DNDEBUG
+endif
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmbedtls -lmbedx509 -lmbedcrypto -lwslay -lm -lpthread
 
 SRC      := $(shell find src -name '*.c' ! -name main.c | sort)

@@ -35,6 +35,7 @@
 #include "robot/key.h"
 #include "robot/robot.h"
 #include "util/clock.h"
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -303,6 +304,7 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     signal(SIGPIPE, SIG_IGN);
+    debug_set_loop_thread(); /* this thread runs the loop (util/debug.h) */
     /* The pool is shared by SQLite (1 writer + readers), DNS and files: a little headroom.
      * Read by libuv when the pool first starts, i.e. at the robot key job below. */
     setenv("UV_THREADPOOL_SIZE", "8", 0);

@@ -13,6 +13,7 @@
 #include "nostr/event.h"
 #include "nostr/hex.h"
 #include "nostr/keys.h"
+#include "util/debug.h"
 #include "util/util.h"
 
 #define NIP98_KIND 27235
@@ -69,6 +70,7 @@ static void slot_clear(struct cache_slot *slot)
 
 void nip98_cache_clear(void)
 {
+    ASSERT_LOOP_THREAD();
     for (size_t i = 0; cache && i < NIP98_CACHE_SLOTS; i++)
         slot_clear(&cache[i]);
     free(cache);
@@ -79,6 +81,7 @@ void nip98_cache_clear(void)
 
 size_t nip98_cache_size(void)
 {
+    ASSERT_LOOP_THREAD();
     return cache_used;
 }
 
@@ -316,6 +319,7 @@ static int check_request(const struct token *tok, const struct nip98_request *re
 int nip98_check(const struct nip98_request *req, const struct nip98_policy *policy,
                 uint8_t pubkey[32], const char **why)
 {
+    ASSERT_LOOP_THREAD();
     struct token tok;
     size_t n = 0;
     int owned_u = 0;
@@ -342,6 +346,7 @@ struct nip98_verify {
 int nip98_check_cached(const struct nip98_request *req, const struct nip98_policy *policy,
                        uint8_t pubkey[32], struct nip98_verify **verify, const char **why)
 {
+    ASSERT_LOOP_THREAD();
     struct token tok;
     size_t n = 0;
     const char *b64 = token_text(req, &n, why);
@@ -367,6 +372,7 @@ void nip98_verify_run(struct nip98_verify *v)
 int nip98_verify_finish(struct nip98_verify *v, const struct nip98_request *req,
                         const struct nip98_policy *policy, uint8_t pubkey[32], const char **why)
 {
+    ASSERT_LOOP_THREAD();
     int owned_u = 1, rc = v->rc;
     *why = v->why;
     if (rc == 0 && req) {

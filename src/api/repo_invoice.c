@@ -4,6 +4,7 @@
 
 #include "core/store.h"
 #include "db/db.h"
+#include "util/debug.h"
 #include "util/util.h"
 
 /* bolt11 and bolt11_expires_at are filled in afterwards for the whole page (attach). */
@@ -109,6 +110,7 @@ static int attach(sqlite3 *conn, cJSON *invoices)
 int repo_invoice_list(sqlite3 *conn, const char *tenant, const struct repo_page *page,
                       cJSON **out, char next[REPO_CURSOR_MAX])
 {
+    ASSERT_POOL_THREAD();
     struct db_param p[] = {DB_INT(repo_page_key(page)), DB_TEXT(repo_page_id(page)),
                            DB_INT(page->limit + 1), DB_INT(page->offset), DB_TEXT(tenant)};
     sqlite3_stmt *st =
@@ -122,6 +124,7 @@ int repo_invoice_list(sqlite3 *conn, const char *tenant, const struct repo_page 
 
 int repo_invoice_get(sqlite3 *conn, const char *id, const char *owner, cJSON **out)
 {
+    ASSERT_POOL_THREAD();
     sqlite3_stmt *st =
         db_query(conn, INVOICE_SELECT " WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)",
                  DB_TEXT(id), DB_TEXT(owner));
@@ -141,6 +144,7 @@ int repo_invoice_get(sqlite3 *conn, const char *id, const char *owner, cJSON **o
 
 int repo_invoice_overdue(sqlite3 *conn, const char *tenant, int64_t grace, int64_t now)
 {
+    ASSERT_POOL_THREAD();
     return db_exists(conn, "SELECT 1 FROM invoice WHERE tenant = ? AND status = 'pending'"
                            " AND created_at + ? <= ?",
                      DB_TEXT(tenant), DB_INT(grace), DB_INT(now));
@@ -163,6 +167,7 @@ static cJSON *activity_row(sqlite3_stmt *st, const void *arg)
 int repo_activity_list(sqlite3 *conn, const char *tenant, const struct repo_page *page,
                        cJSON **out, char next[REPO_CURSOR_MAX])
 {
+    ASSERT_POOL_THREAD();
     struct db_param p[] = {DB_INT(repo_page_key(page)), DB_INT(page->limit + 1),
                            DB_INT(page->offset), DB_TEXT(tenant)};
     sqlite3_stmt *st =

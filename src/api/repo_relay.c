@@ -6,6 +6,7 @@
 #include "core/plans.h"
 #include "db/db.h"
 #include "core/store.h"
+#include "util/debug.h"
 #include "util/util.h"
 
 const char *const relay_flag_names[RF_COUNT] = {
@@ -63,6 +64,7 @@ static cJSON *relay_row(sqlite3_stmt *st, const void *arg)
 int repo_relay_get(sqlite3 *conn, const char *id, const char *owner, const char *domain,
                    cJSON **out)
 {
+    ASSERT_POOL_THREAD();
     sqlite3_stmt *st =
         db_query(conn, "SELECT " RELAY_COLS " FROM relay WHERE id = ?1 AND" RELAY_VISIBLE,
                  DB_TEXT(id), DB_TEXT(owner));
@@ -78,6 +80,7 @@ int repo_relay_get(sqlite3 *conn, const char *id, const char *owner, const char 
 int repo_relay_list(sqlite3 *conn, const char *tenant, const struct repo_page *page,
                     const char *domain, cJSON **out, char next[REPO_CURSOR_MAX])
 {
+    ASSERT_POOL_THREAD();
     struct db_param p[] = {DB_INT(repo_page_key(page)), DB_TEXT(repo_page_id(page)),
                            DB_INT(page->limit + 1), DB_INT(page->offset), DB_TEXT(tenant)};
     sqlite3_stmt *st =
@@ -92,6 +95,7 @@ int repo_relay_list(sqlite3 *conn, const char *tenant, const struct repo_page *p
 int repo_relay_load(sqlite3 *conn, const char *id, const char *owner, struct relay_fields *out,
                     char tenant[65], char status[16])
 {
+    ASSERT_POOL_THREAD();
     sqlite3_stmt *st =
         db_query(conn, "SELECT " RELAY_COLS " FROM relay WHERE id = ?1 AND" RELAY_VISIBLE,
                  DB_TEXT(id), DB_TEXT(owner));
@@ -118,6 +122,7 @@ int repo_relay_load(sqlite3 *conn, const char *id, const char *owner, struct rel
 
 int repo_relay_subdomain_taken(sqlite3 *conn, const char *subdomain, const char *except_id)
 {
+    ASSERT_POOL_THREAD();
     return db_exists(conn, "SELECT 1 FROM relay WHERE subdomain = ? AND id <> ?",
                      DB_TEXT(subdomain), DB_TEXT(except_id));
 }
@@ -125,6 +130,7 @@ int repo_relay_subdomain_taken(sqlite3 *conn, const char *subdomain, const char 
 int repo_relay_plan_full(sqlite3 *conn, const char *tenant, const char *plan,
                          const char *except_id, int64_t max)
 {
+    ASSERT_POOL_THREAD();
     /* A row at offset max - 1 exists iff there are at least max: no full count. */
     return db_exists(conn,
                      "SELECT 1 FROM relay WHERE tenant = ? AND plan = ? AND id <> ? "
@@ -134,6 +140,7 @@ int repo_relay_plan_full(sqlite3 *conn, const char *tenant, const char *plan,
 
 int repo_relay_unique_schema(sqlite3 *conn, const char *base, char *out, size_t cap)
 {
+    ASSERT_POOL_THREAD();
     snprintf(out, cap, "%s", base);
     for (int i = 2;; i++) {
         int taken = db_exists(conn, "SELECT 1 FROM relay WHERE schema = ?", DB_TEXT(out));
@@ -158,6 +165,7 @@ static size_t text_and_flags(struct db_param *p, const char *const *text, size_t
 int repo_relay_insert(sqlite3 *conn, const struct relay_fields *f, const char *id,
                       const char *schema, const char *secret, int64_t now)
 {
+    ASSERT_POOL_THREAD();
     const char *text[] = {id, f->tenant, f->subdomain, schema, secret, f->plan,
                           f->info_name ? f->info_name : "", f->info_icon ? f->info_icon : "",
                           f->info_description ? f->info_description : "",
@@ -177,6 +185,7 @@ int repo_relay_insert(sqlite3 *conn, const struct relay_fields *f, const char *i
 
 int repo_relay_update(sqlite3 *conn, const char *id, const struct relay_fields *f, int64_t now)
 {
+    ASSERT_POOL_THREAD();
     const char *text[] = {f->subdomain, f->plan,        f->info_name,
                           f->info_icon, f->info_description, f->moderators ? f->moderators : ""};
     struct db_param p[ARRAY_SIZE(text) + RF_COUNT + 2];
@@ -200,12 +209,14 @@ static int updated(sqlite3 *conn, int rc)
 
 int repo_relay_set_status(sqlite3 *conn, const char *id, const char *status, int64_t now)
 {
+    ASSERT_POOL_THREAD();
     return updated(conn, db_run(conn, "UPDATE relay SET status = ?, updated_at = ? WHERE id = ?",
                                 DB_TEXT(status), DB_INT(now), DB_TEXT(id)));
 }
 
 int repo_relay_clear_sync_error(sqlite3 *conn, const char *id)
 {
+    ASSERT_POOL_THREAD();
     return updated(conn,
                    db_run(conn, "UPDATE relay SET sync_error = NULL WHERE id = ?", DB_TEXT(id)));
 }

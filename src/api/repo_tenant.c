@@ -2,6 +2,7 @@
 
 #include "db/db.h"
 #include "core/store.h"
+#include "util/debug.h"
 
 #define TENANT_COLS "pubkey, status, nwc_url IS NOT NULL, nwc_error, billing_anchor, created_at"
 
@@ -20,11 +21,13 @@ static cJSON *tenant_json(sqlite3_stmt *st, const void *arg)
 
 int repo_tenant_exists(sqlite3 *conn, const char *pubkey)
 {
+    ASSERT_POOL_THREAD();
     return db_exists(conn, "SELECT 1 FROM tenant WHERE pubkey = ?", DB_TEXT(pubkey));
 }
 
 int repo_tenant_get(sqlite3 *conn, const char *pubkey, cJSON **out)
 {
+    ASSERT_POOL_THREAD();
     sqlite3_stmt *st =
         db_query(conn, "SELECT " TENANT_COLS " FROM tenant WHERE pubkey = ?", DB_TEXT(pubkey));
     return st ? repo_json_one(conn, st, tenant_json, NULL, out) : DB_EGENERIC;
@@ -34,6 +37,7 @@ int repo_tenant_get(sqlite3 *conn, const char *pubkey, cJSON **out)
 int repo_tenant_list(sqlite3 *conn, const struct repo_page *page, cJSON **out,
                      char next[REPO_CURSOR_MAX])
 {
+    ASSERT_POOL_THREAD();
     sqlite3_stmt *st = db_query(conn, "SELECT " TENANT_COLS " FROM tenant"
                                       " WHERE (created_at, pubkey) < (?1, ?2)"
                                       " ORDER BY created_at DESC, pubkey DESC LIMIT ?3 OFFSET ?4",
@@ -44,6 +48,7 @@ int repo_tenant_list(sqlite3 *conn, const struct repo_page *page, cJSON **out,
 
 int repo_tenant_create(sqlite3 *conn, const char *pubkey, int64_t now)
 {
+    ASSERT_POOL_THREAD();
     int rc = db_run(conn, "INSERT INTO tenant(pubkey, status, created_at)"
                           " VALUES (?, 'active', ?) ON CONFLICT DO NOTHING",
                     DB_TEXT(pubkey), DB_INT(now));
@@ -54,6 +59,7 @@ int repo_tenant_create(sqlite3 *conn, const char *pubkey, int64_t now)
 
 int repo_tenant_set_nwc(sqlite3 *conn, const char *pubkey, const char *nwc_url, int64_t now)
 {
+    ASSERT_POOL_THREAD();
     /* A new URL clears the previous wallet's error. */
     int rc = db_run(conn, "UPDATE tenant SET nwc_url = ?, nwc_error = NULL WHERE pubkey = ?",
                     DB_TEXT(nwc_url), DB_TEXT(pubkey));

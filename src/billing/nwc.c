@@ -9,6 +9,7 @@
 #include "net/relay_pool.h"
 #include "nostr/hex.h"
 #include "util/clock.h"
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -70,6 +71,7 @@ static void start_wait(struct nwc_req *r);
 int nwc_new(struct nwc **out, uv_loop_t *loop, struct relay_pool *pool,
             const struct config_test *test)
 {
+    ASSERT_LOOP_THREAD();
     struct nwc *n = xcalloc(1, sizeof(*n));
     n->loop = loop;
     n->pool = pool;
@@ -172,6 +174,7 @@ static void cache_put(struct nwc *n, const uint8_t wallet[32], const struct nwc_
 
 int nwc_cached_info(const struct nwc *nwc, const char *uri, struct nwc_info *info)
 {
+    ASSERT_LOOP_THREAD();
     struct nwc_uri u;
     const char *err = NULL;
     if (nwc_uri_parse(uri, &u, &err) < 0)
@@ -328,6 +331,7 @@ static void on_kickoff(uv_timer_t *t)
 int nwc_request(struct nwc *nwc, const char *uri, const char *method, const cJSON *params,
                 uint64_t timeout_ms, nwc_done_cb *cb, void *arg)
 {
+    ASSERT_LOOP_THREAD();
     const char *err = NULL;
     if (nwc->closing)
         return NWC_ECANCELED;
@@ -362,6 +366,7 @@ int nwc_request(struct nwc *nwc, const char *uri, const char *method, const cJSO
 int nwc_make_invoice(struct nwc *nwc, const char *uri, int64_t amount_msats,
                      const char *description, int64_t expiry_s, nwc_done_cb *cb, void *arg)
 {
+    ASSERT_LOOP_THREAD();
     cJSON *p = cJSON_CreateObject();
     cJSON_AddNumberToObject(p, "amount", (double)amount_msats);
     cJSON_AddStringToObject(p, "description", description);
@@ -374,6 +379,7 @@ int nwc_make_invoice(struct nwc *nwc, const char *uri, int64_t amount_msats,
 int nwc_lookup_invoice(struct nwc *nwc, const char *uri, const char *payment_hash,
                        nwc_done_cb *cb, void *arg)
 {
+    ASSERT_LOOP_THREAD();
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "payment_hash", payment_hash);
     int rc = nwc_request(nwc, uri, "lookup_invoice", p, NWC_TIMEOUT_OTHER_MS, cb, arg);
@@ -384,6 +390,7 @@ int nwc_lookup_invoice(struct nwc *nwc, const char *uri, const char *payment_has
 int nwc_pay_invoice(struct nwc *nwc, const char *uri, const char *bolt11, nwc_done_cb *cb,
                     void *arg)
 {
+    ASSERT_LOOP_THREAD();
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "invoice", bolt11);
     int rc = nwc_request(nwc, uri, "pay_invoice", p, nwc->pay_timeout_ms, cb, arg);
@@ -420,6 +427,7 @@ static void watch_free(struct nwc_watch *w)
 
 int nwc_watch(struct nwc *nwc, const char *uri, nwc_notify_cb *cb, void *arg)
 {
+    ASSERT_LOOP_THREAD();
     char filter[320], wallet[65], client[65];
     const char *err = NULL;
     if (nwc->closing)
@@ -454,6 +462,7 @@ int nwc_watch(struct nwc *nwc, const char *uri, nwc_notify_cb *cb, void *arg)
 
 void nwc_free(struct nwc *nwc, void (*cb)(void *arg), void *arg)
 {
+    ASSERT_LOOP_THREAD();
     if (!nwc) {
         if (cb)
             cb(arg);

@@ -12,6 +12,7 @@
 #include "api/repo_invoice.h"
 #include "robot/robot.h"
 #include "util/clock.h"
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -356,6 +357,7 @@ static int load_due_tenants(sqlite3 *conn, int64_t now, size_t limit, struct ten
 int repo_billing_invoice_batch(sqlite3 *conn, const struct billing_cfg *cfg, int64_t now,
                                struct repo_batch *b)
 {
+    ASSERT_POOL_THREAD();
     struct tenant_anchor *t = NULL;
     size_t n = 0;
     int fold_more = 0;
@@ -432,6 +434,7 @@ static int load_pending(sqlite3 *conn, sqlite3_stmt *st, size_t limit, struct re
 int repo_billing_load_pending(sqlite3 *conn, const char *tenant, struct repo_pending **out,
                               size_t *n)
 {
+    ASSERT_POOL_THREAD();
     sqlite3_stmt *st = db_query(conn, REPO_BILLING_TENANT_PENDING_SQL, DB_TEXT(tenant),
                                 DB_INT(REPO_BILLING_MAX_PENDING));
     return load_pending(conn, st, REPO_BILLING_MAX_PENDING, out, n);
@@ -440,6 +443,7 @@ int repo_billing_load_pending(sqlite3 *conn, const char *tenant, struct repo_pen
 int repo_billing_load_due(sqlite3 *conn, int64_t now, const struct repo_cursor *after,
                           size_t limit, struct repo_pending **out, size_t *n)
 {
+    ASSERT_POOL_THREAD();
     sqlite3_stmt *st = db_query(conn, REPO_BILLING_DUE_PENDING_SQL, DB_INT(now),
                                 DB_INT(after->at), DB_TEXT(after->id), DB_INT(limit));
     return load_pending(conn, st, limit, out, n);
@@ -447,6 +451,7 @@ int repo_billing_load_due(sqlite3 *conn, int64_t now, const struct repo_cursor *
 
 int repo_billing_schedule(sqlite3 *conn, const struct repo_schedule *s, size_t n)
 {
+    ASSERT_POOL_THREAD();
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = db_run(conn, "UPDATE invoice SET next_action_at = ?, wallet_requests = "
@@ -457,6 +462,7 @@ int repo_billing_schedule(sqlite3 *conn, const struct repo_schedule *s, size_t n
 
 int repo_billing_wake_attempts(sqlite3 *conn, int64_t now)
 {
+    ASSERT_POOL_THREAD();
     return db_run(conn, "UPDATE invoice SET next_action_at = ? WHERE status = 'pending' AND "
                         "next_action_at > ? AND id IN (SELECT invoice FROM payment_attempt "
                         "WHERE state = 'pending')",
@@ -486,6 +492,7 @@ int repo_billing_add_bolt11(sqlite3 *conn, const char *invoice, const char *bolt
                             const char *payment_hash, int64_t amount_msats, int64_t expires_at,
                             int64_t now, char id_out[65], int *created)
 {
+    ASSERT_POOL_THREAD();
     *created = 0;
     int rc = invoice_is_pending(conn, invoice);
     if (rc <= 0)
@@ -515,6 +522,7 @@ int repo_billing_add_bolt11(sqlite3 *conn, const char *invoice, const char *bolt
 
 int repo_billing_bolt11_expired(sqlite3 *conn, const char *bolt11_id, int64_t now)
 {
+    ASSERT_POOL_THREAD();
     int rc = db_run(conn, "UPDATE payment_attempt SET state = 'failed', error = 'BOLT11 expired "
                           "unsettled', updated_at = ? WHERE bolt11 = ? AND state = 'pending'",
                     DB_INT(now), DB_TEXT(bolt11_id));
@@ -530,6 +538,7 @@ int repo_billing_bolt11_expired(sqlite3 *conn, const char *bolt11_id, int64_t no
 int repo_billing_begin_attempt(sqlite3 *conn, const char *invoice, const char *bolt11_id,
                                int64_t now, char attempt_id_out[65])
 {
+    ASSERT_POOL_THREAD();
     int rc = invoice_is_pending(conn, invoice);
     if (rc <= 0)
         return rc == 0 ? DB_ECONSTRAINT : rc;
@@ -554,6 +563,7 @@ int repo_billing_begin_attempt(sqlite3 *conn, const char *invoice, const char *b
 int repo_billing_attempt_failed(sqlite3 *conn, const char *attempt_id, const char *tenant,
                                 const char *reason, int64_t now)
 {
+    ASSERT_POOL_THREAD();
     int rc = db_run(conn, "UPDATE payment_attempt SET state = 'failed', error = ?, updated_at = ? "
                           "WHERE id = ? AND state = 'pending'",
                     DB_TEXT(reason), DB_INT(now), DB_TEXT(attempt_id));
@@ -673,6 +683,7 @@ int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt1
                            int clear_error, const struct billing_cfg *cfg, int64_t now,
                            struct repo_ids *changed, int64_t *requests)
 {
+    ASSERT_POOL_THREAD();
     struct inv_row inv;
     char d1[11], d2[11];
     int rc = load_invoice(conn, invoice, &inv);
@@ -705,6 +716,7 @@ int repo_billing_paid_by_hash(sqlite3 *conn, const char *payment_hash, int64_t a
                               const struct billing_cfg *cfg, int64_t now,
                               struct repo_ids *changed, int *found, int64_t *requests)
 {
+    ASSERT_POOL_THREAD();
     char bolt11_id[65] = "", invoice[65] = "";
     int has_attempt = 0;
     *found = 0;
@@ -728,6 +740,7 @@ int repo_billing_paid_by_hash(sqlite3 *conn, const char *payment_hash, int64_t a
 
 int repo_billing_send_bolt11(sqlite3 *conn, const struct repo_pending *p, int64_t now)
 {
+    ASSERT_POOL_THREAD();
     char d1[11], d2[11];
     repo_billing_date(p->period_start, d1);
     repo_billing_date(p->period_end, d2);
@@ -807,6 +820,7 @@ int repo_billing_dunning_batch(sqlite3 *conn, const struct billing_cfg *cfg, int
                                struct repo_cursor *cursor, struct repo_batch *b,
                                struct repo_ids *changed)
 {
+    ASSERT_POOL_THREAD();
     struct overdue *o = NULL;
     size_t n = 0;
     uint64_t t0 = clock_mono_ms();

@@ -23,6 +23,7 @@
 #include "nostr/hex.h"
 #include "robot/robot.h"
 #include "util/clock.h"
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -1008,6 +1009,7 @@ static void on_billing_changed(void *owner, const char *tenant)
 
 int billing_start(struct billing **out, struct app *app)
 {
+    ASSERT_LOOP_THREAD();
     *out = NULL;
     if (!app->cfg.nwc_url) {
         LOG_WARN("billing disabled: set NWC_URL (the platform wallet's NIP-47 URI) to issue "
@@ -1042,6 +1044,7 @@ int billing_start(struct billing **out, struct app *app)
 
 void billing_collect_tenant(struct billing *b, const char *tenant_pubkey)
 {
+    ASSERT_LOOP_THREAD();
     if (!b || b->stopping || !tenant_pubkey || strlen(tenant_pubkey) != 64)
         return;
     int known = 0;
@@ -1066,6 +1069,7 @@ static void on_nwc_freed(void *arg)
 
 void billing_stop(struct billing *b, void (*cb)(void *arg), void *arg)
 {
+    ASSERT_LOOP_THREAD();
     if (!b) {
         if (cb)
             cb(arg);

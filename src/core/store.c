@@ -7,11 +7,13 @@
 #include "db/db.h"
 #include "nostr/hex.h"
 #include "nostr/keys.h"
+#include "util/debug.h"
 
 int repo_activity_insert(sqlite3 *conn, const char *tenant, const char *type,
                          const char *resource_type, const char *resource_id, const char *plan,
                          const char *status, int64_t now)
 {
+    ASSERT_POOL_THREAD();
     return db_run(conn, "INSERT INTO activity(tenant, created_at, activity_type, resource_type,"
                         " resource_id, plan, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
                   DB_TEXT(tenant), DB_INT(now), DB_TEXT(type), DB_TEXT(resource_type),
@@ -20,6 +22,7 @@ int repo_activity_insert(sqlite3 *conn, const char *tenant, const char *type,
 
 int repo_relay_mark_dirty(sqlite3 *conn, const char *relay_id)
 {
+    ASSERT_POOL_THREAD();
     return db_run(conn, "UPDATE relay SET synced = 0, sync_version = sync_version + 1,"
                         " sync_attempts = 0, sync_next_at = 0 WHERE id = ?",
                   DB_TEXT(relay_id));
@@ -56,6 +59,7 @@ void repo_json_bool(cJSON *obj, const char *key, sqlite3_stmt *st, int col)
 
 int repo_ping(sqlite3 *conn)
 {
+    ASSERT_POOL_THREAD();
     sqlite3_stmt *st = db_stmt(conn, "SELECT 1");
     if (!st)
         return DB_EGENERIC;
@@ -79,6 +83,7 @@ cJSON *repo_json_columns(sqlite3_stmt *st, const char *const *keys, int n)
 int repo_json_one(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
                   cJSON **out)
 {
+    ASSERT_POOL_THREAD();
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         *out = row(st, arg);
@@ -91,6 +96,7 @@ int repo_json_one(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void 
 int repo_json_rows(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
                    cJSON **out)
 {
+    ASSERT_POOL_THREAD();
     int rc;
     *out = cJSON_CreateArray();
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -151,6 +157,7 @@ int repo_json_page(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void
                    const struct repo_page *page, int key_col, int id_col, cJSON **out,
                    char next[REPO_CURSOR_MAX])
 {
+    ASSERT_POOL_THREAD();
     int rc;
     int64_t n = 0;
     char last[REPO_CURSOR_MAX] = "";

@@ -9,6 +9,7 @@
 
 #include "db/migrations.h"
 #include "util/clock.h"
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -62,6 +63,14 @@ struct db_conn {
     int sync_full; /* the writer's current PRAGMA synchronous: 1 FULL, 0 NORMAL */
 };
 
+/* A job's life (asserted in debug builds): queued -> running (on a pool thread) -> done. */
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+static const unsigned job_next[] = {
+    [JOB_QUEUED] = 1u << JOB_RUNNING,
+    [JOB_RUNNING] = 1u << JOB_DONE,
+    [JOB_DONE] = 0,
+};
+
 struct db_job {
     uv_work_t req;
     struct db *db;
@@ -73,8 +82,16 @@ struct db_job {
     int is_list; /* db_read_list */
     enum db_durability durability;
     int rc;
+    enum job_state state;
     struct db_job *next;
 };
+
+static void job_set_state(struct db_job *job, enum job_state to)
+{
+    (void)job_next; /* read only by the assertion */
+    DEBUG_ASSERT_TRANSITION(job_next, job->state, to);
+    job->state = to;
+}
 
 struct job_fifo {
     struct db_job *head, *tail;
@@ -418,6 +435,7 @@ static void on_optimize_timer(uv_timer_t *t)
 
 int db_open(struct db **out, uv_loop_t *loop, const char *path)
 {
+    ASSERT_LOOP_THREAD();
     struct db *db = xcalloc(1, sizeof(*db));
     int rc = DB_EGENERIC;
     db->loop = loop;
@@ -548,6 +566,8 @@ static void job_work(uv_work_t *req)
 {
     struct db_job *job = container_of(req, struct db_job, req);
     sqlite3 *h = job->conn->h;
+    ASSERT_POOL_THREAD();
+    DEBUG_ASSERT(job->state == JOB_RUNNING);
     current_conn = job->conn;
     if (!job->is_write) {
         for (struct db_job *j = job; j; j = j->next)
@@ -595,6 +615,8 @@ static void start(struct db *db, struct db_job *job, struct db_conn *c)
 {
     c->in_use = 1;
     job->conn = c;
+    for (struct db_job *j = job; j; j = j->next)
+        job_set_state(j, JOB_RUNNING);
     uv_queue_work(db->loop, &job->req, job_work, job_after);
 }
 
@@ -642,6 +664,7 @@ static void maybe_finish_close(struct db *db)
 static void ckpt_work(uv_work_t *req)
 {
     struct db *db = container_of(req, struct db, ckpt_req);
+    ASSERT_POOL_THREAD();
     db->ckpt_rc = sqlite3_wal_checkpoint_v2(db->ckpt.h, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                             &db->ckpt_log, &db->ckpt_copied);
 }
@@ -735,11 +758,13 @@ static void note_storage(struct db *db, int rc, int is_write)
 
 int db_storage_error(const struct db *db)
 {
+    ASSERT_LOOP_THREAD();
     return db->storage_error;
 }
 
 void db_set_max_pages(struct db *db, int64_t pages)
 {
+    ASSERT_LOOP_THREAD();
     char sql[64];
     snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)pages);
     db_exec(db->writer.h, sql);
@@ -747,6 +772,7 @@ void db_set_max_pages(struct db *db, int64_t pages)
 
 int db_read_only(const struct db *db)
 {
+    ASSERT_LOOP_THREAD();
     return sqlite3_db_readonly(db->writer.h, "main") == 1;
 }
 
@@ -762,6 +788,7 @@ static void job_after(uv_work_t *req, int status)
     while (job) { /* a write batch: every job, in order */
         struct db_job *next = job->next;
         db->depth--;
+        job_set_state(job, JOB_DONE);
         if (status == 0)
             note_storage(db, job->rc, job->is_write);
         job->done(status == UV_ECANCELED ? DB_ECLOSED : job->rc, job->arg);
@@ -777,6 +804,7 @@ enum lane { LANE_READ, LANE_LIST, LANE_WRITE };
 static int submit(struct db *db, db_work_fn *work, db_done_cb *done, void *arg, enum lane lane,
                   enum db_durability durability)
 {
+    ASSERT_LOOP_THREAD();
     if (db->closing)
         return DB_ECLOSED;
     if (db->depth >= DB_MAX_QUEUED)
@@ -814,6 +842,7 @@ int db_write(struct db *db, enum db_durability durability, db_work_fn *work, db_
 
 size_t db_queue_depth(const struct db *db)
 {
+    ASSERT_LOOP_THREAD();
     return db ? db->depth : 0;
 }
 
@@ -838,6 +867,7 @@ static void on_timer_closed(uv_handle_t *h)
 
 void db_close(struct db *db, void (*cb)(void *arg), void *arg)
 {
+    ASSERT_LOOP_THREAD();
     db->closing = 1;
     db->close_cb = cb;
     db->close_arg = arg;

@@ -28,6 +28,7 @@
 
 #include "http/server.h"
 #include "util/buf.h"
+#include "util/debug.h"
 
 #define HTTP_READ_SIZE (64 * 1024)
 /* Stop parsing further pipelined requests while this much response data waits in the
@@ -109,6 +110,27 @@ struct http_conn {
         no_more : 1, blocked : 1, shut_done : 1,
         kick : 1; /* run llhttp once more on no input: a body-less message ends there */
 };
+
+/* Every phase change goes through here: the steps of the machine above, asserted in debug
+ * builds (a closed connection never changes again). */
+static inline void http__conn_set_phase(struct http_conn *c, enum http_phase to)
+{
+#define PH_(p) (1u << (p))
+    static const unsigned next[] = {
+        [PH_HEAD] = PH_(PH_HEAD) | PH_(PH_CHECK) | PH_(PH_BODY) | PH_(PH_INFLIGHT) |
+                    PH_(PH_CLOSING) | PH_(PH_CLOSED),
+        [PH_CHECK] = PH_(PH_BODY) | PH_(PH_INFLIGHT) | PH_(PH_CLOSING) | PH_(PH_CLOSED),
+        [PH_BODY] = PH_(PH_INFLIGHT) | PH_(PH_CLOSING) | PH_(PH_CLOSED),
+        [PH_INFLIGHT] = PH_(PH_IDLE) | PH_(PH_HEAD) | PH_(PH_CLOSING) | PH_(PH_CLOSED),
+        [PH_IDLE] = PH_(PH_HEAD) | PH_(PH_CLOSING) | PH_(PH_CLOSED),
+        [PH_CLOSING] = PH_(PH_CLOSED),
+        [PH_CLOSED] = 0,
+    };
+#undef PH_
+    (void)next; /* read only by the assertion */
+    DEBUG_ASSERT_TRANSITION(next, c->phase, to);
+    c->phase = to;
+}
 
 struct http_server {
     uv_loop_t *loop;

@@ -292,7 +292,7 @@ static int after_head(struct http_conn *c)
     c->kick = 1;
     http__conn_arm_deadline(c);
     if ((chunked || clen) && srv->head_handler) {
-        c->phase = PH_CHECK;
+        http__conn_set_phase(c, PH_CHECK);
         c->cur->head_pending = 1;
         c->cur->ex.conn_ = c;
         if (srv->head_handler(&c->cur->ex, srv->arg) != 0)
@@ -300,7 +300,7 @@ static int after_head(struct http_conn *c)
         c->cur->head_pending = 0;
         c->cur->ex.conn_ = NULL;
     }
-    c->phase = PH_BODY;
+    http__conn_set_phase(c, PH_BODY);
     send_continue(c);
     return 0;
 }
@@ -317,7 +317,7 @@ void http_head_continue(struct http_exchange *ex)
     ex->conn_ = NULL;
     if (c->phase != PH_CHECK) /* closing already (deadline, stop): x goes with c */
         return;
-    c->phase = PH_BODY;
+    http__conn_set_phase(c, PH_BODY);
     send_continue(c);
     http__conn_resume(c);
 }
@@ -329,7 +329,7 @@ static void dispatch(struct http_conn *c)
     c->cur = NULL;
     c->inflight = x;
     x->ex.conn_ = c;
-    c->phase = PH_INFLIGHT;
+    http__conn_set_phase(c, PH_INFLIGHT);
     uv_timer_stop(&c->timer);
     srv->n_inflight++;
     srv->handler(&x->ex, srv->arg);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -43,7 +44,7 @@ void http__conn_arm_deadline(struct http_conn *c)
 
 static void start_head(struct http_conn *c)
 {
-    c->phase = PH_HEAD;
+    http__conn_set_phase(c, PH_HEAD);
     c->head_bytes = 0;
     c->ext_bytes = 0;
     c->req_start_ms = uv_now(c->srv->loop);
@@ -107,7 +108,7 @@ void http__conn_close_now(struct http_conn *c)
         c->cur->ex.conn_ = NULL;
         c->cur = NULL;
     }
-    c->phase = PH_CLOSED;
+    http__conn_set_phase(c, PH_CLOSED);
     c->srv->n_closing_now++;
     uv_close((uv_handle_t *)&c->tcp, on_conn_close);
     uv_close((uv_handle_t *)&c->timer, on_conn_close);
@@ -133,7 +134,7 @@ void http__conn_begin_close(struct http_conn *c)
 {
     if (c->phase >= PH_CLOSING)
         return;
-    c->phase = PH_CLOSING;
+    http__conn_set_phase(c, PH_CLOSING);
     c->linger_bytes = 0;
     /* Until the queued response is out, a client that stops reading gets the idle timeout
      * (a slow reader still receives a large response); the short linger starts after. */
@@ -319,7 +320,7 @@ void http__conn_done(struct http_conn *c, struct http_xchg *x, int closing)
     }
     http__list_unlink(c->srv, c); /* made progress: last in line for eviction */
     http__list_push_front(c->srv, c);
-    c->phase = PH_IDLE;
+    http__conn_set_phase(c, PH_IDLE);
     http__conn_arm_timer(c, c->srv->idle_timeout_ms);
     http__conn_resume(c);
 }
@@ -338,7 +339,7 @@ static struct http_conn *conn_new(struct http_server *srv)
     llhttp_init(&c->parser, HTTP_REQUEST, &srv->settings);
     c->parser.data = c;
     buf_init(&c->pending, 2 * HTTP_READ_SIZE);
-    c->phase = PH_HEAD;
+    http__conn_set_phase(c, PH_HEAD);
     http__list_push_front(srv, c);
     srv->n_conns++;
     return c;
@@ -454,6 +455,7 @@ static int listen_on(struct http_server *srv, const struct sockaddr_storage *ss)
 int http_server_start(struct http_server **out, uv_loop_t *loop,
                       const struct http_server_config *cfg, http_handler_fn *handler, void *arg)
 {
+    ASSERT_LOOP_THREAD();
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     int rc = parse_addr(cfg->host, cfg->port, &ss);
@@ -491,11 +493,13 @@ int http_server_start(struct http_server **out, uv_loop_t *loop,
 
 int http_server_port(const struct http_server *srv)
 {
+    ASSERT_LOOP_THREAD();
     return srv->port;
 }
 
 size_t http_server_inflight(const struct http_server *srv)
 {
+    ASSERT_LOOP_THREAD();
     return srv->n_inflight;
 }
 
@@ -508,6 +512,7 @@ static void on_grace(uv_timer_t *t)
 
 void http_server_stop(struct http_server *srv, uint64_t grace_ms, http_stopped_cb *cb, void *arg)
 {
+    ASSERT_LOOP_THREAD();
     if (srv->stopping)
         return;
     srv->stopping = 1;

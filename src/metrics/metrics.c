@@ -10,6 +10,7 @@
 
 #include "metrics/internal.h"
 #include "util/buf.h"
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -23,6 +24,7 @@ static const char *const bucket_le[METRICS_N_BUCKETS] = {
 
 struct metrics *metrics_new(void)
 {
+    ASSERT_LOOP_THREAD();
     struct metrics *m = xcalloc(1, sizeof(*m));
     m->start_time = (int64_t)time(NULL);
     m->outbox_queued = -1;
@@ -31,6 +33,7 @@ struct metrics *metrics_new(void)
 
 void metrics_free(struct metrics *m)
 {
+    ASSERT_LOOP_THREAD();
     if (!m)
         return;
     for (size_t i = 0; i < m->n_counters; i++) {
@@ -81,6 +84,7 @@ static void count_status(struct metrics_route *r, int status)
 
 void metrics_observe_request(struct metrics *m, const char *route, int status, uint64_t micros)
 {
+    ASSERT_LOOP_THREAD();
     if (!m)
         return;
     struct metrics_route *r = find_route(m, route);
@@ -124,6 +128,7 @@ static struct metrics_counter *find_counter(struct metrics *m, const char *name,
 
 void metrics_add(struct metrics *m, const char *name, const char *labels, uint64_t n)
 {
+    ASSERT_LOOP_THREAD();
     if (!m || !name)
         return;
     struct metrics_counter *c = find_counter(m, name, labels ? labels : "");
@@ -133,6 +138,7 @@ void metrics_add(struct metrics *m, const char *name, const char *labels, uint64
 
 void metrics_inc(struct metrics *m, const char *name, const char *labels)
 {
+    ASSERT_LOOP_THREAD();
     metrics_add(m, name, labels, 1);
 }
 
@@ -314,6 +320,7 @@ static int render_counters(const struct metrics *m, struct buf *out)
 
 int metrics_render(const struct metrics *m, const struct metrics_gauges *gauges, struct buf *out)
 {
+    ASSERT_LOOP_THREAD();
     int rc = render_requests(m, out);
     rc = rc ? rc : render_latency(m, out);
     rc = rc ? rc : render_gauges(m, gauges, out);

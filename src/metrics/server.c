@@ -12,6 +12,7 @@
 #include "metrics/internal.h"
 #include "net/relay_pool.h"
 #include "util/buf.h"
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -146,6 +147,7 @@ static void metrics_handle(struct http_exchange *ex, void *arg)
 
 int metrics_start(struct metrics **out, struct app *app)
 {
+    ASSERT_LOOP_THREAD();
     *out = NULL;
     if (app->cfg.metrics_port == 0)
         return 0;
@@ -179,6 +181,7 @@ int metrics_start(struct metrics **out, struct app *app)
 
 int metrics_port(const struct metrics *m)
 {
+    ASSERT_LOOP_THREAD();
     return m && m->srv ? http_server_port(m->srv) : 0;
 }
 
@@ -206,6 +209,7 @@ static void on_server_stopped(void *arg)
 
 void metrics_stop(struct metrics *m, void (*cb)(void *arg), void *arg)
 {
+    ASSERT_LOOP_THREAD();
     if (!m) {
         if (cb)
             cb(arg);

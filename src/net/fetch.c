@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 
 #include "util/buf.h"
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -356,6 +357,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 
 int fetch_new(struct fetch **out, uv_loop_t *loop)
 {
+    ASSERT_LOOP_THREAD();
     *out = NULL;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return FETCH_EFAILED;
@@ -444,6 +446,7 @@ static void set_options(struct fetch_req *r, const struct fetch_opts *o)
 int fetch_start(struct fetch *f, const struct fetch_opts *opts, fetch_done_cb *cb, void *arg,
                 struct fetch_req **out_req)
 {
+    ASSERT_LOOP_THREAD();
     if (f->closing)
         return FETCH_ECLOSED;
     if (!opts || !opts->url || !cb)
@@ -480,12 +483,14 @@ fail:
 
 void fetch_cancel(struct fetch_req *r)
 {
+    ASSERT_LOOP_THREAD();
     req_release(r);
     req_free(r);
 }
 
 size_t fetch_active(const struct fetch *f)
 {
+    ASSERT_LOOP_THREAD();
     return f->n_active;
 }
 
@@ -511,6 +516,7 @@ static void finish_close(struct fetch *f)
 
 void fetch_close(struct fetch *f, void (*cb)(void *arg), void *arg)
 {
+    ASSERT_LOOP_THREAD();
     if (f->closing)
         return;
     f->closing = 1;

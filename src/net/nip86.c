@@ -11,6 +11,7 @@
 #include "nostr/hex.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -33,6 +34,7 @@ struct call {
 
 int nip86_new(struct nip86 **out, uv_loop_t *loop, const char *url_template, long timeout_ms)
 {
+    ASSERT_LOOP_THREAD();
     struct nip86 *c = xcalloc(1, sizeof(*c));
     *out = NULL;
     if (fetch_new(&c->fetch, loop) != 0) {
@@ -47,11 +49,13 @@ int nip86_new(struct nip86 **out, uv_loop_t *loop, const char *url_template, lon
 
 size_t nip86_active(const struct nip86 *c)
 {
+    ASSERT_LOOP_THREAD();
     return c ? c->active : 0;
 }
 
 char *nip86_target_url(const char *url_template, const char *host)
 {
+    ASSERT_LOOP_THREAD();
     struct buf b;
     buf_init(&b, 4096);
     if (!url_template || !url_template[0]) {
@@ -91,6 +95,7 @@ static int sign_event(struct nostr_event *ev, const struct nostr_keypair *kp, co
 char *nip86_auth_header(const struct nostr_keypair *kp, const char *url, const char *method,
                         const char *body, size_t n, int64_t now)
 {
+    ASSERT_LOOP_THREAD();
     struct nostr_event ev;
     char *json = NULL, *b64 = NULL, *out = NULL;
     nostr_event_init(&ev);
@@ -187,6 +192,7 @@ static char *rpc_body(const char *method, const cJSON *params)
 int nip86_call(struct nip86 *c, const char *host, const struct nostr_keypair *kp,
                const char *method, const cJSON *params, nip86_done_cb *cb, void *arg)
 {
+    ASSERT_LOOP_THREAD();
     if (!c || !host_ok(host))
         return -1;
     char *body = rpc_body(method, params);
@@ -233,6 +239,7 @@ static void on_fetch_closed(void *arg)
 
 void nip86_close(struct nip86 *c, void (*cb)(void *arg), void *arg)
 {
+    ASSERT_LOOP_THREAD();
     if (!c) {
         if (cb)
             cb(arg);

@@ -18,6 +18,7 @@
 #include "nostr/hex.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -313,6 +314,7 @@ static void on_tick(uv_timer_t *timer)
 
 int relay_pool_new(struct relay_pool **out, uv_loop_t *loop, const char *ca_file)
 {
+    ASSERT_LOOP_THREAD();
     struct relay_pool *pool = xcalloc(1, sizeof *pool);
     pool->loop = loop;
     pool->ca_file = ca_file ? xstrdup(ca_file) : NULL;
@@ -352,6 +354,7 @@ static void on_timer_closed(uv_handle_t *h)
 
 void relay_pool_free(struct relay_pool *pool, void (*cb)(void *arg), void *arg)
 {
+    ASSERT_LOOP_THREAD();
     pool->closing = 1;
     pool->free_cb = cb;
     pool->free_arg = arg;
@@ -433,6 +436,7 @@ int relay_pool_subscribe(struct relay_pool *pool, const char *const *urls, size_
                          relay_event_cb *on_event, relay_eose_cb *on_eose, void *arg,
                          struct relay_sub **out)
 {
+    ASSERT_LOOP_THREAD();
     if (pool->closing || n_urls == 0 || n_urls > MAX_URLS)
         return -1;
     char *inner = filters_inner(filters_json);
@@ -456,6 +460,7 @@ int relay_pool_subscribe(struct relay_pool *pool, const char *const *urls, size_
 
 void relay_sub_close(struct relay_sub *sub)
 {
+    ASSERT_LOOP_THREAD();
     struct relay_pool *pool = sub->pool;
     struct relay_sub **sp = &pool->subs;
     while (*sp && *sp != sub)
@@ -479,6 +484,7 @@ int relay_pool_publish(struct relay_pool *pool, const char *const *urls, size_t 
                        const struct nostr_event *ev, const struct nostr_keypair *auth,
                        relay_publish_cb *done, void *arg)
 {
+    ASSERT_LOOP_THREAD();
     if (pool->closing || n_urls == 0 || n_urls > MAX_URLS)
         return -1;
     char *json = nostr_event_to_json(ev, 1);
@@ -506,6 +512,7 @@ int relay_pool_publish(struct relay_pool *pool, const char *const *urls, size_t 
 
 size_t relay_pool_connected(const struct relay_pool *pool)
 {
+    ASSERT_LOOP_THREAD();
     size_t n = 0;
     for (const struct conn *c = pool->conns; c; c = c->next)
         n += c->open;

@@ -9,6 +9,7 @@
 #include <mbedtls/error.h>
 #include <mbedtls/x509_crt.h>
 
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -28,6 +29,7 @@ static void log_mbedtls(const char *what, int rc)
 
 int tls_config_new(struct tls_config **out, const char *ca_file)
 {
+    ASSERT_LOOP_THREAD();
     static const char pers[] = "caravel-tls";
     struct tls_config *c = xcalloc(1, sizeof *c);
     int rc;
@@ -68,6 +70,7 @@ fail:
 
 void tls_config_free(struct tls_config *c)
 {
+    ASSERT_LOOP_THREAD();
     if (!c)
         return;
     mbedtls_ssl_config_free(&c->conf);
@@ -104,6 +107,7 @@ static int bio_recv(void *ctx, unsigned char *p, size_t len)
 
 int tls_session_init(struct tls_session *s, struct tls_config *cfg, const char *hostname)
 {
+    ASSERT_LOOP_THREAD();
     int rc;
     memset(s, 0, sizeof *s);
     mbedtls_ssl_init(&s->ssl);
@@ -123,6 +127,7 @@ int tls_session_init(struct tls_session *s, struct tls_config *cfg, const char *
 
 void tls_session_free(struct tls_session *s)
 {
+    ASSERT_LOOP_THREAD();
     mbedtls_ssl_free(&s->ssl);
     buf_free(&s->in);
     buf_free(&s->out);
@@ -130,16 +135,19 @@ void tls_session_free(struct tls_session *s)
 
 int tls_feed(struct tls_session *s, const void *data, size_t len)
 {
+    ASSERT_LOOP_THREAD();
     return buf_append(&s->in, data, len) == 0 ? 0 : TLS_ETOOBIG;
 }
 
 void tls_feed_eof(struct tls_session *s)
 {
+    ASSERT_LOOP_THREAD();
     s->eof = 1;
 }
 
 char *tls_take_out(struct tls_session *s, size_t *len)
 {
+    ASSERT_LOOP_THREAD();
     if (s->out.len == 0) {
         *len = 0;
         return NULL;
@@ -167,6 +175,7 @@ static int map_rc(struct tls_session *s, int rc, const char *what)
 
 int tls_handshake(struct tls_session *s)
 {
+    ASSERT_LOOP_THREAD();
     int rc;
     if (s->handshake_done)
         return 0;
@@ -182,6 +191,7 @@ int tls_handshake(struct tls_session *s)
 
 int tls_read(struct tls_session *s, void *buf, size_t cap)
 {
+    ASSERT_LOOP_THREAD();
     int rc = mbedtls_ssl_read(&s->ssl, buf, cap);
     if (rc > 0)
         return rc;
@@ -192,6 +202,7 @@ int tls_read(struct tls_session *s, void *buf, size_t cap)
 
 int tls_write(struct tls_session *s, const void *data, size_t len)
 {
+    ASSERT_LOOP_THREAD();
     int rc = mbedtls_ssl_write(&s->ssl, data, len);
     if (rc > 0)
         return rc;
@@ -200,5 +211,6 @@ int tls_write(struct tls_session *s, const void *data, size_t len)
 
 void tls_close_notify(struct tls_session *s)
 {
+    ASSERT_LOOP_THREAD();
     (void)mbedtls_ssl_close_notify(&s->ssl);
 }

@@ -11,6 +11,7 @@
 #include "nostr/base64.h"
 #include "nostr/keys.h"
 #include "util/buf.h"
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -18,6 +19,17 @@
 #define MAX_IN_FLIGHT (1024 * 1024) /* bytes handed to uv_write and not yet written */
 
 enum ws_state { ST_RESOLVING, ST_CONNECTING, ST_TLS, ST_UPGRADE, ST_OPEN, ST_CLOSING, ST_DEAD };
+/* The steps a connection may take (asserted in debug builds); any state may die. */
+#define WS_TO(st) (1u << (st))
+static const unsigned ws_next[] = {
+    [ST_RESOLVING] = WS_TO(ST_CONNECTING) | WS_TO(ST_DEAD),
+    [ST_CONNECTING] = WS_TO(ST_TLS) | WS_TO(ST_UPGRADE) | WS_TO(ST_DEAD),
+    [ST_TLS] = WS_TO(ST_UPGRADE) | WS_TO(ST_DEAD),
+    [ST_UPGRADE] = WS_TO(ST_OPEN) | WS_TO(ST_DEAD),
+    [ST_OPEN] = WS_TO(ST_CLOSING) | WS_TO(ST_DEAD),
+    [ST_CLOSING] = WS_TO(ST_DEAD),
+    [ST_DEAD] = WS_TO(ST_DEAD),
+};
 
 struct msg {
     struct msg *next;
@@ -62,6 +74,13 @@ struct ws_client {
     int close_requested;   /* ws_close was called */
     int shutting_down;     /* handles are closing */
 };
+
+static void set_state(struct ws_client *ws, enum ws_state to)
+{
+    (void)ws_next; /* read only by the assertion */
+    DEBUG_ASSERT_TRANSITION(ws_next, ws->state, to);
+    ws->state = to;
+}
 
 static void drive(struct ws_client *ws);
 static void shutdown_handles(struct ws_client *ws);
@@ -222,7 +241,7 @@ static void send_upgrade(struct ws_client *ws)
         fail(ws, n < 0 ? n : WS_EPROTO);
     buf_free(&req);
     free(key);
-    ws->state = ST_UPGRADE;
+    set_state(ws, ST_UPGRADE);
 }
 
 static void step_tls(struct ws_client *ws)
@@ -272,7 +291,7 @@ static void step_upgrade(struct ws_client *ws)
         fail(ws, rc);
         return;
     }
-    ws->state = ST_OPEN;
+    set_state(ws, ST_OPEN);
     ws->open_pending = 1;
     uv_timer_start(&ws->timer, on_timer, WS_PING_INTERVAL_MS, WS_PING_INTERVAL_MS);
 }
@@ -295,7 +314,7 @@ static void step_frames(struct ws_client *ws)
         else if (!ws->close_requested)
             fail(ws, WS_ECLOSED);
         else
-            ws->state = ST_DEAD;
+            set_state(ws, ST_DEAD);
     }
 }
 
@@ -472,7 +491,7 @@ static void on_connected(uv_connect_t *req, int status)
     if (rc < 0)
         fail(ws, rc);
     if (ws->use_tls)
-        ws->state = ST_TLS;
+        set_state(ws, ST_TLS);
     else
         send_upgrade(ws);
     drive(ws);
@@ -486,7 +505,7 @@ static void try_connect(struct ws_client *ws)
         ws->pending++;
         ws->tcp.data = ws;
         ws->creq.data = ws;
-        ws->state = ST_CONNECTING;
+        set_state(ws, ST_CONNECTING);
         rc = uv_tcp_connect(&ws->creq, &ws->tcp, ws->ai->ai_addr, on_connected);
     }
     if (rc < 0) {
@@ -523,7 +542,7 @@ static void on_timer(uv_timer_t *t)
         struct wslay_event_msg ping = { WSLAY_PING, NULL, 0 };
         (void)wslay_event_queue_msg(ws->ctx, &ping);
     } else if (ws->state == ST_CLOSING) {
-        ws->state = ST_DEAD; /* the peer never answered our close frame */
+        set_state(ws, ST_DEAD); /* the peer never answered our close frame */
     } else {
         fail(ws, UV_ETIMEDOUT);
     }
@@ -532,6 +551,7 @@ static void on_timer(uv_timer_t *t)
 
 int ws_connect(struct ws_client **out, uv_loop_t *loop, const struct ws_opts *opts)
 {
+    ASSERT_LOOP_THREAD();
     struct ws_client *ws = xcalloc(1, sizeof *ws);
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
     int rc;
@@ -578,6 +598,7 @@ fail:
 
 int ws_send_text(struct ws_client *ws, const char *data, size_t len)
 {
+    ASSERT_LOOP_THREAD();
     if (ws->state != ST_OPEN || ws->close_requested || ws->err)
         return WS_ECLOSED;
     if (wslay_event_get_queued_msg_count(ws->ctx) >= WS_MAX_QUEUED_MSGS)
@@ -591,16 +612,17 @@ int ws_send_text(struct ws_client *ws, const char *data, size_t len)
 
 void ws_close(struct ws_client *ws)
 {
+    ASSERT_LOOP_THREAD();
     if (ws->close_requested || ws->shutting_down)
         return;
     ws->close_requested = 1;
     if (ws->state != ST_OPEN || ws->err) {
-        ws->state = ST_DEAD;
+        set_state(ws, ST_DEAD);
         if (!ws->in_driver)
             shutdown_handles(ws);
         return;
     }
-    ws->state = ST_CLOSING;
+    set_state(ws, ST_CLOSING);
     (void)wslay_event_queue_close(ws->ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
     uv_timer_start(&ws->timer, on_timer, WS_CLOSE_TIMEOUT_MS, 0);
     drive(ws);
@@ -608,5 +630,6 @@ void ws_close(struct ws_client *ws)
 
 int ws_is_open(const struct ws_client *ws)
 {
+    ASSERT_LOOP_THREAD();
     return ws->state == ST_OPEN && !ws->close_requested && !ws->err;
 }

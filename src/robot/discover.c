@@ -9,6 +9,7 @@
 #include "net/relay_pool.h"
 #include "nostr/hex.h"
 #include "util/clock.h"
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -40,6 +41,7 @@ struct discover {
 
 size_t discover_tag_urls(const struct nostr_event *ev, const char *name, char **out, size_t max)
 {
+    ASSERT_LOOP_THREAD();
     size_t n = 0;
     const cJSON *tag;
     cJSON_ArrayForEach(tag, ev->tags)
@@ -65,6 +67,7 @@ size_t discover_tag_urls(const struct nostr_event *ev, const char *name, char **
 struct discover *discover_new(struct relay_pool *pool, const char *const *indexers,
                               size_t n_indexers, const struct nostr_keypair *auth)
 {
+    ASSERT_LOOP_THREAD();
     struct discover *d = xcalloc(1, sizeof *d);
     d->pool = pool;
     d->auth = auth;
@@ -97,6 +100,7 @@ static void lookup_reset(struct discover *d)
 
 void discover_free(struct discover *d)
 {
+    ASSERT_LOOP_THREAD();
     if (!d)
         return;
     if (d->sub)
@@ -201,6 +205,7 @@ static void on_eose(void *arg)
 
 int discover_dm_relays(struct discover *d, const char *pubkey_hex, discover_cb *cb, void *arg)
 {
+    ASSERT_LOOP_THREAD();
     struct cache_entry *e = cache_find(d, pubkey_hex);
     char filters[192];
     if (d->phase)

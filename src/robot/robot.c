@@ -19,6 +19,7 @@
 #include "nostr/nip59.h"
 #include "robot/discover.h"
 #include "util/clock.h"
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -473,6 +474,7 @@ static void on_timer_closed(uv_handle_t *h)
 
 void robot_kick(struct robot *r)
 {
+    ASSERT_LOOP_THREAD();
     /* From the timer, never from the caller's stack (callers may be inside db callbacks). */
     if (r && r->enabled && !r->stopping)
         uv_timer_start(&r->timer, on_timer, 0, POLL_MS);
@@ -480,6 +482,7 @@ void robot_kick(struct robot *r)
 
 int robot_start(struct robot **out, struct app *app)
 {
+    ASSERT_LOOP_THREAD();
     const struct config *cfg = &app->cfg;
     struct robot *r = xcalloc(1, sizeof *r);
     r->app = app;
@@ -503,6 +506,7 @@ int robot_start(struct robot **out, struct app *app)
 
 void robot_stop(struct robot *r, void (*cb)(void *arg), void *arg)
 {
+    ASSERT_LOOP_THREAD();
     r->stopping = 1;
     r->stop_cb = cb;
     r->stop_arg = arg;

@@ -5,6 +5,7 @@
 
 #include "db/db.h"
 #include "core/store.h"
+#include "util/debug.h"
 #include "util/util.h"
 
 #define RELAY_COLUMNS                                                                           \
@@ -58,6 +59,7 @@ static void read_row(sqlite3_stmt *st, struct sync_relay *r)
 
 int repo_sync_load(sqlite3 *conn, const char *id, struct sync_relay *out)
 {
+    ASSERT_POOL_THREAD();
     memset(out, 0, sizeof(*out));
     sqlite3_stmt *st =
         db_query(conn, "SELECT " RELAY_COLUMNS " FROM relay WHERE id = ?", DB_TEXT(id));
@@ -76,6 +78,7 @@ int repo_sync_load(sqlite3 *conn, const char *id, struct sync_relay *out)
 int repo_sync_due(sqlite3 *conn, int64_t now, int max_attempts, size_t limit, char ***ids,
                   size_t *n)
 {
+    ASSERT_POOL_THREAD();
     *ids = NULL;
     *n = 0;
     sqlite3_stmt *st = db_query(conn, "SELECT id FROM relay WHERE synced = 0 AND sync_next_at <= ?"
@@ -138,6 +141,7 @@ static int insert_activity(sqlite3 *conn, const char *id, const char *type, int6
 int repo_sync_complete(sqlite3 *conn, const char *id, int64_t version, const char *config,
                        int64_t now, int *stale)
 {
+    ASSERT_POOL_THREAD();
     *stale = 1;
     int rc = db_run(conn, "UPDATE relay SET sync_created = 1, sync_config = ? WHERE id = ?",
                     DB_TEXT(config), DB_TEXT(id));
@@ -157,6 +161,7 @@ int repo_sync_complete(sqlite3 *conn, const char *id, int64_t version, const cha
 int repo_sync_fail(sqlite3 *conn, const char *id, const char *error, int64_t now, int64_t base_ms,
                    int64_t cap_ms, int *attempts, int64_t *delay_ms)
 {
+    ASSERT_POOL_THREAD();
     int n = 0;
     int rc = insert_activity(conn, id, "fail_relay_sync", now, &n);
     if (rc != 0)
@@ -176,6 +181,7 @@ int repo_sync_fail(sqlite3 *conn, const char *id, const char *error, int64_t now
 int repo_sync_fail_permanent(sqlite3 *conn, const char *id, const char *error, int64_t now,
                              int give_up_at)
 {
+    ASSERT_POOL_THREAD();
     int rc = insert_activity(conn, id, "fail_relay_sync", now, NULL);
     if (rc != 0)
         return rc;

@@ -40,6 +40,7 @@
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/heap.h"
+#include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "sync/zooid.h"
@@ -189,8 +190,11 @@ static void entry_remove(struct infra *in, struct entry *e)
         rehash(in, in->n_buckets / 2);
 }
 
+/* A relay's sync is idle, waiting for a retry, queued or in flight; the asserts below keep
+ * the last two apart (an entry in flight is never queued: kick marks it `again`). */
 static void enqueue(struct infra *in, struct entry *e)
 {
+    DEBUG_ASSERT(!e->in_flight);
     if (e->queued)
         return;
     e->queued = 1;
@@ -264,6 +268,7 @@ static void on_wake(uv_timer_t *t)
 static void finish(struct entry *e)
 {
     struct infra *in = e->in;
+    DEBUG_ASSERT(e->in_flight && !e->queued);
     e->in_flight = 0;
     in->active--;
     sync_relay_free(&e->relay);
@@ -617,6 +622,7 @@ static void on_loaded(int status, void *arg)
 
 static void start_sync(struct infra *in, struct entry *e)
 {
+    DEBUG_ASSERT(!e->in_flight && !e->queued);
     e->in_flight = 1;
     in->active++;
     struct job *j = job_new(in, e);
@@ -756,6 +762,7 @@ static void sample_gauges(void *owner, struct metrics_gauges *g)
 
 int infra_start(struct infra **out, struct app *app)
 {
+    ASSERT_LOOP_THREAD();
     *out = NULL;
     if (!app->cfg.zooid_api_url)
         return 0;
@@ -791,6 +798,7 @@ int infra_start(struct infra **out, struct app *app)
 
 void infra_kick(struct infra *in, const char *relay_id)
 {
+    ASSERT_LOOP_THREAD();
     if (!in || in->stopping || !relay_id)
         return;
     kick(in, relay_id, 1);
@@ -798,11 +806,13 @@ void infra_kick(struct infra *in, const char *relay_id)
 
 size_t infra_backlog(const struct infra *in)
 {
+    ASSERT_LOOP_THREAD();
     return in ? in->n_entries : 0;
 }
 
 void infra_stats(const struct infra *in, struct infra_stats *out)
 {
+    ASSERT_LOOP_THREAD();
     memset(out, 0, sizeof(*out));
     if (!in)
         return;
@@ -845,6 +855,7 @@ static void on_fetch_closed(void *arg)
 
 void infra_stop(struct infra *in, void (*cb)(void *arg), void *arg)
 {
+    ASSERT_LOOP_THREAD();
     if (!in) {
         if (cb)
             cb(arg);
