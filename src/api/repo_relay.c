@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/plans.h"
+#include "core/relay_target.h"
 #include "db/db.h"
 #include "core/store.h"
 #include "util/debug.h"
@@ -32,7 +33,7 @@ static cJSON *relay_row(sqlite3_stmt *st, const void *arg)
     repo_json_text(o, "id", st, 0);
     repo_json_text(o, "tenant", st, 1);
     repo_json_text(o, "subdomain", st, 2);
-    snprintf(host, sizeof(host), "%s%s%s", sub ? sub : "", domain[0] ? "." : "", domain);
+    relay_target_host(sub, domain, host, sizeof(host));
     cJSON_AddStringToObject(o, "host", host);
     repo_json_text(o, "schema", st, 3);
     repo_json_text(o, "plan", st, 4);

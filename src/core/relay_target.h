@@ -26,7 +26,8 @@ struct relay_target {
 int relay_target_load(sqlite3 *conn, const char *id, const char *owner, const char *domain,
                       struct relay_target *out);
 
-/* The host from a subdomain (the same rule as the relay JSON and the zooid config). */
+/* The relay's host: subdomain.RELAY_DOMAIN, or the subdomain alone when domain is NULL or "".
+ * The one place this rule lives (the relay JSON, the zooid config and NIP-86 calls use it). */
 void relay_target_host(const char *subdomain, const char *domain, char *out, size_t cap);
 
 void relay_target_wipe(struct relay_target *t);

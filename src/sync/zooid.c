@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/relay_target.h"
 #include "nostr/base64.h"
 #include "nostr/event.h"
 #include "nostr/hex.h"
@@ -30,15 +31,9 @@ static void add_enabled(cJSON *root, const char *name, int on)
 
 static void add_host(cJSON *root, const struct sync_relay *r, const struct config *cfg)
 {
-    const char *domain = cfg->relay_domain ? cfg->relay_domain : "";
-    struct buf host;
-    buf_init(&host, 1024);
-    if (domain[0])
-        buf_printf(&host, "%s.%s", r->subdomain, domain);
-    else
-        buf_append_str(&host, r->subdomain);
-    cJSON_AddStringToObject(root, "host", host.data ? host.data : "");
-    buf_free(&host);
+    char host[512];
+    relay_target_host(r->subdomain, cfg->relay_domain, host, sizeof(host));
+    cJSON_AddStringToObject(root, "host", host);
 }
 
 static void add_livekit(cJSON *root, const struct sync_relay *r, const struct config *cfg,
