@@ -1,4 +1,5 @@
 #include "api/nip98.h"
+#include "nostr/nip98.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,6 @@
 #include "util/debug.h"
 #include "util/util.h"
 
-#define NIP98_KIND 27235
 #define URL_MAX 2048
 
 /* Parsed x-only keys of recent signers. Parsing a key (a field square root) is a tenth of a

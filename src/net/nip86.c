@@ -6,16 +6,13 @@
 #include <string.h>
 
 #include "net/fetch.h"
-#include "nostr/base64.h"
-#include "nostr/event.h"
-#include "nostr/hex.h"
+#include "nostr/nip98.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
-#define NIP98_KIND 27235
 #define RPC_TYPE "application/nostr+json+rpc"
 #define WHAT_MAX 200
 
@@ -75,46 +72,6 @@ char *nip86_target_url(const char *url_template, const char *host)
     if (scheme_end && !strchr(scheme_end + 3, '/'))
         buf_append_str(&b, "/");
     return buf_take(&b, NULL);
-}
-
-static int sign_event(struct nostr_event *ev, const struct nostr_keypair *kp, const char *url,
-                      const char *method, const char *body, size_t n, int64_t now)
-{
-    uint8_t hash[32];
-    char hash_hex[65];
-    nostr_sha256(body ? body : "", n, hash);
-    hex_encode(hash, sizeof(hash), hash_hex);
-    ev->kind = NIP98_KIND;
-    ev->created_at = now;
-    nostr_event_add_tag2(ev, "u", url);
-    nostr_event_add_tag2(ev, "method", method);
-    nostr_event_add_tag2(ev, "payload", hash_hex);
-    return nostr_event_sign(ev, kp);
-}
-
-char *nip86_auth_header(const struct nostr_keypair *kp, const char *url, const char *method,
-                        const char *body, size_t n, int64_t now)
-{
-    ASSERT_LOOP_THREAD();
-    struct nostr_event ev;
-    char *json = NULL, *b64 = NULL, *out = NULL;
-    nostr_event_init(&ev);
-    if (sign_event(&ev, kp, url, method, body, n, now) != 0)
-        goto out;
-    json = nostr_event_to_json(&ev, 1);
-    if (!json)
-        goto out;
-    b64 = base64_encode((const uint8_t *)json, strlen(json), NULL);
-    if (!b64)
-        goto out;
-    size_t len = strlen("Authorization: Nostr ") + strlen(b64) + 1;
-    out = xmalloc(len);
-    snprintf(out, len, "Authorization: Nostr %s", b64);
-out:
-    free(b64);
-    free(json);
-    nostr_event_free(&ev);
-    return out;
 }
 
 /* A relay host as RELAY_DOMAIN builds it: a header-safe DNS name, maybe with a port. */
@@ -198,7 +155,7 @@ int nip86_call(struct nip86 *c, const char *host, const struct nostr_keypair *kp
     char *body = rpc_body(method, params);
     char *u = nip86_target_url(NULL, host);
     char *url = nip86_target_url(c->url_template, host);
-    char *auth = nip86_auth_header(kp, u, "POST", body, strlen(body), clock_now());
+    char *auth = nip98_auth_header(kp, u, "POST", body, strlen(body), clock_now());
     char host_line[NIP86_MAX_HOST + 16];
     snprintf(host_line, sizeof(host_line), "Host: %s", host);
     const char *headers[] = {"Content-Type: " RPC_TYPE, "Accept: " RPC_TYPE, auth,

@@ -56,11 +56,6 @@ size_t nip86_active(const struct nip86 *c);
 /* The URL a request for host is sent to (malloc'd), and the `u` its token names. Pure. */
 char *nip86_target_url(const char *url_template, const char *host);
 
-/* "Authorization: Nostr <base64 kind 27235>" for url/method with payload = sha256(body),
- * created_at = now; malloc'd (never log it) or NULL when signing failed. Pure. */
-char *nip86_auth_header(const struct nostr_keypair *kp, const char *url, const char *method,
-                        const char *body, size_t n, int64_t now);
-
 /* Completes every call in flight with NIP86_UNREACHABLE (fetch's "canceled"), then frees the
  * client and calls cb(arg) once curl's handles are closed (the loop must run until then).
  * NULL: cb at once. */

@@ -20,6 +20,7 @@
  * half-open. Relays come from kicks, retries and the due query (load_due), which runs at
  * start-up, on the reconcile tick, and from pump() when the ready queue runs short after a
  * full batch. */
+#include "nostr/nip98.h"
 #include "sync/worker.h"
 
 #include <stdarg.h>
@@ -581,7 +582,7 @@ static void send_step(struct entry *e, const char *method)
     size_t n = strlen(body);
     /* NIP-98 created_at is checked by zooid against its own clock: real time, not clock_now()
      * (which tests may move by months). */
-    char *auth = zooid_auth_header(&in->key, url, method, body, n, (int64_t)time(NULL));
+    char *auth = nip98_auth_header(&in->key, url, method, body, n, (int64_t)time(NULL));
     const char *headers[] = {"Content-Type: application/json", auth, NULL};
     struct fetch_opts o = {.method = method, .url = url, .headers = headers, .body = body,
                            .body_len = n, .timeout_ms = in->timeout_ms};
@@ -937,7 +938,7 @@ int infra_members(struct infra *in, const char *relay_id, infra_members_cb *cb, 
     buf_init(&b, 4096);
     buf_printf(&b, "%s/relay/%s/members", in->app->cfg.zooid_api_url, relay_id);
     char *url = buf_take(&b, NULL);
-    char *auth = url ? zooid_auth_header(&in->key, url, "GET", "", 0, (int64_t)time(NULL)) : NULL;
+    char *auth = url ? nip98_auth_header(&in->key, url, "GET", "", 0, (int64_t)time(NULL)) : NULL;
     const char *headers[] = {auth, NULL};
     struct fetch_opts o = {.method = "GET", .url = url, .headers = headers,
                            .timeout_ms = in->timeout_ms,

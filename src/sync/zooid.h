@@ -65,10 +65,4 @@ void zooid_error_text(const char *body, size_t len, const char *const *secrets, 
 /* 1 when LiveKit settings are sent for r. */
 int zooid_livekit_allowed(const struct sync_relay *r, const struct config *cfg);
 
-/* "Authorization: Nostr <base64 of a kind 27235 event>" signed by kp, tags u = url,
- * method = method, payload = hex sha256 of the n body bytes; created_at = now. Returns a
- * malloc'd header line (caller frees; never log it) or NULL when signing failed. */
-char *zooid_auth_header(const struct nostr_keypair *kp, const char *url, const char *method,
-                        const char *body, size_t n, int64_t now);
-
 #endif

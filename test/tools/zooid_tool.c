@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "nostr/nip98.h"
 #include "core/config.h"
 #include "sync/repo.h"
 #include "nostr/hex.h"
@@ -83,7 +84,7 @@ static int op_request(const cJSON *cmd, cJSON *out)
     read_relay(cJSON_GetObjectItemCaseSensitive(cmd, "relay"), &r);
     enum zooid_body kind = strcmp(method, "PATCH") ? ZOOID_BODY_FULL : ZOOID_BODY_PATCH;
     char *body = zooid_config_json(&r, &cfg, kind);
-    char *auth = zooid_auth_header(&kp, url, method, body, strlen(body), (int64_t)now->valuedouble);
+    char *auth = nip98_auth_header(&kp, url, method, body, strlen(body), (int64_t)now->valuedouble);
     const char *prefix = "Authorization: ";
     int rc = auth && !strncmp(auth, prefix, strlen(prefix)) ? 0 : -1;
     if (rc == 0) {

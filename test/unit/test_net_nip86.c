@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "nostr/nip98.h"
 #include "net/nip86.h"
 #include "nostr/base64.h"
 #include "nostr/event.h"
@@ -42,7 +43,7 @@ TEST(nip86_auth_header_signs_u_method_payload)
     const char *body = "{\"method\":\"createclaim\",\"params\":[\"abc\"]}";
     ASSERT_OK(nostr_init());
     ASSERT_OK(nostr_keypair_generate(&kp));
-    char *h = nip86_auth_header(&kp, "https://r1.x/", "POST", body, strlen(body), 1700000000);
+    char *h = nip98_auth_header(&kp, "https://r1.x/", "POST", body, strlen(body), 1700000000);
     ASSERT_NOT_NULL(h);
     ASSERT_OK(strncmp(h, "Authorization: Nostr ", 21));
     ASSERT_OK(base64_decode(h + 21, strlen(h + 21), 0, &json, &n));

@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "nostr/nip98.h"
 #include "sync/repo.h"
 #include "nostr/base64.h"
 #include "nostr/event.h"
@@ -131,7 +132,7 @@ TEST(zooid_auth_header_is_a_valid_nip98_event)
     ASSERT_OK(hex_decode(secret_hex, 64, sk, 32));
     ASSERT_OK(nostr_keypair_from_seckey(&kp, sk));
     const char *body = "{\"a\":1}";
-    char *h = zooid_auth_header(&kp, "http://127.0.0.1:9/relay/r1", "PATCH", body, 7, 1700000000);
+    char *h = nip98_auth_header(&kp, "http://127.0.0.1:9/relay/r1", "PATCH", body, 7, 1700000000);
     ASSERT_NOT_NULL(h);
     const char *prefix = "Authorization: Nostr ";
     ASSERT_OK(strncmp(h, prefix, strlen(prefix)));
