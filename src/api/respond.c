@@ -6,6 +6,7 @@
 
 #include "api/internal.h"
 #include "db/db.h"
+#include "nostr/hex.h"
 #include "nostr/utf8.h"
 #include "metrics/metrics.h"
 #include "util/log.h"
@@ -234,17 +235,12 @@ cJSON *api_body_object(struct api_ctx *ctx)
     return o;
 }
 
-static int unhex(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1;
-}
-
 static void percent_decode(const char *s, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
     for (size_t i = 0; i < n && o + 1 < cap; i++) {
-        if (s[i] == '%' && i + 2 < n + 0 && unhex(s[i + 1]) >= 0 && unhex(s[i + 2]) >= 0) {
-            out[o++] = (char)(unhex(s[i + 1]) << 4 | unhex(s[i + 2]));
+        if (s[i] == '%' && i + 2 < n && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
+            out[o++] = (char)(hex_digit(s[i + 1]) << 4 | hex_digit(s[i + 2]));
             i += 2;
         } else {
             out[o++] = s[i] == '+' ? ' ' : s[i];

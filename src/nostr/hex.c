@@ -10,7 +10,7 @@ void hex_encode(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int nibble(char c)
+int hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -26,7 +26,7 @@ int hex_decode(const char *hex, size_t hex_len, uint8_t *out, size_t n)
     if (hex_len != 2 * n)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);

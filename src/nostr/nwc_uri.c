@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "nostr/hex.h"
 #include "nostr/keys.h"
 #include "util/util.h"
 
@@ -14,14 +15,6 @@
 static const char *const schemes[] = {"nostr+walletconnect://", "nostrwalletconnect://",
                                       "nostr+walletconnect:"};
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Percent-decodes n bytes as URLSearchParams does ('+' is a space) into a malloc'd string.
  * Refuses bad escapes and anything that decodes to a control character. */
 static char *pct_decode(const char *s, size_t n)
@@ -31,8 +24,8 @@ static char *pct_decode(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '%') {
-            int hi = n - i >= 3 ? hexval(s[i + 1]) : -1;
-            int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+            int hi = n - i >= 3 ? hex_digit(s[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
             if (lo < 0)
                 goto fail;
             c = (unsigned char)(hi << 4 | lo);
