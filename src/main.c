@@ -136,12 +136,12 @@ static int start_services(void)
         LOG_ERROR("cannot start the NIP-86 client (libcurl)");
         return -1;
     }
-    if (infra_start(&app.infra, &app) != 0)
+    if (sync_worker_start(&app.sync, &app) != 0)
         return -1;
     /* The operator block list reaches every relay through NIP-86 (its own client). */
     if (blocklist_start(&app.blocklist, &app) != 0)
         return -1;
-    if (!app.infra)
+    if (!app.sync)
         LOG_WARN("sync: ZOOID_API_URL is not set: the zooid sync worker is off and relays "
                  "stay unsynced (set ZOOID_API_URL and ZOOID_API_SECRET)");
     /* Logs its own warning naming ROBOT_*_RELAYS when they are missing. */
@@ -169,7 +169,7 @@ static void shutdown_next(void *arg);
  * pointer in struct app stays valid until then, so nothing else sees a freed service. */
 static int stop_stage(enum stage s)
 {
-    void **ptrs[N_STAGES] = {(void **)&app.metrics, (void **)&app.http,  (void **)&app.billing, (void **)&app.infra,
+    void **ptrs[N_STAGES] = {(void **)&app.metrics, (void **)&app.http,  (void **)&app.billing, (void **)&app.sync,
                              (void **)&app.blocklist, (void **)&app.nip86, (void **)&app.robot, (void **)&app.pool,    (void **)&app.db};
     stage_ptr = ptrs[s];
     if (!*stage_ptr)
@@ -185,7 +185,7 @@ static int stop_stage(enum stage s)
         billing_stop(app.billing, shutdown_next, NULL);
         break;
     case STAGE_INFRA:
-        infra_stop(app.infra, shutdown_next, NULL);
+        sync_worker_stop(app.sync, shutdown_next, NULL);
         break;
     case STAGE_BLOCKLIST:
         blocklist_stop(app.blocklist, shutdown_next, NULL);

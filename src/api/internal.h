@@ -5,7 +5,7 @@
  * handler validates the input and calls api_run with a work function; the work function
  * runs SQL (inside a transaction when it writes) and leaves either data (JSON) or an API
  * error in the call; api_run's completion answers the client, runs the optional after
- * hook (e.g. infra_kick) once the transaction is committed, and frees everything. */
+ * hook (e.g. sync_worker_kick) once the transaction is committed, and frees everything. */
 #ifndef CARAVEL_API_INTERNAL_H
 #define CARAVEL_API_INTERNAL_H
 
@@ -124,7 +124,7 @@ void api_deactivate_relay(struct api_ctx *ctx);
 void api_activate_relay(struct api_ctx *ctx);
 void api_sync_relay(struct api_ctx *ctx);
 /* relay_admin.c: NIP-86 calls to the relay itself (invites, bans), and GET /relays/:id/members
- * through zooid's API (sync/worker.h: infra_members). */
+ * through zooid's API (sync/worker.h: sync_worker_members). */
 void api_get_members(struct api_ctx *ctx);
 void api_list_invites(struct api_ctx *ctx);
 void api_create_invite(struct api_ctx *ctx);

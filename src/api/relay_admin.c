@@ -428,7 +428,7 @@ static void members_store_done(int status, void *arg)
     members_answer(m, m->members);
 }
 
-static void on_members(enum infra_members_status st, const cJSON *members, const char *what,
+static void on_members(enum sync_worker_members_status st, const cJSON *members, const char *what,
                        void *arg)
 {
     struct members_op *m = arg;
@@ -468,10 +468,10 @@ static void members_load_done(int status, void *arg)
         api_error(ctx, 503, "unavailable", "service temporarily unavailable");
     else if (status != 0)
         api_error(ctx, 500, "internal", "internal error");
-    else if (!ctx->app->infra) {
+    else if (!ctx->app->sync) {
         members_answer(m, NULL); /* no zooid configured: unknown */
         return;
-    } else if (infra_members(ctx->app->infra, m->t.id, on_members, m) != 0)
+    } else if (sync_worker_members(ctx->app->sync, m->t.id, on_members, m) != 0)
         api_error(ctx, 502, "upstream-unavailable", "relay %s: zooid members could not be asked",
                   m->t.id);
     else

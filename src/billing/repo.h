@@ -18,7 +18,7 @@ struct billing_cfg {
     int64_t grace;  /* BILLING_GRACE */
 };
 
-/* Ids of relays whose row changed (kick infra after commit). Owned: free with
+/* Ids of relays whose row changed (resync after commit). Owned: free with
  * repo_billing_ids_free. */
 struct repo_ids {
     char (*ids)[65];

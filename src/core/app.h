@@ -11,7 +11,7 @@
 
 struct db;
 struct http_server;
-struct infra;      /* zooid sync worker (src/sync/worker.c) */
+struct sync_worker;      /* zooid sync worker (src/sync/worker.c) */
 struct relay_pool; /* Nostr relay connections (src/net/relay_pool.c) */
 struct robot;      /* robot identity and DM outbox (src/robot/robot.c) */
 struct nwc;        /* Nostr Wallet Connect client (src/billing/nwc.c) */
@@ -53,7 +53,7 @@ struct app {
     struct config cfg;
     struct db *db;
     struct http_server *http;
-    struct infra *infra;
+    struct sync_worker *sync;
     struct relay_pool *pool;
     struct robot *robot;
     struct nwc *nwc;

@@ -12,7 +12,7 @@
  *   http_requests_in_flight                     gauge, http_server_inflight(app->http)
  *   db_queue_depth                              gauge, db_queue_depth(app->db)
  *   db_wal_frames                               gauge, db_get_stats(app->db).wal_pages
- *   sync_backlog                                gauge, infra_backlog(app->infra)
+ *   sync_backlog                                gauge, sync_worker_backlog(app->sync)
  *   sync_breaker_state                          gauge, 0 closed, 1 open (zooid failing:
  *                                               no sync requests), 2 half-open (one probe)
  *   sync_breaker_opens_total                    counter, times the breaker opened
@@ -62,7 +62,7 @@ struct metrics_gauges {
     /* caravel_http_shed_total{reason}: evicted, per_ip, full, accept_error, body_overloaded,
      * slow_reader (the order of struct http_server_stats). */
     uint64_t http_shed[METRICS_HTTP_SHED];
-    int64_t sync_breaker_state, sync_breaker_opens; /* infra_stats(app->infra) */
+    int64_t sync_breaker_state, sync_breaker_opens; /* sync_worker_stats(app->sync) */
     /* The loop's longest iteration (time not spent waiting for events) since the previous
      * scrape, and iterations over 50 ms since start (metrics/server.c measures them). */
     int64_t loop_stall_max_ms, loop_stalls_over_50ms;
@@ -98,7 +98,7 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *gauges,
 
 /* Starts the metrics listener on app->cfg.host:app->cfg.metrics_port when that port is not
  * 0, and the outbox count refresh; *out = NULL (and 0 returned) when the port is 0. Reads
- * app->http, app->db, app->infra, app->pool at scrape time (each may be NULL). Returns 0 or a
+ * app->http, app->db, app->sync, app->pool at scrape time (each may be NULL). Returns 0 or a
  * negative UV_E* code (logged, naming METRICS_PORT); nothing is left to free on failure. */
 int metrics_start(struct metrics **out, struct app *app);
 /* The port actually bound (METRICS_PORT 0 never gets here; useful with tests). */

@@ -62,7 +62,7 @@
 #define INFRA_ERROR_MAX 400          /* "zooid M: HTTP n " + zooid's text (<= 200) + a hint */
 
 struct entry {
-    struct infra *in;
+    struct sync_worker *in;
     struct entry *hnext; /* hash chain */
     struct entry *qnext; /* ready queue */
     char *id;
@@ -71,7 +71,7 @@ struct entry {
     uint64_t breaker_mark;  /* the breaker's per-relay word (counted once per streak) */
     uint64_t retry_at;      /* clock_mono_ms() of the next try asked for by the sync that
                              * is ending (0 = none); finish() moves it into the heap */
-    struct heap_node wait;  /* in infra.waits while waiting for a retry */
+    struct heap_node wait;  /* in the worker's waits while waiting for a retry */
     /* The sync in flight. */
     struct sync_relay relay;
     char *state; /* relay's ZOOID_BODY_STATE: recorded as sync_config when zooid accepts it */
@@ -79,7 +79,7 @@ struct entry {
     int steps;
 };
 
-struct infra {
+struct sync_worker {
     struct app *app;
     struct fetch *fetch;
     struct nostr_keypair key;
@@ -102,7 +102,7 @@ struct infra {
 
 /* A db job of one entry (load, complete, fail) or of the reconcile pass (e == NULL). */
 struct job {
-    struct infra *in;
+    struct sync_worker *in;
     struct entry *e;
     char *id;
     int64_t version, now;
@@ -114,9 +114,9 @@ struct job {
     size_t n_ids;
 };
 
-static void pump(struct infra *in);
+static void pump(struct sync_worker *in);
 static void send_step(struct entry *e, const char *method);
-static void maybe_stopped(struct infra *in);
+static void maybe_stopped(struct sync_worker *in);
 static void on_breaker_reopen(uv_timer_t *t);
 
 /* ---- entries -------------------------------------------------------------------------- */
@@ -129,7 +129,7 @@ static size_t hash_id(const char *id)
     return h;
 }
 
-static size_t bucket_of(const struct infra *in, const char *id)
+static size_t bucket_of(const struct sync_worker *in, const char *id)
 {
     return hash_id(id) & (in->n_buckets - 1); /* n_buckets is a power of two */
 }
@@ -137,7 +137,7 @@ static size_t bucket_of(const struct infra *in, const char *id)
 /* Rehashes into n buckets (a power of two): O(entries), done when the table doubles (more
  * entries than buckets) or halves (fewer than an eighth, never under INFRA_MIN_BUCKETS), so a
  * lookup stays O(1) from 10 relays to 100,000 and more. */
-static void rehash(struct infra *in, size_t n)
+static void rehash(struct sync_worker *in, size_t n)
 {
     struct entry **old = in->buckets;
     size_t old_n = in->n_buckets;
@@ -156,7 +156,7 @@ static void rehash(struct infra *in, size_t n)
     free(old);
 }
 
-static struct entry *entry_get(struct infra *in, const char *id, int create)
+static struct entry *entry_get(struct sync_worker *in, const char *id, int create)
 {
     struct entry **slot = &in->buckets[bucket_of(in, id)];
     for (struct entry *e = *slot; e; e = e->hnext)
@@ -174,7 +174,7 @@ static struct entry *entry_get(struct infra *in, const char *id, int create)
     return e;
 }
 
-static void entry_remove(struct infra *in, struct entry *e)
+static void entry_remove(struct sync_worker *in, struct entry *e)
 {
     for (struct entry **pp = &in->buckets[bucket_of(in, e->id)]; *pp; pp = &(*pp)->hnext) {
         if (*pp == e) {
@@ -193,7 +193,7 @@ static void entry_remove(struct infra *in, struct entry *e)
 
 /* A relay's sync is idle, waiting for a retry, queued or in flight; the asserts below keep
  * the last two apart (an entry in flight is never queued: kick marks it `again`). */
-static void enqueue(struct infra *in, struct entry *e)
+static void enqueue(struct sync_worker *in, struct entry *e)
 {
     DEBUG_ASSERT(!e->in_flight);
     if (e->queued)
@@ -208,7 +208,7 @@ static void enqueue(struct infra *in, struct entry *e)
     in->n_ready++;
 }
 
-static struct entry *dequeue(struct infra *in)
+static struct entry *dequeue(struct sync_worker *in)
 {
     struct entry *e = in->ready_head;
     if (!e)
@@ -226,7 +226,7 @@ static struct entry *dequeue(struct infra *in)
 static void on_wake(uv_timer_t *t);
 
 /* The wake timer fires at the earliest retry: O(1) to find, whatever the number waiting. */
-static void arm_wake(struct infra *in)
+static void arm_wake(struct sync_worker *in)
 {
     const struct heap_node *first = heap_min(&in->waits);
     if (!first) {
@@ -237,7 +237,7 @@ static void arm_wake(struct infra *in)
     uv_timer_start(&in->wake, on_wake, first->key > now ? first->key - now : 0, 0);
 }
 
-static void schedule_retry(struct infra *in, struct entry *e)
+static void schedule_retry(struct sync_worker *in, struct entry *e)
 {
     heap_remove(&in->waits, &e->wait);
     heap_push(&in->waits, &e->wait, e->retry_at);
@@ -245,7 +245,7 @@ static void schedule_retry(struct infra *in, struct entry *e)
     arm_wake(in);
 }
 
-static void cancel_retry(struct infra *in, struct entry *e)
+static void cancel_retry(struct sync_worker *in, struct entry *e)
 {
     e->retry_at = 0;
     heap_remove(&in->waits, &e->wait); /* the wake timer may fire early: it finds nothing due */
@@ -254,7 +254,7 @@ static void cancel_retry(struct infra *in, struct entry *e)
 /* Only the entries that are due are touched: O(k log n) for k due. */
 static void on_wake(uv_timer_t *t)
 {
-    struct infra *in = container_of(t, struct infra, wake);
+    struct sync_worker *in = container_of(t, struct sync_worker, wake);
     uint64_t now = clock_mono_ms();
     struct heap_node *n;
     while ((n = heap_pop_due(&in->waits, now)))
@@ -268,7 +268,7 @@ static void on_wake(uv_timer_t *t)
 /* The sync of e is over (whatever the outcome): free its slot, decide what comes next. */
 static void finish(struct entry *e)
 {
-    struct infra *in = e->in;
+    struct sync_worker *in = e->in;
     DEBUG_ASSERT(e->in_flight && !e->queued);
     e->in_flight = 0;
     in->active--;
@@ -295,7 +295,7 @@ static void finish(struct entry *e)
     pump(in);
 }
 
-static struct job *job_new(struct infra *in, struct entry *e)
+static struct job *job_new(struct sync_worker *in, struct entry *e)
 {
     struct job *j = xcalloc(1, sizeof(*j));
     j->in = in;
@@ -488,7 +488,7 @@ static void on_response(int err, long status, const char *body, size_t len, void
     const char *m = e->method;
     char msg[ZOOID_ERROR_TEXT_MAX + 1];
     if (err == UV_ECANCELED) {
-        finish(e); /* infra_stop */
+        finish(e); /* sync_worker_stop */
         return;
     }
     if (err != 0) {
@@ -520,7 +520,7 @@ static void on_response(int err, long status, const char *body, size_t len, void
 static void on_answer(int err, long status, const char *body, size_t len, void *arg)
 {
     struct entry *e = arg;
-    struct infra *in = e->in;
+    struct sync_worker *in = e->in;
     if (err != UV_ECANCELED) {
         uint64_t now = clock_mono_ms();
         int probe = e->probe;
@@ -537,7 +537,7 @@ static void on_answer(int err, long status, const char *body, size_t len, void *
     on_response(err, status, body, len, arg);
 }
 
-static char *relay_url(struct infra *in, const char *id)
+static char *relay_url(struct sync_worker *in, const char *id)
 {
     struct buf b;
     buf_init(&b, 4096);
@@ -566,7 +566,7 @@ static char *request_body(struct entry *e, const char *method)
 
 static void send_step(struct entry *e, const char *method)
 {
-    struct infra *in = e->in;
+    struct sync_worker *in = e->in;
     e->method = method;
     if (++e->steps > INFRA_MAX_STEPS) {
         fail(e, "zooid %s: too many steps (POST/PUT/PATCH)", method);
@@ -621,7 +621,7 @@ static void on_loaded(int status, void *arg)
     }
 }
 
-static void start_sync(struct infra *in, struct entry *e)
+static void start_sync(struct sync_worker *in, struct entry *e)
 {
     DEBUG_ASSERT(!e->in_flight && !e->queued);
     e->in_flight = 1;
@@ -634,12 +634,12 @@ static void start_sync(struct infra *in, struct entry *e)
     }
 }
 
-static void load_due(struct infra *in);
+static void load_due(struct sync_worker *in);
 
 /* Starts syncs while a slot is free and the breaker lets them go; then, when the ready queue
  * runs short and the last batch suggests more relays are due in the database, loads the
  * next batch at once instead of waiting for the reconcile tick. */
-static void pump(struct infra *in)
+static void pump(struct sync_worker *in)
 {
     if (in->pumping)
         return; /* a sync that finished at once (db refused) re-enters: the loop below goes on */
@@ -670,7 +670,7 @@ static void pump(struct infra *in)
 
 /* hard: a write or an admin asked (cancels a scheduled retry); soft: reconcile found it due
  * (a scheduled retry or a sync in flight stands). Returns 1 when e joined the ready queue. */
-static int kick(struct infra *in, const char *id, int hard)
+static int kick(struct sync_worker *in, const char *id, int hard)
 {
     struct entry *e = entry_get(in, id, 1);
     if (e->in_flight) {
@@ -700,7 +700,7 @@ static int due_work(sqlite3 *conn, void *arg)
 static void on_due(int status, void *arg)
 {
     struct job *j = arg;
-    struct infra *in = j->in;
+    struct sync_worker *in = j->in;
     size_t added = 0;
     if (status != 0)
         LOG_WARN("sync: reconcile query failed (%s)", err_name(status));
@@ -718,7 +718,7 @@ static void on_due(int status, void *arg)
         pump(in);
 }
 
-static void load_due(struct infra *in)
+static void load_due(struct sync_worker *in)
 {
     if (in->reconciling)
         return;
@@ -735,12 +735,12 @@ static void load_due(struct infra *in)
 
 static void on_reconcile(uv_timer_t *t)
 {
-    load_due(container_of(t, struct infra, reconcile));
+    load_due(container_of(t, struct sync_worker, reconcile));
 }
 
 static void on_breaker_reopen(uv_timer_t *t)
 {
-    pump(container_of(t, struct infra, reopen));
+    pump(container_of(t, struct sync_worker, reopen));
 }
 
 /* ---- public --------------------------------------------------------------------------- */
@@ -748,26 +748,26 @@ static void on_breaker_reopen(uv_timer_t *t)
 /* APP_RELAY_CHANGED: a committed change to the relay. */
 static void on_relay_changed(void *owner, const char *relay_id)
 {
-    infra_kick(owner, relay_id);
+    sync_worker_kick(owner, relay_id);
 }
 
 /* The worker's gauges on /metrics (app_add_sampler). */
 static void sample_gauges(void *owner, struct metrics_gauges *g)
 {
-    struct infra_stats st;
-    infra_stats(owner, &st);
+    struct sync_worker_stats st;
+    sync_worker_stats(owner, &st);
     g->sync_backlog = (int64_t)st.backlog;
     g->sync_breaker_state = st.breaker_state;
     g->sync_breaker_opens = (int64_t)st.breaker_opens;
 }
 
-int infra_start(struct infra **out, struct app *app)
+int sync_worker_start(struct sync_worker **out, struct app *app)
 {
     ASSERT_LOOP_THREAD();
     *out = NULL;
     if (!app->cfg.zooid_api_url)
         return 0;
-    struct infra *in = xcalloc(1, sizeof(*in));
+    struct sync_worker *in = xcalloc(1, sizeof(*in));
     in->app = app;
     if (nostr_keypair_from_seckey(&in->key, app->cfg.zooid_secret) != 0 ||
         fetch_new(&in->fetch, app->loop) != 0) {
@@ -797,7 +797,7 @@ int infra_start(struct infra **out, struct app *app)
     return 0;
 }
 
-void infra_kick(struct infra *in, const char *relay_id)
+void sync_worker_kick(struct sync_worker *in, const char *relay_id)
 {
     ASSERT_LOOP_THREAD();
     if (!in || in->stopping || !relay_id)
@@ -805,13 +805,13 @@ void infra_kick(struct infra *in, const char *relay_id)
     kick(in, relay_id, 1);
 }
 
-size_t infra_backlog(const struct infra *in)
+size_t sync_worker_backlog(const struct sync_worker *in)
 {
     ASSERT_LOOP_THREAD();
     return in ? in->n_entries : 0;
 }
 
-void infra_stats(const struct infra *in, struct infra_stats *out)
+void sync_worker_stats(const struct sync_worker *in, struct sync_worker_stats *out)
 {
     ASSERT_LOOP_THREAD();
     memset(out, 0, sizeof(*out));
@@ -822,7 +822,7 @@ void infra_stats(const struct infra *in, struct infra_stats *out)
     out->breaker_opens = in->breaker.opens;
 }
 
-static void maybe_stopped(struct infra *in)
+static void maybe_stopped(struct sync_worker *in)
 {
     if (!in->stopping || in->active || in->reconciling || in->pending_closes)
         return;
@@ -842,19 +842,19 @@ static void maybe_stopped(struct infra *in)
 
 static void on_closed(uv_handle_t *h)
 {
-    struct infra *in = h->data;
+    struct sync_worker *in = h->data;
     in->pending_closes--;
     maybe_stopped(in);
 }
 
 static void on_fetch_closed(void *arg)
 {
-    struct infra *in = arg;
+    struct sync_worker *in = arg;
     in->pending_closes--;
     maybe_stopped(in);
 }
 
-void infra_stop(struct infra *in, void (*cb)(void *arg), void *arg)
+void sync_worker_stop(struct sync_worker *in, void (*cb)(void *arg), void *arg)
 {
     ASSERT_LOOP_THREAD();
     if (!in) {
@@ -885,7 +885,7 @@ void infra_stop(struct infra *in, void (*cb)(void *arg), void *arg)
 /* ---- members ------------------------------------------------------------------------ */
 
 struct members_req {
-    infra_members_cb *cb;
+    sync_worker_members_cb *cb;
     void *arg;
 };
 
@@ -910,7 +910,7 @@ static void on_members(int err, long status, const char *body, size_t len, void 
     char text[ZOOID_ERROR_TEXT_MAX + 1], what[ZOOID_ERROR_TEXT_MAX + 64];
     cJSON *root = NULL;
     const cJSON *list = NULL;
-    enum infra_members_status st = INFRA_MEMBERS_FAILED;
+    enum sync_worker_members_status st = INFRA_MEMBERS_FAILED;
     if (err != 0) {
         snprintf(what, sizeof(what), "zooid: %s", err_str(err));
     } else if (status == 404 || status == 405) {
@@ -930,7 +930,7 @@ static void on_members(int err, long status, const char *body, size_t len, void 
     free(m);
 }
 
-int infra_members(struct infra *in, const char *relay_id, infra_members_cb *cb, void *arg)
+int sync_worker_members(struct sync_worker *in, const char *relay_id, sync_worker_members_cb *cb, void *arg)
 {
     if (!in || in->stopping)
         return -1;

@@ -1,4 +1,4 @@
-/* Zooid sync worker (PRODUCT.md §5). Loop thread only. A NULL struct infra (ZOOID_API_URL unset) makes
+/* Zooid sync worker (PRODUCT.md §5). Loop thread only. A NULL struct sync_worker (ZOOID_API_URL unset) makes
  * every call a no-op, so callers never check.
  *
  * Behaviour: a kicked relay is synced at once (POST the first time, 409 "already exists" ->
@@ -32,44 +32,44 @@
 #include <stdint.h>
 
 struct app;
-struct infra;
+struct sync_worker;
 
 /* Starts the worker when app->cfg.zooid_api_url is set (else *out = NULL and 0). Needs app->loop,
  * app->cfg and app->db (borrowed for the worker's life). Returns 0 or -1 (logged). */
-int infra_start(struct infra **out, struct app *app);
+int sync_worker_start(struct sync_worker **out, struct app *app);
 /* A relay's row changed (committed, with repo_relay_mark_dirty): sync it now, or once more
  * after the sync in flight. Also what POST /relays/:id/sync calls after resetting the attempts.
  * relay_id is copied. */
-void infra_kick(struct infra *infra, const char *relay_id);
+void sync_worker_kick(struct sync_worker *worker, const char *relay_id);
 /* Members of a relay as zooid reports them (GET /relay/{id}/members, newer zooid), signed like
  * the sync's requests, same timeout, answer capped at INFRA_MEMBERS_MAX_RESPONSE. */
-enum infra_members_status {
+enum sync_worker_members_status {
     INFRA_MEMBERS_OK,      /* members: an array of 64-hex pubkeys (borrowed during cb) */
     INFRA_MEMBERS_UNKNOWN, /* zooid has no such endpoint (405 from an older zooid) or no such
                             * relay yet (404): unknown, not an error */
     INFRA_MEMBERS_FAILED,  /* no usable answer; what says why (zooid's text redacted) */
 };
 #define INFRA_MEMBERS_MAX_RESPONSE (8 * 1024 * 1024)
-typedef void infra_members_cb(enum infra_members_status status, const cJSON *members,
+typedef void sync_worker_members_cb(enum sync_worker_members_status status, const cJSON *members,
                               const char *what, void *arg);
 /* Starts the request; cb runs exactly once, later, on the loop (FAILED when the worker stops
- * meanwhile). Returns 0, or -1 when infra is NULL (sync off) or stopping or
+ * meanwhile). Returns 0, or -1 when the worker is NULL (sync off) or stopping or
  * the request could not start (cb never runs). relay_id is copied. */
-int infra_members(struct infra *infra, const char *relay_id, infra_members_cb *cb, void *arg);
+int sync_worker_members(struct sync_worker *worker, const char *relay_id, sync_worker_members_cb *cb, void *arg);
 
 /* Relays waiting to be synced (for metrics). */
-size_t infra_backlog(const struct infra *infra);
+size_t sync_worker_backlog(const struct sync_worker *worker);
 
 /* What /metrics shows of the worker. breaker_state: 0 closed, 1 open, 2 half-open
- * (sync/breaker.h); breaker_opens: times it opened since start. All 0 for a NULL infra. */
-struct infra_stats {
+ * (sync/breaker.h); breaker_opens: times it opened since start. All 0 for a NULL worker. */
+struct sync_worker_stats {
     size_t backlog;
     int breaker_state;
     uint64_t breaker_opens;
 };
-void infra_stats(const struct infra *infra, struct infra_stats *out);
+void sync_worker_stats(const struct sync_worker *worker, struct sync_worker_stats *out);
 /* Stops timers, cancels the requests in flight, waits for its database jobs (the db must stay
  * open and the loop running until cb), frees, then calls cb(arg). With NULL, calls cb at once. */
-void infra_stop(struct infra *infra, void (*cb)(void *arg), void *arg);
+void sync_worker_stop(struct sync_worker *worker, void (*cb)(void *arg), void *arg);
 
 #endif

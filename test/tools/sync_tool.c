@@ -87,13 +87,13 @@ static void on_stopped(void *arg)
 
 static void finish(int failed)
 {
-    struct infra_stats st;
-    infra_stats(t.app.infra, &st);
+    struct sync_worker_stats st;
+    sync_worker_stats(t.app.sync, &st);
     t.breaker_opens = st.breaker_opens;
     t.finished = 1;
     t.failed = failed;
     uv_close((uv_handle_t *)&t.tick, NULL);
-    infra_stop(t.app.infra, on_stopped, NULL);
+    sync_worker_stop(t.app.sync, on_stopped, NULL);
 }
 
 static void on_counted(int status, void *arg)
@@ -123,7 +123,7 @@ static void on_tick(uv_timer_t *h)
 static void on_seeded(int status, void *arg)
 {
     (void)arg;
-    if (status != 0 || infra_start(&t.app.infra, &t.app) != 0 || !t.app.infra) {
+    if (status != 0 || sync_worker_start(&t.app.sync, &t.app) != 0 || !t.app.sync) {
         t.failed = 1;
         uv_close((uv_handle_t *)&t.tick, NULL);
         db_close(t.app.db, on_db_closed, NULL);

@@ -222,7 +222,7 @@ static void change_relay(struct h *h, const char *id)
     sql(h, "UPDATE relay SET info_name = info_name || 'x', synced = 0, "
            "sync_version = sync_version + 1, sync_attempts = 0, sync_next_at = 0 WHERE id = '%s'",
         id);
-    infra_kick(h->app.infra, id);
+    sync_worker_kick(h->app.sync, id);
 }
 
 static void on_db_closed(void *arg)
@@ -244,7 +244,7 @@ static void on_tick(uv_timer_t *t)
         return;
     h->done = 1;
     uv_close((uv_handle_t *)t, NULL);
-    infra_stop(h->app.infra, on_stopped, h);
+    sync_worker_stop(h->app.sync, on_stopped, h);
 }
 
 static void run(struct h *h, const char *retry_ms)
@@ -272,8 +272,8 @@ static void run(struct h *h, const char *retry_ms)
 
 static void go(struct h *h)
 {
-    ASSERT_OK(infra_start(&h->app.infra, &h->app));
-    ASSERT_NOT_NULL(h->app.infra);
+    ASSERT_OK(sync_worker_start(&h->app.sync, &h->app));
+    ASSERT_NOT_NULL(h->app.sync);
     uv_timer_init(&h->loop, &h->tick);
     uv_timer_start(&h->tick, on_tick, 20, 20);
     uv_run(&h->loop, UV_RUN_DEFAULT);
@@ -294,7 +294,7 @@ static int sc_create_update(struct h *h)
     return 1;
 }
 
-TEST(infra_first_sync_posts_then_later_changes_patch)
+TEST(sync_worker_first_sync_posts_then_later_changes_patch)
 {
     struct h h = {.scenario = sc_create_update};
     char log[512];
@@ -317,7 +317,7 @@ static int sc_synced(struct h *h)
     return q_int(h, "SELECT min(synced) FROM relay") == 1;
 }
 
-TEST(infra_post_409_puts_and_patch_404_posts)
+TEST(sync_worker_post_409_puts_and_patch_404_posts)
 {
     struct h h = {.scenario = sc_synced};
     char log[512];
@@ -361,7 +361,7 @@ static int sc_give_up(struct h *h)
     return q_int(h, "SELECT synced FROM relay") == 1;
 }
 
-TEST(infra_gives_up_after_six_failures_until_kicked)
+TEST(sync_worker_gives_up_after_six_failures_until_kicked)
 {
     struct h h = {.scenario = sc_give_up};
     char log[512];
@@ -387,7 +387,7 @@ static int sc_burst(struct h *h)
     return h->step == 1 && q_int(h, "SELECT count(*) FROM relay WHERE synced = 0") == 0;
 }
 
-TEST(infra_bounded_concurrency_and_coalescing)
+TEST(sync_worker_bounded_concurrency_and_coalescing)
 {
     struct h h = {.scenario = sc_burst};
     char log[512], id[16];
@@ -401,7 +401,7 @@ TEST(infra_bounded_concurrency_and_coalescing)
     }
     uint64_t t0 = uv_hrtime();
     go(&h);
-    fprintf(stderr, "# infra burst: 100 relays synced in %llu ms, max %d requests at once\n",
+    fprintf(stderr, "# sync worker burst: 100 relays synced in %llu ms, max %d requests at once\n",
             (unsigned long long)((uv_hrtime() - t0) / 1000000), atomic_load(&z.max_active));
     ASSERT_LE(atomic_load(&z.max_active), 8);
     ASSERT_GE(atomic_load(&z.max_active), 2);
@@ -418,14 +418,14 @@ static int sc_hang(struct h *h)
     return atomic_load(&z.active) > 0 && h->step++ > 2;
 }
 
-TEST(infra_stop_with_a_request_in_flight)
+TEST(sync_worker_stop_with_a_request_in_flight)
 {
     struct h h = {.scenario = sc_hang};
     z_start();
     atomic_store(&z.hang, 1);
     run(&h, "50");
     add_relay(&h, "e1", 0);
-    go(&h); /* infra_stop cancels the request; the loop closes cleanly */
+    go(&h); /* sync_worker_stop cancels the request; the loop closes cleanly */
     ASSERT_EQ(q_int(&h, "SELECT synced FROM relay"), 0);
     sqlite3_close(h.conn);
 }
@@ -435,11 +435,11 @@ static void on_flag(void *arg)
     (*(int *)arg)++;
 }
 
-TEST(infra_null_is_a_no_op)
+TEST(sync_worker_null_is_a_no_op)
 {
     int called = 0;
-    infra_kick(NULL, "x");
-    ASSERT_EQ(infra_backlog(NULL), 0);
-    infra_stop(NULL, on_flag, &called);
+    sync_worker_kick(NULL, "x");
+    ASSERT_EQ(sync_worker_backlog(NULL), 0);
+    sync_worker_stop(NULL, on_flag, &called);
     ASSERT_EQ(called, 1);
 }
