@@ -95,8 +95,8 @@ int main(int argc, char **argv)
     url = argv[1];
     seconds = strtoul(argv[2], NULL, 10);
     relay_pool_new(&pool, loop, getenv("CARAVEL_CA_FILE"));
-    if (relay_pool_subscribe(pool, &url, 1, "[{\"kinds\":[1],\"limit\":0}]", &key, on_event,
-                             NULL, NULL, &sub) != 0)
+    if (relay_pool_subscribe(pool, &url, 1, "[{\"kinds\":[1],\"limit\":0}]", &key, on_event, NULL,
+                             NULL, &sub) != 0)
         return 2;
     uv_timer_init(loop, &pub_timer);
     uv_timer_start(&pub_timer, on_pub, 100, 100);

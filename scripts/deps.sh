@@ -12,8 +12,8 @@ mode=${1:-build}
 want=(build-essential pkg-config libuv1-dev libsqlite3-dev libsecp256k1-dev libcjson-dev
       libcurl4-openssl-dev libwslay-dev libmbedtls-dev node-llhttp ca-certificates)
 if [ "$mode" = all ]; then
-  want+=(nodejs npm clang libclang-rt-14-dev nginx-light wrk openssl sqlite3 valgrind
-         chromium)
+  want+=(nodejs npm clang libclang-rt-14-dev clang-format nginx-light wrk openssl sqlite3
+         valgrind chromium)
 fi
 image=()
 if [ "$mode" = image ] || { [ "$mode" = all ] && [ "${CARAVEL_IMAGE_CHECK:-0}" = 1 ]; }; then

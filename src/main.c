@@ -3,14 +3,13 @@
  * database last). Nothing else lives here.
  *
  * Start-up: config -> nostr -> database (migrations) -> robot key -> relay pool -> NIP-86
- * client -> workers (sync, block list, robot, billing) -> metrics listener (METRICS_PORT) -> HTTP listener -> "listening on
- * http://HOST:PORT".
- * Shutdown (SIGTERM/SIGINT, or a start-up failure): close the metrics listener, stop
- * accepting and let in-flight requests finish (<= 10 s), then stop billing, sync, the block
- * list (its calls in flight are cancelled: their rows stay pending), the NIP-86 client and the
- * robot one after the other (each waits for its own work to reach a safe point), free the
- * relay pool, close the database (queued jobs still run), close the signal handles; the loop
- * then ends and the exit code is 0. */
+ * client -> workers (sync, block list, robot, billing) -> metrics listener (METRICS_PORT) -> HTTP
+ * listener -> "listening on http://HOST:PORT". Shutdown (SIGTERM/SIGINT, or a start-up failure):
+ * close the metrics listener, stop accepting and let in-flight requests finish (<= 10 s), then stop
+ * billing, sync, the block list (its calls in flight are cancelled: their rows stay pending), the
+ * NIP-86 client and the robot one after the other (each waits for its own work to reach a safe
+ * point), free the relay pool, close the database (queued jobs still run), close the signal
+ * handles; the loop then ends and the exit code is 0. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,8 +97,8 @@ static int start_http(void)
         .head_handler = api_head,
         .response_buffer_max = app.cfg.http_response_buffer,
         .max_conns = app.cfg.http_max_conns,
-        .max_conns_per_addr = app.cfg.http_max_conns_per_ip ? app.cfg.http_max_conns_per_ip
-                                                            : SIZE_MAX,
+        .max_conns_per_addr =
+            app.cfg.http_max_conns_per_ip ? app.cfg.http_max_conns_per_ip : SIZE_MAX,
     };
     warn_fd_limit(app.cfg.http_max_conns);
     int rc = http_server_start(&app.http, app.loop, &hc, api_handle, &app);
@@ -125,8 +124,8 @@ static int start_services(void)
 {
     const struct config *c = &app.cfg;
     /* The pool serves the robot and NWC; without their settings nothing would use it. */
-    int need_pool = c->outbox_relays.n || c->indexer_relays.n || c->messaging_relays.n ||
-                    c->nwc_url;
+    int need_pool =
+        c->outbox_relays.n || c->indexer_relays.n || c->messaging_relays.n || c->nwc_url;
     if (need_pool && relay_pool_new(&app.pool, app.loop, app.cfg.ca_file) != 0) {
         LOG_ERROR("cannot start the relay pool (CARAVEL_CA_FILE?)");
         return -1;
@@ -158,7 +157,18 @@ static int start_services(void)
 
 /* ---- shutdown ---- */
 
-enum stage { STAGE_METRICS, STAGE_HTTP, STAGE_BILLING, STAGE_INFRA, STAGE_BLOCKLIST, STAGE_NIP86, STAGE_ROBOT, STAGE_POOL, STAGE_DB, N_STAGES };
+enum stage {
+    STAGE_METRICS,
+    STAGE_HTTP,
+    STAGE_BILLING,
+    STAGE_INFRA,
+    STAGE_BLOCKLIST,
+    STAGE_NIP86,
+    STAGE_ROBOT,
+    STAGE_POOL,
+    STAGE_DB,
+    N_STAGES
+};
 
 static int stage;
 static void **stage_ptr; /* the service being stopped: NULL once its callback ran */
@@ -169,8 +179,9 @@ static void shutdown_next(void *arg);
  * pointer in struct app stays valid until then, so nothing else sees a freed service. */
 static int stop_stage(enum stage s)
 {
-    void **ptrs[N_STAGES] = {(void **)&app.metrics, (void **)&app.http,  (void **)&app.billing, (void **)&app.sync,
-                             (void **)&app.blocklist, (void **)&app.nip86, (void **)&app.robot, (void **)&app.pool,    (void **)&app.db};
+    void **ptrs[N_STAGES] = {(void **)&app.metrics, (void **)&app.http,      (void **)&app.billing,
+                             (void **)&app.sync,    (void **)&app.blocklist, (void **)&app.nip86,
+                             (void **)&app.robot,   (void **)&app.pool,      (void **)&app.db};
     stage_ptr = ptrs[s];
     if (!*stage_ptr)
         return 0;

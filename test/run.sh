@@ -78,6 +78,15 @@ if ! make -j2 WERROR=1 all > "$log/build.txt" 2>&1; then
   tail -40 "$log/build.txt"; echo "0 passed, 1 failed"; exit 1
 fi
 
+# Formatting: every C file as .clang-format says (Debian's clang-format 14; fix with
+# scripts/check-format.sh --fix).
+stage format
+if bash scripts/check-format.sh > "$log/format.txt" 2>&1; then
+  passed=$((passed + 1)); echo "  => 1 passed, 0 failed"
+else
+  head -20 "$log/format.txt"; failed=$((failed + 1)); echo "  => 0 passed, 1 failed"
+fi
+
 image_pid=
 if [[ " $stages " == *" image "* ]]; then
   node scripts/image-check.mjs > "$log/image.txt" 2>&1 & # tools: deps.sh all above

@@ -95,8 +95,8 @@ static void set_cors(struct api_ctx *ctx)
         snprintf(ctx->cors, sizeof(ctx->cors), "Vary: Origin\r\n");
         return;
     }
-    snprintf(ctx->cors, sizeof(ctx->cors),
-             "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n", origin);
+    snprintf(ctx->cors, sizeof(ctx->cors), "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n",
+             origin);
 }
 
 static void preflight(struct api_ctx *ctx)
@@ -152,8 +152,13 @@ static void request_policy(struct api_ctx *ctx, struct nip98_request *r, struct 
     const struct http_request *req = &ctx->ex->req;
     if (!n_origins)
         n_origins = expected_origins(ctx->app, origin_buf, origins);
-    *r = (struct nip98_request){http_request_header(req, "authorization"), req->method,
-                                req->target, req->body, req->body_len, ctx->now, 0};
+    *r = (struct nip98_request){http_request_header(req, "authorization"),
+                                req->method,
+                                req->target,
+                                req->body,
+                                req->body_len,
+                                ctx->now,
+                                0};
     *p = (struct nip98_policy){origins, n_origins, ctx->app->cfg.auth_max_age};
 }
 
@@ -247,8 +252,7 @@ static int head_verified(struct head_job *job, int status)
     const char *why = NULL;
     request_policy(ctx, &r, &policy);
     r.head_only = 1;
-    int rc = nip98_verify_finish(job->verify, status == 0 ? &r : NULL, &policy, ctx->pubkey,
-                                 &why);
+    int rc = nip98_verify_finish(job->verify, status == 0 ? &r : NULL, &policy, ctx->pubkey, &why);
     free(job);
     if (status != 0 || rc != 0) {
         head_refuse(ctx, why);

@@ -53,8 +53,8 @@ static int add_entry(sqlite3 *conn, struct api_call *call)
     const struct api_ctx *ctx = call->ctx;
     int rc = repo_blocklist_add(conn, in->pubkey, in->reason, ctx->pubhex, ctx->now);
     if (rc == 0)
-        rc = repo_activity_insert(conn, ctx->pubhex, "block_pubkey", "blocklist", in->pubkey,
-                                  NULL, NULL, ctx->now);
+        rc = repo_activity_insert(conn, ctx->pubhex, "block_pubkey", "blocklist", in->pubkey, NULL,
+                                  NULL, ctx->now);
     if (rc == 0)
         api_after_commit(call, APP_BLOCKLIST_CHANGED, in->pubkey);
     call->created = 1;

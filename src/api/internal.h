@@ -44,20 +44,20 @@ typedef void api_after_fn(struct api_call *call);
 
 struct api_call {
     struct api_ctx *ctx;
-    void *in;               /* handler input, freed by in_free (may be NULL) */
+    void *in; /* handler input, freed by in_free (may be NULL) */
     void (*in_free)(void *);
-    int created;            /* 201 instead of 200 */
-    cJSON *data;            /* set by work on success (owned) */
-    int status;             /* API error status (4xx) set by api_fail, else 0 */
-    const char *code;       /* API error code */
+    int created;      /* 201 instead of 200 */
+    cJSON *data;      /* set by work on success (owned) */
+    int status;       /* API error status (4xx) set by api_fail, else 0 */
+    const char *code; /* API error code */
     char msg[160];
-    char *body;             /* response body, printed on the pool thread */
-    int has_event;          /* fire event(event_id) after the commit (core/app.h) */
+    char *body;    /* response body, printed on the pool thread */
+    int has_event; /* fire event(event_id) after the commit (core/app.h) */
     enum app_event event;
     char event_id[65];
-    int caller_is_tenant;   /* 1: the caller's tenant row exists, -1: it does not, 0: not looked
-                             * up; remembered in tenant_cache after a success */
-    int paged;              /* a list page: the answer carries "next" (null when next is "") */
+    int caller_is_tenant; /* 1: the caller's tenant row exists, -1: it does not, 0: not looked
+                           * up; remembered in tenant_cache after a success */
+    int paged;            /* a list page: the answer carries "next" (null when next is "") */
     char next[REPO_CURSOR_MAX];
 };
 
@@ -89,13 +89,12 @@ int api_require_admin(struct api_ctx *ctx); /* 0, or answered 401/403 */
 cJSON *api_body_object(struct api_ctx *ctx);
 /* Query parameter value (percent-decoded) into out; 1 if present. */
 int api_query(const struct api_ctx *ctx, const char *name, char *out, size_t cap);
-/* limit/offset (PRODUCT.md §3.1) and the ?after= cursor (with_id: its "<key>.<id>" form, else "<key>") of a
- * list route into page; 0 or answered 400. */
+/* limit/offset (PRODUCT.md §3.1) and the ?after= cursor (with_id: its "<key>.<id>" form, else
+ * "<key>") of a list route into page; 0 or answered 400. */
 int api_page(struct api_ctx *ctx, int with_id, struct repo_page *page);
 /* Which tenant a list route shows: caller's own, or ?tenant= for admins (403 for others),
  * or all (admin without ?tenant=, out = ""). 0 or answered. */
 int api_list_scope(struct api_ctx *ctx, char out[65]);
-
 
 /* Whether a pubkey is a tenant, without the database (tenant_cache.c: a "yes" is kept since
  * tenants are never deleted, in a table that grows to 131,072 tenants and then replaces one

@@ -43,8 +43,8 @@ void api_list_invoices(struct api_ctx *ctx)
 static int get_invoice(sqlite3 *conn, struct api_call *call)
 {
     struct api_ctx *ctx = call->ctx;
-    int rc = repo_invoice_get(conn, ctx->params[0], ctx->is_admin ? NULL : ctx->pubhex,
-                              &call->data);
+    int rc =
+        repo_invoice_get(conn, ctx->params[0], ctx->is_admin ? NULL : ctx->pubhex, &call->data);
     return rc == DB_ENOTFOUND ? api_fail(call, 404, "not-found", "no such invoice") : rc;
 }
 

@@ -49,7 +49,7 @@ struct token {
  * a cheap non-cryptographic hash, which only spreads tokens (a collision, chosen or not, just
  * evicts the older entry). Keying by SHA-256 cost ~14% of a request served from the cache. */
 struct cache_slot {
-    char *text;       /* owned copy of the token (header value after the scheme) */
+    char *text; /* owned copy of the token (header value after the scheme) */
     size_t len;
     struct token tok; /* tok.u == NULL: empty slot */
 };
@@ -153,8 +153,8 @@ static int too_old(int64_t created_at, int64_t now, int64_t max_age)
 
 /* Decodes, parses and verifies the event; fills tok. The age is checked before the
  * signature so a replayed old token costs no verification and is never cached. */
-static int decode_token(const char *b64, size_t n, int64_t now, int64_t max_age,
-                        int loop_thread, struct token *tok, const char **why)
+static int decode_token(const char *b64, size_t n, int64_t now, int64_t max_age, int loop_thread,
+                        struct token *tok, const char **why)
 {
     uint8_t *json = NULL;
     size_t json_len = 0;
@@ -214,8 +214,7 @@ static struct cache_slot *slot_for(const char *b64, size_t n)
 }
 
 /* A cached, still valid token: 0 and *tok (tok->u owned by the cache), else -1. */
-static int lookup_token(const char *b64, size_t n, int64_t now, int64_t max_age,
-                        struct token *tok)
+static int lookup_token(const char *b64, size_t n, int64_t now, int64_t max_age, struct token *tok)
 {
     struct cache_slot *slot = slot_for(b64, n);
     if (!slot || !slot->tok.u || slot->len != n || memcmp(slot->text, b64, n) != 0)
@@ -307,7 +306,8 @@ static int check_request(const struct token *tok, const struct nip98_request *re
         *why = "token u tag does not name this URL";
     else if (tok->method[0] && strcasecmp(tok->method, req->method) != 0)
         *why = "token method tag does not match";
-    else if (!req->head_only && tok->payload[0] && !payload_matches(tok->payload, req->body, req->body_len))
+    else if (!req->head_only && tok->payload[0] &&
+             !payload_matches(tok->payload, req->body, req->body_len))
         *why = "token payload hash does not match the body";
     else {
         memcpy(pubkey, tok->pubkey, 32);

@@ -37,9 +37,9 @@ typedef cJSON *admin_shape_fn(struct admin_op *op, const cJSON *result);
 
 struct admin_op {
     struct api_ctx *ctx;
-    const char *method;      /* NIP-86 method */
-    cJSON *params;           /* its params (owned) */
-    const char *activity;    /* activity type of a write; NULL for a read */
+    const char *method;   /* NIP-86 method */
+    cJSON *params;        /* its params (owned) */
+    const char *activity; /* activity type of a write; NULL for a read */
     admin_shape_fn *shape;
     int created;             /* 201 */
     int refuse_if_blocked;   /* 409 when arg is on the operator's block list */
@@ -79,10 +79,11 @@ static void record_done(int status, void *arg)
     struct admin_op *op = arg;
     if (status != 0) {
         /* The relay changed, but the write that records it failed: say so, never 200. */
-        LOG_ERROR("api: %s on relay %s done but its activity row failed (%d)", op->method,
-                  op->t.id, status);
-        api_error(op->ctx, 503, "unavailable", "the relay was changed but the change could not "
-                                               "be recorded; list it again");
+        LOG_ERROR("api: %s on relay %s done but its activity row failed (%d)", op->method, op->t.id,
+                  status);
+        api_error(op->ctx, 503, "unavailable",
+                  "the relay was changed but the change could not "
+                  "be recorded; list it again");
         op_free(op);
         return;
     }
@@ -225,8 +226,8 @@ static cJSON *shape_claims(struct admin_op *op, const cJSON *result)
     const cJSON *item;
     cJSON_ArrayForEach(item, result)
     {
-        const cJSON *c = cJSON_IsObject(item) ? cJSON_GetObjectItemCaseSensitive(item, "claim")
-                                              : item;
+        const cJSON *c =
+            cJSON_IsObject(item) ? cJSON_GetObjectItemCaseSensitive(item, "claim") : item;
         if (cJSON_IsString(c))
             cJSON_AddItemToArray(out, invite_json(op, c->valuestring));
     }
@@ -432,13 +433,13 @@ static void on_members(enum sync_worker_members_status st, const cJSON *members,
                        void *arg)
 {
     struct members_op *m = arg;
-    if (st == INFRA_MEMBERS_FAILED) {
+    if (st == SYNC_MEMBERS_FAILED) {
         api_error(m->ctx, 502, "upstream-unavailable", "relay %s: zooid members failed: %s",
                   m->t.id, what);
         members_free(m);
         return;
     }
-    if (st != INFRA_MEMBERS_OK) {
+    if (st != SYNC_MEMBERS_OK) {
         members_answer(m, NULL);
         return;
     }

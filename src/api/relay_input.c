@@ -17,7 +17,6 @@
 #define INFO_ICON_MAX 2048
 #define MODERATORS_INPUT_MAX 64 /* entries read from one body; the plans allow at most 20 */
 
-
 static int fail(struct relay_error *err, int status, const char *code, const char *msg)
 {
     err->status = status;
@@ -37,9 +36,9 @@ static size_t utf8_chars(const char *s)
 
 static int is_http_url(const char *s)
 {
-    const char *rest = strncmp(s, "https://", 8) == 0   ? s + 8
+    const char *rest = strncmp(s, "https://", 8) == 0  ? s + 8
                        : strncmp(s, "http://", 7) == 0 ? s + 7
-                                                        : NULL;
+                                                       : NULL;
     if (!rest || !*rest || *rest == '/')
         return 0;
     for (; *s; s++)

@@ -80,8 +80,8 @@ static int fail_relay(struct api_call *call, const struct relay_error *e)
 }
 
 /* Writes the activity row, marks the relay for zooid and asks for a kick after commit. */
-static int record_change(sqlite3 *conn, struct api_call *call, const char *tenant,
-                         const char *id, const char *type, const char *plan, const char *status)
+static int record_change(sqlite3 *conn, struct api_call *call, const char *tenant, const char *id,
+                         const char *type, const char *plan, const char *status)
 {
     int rc = repo_activity_insert(conn, tenant, type, "relay", id, plan, status, call->ctx->now);
     if (rc == 0)
@@ -109,16 +109,15 @@ static int check_plan_room(sqlite3 *conn, struct api_call *call, const char *ten
 
 /* 422 plan-member-limit when the relay's last known member count (GET /relays/:id/members)
  * is over the plan's member cap; 0 when it fits or is unknown, or < 0. */
-static int check_member_room(sqlite3 *conn, struct api_call *call, const char *id,
-                             const char *plan)
+static int check_member_room(sqlite3 *conn, struct api_call *call, const char *id, const char *plan)
 {
     const struct plan *p = plan_find(plan);
     int64_t n = -1;
     int rc = p && p->members >= 0 ? repo_relay_members_count(conn, id, &n) : 0;
     if (rc == 0 && n > p->members)
         return api_fail(call, 422, "plan-member-limit",
-                        "the relay has %lld members, the %s plan allows %lld", (long long)n,
-                        p->id, (long long)p->members);
+                        "the relay has %lld members, the %s plan allows %lld", (long long)n, p->id,
+                        (long long)p->members);
     return rc;
 }
 
@@ -132,8 +131,7 @@ static int check_paid_plan_allowed(sqlite3 *conn, struct api_call *call, const c
     const struct plan *p = plan_find(plan);
     if (!p || p->sats == 0)
         return 0;
-    int rc = repo_invoice_overdue(conn, tenant, call->ctx->app->cfg.billing_grace,
-                                  call->ctx->now);
+    int rc = repo_invoice_overdue(conn, tenant, call->ctx->app->cfg.billing_grace, call->ctx->now);
     if (rc > 0)
         return api_fail(call, 422, "payment-required", "an overdue invoice must be paid first");
     return rc;
@@ -149,7 +147,8 @@ static int create_relay(sqlite3 *conn, struct api_call *call)
     char base[80];
     int rc = repo_tenant_exists(conn, f->tenant);
     if (rc == 0)
-        return api_fail(call, 422, "tenant-not-found", "the tenant does not exist: POST /tenants first");
+        return api_fail(call, 422, "tenant-not-found",
+                        "the tenant does not exist: POST /tenants first");
     if (rc > 0 && (rc = repo_relay_subdomain_taken(conn, f->subdomain, "")) > 0)
         return api_fail(call, 422, "subdomain-exists", "subdomain is already taken");
     if (rc == 0 && (rc = check_plan_room(conn, call, f->tenant, f->plan, "")) != 0)
@@ -312,8 +311,8 @@ void api_put_relay(struct api_ctx *ctx)
 
 /* ---- status changes ---- */
 
-static int set_status(sqlite3 *conn, struct api_call *call, struct current *cur,
-                      const char *status, const char *type)
+static int set_status(sqlite3 *conn, struct api_call *call, struct current *cur, const char *status,
+                      const char *type)
 {
     int rc = repo_relay_set_status(conn, call->ctx->params[0], status, call->ctx->now);
     if (rc != 0)
@@ -386,8 +385,7 @@ static int resync(sqlite3 *conn, struct api_call *call)
     if (rc == 0)
         rc = repo_relay_clear_sync_error(conn, id);
     if (rc == 0)
-        rc = record_change(conn, call, cur.tenant, id, "retry_relay_sync", cur.f.plan,
-                           cur.status);
+        rc = record_change(conn, call, cur.tenant, id, "retry_relay_sync", cur.f.plan, cur.status);
     relay_fields_free(&cur.f);
     return rc;
 }

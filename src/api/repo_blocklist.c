@@ -46,22 +46,22 @@ int repo_blocklist_remove(sqlite3 *conn, const char *pubkey, int64_t now)
 }
 
 /* Counts per entry come from the blocklist_relay_pubkey index: one range per entry. */
-#define ENTRY_SQL                                                                              \
-    "SELECT e.pubkey, e.reason, e.state, e.created_by, e.created_at, e.updated_at,"            \
-    " (SELECT count(*) FROM blocklist_relay b WHERE b.pubkey = e.pubkey AND b.applied = 1"     \
-    "  AND b.want = 1),"                                                                       \
-    " (SELECT count(*) FROM blocklist_relay b WHERE b.pubkey = e.pubkey AND b.want != b.applied),"\
-    " (SELECT count(*) FROM blocklist_relay b WHERE b.pubkey = e.pubkey AND b.want != b.applied" \
-    "  AND b.attempts > 0),"                                                                   \
-    " (SELECT b.error FROM blocklist_relay b WHERE b.pubkey = e.pubkey AND b.error IS NOT NULL" \
-    "  LIMIT 1)"                                                                               \
+#define ENTRY_SQL                                                                                  \
+    "SELECT e.pubkey, e.reason, e.state, e.created_by, e.created_at, e.updated_at,"                \
+    " (SELECT count(*) FROM blocklist_relay b WHERE b.pubkey = e.pubkey AND b.applied = 1"         \
+    "  AND b.want = 1),"                                                                           \
+    " (SELECT count(*) FROM blocklist_relay b WHERE b.pubkey = e.pubkey AND b.want != b.applied)," \
+    " (SELECT count(*) FROM blocklist_relay b WHERE b.pubkey = e.pubkey AND b.want != b.applied"   \
+    "  AND b.attempts > 0),"                                                                       \
+    " (SELECT b.error FROM blocklist_relay b WHERE b.pubkey = e.pubkey AND b.error IS NOT NULL"    \
+    "  LIMIT 1)"                                                                                   \
     " FROM blocklist e"
 
 static cJSON *entry_row(sqlite3_stmt *st, const void *arg)
 {
-    static const char *const keys[] = {"pubkey",     "reason",      "state",  "created_by",
-                                       "created_at", "updated_at", "relays_applied",
-                                       "relays_pending", "relays_failing", "last_error"};
+    static const char *const keys[] = {
+        "pubkey",     "reason",         "state",          "created_by",     "created_at",
+        "updated_at", "relays_applied", "relays_pending", "relays_failing", "last_error"};
     (void)arg;
     return repo_json_columns(st, keys, 10);
 }
@@ -76,8 +76,8 @@ int repo_blocklist_get(sqlite3 *conn, const char *pubkey, cJSON **out)
 
 int repo_blocklist_list(sqlite3 *conn, cJSON **out)
 {
-    sqlite3_stmt *st = db_query(conn, ENTRY_SQL " ORDER BY e.created_at DESC, e.pubkey LIMIT ?",
-                                DB_INT(10000));
+    sqlite3_stmt *st =
+        db_query(conn, ENTRY_SQL " ORDER BY e.created_at DESC, e.pubkey LIMIT ?", DB_INT(10000));
     if (!st)
         return DB_EGENERIC;
     return repo_json_rows(conn, st, entry_row, NULL, out);

@@ -8,15 +8,15 @@
 #include "util/util.h"
 
 /* bolt11 and bolt11_expires_at are filled in afterwards for the whole page (attach). */
-#define INVOICE_SELECT                                                                         \
-    "SELECT id, tenant, amount, status, period_start, period_end, NULL, NULL, created_at,"     \
+#define INVOICE_SELECT                                                                             \
+    "SELECT id, tenant, amount, status, period_start, period_end, NULL, NULL, created_at,"         \
     " paid_at FROM invoice"
 
 static cJSON *invoice_row(sqlite3_stmt *st, const void *arg)
 {
-    static const char *const keys[] = {"id", "tenant", "amount", "status", "period_start",
-                                       "period_end", "bolt11", "bolt11_expires_at",
-                                       "created_at", "paid_at"};
+    static const char *const keys[] = {"id",           "tenant",     "amount", "status",
+                                       "period_start", "period_end", "bolt11", "bolt11_expires_at",
+                                       "created_at",   "paid_at"};
     (void)arg;
     return repo_json_columns(st, keys, 10);
 }
@@ -33,9 +33,10 @@ static cJSON *slot_of(sqlite3_stmt *st, cJSON **slots, int n)
  * per invoice: the first one of each is kept. */
 static int attach_bolt11(sqlite3 *conn, const char *ids, cJSON **slots, int n)
 {
-    sqlite3_stmt *st = db_query(conn, "SELECT j.key, b.bolt11, b.expires_at FROM json_each(?1) j"
-                                      " JOIN bolt11 b ON b.invoice = j.value"
-                                      " ORDER BY j.key, b.created_at DESC, b.rowid DESC",
+    sqlite3_stmt *st = db_query(conn,
+                                "SELECT j.key, b.bolt11, b.expires_at FROM json_each(?1) j"
+                                " JOIN bolt11 b ON b.invoice = j.value"
+                                " ORDER BY j.key, b.created_at DESC, b.rowid DESC",
                                 DB_TEXT(ids));
     cJSON *prev = NULL, *inv;
     int rc;
@@ -57,9 +58,10 @@ static int attach_bolt11(sqlite3 *conn, const char *ids, cJSON **slots, int n)
 /* The items of every invoice of the page, in one statement (as attach_bolt11). */
 static int attach_items(sqlite3 *conn, const char *ids, cJSON **slots, int n)
 {
-    sqlite3_stmt *st = db_query(conn, "SELECT j.key, it.relay, it.plan, it.hours, it.amount"
-                                      " FROM json_each(?1) j JOIN invoice_item it"
-                                      " ON it.invoice = j.value ORDER BY j.key, it.relay, it.plan",
+    sqlite3_stmt *st = db_query(conn,
+                                "SELECT j.key, it.relay, it.plan, it.hours, it.amount"
+                                " FROM json_each(?1) j JOIN invoice_item it"
+                                " ON it.invoice = j.value ORDER BY j.key, it.relay, it.plan",
                                 DB_TEXT(ids));
     cJSON *inv;
     int rc;
@@ -91,8 +93,8 @@ static int attach(sqlite3 *conn, cJSON *invoices)
     cJSON_ArrayForEach(inv, invoices)
     {
         slots[i++] = inv;
-        cJSON_AddItemToArray(ids, cJSON_CreateString(
-                                      cJSON_GetObjectItemCaseSensitive(inv, "id")->valuestring));
+        cJSON_AddItemToArray(
+            ids, cJSON_CreateString(cJSON_GetObjectItemCaseSensitive(inv, "id")->valuestring));
         cJSON_AddArrayToObject(inv, "items");
     }
     char *text = cJSON_PrintUnformatted(ids);
@@ -104,18 +106,20 @@ static int attach(sqlite3 *conn, cJSON *invoices)
     return rc;
 }
 
-#define INVOICE_PAGE " (created_at, id) < (?1, ?2) ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
+#define INVOICE_PAGE                                                                               \
+    " (created_at, id) < (?1, ?2) ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
 
 /* One statement per shape, each a range of invoice_tenant or invoice_created. */
-int repo_invoice_list(sqlite3 *conn, const char *tenant, const struct repo_page *page,
-                      cJSON **out, char next[REPO_CURSOR_MAX])
+int repo_invoice_list(sqlite3 *conn, const char *tenant, const struct repo_page *page, cJSON **out,
+                      char next[REPO_CURSOR_MAX])
 {
     ASSERT_POOL_THREAD();
     struct db_param p[] = {DB_INT(repo_page_key(page)), DB_TEXT(repo_page_id(page)),
                            DB_INT(page->limit + 1), DB_INT(page->offset), DB_TEXT(tenant)};
     sqlite3_stmt *st =
-        tenant[0] ? db_query_params(conn, INVOICE_SELECT " WHERE tenant = ?5 AND" INVOICE_PAGE, p, 5)
-                  : db_query_params(conn, INVOICE_SELECT " WHERE" INVOICE_PAGE, p, 4);
+        tenant[0]
+            ? db_query_params(conn, INVOICE_SELECT " WHERE tenant = ?5 AND" INVOICE_PAGE, p, 5)
+            : db_query_params(conn, INVOICE_SELECT " WHERE" INVOICE_PAGE, p, 4);
     if (!st)
         return DB_EGENERIC;
     int rc = repo_json_page(conn, st, invoice_row, NULL, page, 8, 0, out, next);
@@ -126,8 +130,8 @@ int repo_invoice_get(sqlite3 *conn, const char *id, const char *owner, cJSON **o
 {
     ASSERT_POOL_THREAD();
     sqlite3_stmt *st =
-        db_query(conn, INVOICE_SELECT " WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)",
-                 DB_TEXT(id), DB_TEXT(owner));
+        db_query(conn, INVOICE_SELECT " WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)", DB_TEXT(id),
+                 DB_TEXT(owner));
     if (!st)
         return DB_EGENERIC;
     cJSON *one = NULL;
@@ -145,34 +149,37 @@ int repo_invoice_get(sqlite3 *conn, const char *id, const char *owner, cJSON **o
 int repo_invoice_overdue(sqlite3 *conn, const char *tenant, int64_t grace, int64_t now)
 {
     ASSERT_POOL_THREAD();
-    return db_exists(conn, "SELECT 1 FROM invoice WHERE tenant = ? AND status = 'pending'"
-                           " AND created_at + ? <= ?",
+    return db_exists(conn,
+                     "SELECT 1 FROM invoice WHERE tenant = ? AND status = 'pending'"
+                     " AND created_at + ? <= ?",
                      DB_TEXT(tenant), DB_INT(grace), DB_INT(now));
 }
 
-#define ACTIVITY_SELECT                                                                        \
-    "SELECT id, tenant, created_at, activity_type, resource_type, resource_id, plan, status"   \
+#define ACTIVITY_SELECT                                                                            \
+    "SELECT id, tenant, created_at, activity_type, resource_type, resource_id, plan, status"       \
     " FROM activity"
 #define ACTIVITY_PAGE " id < ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
 
 static cJSON *activity_row(sqlite3_stmt *st, const void *arg)
 {
-    static const char *const keys[] = {"id", "tenant", "created_at", "activity_type",
-                                       "resource_type", "resource_id", "plan", "status"};
+    static const char *const keys[] = {
+        "id",          "tenant", "created_at", "activity_type", "resource_type",
+        "resource_id", "plan",   "status"};
     (void)arg;
     return repo_json_columns(st, keys, 8);
 }
 
 /* One statement per shape: a range of the primary key, or of activity_tenant. */
-int repo_activity_list(sqlite3 *conn, const char *tenant, const struct repo_page *page,
-                       cJSON **out, char next[REPO_CURSOR_MAX])
+int repo_activity_list(sqlite3 *conn, const char *tenant, const struct repo_page *page, cJSON **out,
+                       char next[REPO_CURSOR_MAX])
 {
     ASSERT_POOL_THREAD();
     struct db_param p[] = {DB_INT(repo_page_key(page)), DB_INT(page->limit + 1),
                            DB_INT(page->offset), DB_TEXT(tenant)};
     sqlite3_stmt *st =
-        tenant[0] ? db_query_params(conn, ACTIVITY_SELECT " WHERE tenant = ?4 AND" ACTIVITY_PAGE, p, 4)
-                  : db_query_params(conn, ACTIVITY_SELECT " WHERE" ACTIVITY_PAGE, p, 3);
+        tenant[0]
+            ? db_query_params(conn, ACTIVITY_SELECT " WHERE tenant = ?4 AND" ACTIVITY_PAGE, p, 4)
+            : db_query_params(conn, ACTIVITY_SELECT " WHERE" ACTIVITY_PAGE, p, 3);
     if (!st)
         return DB_EGENERIC;
     return repo_json_page(conn, st, activity_row, NULL, page, 0, -1, out, next);

@@ -15,10 +15,10 @@ const char *const relay_flag_names[RF_COUNT] = {
     "blossom_enabled",    "livekit_enabled",         "push_enabled",
 };
 
-#define RELAY_COLS                                                                             \
-    "id, tenant, subdomain, schema, plan, status, synced, sync_error, info_name, info_icon, "  \
-    "info_description, policy_public_join, policy_strip_signatures, groups_enabled, "          \
-    "management_enabled, blossom_enabled, livekit_enabled, push_enabled, created_at, updated_at," \
+#define RELAY_COLS                                                                                 \
+    "id, tenant, subdomain, schema, plan, status, synced, sync_error, info_name, info_icon, "      \
+    "info_description, policy_public_join, policy_strip_signatures, groups_enabled, "              \
+    "management_enabled, blossom_enabled, livekit_enabled, push_enabled, created_at, updated_at,"  \
     " moderators, members_count"
 
 /* Only the owner (or an admin: owner NULL) sees a relay. */
@@ -76,7 +76,8 @@ int repo_relay_get(sqlite3 *conn, const char *id, const char *owner, const char 
 
 /* One statement per shape, each a range of the index that gives its order (relay_tenant,
  * relay_created): the cost is the page's, not the table's. */
-#define RELAY_PAGE " (created_at, id) < (?1, ?2) ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
+#define RELAY_PAGE                                                                                 \
+    " (created_at, id) < (?1, ?2) ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
 
 int repo_relay_list(sqlite3 *conn, const char *tenant, const struct repo_page *page,
                     const char *domain, cJSON **out, char next[REPO_CURSOR_MAX])
@@ -85,9 +86,12 @@ int repo_relay_list(sqlite3 *conn, const char *tenant, const struct repo_page *p
     struct db_param p[] = {DB_INT(repo_page_key(page)), DB_TEXT(repo_page_id(page)),
                            DB_INT(page->limit + 1), DB_INT(page->offset), DB_TEXT(tenant)};
     sqlite3_stmt *st =
-        tenant[0] ? db_query_params(conn, "SELECT " RELAY_COLS " FROM relay WHERE tenant = ?5"
-                                          " AND" RELAY_PAGE, p, 5)
-                  : db_query_params(conn, "SELECT " RELAY_COLS " FROM relay WHERE" RELAY_PAGE, p, 4);
+        tenant[0]
+            ? db_query_params(conn,
+                              "SELECT " RELAY_COLS " FROM relay WHERE tenant = ?5"
+                              " AND" RELAY_PAGE,
+                              p, 5)
+            : db_query_params(conn, "SELECT " RELAY_COLS " FROM relay WHERE" RELAY_PAGE, p, 4);
     if (!st)
         return DB_EGENERIC;
     return repo_json_page(conn, st, relay_row, domain, page, 18, 0, out, next);
@@ -128,8 +132,8 @@ int repo_relay_subdomain_taken(sqlite3 *conn, const char *subdomain, const char 
                      DB_TEXT(subdomain), DB_TEXT(except_id));
 }
 
-int repo_relay_plan_full(sqlite3 *conn, const char *tenant, const char *plan,
-                         const char *except_id, int64_t max)
+int repo_relay_plan_full(sqlite3 *conn, const char *tenant, const char *plan, const char *except_id,
+                         int64_t max)
 {
     ASSERT_POOL_THREAD();
     /* A row at offset max - 1 exists iff there are at least max: no full count. */
@@ -167,8 +171,14 @@ int repo_relay_insert(sqlite3 *conn, const struct relay_fields *f, const char *i
                       const char *schema, const char *secret, int64_t now)
 {
     ASSERT_POOL_THREAD();
-    const char *text[] = {id, f->tenant, f->subdomain, schema, secret, f->plan,
-                          f->info_name ? f->info_name : "", f->info_icon ? f->info_icon : "",
+    const char *text[] = {id,
+                          f->tenant,
+                          f->subdomain,
+                          schema,
+                          secret,
+                          f->plan,
+                          f->info_name ? f->info_name : "",
+                          f->info_icon ? f->info_icon : "",
                           f->info_description ? f->info_description : "",
                           f->moderators ? f->moderators : ""};
     struct db_param p[ARRAY_SIZE(text) + RF_COUNT + 2];
@@ -176,30 +186,32 @@ int repo_relay_insert(sqlite3 *conn, const struct relay_fields *f, const char *i
     p[n++] = DB_INT(now); /* created_at */
     p[n++] = DB_INT(now); /* updated_at */
     return db_run_params(
-        conn, "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status, info_name,"
-              " info_icon, info_description, moderators, policy_public_join,"
-              " policy_strip_signatures, groups_enabled, management_enabled, blossom_enabled,"
-              " livekit_enabled, push_enabled, created_at, updated_at, sync_version)"
-              " VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+        conn,
+        "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status, info_name,"
+        " info_icon, info_description, moderators, policy_public_join,"
+        " policy_strip_signatures, groups_enabled, management_enabled, blossom_enabled,"
+        " livekit_enabled, push_enabled, created_at, updated_at, sync_version)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
         p, n);
 }
 
 int repo_relay_update(sqlite3 *conn, const char *id, const struct relay_fields *f, int64_t now)
 {
     ASSERT_POOL_THREAD();
-    const char *text[] = {f->subdomain, f->plan,        f->info_name,
-                          f->info_icon, f->info_description, f->moderators ? f->moderators : ""};
+    const char *text[] = {f->subdomain,        f->plan,
+                          f->info_name,        f->info_icon,
+                          f->info_description, f->moderators ? f->moderators : ""};
     struct db_param p[ARRAY_SIZE(text) + RF_COUNT + 2];
     size_t n = text_and_flags(p, text, ARRAY_SIZE(text), f);
     p[n++] = DB_INT(now);
     p[n++] = DB_TEXT(id);
-    return db_run_params(
-        conn, "UPDATE relay SET subdomain = ?, plan = ?, info_name = ?, info_icon = ?,"
-              " info_description = ?, moderators = ?, policy_public_join = ?,"
-              " policy_strip_signatures = ?,"
-              " groups_enabled = ?, management_enabled = ?, blossom_enabled = ?,"
-              " livekit_enabled = ?, push_enabled = ?, updated_at = ? WHERE id = ?",
-        p, n);
+    return db_run_params(conn,
+                         "UPDATE relay SET subdomain = ?, plan = ?, info_name = ?, info_icon = ?,"
+                         " info_description = ?, moderators = ?, policy_public_join = ?,"
+                         " policy_strip_signatures = ?,"
+                         " groups_enabled = ?, management_enabled = ?, blossom_enabled = ?,"
+                         " livekit_enabled = ?, push_enabled = ?, updated_at = ? WHERE id = ?",
+                         p, n);
 }
 
 /* An UPDATE of one relay: DB_ENOTFOUND when it matched no row. */
@@ -224,8 +236,9 @@ int repo_relay_clear_sync_error(sqlite3 *conn, const char *id)
 
 int repo_relay_set_members(sqlite3 *conn, const char *id, int64_t count, int64_t now)
 {
-    return updated(conn, db_run(conn, "UPDATE relay SET members_count = ?, members_fetched_at = ?"
-                                      " WHERE id = ?",
+    return updated(conn, db_run(conn,
+                                "UPDATE relay SET members_count = ?, members_fetched_at = ?"
+                                " WHERE id = ?",
                                 DB_INT(count), DB_INT(now), DB_TEXT(id)));
 }
 

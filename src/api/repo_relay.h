@@ -55,8 +55,8 @@ int repo_relay_load(sqlite3 *conn, const char *id, const char *owner, struct rel
 int repo_relay_subdomain_taken(sqlite3 *conn, const char *subdomain, const char *except_id);
 /* 1 if the tenant already has `max` relays on plan, not counting except_id ("" = none);
  * 0 if not, or < 0. */
-int repo_relay_plan_full(sqlite3 *conn, const char *tenant, const char *plan,
-                         const char *except_id, int64_t max);
+int repo_relay_plan_full(sqlite3 *conn, const char *tenant, const char *plan, const char *except_id,
+                         int64_t max);
 /* base if no relay has that schema yet, else base_2, base_3, ... (out, cap >= 96). */
 int repo_relay_unique_schema(sqlite3 *conn, const char *base, char *out, size_t cap);
 /* New active relay (f complete: tenant, subdomain, plan; NULL info_* = ""); secret is 64 hex. */

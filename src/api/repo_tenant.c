@@ -38,9 +38,10 @@ int repo_tenant_list(sqlite3 *conn, const struct repo_page *page, cJSON **out,
                      char next[REPO_CURSOR_MAX])
 {
     ASSERT_POOL_THREAD();
-    sqlite3_stmt *st = db_query(conn, "SELECT " TENANT_COLS " FROM tenant"
-                                      " WHERE (created_at, pubkey) < (?1, ?2)"
-                                      " ORDER BY created_at DESC, pubkey DESC LIMIT ?3 OFFSET ?4",
+    sqlite3_stmt *st = db_query(conn,
+                                "SELECT " TENANT_COLS " FROM tenant"
+                                " WHERE (created_at, pubkey) < (?1, ?2)"
+                                " ORDER BY created_at DESC, pubkey DESC LIMIT ?3 OFFSET ?4",
                                 DB_INT(repo_page_key(page)), DB_TEXT(repo_page_id(page)),
                                 DB_INT(page->limit + 1), DB_INT(page->offset));
     return st ? repo_json_page(conn, st, tenant_json, NULL, page, 5, 0, out, next) : DB_EGENERIC;
@@ -49,8 +50,9 @@ int repo_tenant_list(sqlite3 *conn, const struct repo_page *page, cJSON **out,
 int repo_tenant_create(sqlite3 *conn, const char *pubkey, int64_t now)
 {
     ASSERT_POOL_THREAD();
-    int rc = db_run(conn, "INSERT INTO tenant(pubkey, status, created_at)"
-                          " VALUES (?, 'active', ?) ON CONFLICT DO NOTHING",
+    int rc = db_run(conn,
+                    "INSERT INTO tenant(pubkey, status, created_at)"
+                    " VALUES (?, 'active', ?) ON CONFLICT DO NOTHING",
                     DB_TEXT(pubkey), DB_INT(now));
     if (rc != 0 || sqlite3_changes(conn) == 0)
         return rc ? rc : DB_ECONSTRAINT;

@@ -115,12 +115,13 @@ static void run_done(int status, void *arg)
     if (call->status) {
         api_error(ctx, call->status, call->code, "%s", call->msg);
     } else if (status != 0 || !call->body) {
-        LOG_ERROR("api: %s %s failed in the database (%s)", ctx->ex->req.method,
-                  ctx->ex->req.path, err_name(status));
+        LOG_ERROR("api: %s %s failed in the database (%s)", ctx->ex->req.method, ctx->ex->req.path,
+                  err_name(status));
         if (status == DB_EFULL)
             api_error(ctx, 507, "storage-full", "the disk is full: nothing was saved");
         else if (status == DB_EREADONLY)
-            api_error(ctx, 503, "storage-read-only", "the database is read-only: nothing was saved");
+            api_error(ctx, 503, "storage-read-only",
+                      "the database is read-only: nothing was saved");
         else if (status == DB_EMOVED)
             api_error(ctx, 503, "unavailable",
                       "the database file was deleted or replaced: nothing was saved");

@@ -54,7 +54,7 @@ int tenant_cache_has(const uint8_t pubkey[32])
 
 static void resize(size_t n)
 {
-    uint8_t (*old)[32] = set;
+    uint8_t(*old)[32] = set;
     size_t old_n = slots;
     set = xcalloc(n, sizeof(*set));
     slots = n;

@@ -8,7 +8,6 @@
 
 #define MONTHS_MAX (12LL * 10000) /* a calendar anchor is good for 10000 years of periods */
 
-
 int64_t billing_plan_sats(const char *plan)
 {
     const struct plan *p = plan_find(plan);
@@ -150,9 +149,8 @@ static int replay_relay(const struct billing_row *rows, size_t i, size_t j, int6
     return add_seconds(items, n_items, cap, state, end - t);
 }
 
-int64_t billing_compute_items(const struct billing_row *rows, size_t n, int64_t start,
-                              int64_t end, struct billing_item *items, size_t cap,
-                              size_t *n_items)
+int64_t billing_compute_items(const struct billing_row *rows, size_t n, int64_t start, int64_t end,
+                              struct billing_item *items, size_t cap, size_t *n_items)
 {
     *n_items = 0;
     if (end <= start || end - start > BILLING_CALC_MAX_PERIOD)
@@ -163,16 +161,15 @@ int64_t billing_compute_items(const struct billing_row *rows, size_t n, int64_t 
     int64_t total = 0;
     for (size_t i = 0; i < *n_items; i++) {
         struct billing_item *it = &items[i];
-        it->amount = billing_amount(billing_plan_sats(it->plan), it->seconds, end - start,
-                                    &it->hours);
+        it->amount =
+            billing_amount(billing_plan_sats(it->plan), it->seconds, end - start, &it->hours);
         total += it->amount;
     }
     return total;
 }
 
 /* Earliest paid-active time >= since of one relay's rows [i, j), or INT64_MAX. */
-static int64_t relay_first_paid(const struct billing_row *rows, size_t i, size_t j,
-                                int64_t since)
+static int64_t relay_first_paid(const struct billing_row *rows, size_t i, size_t j, int64_t since)
 {
     const struct billing_row *state = NULL;
     size_t r = i;
@@ -186,8 +183,7 @@ static int64_t relay_first_paid(const struct billing_row *rows, size_t i, size_t
     return INT64_MAX;
 }
 
-int billing_first_paid_active(const struct billing_row *rows, size_t n, int64_t since,
-                              int64_t *out)
+int billing_first_paid_active(const struct billing_row *rows, size_t n, int64_t since, int64_t *out)
 {
     int64_t best = INT64_MAX;
     for (size_t i = 0; i < n; i = group_end(rows, n, i))

@@ -54,9 +54,8 @@ struct billing_item {
  * (capacity cap, BILLING_CALC_MAX_ITEMS is plenty); free and unknown plans are left out.
  * Returns the invoice total in sats (>= 0) and *n_items, or -1 when cap is too small or
  * start/end are invalid. */
-int64_t billing_compute_items(const struct billing_row *rows, size_t n, int64_t start,
-                              int64_t end, struct billing_item *items, size_t cap,
-                              size_t *n_items);
+int64_t billing_compute_items(const struct billing_row *rows, size_t n, int64_t start, int64_t end,
+                              struct billing_item *items, size_t cap, size_t *n_items);
 
 /* Earliest time >= since at which some relay is active on a paid plan: 0 and *out, or -1
  * if none (as of the last row). */

@@ -301,9 +301,8 @@ static void start_wait(struct nwc_req *r)
     }
     hex_encode(r->uri.wallet_pubkey, 32, wallet);
     hex_encode(r->ev.id, 32, id);
-    snprintf(filter, sizeof(filter),
-             "[{\"kinds\":[%d],\"authors\":[\"%s\"],\"#e\":[\"%s\"]}]", NWC_KIND_RESPONSE,
-             wallet, id);
+    snprintf(filter, sizeof(filter), "[{\"kinds\":[%d],\"authors\":[\"%s\"],\"#e\":[\"%s\"]}]",
+             NWC_KIND_RESPONSE, wallet, id);
     if (relay_pool_subscribe(r->nwc->pool, relay_urls(r), r->uri.n_relays, filter, &r->kp,
                              on_response, on_wait_eose, r, &r->sub) < 0) {
         r->sub = NULL;
@@ -376,8 +375,8 @@ int nwc_make_invoice(struct nwc *nwc, const char *uri, int64_t amount_msats,
     return rc;
 }
 
-int nwc_lookup_invoice(struct nwc *nwc, const char *uri, const char *payment_hash,
-                       nwc_done_cb *cb, void *arg)
+int nwc_lookup_invoice(struct nwc *nwc, const char *uri, const char *payment_hash, nwc_done_cb *cb,
+                       void *arg)
 {
     ASSERT_LOOP_THREAD();
     cJSON *p = cJSON_CreateObject();
@@ -445,12 +444,10 @@ int nwc_watch(struct nwc *nwc, const char *uri, nwc_notify_cb *cb, void *arg)
     hex_encode(w->uri.wallet_pubkey, 32, wallet);
     hex_encode(w->kp.pubkey, 32, client);
     /* No "since": 2319x are ephemeral (never stored), and our clock may be a test's. */
-    snprintf(filter, sizeof(filter),
-             "[{\"kinds\":[%d,%d],\"authors\":[\"%s\"],\"#p\":[\"%s\"]}]",
+    snprintf(filter, sizeof(filter), "[{\"kinds\":[%d,%d],\"authors\":[\"%s\"],\"#p\":[\"%s\"]}]",
              NWC_KIND_NOTIFY_NIP04, NWC_KIND_NOTIFY_NIP44, wallet, client);
-    int rc = relay_pool_subscribe(nwc->pool, (const char *const *)w->uri.relays,
-                                  w->uri.n_relays, filter, &w->kp, on_notification, NULL, w,
-                                  &w->sub);
+    int rc = relay_pool_subscribe(nwc->pool, (const char *const *)w->uri.relays, w->uri.n_relays,
+                                  filter, &w->kp, on_notification, NULL, w, &w->sub);
     if (rc < 0) {
         w->sub = NULL;
         watch_free(w);

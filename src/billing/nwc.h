@@ -59,8 +59,8 @@ int nwc_request(struct nwc *nwc, const char *uri, const char *method, const cJSO
 int nwc_make_invoice(struct nwc *nwc, const char *uri, int64_t amount_msats,
                      const char *description, int64_t expiry_s, nwc_done_cb *cb, void *arg);
 /* lookup_invoice {payment_hash}. */
-int nwc_lookup_invoice(struct nwc *nwc, const char *uri, const char *payment_hash,
-                       nwc_done_cb *cb, void *arg);
+int nwc_lookup_invoice(struct nwc *nwc, const char *uri, const char *payment_hash, nwc_done_cb *cb,
+                       void *arg);
 /* pay_invoice {invoice}. See "Money safety" above. */
 int nwc_pay_invoice(struct nwc *nwc, const char *uri, const char *bolt11, nwc_done_cb *cb,
                     void *arg);

@@ -64,45 +64,46 @@ static int queue_dm(sqlite3 *conn, const char *tenant, int64_t now, const char *
 
 /* Columns of a pending invoice with its current BOLT11 (read_pending). INDEXED BY: without
  * statistics the planner prefers invoice_pending (status) and sorts every pending invoice. */
-#define PENDING_SELECT(indexed)                                                                 \
-    "SELECT i.id, i.tenant, i.amount, i.period_start, i.period_end, i.created_at, "            \
-    "i.reminders, COALESCE(i.last_collect_at, -1), t.nwc_url, b.id, b.bolt11, "                 \
-    "b.payment_hash, b.expires_at, (SELECT a.id FROM payment_attempt a WHERE a.bolt11 = b.id "  \
-    "AND a.state = 'pending' LIMIT 1), COALESCE(b.lookup_base, b.created_at), "                 \
-    "i.next_action_at, i.wallet_requests "                                                      \
-    "FROM invoice i " indexed " JOIN tenant t ON t.pubkey = i.tenant LEFT JOIN bolt11 b ON b.id = "      \
-    "COALESCE((SELECT a.bolt11 FROM payment_attempt a WHERE a.invoice = i.id AND a.state = "    \
-    "'pending' ORDER BY a.created_at LIMIT 1), (SELECT b2.id FROM bolt11 b2 WHERE b2.invoice = " \
+#define PENDING_SELECT(indexed)                                                                    \
+    "SELECT i.id, i.tenant, i.amount, i.period_start, i.period_end, i.created_at, "                \
+    "i.reminders, COALESCE(i.last_collect_at, -1), t.nwc_url, b.id, b.bolt11, "                    \
+    "b.payment_hash, b.expires_at, (SELECT a.id FROM payment_attempt a WHERE a.bolt11 = b.id "     \
+    "AND a.state = 'pending' LIMIT 1), COALESCE(b.lookup_base, b.created_at), "                    \
+    "i.next_action_at, i.wallet_requests "                                                         \
+    "FROM invoice i " indexed                                                                      \
+    " JOIN tenant t ON t.pubkey = i.tenant LEFT JOIN bolt11 b ON b.id = "                          \
+    "COALESCE((SELECT a.bolt11 FROM payment_attempt a WHERE a.invoice = i.id AND a.state = "       \
+    "'pending' ORDER BY a.created_at LIMIT 1), (SELECT b2.id FROM bolt11 b2 WHERE b2.invoice = "   \
     "i.id AND b2.settled_at IS NULL ORDER BY b2.created_at DESC, b2.rowid DESC LIMIT 1)) "
 
-#define REPO_BILLING_TENANT_PENDING_SQL                                                         \
-    PENDING_SELECT("INDEXED BY invoice_tenant")                                                 \
+#define REPO_BILLING_TENANT_PENDING_SQL                                                            \
+    PENDING_SELECT("INDEXED BY invoice_tenant")                                                    \
     "WHERE i.tenant = ?1 AND i.status = 'pending' ORDER BY i.created_at, i.id LIMIT ?2"
-#define REPO_BILLING_DUE_PENDING_SQL                                                            \
-    PENDING_SELECT("INDEXED BY invoice_pending_due")                                            \
-    "WHERE i.status = 'pending' AND i.next_action_at <= ?1 AND (i.next_action_at, i.id) > "     \
+#define REPO_BILLING_DUE_PENDING_SQL                                                               \
+    PENDING_SELECT("INDEXED BY invoice_pending_due")                                               \
+    "WHERE i.status = 'pending' AND i.next_action_at <= ?1 AND (i.next_action_at, i.id) > "        \
     "(?2, ?3) ORDER BY i.next_action_at, i.id LIMIT ?4"
-#define REPO_BILLING_OVERDUE_SQL                                                                \
-    "SELECT id, tenant, amount, delinquent_notified, created_at FROM invoice INDEXED BY "       \
-    "invoice_pending_created WHERE status = 'pending' AND created_at <= ?1 AND (created_at, "   \
+#define REPO_BILLING_OVERDUE_SQL                                                                   \
+    "SELECT id, tenant, amount, delinquent_notified, created_at FROM invoice INDEXED BY "          \
+    "invoice_pending_created WHERE status = 'pending' AND created_at <= ?1 AND (created_at, "      \
     "id) > (?2, ?3) ORDER BY created_at, id LIMIT ?4"
-#define REPO_BILLING_DUE_TENANTS_SQL                                                            \
-    "SELECT pubkey, billing_anchor, billing_due_at FROM tenant WHERE billing_due_at <= ? "      \
+#define REPO_BILLING_DUE_TENANTS_SQL                                                               \
+    "SELECT pubkey, billing_anchor, billing_due_at FROM tenant WHERE billing_due_at <= ? "         \
     "ORDER BY billing_due_at, pubkey LIMIT ?"
 /* The tenant index: without statistics the planner would take activity_resource for the
  * equality on resource_type and walk every relay's rows (the unary + rules that out). */
-#define REPO_BILLING_ROWS_SQL                                                                   \
-    "SELECT resource_id, created_at, plan, status FROM activity WHERE tenant = ? AND "          \
-    "+resource_type = 'relay' AND plan IS NOT NULL AND status IS NOT NULL ORDER BY "           \
+#define REPO_BILLING_ROWS_SQL                                                                      \
+    "SELECT resource_id, created_at, plan, status FROM activity WHERE tenant = ? AND "             \
+    "+resource_type = 'relay' AND plan IS NOT NULL AND status IS NOT NULL ORDER BY "               \
     "resource_id, created_at, id LIMIT ?"
 /* The rowid range: on resource_type the planner would walk every relay's activity rows. */
-#define REPO_BILLING_FOLD_SQL                                                                   \
-    "UPDATE tenant SET billing_due_at = MIN(COALESCE(billing_due_at, ?1), ?1) WHERE pubkey IN " \
+#define REPO_BILLING_FOLD_SQL                                                                      \
+    "UPDATE tenant SET billing_due_at = MIN(COALESCE(billing_due_at, ?1), ?1) WHERE pubkey IN "    \
     "(SELECT tenant FROM activity WHERE id > ?2 AND id <= ?3 AND +resource_type = 'relay')"
-#define REPO_BILLING_BY_HASH_SQL                                                                \
-    "SELECT b.id, b.invoice, EXISTS (SELECT 1 FROM payment_attempt a WHERE a.bolt11 = b.id "    \
-    "AND a.state = 'pending') FROM bolt11 b JOIN invoice i ON i.id = b.invoice WHERE "          \
-    "b.payment_hash = ? AND b.settled_at IS NULL AND i.status = 'pending' AND "                 \
+#define REPO_BILLING_BY_HASH_SQL                                                                   \
+    "SELECT b.id, b.invoice, EXISTS (SELECT 1 FROM payment_attempt a WHERE a.bolt11 = b.id "       \
+    "AND a.state = 'pending') FROM bolt11 b JOIN invoice i ON i.id = b.invoice WHERE "             \
+    "b.payment_hash = ? AND b.settled_at IS NULL AND i.status = 'pending' AND "                    \
     "b.amount_msats <= ? LIMIT 1"
 
 const struct repo_billing_stmt repo_billing_stmts[] = {
@@ -136,8 +137,8 @@ static void rows_free(struct rows *r)
 
 static int load_rows(sqlite3 *conn, const char *tenant, struct rows *out)
 {
-    sqlite3_stmt *st = db_query(conn, REPO_BILLING_ROWS_SQL, DB_TEXT(tenant),
-                                DB_INT(REPO_BILLING_MAX_ROWS));
+    sqlite3_stmt *st =
+        db_query(conn, REPO_BILLING_ROWS_SQL, DB_TEXT(tenant), DB_INT(REPO_BILLING_MAX_ROWS));
     if (!st)
         return DB_EGENERIC;
     int rc;
@@ -176,8 +177,9 @@ static int insert_items(sqlite3 *conn, const char *invoice, const struct billing
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (items[i].amount > 0)
-            rc = db_run(conn, "INSERT INTO invoice_item(invoice, relay, plan, hours, amount)"
-                              " VALUES (?, ?, ?, ?, ?)",
+            rc = db_run(conn,
+                        "INSERT INTO invoice_item(invoice, relay, plan, hours, amount)"
+                        " VALUES (?, ?, ?, ?, ?)",
                         DB_TEXT(invoice), DB_TEXT(items[i].relay), DB_TEXT(items[i].plan),
                         DB_INT(items[i].hours), DB_INT(items[i].amount));
     }
@@ -186,22 +188,22 @@ static int insert_items(sqlite3 *conn, const char *invoice, const struct billing
 
 /* Writes one invoice; *created 0 when a concurrent run wrote it first. */
 static int insert_invoice(sqlite3 *conn, const char *tenant, int64_t start, int64_t end,
-                          int64_t total, const struct billing_item *items, size_t n,
-                          int64_t now, int *created)
+                          int64_t total, const struct billing_item *items, size_t n, int64_t now,
+                          int *created)
 {
     char id[33], d1[11], d2[11];
     repo_new_id(id);
-    int rc = db_run(conn, "INSERT INTO invoice(id, tenant, amount, status, period_start, "
-                          "period_end, created_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)"
-                          " ON CONFLICT(tenant, period_start) DO NOTHING",
+    int rc = db_run(conn,
+                    "INSERT INTO invoice(id, tenant, amount, status, period_start, "
+                    "period_end, created_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)"
+                    " ON CONFLICT(tenant, period_start) DO NOTHING",
                     DB_TEXT(id), DB_TEXT(tenant), DB_INT(total), DB_INT(start), DB_INT(end),
                     DB_INT(now));
     *created = rc == 0 && sqlite3_changes(conn) > 0;
     if (rc || !*created)
         return rc;
     if ((rc = insert_items(conn, id, items, n)) ||
-        (rc = repo_activity_insert(conn, tenant, "create_invoice", "invoice", id, NULL, NULL,
-                                   now)))
+        (rc = repo_activity_insert(conn, tenant, "create_invoice", "invoice", id, NULL, NULL, now)))
         return rc;
     repo_billing_date(start, d1);
     repo_billing_date(end, d2);
@@ -215,8 +217,8 @@ static int insert_invoice(sqlite3 *conn, const char *tenant, int64_t start, int6
 }
 
 /* Bills period [start, end): 1 invoice written or found, 0 nothing billable, <0 error. */
-static int bill_period(sqlite3 *conn, const char *tenant, const struct rows *rows,
-                       int64_t start, int64_t end, int64_t now, size_t *n_created)
+static int bill_period(sqlite3 *conn, const char *tenant, const struct rows *rows, int64_t start,
+                       int64_t end, int64_t now, size_t *n_created)
 {
     /* On the heap: a static __thread array this size would eat every thread's stack. */
     struct billing_item *items = NULL;
@@ -225,12 +227,11 @@ static int bill_period(sqlite3 *conn, const char *tenant, const struct rows *row
     if (rc != 0)
         return rc;
     items = xcalloc(BILLING_CALC_MAX_ITEMS, sizeof(*items));
-    int64_t total = billing_compute_items(rows->v, rows->n, start, end, items,
-                                          BILLING_CALC_MAX_ITEMS, &n);
+    int64_t total =
+        billing_compute_items(rows->v, rows->n, start, end, items, BILLING_CALC_MAX_ITEMS, &n);
     if (total <= 0) {
         if (total < 0)
-            LOG_ERROR("billing: tenant %.8s: cannot compute period %lld", tenant,
-                      (long long)start);
+            LOG_ERROR("billing: tenant %.8s: cannot compute period %lld", tenant, (long long)start);
         free(items);
         return total < 0 ? DB_EGENERIC : 0;
     }
@@ -244,8 +245,7 @@ static int bill_period(sqlite3 *conn, const char *tenant, const struct rows *row
 /* Bills every ended period of one tenant. *due: when it next has work (the end of its
  * current period), or -1 when none until its relays change. */
 static int bill_tenant(sqlite3 *conn, const struct billing_cfg *cfg, const char *tenant,
-                       int has_anchor, int64_t anchor, int64_t now, size_t *n_created,
-                       int64_t *due)
+                       int has_anchor, int64_t anchor, int64_t now, size_t *n_created, int64_t *due)
 {
     struct rows rows = {0};
     *due = -1;
@@ -286,7 +286,7 @@ out:
     return rc;
 }
 
-#define ACTIVITY_FOLD_ROWS 5000  /* relay activity rows folded into due times per batch */
+#define ACTIVITY_FOLD_ROWS 5000 /* relay activity rows folded into due times per batch */
 
 /* Relay activity written since the last batch makes its tenant due now (a relay created,
  * activated or moved to a paid plan may start or move a billing anchor). Folds at most
@@ -313,7 +313,8 @@ static int fold_activity(sqlite3 *conn, int64_t now, int *more)
     rc = db_run(conn, REPO_BILLING_FOLD_SQL, DB_INT(now), DB_INT(seen), DB_INT(hi));
     if (rc)
         return rc;
-    return db_run(conn, "INSERT INTO billing_cursor(name, position) VALUES ('activity', ?) "
+    return db_run(conn,
+                  "INSERT INTO billing_cursor(name, position) VALUES ('activity', ?) "
                   "ON CONFLICT(name) DO UPDATE SET position = excluded.position",
                   DB_INT(hi));
 }
@@ -369,8 +370,8 @@ int repo_billing_invoice_batch(sqlite3 *conn, const struct billing_cfg *cfg, int
         rc = load_due_tenants(conn, now, b->limit, &t, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         int64_t due = -1;
-        rc = bill_tenant(conn, cfg, t[i].pubkey, t[i].has_anchor, t[i].anchor, now,
-                         &b->n_created, &due);
+        rc = bill_tenant(conn, cfg, t[i].pubkey, t[i].has_anchor, t[i].anchor, now, &b->n_created,
+                         &due);
         /* Strictly later, so that the batch loop always moves on. */
         if (rc == 0)
             rc = set_due(conn, t[i].pubkey, due >= 0 && due <= now ? now + 1 : due);
@@ -385,7 +386,6 @@ int repo_billing_invoice_batch(sqlite3 *conn, const struct billing_cfg *cfg, int
 }
 
 /* ---- pending invoices ---- */
-
 
 static void read_pending(sqlite3_stmt *st, struct repo_pending *p)
 {
@@ -440,12 +440,12 @@ int repo_billing_load_pending(sqlite3 *conn, const char *tenant, struct repo_pen
     return load_pending(conn, st, REPO_BILLING_MAX_PENDING, out, n);
 }
 
-int repo_billing_load_due(sqlite3 *conn, int64_t now, const struct repo_cursor *after,
-                          size_t limit, struct repo_pending **out, size_t *n)
+int repo_billing_load_due(sqlite3 *conn, int64_t now, const struct repo_cursor *after, size_t limit,
+                          struct repo_pending **out, size_t *n)
 {
     ASSERT_POOL_THREAD();
-    sqlite3_stmt *st = db_query(conn, REPO_BILLING_DUE_PENDING_SQL, DB_INT(now),
-                                DB_INT(after->at), DB_TEXT(after->id), DB_INT(limit));
+    sqlite3_stmt *st = db_query(conn, REPO_BILLING_DUE_PENDING_SQL, DB_INT(now), DB_INT(after->at),
+                                DB_TEXT(after->id), DB_INT(limit));
     return load_pending(conn, st, limit, out, n);
 }
 
@@ -454,8 +454,9 @@ int repo_billing_schedule(sqlite3 *conn, const struct repo_schedule *s, size_t n
     ASSERT_POOL_THREAD();
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = db_run(conn, "UPDATE invoice SET next_action_at = ?, wallet_requests = "
-                          "wallet_requests + ? WHERE id = ?",
+        rc = db_run(conn,
+                    "UPDATE invoice SET next_action_at = ?, wallet_requests = "
+                    "wallet_requests + ? WHERE id = ?",
                     DB_INT(s[i].next_action_at), DB_INT(s[i].wallet_requests), DB_TEXT(s[i].id));
     return rc;
 }
@@ -463,9 +464,10 @@ int repo_billing_schedule(sqlite3 *conn, const struct repo_schedule *s, size_t n
 int repo_billing_wake_attempts(sqlite3 *conn, int64_t now)
 {
     ASSERT_POOL_THREAD();
-    return db_run(conn, "UPDATE invoice SET next_action_at = ? WHERE status = 'pending' AND "
-                        "next_action_at > ? AND id IN (SELECT invoice FROM payment_attempt "
-                        "WHERE state = 'pending')",
+    return db_run(conn,
+                  "UPDATE invoice SET next_action_at = ? WHERE status = 'pending' AND "
+                  "next_action_at > ? AND id IN (SELECT invoice FROM payment_attempt "
+                  "WHERE state = 'pending')",
                   DB_INT(now), DB_INT(now));
 }
 
@@ -497,8 +499,9 @@ int repo_billing_add_bolt11(sqlite3 *conn, const char *invoice, const char *bolt
     int rc = invoice_is_pending(conn, invoice);
     if (rc <= 0)
         return rc == 0 ? DB_ENOTFOUND : rc;
-    sqlite3_stmt *st = db_query(conn, "SELECT id FROM bolt11 WHERE invoice = ? AND settled_at IS "
-                                      "NULL AND expires_at > ? ORDER BY created_at DESC LIMIT 1",
+    sqlite3_stmt *st = db_query(conn,
+                                "SELECT id FROM bolt11 WHERE invoice = ? AND settled_at IS "
+                                "NULL AND expires_at > ? ORDER BY created_at DESC LIMIT 1",
                                 DB_TEXT(invoice), DB_INT(now));
     if (!st)
         return DB_EGENERIC;
@@ -510,8 +513,9 @@ int repo_billing_add_bolt11(sqlite3 *conn, const char *invoice, const char *bolt
         return rc == SQLITE_ROW ? 0 : db_rc(conn, rc);
     char id[33];
     repo_new_id(id);
-    if ((rc = db_run(conn, "INSERT INTO bolt11(id, invoice, bolt11, payment_hash, amount_msats, "
-                           "expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    if ((rc = db_run(conn,
+                     "INSERT INTO bolt11(id, invoice, bolt11, payment_hash, amount_msats, "
+                     "expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                      DB_TEXT(id), DB_TEXT(invoice), DB_TEXT(bolt11), DB_TEXT(payment_hash),
                      DB_INT(amount_msats), DB_INT(expires_at), DB_INT(now))))
         return rc;
@@ -523,8 +527,9 @@ int repo_billing_add_bolt11(sqlite3 *conn, const char *invoice, const char *bolt
 int repo_billing_bolt11_expired(sqlite3 *conn, const char *bolt11_id, int64_t now)
 {
     ASSERT_POOL_THREAD();
-    int rc = db_run(conn, "UPDATE payment_attempt SET state = 'failed', error = 'BOLT11 expired "
-                          "unsettled', updated_at = ? WHERE bolt11 = ? AND state = 'pending'",
+    int rc = db_run(conn,
+                    "UPDATE payment_attempt SET state = 'failed', error = 'BOLT11 expired "
+                    "unsettled', updated_at = ? WHERE bolt11 = ? AND state = 'pending'",
                     DB_INT(now), DB_TEXT(bolt11_id));
     if (rc)
         return rc;
@@ -548,8 +553,9 @@ int repo_billing_begin_attempt(sqlite3 *conn, const char *invoice, const char *b
         return rc > 0 ? DB_ECONSTRAINT : rc;
     char id[33];
     repo_new_id(id);
-    if ((rc = db_run(conn, "INSERT INTO payment_attempt(id, invoice, bolt11, method, state, "
-                           "created_at, updated_at) VALUES (?, ?, ?, 'nwc', 'pending', ?, ?)",
+    if ((rc = db_run(conn,
+                     "INSERT INTO payment_attempt(id, invoice, bolt11, method, state, "
+                     "created_at, updated_at) VALUES (?, ?, ?, 'nwc', 'pending', ?, ?)",
                      DB_TEXT(id), DB_TEXT(invoice), DB_TEXT(bolt11_id), DB_INT(now), DB_INT(now))))
         return rc;
     snprintf(attempt_id_out, 65, "%s", id);
@@ -564,13 +570,14 @@ int repo_billing_attempt_failed(sqlite3 *conn, const char *attempt_id, const cha
                                 const char *reason, int64_t now)
 {
     ASSERT_POOL_THREAD();
-    int rc = db_run(conn, "UPDATE payment_attempt SET state = 'failed', error = ?, updated_at = ? "
-                          "WHERE id = ? AND state = 'pending'",
+    int rc = db_run(conn,
+                    "UPDATE payment_attempt SET state = 'failed', error = ?, updated_at = ? "
+                    "WHERE id = ? AND state = 'pending'",
                     DB_TEXT(reason), DB_INT(now), DB_TEXT(attempt_id));
     if (rc || sqlite3_changes(conn) == 0)
         return rc;
-    if ((rc = db_run(conn, "UPDATE tenant SET nwc_error = ? WHERE pubkey = ?",
-                     DB_TEXT(reason), DB_TEXT(tenant))))
+    if ((rc = db_run(conn, "UPDATE tenant SET nwc_error = ? WHERE pubkey = ?", DB_TEXT(reason),
+                     DB_TEXT(tenant))))
         return rc;
     return queue_dm(conn, tenant, now,
                     "Caravel: automatic payment failed: %s. Please check your connected "
@@ -588,8 +595,9 @@ struct inv_row {
 
 static int load_invoice(sqlite3 *conn, const char *invoice, struct inv_row *out)
 {
-    sqlite3_stmt *st = db_query(conn, "SELECT tenant, amount, period_start, period_end, "
-                                      "wallet_requests FROM invoice WHERE id = ?",
+    sqlite3_stmt *st = db_query(conn,
+                                "SELECT tenant, amount, period_start, period_end, "
+                                "wallet_requests FROM invoice WHERE id = ?",
                                 DB_TEXT(invoice));
     if (!st)
         return DB_EGENERIC;
@@ -614,8 +622,9 @@ struct relay_ref {
 static int list_relays(sqlite3 *conn, const char *tenant, const char *status,
                        struct relay_ref **out, size_t *n)
 {
-    sqlite3_stmt *st = db_query(conn, "SELECT id, plan FROM relay WHERE tenant = ? AND status = ?"
-                                      " ORDER BY id LIMIT ?",
+    sqlite3_stmt *st = db_query(conn,
+                                "SELECT id, plan FROM relay WHERE tenant = ? AND status = ?"
+                                " ORDER BY id LIMIT ?",
                                 DB_TEXT(tenant), DB_TEXT(status), DB_INT(REPO_BILLING_MAX_RELAYS));
     *out = NULL;
     *n = 0;
@@ -669,8 +678,9 @@ static int settle_rows(sqlite3 *conn, const char *invoice, const char *bolt11_id
                     DB_INT(now), DB_TEXT(bolt11_id));
     if (rc)
         return rc;
-    return db_run(conn, "UPDATE payment_attempt SET state = 'paid', updated_at = ? WHERE invoice "
-                        "= ? AND bolt11 = ? AND state = 'pending'",
+    return db_run(conn,
+                  "UPDATE payment_attempt SET state = 'paid', updated_at = ? WHERE invoice "
+                  "= ? AND bolt11 = ? AND state = 'pending'",
                   DB_INT(now), DB_TEXT(invoice), DB_TEXT(bolt11_id));
 }
 
@@ -691,8 +701,9 @@ int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt1
         return rc;
     if (requests)
         *requests = inv.requests;
-    if ((rc = db_run(conn, "UPDATE invoice SET status = 'paid', paid_at = ? WHERE id = ? AND "
-                           "status = 'pending'",
+    if ((rc = db_run(conn,
+                     "UPDATE invoice SET status = 'paid', paid_at = ? WHERE id = ? AND "
+                     "status = 'pending'",
                      DB_INT(now), DB_TEXT(invoice))))
         return rc;
     int changed_now = sqlite3_changes(conn) > 0;
@@ -700,8 +711,8 @@ int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt1
         return rc;
     if (clear_error && (rc = clear_nwc_error(conn, inv.tenant)))
         return rc;
-    if ((rc = repo_activity_insert(conn, inv.tenant, "mark_invoice_paid", "invoice", invoice,
-                                   NULL, NULL, now)))
+    if ((rc = repo_activity_insert(conn, inv.tenant, "mark_invoice_paid", "invoice", invoice, NULL,
+                                   NULL, now)))
         return rc;
     repo_billing_date(inv.start, d1);
     repo_billing_date(inv.end, d2);
@@ -713,15 +724,15 @@ int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt1
 }
 
 int repo_billing_paid_by_hash(sqlite3 *conn, const char *payment_hash, int64_t amount_msats,
-                              const struct billing_cfg *cfg, int64_t now,
-                              struct repo_ids *changed, int *found, int64_t *requests)
+                              const struct billing_cfg *cfg, int64_t now, struct repo_ids *changed,
+                              int *found, int64_t *requests)
 {
     ASSERT_POOL_THREAD();
     char bolt11_id[65] = "", invoice[65] = "";
     int has_attempt = 0;
     *found = 0;
-    sqlite3_stmt *st = db_query(conn, REPO_BILLING_BY_HASH_SQL, DB_TEXT(payment_hash),
-                                DB_INT(amount_msats));
+    sqlite3_stmt *st =
+        db_query(conn, REPO_BILLING_BY_HASH_SQL, DB_TEXT(payment_hash), DB_INT(amount_msats));
     if (!st)
         return DB_EGENERIC;
     int rc = sqlite3_step(st);
@@ -745,13 +756,14 @@ int repo_billing_send_bolt11(sqlite3 *conn, const struct repo_pending *p, int64_
     repo_billing_date(p->period_start, d1);
     repo_billing_date(p->period_end, d2);
     int rc = queue_dm(conn, p->tenant, now,
-                      "Caravel invoice for %s to %s: %lld sats. Pay this Lightning invoice: %s",
-                      d1, d2, (long long)p->amount, p->bolt11 ? p->bolt11 : "");
+                      "Caravel invoice for %s to %s: %lld sats. Pay this Lightning invoice: %s", d1,
+                      d2, (long long)p->amount, p->bolt11 ? p->bolt11 : "");
     if (rc || (rc = db_run(conn, "UPDATE bolt11 SET lookup_base = ? WHERE id = ?", DB_INT(now),
                            DB_TEXT(p->bolt11_id))))
         return rc;
-    return db_run(conn, "UPDATE invoice SET reminders = reminders + 1, last_collect_at = ? WHERE "
-                        "id = ?",
+    return db_run(conn,
+                  "UPDATE invoice SET reminders = reminders + 1, last_collect_at = ? WHERE "
+                  "id = ?",
                   DB_INT(now), DB_TEXT(p->id));
 }
 

@@ -78,8 +78,8 @@ int repo_billing_load_pending(sqlite3 *conn, const char *tenant, struct repo_pen
                               size_t *n);
 /* Up to limit pending invoices due at now (next_action_at <= now) after the cursor, in
  * (next_action_at, id) order. */
-int repo_billing_load_due(sqlite3 *conn, int64_t now, const struct repo_cursor *after,
-                          size_t limit, struct repo_pending **out, size_t *n);
+int repo_billing_load_due(sqlite3 *conn, int64_t now, const struct repo_cursor *after, size_t limit,
+                          struct repo_pending **out, size_t *n);
 void repo_billing_pending_free(struct repo_pending *p, size_t n);
 
 /* What the worker did with an invoice: when to act on it next, and the wallet requests it
@@ -128,8 +128,8 @@ int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt1
  * *found = 1 (and *requests, may be NULL, as repo_billing_mark_paid); else nothing and
  * *found = 0. */
 int repo_billing_paid_by_hash(sqlite3 *conn, const char *payment_hash, int64_t amount_msats,
-                              const struct billing_cfg *cfg, int64_t now,
-                              struct repo_ids *changed, int *found, int64_t *requests);
+                              const struct billing_cfg *cfg, int64_t now, struct repo_ids *changed,
+                              int *found, int64_t *requests);
 
 /* No NWC URL: DM the BOLT11 (reminders + 1, last_collect_at = now, and the BOLT11's lookup
  * schedule restarts: lookup_base = now). */

@@ -31,8 +31,8 @@
 #define BOLT11_EXPIRY_S 86400 /* make_invoice expiry */
 #define MAX_BOLT11_DMS 4      /* the BOLT11 DM + at most 3 reminders */
 #define MAX_FORCED 64
-#define BATCH_DEFAULT 500     /* tenants / invoices per transaction (CARAVEL_TEST_BILLING_BATCH) */
-#define BATCH_BUDGET_MS 20    /* ... and at most this long, so API writes wait little */
+#define BATCH_DEFAULT 500  /* tenants / invoices per transaction (CARAVEL_TEST_BILLING_BATCH) */
+#define BATCH_BUDGET_MS 20 /* ... and at most this long, so API writes wait little */
 
 enum phase { PH_IDLE, PH_INVOICES, PH_FORCED, PH_DUE, PH_DUNNING };
 
@@ -54,16 +54,16 @@ struct billing {
     int64_t interval_s;
     size_t batch, concurrency, wallet_cap;
     int running, rerun, stopping, nwc_gone, woken;
-    int watching;        /* subscribed to the platform wallet's notifications */
-    size_t n_side_jobs;  /* notification jobs in the database queue */
+    int watching;                /* subscribed to the platform wallet's notifications */
+    size_t n_side_jobs;          /* notification jobs in the database queue */
     char forced[MAX_FORCED][65]; /* tenants to collect now, ignoring the 24 h rule */
     size_t n_forced;
     char run_forced[MAX_FORCED][65]; /* the forced set of the current run */
     size_t n_run_forced, forced_idx;
     /* current run */
     enum phase phase;
-    int64_t run_now;         /* clock at the start of the run: invoices due up to it */
-    size_t wallet_sent;      /* wallet requests this run */
+    int64_t run_now;           /* clock at the start of the run: invoices due up to it */
+    size_t wallet_sent;        /* wallet requests this run */
     struct repo_cursor cursor; /* due invoices / dunning: last row handled */
     struct repo_pending *pend; /* current batch of invoices */
     struct chain *chains;
@@ -75,7 +75,7 @@ struct billing {
 /* One database job; fields are used by the step that queued it. */
 struct job {
     struct billing *b;
-    struct chain *c; /* the invoice's chain, or NULL */
+    struct chain *c;        /* the invoice's chain, or NULL */
     struct repo_pending *p; /* borrowed: c->p */
     int64_t now;
     int created;
@@ -86,9 +86,9 @@ struct job {
     int64_t amount_msats, requests;
     struct repo_ids changed;
     struct repo_batch batch;
-    struct repo_cursor cursor; /* dunning: position before (work resets from it) ... */
+    struct repo_cursor cursor;     /* dunning: position before (work resets from it) ... */
     struct repo_cursor cursor_out; /* ... and after the batch */
-    struct repo_schedule *sched; /* owned */
+    struct repo_schedule *sched;   /* owned */
     size_t n_sched;
 };
 
@@ -112,10 +112,10 @@ static void crash_point(const struct billing *b, const char *name)
 }
 
 /* Prometheus counters (metrics.h; a no-op when METRICS_PORT is off). result: a literal. */
-#define BILLING_COUNT(b, name, result) \
+#define BILLING_COUNT(b, name, result)                                                             \
     metrics_inc((b)->app->metrics, "caravel_billing_" name "_total", "result=\"" result "\"")
-#define WALLET_REQUEST(c, method)                                                             \
-    metrics_inc((c)->b->app->metrics, "caravel_billing_wallet_requests_total",               \
+#define WALLET_REQUEST(c, method)                                                                  \
+    metrics_inc((c)->b->app->metrics, "caravel_billing_wallet_requests_total",                     \
                 "method=\"" method "\"")
 
 /* A paid invoice, by the wallet requests it took (make, lookups, pay): how hard billing
@@ -125,8 +125,10 @@ static void count_settled(struct billing *b, int64_t requests)
     static const struct {
         int64_t max;
         const char *label;
-    } BUCKETS[] = {{2, "requests=\"1-2\""},   {5, "requests=\"3-5\""},
-                   {10, "requests=\"6-10\""}, {30, "requests=\"11-30\""},
+    } BUCKETS[] = {{2, "requests=\"1-2\""},
+                   {5, "requests=\"3-5\""},
+                   {10, "requests=\"6-10\""},
+                   {30, "requests=\"11-30\""},
                    {INT64_MAX, "requests=\"31+\""}};
     size_t i = 0;
     while (requests > BUCKETS[i].max)
@@ -169,8 +171,7 @@ static void after_commit(struct billing *b, struct job *j, int queued_dm)
         robot_kick(b->app->robot);
 }
 
-static void submit(struct billing *b, int write, db_work_fn *work, db_done_cb *done,
-                   struct job *j)
+static void submit(struct billing *b, int write, db_work_fn *work, db_done_cb *done, struct job *j)
 {
     /* Money: invoices and payment attempts must survive a power loss, not only a crash. */
     int rc = write ? db_write(b->app->db, DB_POWER_SAFE, work, done, j)
@@ -312,8 +313,8 @@ static void on_notify(const struct nwc_notification *n, void *arg)
     struct billing *b = arg;
     const char *hash = nwc_tx_string(n->tx, "payment_hash");
     const cJSON *amount = cJSON_GetObjectItemCaseSensitive(n->tx, "amount");
-    if (b->stopping || strcmp(n->type, "payment_received") != 0 || !hash ||
-        !hex_is_lower64(hash) || !cJSON_IsNumber(amount) || !nwc_tx_is_settled(n->tx))
+    if (b->stopping || strcmp(n->type, "payment_received") != 0 || !hash || !hex_is_lower64(hash) ||
+        !cJSON_IsNumber(amount) || !nwc_tx_is_settled(n->tx))
         return;
     LOG_INFO("billing: payment_received notification from the platform wallet");
     struct job *j = job_new(b, NULL);
@@ -357,8 +358,8 @@ static int64_t next_action(const struct billing *b, const struct chain *c, int64
         return now + 1;
     int64_t next = billing_next_lookup(p->lookup_base, p->bolt11_expires_at, now,
                                        b->watching && !p->has_attempt);
-    int can_collect = !p->has_attempt && ((p->nwc_url && *p->nwc_url) ||
-                                          p->reminders < MAX_BOLT11_DMS);
+    int can_collect =
+        !p->has_attempt && ((p->nwc_url && *p->nwc_url) || p->reminders < MAX_BOLT11_DMS);
     if (can_collect)
         next = MIN(next, p->last_collect_at < 0 ? now + 1 : p->last_collect_at + COLLECT_EVERY_S);
     return MAX(next, now + 1);
@@ -376,7 +377,8 @@ static void on_scheduled(int status, void *arg)
     struct billing *b = j->b;
     if (status != 0)
         LOG_WARN("billing: recording the invoices' next steps failed (%s); they are due "
-                 "again next run", err_name(status));
+                 "again next run",
+                 err_name(status));
     job_free(j);
     batch_free(b);
     if (b->stopping)
@@ -455,8 +457,7 @@ static void chain_step(struct chain *c)
     if (c->b->stopping) {
         c->failed = 1; /* not worked on: due again next run */
         chain_end(c);
-    }
-    else if (!c->p->has_bolt11)
+    } else if (!c->p->has_bolt11)
         step_make_invoice(c);
     else
         step_lookup(c);
@@ -574,7 +575,8 @@ static void on_marked_paid(int status, void *arg)
     } else {
         c->failed = 1;
         LOG_ERROR("billing: invoice %s: recording the payment failed (%s); the next run "
-                  "retries from lookup_invoice", j->p->id, err_name(status));
+                  "retries from lookup_invoice",
+                  j->p->id, err_name(status));
     }
     job_free(j);
     chain_end(c);
@@ -794,8 +796,8 @@ static void on_looked_up(int status, const struct nwc_response *resp, void *arg)
     }
     const char *state = nwc_tx_string(resp->result, "state");
     int settled = nwc_tx_is_settled(resp->result);
-    int expired = !settled && ((state && strcmp(state, "expired") == 0) ||
-                               clock_now() >= p->bolt11_expires_at);
+    int expired = !settled &&
+                  ((state && strcmp(state, "expired") == 0) || clock_now() >= p->bolt11_expires_at);
     job_free(j);
     if (settled) {
         BILLING_COUNT(b, "lookup", "settled");
@@ -817,8 +819,7 @@ static void step_lookup(struct chain *c)
         return;
     }
     struct job *j = job_new(b, c);
-    int rc = nwc_lookup_invoice(b->nwc, b->app->cfg.nwc_url, j->p->payment_hash, on_looked_up,
-                                j);
+    int rc = nwc_lookup_invoice(b->nwc, b->app->cfg.nwc_url, j->p->payment_hash, on_looked_up, j);
     if (rc < 0) {
         c->failed = 1;
         job_free(j);
@@ -870,7 +871,8 @@ static void phase_due(struct billing *b)
     }
     if (!wallet_budget_left(b)) {
         LOG_INFO("billing: %zu wallet request(s) this run (BILLING_WALLET_REQUESTS): the "
-                 "invoices still due wait for the next run", b->wallet_sent);
+                 "invoices still due wait for the next run",
+                 b->wallet_sent);
         phase_dunning(b);
         return;
     }
@@ -939,7 +941,8 @@ static void on_invoice_batch(int status, void *arg)
         after_commit(b, j, 1);
     } else if (status != 0) {
         LOG_WARN("billing: invoice pass failed (%s); the tenants still due wait for the next "
-                 "run", err_name(status));
+                 "run",
+                 err_name(status));
     }
     job_free(j);
     if (b->stopping)
@@ -1026,9 +1029,8 @@ int billing_start(struct billing **out, struct app *app)
     b->cfg.grace = app->cfg.billing_grace;
     b->interval_s = app->cfg.billing_interval > 0 ? app->cfg.billing_interval : 3600;
     b->concurrency = app->cfg.billing_concurrency > 0 ? (size_t)app->cfg.billing_concurrency : 8;
-    b->wallet_cap = app->cfg.billing_wallet_requests > 0
-                        ? (size_t)app->cfg.billing_wallet_requests
-                        : 10000;
+    b->wallet_cap =
+        app->cfg.billing_wallet_requests > 0 ? (size_t)app->cfg.billing_wallet_requests : 10000;
     b->batch = (size_t)config_or(app->cfg.test.billing_batch, BATCH_DEFAULT);
     b->batch = MIN(b->batch, (size_t)REPO_BILLING_MAX_BATCH);
     nwc_new(&b->nwc, app->loop, app->pool, &app->cfg.test);

@@ -10,12 +10,12 @@
 #include "util/util.h"
 
 /* Rows of relays that are not active wait: zooid does not serve them. */
-#define DUE_SQL                                                                               \
-    "SELECT b.relay_id, b.pubkey, b.want, b.attempts, coalesce(e.reason, ''), r.tenant,"      \
-    " r.subdomain, r.status, r.secret, r.management_enabled"                                  \
-    " FROM blocklist_relay b JOIN relay r ON r.id = b.relay_id"                               \
-    " LEFT JOIN blocklist e ON e.pubkey = b.pubkey"                                           \
-    " WHERE b.want != b.applied AND b.next_at <= ? AND r.status = 'active'"                   \
+#define DUE_SQL                                                                                    \
+    "SELECT b.relay_id, b.pubkey, b.want, b.attempts, coalesce(e.reason, ''), r.tenant,"           \
+    " r.subdomain, r.status, r.secret, r.management_enabled"                                       \
+    " FROM blocklist_relay b JOIN relay r ON r.id = b.relay_id"                                    \
+    " LEFT JOIN blocklist e ON e.pubkey = b.pubkey"                                                \
+    " WHERE b.want != b.applied AND b.next_at <= ? AND r.status = 'active'"                        \
     " ORDER BY b.next_at LIMIT ?"
 
 static int read_item(sqlite3_stmt *st, const char *domain, struct bl_item *it)
@@ -41,8 +41,8 @@ static int read_item(sqlite3_stmt *st, const char *domain, struct bl_item *it)
     return ok ? 0 : -1;
 }
 
-int repo_bl_due(sqlite3 *conn, int64_t now, const char *domain, struct bl_item *items,
-                size_t max, size_t *n)
+int repo_bl_due(sqlite3 *conn, int64_t now, const char *domain, struct bl_item *items, size_t max,
+                size_t *n)
 {
     *n = 0;
     sqlite3_stmt *st = db_query(conn, DUE_SQL, DB_INT(now), DB_INT((int64_t)max));

@@ -21,11 +21,11 @@ struct bl_item {
     struct relay_target t; /* holds the relay's key: relay_target_wipe */
 };
 
-/* Up to max rows with want != applied, next_at <= now (unix ms), on active relays, oldest first, into
- * items (caller's array of max). *n is how many were read. Relays whose secret does not parse
+/* Up to max rows with want != applied, next_at <= now (unix ms), on active relays, oldest first,
+ * into items (caller's array of max). *n is how many were read. Relays whose secret does not parse
  * are skipped (logged). */
-int repo_bl_due(sqlite3 *conn, int64_t now, const char *domain, struct bl_item *items,
-                size_t max, size_t *n);
+int repo_bl_due(sqlite3 *conn, int64_t now, const char *domain, struct bl_item *items, size_t max,
+                size_t *n);
 
 /* The relay confirmed `sent` (1 banned, 0 lifted) for (relay, pubkey). The row records it even
  * if the entry was removed meanwhile (then it is re-created as "lift"); a row with nothing left

@@ -26,17 +26,18 @@
 #define BL_TICK_MS 1000
 #define BL_RETRY_BASE_MS 2000
 #define BL_RETRY_CAP_FACTOR 300 /* 2 s x 300 = 10 min */
-#define BL_LOAD_FACTOR 2        /* rows read per due query: 2 x the slots (a query runs with at
-                                 * least half of them free, so at most max/2 rows are busy) */
+#define BL_LOAD_FACTOR                                                                             \
+    2 /* rows read per due query: 2 x the slots (a query runs with at                              \
+       * least half of them free, so at most max/2 rows are busy) */
 
 struct slot {
     struct blocklist *b;
     int used;
-    int ok;                /* the relay confirmed */
-    char what[200];        /* why it failed */
-    int64_t next_at;       /* retry time (unix ms) after a failure */
+    int ok;                     /* the relay confirmed */
+    char what[200];             /* why it failed */
+    int64_t next_at;            /* retry time (unix ms) after a failure */
     uint64_t t_start, t_answer; /* clock_mono_ms: call started, answer came (debug log) */
-    struct bl_item item;   /* holds the relay's key: wiped when the slot is released */
+    struct bl_item item;        /* holds the relay's key: wiped when the slot is released */
 };
 
 /* A row released (its answer recorded) while a due query runs: that query's snapshot may still
@@ -407,8 +408,8 @@ int blocklist_start(struct blocklist **out, struct app *app)
     b->recent = xcalloc(b->max, sizeof(*b->recent));
     for (size_t i = 0; i < b->max; i++)
         b->slots[i].b = b;
-    b->retry_base_ms = app->cfg.test.blocklist_retry_ms > 0 ? app->cfg.test.blocklist_retry_ms
-                                                             : BL_RETRY_BASE_MS;
+    b->retry_base_ms =
+        app->cfg.test.blocklist_retry_ms > 0 ? app->cfg.test.blocklist_retry_ms : BL_RETRY_BASE_MS;
     uv_timer_init(app->loop, &b->tick);
     b->tick.data = b;
     uv_timer_start(&b->tick, on_tick, BL_TICK_MS, BL_TICK_MS);

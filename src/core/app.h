@@ -11,24 +11,24 @@
 
 struct db;
 struct http_server;
-struct sync_worker;      /* zooid sync worker (src/sync/worker.c) */
-struct relay_pool; /* Nostr relay connections (src/net/relay_pool.c) */
-struct robot;      /* robot identity and DM outbox (src/robot/robot.c) */
-struct nwc;        /* Nostr Wallet Connect client (src/billing/nwc.c) */
-struct billing;    /* billing jobs (src/billing/worker.c) */
+struct sync_worker; /* zooid sync worker (src/sync/worker.c) */
+struct relay_pool;  /* Nostr relay connections (src/net/relay_pool.c) */
+struct robot;       /* robot identity and DM outbox (src/robot/robot.c) */
+struct nwc;         /* Nostr Wallet Connect client (src/billing/nwc.c) */
+struct billing;     /* billing jobs (src/billing/worker.c) */
 struct metrics;
-struct nip86;      /* NIP-86 client for relay management (src/net/nip86.c) */
-struct blocklist;  /* operator block-list rollout (src/blocklist/worker.c) */
+struct nip86;     /* NIP-86 client for relay management (src/net/nip86.c) */
+struct blocklist; /* operator block-list rollout (src/blocklist/worker.c) */
 
 /* After-commit events. A feature says what it does when a change has been committed
  * (app_on at start, app_off at stop); whoever commits the change (the API, billing) fires
  * it with app_emit without naming the feature. So the API knows no service, and features
  * do not call each other for these. Loop thread only. */
 enum app_event {
-    APP_RELAY_CHANGED,         /* id: relay id; its config must reach zooid */
-    APP_TENANT_BILLING_CHANGED,/* id: tenant pubkey; its wallet changed, collect now */
-    APP_BLOCKLIST_CHANGED,     /* id: pubkey; an operator block-list entry was added or removed */
-    APP_RELAY_SYNCED,          /* id: relay id; zooid accepted its config (it serves the host) */
+    APP_RELAY_CHANGED,          /* id: relay id; its config must reach zooid */
+    APP_TENANT_BILLING_CHANGED, /* id: tenant pubkey; its wallet changed, collect now */
+    APP_BLOCKLIST_CHANGED,      /* id: pubkey; an operator block-list entry was added or removed */
+    APP_RELAY_SYNCED,           /* id: relay id; zooid accepted its config (it serves the host) */
     APP_EVENT_COUNT
 };
 typedef void app_event_fn(void *owner, const char *id);

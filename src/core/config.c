@@ -61,8 +61,7 @@ static check_fn check_db_url, check_host, check_public_url, check_admins, check_
 
 /* The settings, in the order --help and README.md list them. */
 static const struct setting settings[] = {
-    {"DATABASE_URL", T_STR, AT(db_path), .def = "sqlite://data/caravel.db",
-     .check = check_db_url,
+    {"DATABASE_URL", T_STR, AT(db_path), .def = "sqlite://data/caravel.db", .check = check_db_url,
      .help = "sqlite://PATH, sqlite:PATH or a bare path; the directory is created"},
     {"HOST", T_STR, AT(host), .def = "127.0.0.1", .max = 253, .check = check_host,
      .help = "bind address; also the host NIP-98 u tags must name unless PUBLIC_URL is set"},
@@ -82,8 +81,8 @@ static const struct setting settings[] = {
     {"ZOOID_API_SECRET", T_KEY, AT(zooid_secret), .flags = S_SECRET,
      .unset = "required with ZOOID_API_URL",
      .help = "key (hex or nsec) signing zooid requests; its pubkey is in zooid's API_WHITELIST"},
-    {"RELAY_DOMAIN", T_STR, AT(relay_domain), .def = "", .max = 200,
-     .check = check_relay_domain, .help = "relay hosts are subdomain.RELAY_DOMAIN"},
+    {"RELAY_DOMAIN", T_STR, AT(relay_domain), .def = "", .max = 200, .check = check_relay_domain,
+     .help = "relay hosts are subdomain.RELAY_DOMAIN"},
     {"LIVEKIT_URL", T_STR, AT(livekit_url), .max = 2000, .check = check_livekit_url,
      .help = "LiveKit server sent to zooid (with LIVEKIT_API_KEY and LIVEKIT_API_SECRET)"},
     {"LIVEKIT_API_KEY", T_STR, AT(livekit_api_key), .help = "LiveKit API key"},
@@ -97,8 +96,8 @@ static const struct setting settings[] = {
     {"INVITE_LINK_TEMPLATE", T_STR, AT(invite_link_template),
      .def = "https://app.flotilla.social/join?r={host}&c={code}", .max = 1000,
      .check = check_invite_link, .help = "join link of an invite: {code} and optionally {host}"},
-    {"BLOCKLIST_CONCURRENCY", T_INT, AT(blocklist_concurrency), .def = "16", .min = 1,
-     .max = 256, .help = "NIP-86 calls the operator block-list rollout keeps in flight"},
+    {"BLOCKLIST_CONCURRENCY", T_INT, AT(blocklist_concurrency), .def = "16", .min = 1, .max = 256,
+     .help = "NIP-86 calls the operator block-list rollout keeps in flight"},
     {"NWC_URL", T_STR, AT(nwc_url), .max = 8192, .check = check_nwc_url, .flags = S_SECRET,
      .unset = "unset: no invoices", .help = "platform wallet (NIP-47 URI) that issues invoices"},
     {"ROBOT_SECRET", T_KEY, AT(robot_secret), .flags = S_SECRET,
@@ -112,19 +111,19 @@ static const struct setting settings[] = {
      .help = "robot kind 10002 relays (wss:// added when no scheme)"},
     {"ROBOT_INDEXER_RELAYS", T_RELAYS, AT(indexer_relays),
      .help = "relays to discover recipients' relay lists"},
-    {"ROBOT_MESSAGING_RELAYS", T_RELAYS, AT(messaging_relays),
-     .help = "robot kind 10050 relays"},
+    {"ROBOT_MESSAGING_RELAYS", T_RELAYS, AT(messaging_relays), .help = "robot kind 10050 relays"},
     {"AUTH_MAX_AGE", T_INT, AT(auth_max_age), .def = "600", .min = 1, .max = 365 * DAY,
      .help = "seconds a NIP-98 token stays valid"},
-    {"BILLING_INTERVAL", T_INT, AT(billing_interval), .def = "3600", .min = 1,
-     .max = 365 * DAY, .help = "seconds between billing runs"},
+    {"BILLING_INTERVAL", T_INT, AT(billing_interval), .def = "3600", .min = 1, .max = 365 * DAY,
+     .help = "seconds between billing runs"},
     {"BILLING_PERIOD", T_INT, AT(billing_period), .min = 0, .max = 3660 * DAY,
      .unset = "unset: calendar month", .help = "billing period in seconds"},
     {"BILLING_GRACE", T_INT, AT(billing_grace), .def = "604800", .min = 0, .max = 3660 * DAY,
      .help = "seconds an invoice may stay unpaid before the tenant is delinquent"},
     {"BILLING_WALLET_REQUESTS", T_INT, AT(billing_wallet_requests), .def = "10000", .min = 1,
-     .max = 1000000, .help = "NIP-47 requests (make, lookup, pay) one billing run may start; "
-                             "the rest waits for the next run"},
+     .max = 1000000,
+     .help = "NIP-47 requests (make, lookup, pay) one billing run may start; "
+             "the rest waits for the next run"},
     {"BILLING_CONCURRENCY", T_INT, AT(billing_concurrency), .def = "8", .min = 1, .max = 256,
      .help = "invoices one billing run works on at once (wallet requests in flight)"},
     {"METRICS_PORT", T_INT, AT(metrics_port), .def = "0", .min = 0, .max = 65535,
@@ -133,21 +132,22 @@ static const struct setting settings[] = {
     {"DATABASE_READ_ONLY_OK", T_INT, AT(allow_read_only_db), .def = "0", .min = 0, .max = 1,
      .help = "1 = start even when the database file is read-only (every write then answers "
              "503 storage-read-only); 0 = refuse to start"},
-    {"HTTP_REQUEST_TIMEOUT", T_INT, AT(http_request_timeout), .def = "30", .min = 1,
-     .max = 3600, .help = "seconds a request's head and body may take together (408 after)"},
-    {"HTTP_REQUEST_BUFFER", T_INT, AT(http_request_buffer), .def = "67108864",
-     .min = 64 << 10, .max = (int64_t)1 << 40,
+    {"HTTP_REQUEST_TIMEOUT", T_INT, AT(http_request_timeout), .def = "30", .min = 1, .max = 3600,
+     .help = "seconds a request's head and body may take together (408 after)"},
+    {"HTTP_REQUEST_BUFFER", T_INT, AT(http_request_buffer), .def = "67108864", .min = 64 << 10,
+     .max = (int64_t)1 << 40,
      .help = "bytes of request data the server holds for all clients together (64 MiB); a "
              "body past it is 503 overloaded"},
-    {"HTTP_RESPONSE_BUFFER", T_INT, AT(http_response_buffer), .def = "67108864",
-     .min = 64 << 10, .max = (int64_t)1 << 40,
+    {"HTTP_RESPONSE_BUFFER", T_INT, AT(http_response_buffer), .def = "67108864", .min = 64 << 10,
+     .max = (int64_t)1 << 40,
      .help = "bytes of responses clients have not read yet, all clients together (64 MiB); "
              "past it the connections with the most unread data are closed"},
-    {"HTTP_MAX_CONNECTIONS", T_INT, AT(http_max_conns), .def = "10000", .min = 1,
-     .max = 1000000, .help = "API connections open at once; at the cap the longest-inactive one is closed for a "
+    {"HTTP_MAX_CONNECTIONS", T_INT, AT(http_max_conns), .def = "10000", .min = 1, .max = 1000000,
+     .help = "API connections open at once; at the cap the longest-inactive one is closed for a "
              "new client"},
     {"HTTP_MAX_CONNECTIONS_PER_IP", T_INT, AT(http_max_conns_per_ip), .def = "256", .min = 0,
-     .max = 1000000, .help = "API connections from one client address (IPv6: one /64); behind a proxy, at least "
+     .max = 1000000,
+     .help = "API connections from one client address (IPv6: one /64); behind a proxy, at least "
              "its upstream connections; 0 = no limit"},
     {"LOG_LEVEL", T_STR, AT(log_level), .def = "info", .check = check_log_level,
      .help = "debug, info, warn or error"},
@@ -163,11 +163,11 @@ static const struct setting settings[] = {
     {"CARAVEL_TEST_SYNC_RECONCILE_MS", T_INT, AT(test.sync_reconcile_ms), .min = 1,
      .max = DAY * 1000, .flags = S_TEST, .unset = "built-in: 60 s",
      .help = "ms between zooid reconciliations"},
-    {"CARAVEL_TEST_SYNC_TIMEOUT_MS", T_INT, AT(test.sync_timeout_ms), .min = 1,
-     .max = DAY * 1000, .flags = S_TEST, .unset = "built-in: 15 s",
-     .help = "timeout of one zooid request in ms"},
+    {"CARAVEL_TEST_SYNC_TIMEOUT_MS", T_INT, AT(test.sync_timeout_ms), .min = 1, .max = DAY * 1000,
+     .flags = S_TEST, .unset = "built-in: 15 s", .help = "timeout of one zooid request in ms"},
     {"CARAVEL_TEST_SYNC_BATCH", T_INT, AT(test.sync_batch), .min = 1, .max = 1000000,
-     .flags = S_TEST, .unset = "built-in: 1000", .help = "due relays the sync worker loads at once"},
+     .flags = S_TEST, .unset = "built-in: 1000",
+     .help = "due relays the sync worker loads at once"},
     {"CARAVEL_TEST_SYNC_BREAKER_MS", T_INT, AT(test.sync_breaker_ms), .min = 1, .max = DAY * 1000,
      .flags = S_TEST, .unset = "built-in: 2 s",
      .help = "first open window of the sync worker's circuit breaker in ms"},
@@ -349,8 +349,7 @@ static int add_origin(struct config *cfg, const char *item, char *err, size_t ca
         strpbrk(item, " \t?#"))
         return fail(err, cap, "ALLOW_ORIGINS",
                     "\"%.80s\" is not an origin such as https://app.example.com", item);
-    cfg->allow_origins =
-        xrealloc(cfg->allow_origins, (cfg->n_allow_origins + 1) * sizeof(char *));
+    cfg->allow_origins = xrealloc(cfg->allow_origins, (cfg->n_allow_origins + 1) * sizeof(char *));
     cfg->allow_origins[cfg->n_allow_origins++] = xstrndup(item, n);
     return 0;
 }
@@ -513,8 +512,9 @@ static int load_key(const char *var, const char *v, uint8_t out[32], char *err, 
     secure_zero(t, strlen(t));
     free(t);
     if (rc != 0)
-        return fail(err, cap, var, "must be a secret key as 64 hex characters or nsec1... "
-                                   "(value not shown)");
+        return fail(err, cap, var,
+                    "must be a secret key as 64 hex characters or nsec1... "
+                    "(value not shown)");
     return 0;
 }
 

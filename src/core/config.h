@@ -19,41 +19,42 @@ struct relay_list {
 };
 
 struct config {
-    char *db_path;            /* from DATABASE_URL */
-    char *host;               /* HOST */
-    int port;                 /* PORT */
-    char *public_url;         /* PUBLIC_URL without trailing '/', or NULL */
-    uint8_t (*admins)[32];    /* ADMINS, x-only pubkeys */
+    char *db_path;         /* from DATABASE_URL */
+    char *host;            /* HOST */
+    int port;              /* PORT */
+    char *public_url;      /* PUBLIC_URL without trailing '/', or NULL */
+    uint8_t (*admins)[32]; /* ADMINS, x-only pubkeys */
     size_t n_admins;
-    char **allow_origins;     /* ALLOW_ORIGINS; n_allow_origins == 0 means permissive */
+    char **allow_origins; /* ALLOW_ORIGINS; n_allow_origins == 0 means permissive */
     size_t n_allow_origins;
-    char *zooid_api_url;      /* without trailing '/', or NULL (sync disabled) */
+    char *zooid_api_url; /* without trailing '/', or NULL (sync disabled) */
     uint8_t zooid_secret[32];
-    char *relay_domain;       /* "" when unset */
-    char *relay_url_template; /* RELAY_URL_TEMPLATE: where NIP-86 calls go, NULL = https://<host>/ */
-    char *invite_link_template; /* INVITE_LINK_TEMPLATE, {host} and {code} placeholders */
+    char *relay_domain; /* "" when unset */
+    char
+        *relay_url_template; /* RELAY_URL_TEMPLATE: where NIP-86 calls go, NULL = https://<host>/ */
+    char *invite_link_template;    /* INVITE_LINK_TEMPLATE, {host} and {code} placeholders */
     int64_t blocklist_concurrency; /* BLOCKLIST_CONCURRENCY: NIP-86 calls in flight, default 16 */
     char *livekit_url, *livekit_api_key, *livekit_api_secret; /* NULL when unset */
-    char *nwc_url;            /* NULL when unset (validated with nwc_uri_parse) */
+    char *nwc_url; /* NULL when unset (validated with nwc_uri_parse) */
     int has_robot_secret;
-    uint8_t robot_secret[32]; /* valid when has_robot_secret */
+    uint8_t robot_secret[32];                             /* valid when has_robot_secret */
     char *robot_name, *robot_description, *robot_picture; /* NULL when unset */
     struct relay_list outbox_relays, indexer_relays, messaging_relays;
-    int64_t auth_max_age;     /* seconds, default 600 */
-    int64_t billing_interval; /* seconds, default 3600 */
-    int64_t billing_period;   /* seconds, 0 = calendar month */
-    int64_t billing_grace;    /* seconds, default 604800 */
+    int64_t auth_max_age;            /* seconds, default 600 */
+    int64_t billing_interval;        /* seconds, default 3600 */
+    int64_t billing_period;          /* seconds, 0 = calendar month */
+    int64_t billing_grace;           /* seconds, default 604800 */
     int64_t billing_wallet_requests; /* platform/tenant wallet requests per run, default 10000 */
     int64_t billing_concurrency;     /* invoices worked on at once, default 8 */
-    int metrics_port;         /* METRICS_PORT, 0 = off */
-    int64_t http_request_timeout; /* HTTP_REQUEST_TIMEOUT seconds for head + body, default 30 */
-    size_t http_request_buffer;   /* HTTP_REQUEST_BUFFER bytes of request data held, 64 MiB */
-    size_t http_response_buffer;  /* HTTP_RESPONSE_BUFFER bytes of unsent responses, 64 MiB */
-    size_t http_max_conns;        /* HTTP_MAX_CONNECTIONS, default 10000 */
-    int64_t allow_read_only_db;   /* DATABASE_READ_ONLY_OK: 1 = start on a read-only file */
-    size_t http_max_conns_per_ip; /* HTTP_MAX_CONNECTIONS_PER_IP, default 256, 0 = no limit */
+    int metrics_port;                /* METRICS_PORT, 0 = off */
+    int64_t http_request_timeout;    /* HTTP_REQUEST_TIMEOUT seconds for head + body, default 30 */
+    size_t http_request_buffer;      /* HTTP_REQUEST_BUFFER bytes of request data held, 64 MiB */
+    size_t http_response_buffer;     /* HTTP_RESPONSE_BUFFER bytes of unsent responses, 64 MiB */
+    size_t http_max_conns;           /* HTTP_MAX_CONNECTIONS, default 10000 */
+    int64_t allow_read_only_db;      /* DATABASE_READ_ONLY_OK: 1 = start on a read-only file */
+    size_t http_max_conns_per_ip;    /* HTTP_MAX_CONNECTIONS_PER_IP, default 256, 0 = no limit */
     char *log_level;
-    char *ca_file;            /* CARAVEL_CA_FILE, NULL = the system bundle */
+    char *ca_file; /* CARAVEL_CA_FILE, NULL = the system bundle */
     /* Test-only settings (the suite's fake clock, kill points and short timers); 0 or NULL
      * means "not set: the built-in behaviour". Never set in production. */
     struct config_test {

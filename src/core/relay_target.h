@@ -14,8 +14,8 @@ struct relay_target {
     char id[33];
     char tenant[65];
     char host[254];
-    char status[16];       /* "active", "inactive", "delinquent" */
-    int management;        /* management_enabled: zooid answers NIP-86 only then */
+    char status[16]; /* "active", "inactive", "delinquent" */
+    int management;  /* management_enabled: zooid answers NIP-86 only then */
     struct nostr_keypair kp;
 };
 

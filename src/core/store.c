@@ -14,8 +14,9 @@ int repo_activity_insert(sqlite3 *conn, const char *tenant, const char *type,
                          const char *status, int64_t now)
 {
     ASSERT_POOL_THREAD();
-    return db_run(conn, "INSERT INTO activity(tenant, created_at, activity_type, resource_type,"
-                        " resource_id, plan, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    return db_run(conn,
+                  "INSERT INTO activity(tenant, created_at, activity_type, resource_type,"
+                  " resource_id, plan, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
                   DB_TEXT(tenant), DB_INT(now), DB_TEXT(type), DB_TEXT(resource_type),
                   DB_TEXT(resource_id), DB_TEXT(plan), DB_TEXT(status));
 }
@@ -23,8 +24,9 @@ int repo_activity_insert(sqlite3 *conn, const char *tenant, const char *type,
 int repo_relay_mark_dirty(sqlite3 *conn, const char *relay_id)
 {
     ASSERT_POOL_THREAD();
-    return db_run(conn, "UPDATE relay SET synced = 0, sync_version = sync_version + 1,"
-                        " sync_attempts = 0, sync_next_at = 0 WHERE id = ?",
+    return db_run(conn,
+                  "UPDATE relay SET synced = 0, sync_version = sync_version + 1,"
+                  " sync_attempts = 0, sync_next_at = 0 WHERE id = ?",
                   DB_TEXT(relay_id));
 }
 
@@ -80,8 +82,7 @@ cJSON *repo_json_columns(sqlite3_stmt *st, const char *const *keys, int n)
     return o;
 }
 
-int repo_json_one(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
-                  cJSON **out)
+int repo_json_one(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg, cJSON **out)
 {
     ASSERT_POOL_THREAD();
     int rc = sqlite3_step(st);
@@ -93,8 +94,7 @@ int repo_json_one(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void 
     return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
 }
 
-int repo_json_rows(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
-                   cJSON **out)
+int repo_json_rows(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg, cJSON **out)
 {
     ASSERT_POOL_THREAD();
     int rc;

@@ -7,7 +7,8 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
-/* One activity row (PRODUCT.md §4). plan/status may be NULL (non-relay rows). Returns 0 or db_error. */
+/* One activity row (PRODUCT.md §4). plan/status may be NULL (non-relay rows). Returns 0 or
+ * db_error. */
 int repo_activity_insert(sqlite3 *conn, const char *tenant, const char *type,
                          const char *resource_type, const char *resource_id, const char *plan,
                          const char *status, int64_t now);
@@ -25,12 +26,10 @@ cJSON *repo_json_columns(sqlite3_stmt *st, const char *const *keys, int n);
 typedef cJSON *repo_row_fn(sqlite3_stmt *st, const void *arg);
 /* Steps a bound statement to its end, appending row(st, arg) for each row to *out (a new
  * array), then resets it. Returns 0 or a db_error (*out stays the caller's to free). */
-int repo_json_rows(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
-                   cJSON **out);
+int repo_json_rows(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg, cJSON **out);
 /* Steps a bound statement once: *out = row(st, arg) for its row, then resets it. Returns 0,
  * DB_ENOTFOUND when there is no row, or a db_error. */
-int repo_json_one(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
-                  cJSON **out);
+int repo_json_one(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg, cJSON **out);
 /* One page of a list (PRODUCT.md §3.1): up to limit rows in the list's order (newest first),
  * after the row the cursor names (has_after), then offset more skipped. The cursor is the
  * text a list answered as "next": "<key>" (activity: its id) or "<key>.<id>" (created_at and

@@ -105,7 +105,7 @@ struct db {
     struct db_conn ckpt; /* checkpoints only */
     uv_work_t ckpt_req;
     int ckpt_running, ckpt_rc, ckpt_log, ckpt_copied;
-    uv_timer_t sync_timer; /* SYNC_DELAY_MS after an unsynced commit (unref'd) */
+    uv_timer_t sync_timer;     /* SYNC_DELAY_MS after an unsynced commit (unref'd) */
     uv_timer_t optimize_timer; /* every OPTIMIZE_EVERY_MS (unref'd) */
     int timers_open;
     int optimize_queued;
@@ -114,12 +114,12 @@ struct db {
      * thread holding the writer, copied to stats.wal_pages by job_after (loop thread). */
     int writer_wal_pages;
     int wal_bg_pages, wal_max_pages; /* CKPT_PAGES, CKPT_PAGES_MAX unless a test set them */
-    uint64_t writer_checkpoints; /* the writer's own (pool thread holding the writer) */
-    struct db_stats stats;       /* loop thread */
+    uint64_t writer_checkpoints;     /* the writer's own (pool thread holding the writer) */
+    struct db_stats stats;           /* loop thread */
     struct job_fifo wait_write, wait_read, wait_list;
     int lists_running; /* readers holding a db_read_list job */
     int storage_error; /* db_storage_error; loop thread */
-    size_t depth; /* queued + running */
+    size_t depth;      /* queued + running */
     int closing;
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -230,8 +230,7 @@ sqlite3_stmt *db_stmt(sqlite3 *conn, const char *sql)
     return st;
 }
 
-sqlite3_stmt *db_query_params(sqlite3 *conn, const char *sql, const struct db_param *p,
-                              size_t n)
+sqlite3_stmt *db_query_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n)
 {
     sqlite3_stmt *st = db_stmt(conn, sql);
     for (size_t i = 0; st && i < n; i++) {
@@ -429,8 +428,7 @@ static void on_optimize_timer(uv_timer_t *t)
 {
     struct db *db = container_of(t, struct db, optimize_timer);
     if (!db->optimize_queued && !db->closing)
-        db->optimize_queued =
-            db_write(db, DB_CRASH_SAFE, optimize_work, optimize_done, db) == 0;
+        db->optimize_queued = db_write(db, DB_CRASH_SAFE, optimize_work, optimize_done, db) == 0;
 }
 
 int db_open(struct db **out, uv_loop_t *loop, const char *path)
@@ -730,8 +728,7 @@ static void maybe_checkpoint(struct db *db)
 int db_file_moved(sqlite3 *conn)
 {
     int moved = 0;
-    return sqlite3_file_control(conn, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK &&
-           moved;
+    return sqlite3_file_control(conn, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved;
 }
 
 /* Loop thread: remembers a storage failure (or its end) from a finished job's result. */
@@ -810,8 +807,12 @@ static int submit(struct db *db, db_work_fn *work, db_done_cb *done, void *arg, 
     if (db->depth >= DB_MAX_QUEUED)
         return DB_EQUEUEFULL;
     struct db_job *job = xcalloc(1, sizeof(*job));
-    *job = (struct db_job){.db = db, .work = work, .done = done, .arg = arg,
-                           .is_write = lane == LANE_WRITE, .is_list = lane == LANE_LIST,
+    *job = (struct db_job){.db = db,
+                           .work = work,
+                           .done = done,
+                           .arg = arg,
+                           .is_write = lane == LANE_WRITE,
+                           .is_list = lane == LANE_LIST,
                            .durability = durability};
     db->depth++;
     struct job_fifo *queue = &db->wait_read;

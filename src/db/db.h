@@ -123,12 +123,11 @@ struct db_param {
 };
 #define DB_TEXT(s) ((struct db_param){.text = (s)})
 #define DB_INT(v) ((struct db_param){.i = (int64_t)(v), .is_int = 1})
-#define DB_PARAMS_(...)                                                                       \
-    (const struct db_param[]){__VA_ARGS__},                                                   \
+#define DB_PARAMS_(...)                                                                            \
+    (const struct db_param[]){__VA_ARGS__},                                                        \
         sizeof((const struct db_param[]){__VA_ARGS__}) / sizeof(struct db_param)
 /* db_stmt with the parameters bound: ready to step, or NULL (logged). */
-sqlite3_stmt *db_query_params(sqlite3 *conn, const char *sql, const struct db_param *p,
-                              size_t n);
+sqlite3_stmt *db_query_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n);
 #define db_query(conn, sql, ...) db_query_params(conn, sql, DB_PARAMS_(__VA_ARGS__))
 /* Steps the statement to its end (INSERT, UPDATE, DELETE): 0 or a db_error. */
 int db_run_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n);

@@ -59,9 +59,9 @@ struct http_xchg {
     struct buf body;
     size_t url_off, name_off, value_off;
     size_t name_offs[HTTP_MAX_HEADERS], value_offs[HTTP_MAX_HEADERS];
-    int hstate; /* 0 between headers, 1 in a name, 2 in a value */
-    int is_head;    /* HEAD request: the response carries no body bytes */
-    int keep_alive; /* llhttp_should_keep_alive at message end */
+    int hstate;       /* 0 between headers, 1 in a name, 2 in a value */
+    int is_head;      /* HEAD request: the response carries no body bytes */
+    int keep_alive;   /* llhttp_should_keep_alive at message end */
     int head_pending; /* the head handler has not decided; see http_respond */
     size_t counted;   /* body bytes counted in srv->req_buffered */
 };
@@ -74,8 +74,15 @@ struct http_addr {
     struct http_addr *next;
 };
 
-enum http_shed { SHED_EVICTED, SHED_PER_ADDR, SHED_FULL, SHED_ACCEPT_ERROR, SHED_BODY_BUDGET,
-                 SHED_SLOW_READER, N_SHED };
+enum http_shed {
+    SHED_EVICTED,
+    SHED_PER_ADDR,
+    SHED_FULL,
+    SHED_ACCEPT_ERROR,
+    SHED_BODY_BUDGET,
+    SHED_SLOW_READER,
+    N_SHED
+};
 
 struct http_conn {
     uv_tcp_t tcp;
@@ -106,8 +113,8 @@ struct http_conn {
     enum http_phase phase;
     int err_status;   /* set by a parser callback: 413 or 431 */
     int handles_open; /* tcp + timer until both close callbacks ran */
-    unsigned in_drive : 1, eof : 1, reading : 1, headers_done : 1, msg_done : 1,
-        no_more : 1, blocked : 1, shut_done : 1,
+    unsigned in_drive : 1, eof : 1, reading : 1, headers_done : 1, msg_done : 1, no_more : 1,
+        blocked : 1, shut_done : 1,
         kick : 1; /* run llhttp once more on no input: a body-less message ends there */
 };
 

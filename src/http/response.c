@@ -26,41 +26,76 @@ int http__write_blocked(const struct http_conn *c)
 const char *http_status_text(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    case 507: return "Insufficient Storage";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 402:
+        return "Payment Required";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return "Unknown";
     }
 }
 
@@ -228,11 +263,21 @@ void http__fail(struct http_conn *c, int status)
 {
     const char *body;
     switch (status) {
-    case 408: body = "{\"error\":\"request timeout\",\"code\":\"request-timeout\"}"; break;
-    case 413: body = "{\"error\":\"request body too large\",\"code\":\"payload-too-large\"}"; break;
-    case 431: body = "{\"error\":\"request head too large\",\"code\":\"head-too-large\"}"; break;
-    case 503: body = "{\"error\":\"server busy, retry later\",\"code\":\"overloaded\"}"; break;
-    default: body = "{\"error\":\"bad request\",\"code\":\"invalid-request\"}"; break;
+    case 408:
+        body = "{\"error\":\"request timeout\",\"code\":\"request-timeout\"}";
+        break;
+    case 413:
+        body = "{\"error\":\"request body too large\",\"code\":\"payload-too-large\"}";
+        break;
+    case 431:
+        body = "{\"error\":\"request head too large\",\"code\":\"head-too-large\"}";
+        break;
+    case 503:
+        body = "{\"error\":\"server busy, retry later\",\"code\":\"overloaded\"}";
+        break;
+    default:
+        body = "{\"error\":\"bad request\",\"code\":\"invalid-request\"}";
+        break;
     }
     const struct http_request *r = c->cur ? &c->cur->ex.req : NULL;
     log_request(r ? r->method : NULL, r ? r->path : NULL, status, 0, NULL, 0);

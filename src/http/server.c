@@ -475,8 +475,8 @@ int http_server_start(struct http_server **out, uv_loop_t *loop,
     srv->resp_buffer_max =
         cfg->response_buffer_max ? cfg->response_buffer_max : HTTP_DEFAULT_RESPONSE_BUFFER;
     srv->max_conns = cfg->max_conns ? cfg->max_conns : HTTP_DEFAULT_MAX_CONNS;
-    srv->max_per_addr = cfg->max_conns_per_addr ? cfg->max_conns_per_addr
-                                                : HTTP_DEFAULT_MAX_PER_ADDR;
+    srv->max_per_addr =
+        cfg->max_conns_per_addr ? cfg->max_conns_per_addr : HTTP_DEFAULT_MAX_PER_ADDR;
     srv->addr_seed = uv_hrtime() ^ (uint64_t)(uintptr_t)srv;
     http__settings_init(&srv->settings);
     uv_tcp_init(loop, &srv->listener);

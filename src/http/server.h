@@ -8,9 +8,9 @@
  *
  * Limits (PRODUCT.md §3.1): head 16 KiB (431), body 1 MiB (413), head within 10 s and head
  * plus body within the request deadline (408; a body that trickles in does not extend it),
- * chunk extensions 256 bytes per request (400), request bytes buffered by the whole server (bodies being read
- * or held by handlers, unparsed pipelined input) capped: a body that would pass the cap is
- * refused (503 overloaded). Idle keep-alive closed after 60 s. HTTP/1.0 and chunked request
+ * chunk extensions 256 bytes per request (400), request bytes buffered by the whole server (bodies
+ * being read or held by handlers, unparsed pipelined input) capped: a body that would pass the cap
+ * is refused (503 overloaded). Idle keep-alive closed after 60 s. HTTP/1.0 and chunked request
  * bodies are supported (trailers are ignored); "Expect: 100-continue" is answered once the
  * head is accepted. Limit and parse errors get a JSON body {"error","code"} (400
  * invalid-request, 408 request-timeout, 413 payload-too-large, 431 head-too-large, 503
@@ -55,15 +55,15 @@ struct http_header {
 };
 
 struct http_request {
-    char method[16];   /* "GET", "POST", ... */
-    char *target;      /* raw request target, e.g. "/relays?limit=5" */
-    char *path;        /* target up to '?', not percent-decoded */
-    char *query;       /* after '?', or NULL */
+    char method[16]; /* "GET", "POST", ... */
+    char *target;    /* raw request target, e.g. "/relays?limit=5" */
+    char *path;      /* target up to '?', not percent-decoded */
+    char *query;     /* after '?', or NULL */
     struct http_header headers[HTTP_MAX_HEADERS];
     size_t n_headers;
-    char *body;        /* NUL-terminated (not counted), possibly "" */
+    char *body; /* NUL-terminated (not counted), possibly "" */
     size_t body_len;
-    int http_minor;    /* 0 or 1 */
+    int http_minor; /* 0 or 1 */
 };
 
 struct http_exchange {
@@ -82,16 +82,16 @@ typedef void http_stopped_cb(void *arg);
 typedef int http_head_fn(struct http_exchange *ex, void *arg);
 
 struct http_server_config {
-    const char *host;          /* IPv4 or IPv6 literal (borrowed); NULL or "" = 127.0.0.1 */
-    int port;                  /* 0 = ephemeral (see http_server_port) */
-    uint64_t head_timeout_ms;  /* 0 = default 10000 */
-    uint64_t idle_timeout_ms;  /* 0 = default 60000 (keep-alive idle, slow response reader) */
+    const char *host;            /* IPv4 or IPv6 literal (borrowed); NULL or "" = 127.0.0.1 */
+    int port;                    /* 0 = ephemeral (see http_server_port) */
+    uint64_t head_timeout_ms;    /* 0 = default 10000 */
+    uint64_t idle_timeout_ms;    /* 0 = default 60000 (keep-alive idle, slow response reader) */
     uint64_t request_timeout_ms; /* head + body of one request; 0 = default 30000 */
-    size_t request_buffer_max; /* request bytes buffered server-wide; 0 = default 64 MiB */
-    http_head_fn *head_handler; /* NULL: bodies are read without a head check */
-    size_t max_conns;          /* 0 = default 10000 */
-    size_t max_conns_per_addr; /* 0 = default 256; SIZE_MAX = no limit */
-    size_t response_buffer_max; /* response bytes queued server-wide; 0 = default 64 MiB */
+    size_t request_buffer_max;   /* request bytes buffered server-wide; 0 = default 64 MiB */
+    http_head_fn *head_handler;  /* NULL: bodies are read without a head check */
+    size_t max_conns;            /* 0 = default 10000 */
+    size_t max_conns_per_addr;   /* 0 = default 256; SIZE_MAX = no limit */
+    size_t response_buffer_max;  /* response bytes queued server-wide; 0 = default 64 MiB */
 };
 
 /* What the server shed to stay within its limits, counted since start. */

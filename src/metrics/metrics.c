@@ -107,8 +107,7 @@ static int valid_name(const char *s)
     return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:") == n;
 }
 
-static struct metrics_counter *find_counter(struct metrics *m, const char *name,
-                                            const char *labels)
+static struct metrics_counter *find_counter(struct metrics *m, const char *name, const char *labels)
 {
     for (size_t i = 0; i < m->n_counters; i++)
         if (strcmp(m->counters[i].name, name) == 0 && strcmp(m->counters[i].labels, labels) == 0)
@@ -116,8 +115,7 @@ static struct metrics_counter *find_counter(struct metrics *m, const char *name,
     if (m->n_counters == METRICS_MAX_COUNTERS || !valid_name(name) ||
         strlen(labels) >= METRICS_MAX_LABELS || strpbrk(labels, "\n{}")) {
         if (!m->warned++)
-            LOG_WARN("metrics: counter %.64s{%.64s} refused (invalid or table full)", name,
-                     labels);
+            LOG_WARN("metrics: counter %.64s{%.64s} refused (invalid or table full)", name, labels);
         return NULL;
     }
     struct metrics_counter *c = &m->counters[m->n_counters++];
@@ -233,13 +231,20 @@ static int render_value(struct buf *out, const char *type, const char *name, con
 /* The app's gauges (and counters kept by a service), sampled at scrape time: adding one is one
  * row here and one field in struct metrics_gauges. A negative value means "not available" and
  * is left out. */
-#define GAUGE(field, name, help) {offsetof(struct metrics_gauges, field), "gauge", name, help}
-#define COUNTER(field, name, help) {offsetof(struct metrics_gauges, field), "counter", name, help}
+#define GAUGE(field, name, help)                                                                   \
+    {                                                                                              \
+        offsetof(struct metrics_gauges, field), "gauge", name, help                                \
+    }
+#define COUNTER(field, name, help)                                                                 \
+    {                                                                                              \
+        offsetof(struct metrics_gauges, field), "counter", name, help                              \
+    }
 static const struct gauge_row {
     size_t offset; /* of an int64_t in struct metrics_gauges */
     const char *type, *name, *help;
 } gauge_rows[] = {
-    GAUGE(in_flight, "caravel_http_requests_in_flight", "API requests parsed and not answered yet."),
+    GAUGE(in_flight, "caravel_http_requests_in_flight",
+          "API requests parsed and not answered yet."),
     GAUGE(db_queue_depth, "caravel_db_queue_depth", "Database jobs queued or running."),
     GAUGE(db_wal_frames, "caravel_db_wal_frames",
           "Pages in the database's write-ahead log after the last write."),
@@ -263,8 +268,7 @@ static const struct gauge_row {
 #undef GAUGE
 #undef COUNTER
 
-static int render_gauges(const struct metrics *m, const struct metrics_gauges *g,
-                         struct buf *out)
+static int render_gauges(const struct metrics *m, const struct metrics_gauges *g, struct buf *out)
 {
     int rc = render_value(out, "gauge", "caravel_process_start_time_seconds",
                           "Start time of the process (unix seconds).", m->start_time);

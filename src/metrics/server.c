@@ -86,9 +86,8 @@ static void sample_gauges(const struct app *app, struct metrics_gauges *g, int64
         struct http_server_stats hs;
         http_server_stats(app->http, &hs);
         g->http_connections = (int64_t)hs.connections;
-        uint64_t shed[METRICS_HTTP_SHED] = {hs.evicted,         hs.refused_per_addr,
-                                            hs.refused_full,    hs.accept_errors,
-                                            hs.body_overloaded, hs.slow_readers};
+        uint64_t shed[METRICS_HTTP_SHED] = {hs.evicted,       hs.refused_per_addr, hs.refused_full,
+                                            hs.accept_errors, hs.body_overloaded,  hs.slow_readers};
         memcpy(g->http_shed, shed, sizeof(shed));
     }
     app_sample(app, g);
@@ -135,7 +134,7 @@ static void metrics_handle(struct http_exchange *ex, void *arg)
     g.loop_stalls_over_50ms = m->stall_inited ? (int64_t)m->stalls_over_50ms : -1;
     g.loop_stall_cpu_max_ms = m->stall_inited ? (int64_t)(m->stall_cpu_max_ns / 1000000) : -1;
     m->stall_max_ns = m->stall_cpu_max_ns = 0; /* the gauges cover the time since the previous
-                                                 * scrape */
+                                                * scrape */
     buf_init(&out, METRICS_MAX_BODY);
     if (metrics_render(m, &g, &out) != 0)
         LOG_WARN("metrics: exposition cut at %d bytes", METRICS_MAX_BODY);
@@ -156,8 +155,8 @@ int metrics_start(struct metrics **out, struct app *app)
     m->app = app;
     int rc = http_server_start(&m->srv, app->loop, &hc, metrics_handle, m);
     if (rc != 0) {
-        LOG_ERROR("METRICS_PORT: cannot listen on %s:%d: %s", app->cfg.host,
-                  app->cfg.metrics_port, uv_strerror(rc));
+        LOG_ERROR("METRICS_PORT: cannot listen on %s:%d: %s", app->cfg.host, app->cfg.metrics_port,
+                  uv_strerror(rc));
         metrics_free(m);
         return rc;
     }

@@ -101,7 +101,8 @@ static int map_result(struct fetch_req *r, CURLcode res)
 {
     if (res == CURLE_OK)
         return 0;
-    LOG_DEBUG("fetch: curl error %d: %s", (int)res, r->errbuf[0] ? r->errbuf : curl_easy_strerror(res));
+    LOG_DEBUG("fetch: curl error %d: %s", (int)res,
+              r->errbuf[0] ? r->errbuf : curl_easy_strerror(res));
     if (r->too_big || res == CURLE_FILESIZE_EXCEEDED)
         return FETCH_ETOOBIG;
     switch (res) {

@@ -1,8 +1,8 @@
 /* Outbound HTTP client: libcurl multi driven by the libuv loop (curl's
- * CURLMOPT_SOCKETFUNCTION/TIMERFUNCTION pair on uv_poll and uv_timer). One struct fetch per loop; any number of requests in flight, each
- * with a total timeout and a cap on the response body. Only http:// and https:// URLs, no
- * redirects, no signals (CURLOPT_NOSIGNAL), DNS through curl's threaded resolver: nothing
- * here blocks the loop.
+ * CURLMOPT_SOCKETFUNCTION/TIMERFUNCTION pair on uv_poll and uv_timer). One struct fetch per loop;
+ * any number of requests in flight, each with a total timeout and a cap on the response body. Only
+ * http:// and https:// URLs, no redirects, no signals (CURLOPT_NOSIGNAL), DNS through curl's
+ * threaded resolver: nothing here blocks the loop.
  *
  * Everything here is loop thread only. Callbacks run from the loop (never from inside
  * fetch_start). Error codes are 0 or negative: the UV_E* codes listed below or FETCH_E*. */
@@ -26,13 +26,13 @@ struct fetch_req;
 
 /* A request. Every pointer is borrowed for the duration of fetch_start only (copied). */
 struct fetch_opts {
-    const char *method;           /* "GET", "POST", "PUT", "PATCH", "DELETE"; NULL = GET */
-    const char *url;              /* absolute http:// or https:// URL */
-    const char *const *headers;   /* "Name: value" lines, NULL-terminated; NULL = none */
-    const char *body;             /* may contain NULs; NULL with body_len 0 = no body */
+    const char *method;         /* "GET", "POST", "PUT", "PATCH", "DELETE"; NULL = GET */
+    const char *url;            /* absolute http:// or https:// URL */
+    const char *const *headers; /* "Name: value" lines, NULL-terminated; NULL = none */
+    const char *body;           /* may contain NULs; NULL with body_len 0 = no body */
     size_t body_len;
-    long timeout_ms;              /* whole transfer incl. connect; 0 = FETCH_DEFAULT_TIMEOUT_MS */
-    size_t max_response;          /* body cap in bytes; 0 = FETCH_DEFAULT_MAX_RESPONSE */
+    long timeout_ms;     /* whole transfer incl. connect; 0 = FETCH_DEFAULT_TIMEOUT_MS */
+    size_t max_response; /* body cap in bytes; 0 = FETCH_DEFAULT_MAX_RESPONSE */
 };
 
 /* Completion. err is 0 when an HTTP response was received (any status, e.g. 404 or 500:
@@ -43,8 +43,7 @@ struct fetch_opts {
  * whatever status line had arrived. body is NUL-terminated, borrowed until the callback
  * returns (never NULL; "" when empty). The request handle is invalid from the moment the
  * callback starts. The callback may start new requests, cancel others, or call fetch_close. */
-typedef void fetch_done_cb(int err, long http_status, const char *body, size_t body_len,
-                           void *arg);
+typedef void fetch_done_cb(int err, long http_status, const char *body, size_t body_len, void *arg);
 
 /* Creates the client on loop (calls curl_global_init, ref-counted by curl). Returns 0 or
  * FETCH_EFAILED (*out NULL). */

@@ -137,8 +137,7 @@ static char *rpc_body(const char *method, const cJSON *params)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "method", method);
-    cJSON_AddItemToObject(o, "params",
-                          params ? cJSON_Duplicate(params, 1) : cJSON_CreateArray());
+    cJSON_AddItemToObject(o, "params", params ? cJSON_Duplicate(params, 1) : cJSON_CreateArray());
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!s)
@@ -158,11 +157,18 @@ int nip86_call(struct nip86 *c, const char *host, const struct nostr_keypair *kp
     char *auth = nip98_auth_header(kp, u, "POST", body, strlen(body), clock_now());
     char host_line[NIP86_MAX_HOST + 16];
     snprintf(host_line, sizeof(host_line), "Host: %s", host);
-    const char *headers[] = {"Content-Type: " RPC_TYPE, "Accept: " RPC_TYPE, auth,
+    const char *headers[] = {"Content-Type: " RPC_TYPE,
+                             "Accept: " RPC_TYPE,
+                             auth,
                              c->url_template ? host_line : NULL,
-                             c->url_template ? "X-Forwarded-Proto: https" : NULL, NULL};
-    struct fetch_opts o = {.method = "POST", .url = url, .headers = headers, .body = body,
-                           .body_len = strlen(body), .timeout_ms = c->timeout_ms,
+                             c->url_template ? "X-Forwarded-Proto: https" : NULL,
+                             NULL};
+    struct fetch_opts o = {.method = "POST",
+                           .url = url,
+                           .headers = headers,
+                           .body = body,
+                           .body_len = strlen(body),
+                           .timeout_ms = c->timeout_ms,
                            .max_response = NIP86_MAX_RESPONSE};
     struct call *k = xcalloc(1, sizeof(*k));
     *k = (struct call){c, cb, arg};

@@ -184,7 +184,7 @@ static void conn_lost(struct conn *c, int err)
     if (c->opened_at && now - c->opened_at >= STABLE_MS)
         c->attempts = 0;
     uint64_t delay = BACKOFF_BASE_MS << MIN(c->attempts, 7u);
-    uint8_t r[2] = { 0, 0 };
+    uint8_t r[2] = {0, 0};
     (void)nostr_random(r, sizeof r);
     delay = MIN(delay, (uint64_t)BACKOFF_MAX_MS);
     delay = delay / 2 + delay * ((uint64_t)r[0] << 8 | r[1]) / 131072; /* 50..100% */
@@ -237,8 +237,12 @@ static void conn_connect(struct conn *c)
     int rc = 0;
     if (strncasecmp(c->url, "wss:", 4) == 0 && !pool->tls)
         rc = tls_config_new(&pool->tls, pool->ca_file);
-    struct ws_opts o = { .url = c->url, .tls = pool->tls, .on_open = on_ws_open,
-                         .on_message = on_ws_message, .on_close = on_ws_close, .arg = c };
+    struct ws_opts o = {.url = c->url,
+                        .tls = pool->tls,
+                        .on_open = on_ws_open,
+                        .on_message = on_ws_message,
+                        .on_close = on_ws_close,
+                        .arg = c};
     if (rc == 0)
         rc = ws_connect(&c->ws, pool->loop, &o);
     if (rc != 0) {

@@ -17,11 +17,11 @@ struct ws_client;
 #define IDLE_CLOSE_MS 60000
 #define BACKOFF_BASE_MS 500
 #define BACKOFF_MAX_MS 60000
-#define STABLE_MS 1000        /* open this long: the next failure starts backoff afresh */
-#define MAX_IDENTITIES 8      /* AUTH identities tracked per connection */
-#define MAX_RELAY_STRING 256  /* relay-given strings we keep (challenge, error messages) */
+#define STABLE_MS 1000       /* open this long: the next failure starts backoff afresh */
+#define MAX_IDENTITIES 8     /* AUTH identities tracked per connection */
+#define MAX_RELAY_STRING 256 /* relay-given strings we keep (challenge, error messages) */
 #define MAX_URLS 32
-#define SEEN_IDS 64           /* per subscription: the same event from several relays */
+#define SEEN_IDS 64 /* per subscription: the same event from several relays */
 
 enum tstate { T_PENDING, T_SENT, T_WAIT_AUTH, T_OK, T_FAILED, T_CLOSED };
 enum auth_state { A_NONE, A_SENT, A_OK, A_FAILED };

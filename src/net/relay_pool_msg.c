@@ -261,4 +261,3 @@ void rp_handle_message(struct conn *c, const char *data, size_t len)
     rp_finish_pubs(c->pool);
     rp_fire_eoses(c->pool);
 }
-

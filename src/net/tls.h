@@ -18,8 +18,8 @@
 #include "util/err.h"
 
 #define TLS_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
-#define TLS_IN_MAX (256 * 1024)      /* ciphertext received but not yet consumed */
-#define TLS_OUT_HIGH (64 * 1024)     /* above this, the BIO answers WANT_WRITE */
+#define TLS_IN_MAX (256 * 1024)  /* ciphertext received but not yet consumed */
+#define TLS_OUT_HIGH (64 * 1024) /* above this, the BIO answers WANT_WRITE */
 #define TLS_OUT_MAX (TLS_OUT_HIGH + MBEDTLS_SSL_OUT_CONTENT_LEN + 2048)
 
 /* Errors: TLS_AGAIN (not an error: feed input / flush output and call again) and TLS_E* in
@@ -29,10 +29,10 @@ struct tls_config;
 
 struct tls_session {
     mbedtls_ssl_context ssl;
-    struct buf in;       /* ciphertext from the peer, consumed by mbedtls */
-    struct buf out;      /* ciphertext for the peer: send out.data/out.len, then tls_consume_out */
-    size_t out_high;     /* WANT_WRITE threshold (TLS_OUT_HIGH; tests lower it) */
-    int eof;             /* the transport reached EOF */
+    struct buf in;   /* ciphertext from the peer, consumed by mbedtls */
+    struct buf out;  /* ciphertext for the peer: send out.data/out.len, then tls_consume_out */
+    size_t out_high; /* WANT_WRITE threshold (TLS_OUT_HIGH; tests lower it) */
+    int eof;         /* the transport reached EOF */
     int handshake_done;
 };
 

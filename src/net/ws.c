@@ -53,26 +53,26 @@ struct ws_client {
     uv_connect_t creq;
     uv_tcp_t tcp;
     uv_timer_t timer;
-    int pending;           /* gai request + handles not yet closed */
+    int pending; /* gai request + handles not yet closed */
     int tcp_inited;
     int gai_active;
     struct addrinfo *addrs, *ai; /* resolved addresses, the one being tried */
     struct tls_session tls;
     int use_tls;
-    struct buf raw_out;    /* plain ws:// output not yet written */
-    struct buf plain_in;   /* decrypted (or raw) input not yet consumed */
+    struct buf raw_out;  /* plain ws:// output not yet written */
+    struct buf plain_in; /* decrypted (or raw) input not yet consumed */
     int eof;
     char rbuf[64 * 1024];
     char accept[29];
     wslay_event_context_ptr ctx;
     struct msg *msgs, **msgs_tail;
     size_t in_flight;
-    uint64_t last_rx;      /* uv_now of the last bytes received (dead-peer detection) */
+    uint64_t last_rx; /* uv_now of the last bytes received (dead-peer detection) */
     int in_driver, again;
-    int open_pending;      /* on_open still to run */
-    int err;               /* first failure; ends the connection */
-    int close_requested;   /* ws_close was called */
-    int shutting_down;     /* handles are closing */
+    int open_pending;    /* on_open still to run */
+    int err;             /* first failure; ends the connection */
+    int close_requested; /* ws_close was called */
+    int shutting_down;   /* handles are closing */
 };
 
 static void set_state(struct ws_client *ws, enum ws_state to)
@@ -144,8 +144,8 @@ static void flush(struct ws_client *ws)
 
 /* ---- wslay callbacks: buffers only, never free or call the user ---- */
 
-static ssize_t wsl_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
-                        int flags, void *user)
+static ssize_t wsl_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                        void *user)
 {
     struct ws_client *ws = user;
     (void)flags;
@@ -539,7 +539,7 @@ static void on_timer(uv_timer_t *t)
     if (ws->state == ST_OPEN && uv_now(ws->loop) - ws->last_rx > 2 * WS_PING_INTERVAL_MS) {
         fail(ws, UV_ETIMEDOUT); /* not even a pong for two intervals: the peer is gone */
     } else if (ws->state == ST_OPEN) {
-        struct wslay_event_msg ping = { WSLAY_PING, NULL, 0 };
+        struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
         (void)wslay_event_queue_msg(ws->ctx, &ping);
     } else if (ws->state == ST_CLOSING) {
         set_state(ws, ST_DEAD); /* the peer never answered our close frame */
@@ -553,7 +553,7 @@ int ws_connect(struct ws_client **out, uv_loop_t *loop, const struct ws_opts *op
 {
     ASSERT_LOOP_THREAD();
     struct ws_client *ws = xcalloc(1, sizeof *ws);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     int rc;
 
     *out = NULL;
@@ -603,7 +603,7 @@ int ws_send_text(struct ws_client *ws, const char *data, size_t len)
         return WS_ECLOSED;
     if (wslay_event_get_queued_msg_count(ws->ctx) >= WS_MAX_QUEUED_MSGS)
         return WS_ETOOBIG;
-    struct wslay_event_msg m = { WSLAY_TEXT_FRAME, (const uint8_t *)data, len };
+    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)data, len};
     if (wslay_event_queue_msg(ws->ctx, &m) != 0)
         return WS_ETOOBIG;
     drive(ws);

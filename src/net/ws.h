@@ -25,13 +25,14 @@ struct ws_client;
 /* Errors: WS_E* in util/err.h (one error space), or a libuv code. */
 
 #define WS_MAX_URL 2048
-#define WS_MAX_HANDSHAKE 16384          /* response head cap */
+#define WS_MAX_HANDSHAKE 16384 /* response head cap */
 #define WS_DEFAULT_MAX_MESSAGE (512 * 1024)
-#define WS_DEFAULT_TIMEOUT_MS 15000     /* DNS + connect + TLS + upgrade */
-#define WS_CLOSE_TIMEOUT_MS 3000        /* wait for the peer's close frame */
-#define WS_PING_INTERVAL_MS 30000       /* ping when open; nothing received for two
-                                          * intervals ends the connection (UV_ETIMEDOUT) */
-#define WS_MAX_QUEUED_MSGS 4096         /* frames waiting in wslay's send queue */
+#define WS_DEFAULT_TIMEOUT_MS 15000 /* DNS + connect + TLS + upgrade */
+#define WS_CLOSE_TIMEOUT_MS 3000    /* wait for the peer's close frame */
+#define WS_PING_INTERVAL_MS                                                                        \
+    30000                       /* ping when open; nothing received for two                        \
+                                 * intervals ends the connection (UV_ETIMEDOUT) */
+#define WS_MAX_QUEUED_MSGS 4096 /* frames waiting in wslay's send queue */
 
 typedef void ws_open_cb(struct ws_client *ws, void *arg);
 /* A complete text or binary message (borrowed for the call). */
@@ -63,10 +64,10 @@ int ws_is_open(const struct ws_client *ws);
 
 /* --- pure helpers, exposed for tests --- */
 struct ws_url {
-    int tls;          /* wss:// */
-    char host[256];   /* without brackets for IPv6 literals */
+    int tls;        /* wss:// */
+    char host[256]; /* without brackets for IPv6 literals */
     char port[6];
-    char path[1024];  /* "/" when empty; includes the query */
+    char path[1024]; /* "/" when empty; includes the query */
     char host_header[300];
 };
 /* 0 or WS_EURL. */

@@ -153,7 +153,7 @@ static void check_header(struct hs_seen *seen, const char *line, size_t n, const
 
 int ws_handshake_parse(const char *data, size_t len, const char *expect_accept)
 {
-    struct hs_seen seen = { 0, 0, 0 };
+    struct hs_seen seen = {0, 0, 0};
     const char *end = memmem(data, MIN(len, (size_t)WS_MAX_HANDSHAKE), "\r\n\r\n", 4);
     if (!end)
         return len >= WS_MAX_HANDSHAKE ? WS_EHANDSHAKE : 0;

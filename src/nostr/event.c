@@ -96,8 +96,7 @@ static int get_uint(const cJSON *obj, const char *key, double max, int64_t *out)
 
 static int check_string(const cJSON *s)
 {
-    return cJSON_IsString(s) && utf8_valid(s->valuestring, strlen(s->valuestring)) == 0 ? 0
-                                                                                         : -1;
+    return cJSON_IsString(s) && utf8_valid(s->valuestring, strlen(s->valuestring)) == 0 ? 0 : -1;
 }
 
 static int check_tags(const cJSON *tags)

@@ -27,7 +27,7 @@ struct nostr_event {
     uint8_t pubkey[32];
     int64_t created_at;
     int kind;
-    cJSON *tags; /* owned; always an array after init */
+    cJSON *tags;   /* owned; always an array after init */
     char *content; /* owned, NUL-terminated; "" after init */
     size_t content_len;
     uint8_t sig[64];

@@ -17,14 +17,22 @@
 static const char *short_escape(unsigned char c)
 {
     switch (c) {
-    case '"': return "\\\"";
-    case '\\': return "\\\\";
-    case '\b': return "\\b";
-    case '\f': return "\\f";
-    case '\n': return "\\n";
-    case '\r': return "\\r";
-    case '\t': return "\\t";
-    default: return NULL;
+    case '"':
+        return "\\\"";
+    case '\\':
+        return "\\\\";
+    case '\b':
+        return "\\b";
+    case '\f':
+        return "\\f";
+    case '\n':
+        return "\\n";
+    case '\r':
+        return "\\r";
+    case '\t':
+        return "\\t";
+    default:
+        return NULL;
     }
 }
 
@@ -157,8 +165,8 @@ char *nostr_event_to_json(const struct nostr_event *ev, int with_sig)
     if (rc == 0)
         rc = append_hex_field(&b, "pubkey", ev->pubkey, 32);
     if (rc == 0)
-        rc = buf_printf(&b, "\"created_at\":%lld,\"kind\":%d,\"tags\":",
-                        (long long)ev->created_at, ev->kind);
+        rc = buf_printf(&b, "\"created_at\":%lld,\"kind\":%d,\"tags\":", (long long)ev->created_at,
+                        ev->kind);
     if (rc == 0)
         rc = append_tags(&b, ev->tags);
     if (rc == 0)

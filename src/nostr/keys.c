@@ -117,7 +117,7 @@ int nostr_key_parse_public(const char *s, uint8_t out[32])
     uint8_t pk[32];
     secp256k1_xonly_pubkey xpk;
     int rc = strncmp(s, "npub1", 5) == 0 ? nip19_decode_key(s, "npub", pk)
-                                          : hex_decode(s, strlen(s), pk, 32);
+                                         : hex_decode(s, strlen(s), pk, 32);
     if (rc == 0 && !secp256k1_xonly_pubkey_parse(ctx, &xpk, pk))
         rc = -1;
     if (rc == 0)

@@ -27,8 +27,8 @@ static uint32_t hrp_polymod(const char *hrp, size_t hrp_len)
 
 /* Regroups bits; pad=1 on encode. On decode (pad=0) leftover bits must be fewer than
  * `from` and zero. Returns the output count or -1. */
-static long convert_bits(uint8_t *out, size_t cap, const uint8_t *in, size_t n, int from,
-                         int to, int pad)
+static long convert_bits(uint8_t *out, size_t cap, const uint8_t *in, size_t n, int from, int to,
+                         int pad)
 {
     uint32_t acc = 0, maxv = (1u << to) - 1;
     int bits = 0;

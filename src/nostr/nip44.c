@@ -35,15 +35,15 @@ int nip44_conversation_key(const uint8_t seckey[32], const uint8_t pubkey[32], u
 {
     uint8_t shared[32];
     int rc = nostr_ecdh_x(seckey, pubkey, shared);
-    if (rc == 0 && mbedtls_hkdf_extract(sha256_md(), (const uint8_t *)"nip44-v2", 8, shared, 32,
-                                        out) != 0)
+    if (rc == 0 &&
+        mbedtls_hkdf_extract(sha256_md(), (const uint8_t *)"nip44-v2", 8, shared, 32, out) != 0)
         rc = -1;
     secure_zero(shared, sizeof(shared));
     return rc;
 }
 
-int nip44_message_keys(const uint8_t conv_key[32], const uint8_t nonce[32],
-                       uint8_t chacha_key[32], uint8_t chacha_nonce[12], uint8_t hmac_key[32])
+int nip44_message_keys(const uint8_t conv_key[32], const uint8_t nonce[32], uint8_t chacha_key[32],
+                       uint8_t chacha_nonce[12], uint8_t hmac_key[32])
 {
     uint8_t okm[76];
     if (mbedtls_hkdf_expand(sha256_md(), conv_key, 32, nonce, NONCE_LEN, okm, sizeof(okm)) != 0)

@@ -21,8 +21,8 @@ int nip44_decrypt(const uint8_t conv_key[32], const char *payload, size_t len, c
                   size_t *out_len);
 /* HKDF-Expand(conv_key, info=nonce, 76) split into the ChaCha20 key, ChaCha20 nonce and HMAC
  * key (exposed for the vectors). Returns 0 or -1. */
-int nip44_message_keys(const uint8_t conv_key[32], const uint8_t nonce[32],
-                       uint8_t chacha_key[32], uint8_t chacha_nonce[12], uint8_t hmac_key[32]);
+int nip44_message_keys(const uint8_t conv_key[32], const uint8_t nonce[32], uint8_t chacha_key[32],
+                       uint8_t chacha_nonce[12], uint8_t hmac_key[32]);
 /* The padded length of an unpadded length (exposed for the vectors). */
 size_t nip44_calc_padded_len(size_t len);
 

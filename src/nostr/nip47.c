@@ -30,8 +30,7 @@ int nwc_info_parse(const struct nostr_event *ev, struct nwc_info *info)
         return -1;
     if (list_has(nostr_event_tag_value(ev, "encryption"), "nip44_v2"))
         info->encryption = NWC_NIP44;
-    info->notifications = list_has(nostr_event_tag_value(ev, "notifications"),
-                                   "payment_received");
+    info->notifications = list_has(nostr_event_tag_value(ev, "notifications"), "payment_received");
     return 0;
 }
 
@@ -50,16 +49,15 @@ static int encrypt_for(const struct nwc_uri *uri, enum nwc_encryption enc, const
 }
 
 int nwc_build_request(const struct nwc_uri *uri, enum nwc_encryption enc, const char *method,
-                      const cJSON *params, int64_t now, int64_t expiration,
-                      struct nostr_event *out)
+                      const cJSON *params, int64_t now, int64_t expiration, struct nostr_event *out)
 {
     int rc = -1;
     char *plain = NULL, *payload = NULL;
     struct nostr_keypair kp;
     cJSON *body = cJSON_CreateObject();
     cJSON_AddStringToObject(body, "method", method);
-    cJSON_AddItemToObject(body, "params", params ? cJSON_Duplicate(params, 1)
-                                                 : cJSON_CreateObject());
+    cJSON_AddItemToObject(body, "params",
+                          params ? cJSON_Duplicate(params, 1) : cJSON_CreateObject());
     plain = cJSON_PrintUnformatted(body);
     if (!plain || nostr_keypair_from_seckey(&kp, uri->secret) < 0)
         goto out;
@@ -94,8 +92,8 @@ static int decrypt_from(const struct nwc_uri *uri, const struct nostr_event *ev,
                         size_t *out_len)
 {
     if (strstr(ev->content, "?iv="))
-        return nip04_decrypt(uri->secret, uri->wallet_pubkey, ev->content, ev->content_len,
-                             out, out_len);
+        return nip04_decrypt(uri->secret, uri->wallet_pubkey, ev->content, ev->content_len, out,
+                             out_len);
     uint8_t ck[32];
     int rc = nip44_conversation_key(uri->secret, uri->wallet_pubkey, ck);
     if (rc == 0)
@@ -140,8 +138,8 @@ static int parse_body(struct nwc_response *resp, const char *method)
     return 0;
 }
 
-int nwc_parse_response(const struct nwc_uri *uri, const struct nostr_event *ev,
-                       const char *method, struct nwc_response *resp)
+int nwc_parse_response(const struct nwc_uri *uri, const struct nostr_event *ev, const char *method,
+                       struct nwc_response *resp)
 {
     char *plain = NULL;
     size_t len = 0;

@@ -14,8 +14,8 @@
 #define NWC_KIND_INFO 13194
 #define NWC_KIND_REQUEST 23194
 #define NWC_KIND_RESPONSE 23195
-#define NWC_KIND_NOTIFY_NIP04 23196 /* notification, NIP-04 (legacy) */
-#define NWC_KIND_NOTIFY_NIP44 23197 /* notification, NIP-44 v2 */
+#define NWC_KIND_NOTIFY_NIP04 23196   /* notification, NIP-04 (legacy) */
+#define NWC_KIND_NOTIFY_NIP44 23197   /* notification, NIP-44 v2 */
 #define NWC_MAX_PLAINTEXT (64 * 1024) /* a decrypted response larger than this is refused */
 #define NWC_ERR_CODE_MAX 64
 #define NWC_ERR_MSG_MAX 256
@@ -43,8 +43,8 @@ int nwc_build_request(const struct nwc_uri *uri, enum nwc_encryption enc, const 
 
 /* A decrypted kind 23195 answer. */
 struct nwc_response {
-    cJSON *root;          /* owned: the whole decrypted JSON */
-    const cJSON *result;  /* borrowed from root: the result object, NULL on an error */
+    cJSON *root;                       /* owned: the whole decrypted JSON */
+    const cJSON *result;               /* borrowed from root: the result object, NULL on an error */
     char error_code[NWC_ERR_CODE_MAX]; /* the wallet's code verbatim ("" when no error) */
     char error_message[NWC_ERR_MSG_MAX];
 };
@@ -55,14 +55,14 @@ void nwc_response_free(struct nwc_response *resp);
  * the wallet and result_type equals method. On success resp owns root: either error_code is
  * set (wallet error; its code kept verbatim, capped, message sanitised) or result is an
  * object. Returns 0, or -1 for anything malformed (resp left empty). */
-int nwc_parse_response(const struct nwc_uri *uri, const struct nostr_event *ev,
-                       const char *method, struct nwc_response *resp);
+int nwc_parse_response(const struct nwc_uri *uri, const struct nostr_event *ev, const char *method,
+                       struct nwc_response *resp);
 
 /* A decrypted kind 23196/23197 notification {"notification_type", "notification"}. */
 struct nwc_notification {
-    cJSON *root;       /* owned: the whole decrypted JSON */
-    const char *type;  /* borrowed from root, e.g. "payment_received" */
-    const cJSON *tx;   /* borrowed from root: the transaction object */
+    cJSON *root;      /* owned: the whole decrypted JSON */
+    const char *type; /* borrowed from root, e.g. "payment_received" */
+    const cJSON *tx;  /* borrowed from root: the transaction object */
 };
 
 /* Decrypts ev (kind 23196 or 23197, NIP-04 when the content has "?iv=", else NIP-44 v2)

@@ -41,8 +41,7 @@ static void copy_event(struct nostr_event *dst, const struct nostr_event *src)
 
 /* Builds `out` (kind, content = NIP-44(inner JSON), random created_at) signed by `signer`. */
 static int seal_layer(const char *inner, const struct nostr_keypair *signer,
-                      const uint8_t recipient[32], int kind, int64_t now,
-                      struct nostr_event *out)
+                      const uint8_t recipient[32], int kind, int64_t now, struct nostr_event *out)
 {
     uint8_t ck[32];
     char *payload = NULL;
@@ -95,8 +94,8 @@ out:
     return rc;
 }
 
-int nip17_wrap_dm(const struct nostr_keypair *sender, const uint8_t recipient[32],
-                  const char *text, int64_t now, struct nostr_event *wrap)
+int nip17_wrap_dm(const struct nostr_keypair *sender, const uint8_t recipient[32], const char *text,
+                  int64_t now, struct nostr_event *wrap)
 {
     struct nostr_event rumor;
     char rhex[65];
@@ -113,8 +112,7 @@ int nip17_wrap_dm(const struct nostr_keypair *sender, const uint8_t recipient[32
 }
 
 /* Decrypts ev->content with conv(me, ev->pubkey): the JSON of the next layer (caller frees). */
-static char *open_layer(const struct nostr_event *ev, const struct nostr_keypair *me,
-                        size_t *len)
+static char *open_layer(const struct nostr_event *ev, const struct nostr_keypair *me, size_t *len)
 {
     uint8_t ck[32];
     char *inner = NULL;

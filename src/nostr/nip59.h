@@ -16,8 +16,8 @@ int nip59_wrap(const struct nostr_event *rumor, const struct nostr_keypair *send
                const uint8_t recipient[32], int64_t now, struct nostr_event *wrap);
 /* NIP-17: a kind 14 rumor (sender pubkey, ["p", recipient], content = text, created_at =
  * now) wrapped as above. */
-int nip17_wrap_dm(const struct nostr_keypair *sender, const uint8_t recipient[32],
-                  const char *text, int64_t now, struct nostr_event *wrap);
+int nip17_wrap_dm(const struct nostr_keypair *sender, const uint8_t recipient[32], const char *text,
+                  int64_t now, struct nostr_event *wrap);
 /* Unwraps a kind 1059 addressed to me: checks the wrap and seal signatures and that the
  * rumor's pubkey equals the seal's, that the seal is kind 13 and that the rumor id is the
  * hash of its fields (seal tags are not required to be empty). rumor must be initialised;

@@ -170,8 +170,8 @@ static void finish(struct discover *d)
 {
     struct cache_entry *e = cache_put(d, d->pubkey);
     if (d->have10050)
-        e->relays.n = discover_tag_urls(&d->best10050, "relay", e->relays.urls,
-                                        DISCOVER_MAX_RELAYS);
+        e->relays.n =
+            discover_tag_urls(&d->best10050, "relay", e->relays.urls, DISCOVER_MAX_RELAYS);
     discover_cb *cb = d->cb;
     void *arg = d->arg;
     lookup_reset(d);
@@ -193,8 +193,8 @@ static void on_eose(void *arg)
         snprintf(filters, sizeof filters, "[{\"kinds\":[10050],\"authors\":[\"%s\"],\"limit\":1}]",
                  d->pubkey);
         d->phase = 2;
-        if (relay_pool_subscribe(d->pool, (const char *const *)write, n, filters, d->auth,
-                                 on_event, on_eose, d, &d->sub) != 0)
+        if (relay_pool_subscribe(d->pool, (const char *const *)write, n, filters, d->auth, on_event,
+                                 on_eose, d, &d->sub) != 0)
             d->sub = NULL;
     }
     for (size_t i = 0; i < n; i++)

@@ -26,8 +26,8 @@ static int store_new_robot_key(sqlite3 *conn, struct robot_key_job *job)
     if (nostr_keypair_generate(&kp) != 0)
         return DB_EGENERIC;
     hex_encode(kp.seckey, 32, hex);
-    int rc = db_run(conn, "INSERT INTO setting(key, value) VALUES ('robot_secret', ?)",
-                    DB_TEXT(hex));
+    int rc =
+        db_run(conn, "INSERT INTO setting(key, value) VALUES ('robot_secret', ?)", DB_TEXT(hex));
     memcpy(job->seckey, kp.seckey, 32);
     job->generated = 1;
     secure_zero(&kp, sizeof(kp));

@@ -73,8 +73,8 @@ static void on_profile_published(size_t ok, size_t failed, const char *err, void
     struct robot *r = arg;
     r->busy--;
     if (ok == 0)
-        LOG_WARN("robot: profile/relay list not accepted by any relay (%zu failed): %.*s",
-                 failed, MAX_ERROR, err ? err : "?");
+        LOG_WARN("robot: profile/relay list not accepted by any relay (%zu failed): %.*s", failed,
+                 MAX_ERROR, err ? err : "?");
     settle(r);
 }
 
@@ -83,13 +83,13 @@ static void publish_event(struct robot *r, struct nostr_event *ev, const struct 
 {
     const char *urls[3 * CONFIG_MAX_LIST];
     size_t n = 0;
-    const struct relay_list *lists[3] = { a, b, c };
+    const struct relay_list *lists[3] = {a, b, c};
     for (size_t l = 0; l < 3; l++)
         for (size_t i = 0; lists[l] && i < lists[l]->n; i++)
             urls[n++] = lists[l]->urls[i];
     if (nostr_event_sign(ev, &r->app->robot_key) == 0 &&
-        relay_pool_publish(r->app->pool, urls, n, ev, &r->app->robot_key,
-                           on_profile_published, r) == 0)
+        relay_pool_publish(r->app->pool, urls, n, ev, &r->app->robot_key, on_profile_published,
+                           r) == 0)
         r->busy++;
 }
 
@@ -136,17 +136,19 @@ static void publish_profile(struct robot *r)
 
 int robot_queue_dm_sql(sqlite3 *conn, const char *recipient, const char *text, int64_t now)
 {
-    return db_run(conn, "INSERT INTO message (recipient, body, state, attempts, next_at,"
-                        " created_at) VALUES (?, ?, 'queued', 0, 0, ?)",
+    return db_run(conn,
+                  "INSERT INTO message (recipient, body, state, attempts, next_at,"
+                  " created_at) VALUES (?, ?, 'queued', 0, 0, ?)",
                   DB_TEXT(recipient), DB_TEXT(text), DB_INT(now));
 }
 
 static int work_load_due(sqlite3 *conn, void *arg)
 {
     struct db_job *j = arg;
-    sqlite3_stmt *st = db_query(conn, "SELECT id, recipient, body, wrap, attempts FROM message "
-                                      "WHERE state = 'queued' AND next_at <= ? "
-                                      "ORDER BY next_at, id LIMIT ?",
+    sqlite3_stmt *st = db_query(conn,
+                                "SELECT id, recipient, body, wrap, attempts FROM message "
+                                "WHERE state = 'queued' AND next_at <= ? "
+                                "ORDER BY next_at, id LIMIT ?",
                                 DB_INT(j->now), DB_INT(BATCH));
     if (!st)
         return DB_EGENERIC;
@@ -175,24 +177,27 @@ static int work_store_wrap(sqlite3 *conn, void *arg)
 static int work_mark_sent(sqlite3 *conn, void *arg)
 {
     struct db_job *j = arg;
-    return db_run(conn, "UPDATE message SET state = 'sent', sent_at = ?, last_error = NULL, "
-                        "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
+    return db_run(conn,
+                  "UPDATE message SET state = 'sent', sent_at = ?, last_error = NULL, "
+                  "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
                   DB_INT(j->now), DB_INT(j->id));
 }
 
 static int work_mark_retry(sqlite3 *conn, void *arg)
 {
     struct db_job *j = arg;
-    return db_run(conn, "UPDATE message SET last_error = ?, next_at = ?, "
-                        "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
+    return db_run(conn,
+                  "UPDATE message SET last_error = ?, next_at = ?, "
+                  "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
                   DB_TEXT(j->text), DB_INT(j->next_at), DB_INT(j->id));
 }
 
 static int work_mark_failed(sqlite3 *conn, void *arg)
 {
     struct db_job *j = arg;
-    return db_run(conn, "UPDATE message SET state = 'failed', last_error = ?, "
-                        "next_at = ? WHERE id = ? AND state = 'queued'",
+    return db_run(conn,
+                  "UPDATE message SET state = 'failed', last_error = ?, "
+                  "next_at = ? WHERE id = ? AND state = 'queued'",
                   DB_TEXT(j->text), DB_INT(j->next_at), DB_INT(j->id));
 }
 
@@ -335,8 +340,8 @@ static void publish_wrap(struct robot *r)
      * the counter goes up before any callback can run (they never run synchronously). */
     for (size_t i = 0; i < r->relays.n; i++) {
         const char *url = r->relays.urls[i];
-        if (relay_pool_publish(r->app->pool, &url, 1, &wrap, &r->app->robot_key,
-                               on_dm_published, r) == 0) {
+        if (relay_pool_publish(r->app->pool, &url, 1, &wrap, &r->app->robot_key, on_dm_published,
+                               r) == 0) {
             r->busy++;
             r->pub_pending++;
         }
@@ -489,8 +494,8 @@ int robot_start(struct robot **out, struct app *app)
     uv_timer_init(app->loop, &r->timer);
     r->timer.data = r;
     *out = r;
-    if (!cfg->outbox_relays.n || !cfg->indexer_relays.n || !cfg->messaging_relays.n ||
-        !app->pool || !app->db) {
+    if (!cfg->outbox_relays.n || !cfg->indexer_relays.n || !cfg->messaging_relays.n || !app->pool ||
+        !app->db) {
         LOG_WARN("robot: set ROBOT_OUTBOX_RELAYS, ROBOT_INDEXER_RELAYS and "
                  "ROBOT_MESSAGING_RELAYS to publish the robot's profile and deliver DMs; "
                  "until then DMs stay queued");

@@ -55,8 +55,7 @@ static void close_it(struct breaker *b)
     b->window_ms = b->base_ms;
 }
 
-int breaker_observe(struct breaker *b, uint64_t now_ms, int outage, int probe,
-                    uint64_t *relay_mark)
+int breaker_observe(struct breaker *b, uint64_t now_ms, int outage, int probe, uint64_t *relay_mark)
 {
     if (!outage) {
         close_it(b);

@@ -27,14 +27,14 @@ enum breaker_admit { BREAKER_WAIT = 0, BREAKER_GO = 1, BREAKER_PROBE = 2 };
 
 struct breaker {
     enum breaker_state state;
-    unsigned threshold;     /* distinct failing relays in a row that open it (>= 1) */
+    unsigned threshold; /* distinct failing relays in a row that open it (>= 1) */
     int64_t base_ms, cap_ms;
-    int64_t window_ms;      /* current open window */
-    uint64_t until_ms;      /* open: when the next probe may go */
-    unsigned streak;        /* closed: distinct relays failed in a row */
-    uint64_t generation;    /* bumped when a streak ends: a relay counts once per streak */
-    int probing;            /* half-open: the probe is out */
-    uint64_t opens;         /* times it opened (closed -> open), for /metrics */
+    int64_t window_ms;   /* current open window */
+    uint64_t until_ms;   /* open: when the next probe may go */
+    unsigned streak;     /* closed: distinct relays failed in a row */
+    uint64_t generation; /* bumped when a streak ends: a relay counts once per streak */
+    int probing;         /* half-open: the probe is out */
+    uint64_t opens;      /* times it opened (closed -> open), for /metrics */
 };
 
 void breaker_init(struct breaker *b, unsigned threshold, int64_t base_ms, int64_t cap_ms);

@@ -8,19 +8,20 @@
 #include "util/debug.h"
 #include "util/util.h"
 
-#define RELAY_COLUMNS                                                                           \
-    "id, tenant, subdomain, schema, secret, plan, status, info_name, info_icon, "               \
-    "info_description, policy_public_join, policy_strip_signatures, groups_enabled, "           \
-    "management_enabled, blossom_enabled, livekit_enabled, push_enabled, synced, "              \
+#define RELAY_COLUMNS                                                                              \
+    "id, tenant, subdomain, schema, secret, plan, status, info_name, info_icon, "                  \
+    "info_description, policy_public_join, policy_strip_signatures, groups_enabled, "              \
+    "management_enabled, blossom_enabled, livekit_enabled, push_enabled, synced, "                 \
     "sync_created, sync_attempts, sync_version, sync_config, moderators"
 
 void sync_relay_free(struct sync_relay *r)
 {
     if (r->secret)
         secure_zero(r->secret, strlen(r->secret));
-    char **strs[] = {&r->id,   &r->tenant,    &r->subdomain, &r->schema,
-                     &r->secret, &r->plan,    &r->status,    &r->info_name,
-                     &r->info_icon, &r->info_description, &r->sync_config, &r->moderators};
+    char **strs[] = {
+        &r->id,          &r->tenant,    &r->subdomain, &r->schema,    &r->secret,
+        &r->plan,        &r->status,    &r->info_name, &r->info_icon, &r->info_description,
+        &r->sync_config, &r->moderators};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -37,13 +38,13 @@ int64_t sync_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms)
 
 static void read_row(sqlite3_stmt *st, struct sync_relay *r)
 {
-    char **strs[] = {&r->id,   &r->tenant,    &r->subdomain, &r->schema,
-                     &r->secret, &r->plan,    &r->status,    &r->info_name,
-                     &r->info_icon, &r->info_description};
-    int *ints[] = {&r->policy_public_join, &r->policy_strip_signatures, &r->groups_enabled,
-                   &r->management_enabled, &r->blossom_enabled,        &r->livekit_enabled,
-                   &r->push_enabled,       &r->synced,                 &r->sync_created,
-                   &r->sync_attempts};
+    char **strs[] = {&r->id,   &r->tenant, &r->subdomain, &r->schema,    &r->secret,
+                     &r->plan, &r->status, &r->info_name, &r->info_icon, &r->info_description};
+    int *ints[] = {&r->policy_public_join, &r->policy_strip_signatures,
+                   &r->groups_enabled,     &r->management_enabled,
+                   &r->blossom_enabled,    &r->livekit_enabled,
+                   &r->push_enabled,       &r->synced,
+                   &r->sync_created,       &r->sync_attempts};
     int col = 0;
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
         char *s = db_col_text(st, col++);
@@ -81,8 +82,9 @@ int repo_sync_due(sqlite3 *conn, int64_t now, int max_attempts, size_t limit, ch
     ASSERT_POOL_THREAD();
     *ids = NULL;
     *n = 0;
-    sqlite3_stmt *st = db_query(conn, "SELECT id FROM relay WHERE synced = 0 AND sync_next_at <= ?"
-                                      " AND sync_attempts < ? ORDER BY sync_next_at LIMIT ?",
+    sqlite3_stmt *st = db_query(conn,
+                                "SELECT id FROM relay WHERE synced = 0 AND sync_next_at <= ?"
+                                " AND sync_attempts < ? ORDER BY sync_next_at LIMIT ?",
                                 DB_INT(now), DB_INT(max_attempts), DB_INT((int64_t)limit));
     if (!st)
         return DB_EGENERIC;
@@ -103,8 +105,9 @@ int repo_sync_due(sqlite3 *conn, int64_t now, int max_attempts, size_t limit, ch
 static int load_brief(sqlite3 *conn, const char *id, char **tenant, char **plan, char **status,
                       int *attempts)
 {
-    sqlite3_stmt *st = db_query(conn, "SELECT tenant, plan, status, sync_attempts FROM relay"
-                                      " WHERE id = ?",
+    sqlite3_stmt *st = db_query(conn,
+                                "SELECT tenant, plan, status, sync_attempts FROM relay"
+                                " WHERE id = ?",
                                 DB_TEXT(id));
     if (!st)
         return DB_EGENERIC;
@@ -147,8 +150,9 @@ int repo_sync_complete(sqlite3 *conn, const char *id, int64_t version, const cha
                     DB_TEXT(config), DB_TEXT(id));
     if (rc != 0 || sqlite3_changes(conn) == 0)
         return rc ? rc : DB_ENOTFOUND;
-    rc = db_run(conn, "UPDATE relay SET synced = 1, sync_error = NULL, sync_attempts = 0,"
-                      " sync_next_at = 0 WHERE id = ? AND sync_version = ?",
+    rc = db_run(conn,
+                "UPDATE relay SET synced = 1, sync_error = NULL, sync_attempts = 0,"
+                " sync_next_at = 0 WHERE id = ? AND sync_version = ?",
                 DB_TEXT(id), DB_INT(version));
     if (rc != 0)
         return rc;
@@ -168,8 +172,9 @@ int repo_sync_fail(sqlite3 *conn, const char *id, const char *error, int64_t now
         return rc;
     n++;
     int64_t delay = sync_backoff_ms(n, base_ms, cap_ms);
-    rc = db_run(conn, "UPDATE relay SET sync_error = ?, sync_attempts = ?, sync_next_at = ?"
-                      " WHERE id = ?",
+    rc = db_run(conn,
+                "UPDATE relay SET sync_error = ?, sync_attempts = ?, sync_next_at = ?"
+                " WHERE id = ?",
                 DB_TEXT(error), DB_INT(n), DB_INT(now + (delay + 999) / 1000), DB_TEXT(id));
     if (rc != 0)
         return rc;
@@ -185,7 +190,8 @@ int repo_sync_fail_permanent(sqlite3 *conn, const char *id, const char *error, i
     int rc = insert_activity(conn, id, "fail_relay_sync", now, NULL);
     if (rc != 0)
         return rc;
-    return db_run(conn, "UPDATE relay SET sync_error = ?, sync_attempts = ?, sync_next_at = ?"
-                        " WHERE id = ?",
+    return db_run(conn,
+                  "UPDATE relay SET sync_error = ?, sync_attempts = ?, sync_next_at = ?"
+                  " WHERE id = ?",
                   DB_TEXT(error), DB_INT(give_up_at), DB_INT(now), DB_TEXT(id));
 }

@@ -4,7 +4,7 @@
  * of: ready queue (waiting for a slot), in flight (db load -> HTTP request(s) -> db write),
  * waiting for a retry (a min-heap keyed by retry time under one wake timer, so a failure costs
  * O(log n) however many relays wait), or gone (nothing to do). At most
- * INFRA_MAX_IN_FLIGHT entries are in flight; a relay is never in flight twice, and a kick
+ * SYNC_MAX_IN_FLIGHT entries are in flight; a relay is never in flight twice, and a kick
  * while it is sets `again`, which runs exactly one more sync after the current one.
  *
  * One sync: load the row; synced or given up (attempts >= 6) -> done. Otherwise POST (never
@@ -46,20 +46,21 @@
 #include "util/util.h"
 #include "sync/zooid.h"
 
-#define INFRA_MAX_IN_FLIGHT 8
-#define INFRA_MAX_ATTEMPTS 6
-#define INFRA_RETRY_BASE_MS 30000    /* 30 s x 2^(n-1) ... */
-#define INFRA_RETRY_CAP_MS 900000    /* ... capped at 15 min */
-#define INFRA_TIMEOUT_MS 15000
-#define INFRA_RECONCILE_MS 60000
-#define INFRA_BATCH 1000             /* due relays loaded by one query */
-#define INFRA_LOW_WATER (2 * INFRA_MAX_IN_FLIGHT) /* ready queue this short: load the next batch */
-#define INFRA_MAX_STEPS 4            /* PATCH -> POST -> PUT is the longest chain */
-#define INFRA_MIN_BUCKETS 1024       /* the table doubles past one entry per bucket */
-#define INFRA_BREAKER_THRESHOLD INFRA_MAX_IN_FLIGHT
-#define INFRA_BREAKER_BASE_MS 2000   /* open window: 2 s, doubling per failed probe ... */
-#define INFRA_BREAKER_CAP_MS 60000   /* ... up to 1 min */
-#define INFRA_ERROR_MAX 400          /* "zooid M: HTTP n " + zooid's text (<= 200) + a hint */
+#define SYNC_MAX_IN_FLIGHT 8
+#define SYNC_MAX_ATTEMPTS 6
+#define SYNC_RETRY_BASE_MS 30000 /* 30 s x 2^(n-1) ... */
+#define SYNC_RETRY_CAP_MS 900000 /* ... capped at 15 min */
+#define SYNC_TIMEOUT_MS 15000
+#define SYNC_RECONCILE_MS 60000
+#define SYNC_BATCH 1000 /* due relays loaded by one query */
+/* Ready queue this short: load the next batch. */
+#define SYNC_LOW_WATER (2 * SYNC_MAX_IN_FLIGHT)
+#define SYNC_MAX_STEPS 4      /* PATCH -> POST -> PUT is the longest chain */
+#define SYNC_MIN_BUCKETS 1024 /* the table doubles past one entry per bucket */
+#define SYNC_BREAKER_THRESHOLD SYNC_MAX_IN_FLIGHT
+#define SYNC_BREAKER_BASE_MS 2000 /* open window: 2 s, doubling per failed probe ... */
+#define SYNC_BREAKER_CAP_MS 60000 /* ... up to 1 min */
+#define SYNC_ERROR_MAX 400        /* "zooid M: HTTP n " + zooid's text (<= 200) + a hint */
 
 struct entry {
     struct sync_worker *in;
@@ -67,11 +68,11 @@ struct entry {
     struct entry *qnext; /* ready queue */
     char *id;
     int in_flight, again, queued;
-    int probe;              /* this sync is the breaker's probe */
-    uint64_t breaker_mark;  /* the breaker's per-relay word (counted once per streak) */
-    uint64_t retry_at;      /* clock_mono_ms() of the next try asked for by the sync that
-                             * is ending (0 = none); finish() moves it into the heap */
-    struct heap_node wait;  /* in the worker's waits while waiting for a retry */
+    int probe;             /* this sync is the breaker's probe */
+    uint64_t breaker_mark; /* the breaker's per-relay word (counted once per streak) */
+    uint64_t retry_at;     /* clock_mono_ms() of the next try asked for by the sync that
+                            * is ending (0 = none); finish() moves it into the heap */
+    struct heap_node wait; /* in the worker's waits while waiting for a retry */
     /* The sync in flight. */
     struct sync_relay relay;
     char *state; /* relay's ZOOID_BODY_STATE: recorded as sync_config when zooid accepts it */
@@ -135,7 +136,7 @@ static size_t bucket_of(const struct sync_worker *in, const char *id)
 }
 
 /* Rehashes into n buckets (a power of two): O(entries), done when the table doubles (more
- * entries than buckets) or halves (fewer than an eighth, never under INFRA_MIN_BUCKETS), so a
+ * entries than buckets) or halves (fewer than an eighth, never under SYNC_MIN_BUCKETS), so a
  * lookup stays O(1) from 10 relays to 100,000 and more. */
 static void rehash(struct sync_worker *in, size_t n)
 {
@@ -187,7 +188,7 @@ static void entry_remove(struct sync_worker *in, struct entry *e)
     sync_relay_free(&e->relay);
     free(e->id);
     free(e);
-    if (!in->stopping && in->n_buckets > INFRA_MIN_BUCKETS && in->n_entries < in->n_buckets / 8)
+    if (!in->stopping && in->n_buckets > SYNC_MIN_BUCKETS && in->n_entries < in->n_buckets / 8)
         rehash(in, in->n_buckets / 2);
 }
 
@@ -327,8 +328,8 @@ static void retry_later(struct entry *e, int rc)
 static int fail_work(sqlite3 *conn, void *arg)
 {
     struct job *j = arg;
-    return repo_sync_fail(conn, j->id, j->error, j->now, j->in->retry_base_ms,
-                          j->in->retry_cap_ms, &j->attempts, &j->delay_ms);
+    return repo_sync_fail(conn, j->id, j->error, j->now, j->in->retry_base_ms, j->in->retry_cap_ms,
+                          &j->attempts, &j->delay_ms);
 }
 
 static void on_failed(int status, void *arg)
@@ -338,7 +339,7 @@ static void on_failed(int status, void *arg)
     if (status != 0) {
         LOG_ERROR("sync: relay %s: could not record the failure (%s)", e->id, err_name(status));
         e->retry_at = clock_mono_ms() + (uint64_t)j->in->retry_base_ms;
-    } else if (j->attempts < INFRA_MAX_ATTEMPTS) {
+    } else if (j->attempts < SYNC_MAX_ATTEMPTS) {
         e->retry_at = clock_mono_ms() + (uint64_t)j->delay_ms;
         LOG_INFO("sync: relay %s: attempt %d failed, retry in %lld ms", e->id, j->attempts,
                  (long long)j->delay_ms);
@@ -355,7 +356,7 @@ __attribute__((format(printf, 2, 3))) static void fail(struct entry *e, const ch
     struct job *j = job_new(e->in, e);
     struct buf b;
     va_list ap;
-    buf_init(&b, INFRA_ERROR_MAX);
+    buf_init(&b, SYNC_ERROR_MAX);
     va_start(ap, fmt);
     buf_vprintf(&b, fmt, ap); /* too long: stays empty, replaced below */
     va_end(ap);
@@ -373,7 +374,7 @@ __attribute__((format(printf, 2, 3))) static void fail(struct entry *e, const ch
 static int fail_permanent_work(sqlite3 *conn, void *arg)
 {
     struct job *j = arg;
-    return repo_sync_fail_permanent(conn, j->id, j->error, j->now, INFRA_MAX_ATTEMPTS);
+    return repo_sync_fail_permanent(conn, j->id, j->error, j->now, SYNC_MAX_ATTEMPTS);
 }
 
 static void on_failed_permanent(int status, void *arg)
@@ -421,7 +422,7 @@ static void fail_permanent(struct entry *e, long status, const char *text)
     const char *hint = permanent_hint(status);
     struct job *j = job_new(e->in, e);
     struct buf b;
-    buf_init(&b, INFRA_ERROR_MAX);
+    buf_init(&b, SYNC_ERROR_MAX);
     buf_printf(&b, "zooid %s: HTTP %ld%s%s (not retried: %s)", e->method, status,
                text[0] ? " " : "", text, hint);
     if (!b.len)
@@ -477,8 +478,7 @@ static void succeed(struct entry *e)
 static void error_text(struct entry *e, const char *body, size_t len, char *out, size_t cap)
 {
     const struct config *cfg = &e->in->app->cfg;
-    const char *secrets[] = {e->relay.secret, cfg->livekit_api_secret, cfg->livekit_api_key,
-                             NULL};
+    const char *secrets[] = {e->relay.secret, cfg->livekit_api_secret, cfg->livekit_api_key, NULL};
     zooid_error_text(body, len, secrets, out, cap);
 }
 
@@ -528,7 +528,8 @@ static void on_answer(int err, long status, const char *body, size_t len, void *
         if (breaker_observe(&in->breaker, now, breaker_is_outage(err, status), probe,
                             &e->breaker_mark)) {
             LOG_WARN("sync: zooid is failing every request: pausing syncs for %lld ms, then "
-                     "one probe", (long long)breaker_wait_ms(&in->breaker, now));
+                     "one probe",
+                     (long long)breaker_wait_ms(&in->breaker, now));
             uv_timer_start(&in->reopen, on_breaker_reopen, breaker_wait_ms(&in->breaker, now), 0);
         } else if (probe && in->breaker.state == BREAKER_CLOSED) {
             LOG_INFO("sync: zooid answers again: syncs resume");
@@ -568,7 +569,7 @@ static void send_step(struct entry *e, const char *method)
 {
     struct sync_worker *in = e->in;
     e->method = method;
-    if (++e->steps > INFRA_MAX_STEPS) {
+    if (++e->steps > SYNC_MAX_STEPS) {
         fail(e, "zooid %s: too many steps (POST/PUT/PATCH)", method);
         return;
     }
@@ -584,8 +585,12 @@ static void send_step(struct entry *e, const char *method)
      * (which tests may move by months). */
     char *auth = nip98_auth_header(&in->key, url, method, body, n, (int64_t)time(NULL));
     const char *headers[] = {"Content-Type: application/json", auth, NULL};
-    struct fetch_opts o = {.method = method, .url = url, .headers = headers, .body = body,
-                           .body_len = n, .timeout_ms = in->timeout_ms};
+    struct fetch_opts o = {.method = method,
+                           .url = url,
+                           .headers = headers,
+                           .body = body,
+                           .body_len = n,
+                           .timeout_ms = in->timeout_ms};
     int rc = auth ? fetch_start(in->fetch, &o, on_answer, e, NULL) : FETCH_EFAILED;
     secure_zero(body, n); /* FULL bodies hold the relay secret */
     free(body);
@@ -612,7 +617,7 @@ static void on_loaded(int status, void *arg)
         finish(e);
     } else if (status != 0) {
         retry_later(e, status);
-    } else if (e->relay.synced || e->relay.sync_attempts >= INFRA_MAX_ATTEMPTS) {
+    } else if (e->relay.synced || e->relay.sync_attempts >= SYNC_MAX_ATTEMPTS) {
         finish(e); /* nothing to do, or given up until POST /relays/:id/sync */
     } else {
         e->steps = 0;
@@ -644,7 +649,7 @@ static void pump(struct sync_worker *in)
     if (in->pumping)
         return; /* a sync that finished at once (db refused) re-enters: the loop below goes on */
     in->pumping = 1;
-    while (!in->stopping && in->active < INFRA_MAX_IN_FLIGHT && in->ready_head) {
+    while (!in->stopping && in->active < SYNC_MAX_IN_FLIGHT && in->ready_head) {
         uint64_t now = clock_mono_ms();
         enum breaker_admit a = breaker_admit(&in->breaker, now);
         if (a == BREAKER_WAIT) {
@@ -663,7 +668,7 @@ static void pump(struct sync_worker *in)
         start_sync(in, e);
     }
     in->pumping = 0;
-    if (!in->stopping && in->more_due && !in->reconciling && in->n_ready < INFRA_LOW_WATER &&
+    if (!in->stopping && in->more_due && !in->reconciling && in->n_ready < SYNC_LOW_WATER &&
         in->breaker.state == BREAKER_CLOSED)
         load_due(in);
 }
@@ -694,7 +699,7 @@ static int kick(struct sync_worker *in, const char *id, int hard)
 static int due_work(sqlite3 *conn, void *arg)
 {
     struct job *j = arg;
-    return repo_sync_due(conn, j->now, INFRA_MAX_ATTEMPTS, j->in->batch, &j->ids, &j->n_ids);
+    return repo_sync_due(conn, j->now, SYNC_MAX_ATTEMPTS, j->in->batch, &j->ids, &j->n_ids);
 }
 
 static void on_due(int status, void *arg)
@@ -777,15 +782,15 @@ int sync_worker_start(struct sync_worker **out, struct app *app)
         return -1;
     }
     const struct config_test *test = &app->cfg.test;
-    in->retry_base_ms = config_or(test->sync_retry_ms, INFRA_RETRY_BASE_MS);
-    in->retry_cap_ms = in->retry_base_ms * (INFRA_RETRY_CAP_MS / INFRA_RETRY_BASE_MS);
-    in->reconcile_ms = config_or(test->sync_reconcile_ms, INFRA_RECONCILE_MS);
-    in->timeout_ms = (long)config_or(test->sync_timeout_ms, INFRA_TIMEOUT_MS);
-    in->batch = (size_t)config_or(test->sync_batch, INFRA_BATCH);
-    int64_t breaker_ms = config_or(test->sync_breaker_ms, INFRA_BREAKER_BASE_MS);
-    breaker_init(&in->breaker, INFRA_BREAKER_THRESHOLD, breaker_ms,
-                 breaker_ms * (INFRA_BREAKER_CAP_MS / INFRA_BREAKER_BASE_MS));
-    rehash(in, INFRA_MIN_BUCKETS);
+    in->retry_base_ms = config_or(test->sync_retry_ms, SYNC_RETRY_BASE_MS);
+    in->retry_cap_ms = in->retry_base_ms * (SYNC_RETRY_CAP_MS / SYNC_RETRY_BASE_MS);
+    in->reconcile_ms = config_or(test->sync_reconcile_ms, SYNC_RECONCILE_MS);
+    in->timeout_ms = (long)config_or(test->sync_timeout_ms, SYNC_TIMEOUT_MS);
+    in->batch = (size_t)config_or(test->sync_batch, SYNC_BATCH);
+    int64_t breaker_ms = config_or(test->sync_breaker_ms, SYNC_BREAKER_BASE_MS);
+    breaker_init(&in->breaker, SYNC_BREAKER_THRESHOLD, breaker_ms,
+                 breaker_ms * (SYNC_BREAKER_CAP_MS / SYNC_BREAKER_BASE_MS));
+    rehash(in, SYNC_MIN_BUCKETS);
     uv_timer_init(app->loop, &in->reconcile);
     uv_timer_init(app->loop, &in->wake);
     uv_timer_init(app->loop, &in->reopen);
@@ -910,11 +915,11 @@ static void on_members(int err, long status, const char *body, size_t len, void 
     char text[ZOOID_ERROR_TEXT_MAX + 1], what[ZOOID_ERROR_TEXT_MAX + 64];
     cJSON *root = NULL;
     const cJSON *list = NULL;
-    enum sync_worker_members_status st = INFRA_MEMBERS_FAILED;
+    enum sync_worker_members_status st = SYNC_MEMBERS_FAILED;
     if (err != 0) {
         snprintf(what, sizeof(what), "zooid: %s", err_str(err));
     } else if (status == 404 || status == 405) {
-        st = INFRA_MEMBERS_UNKNOWN;
+        st = SYNC_MEMBERS_UNKNOWN;
         snprintf(what, sizeof(what), "zooid: HTTP %ld", status);
     } else if (status != 200) {
         zooid_error_text(body, len, NULL, text, sizeof(text));
@@ -922,7 +927,7 @@ static void on_members(int err, long status, const char *body, size_t len, void 
     } else if (!(list = members_of(root = cJSON_ParseWithLength(body, len)))) {
         snprintf(what, sizeof(what), "zooid: the answer is not {\"members\": [hex pubkeys]}");
     } else {
-        st = INFRA_MEMBERS_OK;
+        st = SYNC_MEMBERS_OK;
         what[0] = '\0';
     }
     m->cb(st, list, what, m->arg);
@@ -930,7 +935,8 @@ static void on_members(int err, long status, const char *body, size_t len, void 
     free(m);
 }
 
-int sync_worker_members(struct sync_worker *in, const char *relay_id, sync_worker_members_cb *cb, void *arg)
+int sync_worker_members(struct sync_worker *in, const char *relay_id, sync_worker_members_cb *cb,
+                        void *arg)
 {
     if (!in || in->stopping)
         return -1;
@@ -940,9 +946,11 @@ int sync_worker_members(struct sync_worker *in, const char *relay_id, sync_worke
     char *url = buf_take(&b, NULL);
     char *auth = url ? nip98_auth_header(&in->key, url, "GET", "", 0, (int64_t)time(NULL)) : NULL;
     const char *headers[] = {auth, NULL};
-    struct fetch_opts o = {.method = "GET", .url = url, .headers = headers,
+    struct fetch_opts o = {.method = "GET",
+                           .url = url,
+                           .headers = headers,
                            .timeout_ms = in->timeout_ms,
-                           .max_response = INFRA_MEMBERS_MAX_RESPONSE};
+                           .max_response = SYNC_MEMBERS_MAX_RESPONSE};
     struct members_req *m = xcalloc(1, sizeof(*m));
     m->cb = cb;
     m->arg = arg;

@@ -1,9 +1,9 @@
-/* Zooid sync worker (PRODUCT.md §5). Loop thread only. A NULL struct sync_worker (ZOOID_API_URL unset) makes
- * every call a no-op, so callers never check.
+/* Zooid sync worker (PRODUCT.md §5). Loop thread only. A NULL struct sync_worker (ZOOID_API_URL
+ * unset) makes every call a no-op, so callers never check.
  *
  * Behaviour: a kicked relay is synced at once (POST the first time, 409 "already exists" ->
  * PUT; later a PATCH of only the fields that changed here since zooid last accepted the
- * relay, 404 -> POST), at most one request per relay and INFRA_MAX_IN_FLIGHT (8) syncs at a
+ * relay, 404 -> POST), at most one request per relay and SYNC_MAX_IN_FLIGHT (8) syncs at a
  * time; a kick during a sync causes exactly one more sync after it. Refusals no retry fixes
  * (409 host/schema in use, 400, 401, 403, see zooid_classify) are recorded in sync_error with
  * zooid's text (secrets redacted), counted (caravel_sync_permanent_failures_total{status}),
@@ -42,20 +42,21 @@ int sync_worker_start(struct sync_worker **out, struct app *app);
  * relay_id is copied. */
 void sync_worker_kick(struct sync_worker *worker, const char *relay_id);
 /* Members of a relay as zooid reports them (GET /relay/{id}/members, newer zooid), signed like
- * the sync's requests, same timeout, answer capped at INFRA_MEMBERS_MAX_RESPONSE. */
+ * the sync's requests, same timeout, answer capped at SYNC_MEMBERS_MAX_RESPONSE. */
 enum sync_worker_members_status {
-    INFRA_MEMBERS_OK,      /* members: an array of 64-hex pubkeys (borrowed during cb) */
-    INFRA_MEMBERS_UNKNOWN, /* zooid has no such endpoint (405 from an older zooid) or no such
-                            * relay yet (404): unknown, not an error */
-    INFRA_MEMBERS_FAILED,  /* no usable answer; what says why (zooid's text redacted) */
+    SYNC_MEMBERS_OK,      /* members: an array of 64-hex pubkeys (borrowed during cb) */
+    SYNC_MEMBERS_UNKNOWN, /* zooid has no such endpoint (405 from an older zooid) or no such
+                           * relay yet (404): unknown, not an error */
+    SYNC_MEMBERS_FAILED,  /* no usable answer; what says why (zooid's text redacted) */
 };
-#define INFRA_MEMBERS_MAX_RESPONSE (8 * 1024 * 1024)
+#define SYNC_MEMBERS_MAX_RESPONSE (8 * 1024 * 1024)
 typedef void sync_worker_members_cb(enum sync_worker_members_status status, const cJSON *members,
-                              const char *what, void *arg);
+                                    const char *what, void *arg);
 /* Starts the request; cb runs exactly once, later, on the loop (FAILED when the worker stops
  * meanwhile). Returns 0, or -1 when the worker is NULL (sync off) or stopping or
  * the request could not start (cb never runs). relay_id is copied. */
-int sync_worker_members(struct sync_worker *worker, const char *relay_id, sync_worker_members_cb *cb, void *arg);
+int sync_worker_members(struct sync_worker *worker, const char *relay_id,
+                        sync_worker_members_cb *cb, void *arg);
 
 /* Relays waiting to be synced (for metrics). */
 size_t sync_worker_backlog(const struct sync_worker *worker);

@@ -11,7 +11,6 @@
 #include "util/buf.h"
 #include "util/util.h"
 
-
 int zooid_livekit_allowed(const struct sync_relay *r, const struct config *cfg)
 {
     /* Plans (PRODUCT.md §3.3): only "free" lacks LiveKit. */

@@ -13,8 +13,8 @@
 struct buf {
     char *data; /* NULL until the first append */
     size_t len;
-    size_t cap;  /* allocated */
-    size_t max;  /* hard limit on len */
+    size_t cap; /* allocated */
+    size_t max; /* hard limit on len */
 };
 
 /* Cannot fail; makes buf_free safe. */

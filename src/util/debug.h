@@ -33,15 +33,14 @@ int debug_off_loop_thread(void);
 _Noreturn void debug_assert_failed(const char *file, int line, const char *expr);
 
 #if CARAVEL_ASSERTS
-#define DEBUG_ASSERT(expr)                                                                      \
-    ((expr) ? (void)0 : debug_assert_failed(__FILE__, __LINE__, #expr))
+#define DEBUG_ASSERT(expr) ((expr) ? (void)0 : debug_assert_failed(__FILE__, __LINE__, #expr))
 #else
 #define DEBUG_ASSERT(expr) ((void)0)
 #endif
 
 #define ASSERT_LOOP_THREAD() DEBUG_ASSERT(debug_on_loop_thread() && "loop thread only")
 #define ASSERT_POOL_THREAD() DEBUG_ASSERT(debug_off_loop_thread() && "not on the loop thread")
-#define DEBUG_ASSERT_TRANSITION(table, from, to)                                                \
+#define DEBUG_ASSERT_TRANSITION(table, from, to)                                                   \
     DEBUG_ASSERT(((table)[(from)] & (1u << (to))) && "state transition allowed")
 
 #endif

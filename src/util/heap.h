@@ -12,8 +12,8 @@
 /* Embed in the scheduled object; read `key` only. Zeroed = not in any heap. */
 struct heap_node {
     uint64_t key;
-    uint64_t seq;  /* insertion order, for ties */
-    size_t index;  /* 1-based position in the heap; 0 when not in it */
+    uint64_t seq; /* insertion order, for ties */
+    size_t index; /* 1-based position in the heap; 0 when not in it */
 };
 
 struct heap {

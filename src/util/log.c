@@ -38,6 +38,6 @@ void log_write(enum log_level level, const char *file, int line, const char *fmt
     const char *src = strstr(file, "src/");
     const char *where = src ? src + 4 : file;
     /* One fprintf per line so lines from pool threads never interleave. */
-    fprintf(stderr, "%s.%03ldZ %s %s:%d %s\n", stamp, ts.tv_nsec / 1000000L, tags[level],
-            where, line, msg);
+    fprintf(stderr, "%s.%03ldZ %s %s:%d %s\n", stamp, ts.tv_nsec / 1000000L, tags[level], where,
+            line, msg);
 }

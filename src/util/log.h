@@ -14,10 +14,10 @@ int log_set_level(const char *name);
 __attribute__((format(printf, 4, 5), cold)) void log_write(enum log_level level, const char *file,
                                                            int line, const char *fmt, ...);
 
-#define LOG_AT_(lvl, ...)                                                                       \
-    do {                                                                                        \
-        if ((lvl) >= log_min_level)                                                             \
-            log_write((lvl), __FILE__, __LINE__, __VA_ARGS__);                                  \
+#define LOG_AT_(lvl, ...)                                                                          \
+    do {                                                                                           \
+        if ((lvl) >= log_min_level)                                                                \
+            log_write((lvl), __FILE__, __LINE__, __VA_ARGS__);                                     \
     } while (0)
 #define LOG_DEBUG(...) LOG_AT_(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define LOG_INFO(...) LOG_AT_(LOG_LEVEL_INFO, __VA_ARGS__)

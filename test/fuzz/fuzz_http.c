@@ -41,7 +41,8 @@ static void setup(void)
 {
     log_set_level("error");
     uv_loop_init(&loop);
-    struct http_server_config cfg = {.host = "127.0.0.1", .head_timeout_ms = 5000, .idle_timeout_ms = 5000};
+    struct http_server_config cfg = {
+        .host = "127.0.0.1", .head_timeout_ms = 5000, .idle_timeout_ms = 5000};
     if (http_server_start(&srv, &loop, &cfg, handler, NULL) != 0)
         abort();
 }

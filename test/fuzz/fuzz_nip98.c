@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *auth = next_part(&p, end);
     char *method = next_part(&p, end);
     char *target = next_part(&p, end);
-    struct nip98_request req = {auth, method, target, (const char *)p, (size_t)(end - p),
+    struct nip98_request req = {auth,       method, target, (const char *)p, (size_t)(end - p),
                                 1700000000, 0};
     uint8_t pk1[32] = {0}, pk2[32] = {0};
     const char *why1 = NULL, *why2 = NULL;

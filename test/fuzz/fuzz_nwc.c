@@ -38,8 +38,8 @@ static int setup(void)
         return -1;
     hex_encode(wallet.pubkey, 32, w_hex);
     hex_encode(client.seckey, 32, c_hex);
-    snprintf(s, sizeof(s), "nostr+walletconnect://%s?relay=wss%%3A%%2F%%2Fr.test&secret=%s",
-             w_hex, c_hex);
+    snprintf(s, sizeof(s), "nostr+walletconnect://%s?relay=wss%%3A%%2F%%2Fr.test&secret=%s", w_hex,
+             c_hex);
     if (nwc_uri_parse(s, &uri, NULL) != 0)
         return -1;
     return nip44_conversation_key(wallet.seckey, client.pubkey, conv);
@@ -56,7 +56,8 @@ static int wallet_event(int kind, int nip04, const char *plain, size_t n, struct
     ev->kind = kind;
     memcpy(ev->pubkey, wallet.pubkey, 32);
     nostr_event_set_content(ev, content, strlen(content));
-    nostr_event_add_tag2(ev, "e", "0000000000000000000000000000000000000000000000000000000000000001");
+    nostr_event_add_tag2(ev, "e",
+                         "0000000000000000000000000000000000000000000000000000000000000001");
     free(content);
     return 0;
 }

@@ -68,11 +68,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct pub *pub = calloc(1, sizeof(*pub) + sizeof(struct target));
     if (!sub || !pub)
         abort();
-    *sub = (struct relay_sub){.pool = &pool, .id = "s1", .filters = strdup("{}"), .auth = &me,
-                              .on_event = on_event, .on_eose = on_eose, .n = 1};
+    *sub = (struct relay_sub){.pool = &pool,
+                              .id = "s1",
+                              .filters = strdup("{}"),
+                              .auth = &me,
+                              .on_event = on_event,
+                              .on_eose = on_eose,
+                              .n = 1};
     sub->t[0] = (struct target){.conn = &conn, .state = T_SENT};
-    *pub = (struct pub){.msg = strdup("[\"EVENT\",{}]"), .id = PUB_ID, .auth = &me,
-                        .done = on_published, .n = 1};
+    *pub = (struct pub){
+        .msg = strdup("[\"EVENT\",{}]"), .id = PUB_ID, .auth = &me, .done = on_published, .n = 1};
     pub->t[0] = (struct target){.conn = &conn, .state = T_SENT};
     pool.subs = sub;
     pool.pubs = pub;

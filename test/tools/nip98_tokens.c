@@ -94,8 +94,8 @@ static int generate(long n, const char *url, int64_t created_at, const char *pat
         return -1;
     for (int t = 0; t < nt; t++) {
         long from = t * per < n ? t * per : n, to = from + per > n ? n : from + per;
-        jobs[t] = (struct job){.from = from, .to = to, .url = url, .created_at = created_at,
-                               .keys = keys};
+        jobs[t] = (struct job){
+            .from = from, .to = to, .url = url, .created_at = created_at, .keys = keys};
         buf_init(&jobs[t].out, (size_t)(to - from) * TOKEN_MAX + 1);
     }
     while (started < nt && pthread_create(&tids[started], NULL, run_job, &jobs[started]) == 0)
@@ -105,8 +105,8 @@ static int generate(long n, const char *url, int64_t created_at, const char *pat
     if (started == nt && (f = fopen(path, "w")) != NULL) {
         rc = 0;
         for (int t = 0; t < nt && rc == 0; t++)
-            if (jobs[t].failed || (jobs[t].out.len &&
-                                   fwrite(jobs[t].out.data, 1, jobs[t].out.len, f) != jobs[t].out.len))
+            if (jobs[t].failed || (jobs[t].out.len && fwrite(jobs[t].out.data, 1, jobs[t].out.len,
+                                                             f) != jobs[t].out.len))
                 rc = -1;
         if (fclose(f) != 0)
             rc = -1;
@@ -126,7 +126,8 @@ int main(int argc, char **argv)
     long n = strtol(argv[1], &end, 10);
     long long at = argc == 5 ? strtoll(argv[4], NULL, 10) : (long long)time(NULL);
     if (*end || n < 0 || n > MAX_TOKENS || strlen(argv[2]) > MAX_URL || at < 0) {
-        fprintf(stderr, "nip98_tokens: N must be 0..%ld, URL at most %d bytes\n", MAX_TOKENS, MAX_URL);
+        fprintf(stderr, "nip98_tokens: N must be 0..%ld, URL at most %d bytes\n", MAX_TOKENS,
+                MAX_URL);
         return 2;
     }
     if (nostr_init() != 0 || generate(n, argv[2], (int64_t)at, argv[3]) != 0) {

@@ -1,11 +1,11 @@
 /* Drives the relay pool from the command line for the integration tests (real relay,
  * checked by nostr-tools):
- *   relay_tool publish SECRET_HEX KIND CONTENT URL...   -> one line {"ok":N,"failed":N,"error":..,"id":..}
- *   relay_tool req SECRET_HEX|- FILTERS_JSON URL...      -> "EVENT <json>" lines, then "EOSE", exit
- *   relay_tool listen SECRET_HEX|- FILTERS_JSON URL...   -> as req, but keeps listening (and
- *        reconnecting) until stdin reaches EOF; prints "CONNECTED n" when that count changes.
- *   relay_tool dm-relays PUBKEY_HEX - URL...               -> the pubkey's NIP-17 DM relays found
- *        through the indexer URLs (src/robot/discover.c), one per line, then "END"
+ *   relay_tool publish SECRET_HEX KIND CONTENT URL...   -> one line
+ * {"ok":N,"failed":N,"error":..,"id":..} relay_tool req SECRET_HEX|- FILTERS_JSON URL...      ->
+ * "EVENT <json>" lines, then "EOSE", exit relay_tool listen SECRET_HEX|- FILTERS_JSON URL...   ->
+ * as req, but keeps listening (and reconnecting) until stdin reaches EOF; prints "CONNECTED n" when
+ * that count changes. relay_tool dm-relays PUBKEY_HEX - URL...               -> the pubkey's NIP-17
+ * DM relays found through the indexer URLs (src/robot/discover.c), one per line, then "END"
  * CARAVEL_CA_FILE names the CA bundle for wss:// (tests use a private CA). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,8 +135,8 @@ static int publish(int argc, char **argv)
     if (nostr_event_sign(&ev, &key) != 0)
         return 2;
     hex_encode(ev.id, 32, id);
-    int rc = relay_pool_publish(pool, (const char *const *)argv + 5, (size_t)argc - 5, &ev,
-                                &key, on_published, id);
+    int rc = relay_pool_publish(pool, (const char *const *)argv + 5, (size_t)argc - 5, &ev, &key,
+                                on_published, id);
     nostr_event_free(&ev);
     return rc == 0 ? 0 : 2;
 }
@@ -174,9 +174,8 @@ int main(int argc, char **argv)
             uv_pipe_open(&in_pipe, 0);
             uv_read_start((uv_stream_t *)&in_pipe, on_alloc, on_stdin);
         }
-        rc = relay_pool_subscribe(pool, (const char *const *)argv + 4, (size_t)argc - 4,
-                                  argv[3], have_key ? &key : NULL, on_event, on_eose, NULL,
-                                  &sub);
+        rc = relay_pool_subscribe(pool, (const char *const *)argv + 4, (size_t)argc - 4, argv[3],
+                                  have_key ? &key : NULL, on_event, on_eose, NULL, &sub);
     } else {
         rc = 2;
     }

@@ -1,5 +1,5 @@
-/* sync_tool: runs the real sync worker (src/sync/worker.c) on a fresh database against a zooid URL, so
- * the integration tests can check it with the test zooid (lib/zooid.mjs) before, and
+/* sync_tool: runs the real sync worker (src/sync/worker.c) on a fresh database against a zooid URL,
+ * so the integration tests can check it with the test zooid (lib/zooid.mjs) before, and
  * independently of, the HTTP API. Reads one JSON command on stdin:
  *   {"db": path, "zooid_url": "...", "sk": hex (ZOOID_API_SECRET), "tenant": hex pubkey,
  *    "relays": N, "prefix": "t" (lowercase letters), "relay_domain": "", "timeout_ms": 60000}
@@ -154,7 +154,8 @@ static int setup(const cJSON *cmd, uv_loop_t *loop)
         return -1;
     const cJSON *prefix = cJSON_GetObjectItemCaseSensitive(cmd, "prefix");
     const char *p = cJSON_IsString(prefix) ? prefix->valuestring : "t";
-    if (!*p || strlen(p) >= sizeof(t.prefix) || strspn(p, "abcdefghijklmnopqrstuvwxyz") != strlen(p))
+    if (!*p || strlen(p) >= sizeof(t.prefix) ||
+        strspn(p, "abcdefghijklmnopqrstuvwxyz") != strlen(p))
         return -1;
     snprintf(t.prefix, sizeof(t.prefix), "%s", p);
     snprintf(t.tenant, sizeof(t.tenant), "%s", tenant->valuestring);

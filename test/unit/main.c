@@ -87,7 +87,8 @@ static void scratch_remove(void)
 void test_tmpdir(char *out, size_t cap)
 {
     static unsigned n;
-    if (!scratch[0] || (size_t)snprintf(out, cap, "%s/%u-XXXXXX", scratch, n++) >= cap || !mkdtemp(out))
+    if (!scratch[0] || (size_t)snprintf(out, cap, "%s/%u-XXXXXX", scratch, n++) >= cap ||
+        !mkdtemp(out))
         abort();
 }
 

@@ -23,33 +23,33 @@ const char *test_vectors_dir(void);
  * test's scratch directory, which the runner removes after the test. */
 void test_tmpdir(char *out, size_t cap);
 
-#define TEST_TIMEOUT(name, secs)                                                                \
-    static void test_##name(void);                                                              \
-    __attribute__((constructor)) static void test_reg_##name(void)                              \
-    {                                                                                           \
-        test_register(#name, test_##name, secs);                                                \
-    }                                                                                           \
+#define TEST_TIMEOUT(name, secs)                                                                   \
+    static void test_##name(void);                                                                 \
+    __attribute__((constructor)) static void test_reg_##name(void)                                 \
+    {                                                                                              \
+        test_register(#name, test_##name, secs);                                                   \
+    }                                                                                              \
     static void test_##name(void)
 #define TEST(name) TEST_TIMEOUT(name, 10)
 
-#define TEST_FAIL_(...)                                                                         \
-    do {                                                                                        \
-        fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);                                       \
-        fprintf(stderr, __VA_ARGS__);                                                           \
-        fputc('\n', stderr);                                                                    \
-        abort();                                                                                \
+#define TEST_FAIL_(...)                                                                            \
+    do {                                                                                           \
+        fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);                                          \
+        fprintf(stderr, __VA_ARGS__);                                                              \
+        fputc('\n', stderr);                                                                       \
+        abort();                                                                                   \
     } while (0)
 
-#define ASSERT(c)                                                                               \
-    do {                                                                                        \
-        if (!(c))                                                                               \
-            TEST_FAIL_("assertion failed: %s", #c);                                             \
+#define ASSERT(c)                                                                                  \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            TEST_FAIL_("assertion failed: %s", #c);                                                \
     } while (0)
-#define ASSERT_CMP_(a, op, b)                                                                   \
-    do {                                                                                        \
-        int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                                           \
-        if (!(a_ op b_))                                                                        \
-            TEST_FAIL_("%s %s %s (%" PRId64 " vs %" PRId64 ")", #a, #op, #b, a_, b_);           \
+#define ASSERT_CMP_(a, op, b)                                                                      \
+    do {                                                                                           \
+        int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                                              \
+        if (!(a_ op b_))                                                                           \
+            TEST_FAIL_("%s %s %s (%" PRId64 " vs %" PRId64 ")", #a, #op, #b, a_, b_);              \
     } while (0)
 #define ASSERT_EQ(a, b) ASSERT_CMP_(a, ==, b)
 #define ASSERT_NE(a, b) ASSERT_CMP_(a, !=, b)
@@ -60,17 +60,17 @@ void test_tmpdir(char *out, size_t cap);
 #define ASSERT_OK(x) ASSERT_EQ((x), 0)
 #define ASSERT_NULL(p) ASSERT((p) == NULL)
 #define ASSERT_NOT_NULL(p) ASSERT((p) != NULL)
-#define ASSERT_STR_EQ(a, b)                                                                     \
-    do {                                                                                        \
-        const char *sa_ = (a), *sb_ = (b);                                                      \
-        if (!sa_ || !sb_ || strcmp(sa_, sb_) != 0)                                              \
-            TEST_FAIL_("%s == %s (\"%s\" vs \"%s\")", #a, #b, sa_ ? sa_ : "(null)",             \
-                       sb_ ? sb_ : "(null)");                                                   \
+#define ASSERT_STR_EQ(a, b)                                                                        \
+    do {                                                                                           \
+        const char *sa_ = (a), *sb_ = (b);                                                         \
+        if (!sa_ || !sb_ || strcmp(sa_, sb_) != 0)                                                 \
+            TEST_FAIL_("%s == %s (\"%s\" vs \"%s\")", #a, #b, sa_ ? sa_ : "(null)",                \
+                       sb_ ? sb_ : "(null)");                                                      \
     } while (0)
-#define ASSERT_MEM_EQ(a, b, n)                                                                  \
-    do {                                                                                        \
-        if (memcmp((a), (b), (n)) != 0)                                                         \
-            TEST_FAIL_("memory differs: %s vs %s (%zu bytes)", #a, #b, (size_t)(n));            \
+#define ASSERT_MEM_EQ(a, b, n)                                                                     \
+    do {                                                                                           \
+        if (memcmp((a), (b), (n)) != 0)                                                            \
+            TEST_FAIL_("memory differs: %s vs %s (%zu bytes)", #a, #b, (size_t)(n));               \
     } while (0)
 
 #endif

@@ -60,8 +60,8 @@ static sqlite3 *open_db(void)
              " ('" T3 "', 7);"
              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60)"
              " INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, created_at,"
-             " updated_at) SELECT printf('r%02d', i), CASE WHEN i % 20 = 0 THEN '" T2 "' ELSE '"
-             T1 "' END, 's' || i, 's' || i, 'x', 'free', 1000 + i / 4, 1 FROM n;"
+             " updated_at) SELECT printf('r%02d', i), CASE WHEN i % 20 = 0 THEN '" T2 "' ELSE '" T1
+             "' END, 's' || i, 's' || i, 'x', 'free', 1000 + i / 4, 1 FROM n;"
              "INSERT INTO activity(tenant, created_at, activity_type, resource_type, resource_id)"
              " SELECT tenant, created_at, 'create_relay', 'relay', id FROM relay ORDER BY id;"
              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12)"
@@ -157,8 +157,10 @@ TEST(api_lists_use_an_index_without_and_with_statistics)
     check_plans(db, &seen);
     /* The checker catches what these statements replaced: the OR keeps the tenant index out
      * (a scan of relay_created), and a plain ORDER BY id on a slice sorts it. */
-    ASSERT(plan_is_bad(db, "SELECT id FROM relay WHERE (?1 = '' OR tenant = ?1)"
-                           " ORDER BY created_at DESC, id LIMIT 5", 0));
+    ASSERT(plan_is_bad(db,
+                       "SELECT id FROM relay WHERE (?1 = '' OR tenant = ?1)"
+                       " ORDER BY created_at DESC, id LIMIT 5",
+                       0));
     ASSERT(plan_is_bad(db, "SELECT id FROM invoice WHERE tenant = ? ORDER BY id LIMIT 5", 0));
     ASSERT(!plan_is_bad(db, "SELECT id FROM relay WHERE tenant = ? LIMIT 5", 0));
     for (int i = 0; i < seen.n; i++)
@@ -235,23 +237,31 @@ TEST(api_lists_cursor_walks_every_row_once_in_order)
     static const int limits[] = {1, 4, 7, 60, 500};
     for (size_t i = 0; i < ARRAY_SIZE(limits); i++) {
         walk(db, relays, "", 1, "id", limits[i], ids, sizeof(ids));
-        expect(db, "SELECT group_concat(id) FROM (SELECT id FROM relay"
-                   " ORDER BY created_at DESC, id DESC)", ids);
+        expect(db,
+               "SELECT group_concat(id) FROM (SELECT id FROM relay"
+               " ORDER BY created_at DESC, id DESC)",
+               ids);
         walk(db, relays, T1, 1, "id", limits[i], ids, sizeof(ids));
-        expect(db, "SELECT group_concat(id) FROM (SELECT id FROM relay WHERE tenant = '" T1 "'"
-                   " ORDER BY created_at DESC, id DESC)", ids);
+        expect(db,
+               "SELECT group_concat(id) FROM (SELECT id FROM relay WHERE tenant = '" T1 "'"
+               " ORDER BY created_at DESC, id DESC)",
+               ids);
         walk(db, relays, T3, 1, "id", limits[i], ids, sizeof(ids));
         ASSERT_STR_EQ(ids, "");
         walk(db, repo_invoice_list, "", 1, "id", limits[i], ids, sizeof(ids));
-        expect(db, "SELECT group_concat(id) FROM (SELECT id FROM invoice"
-                   " ORDER BY created_at DESC, id DESC)", ids);
+        expect(db,
+               "SELECT group_concat(id) FROM (SELECT id FROM invoice"
+               " ORDER BY created_at DESC, id DESC)",
+               ids);
         walk(db, repo_invoice_list, T2, 1, "id", limits[i], ids, sizeof(ids));
         ASSERT_STR_EQ(ids, "i10,i05");
         walk(db, repo_activity_list, "", 0, "id", limits[i], ids, sizeof(ids));
         expect(db, "SELECT group_concat(id) FROM (SELECT id FROM activity ORDER BY id DESC)", ids);
         walk(db, repo_activity_list, T2, 0, "id", limits[i], ids, sizeof(ids));
-        expect(db, "SELECT group_concat(id) FROM (SELECT id FROM activity WHERE tenant = '" T2
-                   "' ORDER BY id DESC)", ids);
+        expect(db,
+               "SELECT group_concat(id) FROM (SELECT id FROM activity WHERE tenant = '" T2
+               "' ORDER BY id DESC)",
+               ids);
         walk(db, tenants, "", 1, "pubkey", limits[i], ids, sizeof(ids));
         ASSERT_STR_EQ(ids, T3 "," T2 "," T1);
     }
@@ -281,9 +291,9 @@ TEST(api_lists_invoice_page_has_newest_bolt11_and_items)
                   (int)amount % 2 == 0 ? 20 : 10);
         ASSERT_EQ(cJSON_GetArraySize(items), 2);
         ASSERT_STR_EQ(cJSON_GetArrayItem(items, 0)->child->valuestring, "r01");
-        ASSERT_EQ(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(items, 1), "amount")
-                      ->valuedouble,
-                  amount);
+        ASSERT_EQ(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(items, 1), "amount")->valuedouble,
+            amount);
     }
     cJSON_Delete(out);
     /* No BOLT11 at all: null, as before; and the same view by id. */

@@ -19,8 +19,8 @@ static int check(const struct nip98_vec *v, uint8_t pk[32], const char **why)
         policy.origins = pub;
         policy.n_origins = 1;
     }
-    struct nip98_request req = {v->header, v->method, v->target, v->body, strlen(v->body),
-                                v->now, 0};
+    struct nip98_request req = {v->header,       v->method, v->target, v->body,
+                                strlen(v->body), v->now,    0};
     return nip98_check(&req, &policy, pk, why);
 }
 

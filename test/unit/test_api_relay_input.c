@@ -1,5 +1,5 @@
-/* Relay body validation (PRODUCT.md §3.3) and schema names (PRODUCT.md §4): tables against the spec's
- * rules, never against our own output. */
+/* Relay body validation (PRODUCT.md §3.3) and schema names (PRODUCT.md §4): tables against the
+ * spec's rules, never against our own output. */
 #include "test.h"
 
 #include "nostr/keys.h"
@@ -349,7 +349,8 @@ TEST(api_relay_fields_moderators_parsed)
         }
         ASSERT_OK(rc);
         ASSERT_STR_EQ(f.moderators, t[i].want);
-        ASSERT_EQ(relay_moderator_count(f.moderators), strlen(t[i].want) ? (strlen(t[i].want) + 1) / 65 : 0);
+        ASSERT_EQ(relay_moderator_count(f.moderators),
+                  strlen(t[i].want) ? (strlen(t[i].want) + 1) / 65 : 0);
         relay_fields_free(&f);
     }
     /* Input size is capped before any plan check. */
@@ -365,7 +366,7 @@ TEST(api_relay_fields_moderators_capped_by_plan)
     static const struct {
         const char *plan;
         int n, ok;
-    } t[] = {{"free", 0, 1},  {"free", 1, 1},    {"free", 2, 0},    {"basic", 5, 1},
+    } t[] = {{"free", 0, 1},  {"free", 1, 1},    {"free", 2, 0},   {"basic", 5, 1},
              {"basic", 6, 0}, {"growth", 20, 1}, {"growth", 21, 0}};
     for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
         struct relay_fields f = {0};

@@ -77,7 +77,7 @@ static const struct {
     {50000, 672 * H, 672 * H, 50000, 672},    /* 28-day month */
     {10000, 60, 60, 10000, 1},                /* hour longer than the period: capped at P */
     {10000, 30, 60, 10000, 1},
-    {0, 720 * H, 720 * H, 0, 720},            /* free plan */
+    {0, 720 * H, 720 * H, 0, 720}, /* free plan */
     {10000, 0, 720 * H, 0, 0},
     {(1LL << 62) - 1, 720 * H, 720 * H, (1LL << 62) - 1, 720}, /* no 64-bit overflow */
     {(1LL << 62) - 1, 360 * H, 720 * H, 1LL << 61, 360},
@@ -87,8 +87,8 @@ TEST(billing_amount_rounding)
 {
     for (size_t i = 0; i < sizeof(AMOUNTS) / sizeof(AMOUNTS[0]); i++) {
         int64_t hours = -1;
-        int64_t got = billing_amount(AMOUNTS[i].sats, AMOUNTS[i].seconds, AMOUNTS[i].period,
-                                     &hours);
+        int64_t got =
+            billing_amount(AMOUNTS[i].sats, AMOUNTS[i].seconds, AMOUNTS[i].period, &hours);
         if (got != AMOUNTS[i].want_amount)
             fprintf(stderr, "  row %zu\n", i);
         ASSERT_EQ(got, AMOUNTS[i].want_amount);
@@ -194,12 +194,9 @@ TEST(billing_two_relays_and_nothing_active)
 TEST(billing_first_paid_active_time)
 {
     struct billing_row rows[] = {
-        {"a", 100, "free", "active"},
-        {"a", 200, "basic", "inactive"},
-        {"a", 300, "basic", "active"},
-        {"a", 400, "basic", "inactive"},
-        {"b", 250, "growth", "active"},
-        {"b", 260, "growth", "delinquent"},
+        {"a", 100, "free", "active"},   {"a", 200, "basic", "inactive"},
+        {"a", 300, "basic", "active"},  {"a", 400, "basic", "inactive"},
+        {"b", 250, "growth", "active"}, {"b", 260, "growth", "delinquent"},
     };
     int64_t t = 0;
     ASSERT_OK(billing_first_paid_active(rows, 6, 0, &t));

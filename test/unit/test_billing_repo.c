@@ -90,8 +90,8 @@ static void relay_event(sqlite3 *db, const char *id, const char *plan, const cha
 static const struct billing_cfg CFG = {P, 7 * 86400};
 
 /* A whole invoice pass: batches of `limit` until none is left. Returns the batches run. */
-static size_t pass_batches(sqlite3 *db, int64_t now, size_t limit, size_t *created,
-                           size_t *dms, size_t *tenants)
+static size_t pass_batches(sqlite3 *db, int64_t now, size_t limit, size_t *created, size_t *dms,
+                           size_t *tenants)
 {
     size_t n = 0;
     struct repo_batch b = {.limit = limit};
@@ -115,8 +115,7 @@ static void invoice_pass(sqlite3 *db, int64_t now, size_t *created, size_t *dms)
 }
 
 /* Whole dunning pass in batches of `limit`. */
-static void dunning(sqlite3 *db, int64_t now, size_t limit, struct repo_ids *changed,
-                    size_t *dms)
+static void dunning(sqlite3 *db, int64_t now, size_t limit, struct repo_ids *changed, size_t *dms)
 {
     struct repo_cursor cur = {INT64_MIN, ""};
     struct repo_batch b = {.limit = limit};
@@ -145,7 +144,8 @@ TEST(repo_billing_invoices_once_per_ended_period)
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM invoice_item"), 2); /* the free relay: none */
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM message"), 2);
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM activity WHERE activity_type = "
-                         "'create_invoice'"), 2);
+                         "'create_invoice'"),
+              2);
     /* A second run (or a concurrent one) writes nothing more. */
     invoice_pass(db, T0 + 2 * P + 6, &created, &dms);
     ASSERT_EQ(created, 0);
@@ -191,12 +191,12 @@ TEST(repo_billing_one_payment_per_invoice)
     int created = 0;
     char b1[65], b2[65], a1[65], a2[65];
     one_invoice(db, &p, &n);
-    ASSERT_OK(repo_billing_add_bolt11(db, p[0].id, "lnbc1", "11", 10000000, T0 + P + 100,
-                                      T0 + P, b1, &created));
+    ASSERT_OK(repo_billing_add_bolt11(db, p[0].id, "lnbc1", "11", 10000000, T0 + P + 100, T0 + P,
+                                      b1, &created));
     ASSERT_EQ(created, 1);
     /* A second BOLT11 while one is live: the live one is returned instead. */
-    ASSERT_OK(repo_billing_add_bolt11(db, p[0].id, "lnbc2", "22", 10000000, T0 + P + 100,
-                                      T0 + P, b2, &created));
+    ASSERT_OK(repo_billing_add_bolt11(db, p[0].id, "lnbc2", "22", 10000000, T0 + P + 100, T0 + P,
+                                      b2, &created));
     ASSERT_EQ(created, 0);
     ASSERT_STR_EQ(b1, b2);
     ASSERT_OK(repo_billing_begin_attempt(db, p[0].id, b1, T0 + P, a1));
@@ -213,9 +213,11 @@ TEST(repo_billing_one_payment_per_invoice)
     ASSERT_OK(repo_billing_begin_attempt(db, p[0].id, b2, T0 + P + 200, a2));
     ASSERT_OK(repo_billing_attempt_failed(db, a2, T, "PAYMENT_FAILED: no route", T0 + P + 201));
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM tenant WHERE nwc_error = 'PAYMENT_FAILED: no "
-                         "route'"), 1);
+                         "route'"),
+              1);
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM message WHERE body LIKE '%automatic payment "
-                         "failed: PAYMENT_FAILED: no route%'"), 1);
+                         "failed: PAYMENT_FAILED: no route%'"),
+              1);
     repo_billing_pending_free(p, n);
     sqlite3_close(db);
 }
@@ -238,12 +240,13 @@ TEST(repo_billing_dunning_and_reactivation)
     ASSERT_EQ(dms, 1);
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM relay WHERE status = 'delinquent'"), 1);
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM activity WHERE activity_type = "
-                         "'mark_relay_delinquent'"), 1);
+                         "'mark_relay_delinquent'"),
+              1);
     repo_billing_ids_free(&changed);
     dunning(db, late + 10, 500, &changed, &dms);
     ASSERT_EQ(dms, 0); /* one DM per overdue invoice */
-    ASSERT_OK(repo_billing_add_bolt11(db, p[0].id, "lnbc1", "11", 10000000, late + 100, late,
-                                      b1, &created));
+    ASSERT_OK(repo_billing_add_bolt11(db, p[0].id, "lnbc1", "11", 10000000, late + 100, late, b1,
+                                      &created));
     ASSERT_OK(repo_billing_mark_paid(db, p[0].id, b1, 1, &CFG, late + 20, &changed, NULL));
     ASSERT_EQ(changed.n, 1);
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM relay WHERE status = 'active'"), 2);
@@ -255,7 +258,8 @@ TEST(repo_billing_dunning_and_reactivation)
     ASSERT_OK(repo_billing_mark_paid(db, p[0].id, b1, 1, &CFG, late + 30, &changed, NULL));
     ASSERT_EQ(changed.n, 0);
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM activity WHERE activity_type = "
-                         "'mark_invoice_paid'"), 1);
+                         "'mark_invoice_paid'"),
+              1);
     repo_billing_pending_free(p, n);
     sqlite3_close(db);
 }
@@ -269,20 +273,20 @@ TEST(repo_billing_paid_by_notification_hash)
     char b1[65], a1[65];
     struct repo_ids changed = {0};
     one_invoice(db, &p, &n);
-    ASSERT_OK(repo_billing_add_bolt11(db, p[0].id, "lnbc1", "11", 10000000, T0 + P + 100,
-                                      T0 + P, b1, &created));
+    ASSERT_OK(repo_billing_add_bolt11(db, p[0].id, "lnbc1", "11", 10000000, T0 + P + 100, T0 + P,
+                                      b1, &created));
     ASSERT_OK(repo_billing_begin_attempt(db, p[0].id, b1, T0 + P, a1));
     /* Unknown hash, or less than the BOLT11's amount: nothing happens. */
-    ASSERT_OK(repo_billing_paid_by_hash(db, "99", 10000000, &CFG, T0 + P + 1, &changed, &found,
-                                        NULL));
+    ASSERT_OK(
+        repo_billing_paid_by_hash(db, "99", 10000000, &CFG, T0 + P + 1, &changed, &found, NULL));
     ASSERT_EQ(found, 0);
-    ASSERT_OK(repo_billing_paid_by_hash(db, "11", 9999999, &CFG, T0 + P + 1, &changed, &found,
-                                        NULL));
+    ASSERT_OK(
+        repo_billing_paid_by_hash(db, "11", 9999999, &CFG, T0 + P + 1, &changed, &found, NULL));
     ASSERT_EQ(found, 0);
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM invoice WHERE status = 'paid'"), 0);
     exec(db, "UPDATE tenant SET nwc_error = 'TIMEOUT'");
-    ASSERT_OK(repo_billing_paid_by_hash(db, "11", 10000000, &CFG, T0 + P + 2, &changed, &found,
-                                        NULL));
+    ASSERT_OK(
+        repo_billing_paid_by_hash(db, "11", 10000000, &CFG, T0 + P + 2, &changed, &found, NULL));
     ASSERT_EQ(found, 1);
     ASSERT_EQ(scalar(db, "SELECT paid_at FROM invoice WHERE status = 'paid'"), T0 + P + 2);
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM bolt11 WHERE settled_at IS NOT NULL"), 1);
@@ -290,8 +294,8 @@ TEST(repo_billing_paid_by_notification_hash)
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM tenant WHERE nwc_error IS NULL"), 1);
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM message WHERE body LIKE '%payment received%'"), 1);
     /* The same notification again (another relay, a replay): nothing more. */
-    ASSERT_OK(repo_billing_paid_by_hash(db, "11", 10000000, &CFG, T0 + P + 3, &changed, &found,
-                                        NULL));
+    ASSERT_OK(
+        repo_billing_paid_by_hash(db, "11", 10000000, &CFG, T0 + P + 3, &changed, &found, NULL));
     ASSERT_EQ(found, 0);
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM message WHERE body LIKE '%payment received%'"), 1);
     repo_billing_ids_free(&changed);
@@ -304,12 +308,9 @@ TEST(repo_billing_paid_by_notification_hash)
 static const struct {
     const char *stmt, *index;
 } PLANS[] = {
-    {"replay", "activity_tenant"},
-    {"due_tenants", "tenant_billing_due"},
-    {"due_pending", "invoice_pending_due"},
-    {"tenant_pending", "invoice_tenant"},
-    {"overdue", "invoice_pending_created"},
-    {"by_hash", "bolt11_payment_hash"},
+    {"replay", "activity_tenant"},          {"due_tenants", "tenant_billing_due"},
+    {"due_pending", "invoice_pending_due"}, {"tenant_pending", "invoice_tenant"},
+    {"overdue", "invoice_pending_created"}, {"by_hash", "bolt11_payment_hash"},
     {"fold", "sqlite_autoindex_tenant_1"}, /* and the activity rowid range */
 };
 
@@ -440,10 +441,9 @@ static const struct {
     int due;      /* the invoice is due for a lookup then */
     int64_t next; /* the next lookup scheduled after a lookup at `at` (offset) */
 } SCHEDULE[] = {
-    {0, 0, 60},         {59, 0, 60},           {60, 1, 300},          {200, 0, 300},
-    {300, 1, 1800},     {1799, 0, 1800},       {1800, 1, 3600},       {3599, 0, 3600},
-    {3600, 1, 7200},    {9000, 1, 10800},      {10799, 0, 10800},     {82800, 1, 86400},
-    {86399, 0, 86400},  {86400, 1, 86400},
+    {0, 0, 60},        {59, 0, 60},       {60, 1, 300},      {200, 0, 300},     {300, 1, 1800},
+    {1799, 0, 1800},   {1800, 1, 3600},   {3599, 0, 3600},   {3600, 1, 7200},   {9000, 1, 10800},
+    {10799, 0, 10800}, {82800, 1, 86400}, {86399, 0, 86400}, {86400, 1, 86400},
 };
 
 static void set_clock(const char *file, int64_t t)
@@ -466,8 +466,8 @@ TEST(repo_billing_lookup_schedule_backs_off_until_expiry)
     clock_use_file(file); /* what CARAVEL_TEST_CLOCK_FILE does in the service */
     one_invoice(db, &p, &n);
     const int64_t base = T0 + P, expires = base + 86400;
-    ASSERT_OK(repo_billing_add_bolt11(db, p[0].id, "lnbc1", "11", 10000000, expires, base, b1,
-                                      &created));
+    ASSERT_OK(
+        repo_billing_add_bolt11(db, p[0].id, "lnbc1", "11", 10000000, expires, base, b1, &created));
     struct repo_schedule s = {.next_action_at = billing_next_lookup(base, expires, base, 0),
                               .wallet_requests = 1};
     snprintf(s.id, sizeof(s.id), "%s", p[0].id);
@@ -479,12 +479,11 @@ TEST(repo_billing_lookup_schedule_backs_off_until_expiry)
         struct repo_cursor start = {INT64_MIN, ""};
         ASSERT_OK(repo_billing_load_due(db, now, &start, 10, &p, &n));
         if ((int)n != SCHEDULE[i].due)
-            TEST_FAIL_("at +%lld: due %zu, want %d", (long long)SCHEDULE[i].at, n,
-                       SCHEDULE[i].due);
+            TEST_FAIL_("at +%lld: due %zu, want %d", (long long)SCHEDULE[i].at, n, SCHEDULE[i].due);
         if (n) {
             ASSERT_EQ(p[0].lookup_base, base);
-            s.next_action_at = billing_next_lookup(p[0].lookup_base, p[0].bolt11_expires_at,
-                                                   now, 0);
+            s.next_action_at =
+                billing_next_lookup(p[0].lookup_base, p[0].bolt11_expires_at, now, 0);
             ASSERT_EQ(s.next_action_at - base, SCHEDULE[i].next);
             ASSERT_OK(repo_billing_schedule(db, &s, 1));
         }

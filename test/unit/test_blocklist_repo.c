@@ -82,8 +82,8 @@ static int work_lifecycle(sqlite3 *conn, void *arg)
     ASSERT_EQ(col_int(conn, "SELECT count(*) FROM blocklist_relay WHERE relay_id = 'r3'"), 0);
     /* r3's ban was in flight and lands after the removal: it becomes a lift. */
     ASSERT_OK(repo_bl_applied(conn, "r3", PK, 1));
-    ASSERT_EQ(col_int(conn, "SELECT want * 10 + applied FROM blocklist_relay WHERE relay_id = 'r3'"),
-              1);
+    ASSERT_EQ(
+        col_int(conn, "SELECT want * 10 + applied FROM blocklist_relay WHERE relay_id = 'r3'"), 1);
     ASSERT_EQ(due(conn), 3);
     ASSERT_OK(repo_bl_applied(conn, "r1", PK, 0));
     ASSERT_OK(repo_bl_applied(conn, "r2", PK, 0));
@@ -105,8 +105,8 @@ static int work_readd_during_lift(sqlite3 *conn, void *arg)
     /* Added again while r1's lift is in flight: the lift lands, then the ban is due again. */
     ASSERT_OK(repo_blocklist_add(conn, PK, "again", TENANT, 12));
     ASSERT_OK(repo_bl_applied(conn, "r1", PK, 0));
-    ASSERT_EQ(col_int(conn, "SELECT want * 10 + applied FROM blocklist_relay WHERE relay_id = 'r1'"),
-              10);
+    ASSERT_EQ(
+        col_int(conn, "SELECT want * 10 + applied FROM blocklist_relay WHERE relay_id = 'r1'"), 10);
     ASSERT_EQ(due(conn), 2); /* r1 and r2 */
     int64_t added = 0;
     ASSERT_OK(repo_bl_reconcile(conn, &added));

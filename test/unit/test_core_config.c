@@ -46,11 +46,14 @@ TEST(config_parses_good_values)
     clear_env();
     setenv("DATABASE_URL", "sqlite:///data/x.db", 1);
     setenv("PUBLIC_URL", "https://api.example.com/", 1);
-    setenv("ADMINS", " npub10elfcs4fr0l0r8af98jlmgdh9c8tcxjvz9qkw038js35mp4dma8qzvjptg ,"
-                     "3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d", 1);
+    setenv("ADMINS",
+           " npub10elfcs4fr0l0r8af98jlmgdh9c8tcxjvz9qkw038js35mp4dma8qzvjptg ,"
+           "3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d",
+           1);
     setenv("ALLOW_ORIGINS", "https://a.example, https://b.example", 1);
     setenv("ZOOID_API_URL", "http://127.0.0.1:9/", 1);
-    setenv("ZOOID_API_SECRET", "nsec1vl029mgpspedva04g90vltkh6fvh240zqtv9k0t9af8935ke9laqsnlfe5", 1);
+    setenv("ZOOID_API_SECRET", "nsec1vl029mgpspedva04g90vltkh6fvh240zqtv9k0t9af8935ke9laqsnlfe5",
+           1);
     setenv("ROBOT_OUTBOX_RELAYS", "relay.example.com, ws://127.0.0.1:7000 ,,wss://x.example", 1);
     setenv("BILLING_PERIOD", "60", 1);
     setenv("RELAY_URL_TEMPLATE", "http://zooid:3334", 1);
@@ -100,8 +103,9 @@ TEST(config_bad_values_name_the_variable_and_hide_secrets)
         {"ROBOT_SECRET", secretish, "ROBOT_SECRET"},
         {"ROBOT_SECRET", "0000000000000000000000000000000000000000000000000000000000000000",
          "ROBOT_SECRET"},
-        {"NWC_URL", "nostr+walletconnect://zz?relay=wss://r&secret=ffffffffffffffffffffffffffff"
-                    "ffffffffffffffffffffffffffffffffffzz",
+        {"NWC_URL",
+         "nostr+walletconnect://zz?relay=wss://r&secret=ffffffffffffffffffffffffffff"
+         "ffffffffffffffffffffffffffffffffffzz",
          "NWC_URL"},
         {"ROBOT_INDEXER_RELAYS", "http://x", "ROBOT_INDEXER_RELAYS"},
         {"ROBOT_MESSAGING_RELAYS", "wss://", "ROBOT_MESSAGING_RELAYS"},
@@ -174,9 +178,10 @@ TEST(config_good_values_table)
         {"PUBLIC_URL", "http://127.0.0.1:3000", NULL},
         {"ALLOW_ORIGINS", "https://app.example/", NULL},
         {"RELAY_DOMAIN", "Spaces.Example.com", NULL},
-        {"NWC_URL", "nostr+walletconnect://b889ff5b1513b641e2a139f661a661364979c5beee91842f8f0ef42"
-                    "ab558e9d4?relay=wss%3A%2F%2Frelay.damus.io&secret=71a8c14c1407c113601079c4"
-                    "302dab36460f0ccd0ad506f1f2dc73b5100e4f3c",
+        {"NWC_URL",
+         "nostr+walletconnect://b889ff5b1513b641e2a139f661a661364979c5beee91842f8f0ef42"
+         "ab558e9d4?relay=wss%3A%2F%2Frelay.damus.io&secret=71a8c14c1407c113601079c4"
+         "302dab36460f0ccd0ad506f1f2dc73b5100e4f3c",
          NULL},
         {"ROBOT_SECRET", "nsec1vl029mgpspedva04g90vltkh6fvh240zqtv9k0t9af8935ke9laqsnlfe5", NULL},
         {"ROBOT_PICTURE", "https://example.com/robot.png", NULL},
@@ -221,10 +226,12 @@ TEST(config_origin_unreachable_table)
         const char *host, *public_url;
         int want;
     } rows[] = {
-        {"0.0.0.0", NULL, 1},      {"::", NULL, 1},
+        {"0.0.0.0", NULL, 1},
+        {"::", NULL, 1},
         {"0.0.0.0", "https://api.example.com", 0},
         {"::", "https://api.example.com", 0},
-        {"127.0.0.1", NULL, 0},    {"::1", NULL, 0},
+        {"127.0.0.1", NULL, 0},
+        {"::1", NULL, 0},
         {"api.internal", NULL, 0},
     };
     char err[256];

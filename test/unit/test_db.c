@@ -290,8 +290,8 @@ TEST(db_write_waits_for_another_connections_lock)
     uv_loop_init(&loop);
     struct db *db = open_tmp(&loop, path, sizeof(path));
     ASSERT_EQ(sqlite3_open(path, &lh.other), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(lh.other, "BEGIN IMMEDIATE; INSERT INTO setting VALUES ('o', 'x')",
-                           NULL, NULL, NULL),
+    ASSERT_EQ(sqlite3_exec(lh.other, "BEGIN IMMEDIATE; INSERT INTO setting VALUES ('o', 'x')", NULL,
+                           NULL, NULL),
               SQLITE_OK);
     uv_timer_init(&loop, &lh.timer);
     lh.timer.data = &lh;
@@ -315,7 +315,8 @@ static struct db *ack_db;
 static void on_ack(int status, void *arg)
 {
     (void)arg;
-    if (status != 0 || write(ack_fd, "a", 1) != 1 || db_write(ack_db, DB_CRASH_SAFE, add_row, on_ack, NULL))
+    if (status != 0 || write(ack_fd, "a", 1) != 1 ||
+        db_write(ack_db, DB_CRASH_SAFE, add_row, on_ack, NULL))
         _exit(3);
 }
 
@@ -442,8 +443,8 @@ static int params_work(sqlite3 *conn, void *arg)
                             DB_INT(rows[i].n + (rows[i].n == INT64_MAX ? -1 : 1))),
                   0);
     }
-    sqlite3_stmt *st = db_query(conn, "SELECT count(*), sum(v IS NULL) FROM p WHERE n < ?",
-                                DB_INT(INT64_MAX));
+    sqlite3_stmt *st =
+        db_query(conn, "SELECT count(*), sum(v IS NULL) FROM p WHERE n < ?", DB_INT(INT64_MAX));
     ASSERT_NOT_NULL(st);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
     ASSERT_EQ(sqlite3_column_int(st, 0), 3);

@@ -213,12 +213,12 @@ struct resp {
     size_t body_len;
 };
 
-#define CHECK(t, cond)                                                                      \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            snprintf((t)->fail, sizeof((t)->fail), "line %d: %s", __LINE__, #cond);        \
-            return;                                                                         \
-        }                                                                                   \
+#define CHECK(t, cond)                                                                             \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            snprintf((t)->fail, sizeof((t)->fail), "line %d: %s", __LINE__, #cond);                \
+            return;                                                                                \
+        }                                                                                          \
     } while (0)
 
 static int cli_open_rcvbuf(struct cli *c, int port, int rcvbuf)
@@ -416,8 +416,8 @@ TEST(http_pipelined_in_order_async_handler)
     ASSERT_EQ(t.responses, 3);
 }
 
-/* The client pipelines 200 requests for 256 KiB answers (every other one) and reads nothing until all are
- * sent: the server must stop parsing while its write queue is full (memory stays bounded)
+/* The client pipelines 200 requests for 256 KiB answers (every other one) and reads nothing until
+ * all are sent: the server must stop parsing while its write queue is full (memory stays bounded)
  * and resume as the client reads, answering every request in order. */
 static void client_slow_reader(struct ctx *t)
 {
@@ -556,22 +556,27 @@ static void client_too_large(struct ctx *t)
     struct resp r;
     /* Refused from Content-Length alone, before any body byte. */
     CHECK(t, cli_open(&c, t->port) == 0);
-    CHECK(t, cli_sends(&c, "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n") == 0);
+    CHECK(t,
+          cli_sends(&c, "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n") == 0);
     CHECK(t, cli_response(&c, &r) == 0 && is_json_error(&r, 413, "payload-too-large"));
-    CHECK(t, strcmp(r.body, "{\"error\":\"request body too large\",\"code\":\"payload-too-large\"}") == 0);
+    CHECK(t, strcmp(r.body,
+                    "{\"error\":\"request body too large\",\"code\":\"payload-too-large\"}") == 0);
     CHECK(t, cli_eof(&c));
     close(c.fd);
     /* Exactly 1 MiB is fine. */
     CHECK(t, cli_open(&c, t->port) == 0);
-    CHECK(t, cli_sends(&c, "POST /max HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n") == 0);
+    CHECK(t,
+          cli_sends(&c, "POST /max HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n") == 0);
     char *blob = malloc(1 << 20);
     memset(blob, 'z', 1 << 20);
     CHECK(t, cli_send(&c, blob, 1 << 20) == 0);
-    CHECK(t, cli_response(&c, &r) == 0 && r.status == 200 && strncmp(r.body, "POST|/max|", 10) == 0);
+    CHECK(t,
+          cli_response(&c, &r) == 0 && r.status == 200 && strncmp(r.body, "POST|/max|", 10) == 0);
     close(c.fd);
     /* Chunked: refused while streaming; the client still reads the answer. */
     CHECK(t, cli_open(&c, t->port) == 0);
-    CHECK(t, cli_sends(&c, "POST /bigc HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n") == 0);
+    CHECK(t, cli_sends(
+                 &c, "POST /bigc HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n") == 0);
     int sent_ok = 1;
     for (int i = 0; i < 17 && sent_ok; i++) { /* 17 x 64 KiB > 1 MiB */
         char hdr[16];
@@ -733,7 +738,9 @@ static void client_head_check(struct ctx *t)
     close(c.fd);
     /* Accepted at once, and after a delay with Expect: 100-continue. */
     CHECK(t, cli_open(&c, t->port) == 0);
-    CHECK(t, cli_sends(&c, "POST /h HTTP/1.1\r\nHost: a\r\nX-Auth: ok\r\nContent-Length: 3\r\n\r\nabc") == 0);
+    CHECK(t, cli_sends(
+                 &c, "POST /h HTTP/1.1\r\nHost: a\r\nX-Auth: ok\r\nContent-Length: 3\r\n\r\nabc") ==
+                 0);
     CHECK(t, cli_response(&c, &r) == 0 && r.status == 200 && strstr(r.body, "|abc"));
     CHECK(t, cli_sends(&c, "POST /h HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n"
                            "Expect: 100-continue\r\nContent-Length: 3\r\n\r\n") == 0);
@@ -747,7 +754,9 @@ static void client_head_check(struct ctx *t)
     /* The client leaves while the head check is pending: the exchange is freed once the
      * handler decides (ASan checks the leak and the use after free). */
     CHECK(t, cli_open(&c, t->port) == 0);
-    CHECK(t, cli_sends(&c, "POST /h HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\nContent-Length: 3\r\n\r\n") == 0);
+    CHECK(t, cli_sends(
+                 &c, "POST /h HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\nContent-Length: 3\r\n\r\n") ==
+                 0);
     close(c.fd);
     usleep(150 * 1000);
     t->ok = 1;
@@ -896,8 +905,7 @@ static void client_forced(struct ctx *t)
  * freed first; the late http_respond only frees the exchange. */
 TEST(http_stop_grace_expires_before_response)
 {
-    struct ctx t = {.client = client_forced, .async_ms = 300, .stop_in_handler = 1,
-                    .grace_ms = 50};
+    struct ctx t = {.client = client_forced, .async_ms = 300, .stop_in_handler = 1, .grace_ms = 50};
     run(&t);
     ASSERT_EQ(t.responses, 1);
     ASSERT_EQ(t.detached, 1);

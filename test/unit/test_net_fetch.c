@@ -73,9 +73,9 @@ static ssize_t read_request(int fd, char *buf, size_t cap, size_t *head_end)
 static void respond(int fd, int status, const char *body, size_t n)
 {
     char head[256];
-    int h = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                     status, n);
+    int h =
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", status, n);
     write_all(fd, head, (size_t)h);
     write_all(fd, body, n);
 }
@@ -102,7 +102,8 @@ static void route_big(int fd, size_t n, int chunked)
     if (!chunked) {
         respond(fd, 200, body, n);
     } else {
-        const char *h = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+        const char *h =
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
         char size[32];
         write_all(fd, h, strlen(h));
         int s = snprintf(size, sizeof(size), "%zx\r\n", n);
@@ -180,7 +181,8 @@ static void *accept_main(void *p)
         pthread_attr_t a;
         pthread_attr_init(&a);
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&a, 1024 * 1024); /* room for the 70 KB request and reply buffers */
+        pthread_attr_setstacksize(&a,
+                                  1024 * 1024); /* room for the 70 KB request and reply buffers */
         if (pthread_create(&th, &a, conn_main, (void *)(intptr_t)fd) != 0)
             close(fd);
         pthread_attr_destroy(&a);
@@ -326,7 +328,7 @@ TEST(fetch_response_over_cap_is_an_error)
     ASSERT_OK(uv_loop_init(&loop));
     ASSERT_OK(fetch_new(&f, &loop));
     start(f, "/big/1000", &at_cap, 1000, 0);
-    start(f, "/big/1001", &over, 1000, 0);          /* refused from Content-Length */
+    start(f, "/big/1001", &over, 1000, 0);              /* refused from Content-Length */
     start(f, "/chunked/50000", &chunked_over, 1000, 0); /* refused while streaming */
     start(f, "/chunked/1000", &chunked_ok, 1000, 0);
     uv_run(&loop, UV_RUN_DEFAULT);

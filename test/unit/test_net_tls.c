@@ -95,9 +95,8 @@ static void server_init(struct server *s, const struct pki *p)
     ASSERT_OK(mbedtls_ctr_drbg_seed(&s->drbg, mbedtls_entropy_func, &s->entropy, NULL, 0));
     ASSERT_OK(mbedtls_x509_crt_parse_file(&s->cert, p->cert));
     ASSERT_OK(mbedtls_pk_parse_keyfile(&s->key, p->key, NULL));
-    ASSERT_OK(mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_SERVER,
-                                          MBEDTLS_SSL_TRANSPORT_STREAM,
-                                          MBEDTLS_SSL_PRESET_DEFAULT));
+    ASSERT_OK(mbedtls_ssl_config_defaults(
+        &s->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT));
     mbedtls_ssl_conf_rng(&s->conf, mbedtls_ctr_drbg_random, &s->drbg);
     ASSERT_OK(mbedtls_ssl_conf_own_cert(&s->conf, &s->cert, &s->key));
     ASSERT_OK(mbedtls_ssl_setup(&s->ssl, &s->conf));
@@ -167,7 +166,7 @@ TEST_TIMEOUT(tls_roundtrip_and_trickle, 30)
     server_init(&s, &p);
     s.in_trickle = 7; /* the server reads 7 bytes at a time */
     ASSERT_OK(tls_session_init(&c, cfg, "localhost"));
-    c.out_high = 50; /* forces WANT_WRITE inside the client's BIO */
+    c.out_high = 50;                         /* forces WANT_WRITE inside the client's BIO */
     ASSERT_OK(handshake(&c, &s, 1, &again)); /* one byte per step: forces WANT_READ */
     ASSERT_GT(again, 50);
     ASSERT(c.handshake_done);

@@ -28,20 +28,20 @@ TEST(ws_url_parse_table)
         int ok, tls;
         const char *host, *port, *path, *hh;
     } t[] = {
-        { "wss://relay.example.com", 1, 1, "relay.example.com", "443", "/", "relay.example.com" },
-        { "ws://127.0.0.1:7777/", 1, 0, "127.0.0.1", "7777", "/", "127.0.0.1:7777" },
-        { "ws://h:80/a/b?x=1#frag", 1, 0, "h", "80", "/a/b?x=1", "h" },
-        { "wss://h?x", 1, 1, "h", "443", "/?x", "h" },
-        { "wss://[::1]:8443/r", 1, 1, "::1", "8443", "/r", "[::1]:8443" },
-        { "WSS://H:1", 1, 1, "H", "1", "/", "H:1" },
-        { "http://h/", 0, 0, NULL, NULL, NULL, NULL },
-        { "ws://", 0, 0, NULL, NULL, NULL, NULL },
-        { "ws://h:/", 0, 0, NULL, NULL, NULL, NULL },
-        { "ws://h:123456/", 0, 0, NULL, NULL, NULL, NULL },
-        { "ws://h:12a/", 0, 0, NULL, NULL, NULL, NULL },
-        { "ws://u@h/", 0, 0, NULL, NULL, NULL, NULL },
-        { "ws://h/a b", 0, 0, NULL, NULL, NULL, NULL },
-        { "ws://[::1/", 0, 0, NULL, NULL, NULL, NULL },
+        {"wss://relay.example.com", 1, 1, "relay.example.com", "443", "/", "relay.example.com"},
+        {"ws://127.0.0.1:7777/", 1, 0, "127.0.0.1", "7777", "/", "127.0.0.1:7777"},
+        {"ws://h:80/a/b?x=1#frag", 1, 0, "h", "80", "/a/b?x=1", "h"},
+        {"wss://h?x", 1, 1, "h", "443", "/?x", "h"},
+        {"wss://[::1]:8443/r", 1, 1, "::1", "8443", "/r", "[::1]:8443"},
+        {"WSS://H:1", 1, 1, "H", "1", "/", "H:1"},
+        {"http://h/", 0, 0, NULL, NULL, NULL, NULL},
+        {"ws://", 0, 0, NULL, NULL, NULL, NULL},
+        {"ws://h:/", 0, 0, NULL, NULL, NULL, NULL},
+        {"ws://h:123456/", 0, 0, NULL, NULL, NULL, NULL},
+        {"ws://h:12a/", 0, 0, NULL, NULL, NULL, NULL},
+        {"ws://u@h/", 0, 0, NULL, NULL, NULL, NULL},
+        {"ws://h/a b", 0, 0, NULL, NULL, NULL, NULL},
+        {"ws://[::1/", 0, 0, NULL, NULL, NULL, NULL},
     };
     for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
         struct ws_url u;
@@ -83,18 +83,21 @@ TEST(ws_handshake_refusals)
         const char *resp;
         int rc;
     } t[] = {
-        { "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", WS_ESTATUS },
-        { "HTTP/1.1 401 Unauthorized\r\n\r\n", WS_ESTATUS },
-        { "HTTP/1.1 1010 X\r\n\r\n", WS_ESTATUS },
-        { "HTTP/1.0 101 X\r\n\r\n", WS_EHANDSHAKE },
-        { "garbage\r\n\r\n", WS_EHANDSHAKE },
-        { "HTTP/1.1 101 X\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
-          "Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n", WS_EHANDSHAKE },
-        { "HTTP/1.1 101 X\r\nConnection: upgrade\r\n"
-          "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", WS_EHANDSHAKE },
-        { "HTTP/1.1 101 X\r\nUpgrade: websocket\r\nConnection: close\r\n"
-          "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", WS_EHANDSHAKE },
-        { "HTTP/1.1 101 X\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", WS_EHANDSHAKE },
+        {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", WS_ESTATUS},
+        {"HTTP/1.1 401 Unauthorized\r\n\r\n", WS_ESTATUS},
+        {"HTTP/1.1 1010 X\r\n\r\n", WS_ESTATUS},
+        {"HTTP/1.0 101 X\r\n\r\n", WS_EHANDSHAKE},
+        {"garbage\r\n\r\n", WS_EHANDSHAKE},
+        {"HTTP/1.1 101 X\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+         "Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
+         WS_EHANDSHAKE},
+        {"HTTP/1.1 101 X\r\nConnection: upgrade\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+         WS_EHANDSHAKE},
+        {"HTTP/1.1 101 X\r\nUpgrade: websocket\r\nConnection: close\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+         WS_EHANDSHAKE},
+        {"HTTP/1.1 101 X\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", WS_EHANDSHAKE},
     };
     for (size_t i = 0; i < ARRAY_SIZE(t); i++)
         ASSERT_EQ(ws_handshake_parse(t[i].resp, strlen(t[i].resp), ACCEPT), t[i].rc);
@@ -128,7 +131,7 @@ struct srv {
 
 struct client_result {
     int opened, closed, err;
-    struct buf got;   /* messages joined by '|' */
+    struct buf got; /* messages joined by '|' */
     int n_msgs;
     const char *to_send[4];
     size_t send_len[4];
@@ -141,8 +144,7 @@ static void srv_write(struct srv *s, const void *p, size_t n)
     ASSERT_EQ(uv_try_write((uv_stream_t *)&s->conn, &b, 1), (int)n);
 }
 
-static ssize_t srv_wsl_send(wslay_event_context_ptr ctx, const uint8_t *d, size_t n, int f,
-                            void *u)
+static ssize_t srv_wsl_send(wslay_event_context_ptr ctx, const uint8_t *d, size_t n, int f, void *u)
 {
     (void)ctx;
     (void)f;
@@ -170,7 +172,7 @@ static void srv_wsl_msg(wslay_event_context_ptr ctx, const struct wslay_event_on
     (void)u;
     if (wslay_is_ctrl_frame(a->opcode))
         return;
-    struct wslay_event_msg m = { a->opcode, a->msg, a->msg_length };
+    struct wslay_event_msg m = {a->opcode, a->msg, a->msg_length};
     ASSERT_OK(wslay_event_queue_msg(ctx, &m));
 }
 
@@ -201,7 +203,8 @@ static void srv_upgrade(struct srv *s)
         accept[0] = accept[0] == 'A' ? 'B' : 'A';
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept);
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                     accept);
     struct buf out;
     buf_init(&out, 1 << 20);
     ASSERT_OK(buf_append(&out, head, (size_t)n));
@@ -325,9 +328,13 @@ static void run_client(enum srv_mode mode, const char *script, size_t script_len
     s.script_len = script_len;
     buf_init(&r->got, 4 << 20);
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/path?q=1", s.port);
-    struct ws_opts o = { .url = url, .max_message = max_message, .timeout_ms = timeout_ms,
-                         .on_open = cl_open, .on_message = cl_msg, .on_close = cl_close,
-                         .arg = r };
+    struct ws_opts o = {.url = url,
+                        .max_message = max_message,
+                        .timeout_ms = timeout_ms,
+                        .on_open = cl_open,
+                        .on_message = cl_msg,
+                        .on_close = cl_close,
+                        .arg = r};
     ASSERT_OK(ws_connect(&ws, &loop, &o));
     while (!r->closed && uv_run(&loop, UV_RUN_ONCE))
         ;
@@ -353,7 +360,7 @@ TEST(ws_fragmented_frames_reassembled)
                                  "\x80\x05world"
                                  "\x81\x03two"
                                  "\x88\x02\x03\xe8";
-    struct client_result r = { 0 };
+    struct client_result r = {0};
     run_client(SRV_SCRIPT, frames, sizeof frames - 1, 0, 0, &r);
     ASSERT_EQ(r.opened, 1);
     ASSERT_EQ(r.n_msgs, 2);
@@ -370,7 +377,7 @@ TEST(ws_oversized_message_is_an_error)
     frame[2] = 0;
     frame[3] = (char)200;
     memset(frame + 4, 'x', 200);
-    struct client_result r = { 0 };
+    struct client_result r = {0};
     run_client(SRV_SCRIPT, frame, sizeof frame, 100, 0, &r);
     ASSERT_EQ(r.opened, 1);
     ASSERT_EQ(r.n_msgs, 0);
@@ -380,7 +387,7 @@ TEST(ws_oversized_message_is_an_error)
 
 TEST(ws_bad_accept_refused)
 {
-    struct client_result r = { 0 };
+    struct client_result r = {0};
     run_client(SRV_BAD_ACCEPT, NULL, 0, 0, 0, &r);
     ASSERT_EQ(r.opened, 0);
     ASSERT_EQ(r.err, WS_EHANDSHAKE);
@@ -389,7 +396,7 @@ TEST(ws_bad_accept_refused)
 
 TEST(ws_handshake_timeout)
 {
-    struct client_result r = { 0 };
+    struct client_result r = {0};
     run_client(SRV_SILENT, NULL, 0, 0, 200, &r);
     ASSERT_EQ(r.opened, 0);
     ASSERT_EQ(r.err, UV_ETIMEDOUT);
@@ -401,7 +408,7 @@ TEST(ws_echo_roundtrip_and_clean_close)
     size_t big_len = 70000; /* needs the 64-bit length form */
     char *big = xmalloc(big_len);
     memset(big, 'b', big_len);
-    struct client_result r = { 0 };
+    struct client_result r = {0};
     r.to_send[0] = "hello";
     r.send_len[0] = 5;
     r.to_send[1] = big;
@@ -421,8 +428,8 @@ TEST(ws_connect_refused_and_bad_url)
 {
     uv_loop_t loop;
     struct ws_client *ws = NULL;
-    struct client_result r = { 0 };
-    struct ws_opts o = { .url = "ftp://x", .on_close = cl_close, .arg = &r };
+    struct client_result r = {0};
+    struct ws_opts o = {.url = "ftp://x", .on_close = cl_close, .arg = &r};
     ASSERT_OK(uv_loop_init(&loop));
     ASSERT_EQ(ws_connect(&ws, &loop, &o), WS_EURL);
     o.url = "wss://localhost/";

@@ -17,10 +17,14 @@ static const struct {
     {"q\"b\\s/", 6, "\"q\\\"b\\\\s/\""},
     {"\b\f\n\r\t", 5, "\"\\b\\f\\n\\r\\t\""},
     {"\x01\x02\x1f", 3, "\"\\u0001\\u0002\\u001f\""},
-    {"a\x0b" "b\x0e" "c", 5, "\"a\\u000bb\\u000ec\""},
+    {"a\x0b"
+     "b\x0e"
+     "c",
+     5, "\"a\\u000bb\\u000ec\""},
     {"\0", 1, "\"\\u0000\""},
     {"\x7f DEL", 5, "\"\x7f DEL\""},
-    {"\xc3\xa9 \xc3\xb1 \xe4\xb8\xad\xe6\x96\x87", 12, "\"\xc3\xa9 \xc3\xb1 \xe4\xb8\xad\xe6\x96\x87\""},
+    {"\xc3\xa9 \xc3\xb1 \xe4\xb8\xad\xe6\x96\x87", 12,
+     "\"\xc3\xa9 \xc3\xb1 \xe4\xb8\xad\xe6\x96\x87\""},
     {"\xf0\x9f\x98\x80\xf0\x9f\xa6\x84", 8, "\"\xf0\x9f\x98\x80\xf0\x9f\xa6\x84\""},
     {"\xe2\x80\xa8\xe2\x80\xa9", 6, "\"\xe2\x80\xa8\xe2\x80\xa9\""},
     {"<script>&amp;</script>", 22, "\"<script>&amp;</script>\""},
@@ -40,7 +44,7 @@ TEST(nostr_event_escaping_matches_json_stringify)
 
 TEST(nostr_event_escaping_refuses_invalid_utf8)
 {
-    static const char *const bad[] = {"\xff", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+    static const char *const bad[] = {"\xff",     "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
                                       "\xe2\x82", "a\x80"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         struct buf b;
@@ -75,7 +79,8 @@ TEST(nostr_event_id_matches_nostr_tools)
     nostr_event_add_tag2(&ev, "t", "a\"b\\c");
     nostr_event_add_tag2(&ev, "x", "\x01\n\xf0\x9f\x98\x80");
     nostr_event_add_tag(&ev, 0, NULL);
-    const char *c = "ctl \x01\x1f\b\f\n\r\t del \x7f \xc3\xa9 \xf0\x9f\x98\x80 \xe2\x80\xa8 / \"q\" \\";
+    const char *c =
+        "ctl \x01\x1f\b\f\n\r\t del \x7f \xc3\xa9 \xf0\x9f\x98\x80 \xe2\x80\xa8 / \"q\" \\";
     nostr_event_set_content(&ev, c, strlen(c));
     uint8_t id[32];
     char hex[65];
@@ -97,8 +102,8 @@ static void parse_file(const char *name, struct nostr_event *ev)
 
 TEST(nostr_event_official_examples_verify)
 {
-    static const char *const files[] = {"nip59_seal.json", "nip59_wrap.json",
-                                        "nip17_wrap1.json", "nip17_wrap2.json"};
+    static const char *const files[] = {"nip59_seal.json", "nip59_wrap.json", "nip17_wrap1.json",
+                                        "nip17_wrap2.json"};
     vec_init();
     for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
         struct nostr_event ev;
@@ -200,8 +205,9 @@ TEST(nostr_event_nul_content_refused_consistently)
 
 #define PK "\"pubkey\":\"611df01bfcf85c26ae65453b772d8f1dfd25c264621c0277e1fc1518686faef9\""
 #define ID "\"id\":\"9dd003c6d3b73b74a85a9ab099469ce251653a7af76f523671ab828acd2a0ef9\""
-#define SIG "\"sig\":\"" \
-    "02fc3facf6621196c32912b1ef53bac8f8bfe9db51c0e7102c073103586b0d29" \
+#define SIG                                                                                        \
+    "\"sig\":\""                                                                                   \
+    "02fc3facf6621196c32912b1ef53bac8f8bfe9db51c0e7102c073103586b0d29"                             \
     "c3f39bdaa1e62856c20e90b6c7cc5dc34ca8bb6a528872cf6e65e6284519ad73\""
 #define EV(...) "{" ID "," PK "," SIG "," __VA_ARGS__ "}"
 #define GOOD EV("\"created_at\":1,\"kind\":1,\"tags\":[[\"p\",\"x\"]],\"content\":\"hi\"")
@@ -228,19 +234,15 @@ TEST(nostr_event_parse_accepts_well_formed)
 }
 
 static const char *const malformed[] = {
-    "",
-    "[]",
-    "null",
-    "{}",
-    GOOD " x",                                                       /* trailing garbage */
-    GOOD GOOD,                                                       /* two objects */
+    "", "[]", "null", "{}", GOOD " x",                                  /* trailing garbage */
+    GOOD GOOD,                                                          /* two objects */
     EV("\"created_at\":\"1\",\"kind\":1,\"tags\":[],\"content\":\"\""), /* created_at string */
     EV("\"created_at\":1.5,\"kind\":1,\"tags\":[],\"content\":\"\""),   /* fraction */
     EV("\"created_at\":-1,\"kind\":1,\"tags\":[],\"content\":\"\""),    /* negative */
     EV("\"created_at\":1e300,\"kind\":1,\"tags\":[],\"content\":\"\""), /* huge */
     EV("\"created_at\":9007199254740993,\"kind\":1,\"tags\":[],\"content\":\"\""),
     EV("\"created_at\":null,\"kind\":1,\"tags\":[],\"content\":\"\""),
-    EV("\"created_at\":1,\"kind\":65536,\"tags\":[],\"content\":\"\""),  /* kind too big */
+    EV("\"created_at\":1,\"kind\":65536,\"tags\":[],\"content\":\"\""), /* kind too big */
     EV("\"created_at\":1,\"kind\":-1,\"tags\":[],\"content\":\"\""),
     EV("\"created_at\":1,\"kind\":true,\"tags\":[],\"content\":\"\""),
     EV("\"created_at\":1,\"kind\":1,\"tags\":{},\"content\":\"\""),      /* tags object */
@@ -248,12 +250,12 @@ static const char *const malformed[] = {
     EV("\"created_at\":1,\"kind\":1,\"tags\":[[\"p\",1]],\"content\":\"\""),
     EV("\"created_at\":1,\"kind\":1,\"tags\":[[\"p\",null]],\"content\":\"\""),
     EV("\"created_at\":1,\"kind\":1,\"tags\":[[[\"p\"]]],\"content\":\"\""),
-    EV("\"created_at\":1,\"kind\":1,\"tags\":[],\"content\":1"),         /* content number */
+    EV("\"created_at\":1,\"kind\":1,\"tags\":[],\"content\":1"), /* content number */
     EV("\"created_at\":1,\"kind\":1,\"tags\":[],\"content\":null"),
-    EV("\"created_at\":1,\"kind\":1,\"tags\":[]"),                       /* no content */
-    EV("\"created_at\":1,\"kind\":1,\"content\":\"\""),                  /* no tags */
-    EV("\"kind\":1,\"tags\":[],\"content\":\"\""),                       /* no created_at */
-    EV("\"created_at\":1,\"tags\":[],\"content\":\"\""),                 /* no kind */
+    EV("\"created_at\":1,\"kind\":1,\"tags\":[]"),                           /* no content */
+    EV("\"created_at\":1,\"kind\":1,\"content\":\"\""),                      /* no tags */
+    EV("\"kind\":1,\"tags\":[],\"content\":\"\""),                           /* no created_at */
+    EV("\"created_at\":1,\"tags\":[],\"content\":\"\""),                     /* no kind */
     EV("\"created_at\":1,\"kind\":1,\"tags\":[],\"content\":\"a\\u0000b\""), /* NUL */
     EV("\"created_at\":1,\"kind\":1,\"tags\":[[\"\\u0000\"]],\"content\":\"\""),
     EV("\"created_at\":1,\"kind\":1,\"tags\":[],\"content\":\"raw\ttab\""), /* raw control */
@@ -275,8 +277,8 @@ static const char *const malformed[] = {
     "{" ID "," SIG ",\"created_at\":1,\"kind\":1,\"tags\":[],\"content\":\"\"}",
     "{" ID "," PK ",\"created_at\":1,\"kind\":1,\"tags\":[],\"content\":\"\"}", /* no sig */
     "{" ID "," PK ",\"sig\":\"02fc\",\"created_at\":1,\"kind\":1,\"tags\":[],\"content\":\"\"}",
-    "{" ID ",\"pubkey\":\"611DF01BFCF85C26AE65453B772D8F1DFD25C264621C0277E1FC1518686FAEF9\","
-    SIG ",\"created_at\":1,\"kind\":1,\"tags\":[],\"content\":\"\"}",
+    "{" ID ",\"pubkey\":\"611DF01BFCF85C26AE65453B772D8F1DFD25C264621C0277E1FC1518686FAEF9\"," SIG
+    ",\"created_at\":1,\"kind\":1,\"tags\":[],\"content\":\"\"}",
     "{" ID "," PK "," SIG ",\"created_at\":1,\"kind\":1,\"tags\":[],\"content\":\"\"", /* cut */
 };
 

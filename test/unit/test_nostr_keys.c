@@ -141,14 +141,20 @@ TEST(nostr_keys_example_nsecs)
 TEST(nostr_keys_bech32_invalid)
 {
     static const char *const bad[] = {
-        "pzry9x0s0muk",   "1pzry9x0s0muk", "x1b4n0q5v", "li1dgmt3", "A1G7SGD8",
+        "pzry9x0s0muk",
+        "1pzry9x0s0muk",
+        "x1b4n0q5v",
+        "li1dgmt3",
+        "A1G7SGD8",
         /* valid checksum, mixed case */
         "npub10elfcs4fr0l0r8af98jlmgdh9c8tcxjvz9qkw038js35mp4dma8qzvjpTG",
         /* one character changed */
         "npub10elfcs4fr0l0r8af98jlmgdh9c8tcxjvz9qkw038js35mp4dma8qzvjptq",
         /* truncated */
         "npub10elfcs4fr0l0r8af98jlmgdh9c8tcxjvz9qkw038js35mp4dma8q",
-        "npub1", "", "npub1 0elfcs4fr0l0r8af98jlmgdh9c8tcxjvz9qkw038js35mp4dma8qzvjptg",
+        "npub1",
+        "",
+        "npub1 0elfcs4fr0l0r8af98jlmgdh9c8tcxjvz9qkw038js35mp4dma8qzvjptg",
         /* 'b', 'i', 'o' are not in the charset */
         "npub1b0elfcs4fr0l0r8af98jlmgdh9c8tcxjvz9qkw038js35mp4dma8qzvjptg",
     };
@@ -166,8 +172,8 @@ TEST(nostr_keys_bech32_invalid)
     ASSERT_OK(nip19_decode("A12UEL5L", hrp, sizeof(hrp), data, &n, sizeof(data)));
     ASSERT_STR_EQ(hrp, "a");
     ASSERT_EQ(n, 0);
-    ASSERT_OK(nip19_decode("abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxw", hrp, sizeof(hrp),
-                           data, &n, sizeof(data)));
+    ASSERT_OK(nip19_decode("abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxw", hrp, sizeof(hrp), data,
+                           &n, sizeof(data)));
     ASSERT_STR_EQ(hrp, "abcdef");
     /* NIP-19 lifts BIP-173's 90-character limit (TLV forms are longer). */
     ASSERT_OK(nip19_decode("an84characterslonghumanreadablepartthatcontainsthenumber1andthe"

@@ -85,9 +85,9 @@ TEST(nostr_nip04_malformed_payloads)
         "zJxfaJ32rN5Dg1ODjOlEew==?iv=EV5bUjcc4OX2Km/zPp4n",   /* iv 12 bytes */
         "zJxfaJ32rN5Dg1ODjOlEew==?iv=EV5bUjcc4OX2Km/zPp4ndQ", /* iv unpadded */
         "zJxfaJ32rN5Dg1ODjOlEew==?iv=EV5bUjcc4OX2Km/zPp4ndQ==?iv=x",
-        "?iv=EV5bUjcc4OX2Km/zPp4ndQ==",                       /* empty ciphertext */
-        "zJxfaJ32rN5Dg1ODjOl=?iv=EV5bUjcc4OX2Km/zPp4ndQ==",   /* bad base64 */
-        "zJxfaJ32rN5Dg1ODjOlE?iv=EV5bUjcc4OX2Km/zPp4ndQ==",   /* 15 bytes */
+        "?iv=EV5bUjcc4OX2Km/zPp4ndQ==",                         /* empty ciphertext */
+        "zJxfaJ32rN5Dg1ODjOl=?iv=EV5bUjcc4OX2Km/zPp4ndQ==",     /* bad base64 */
+        "zJxfaJ32rN5Dg1ODjOlE?iv=EV5bUjcc4OX2Km/zPp4ndQ==",     /* 15 bytes */
         "zJxfaJ32rN5Dg1ODjOlEew==?iv=AAAAAAAAAAAAAAAAAAAAAA==", /* wrong iv: bad padding */
         "zJxfaJ32rN5Dg1ODjOlEew== ?iv=EV5bUjcc4OX2Km/zPp4ndQ==",
     };

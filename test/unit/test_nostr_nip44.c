@@ -9,9 +9,8 @@
 /* Official paulmillr/nip44 vectors (sha256 269ed0f6…5040, the checksum printed in 44.md). */
 static cJSON *group(cJSON *root, const char *validity, const char *name)
 {
-    cJSON *g = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "v2"),
-                                                       validity),
-                                   name);
+    cJSON *g =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "v2"), validity), name);
     if (!g)
         TEST_FAIL_("no group %s.%s", validity, name);
     return g;

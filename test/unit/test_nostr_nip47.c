@@ -13,18 +13,72 @@
 #define URI "nostr+walletconnect://" WALLET "?relay=ws%3A%2F%2F127.0.0.1%3A7&secret=" CLIENT_SK
 
 static const char RESP_NIP44[] =
-    "{\"kind\":23195,\"created_at\":1700000000,\"tags\":[[\"e\",\"abababababababababababababababababababababababababababababababab\"],[\"p\",\"466d7fcae563e5cb09a0d1870bb580344804617879a14949cf22285f1bae3f27\"]],\"content\":\"ArHHRejAnrG3fSwj0GHHcgTO7wHwqas8Zqu8F1KKNGREp7wMbgaegN+mErQy75uJYS1obac385gj6SGZWirpUm8nTGD9hfptdga54bxHsxPaPWEeN33/AadjRcS4GeR2EecuGhr2DvAs03Dh3iX8Cp4JlYKxWMDcKPuOASGWLpyjLm7hxjuUbZzUSw8RQZ5UN40VdqbDWgoKCicT6LF7bzIg3USGannDPruQAGg5yhI/NxQhEGq7cxAGX2rhZN5iSKHKAKMwWopESR8ZqPRAEF4KwvX+2RLejQQpjB/NRXYzNmJWq9rlhpXBstsV4DZL7KQh06wDY7Gha71e/8FBaTlT1XnXQTbZmbbgneCC6WXEnK41cXjJUB5tbDbQljhjRrqM/gJ2oRDz4MtrGcqvBTR3L3kQvY0Y70hKgDRx54/6fxw=\",\"pubkey\":\"4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa\",\"id\":\"d1f104ea44db576b7f8e331b8b6a27efb609eb331f996275ce1e4433eac70b3f\",\"sig\":\"34548cdf17fa4c5854e27bf32cd4e14ab7e13bdb07d9ff350a9c4d7351dad8ca4f2c57b76e78c64dac83bffffa8b2322f8c37ea2b46ef5ecac323b8a5dd5eb2d\"}";
+    "{\"kind\":23195,\"created_at\":1700000000,\"tags\":[[\"e\","
+    "\"abababababababababababababababababababababababababababababababab\"],[\"p\","
+    "\"466d7fcae563e5cb09a0d1870bb580344804617879a14949cf22285f1bae3f27\"]],\"content\":"
+    "\"ArHHRejAnrG3fSwj0GHHcgTO7wHwqas8Zqu8F1KKNGREp7wMbgaegN+"
+    "mErQy75uJYS1obac385gj6SGZWirpUm8nTGD9hfptdga54bxHsxPaPWEeN33/"
+    "AadjRcS4GeR2EecuGhr2DvAs03Dh3iX8Cp4JlYKxWMDcKPuOASGWLpyjLm7hxjuUbZzUSw8RQZ5UN40VdqbDWgoKCicT6L"
+    "F7bzIg3USGannDPruQAGg5yhI/NxQhEGq7cxAGX2rhZN5iSKHKAKMwWopESR8ZqPRAEF4KwvX+2RLejQQpjB/"
+    "NRXYzNmJWq9rlhpXBstsV4DZL7KQh06wDY7Gha71e/8FBaTlT1XnXQTbZmbbgneCC6WXEnK41cXjJUB5tbDbQljhjRrqM/"
+    "gJ2oRDz4MtrGcqvBTR3L3kQvY0Y70hKgDRx54/"
+    "6fxw=\",\"pubkey\":\"4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa\","
+    "\"id\":\"d1f104ea44db576b7f8e331b8b6a27efb609eb331f996275ce1e4433eac70b3f\",\"sig\":"
+    "\"34548cdf17fa4c5854e27bf32cd4e14ab7e13bdb07d9ff350a9c4d7351dad8ca4f2c57b76e78c64dac83bffffa8b"
+    "2322f8c37ea2b46ef5ecac323b8a5dd5eb2d\"}";
 static const char RESP_NIP04_ERR[] =
-    "{\"kind\":23195,\"created_at\":1700000000,\"tags\":[[\"e\",\"abababababababababababababababababababababababababababababababab\"]],\"content\":\"EB+tIOjONRbLa0uvSEMYji9IUEq6Xkg6/ddDCiwwR5qpCKImi6j9jbi5auksdWC3hi4MxK4XukG9iaY0pE3sri4ThTQjQFf0OVG7stEsoPDVHTpl99DZ1J+/3abGVmAUcXRRrXj4fR4Udrz6AbfNPNhHYJmIgnlDnFXiZWpcvkM=?iv=Ntg2YREHpFYIkZcqo60m2g==\",\"pubkey\":\"4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa\",\"id\":\"513319010994f8cc3c83a22d2f989c73e701bfa84a8a6e532f678e05e2a7dec5\",\"sig\":\"ff9d8a926f95ccf5b8f48108d1148e51749dd5bb8021cd6359329e442b6c42a38a3c226333865640683d107e0281719c9dd5e056786d6cd63d62cc18fed032d3\"}";
+    "{\"kind\":23195,\"created_at\":1700000000,\"tags\":[[\"e\","
+    "\"abababababababababababababababababababababababababababababababab\"]],\"content\":\"EB+"
+    "tIOjONRbLa0uvSEMYji9IUEq6Xkg6/"
+    "ddDCiwwR5qpCKImi6j9jbi5auksdWC3hi4MxK4XukG9iaY0pE3sri4ThTQjQFf0OVG7stEsoPDVHTpl99DZ1J+/"
+    "3abGVmAUcXRRrXj4fR4Udrz6AbfNPNhHYJmIgnlDnFXiZWpcvkM=?iv=Ntg2YREHpFYIkZcqo60m2g==\",\"pubkey\":"
+    "\"4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa\",\"id\":"
+    "\"513319010994f8cc3c83a22d2f989c73e701bfa84a8a6e532f678e05e2a7dec5\",\"sig\":"
+    "\"ff9d8a926f95ccf5b8f48108d1148e51749dd5bb8021cd6359329e442b6c42a38a3c226333865640683d107e0281"
+    "719c9dd5e056786d6cd63d62cc18fed032d3\"}";
 static const char INFO[] =
-    "{\"kind\":13194,\"created_at\":1700000000,\"tags\":[[\"encryption\",\"nip04 nip44_v2\"],[\"notifications\",\"payment_received payment_sent\"]],\"content\":\"pay_invoice make_invoice lookup_invoice\",\"pubkey\":\"4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa\",\"id\":\"82b1fd242141d409c076e09b487cc52062cd7a7256bbc8ea6d95d9ea49db8daa\",\"sig\":\"3a6d77851ded60f55c149e8b85b32081a56d9d115c62800bddd35d0eb2ffd7a4c00aa7a449b09b1eabf98d9d2d5f3c66c77e4c16f55771b27cbe18bb2c7144e2\"}";
+    "{\"kind\":13194,\"created_at\":1700000000,\"tags\":[[\"encryption\",\"nip04 "
+    "nip44_v2\"],[\"notifications\",\"payment_received payment_sent\"]],\"content\":\"pay_invoice "
+    "make_invoice "
+    "lookup_invoice\",\"pubkey\":"
+    "\"4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa\",\"id\":"
+    "\"82b1fd242141d409c076e09b487cc52062cd7a7256bbc8ea6d95d9ea49db8daa\",\"sig\":"
+    "\"3a6d77851ded60f55c149e8b85b32081a56d9d115c62800bddd35d0eb2ffd7a4c00aa7a449b09b1eabf98d9d2d5f"
+    "3c66c77e4c16f55771b27cbe18bb2c7144e2\"}";
 
 /* Notifications by the same wallet (nostr-tools 2.25.2): payment_received (NIP-44 v2,
  * kind 23197, amount 10000000 msats, payment_hash ab..ab) and payment_sent (NIP-04). */
 static const char NOTIFY_NIP44[] =
-    "{\"kind\":23197,\"created_at\":1700000000,\"tags\":[[\"p\",\"466d7fcae563e5cb09a0d1870bb580344804617879a14949cf22285f1bae3f27\"]],\"content\":\"Ar2/1vKuVbrodUaIcQrpkNPrQl4huR+qfY9OWjGQg1fXUV2cvMnZsqz1Uc6nnIhQlPrhoknoagB7SMkWhfEY/TVHiL7Q9UyScF+LybEM4peHQaMTrSyQ2qRmu0Mj4c+QMttU9oZyByPNJaIbUcTE7g5HX3HlGvV22wV1VVTupVFQRBHWNRcK76scZCIjb0Xq0ybHkkLJ2RTRDZF1s15Cft+ek8nIkjhv86VT9z3sSgKuXceHOAUDub9efDYXk1nq5m0sk/SF0kJTt41fY0N1oV2/Js2p8g8GBbgul78p4DB7FHXs5Jef/ikoQK9mHLDHd+sM0/0W558APHmRfnki1aTnIxAZIufABm2P7tCqyb/4uBgLkNbPwV9TTqhHNrdbQ8h2bXPfUb91vbAYg2ceVeHjR22LOGvcBAZ0rGPWktWCvXX/Jck5c6lc+5yh5bNfefphohaAw2gWGffcytq+btmTnF93XSm7fzSZ/RzLVRx7oJeukLMxJQTyBovTH5narUyQS7WKYNI+gQWdQx+Sco+8G+c8wsEbnefbIhOJCWI21CEyLKcNergnxRYiQa5lpyBsC9KinsGmdDmbsnMclHdybw==\",\"pubkey\":\"4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa\",\"id\":\"7196c0e42dfed0d2a17e51a38b8acf24c07df396f2d68944cd36afc24befc9b7\",\"sig\":\"45b65de0ab2155aebd4291738ffdf8af7d0d71b1b619412ca46bdd46554e527778ebc38dc429420bd2007f964b5e8e53dfe8643feb159c509f840dc2ccfeb4a2\"}";
+    "{\"kind\":23197,\"created_at\":1700000000,\"tags\":[[\"p\","
+    "\"466d7fcae563e5cb09a0d1870bb580344804617879a14949cf22285f1bae3f27\"]],\"content\":\"Ar2/"
+    "1vKuVbrodUaIcQrpkNPrQl4huR+qfY9OWjGQg1fXUV2cvMnZsqz1Uc6nnIhQlPrhoknoagB7SMkWhfEY/"
+    "TVHiL7Q9UyScF+LybEM4peHQaMTrSyQ2qRmu0Mj4c+"
+    "QMttU9oZyByPNJaIbUcTE7g5HX3HlGvV22wV1VVTupVFQRBHWNRcK76scZCIjb0Xq0ybHkkLJ2RTRDZF1s15Cft+"
+    "ek8nIkjhv86VT9z3sSgKuXceHOAUDub9efDYXk1nq5m0sk/SF0kJTt41fY0N1oV2/Js2p8g8GBbgul78p4DB7FHXs5Jef/"
+    "ikoQK9mHLDHd+sM0/0W558APHmRfnki1aTnIxAZIufABm2P7tCqyb/"
+    "4uBgLkNbPwV9TTqhHNrdbQ8h2bXPfUb91vbAYg2ceVeHjR22LOGvcBAZ0rGPWktWCvXX/"
+    "Jck5c6lc+5yh5bNfefphohaAw2gWGffcytq+btmTnF93XSm7fzSZ/"
+    "RzLVRx7oJeukLMxJQTyBovTH5narUyQS7WKYNI+gQWdQx+Sco+8G+"
+    "c8wsEbnefbIhOJCWI21CEyLKcNergnxRYiQa5lpyBsC9KinsGmdDmbsnMclHdybw==\",\"pubkey\":"
+    "\"4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa\",\"id\":"
+    "\"7196c0e42dfed0d2a17e51a38b8acf24c07df396f2d68944cd36afc24befc9b7\",\"sig\":"
+    "\"45b65de0ab2155aebd4291738ffdf8af7d0d71b1b619412ca46bdd46554e527778ebc38dc429420bd2007f964b5e"
+    "8e53dfe8643feb159c509f840dc2ccfeb4a2\"}";
 static const char NOTIFY_NIP04[] =
-    "{\"kind\":23196,\"created_at\":1700000000,\"tags\":[[\"p\",\"466d7fcae563e5cb09a0d1870bb580344804617879a14949cf22285f1bae3f27\"]],\"content\":\"5NOC8JLBukBQchifY7ZieJxQzT3W58XM0EHvDlMGu/IFfQniGr6e4sde7k4JP4Czdw7imU0+kftpHUyB91MeHqDgMpEzAIdkOT+8hZydRRgtDGsEyA5nBxarCW5C/CX/uT5P9PdkLAi2o4Iw+PoZEIcBOSQ1AdVecBVTSPU8Mj6L2M2/OAHltnWUPYvno+aa5rwXmcfZklIQhMklJPIVJgW+yFrwTVZXWiWizu0lM0q6YKtSp+5A7wPRsDvAlSeZ7jnbyN4zm+ZtL4WHS1NER8vryXejFxwEb+E7Z69qa4gMSz0IM18OQlJwJzwXPLGjotr7sDYQrPVQQr55dX1RfEf4hXpU+ZOleOq3tzWcJuqZeW19taOjFdZwtnJdNrpu6KZp41JTqBKO+ldfb/Ge4mh4QnugwaeeMBnFQKhgpa8pMISZmEFk5B2fWyccqxfuvBq3U5RbTvplW05ytnA318jCGheXU1sEfFUnZWoIIeM=?iv=YM5W6aIiXIuoM8vgSAOjtA==\",\"pubkey\":\"4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa\",\"id\":\"6b9edb3c63cc1544095082b548e815e53e7837234852122d572941a6488fe77f\",\"sig\":\"4ddec4ae8c3ebf70d41178df36887a0b6762195f31d2f42cbb8795d34f034e6169c19733b358e4938fe91f5288b26681dbdda0d5b12ab23ac8caa1d7839ecca7\"}";
+    "{\"kind\":23196,\"created_at\":1700000000,\"tags\":[[\"p\","
+    "\"466d7fcae563e5cb09a0d1870bb580344804617879a14949cf22285f1bae3f27\"]],\"content\":"
+    "\"5NOC8JLBukBQchifY7ZieJxQzT3W58XM0EHvDlMGu/"
+    "IFfQniGr6e4sde7k4JP4Czdw7imU0+kftpHUyB91MeHqDgMpEzAIdkOT+8hZydRRgtDGsEyA5nBxarCW5C/CX/"
+    "uT5P9PdkLAi2o4Iw+PoZEIcBOSQ1AdVecBVTSPU8Mj6L2M2/"
+    "OAHltnWUPYvno+aa5rwXmcfZklIQhMklJPIVJgW+yFrwTVZXWiWizu0lM0q6YKtSp+5A7wPRsDvAlSeZ7jnbyN4zm+"
+    "ZtL4WHS1NER8vryXejFxwEb+E7Z69qa4gMSz0IM18OQlJwJzwXPLGjotr7sDYQrPVQQr55dX1RfEf4hXpU+"
+    "ZOleOq3tzWcJuqZeW19taOjFdZwtnJdNrpu6KZp41JTqBKO+ldfb/"
+    "Ge4mh4QnugwaeeMBnFQKhgpa8pMISZmEFk5B2fWyccqxfuvBq3U5RbTvplW05ytnA318jCGheXU1sEfFUnZWoIIeM=?iv="
+    "YM5W6aIiXIuoM8vgSAOjtA==\",\"pubkey\":"
+    "\"4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa\",\"id\":"
+    "\"6b9edb3c63cc1544095082b548e815e53e7837234852122d572941a6488fe77f\",\"sig\":"
+    "\"4ddec4ae8c3ebf70d41178df36887a0b6762195f31d2f42cbb8795d34f034e6169c19733b358e4938fe91f5288b2"
+    "6681dbdda0d5b12ab23ac8caa1d7839ecca7\"}";
 
 static void load(struct nostr_event *ev, const char *json)
 {

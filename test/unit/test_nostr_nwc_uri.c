@@ -27,8 +27,8 @@ static const struct {
     {"nostr+walletconnect://" WPK "?relay=wss://r.example&unknown=1&&secret=" SEC "#frag", 1,
      "wss://r.example", NULL, NULL},
     {"nostr+walletconnect://" WPK "?relay=wss://r.example&secret="
-     "nsec1w8udu59ydjvedgs3yv5qccshcj8k05fh3l60k9x57asjrqdpa00qkmr89m", 1,
-     "wss://r.example", NULL, NULL},
+     "nsec1w8udu59ydjvedgs3yv5qccshcj8k05fh3l60k9x57asjrqdpa00qkmr89m",
+     1, "wss://r.example", NULL, NULL},
 };
 
 TEST(nostr_nwc_uri_valid_table)
@@ -71,9 +71,11 @@ static const struct {
     {"nostr+walletconnect://" WPK "00?relay=wss://r&secret=" SEC,
      "wallet pubkey is not 64 hex characters"},
     {"nostr+walletconnect://zz89ff5b1513b641e2a139f661a661364979c5beee91842f8f0ef42ab558e9d4"
-     "?relay=wss://r&secret=" SEC, "wallet pubkey is not a valid public key"},
+     "?relay=wss://r&secret=" SEC,
+     "wallet pubkey is not a valid public key"},
     {"nostr+walletconnect://eefdea4cdb677750a420fee807eacf21eb9898ae79b9768766e4faa04a2d4a34"
-     "?relay=wss://r&secret=" SEC, "wallet pubkey is not a valid public key"}, /* off-curve */
+     "?relay=wss://r&secret=" SEC,
+     "wallet pubkey is not a valid public key"}, /* off-curve */
     {"nostr+walletconnect://" WPK, "missing query (relay and secret)"},
     {"nostr+walletconnect://" WPK "?secret=" SEC, "no relay in connection URI"},
     {"nostr+walletconnect://" WPK "?relay=&secret=" SEC, "relay is not a ws:// or wss:// URL"},
@@ -82,7 +84,8 @@ static const struct {
     {"nostr+walletconnect://" WPK "?relay=wss%3A%2F%2F&secret=" SEC,
      "relay is not a ws:// or wss:// URL"},
     {"nostr+walletconnect://" WPK "?relay=wss://r", "missing secret in connection URI"},
-    {"nostr+walletconnect://" WPK "?relay=wss://r&secret=", "secret is not a valid 64-hex or nsec secret key"},
+    {"nostr+walletconnect://" WPK "?relay=wss://r&secret=",
+     "secret is not a valid 64-hex or nsec secret key"},
     {"nostr+walletconnect://" WPK "?relay=wss://r&secret=71a8c14c",
      "secret is not a valid 64-hex or nsec secret key"},
     {"nostr+walletconnect://" WPK "?relay=wss://r&secret="

@@ -8,7 +8,7 @@
 
 static void add3(struct nostr_event *ev, const char *a, const char *b, const char *c)
 {
-    const char *v[3] = { a, b, c };
+    const char *v[3] = {a, b, c};
     nostr_event_add_tag(ev, c ? 3 : 2, v);
 }
 
@@ -20,7 +20,7 @@ TEST(discover_relay_tags_10050)
     add3(&ev, "relay", "wss://a.example", NULL);
     add3(&ev, "relay", "wss://a.example", NULL); /* duplicate */
     add3(&ev, "relay", "https://not-ws.example", NULL);
-    add3(&ev, "r", "wss://r-tag.example", NULL);   /* other tag name */
+    add3(&ev, "r", "wss://r-tag.example", NULL); /* other tag name */
     add3(&ev, "relay", "ws://127.0.0.1:7777", NULL);
     size_t n = discover_tag_urls(&ev, "relay", out, DISCOVER_MAX_RELAYS);
     ASSERT_EQ(n, 2);

@@ -16,10 +16,22 @@ struct step {
     int64_t wait;
 };
 
-#define A(t, want, st) {'a', t, 0, 0, want, st, -1}
-#define O(t, relay, probe, opened, st, wait) {'o', t, relay, probe, opened, st, wait}
-#define K(t, relay, probe) {'k', t, relay, probe, 0, BREAKER_CLOSED, 0}
-#define X(t) {'x', t, 0, 0, 0, -1, -1}
+#define A(t, want, st)                                                                             \
+    {                                                                                              \
+        'a', t, 0, 0, want, st, -1                                                                 \
+    }
+#define O(t, relay, probe, opened, st, wait)                                                       \
+    {                                                                                              \
+        'o', t, relay, probe, opened, st, wait                                                     \
+    }
+#define K(t, relay, probe)                                                                         \
+    {                                                                                              \
+        'k', t, relay, probe, 0, BREAKER_CLOSED, 0                                                 \
+    }
+#define X(t)                                                                                       \
+    {                                                                                              \
+        'x', t, 0, 0, 0, -1, -1                                                                    \
+    }
 
 /* threshold 3, window 100 ms doubling up to 400 ms */
 static const struct {
@@ -44,9 +56,9 @@ static const struct {
       A(101, BREAKER_WAIT, BREAKER_HALF_OPEN)}},
     {"failed probes double the window up to the cap",
      {O(0, 1, 0, 0, -1, -1), O(0, 2, 0, 0, -1, -1), O(0, 3, 0, 1, BREAKER_OPEN, 100),
-      A(100, BREAKER_PROBE, -1), O(110, 1, 1, 1, BREAKER_OPEN, 200),
-      A(310, BREAKER_PROBE, -1), O(310, 2, 1, 1, BREAKER_OPEN, 400),
-      A(710, BREAKER_PROBE, -1), O(710, 3, 1, 1, BREAKER_OPEN, 400)}},
+      A(100, BREAKER_PROBE, -1), O(110, 1, 1, 1, BREAKER_OPEN, 200), A(310, BREAKER_PROBE, -1),
+      O(310, 2, 1, 1, BREAKER_OPEN, 400), A(710, BREAKER_PROBE, -1),
+      O(710, 3, 1, 1, BREAKER_OPEN, 400)}},
     {"a probe that succeeds closes it and resets the window",
      {O(0, 1, 0, 0, -1, -1), O(0, 2, 0, 0, -1, -1), O(0, 3, 0, 1, -1, -1),
       A(100, BREAKER_PROBE, -1), O(110, 1, 1, 1, BREAKER_OPEN, 200), A(310, BREAKER_PROBE, -1),
@@ -99,9 +111,9 @@ TEST(breaker_counts_opens_and_classifies_answers)
         long status;
         int outage;
     } answers[] = {
-        {0, 200, 0},    {0, 201, 0},    {0, 404, 0}, {0, 409, 0}, {0, 400, 0}, {0, 401, 0},
-        {0, 429, 1},    {0, 408, 1},    {0, 500, 1},    {0, 502, 1}, {0, 503, 1}, {-110, 0, 1}, /* timeout */
-        {-111, 0, 1}, /* refused */
+        {0, 200, 0},  {0, 201, 0}, {0, 404, 0}, {0, 409, 0}, {0, 400, 0},  {0, 401, 0}, {0, 429, 1},
+        {0, 408, 1},  {0, 500, 1}, {0, 502, 1}, {0, 503, 1}, {-110, 0, 1}, /* timeout */
+        {-111, 0, 1},                                                      /* refused */
     };
     for (size_t i = 0; i < ARRAY_SIZE(answers); i++)
         ASSERT_EQ(breaker_is_outage(answers[i].err, answers[i].status), answers[i].outage);

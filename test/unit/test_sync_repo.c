@@ -79,8 +79,8 @@ static int work_fail(sqlite3 *conn, void *arg)
     for (int i = 0; i < 7; i++) {
         int attempts = 0;
         int64_t delay = 0;
-        ASSERT_OK(repo_sync_fail(conn, "r1", "zooid POST: HTTP 500", 1000, 30000, 900000,
-                                 &attempts, &delay));
+        ASSERT_OK(repo_sync_fail(conn, "r1", "zooid POST: HTTP 500", 1000, 30000, 900000, &attempts,
+                                 &delay));
         ASSERT_EQ(attempts, i + 1);
         ASSERT_EQ(delay, delays[i]);
         ASSERT_EQ(col_int(conn, "SELECT sync_next_at FROM relay"), 1000 + delays[i] / 1000);
@@ -178,7 +178,7 @@ static int work_fail_permanent(sqlite3 *conn, void *arg)
     ASSERT_EQ(col_int(conn, "SELECT count(*) FROM activity WHERE activity_type = "
                             "'fail_relay_sync'"),
               1);
-    ASSERT_EQ(due_count(conn, 100000), 0); /* never picked up again by itself */
+    ASSERT_EQ(due_count(conn, 100000), 0);        /* never picked up again by itself */
     ASSERT_OK(repo_relay_mark_dirty(conn, "r1")); /* an API change or an admin resync */
     ASSERT_EQ(due_count(conn, 1000), 1);
     return 0;

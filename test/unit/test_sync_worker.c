@@ -210,17 +210,19 @@ static int64_t q_int(struct h *h, const char *fmt, ...)
 
 static void add_relay(struct h *h, const char *id, int created)
 {
-    sql(h, "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, created_at, "
-           "updated_at, sync_created) VALUES ('%s', '" TENANT "', '%s', '%s', '%064d', 'free', "
-           "1, 1, %d)",
+    sql(h,
+        "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, created_at, "
+        "updated_at, sync_created) VALUES ('%s', '" TENANT "', '%s', '%s', '%064d', 'free', "
+        "1, 1, %d)",
         id, id, id, 7, created);
 }
 
 /* What an API write does: change the row, mark it dirty (repo_relay_mark_dirty), kick. */
 static void change_relay(struct h *h, const char *id)
 {
-    sql(h, "UPDATE relay SET info_name = info_name || 'x', synced = 0, "
-           "sync_version = sync_version + 1, sync_attempts = 0, sync_next_at = 0 WHERE id = '%s'",
+    sql(h,
+        "UPDATE relay SET info_name = info_name || 'x', synced = 0, "
+        "sync_version = sync_version + 1, sync_attempts = 0, sync_next_at = 0 WHERE id = '%s'",
         id);
     sync_worker_kick(h->app.sync, id);
 }

@@ -179,8 +179,8 @@ TEST(zooid_patch_diff_carries_only_what_changed)
     } cases[] = {
         {"{\"a\":1,\"info\":{\"name\":\"N\",\"icon\":\"\"}}",
          "{\"a\":1,\"info\":{\"name\":\"N\",\"icon\":\"\"}}", "{}", 0},
-        {"{\"a\":2,\"info\":{\"name\":\"N\"}}", "{\"a\":1,\"info\":{\"name\":\"N\"}}",
-         "{\"a\":2}", 1},
+        {"{\"a\":2,\"info\":{\"name\":\"N\"}}", "{\"a\":1,\"info\":{\"name\":\"N\"}}", "{\"a\":2}",
+         1},
         {"{\"info\":{\"name\":\"M\",\"icon\":\"i\"}}", "{\"info\":{\"name\":\"N\",\"icon\":\"i\"}}",
          "{\"info\":{\"name\":\"M\"}}", 1},
         /* livekit turned off: null, which zooid's merge deletes */
@@ -240,8 +240,7 @@ TEST(zooid_classify_sorts_answers)
         {"POST", 429, "", ZOOID_RETRY},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
-        ASSERT_EQ(zooid_classify(cases[i].method, cases[i].status, cases[i].error),
-                  cases[i].want);
+        ASSERT_EQ(zooid_classify(cases[i].method, cases[i].status, cases[i].error), cases[i].want);
 }
 
 TEST(zooid_error_text_is_redacted_printable_and_capped)

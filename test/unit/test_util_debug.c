@@ -47,7 +47,7 @@ static void pool_assert_on_the_loop_thread(void)
 static void bad_transition(void)
 {
     static const unsigned next[] = {[0] = 1u << 1, [1] = 0};
-    (void)next; /* read only by the assertions */
+    (void)next;                          /* read only by the assertions */
     DEBUG_ASSERT_TRANSITION(next, 0, 1); /* allowed */
     DEBUG_ASSERT_TRANSITION(next, 1, 0); /* not allowed */
 }
@@ -56,8 +56,8 @@ static void bad_transition(void)
  * of the release build. */
 TEST(debug_assertions_fire_only_when_enabled)
 {
-    void (*const cases[])(void) = {loop_assert_from_another_thread,
-                                   pool_assert_on_the_loop_thread, bad_transition};
+    void (*const cases[])(void) = {loop_assert_from_another_thread, pool_assert_on_the_loop_thread,
+                                   bad_transition};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         if (aborts(cases[i]) != CARAVEL_ASSERTS)
             TEST_FAIL_("case %zu: abort %s expected", i, CARAVEL_ASSERTS ? "" : "not");

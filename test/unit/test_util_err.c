@@ -41,8 +41,8 @@ TEST(err_libuv_codes_pass_through)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         ASSERT_STR_EQ(err_name(cases[i].code), cases[i].name);
-        ASSERT_STR_EQ(err_str(cases[i].code), cases[i].desc ? cases[i].desc
-                                                            : uv_strerror(cases[i].code));
+        ASSERT_STR_EQ(err_str(cases[i].code),
+                      cases[i].desc ? cases[i].desc : uv_strerror(cases[i].code));
     }
     /* An unknown code still gets a name (libuv's "Unknown system error"), never NULL. */
     ASSERT_NOT_NULL(err_name(-29999));
