@@ -167,6 +167,9 @@ test('refusals before any call: management off 409, unknown relay 404; unreachab
   const inactive = await api('GET', `/relays/${relay.id}/invites`)
   assert.deepEqual([inactive.status, inactive.json.code], [409, 'relay-inactive'])
   await ok('POST', `/relays/${relay.id}/activate`, {})
+  // The next test needs zooid serving the relay again: the activation reaches zooid through
+  // the sync worker after the answer (a run once met zooid's 404 for the still-inactive relay).
+  await zooid.waitFor(() => zooid.configs.get(relay.id)?.inactive === false, 20000, 'zooid serving the relay again')
 })
 
 test('a relay that never answers is a 502 after the 15 s timeout, not a hang', async () => {
