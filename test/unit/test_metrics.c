@@ -459,6 +459,8 @@ TEST_TIMEOUT(metrics_loop_stall_gauges_see_a_busy_callback, 30)
     ASSERT_LE(ls.cpu[0], ls.wall[0] + 1);
     ASSERT_GE(ls.over50[0], 1);
     ASSERT_LT(ls.cpu[1], 59); /* the spin is not counted again */
-    ASSERT_EQ(ls.over50[1], ls.over50[0]);
+    /* A counter: it never goes back. Not "equal": on a loaded machine the scheduler can
+     * take the loop away for more than 50 ms between two scrapes, and that is a stall too. */
+    ASSERT_GE(ls.over50[1], ls.over50[0]);
     ASSERT_OK(uv_loop_close(&loop));
 }
