@@ -179,4 +179,6 @@ void http_server_stats(const struct http_server *srv, struct http_server_stats *
     out->accept_errors = srv->shed[SHED_ACCEPT_ERROR];
     out->body_overloaded = srv->shed[SHED_BODY_BUDGET];
     out->slow_readers = srv->shed[SHED_SLOW_READER];
+    out->request_bytes = srv->req_buffered;
+    out->response_bytes = srv->resp_queued;
 }

@@ -103,6 +103,10 @@ struct http_server_stats {
     uint64_t accept_errors;    /* accept failed (the fd limit: EMFILE, ENFILE) */
     uint64_t body_overloaded;  /* bodies refused 503: the request buffer was full */
     uint64_t slow_readers;     /* closed: their unread responses passed the response cap */
+    size_t request_bytes;      /* request bytes held now, all connections (the
+                                * HTTP_REQUEST_BUFFER budget) */
+    size_t response_bytes;     /* response bytes queued and not yet read by the clients (the
+                                * HTTP_RESPONSE_BUFFER budget) */
 };
 
 /* Case-insensitive lookup of a request header; borrowed or NULL. */

@@ -264,6 +264,11 @@ static const struct gauge_row {
     GAUGE(outbox_queued, "caravel_outbox_queued_messages",
           "DMs queued in the outbox (refreshed periodically)."),
     GAUGE(relay_connections, "caravel_relay_connections", "Nostr relay connections open."),
+    GAUGE(http_request_bytes, "caravel_http_request_buffer_bytes",
+          "Request bytes the API holds now, all connections (HTTP_REQUEST_BUFFER caps them)."),
+    GAUGE(http_response_bytes, "caravel_http_response_buffer_bytes",
+          "Response bytes queued for clients that have not read them yet (HTTP_RESPONSE_BUFFER "
+          "caps them)."),
 };
 #undef GAUGE
 #undef COUNTER

@@ -31,6 +31,8 @@
  *   http_connections                            gauge, http_server_stats(app->http)
  *   http_shed_total{reason}                     counter, same source: connections and
  *                                               bodies shed to stay within the limits
+ *   http_request_buffer_bytes                   gauge, same source: request bytes held
+ *   http_response_buffer_bytes                  gauge, same source: responses not yet read
  *   process_start_time_seconds                  gauge
  *   <name>{labels}                              counters registered by metrics_inc (billing)
  * A gauge whose service is disabled (NULL in struct app) is omitted. */
@@ -70,6 +72,8 @@ struct metrics_gauges {
     /* 1 while the database cannot save writes (full, read-only, file deleted), else 0; the
      * reason is in GET /healthz and the log. */
     int64_t db_storage_degraded;
+    /* Bytes held against HTTP_REQUEST_BUFFER / HTTP_RESPONSE_BUFFER (< 0: no API server). */
+    int64_t http_request_bytes, http_response_bytes;
 };
 
 /* A registry without a listener (unit tests, or before metrics_start). Free with

@@ -81,7 +81,7 @@ static void sample_gauges(const struct app *app, struct metrics_gauges *g, int64
     g->sync_backlog = g->sync_breaker_state = g->sync_breaker_opens = -1;
     g->outbox_queued = app->db ? outbox : -1;
     g->relay_connections = app->pool ? (int64_t)relay_pool_connected(app->pool) : -1;
-    g->http_connections = -1;
+    g->http_connections = g->http_request_bytes = g->http_response_bytes = -1;
     if (app->http) {
         struct http_server_stats hs;
         http_server_stats(app->http, &hs);
@@ -89,6 +89,8 @@ static void sample_gauges(const struct app *app, struct metrics_gauges *g, int64
         uint64_t shed[METRICS_HTTP_SHED] = {hs.evicted,       hs.refused_per_addr, hs.refused_full,
                                             hs.accept_errors, hs.body_overloaded,  hs.slow_readers};
         memcpy(g->http_shed, shed, sizeof(shed));
+        g->http_request_bytes = (int64_t)hs.request_bytes;
+        g->http_response_bytes = (int64_t)hs.response_bytes;
     }
     app_sample(app, g);
 }

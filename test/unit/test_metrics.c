@@ -60,7 +60,9 @@ TEST(metrics_exposition_exact_text)
                                .loop_stall_max_ms = -1,
                                .loop_stalls_over_50ms = -1,
                                .loop_stall_cpu_max_ms = -1,
-                               .db_storage_degraded = -1};
+                               .db_storage_degraded = -1,
+                               .http_request_bytes = -1,
+                               .http_response_bytes = -1};
     char *s = without_start_time(render(m, &g));
     const char *want =
         "# HELP caravel_http_requests_total API requests answered, by route pattern and status.\n"
@@ -223,27 +225,33 @@ TEST(metrics_exposition_is_well_formed)
                                .loop_stall_max_ms = -1,
                                .loop_stalls_over_50ms = -1,
                                .loop_stall_cpu_max_ms = -1,
-                               .db_storage_degraded = -1};
+                               .db_storage_degraded = -1,
+                               .http_request_bytes = -1,
+                               .http_response_bytes = -1};
     char *s = render(m, &g);
     int samples = 0;
     ASSERT_EQ(check_exposition(s, &samples), 0);
     /* 4 routes x 7 statuses, 4 x (13 buckets + sum + count), 7 gauges, 2 counters */
     ASSERT_EQ(samples, 28 + 4 * 15 + 7 + 2);
     free(s);
-    /* With the HTTP server's figures: one gauge and six shed counters more. */
+    /* With the HTTP server's figures: three gauges and six shed counters more. */
     g.http_connections = 12;
     g.http_shed[1] = 3;
+    g.http_request_bytes = 50000;
+    g.http_response_bytes = 0;
     s = render(m, &g);
     ASSERT_EQ(check_exposition(s, &samples), 0);
-    ASSERT_EQ(samples, 28 + 4 * 15 + 7 + 2 + 7);
+    ASSERT_EQ(samples, 28 + 4 * 15 + 7 + 2 + 9);
     ASSERT(strstr(s, "caravel_http_connections 12\n"));
+    ASSERT(strstr(s, "caravel_http_request_buffer_bytes 50000\n"));
+    ASSERT(strstr(s, "caravel_http_response_buffer_bytes 0\n"));
     free(s);
     /* With the sync worker's breaker: a gauge and a counter more. */
     g.sync_breaker_state = 1;
     g.sync_breaker_opens = 2;
     s = render(m, &g);
     ASSERT_EQ(check_exposition(s, &samples), 0);
-    ASSERT_EQ(samples, 28 + 4 * 15 + 7 + 2 + 7 + 2);
+    ASSERT_EQ(samples, 28 + 4 * 15 + 7 + 2 + 9 + 2);
     ASSERT(strstr(s, "# TYPE caravel_sync_breaker_state gauge\ncaravel_sync_breaker_state 1\n"));
     ASSERT(strstr(s, "# TYPE caravel_sync_breaker_opens_total counter\n"
                      "caravel_sync_breaker_opens_total 2\n"));
