@@ -15,8 +15,22 @@ const char *const relay_flag_names[RF_COUNT] = {
     "blossom_enabled",    "livekit_enabled",         "push_enabled",
 };
 
+/* `synced` as a client sees it: zooid accepted the current config (relay.synced, written by the
+ * sync worker) and, for an active relay, the relay confirmed every active entry of the operator's
+ * block list (rows want = 1, applied = 1 of blocklist_relay: one per active entry once applied).
+ * So a new or reactivated relay is reported synced only once it holds the operator's bans; the
+ * block-list worker can only send them after zooid serves the relay, i.e. after relay.synced.
+ * A relay with management turned off cannot take them (zooid answers NIP-86 only with it on):
+ * it is synced without them. */
+#define RELAY_SYNCED                                                                               \
+    "(synced AND (status != 'active' OR NOT management_enabled OR (SELECT count(*)"                \
+    " FROM blocklist_relay b"                                                                      \
+    " WHERE b.relay_id = relay.id AND b.want = 1 AND b.applied = 1) >="                            \
+    " (SELECT count(*) FROM blocklist e WHERE e.state = 'active')))"
+
 #define RELAY_COLS                                                                                 \
-    "id, tenant, subdomain, schema, plan, status, synced, sync_error, info_name, info_icon, "      \
+    "id, tenant, subdomain, schema, plan, status, " RELAY_SYNCED ", sync_error, info_name, "       \
+    "info_icon, "                                                                                  \
     "info_description, policy_public_join, policy_strip_signatures, groups_enabled, "              \
     "management_enabled, blossom_enabled, livekit_enabled, push_enabled, created_at, updated_at,"  \
     " moderators, members_count"

@@ -152,6 +152,47 @@ test('an entry reaches 50 relays (one down meanwhile, one created after), wins o
   assert.ok(acts.some((a) => a.activity_type === 'unblock_pubkey' && a.resource_id === target))
 })
 
+// The block list reaches a relay only once zooid serves it, i.e. after the sync; the API must
+// still not report the relay synced before it holds every entry (slow NIP-86 answers widen the
+// window a premature "synced" would show in).
+async function firstSynced(id) {
+  const end = Date.now() + 30000
+  for (;;) {
+    const r = await ok('GET', `/relays/${id}`, undefined, ownerKey)
+    if (r.synced) return r
+    assert.ok(Date.now() < end, `relay ${id} synced`)
+    await new Promise((res) => setTimeout(res, 15))
+  }
+}
+
+test('a new or reactivated relay is reported synced only once it holds every block-list entry', async () => {
+  const targets = [0, 1, 2].map(() => getPublicKey(generateSecretKey()))
+  for (const pk of targets) await ok('POST', '/blocklist', { pubkey: pk, reason: 'spam' })
+  await zooid.waitFor(() => targets.every((pk) => bannedOn(pk).length === relays.length), 60000, 'entries rolled out')
+  zooid.rpcDelayMs = 300
+  try {
+    const fresh = await newRelay()
+    assert.equal(fresh.synced, false)
+    await firstSynced(fresh.id)
+    assert.deepEqual(targets.filter((pk) => !zooid.bans(fresh.id).has(pk)), [], 'every entry banned when first reported synced')
+
+    // Deactivated, an entry added meanwhile, reactivated: synced again only with that entry too.
+    await ok('POST', `/relays/${fresh.id}/deactivate`, undefined, ownerKey)
+    await zooid.waitFor(() => zooid.configs.get(fresh.id)?.inactive, 30000, 'zooid stopped serving it')
+    const later = getPublicKey(generateSecretKey())
+    await ok('POST', '/blocklist', { pubkey: later, reason: 'spam' })
+    const back = await ok('POST', `/relays/${fresh.id}/activate`, undefined, ownerKey)
+    assert.equal(back.synced, false)
+    await firstSynced(fresh.id)
+    assert.ok(zooid.bans(fresh.id).has(later), 'the entry added while it was inactive is banned when reported synced')
+    targets.push(later)
+  } finally {
+    zooid.rpcDelayMs = 0
+  }
+  for (const pk of targets) await ok('DELETE', `/blocklist/${pk}`)
+  await zooid.waitFor(() => targets.every((pk) => bannedOn(pk).length === 0), 60000, 'lifted again')
+})
+
 test('kill -9 during a rollout, restart: every relay banned; only calls in flight at the kill are sent again', async () => {
   const target = getPublicKey(generateSecretKey())
   zooid.rpcDelayMs = 40 // a rollout long enough to be interrupted
