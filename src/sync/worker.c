@@ -19,15 +19,14 @@
  * it means for the relay; pump() starts nothing while the breaker is open, one probe when
  * half-open. Relays come from kicks, retries and the due query (load_due), which runs at
  * start-up, on the reconcile tick, and from pump() when the ready queue runs short after a
- * full batch. */
-#include "nostr/nip98.h"
+ * full batch.
+ *
+ * This file: the entries, the ready queue, retries, pump, kicks, reconcile, start and stop. One
+ * sync's requests and their outcome (and the members request) are in request.c. */
 #include "sync/worker.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <uv.h>
 
@@ -35,90 +34,17 @@
 #include "db/db.h"
 #include "metrics/metrics.h"
 #include "sync/breaker.h"
+#include "sync/internal.h"
 #include "sync/repo.h"
 #include "net/fetch.h"
-#include "nostr/hex.h"
-#include "util/buf.h"
 #include "util/clock.h"
 #include "util/heap.h"
 #include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
-#include "sync/zooid.h"
-
-#define SYNC_MAX_IN_FLIGHT 8
-#define SYNC_MAX_ATTEMPTS 6
-#define SYNC_RETRY_BASE_MS 30000 /* 30 s x 2^(n-1) ... */
-#define SYNC_RETRY_CAP_MS 900000 /* ... capped at 15 min */
-#define SYNC_TIMEOUT_MS 15000
-#define SYNC_RECONCILE_MS 60000
-#define SYNC_BATCH 1000 /* due relays loaded by one query */
-/* Ready queue this short: load the next batch. */
-#define SYNC_LOW_WATER (2 * SYNC_MAX_IN_FLIGHT)
-#define SYNC_MAX_STEPS 4      /* PATCH -> POST -> PUT is the longest chain */
-#define SYNC_MIN_BUCKETS 1024 /* the table doubles past one entry per bucket */
-#define SYNC_BREAKER_THRESHOLD SYNC_MAX_IN_FLIGHT
-#define SYNC_BREAKER_BASE_MS 2000 /* open window: 2 s, doubling per failed probe ... */
-#define SYNC_BREAKER_CAP_MS 60000 /* ... up to 1 min */
-#define SYNC_ERROR_MAX 400        /* "zooid M: HTTP n " + zooid's text (<= 200) + a hint */
-
-struct entry {
-    struct sync_worker *in;
-    struct entry *hnext; /* hash chain */
-    struct entry *qnext; /* ready queue */
-    char *id;
-    int in_flight, again, queued;
-    int probe;             /* this sync is the breaker's probe */
-    uint64_t breaker_mark; /* the breaker's per-relay word (counted once per streak) */
-    uint64_t retry_at;     /* clock_mono_ms() of the next try asked for by the sync that
-                            * is ending (0 = none); finish() moves it into the heap */
-    struct heap_node wait; /* in the worker's waits while waiting for a retry */
-    /* The sync in flight. */
-    struct sync_relay relay;
-    char *state; /* relay's ZOOID_BODY_STATE: recorded as sync_config when zooid accepts it */
-    const char *method;
-    int steps;
-};
-
-struct sync_worker {
-    struct app *app;
-    struct fetch *fetch;
-    struct nostr_keypair key;
-    uv_timer_t reconcile, wake, reopen;
-    struct heap waits; /* entries waiting for a retry, by retry time; `wake` fires at the min */
-    struct entry **buckets;
-    size_t n_buckets;
-    struct entry *ready_head, *ready_tail;
-    size_t n_entries, n_ready, active;
-    struct breaker breaker;
-    int reconciling, stopping, pumping;
-    int more_due; /* the last batch was full and brought new relays: more may be due */
-    size_t batch;
-    size_t pending_closes;
-    int64_t retry_base_ms, retry_cap_ms, reconcile_ms;
-    long timeout_ms;
-    void (*stop_cb)(void *arg);
-    void *stop_arg;
-};
-
-/* A db job of one entry (load, complete, fail) or of the reconcile pass (e == NULL). */
-struct job {
-    struct sync_worker *in;
-    struct entry *e;
-    char *id;
-    int64_t version, now;
-    char *error, *config;
-    int stale, attempts, permanent;
-    long status; /* zooid's answer, for a permanent failure's metric */
-    int64_t delay_ms;
-    char **ids;
-    size_t n_ids;
-};
 
 static void pump(struct sync_worker *in);
-static void send_step(struct entry *e, const char *method);
 static void maybe_stopped(struct sync_worker *in);
-static void on_breaker_reopen(uv_timer_t *t);
 
 /* ---- entries -------------------------------------------------------------------------- */
 
@@ -267,7 +193,7 @@ static void on_wake(uv_timer_t *t)
 /* ---- one sync ------------------------------------------------------------------------- */
 
 /* The sync of e is over (whatever the outcome): free its slot, decide what comes next. */
-static void finish(struct entry *e)
+void sw_finish(struct entry *e)
 {
     struct sync_worker *in = e->in;
     DEBUG_ASSERT(e->in_flight && !e->queued);
@@ -296,7 +222,7 @@ static void finish(struct entry *e)
     pump(in);
 }
 
-static struct job *job_new(struct sync_worker *in, struct entry *e)
+struct job *sw_job_new(struct sync_worker *in, struct entry *e)
 {
     struct job *j = xcalloc(1, sizeof(*j));
     j->in = in;
@@ -306,7 +232,7 @@ static struct job *job_new(struct sync_worker *in, struct entry *e)
     return j;
 }
 
-static void job_free(struct job *j)
+void sw_job_free(struct job *j)
 {
     for (size_t i = 0; i < j->n_ids; i++)
         free(j->ids[i]);
@@ -315,328 +241,6 @@ static void job_free(struct job *j)
     free(j->config);
     free(j->id);
     free(j);
-}
-
-/* A db job could not even be queued: try again after the base delay, in memory only. */
-static void retry_later(struct entry *e, int rc)
-{
-    LOG_WARN("sync: relay %s: database unavailable (%s), retrying", e->id, err_name(rc));
-    e->retry_at = clock_mono_ms() + (uint64_t)e->in->retry_base_ms;
-    finish(e);
-}
-
-static int fail_work(sqlite3 *conn, void *arg)
-{
-    struct job *j = arg;
-    return repo_sync_fail(conn, j->id, j->error, j->now, j->in->retry_base_ms, j->in->retry_cap_ms,
-                          &j->attempts, &j->delay_ms);
-}
-
-static void on_failed(int status, void *arg)
-{
-    struct job *j = arg;
-    struct entry *e = j->e;
-    if (status != 0) {
-        LOG_ERROR("sync: relay %s: could not record the failure (%s)", e->id, err_name(status));
-        e->retry_at = clock_mono_ms() + (uint64_t)j->in->retry_base_ms;
-    } else if (j->attempts < SYNC_MAX_ATTEMPTS) {
-        e->retry_at = clock_mono_ms() + (uint64_t)j->delay_ms;
-        LOG_INFO("sync: relay %s: attempt %d failed, retry in %lld ms", e->id, j->attempts,
-                 (long long)j->delay_ms);
-    } else {
-        LOG_WARN("sync: relay %s: %d attempts failed, waiting for POST /relays/%s/sync", e->id,
-                 j->attempts, e->id);
-    }
-    job_free(j);
-    finish(e);
-}
-
-__attribute__((format(printf, 2, 3))) static void fail(struct entry *e, const char *fmt, ...)
-{
-    struct job *j = job_new(e->in, e);
-    struct buf b;
-    va_list ap;
-    buf_init(&b, SYNC_ERROR_MAX);
-    va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap); /* too long: stays empty, replaced below */
-    va_end(ap);
-    if (!b.len)
-        buf_printf(&b, "zooid %s failed", e->method);
-    j->error = buf_take(&b, NULL);
-    LOG_WARN("sync: relay %s: %s", e->id, j->error);
-    int rc = db_write(e->in->app->db, DB_CRASH_SAFE, fail_work, on_failed, j);
-    if (rc != 0) {
-        job_free(j);
-        retry_later(e, rc);
-    }
-}
-
-static int fail_permanent_work(sqlite3 *conn, void *arg)
-{
-    struct job *j = arg;
-    return repo_sync_fail_permanent(conn, j->id, j->error, j->now, SYNC_MAX_ATTEMPTS);
-}
-
-static void on_failed_permanent(int status, void *arg)
-{
-    struct job *j = arg;
-    struct entry *e = j->e;
-    if (status != 0) {
-        LOG_ERROR("sync: relay %s: could not record the failure (%s)", e->id, err_name(status));
-        e->retry_at = clock_mono_ms() + (uint64_t)j->in->retry_base_ms;
-    } else {
-        char labels[32];
-        snprintf(labels, sizeof(labels), "status=\"%ld\"", j->status);
-        metrics_inc(j->in->app->metrics, "caravel_sync_permanent_failures_total", labels);
-        LOG_ERROR("sync: relay %s: %s; not retried until the relay changes or an admin calls "
-                  "POST /relays/%s/sync",
-                  e->id, j->error, e->id);
-    }
-    job_free(j);
-    finish(e);
-}
-
-/* What an operator checks after a permanent refusal (OPERATIONS.md, "Connecting to zooid"). */
-static const char *permanent_hint(long status)
-{
-    switch (status) {
-    case 409:
-        return "another zooid relay has it";
-    case 401:
-        return "check that ZOOID_API_URL's host:port is zooid's API_HOST, X-Forwarded-Proto "
-               "and the clocks";
-    case 403:
-        return "ZOOID_API_SECRET's pubkey is not in zooid's API_WHITELIST";
-    case 404:
-    case 405:
-        return "ZOOID_API_URL must be zooid's API_HOST, with no path";
-    default:
-        return "zooid refused the config";
-    }
-}
-
-/* zooid refused in a way no retry fixes: recorded (with a hint at the cause), counted, logged
- * once at error level, and left until the relay changes or an admin resyncs it. */
-static void fail_permanent(struct entry *e, long status, const char *text)
-{
-    const char *hint = permanent_hint(status);
-    struct job *j = job_new(e->in, e);
-    struct buf b;
-    buf_init(&b, SYNC_ERROR_MAX);
-    buf_printf(&b, "zooid %s: HTTP %ld%s%s (not retried: %s)", e->method, status,
-               text[0] ? " " : "", text, hint);
-    if (!b.len)
-        buf_printf(&b, "zooid %s: HTTP %ld (not retried)", e->method, status);
-    j->error = buf_take(&b, NULL);
-    j->status = status;
-    int rc = db_write(e->in->app->db, DB_CRASH_SAFE, fail_permanent_work, on_failed_permanent, j);
-    if (rc != 0) {
-        job_free(j);
-        retry_later(e, rc);
-    }
-}
-
-static int complete_work(sqlite3 *conn, void *arg)
-{
-    struct job *j = arg;
-    return repo_sync_complete(conn, j->id, j->version, j->config, j->now, &j->stale);
-}
-
-static void on_completed(int status, void *arg)
-{
-    struct job *j = arg;
-    struct entry *e = j->e;
-    if (status != 0) {
-        LOG_ERROR("sync: relay %s: could not record the success (%s)", e->id, err_name(status));
-        e->retry_at = clock_mono_ms() + (uint64_t)j->in->retry_base_ms;
-    } else if (j->stale) {
-        LOG_INFO("sync: relay %s changed during its sync: syncing again", e->id);
-        e->again = 1;
-    } else {
-        LOG_INFO("sync: relay %s synced (%s)", e->id, e->method);
-        /* zooid serves the relay's host from now on: whoever must call the relay itself
-         * (the block-list rollout) may do it now. */
-        app_emit(e->in->app, APP_RELAY_SYNCED, e->id);
-    }
-    job_free(j);
-    finish(e);
-}
-
-static void succeed(struct entry *e)
-{
-    struct job *j = job_new(e->in, e);
-    j->version = e->relay.sync_version;
-    j->config = e->state ? xstrdup(e->state) : NULL;
-    int rc = db_write(e->in->app->db, DB_CRASH_SAFE, complete_work, on_completed, j);
-    if (rc != 0) {
-        job_free(j);
-        retry_later(e, rc);
-    }
-}
-
-/* zooid's error text, with the secrets it could echo (the relay's key, LiveKit's) removed. */
-static void error_text(struct entry *e, const char *body, size_t len, char *out, size_t cap)
-{
-    const struct config *cfg = &e->in->app->cfg;
-    const char *secrets[] = {e->relay.secret, cfg->livekit_api_secret, cfg->livekit_api_key, NULL};
-    zooid_error_text(body, len, secrets, out, cap);
-}
-
-static void on_response(int err, long status, const char *body, size_t len, void *arg)
-{
-    struct entry *e = arg;
-    const char *m = e->method;
-    char msg[ZOOID_ERROR_TEXT_MAX + 1];
-    if (err == UV_ECANCELED) {
-        finish(e); /* sync_worker_stop */
-        return;
-    }
-    if (err != 0) {
-        fail(e, "zooid %s: %s", m, err_str(err));
-        return;
-    }
-    error_text(e, body, len, msg, sizeof(msg));
-    switch (zooid_classify(m, status, msg)) {
-    case ZOOID_DONE:
-        succeed(e);
-        break;
-    case ZOOID_PUT:
-        send_step(e, "PUT"); /* already created (e.g. our commit was lost): replace it */
-        break;
-    case ZOOID_POST:
-        send_step(e, "POST"); /* zooid lost it: create again */
-        break;
-    case ZOOID_PERMANENT:
-        fail_permanent(e, status, msg);
-        break;
-    case ZOOID_RETRY:
-        fail(e, "zooid %s: HTTP %ld%s%s", m, status, msg[0] ? " " : "", msg);
-        break;
-    }
-}
-
-/* Every zooid answer goes past the breaker first (what each answer means for the relay is
- * decided by on_response alone). */
-static void on_answer(int err, long status, const char *body, size_t len, void *arg)
-{
-    struct entry *e = arg;
-    struct sync_worker *in = e->in;
-    if (err != UV_ECANCELED) {
-        uint64_t now = clock_mono_ms();
-        int probe = e->probe;
-        e->probe = 0; /* answered: no longer a pending probe */
-        if (breaker_observe(&in->breaker, now, breaker_is_outage(err, status), probe,
-                            &e->breaker_mark)) {
-            LOG_WARN("sync: zooid is failing every request: pausing syncs for %lld ms, then "
-                     "one probe",
-                     (long long)breaker_wait_ms(&in->breaker, now));
-            uv_timer_start(&in->reopen, on_breaker_reopen, breaker_wait_ms(&in->breaker, now), 0);
-        } else if (probe && in->breaker.state == BREAKER_CLOSED) {
-            LOG_INFO("sync: zooid answers again: syncs resume");
-        }
-    }
-    on_response(err, status, body, len, arg);
-}
-
-static char *relay_url(struct sync_worker *in, const char *id)
-{
-    struct buf b;
-    buf_init(&b, 4096);
-    buf_printf(&b, "%s/relay/%s", in->app->cfg.zooid_api_url, id);
-    return buf_take(&b, NULL);
-}
-
-/* POST and PUT send the whole config; a PATCH only what changed since the config zooid last
- * accepted (sync_config), or the whole config without the secret when none was recorded.
- * NULL: a PATCH with nothing to carry (the change did not touch zooid's config). */
-static char *request_body(struct entry *e, const char *method)
-{
-    const struct config *cfg = &e->in->app->cfg;
-    if (strcmp(method, "PATCH") != 0)
-        return zooid_config_json(&e->relay, cfg, ZOOID_BODY_FULL);
-    int changed = 0;
-    char *diff = zooid_patch_diff(e->state, e->relay.sync_config, &changed);
-    if (!diff)
-        return zooid_config_json(&e->relay, cfg, ZOOID_BODY_PATCH);
-    if (!changed) {
-        free(diff);
-        return NULL;
-    }
-    return diff;
-}
-
-static void send_step(struct entry *e, const char *method)
-{
-    struct sync_worker *in = e->in;
-    e->method = method;
-    if (++e->steps > SYNC_MAX_STEPS) {
-        fail(e, "zooid %s: too many steps (POST/PUT/PATCH)", method);
-        return;
-    }
-    char *body = request_body(e, method);
-    if (!body) {
-        LOG_INFO("sync: relay %s: nothing zooid does not already have", e->id);
-        succeed(e);
-        return;
-    }
-    char *url = relay_url(in, e->id);
-    size_t n = strlen(body);
-    /* NIP-98 created_at is checked by zooid against its own clock: real time, not clock_now()
-     * (which tests may move by months). */
-    char *auth = nip98_auth_header(&in->key, url, method, body, n, (int64_t)time(NULL));
-    const char *headers[] = {"Content-Type: application/json", auth, NULL};
-    struct fetch_opts o = {.method = method,
-                           .url = url,
-                           .headers = headers,
-                           .body = body,
-                           .body_len = n,
-                           .timeout_ms = in->timeout_ms};
-    int rc = auth ? fetch_start(in->fetch, &o, on_answer, e, NULL) : FETCH_EFAILED;
-    secure_zero(body, n); /* FULL bodies hold the relay secret */
-    free(body);
-    free(url);
-    if (auth)
-        secure_zero(auth, strlen(auth));
-    free(auth);
-    if (rc != 0)
-        fail(e, "zooid %s: %s", method, err_str(rc));
-}
-
-static int load_work(sqlite3 *conn, void *arg)
-{
-    struct job *j = arg;
-    return repo_sync_load(conn, j->id, &j->e->relay);
-}
-
-static void on_loaded(int status, void *arg)
-{
-    struct job *j = arg;
-    struct entry *e = j->e;
-    job_free(j);
-    if (e->in->stopping || status == DB_ENOTFOUND) {
-        finish(e);
-    } else if (status != 0) {
-        retry_later(e, status);
-    } else if (e->relay.synced || e->relay.sync_attempts >= SYNC_MAX_ATTEMPTS) {
-        finish(e); /* nothing to do, or given up until POST /relays/:id/sync */
-    } else {
-        e->steps = 0;
-        e->state = zooid_config_json(&e->relay, &e->in->app->cfg, ZOOID_BODY_STATE);
-        send_step(e, e->relay.sync_created ? "PATCH" : "POST");
-    }
-}
-
-static void start_sync(struct sync_worker *in, struct entry *e)
-{
-    DEBUG_ASSERT(!e->in_flight && !e->queued);
-    e->in_flight = 1;
-    in->active++;
-    struct job *j = job_new(in, e);
-    int rc = db_read(in->app->db, load_work, on_loaded, j);
-    if (rc != 0) {
-        job_free(j);
-        retry_later(e, rc);
-    }
 }
 
 static void load_due(struct sync_worker *in);
@@ -657,7 +261,7 @@ static void pump(struct sync_worker *in)
              * time, so it can fire a little early: re-armed here then). Half-open: the probe's
              * answer or end pumps. */
             if (in->breaker.state == BREAKER_OPEN)
-                uv_timer_start(&in->reopen, on_breaker_reopen,
+                uv_timer_start(&in->reopen, sw_on_breaker_reopen,
                                breaker_wait_ms(&in->breaker, now) + 1, 0);
             break;
         }
@@ -665,7 +269,7 @@ static void pump(struct sync_worker *in)
         if (!e)
             break;
         e->probe = a == BREAKER_PROBE;
-        start_sync(in, e);
+        sw_start_sync(in, e);
     }
     in->pumping = 0;
     if (!in->stopping && in->more_due && !in->reconciling && in->n_ready < SYNC_LOW_WATER &&
@@ -716,7 +320,7 @@ static void on_due(int status, void *arg)
     /* A full batch that brought nothing new means the rest is queued or in flight already. */
     in->more_due = status == 0 && j->n_ids == in->batch && added > 0;
     in->reconciling = 0;
-    job_free(j);
+    sw_job_free(j);
     if (in->stopping)
         maybe_stopped(in);
     else
@@ -727,13 +331,13 @@ static void load_due(struct sync_worker *in)
 {
     if (in->reconciling)
         return;
-    struct job *j = job_new(in, NULL);
+    struct job *j = sw_job_new(in, NULL);
     in->reconciling = 1;
     in->more_due = 0;
     int rc = db_read(in->app->db, due_work, on_due, j);
     if (rc != 0) {
         in->reconciling = 0;
-        job_free(j);
+        sw_job_free(j);
         LOG_WARN("sync: reconcile: database unavailable (%s)", err_name(rc));
     }
 }
@@ -743,7 +347,7 @@ static void on_reconcile(uv_timer_t *t)
     load_due(container_of(t, struct sync_worker, reconcile));
 }
 
-static void on_breaker_reopen(uv_timer_t *t)
+void sw_on_breaker_reopen(uv_timer_t *t)
 {
     pump(container_of(t, struct sync_worker, reopen));
 }
@@ -883,83 +487,6 @@ void sync_worker_stop(struct sync_worker *in, void (*cb)(void *arg), void *arg)
     uv_close((uv_handle_t *)&in->reconcile, on_closed);
     uv_close((uv_handle_t *)&in->wake, on_closed);
     uv_close((uv_handle_t *)&in->reopen, on_closed);
-    /* Requests in flight complete now with UV_ECANCELED; db jobs finish on their own. */
+    /* Requests in flight complete now with UV_ECANCELED; db jobs sw_finish on their own. */
     fetch_close(in->fetch, on_fetch_closed, in);
-}
-
-/* ---- members ------------------------------------------------------------------------ */
-
-struct members_req {
-    sync_worker_members_cb *cb;
-    void *arg;
-};
-
-/* An answer's members: {"members": ["<64 hex>", ...]}, else NULL. */
-static const cJSON *members_of(const cJSON *root)
-{
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "members");
-    const cJSON *item;
-    if (!cJSON_IsArray(list))
-        return NULL;
-    cJSON_ArrayForEach(item, list)
-    {
-        if (!cJSON_IsString(item) || !hex_is_lower64(item->valuestring))
-            return NULL;
-    }
-    return list;
-}
-
-static void on_members(int err, long status, const char *body, size_t len, void *arg)
-{
-    struct members_req *m = arg;
-    char text[ZOOID_ERROR_TEXT_MAX + 1], what[ZOOID_ERROR_TEXT_MAX + 64];
-    cJSON *root = NULL;
-    const cJSON *list = NULL;
-    enum sync_worker_members_status st = SYNC_MEMBERS_FAILED;
-    if (err != 0) {
-        snprintf(what, sizeof(what), "zooid: %s", err_str(err));
-    } else if (status == 404 || status == 405) {
-        st = SYNC_MEMBERS_UNKNOWN;
-        snprintf(what, sizeof(what), "zooid: HTTP %ld", status);
-    } else if (status != 200) {
-        zooid_error_text(body, len, NULL, text, sizeof(text));
-        snprintf(what, sizeof(what), "zooid: HTTP %ld%s%s", status, text[0] ? " " : "", text);
-    } else if (!(list = members_of(root = cJSON_ParseWithLength(body, len)))) {
-        snprintf(what, sizeof(what), "zooid: the answer is not {\"members\": [hex pubkeys]}");
-    } else {
-        st = SYNC_MEMBERS_OK;
-        what[0] = '\0';
-    }
-    m->cb(st, list, what, m->arg);
-    cJSON_Delete(root);
-    free(m);
-}
-
-int sync_worker_members(struct sync_worker *in, const char *relay_id, sync_worker_members_cb *cb,
-                        void *arg)
-{
-    if (!in || in->stopping)
-        return -1;
-    struct buf b;
-    buf_init(&b, 4096);
-    buf_printf(&b, "%s/relay/%s/members", in->app->cfg.zooid_api_url, relay_id);
-    char *url = buf_take(&b, NULL);
-    char *auth = url ? nip98_auth_header(&in->key, url, "GET", "", 0, (int64_t)time(NULL)) : NULL;
-    const char *headers[] = {auth, NULL};
-    struct fetch_opts o = {.method = "GET",
-                           .url = url,
-                           .headers = headers,
-                           .timeout_ms = in->timeout_ms,
-                           .max_response = SYNC_MEMBERS_MAX_RESPONSE};
-    struct members_req *m = xcalloc(1, sizeof(*m));
-    m->cb = cb;
-    m->arg = arg;
-    int rc = auth ? fetch_start(in->fetch, &o, on_members, m, NULL) : -1;
-    if (rc != 0)
-        free(m);
-    if (auth)
-        secure_zero(auth, strlen(auth));
-    free(auth);
-    free(url);
-    return rc != 0 ? -1 : 0;
 }
