@@ -134,7 +134,11 @@ test('the clone stands alone: its unit tests pass with nothing beside it, and no
   t.diagnostic(hide ? `unit tests run with ${hide} hidden` : 'unit tests run without hiding anything (needs root and unshare)')
   const r = runUnit(ctx, hide)
   const out = (r.stdout || '') + (r.stderr || '')
-  const failures = out.split('\n').filter((l) => /^FAIL /.test(l)).join('\n')
+  // Each FAIL line with the assertion or signal lines the runner printed just before it.
+  const lines = out.split('\n')
+  const failures = lines.flatMap((l, i) => /^FAIL /.test(l)
+    ? [...lines.slice(Math.max(0, i - 4), i).filter((x) => /^ {2}\S/.test(x)), l]
+    : []).join('\n')
   assert.equal(r.status, 0, `unit tests in the clone exited ${r.status}:\n${failures || out.slice(-3000)}`)
   const m = out.match(/^(\d+) passed, (\d+) failed$/m)
   assert.ok(m, 'the unit runner printed its "N passed, N failed" line')

@@ -122,9 +122,13 @@ static void *z_conn(void *p)
         pthread_mutex_unlock(&z.mu);
         while (atomic_load(&z.hang))
             usleep(10000);
+        /* Out of the count before the answer goes out: once the client has it, it may start
+         * its next request at once, and that one must not meet this one still counted. */
+        atomic_fetch_sub(&z.active, 1);
         z_answer(fd, st);
+    } else {
+        atomic_fetch_sub(&z.active, 1);
     }
-    atomic_fetch_sub(&z.active, 1);
     close(fd);
     return NULL;
 }
