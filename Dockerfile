@@ -18,7 +18,7 @@ FROM ${BASE} AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-       libuv1 libsqlite3-0 libsecp256k1-1 libcjson1 libcurl4 libwslay1 libmbedtls14 \
+       libuv1 libsqlite3-0 libpq5 libsecp256k1-1 libcjson1 libcurl4 libwslay1 libmbedtls14 \
        ca-certificates curl \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/*

@@ -12,7 +12,7 @@ BUILD    ?= build$(if $(SAN),-$(SAN))
 CC       ?= cc
 LLHTTP_SRC ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
-PKGS     := libuv libcurl sqlite3 libcjson libsecp256k1
+PKGS     := libuv libcurl sqlite3 libpq libcjson libsecp256k1
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
             -Wcast-qual -Wpointer-arith -Wundef -Wvla -Wimplicit-fallthrough -Wnull-dereference
 CFLAGS   ?= -O2 -g

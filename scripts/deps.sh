@@ -2,7 +2,10 @@
 # Installs what the build (and, with "all", the tests) need on Debian 12, only when missing.
 #   scripts/deps.sh build   C toolchain and libraries
 #   scripts/deps.sh all     also the test peers (npm), clang/libFuzzer, nginx, wrk, chromium
-#                           (browser test); with CARAVEL_IMAGE_CHECK=1 also the image tools
+#                           (browser test), PostgreSQL (the tests start their own throwaway
+#                           server as the unprivileged system user caravel-test, made here
+#                           when missing: postgres refuses to run as root); with
+#                           CARAVEL_IMAGE_CHECK=1 also the image tools
 #   scripts/deps.sh image   the image check's tools only (make image-check): podman, buildah,
 #                           runc, uidmap (with their recommended packages, as the check was
 #                           set up), debootstrap for the base image
@@ -10,10 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-build}
 want=(build-essential pkg-config libuv1-dev libsqlite3-dev libsecp256k1-dev libcjson-dev
-      libcurl4-openssl-dev libwslay-dev libmbedtls-dev node-llhttp ca-certificates)
+      libcurl4-openssl-dev libwslay-dev libmbedtls-dev node-llhttp libpq-dev ca-certificates)
 if [ "$mode" = all ]; then
   want+=(nodejs npm clang libclang-rt-14-dev clang-format nginx-light wrk openssl sqlite3
-         valgrind chromium)
+         valgrind chromium postgresql)
 fi
 image=()
 if [ "$mode" = image ] || { [ "$mode" = all ] && [ "${CARAVEL_IMAGE_CHECK:-0}" = 1 ]; }; then
@@ -47,6 +50,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq "${missing[@]}" >&2
+fi
+# The tests' PostgreSQL runs as this user when they run as root (initdb and postgres refuse
+# root); test/integration/lib/postgres.mjs names it too.
+if [ "$mode" = all ] && [ "$(id -u)" = 0 ] && ! getent passwd caravel-test >/dev/null; then
+  echo "deps: creating the system user caravel-test (tests' PostgreSQL)" >&2
+  useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin caravel-test
 fi
 if [ "$mode" != build ] && [ ! -d test/node_modules/nostr-tools ]; then
   echo "deps: installing test peers (npm ci in test/)" >&2

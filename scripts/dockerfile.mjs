@@ -67,7 +67,7 @@ export function parseEnv (args) {
   return env
 }
 
-export const RUNTIME_LIBS = ['libuv1', 'libsqlite3-0', 'libsecp256k1-1', 'libcjson1', 'libcurl4',
+export const RUNTIME_LIBS = ['libuv1', 'libsqlite3-0', 'libpq5', 'libsecp256k1-1', 'libcjson1', 'libcurl4',
   'libwslay1', 'libmbedtls14', 'ca-certificates']
 
 function stageEnv (stage) {

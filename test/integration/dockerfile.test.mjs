@@ -81,6 +81,6 @@ test('a .dockerignore that lets .git or node_modules in is refused', () => {
 })
 
 test('the runtime library list matches what the binary links', () => {
-  assert.deepEqual(RUNTIME_LIBS.slice().sort(), ['ca-certificates', 'libcjson1', 'libcurl4', 'libmbedtls14',
+  assert.deepEqual(RUNTIME_LIBS.slice().sort(), ['ca-certificates', 'libcjson1', 'libcurl4', 'libmbedtls14', 'libpq5',
     'libsecp256k1-1', 'libsqlite3-0', 'libuv1', 'libwslay1'])
 })

@@ -2,13 +2,38 @@
 // would (environment variables only), and stops it by PID.
 //   const srv = await startServer({ env: { ADMINS: pk } })
 //   srv.url, srv.port, srv.pid, srv.dbPath, srv.logs(), await srv.stop(), await srv.kill9()
+//   srv.sql('select count(*) from relay')   the database's answer as text, on either engine
 // The binary is CARAVEL_BIN (CI: build-asan/caravel) or build/caravel.
-import { spawn } from 'node:child_process'
+// The engine is CARAVEL_TEST_ENGINE: sqlite (default: a file in the server's folder) or
+// postgres (a new database per server folder, lib/postgres.mjs). An explicit
+// env.DATABASE_URL wins over both.
+import { execFileSync, spawn } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { track, tempDir } from './lifecycle.mjs'
+import { psql, testDatabase } from './postgres.mjs'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
+
+export const engine = process.env.CARAVEL_TEST_ENGINE || 'sqlite'
+if (!['sqlite', 'postgres'].includes(engine)) throw new Error(`CARAVEL_TEST_ENGINE=${engine}: sqlite or postgres`)
+
+// The PostgreSQL database of a server folder: a server started again on the same folder (a
+// restart) finds its data again, as it finds caravel.db on SQLite.
+const pgDatabases = new Map()
+async function databaseUrl (dir, dbPath) {
+  if (engine === 'sqlite') return `sqlite://${dbPath}`
+  if (!pgDatabases.has(dir)) pgDatabases.set(dir, await testDatabase())
+  return pgDatabases.get(dir)
+}
+
+// Runs SQL on a server's database (the URL it was started with): rows as text, one per line,
+// columns joined by '|' (sqlite3's list mode; psql -At prints the same).
+export function sqlOn (databaseUrlText, q) {
+  if (/^postgres(ql)?:/.test(databaseUrlText)) return psql(databaseUrlText, q)
+  const file = databaseUrlText.replace(/^sqlite:\/\//, '')
+  return execFileSync('sqlite3', ['-cmd', '.timeout 5000', file, q], { encoding: 'utf8' }).trim()
+}
 
 export function binPath () {
   return path.resolve(repoRoot, process.env.CARAVEL_BIN || 'build/caravel')
@@ -29,14 +54,15 @@ function waitExit (proc, ms) {
 export async function startServer ({ env = {}, dir, dbDir, port = 0, args = [], readyTimeout = 60000 } = {}) {
   dir = dir || dbDir || tempDir('caravel-it-')
   const dbPath = path.join(dir, 'caravel.db')
+  const dbUrl = env.DATABASE_URL ?? await databaseUrl(dir, dbPath)
   const fullEnv = {
     PATH: process.env.PATH,
     ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1:abort_on_error=1',
     UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || 'print_stacktrace=1:halt_on_error=1',
     HOST: '127.0.0.1',
     PORT: String(port),
-    DATABASE_URL: `sqlite://${dbPath}`,
-    ...env
+    ...env,
+    DATABASE_URL: dbUrl
   }
   const proc = track(spawn(binPath(), args, { env: fullEnv, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }))
   let log = ''
@@ -60,6 +86,9 @@ export async function startServer ({ env = {}, dir, dbDir, port = 0, args = [], 
     proc,
     dir,
     dbPath,
+    dbUrl,
+    engine: /^postgres(ql)?:/.test(dbUrl) ? 'postgres' : 'sqlite',
+    sql: (q) => sqlOn(dbUrl, q),
     env: fullEnv,
     logs: () => log,
     // Graceful stop: SIGTERM, SIGKILL after 10 s; resolves to the exit code.
