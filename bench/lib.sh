@@ -58,3 +58,70 @@ new_keys () {
   read -r USER_SK USER_PK < <(tokens key)
   read -r ADMIN_SK ADMIN_PK < <(tokens key)
 }
+
+free_port () {
+  node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
+}
+
+# nginx_start DIR -> sets NGINX_PID, NGINX_URL: nginx with one worker answering every path with
+# the fixed healthz JSON (the HTTP baseline), on a free 127.0.0.1 port. nginx_stop stops it.
+nginx_start () {
+  local dir=$1 port i
+  port=$(free_port)
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<CONF
+daemon off; worker_processes 1; pid $dir/nginx.pid; error_log stderr crit;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir;
+  uwsgi_temp_path $dir; scgi_temp_path $dir;
+  server {
+    listen 127.0.0.1:$port;
+    location / { default_type "application/json; charset=utf-8";
+                 return 200 '{"data":{"status":"ok"},"code":"ok"}'; }
+  }
+}
+CONF
+  nginx -e stderr -p "$dir" -c "$dir/nginx.conf" &
+  NGINX_PID=$!
+  NGINX_URL="http://127.0.0.1:$port"
+  for i in $(seq 1 50); do curl -sf "$NGINX_URL/" >/dev/null && break; sleep 0.1; done
+}
+
+nginx_stop () {
+  [ -n "${NGINX_PID:-}" ] || return 0
+  kill "$NGINX_PID" 2>/dev/null || true
+  wait "$NGINX_PID" 2>/dev/null || true
+  NGINX_PID=
+}
+
+# CPU clock ticks (user + system) of a process and its children (nginx's worker).
+proc_cpu () {
+  local t=0 p
+  for p in $1 $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
+
+# wrk_run PID OUT ARGS... : wrk -t1 -c64 -d${DUR}s --latency ARGS (environment as given) into
+# OUT; prints "req/s p99_ms cpu_us_per_request" (cpu: PID and its children, all threads).
+wrk_run () {
+  local pid=$1 out=$2 c0 c1 n; shift 2
+  c0=$(proc_cpu "$pid")
+  wrk -t1 -c64 -d"${DUR}s" --latency "$@" >"$out" 2>&1 || true
+  c1=$(proc_cpu "$pid")
+  n=$(awk '/requests in/ {print $1}' "$out")
+  echo "$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")" \
+       "$(awk '$1=="99%" { v=$2; u=v; sub(/[0-9.]+/,"",u); sub(/[a-z]+$/,"",v);
+              if (u=="us") v/=1000; else if (u=="s") v*=1000; else if (u=="m") v*=60000;
+              printf "%.2f", v }' "$out")" \
+       "$(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" \
+            'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / hz / n; else print "n/a" }')"
+}
+
+# verify_rate [SECONDS]: "rate/s cpu_us_per_op" of one core's BIP-340 verify with a prepared key
+# (build/bench/nostr_bench, BENCH_BUILD_DIR respected).
+verify_rate () {
+  BENCH_SECONDS=${1:-2} "${BENCH_BUILD_DIR:-build}/bench/nostr_bench" |
+    awk '/bip340 verify, prepared key/ {print $5, $9}'
+}

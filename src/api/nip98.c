@@ -20,7 +20,9 @@
 #define URL_MAX 2048
 
 /* Parsed x-only keys of recent signers. Parsing a key (a field square root) is a tenth of a
- * BIP-340 verification, and each user of the dashboard signs many tokens. Direct-mapped. */
+ * BIP-340 verification, and each user of the dashboard signs many tokens. Direct-mapped, one
+ * table per thread (the loop and each pool thread that verifies: no lock, ~26 KB each), so a
+ * fresh token costs one verification with a prepared key, as on the loop. */
 #define KEY_SLOTS 256
 
 struct key_slot {
@@ -29,7 +31,7 @@ struct key_slot {
     secp256k1_xonly_pubkey xpk;
 };
 
-static struct key_slot *keys;
+static _Thread_local struct key_slot keys[KEY_SLOTS];
 
 /* What the per-request checks need from a verified token. */
 struct token {
@@ -75,8 +77,6 @@ void nip98_cache_clear(void)
         slot_clear(&cache[i]);
     free(cache);
     cache = NULL;
-    free(keys);
-    keys = NULL;
 }
 
 size_t nip98_cache_size(void)
@@ -127,14 +127,12 @@ static int copy_tag(const struct nostr_event *ev, const char *name, char *out, s
 }
 
 /* nostr_event_verify (id = sha256 of the serialization, BIP-340 sig over it) with the
- * signer's parsed key taken from KEY_SLOTS when it is there. */
+ * signer's parsed key taken from this thread's KEY_SLOTS when it is there. Any thread. */
 static int verify_event(const struct nostr_event *ev)
 {
     uint8_t id[32];
     if (nostr_event_compute_id(ev, id) != 0 || memcmp(id, ev->id, 32) != 0)
         return -1;
-    if (!keys)
-        keys = xcalloc(KEY_SLOTS, sizeof(*keys));
     struct key_slot *k = &keys[(ev->pubkey[0] | ev->pubkey[1] << 8) % KEY_SLOTS];
     if (!k->used || memcmp(k->raw, ev->pubkey, 32) != 0) {
         k->used = secp256k1_xonly_pubkey_parse(nostr_secp(), &k->xpk, ev->pubkey);
@@ -153,8 +151,8 @@ static int too_old(int64_t created_at, int64_t now, int64_t max_age)
 
 /* Decodes, parses and verifies the event; fills tok. The age is checked before the
  * signature so a replayed old token costs no verification and is never cached. */
-static int decode_token(const char *b64, size_t n, int64_t now, int64_t max_age, int loop_thread,
-                        struct token *tok, const char **why)
+static int decode_token(const char *b64, size_t n, int64_t now, int64_t max_age, struct token *tok,
+                        const char **why)
 {
     uint8_t *json = NULL;
     size_t json_len = 0;
@@ -171,7 +169,7 @@ static int decode_token(const char *b64, size_t n, int64_t now, int64_t max_age,
         *why = "token kind is not 27235";
     } else if (too_old(ev.created_at, now, max_age)) {
         *why = "token expired or from the future";
-    } else if (loop_thread ? verify_event(&ev) != 0 : nostr_event_verify(&ev) != 0) {
+    } else if (verify_event(&ev) != 0) {
         *why = "token id or signature invalid";
     } else if (!nostr_event_tag_value(&ev, "u") ||
                strlen(nostr_event_tag_value(&ev, "u")) > URL_MAX ||
@@ -227,16 +225,19 @@ static int lookup_token(const char *b64, size_t n, int64_t now, int64_t max_age,
     return 0;
 }
 
-/* Takes ownership of tok->u; afterwards it is owned by the cache, or by the caller when
- * *owned_u is set (tokens too large to cache). */
-static void store_token(const char *b64, size_t n, struct token *tok, int *owned_u)
+/* Takes ownership of tok->u and of text (a malloc'd copy of the n-byte token, or NULL to
+ * have it copied); afterwards tok->u is owned by the cache, or by the caller when *owned_u is
+ * set (tokens too large to cache: text is then freed). */
+static void store_token(const char *b64, size_t n, char *text, struct token *tok, int *owned_u)
 {
     struct cache_slot *slot = slot_for(b64, n);
     *owned_u = slot == NULL;
-    if (!slot)
+    if (!slot) {
+        free(text);
         return;
+    }
     slot_clear(slot);
-    slot->text = xstrndup(b64, n);
+    slot->text = text ? text : xstrndup(b64, n);
     slot->len = n;
     slot->tok = *tok;
     cache_used++;
@@ -250,9 +251,9 @@ static int get_token(const char *b64, size_t n, int64_t now, int64_t max_age, st
     *owned_u = 0;
     if (lookup_token(b64, n, now, max_age, tok) == 0)
         return 0;
-    if (decode_token(b64, n, now, max_age, 1, tok, why) != 0)
+    if (decode_token(b64, n, now, max_age, tok, why) != 0)
         return -1;
-    store_token(b64, n, tok, owned_u);
+    store_token(b64, n, NULL, tok, owned_u);
     return 0;
 }
 
@@ -366,7 +367,7 @@ int nip98_check_cached(const struct nip98_request *req, const struct nip98_polic
 
 void nip98_verify_run(struct nip98_verify *v)
 {
-    v->rc = decode_token(v->text, v->len, v->now, v->max_age, 0, &v->tok, &v->why);
+    v->rc = decode_token(v->text, v->len, v->now, v->max_age, &v->tok, &v->why);
 }
 
 int nip98_verify_finish(struct nip98_verify *v, const struct nip98_request *req,
@@ -376,7 +377,8 @@ int nip98_verify_finish(struct nip98_verify *v, const struct nip98_request *req,
     int owned_u = 1, rc = v->rc;
     *why = v->why;
     if (rc == 0 && req) {
-        store_token(v->text, v->len, &v->tok, &owned_u);
+        store_token(v->text, v->len, v->text, &v->tok, &owned_u); /* the cache keeps text */
+        v->text = NULL;
         rc = check_request(&v->tok, req, policy, pubkey, why);
     }
     if (v->rc == 0 && owned_u)

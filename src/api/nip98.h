@@ -45,7 +45,8 @@ int nip98_check(const struct nip98_request *req, const struct nip98_policy *poli
 
 /* The same check with the signature verified off the loop thread, so fresh tokens use every
  * core. Returns 0 (pubkey set) or -1 (*why) when the answer is known from the cache alone,
- * or 1 with *verify set: then call nip98_verify_run on any thread (it touches only verify),
+ * or 1 with *verify set: then call nip98_verify_run on any thread (it touches only verify
+ * and that thread's own table of parsed keys),
  * and nip98_verify_finish back on the loop thread with the same req and policy (req may be
  * NULL to just free verify). Finish caches the verified token, runs the per-request checks
  * and frees verify; it returns 0 or -1 like nip98_check. */

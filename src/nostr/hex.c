@@ -10,26 +10,28 @@ void hex_encode(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* Digit value + 1 of each byte (0: not a hex digit): ids, keys and signatures (256
+ * characters per event) are decoded with one load per character. */
+static const uint8_t digit1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
+
 int hex_digit(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    return (int)digit1[(unsigned char)c] - 1;
 }
 
 int hex_decode(const char *hex, size_t hex_len, uint8_t *out, size_t n)
 {
+    const unsigned char *u = (const unsigned char *)hex;
     if (hex_len != 2 * n)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
+        unsigned hi = digit1[u[2 * i]], lo = digit1[u[2 * i + 1]];
+        if (!hi || !lo)
             return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
+        out[i] = (uint8_t)((hi - 1) << 4 | (lo - 1));
     }
     return 0;
 }
