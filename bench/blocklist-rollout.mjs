@@ -10,7 +10,9 @@
 // its own key) and into the test zooid's configs, so the sync worker is not involved (it is off:
 // no ZOOID_API_URL). Prints: rollout time, calls/s, the most calls in flight (the service's own
 // count, from its "rollout idle" log line, and what the test zooid saw at once), the service's
-// CPU, and /healthz p50/p99/max idle and during the rollout.
+// CPU, /healthz p50/p99/max idle and during the rollout (the same run: the idle baseline is
+// measured just before), and the machine's load average at both times (a shared machine's
+// scheduling delays are in every latency).
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
@@ -72,7 +74,9 @@ try {
   writeFileSync(sqlFile, `BEGIN;\n${rows.join('\n')}\nCOMMIT;\n`)
   execFileSync('sqlite3', ['-cmd', '.timeout 10000', srv.dbPath, `.read ${sqlFile}`])
 
+  const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
   const idle = await probeFor(`${srv.url}/healthz`, 5000)
+  const idleLoad = loadavg()
 
   const target = newUser().pk
   const probe = startProbe(`${srv.url}/healthz`, 10)
@@ -101,7 +105,8 @@ try {
     `relays ${N}, BLOCKLIST_CONCURRENCY ${CONCURRENCY}`,
     `rollout: ${fmt(secs)} s, ${Math.round(N / secs)} relays/s, ${m ? m[1] : '?'} confirmed, ${failed} calls refused`,
     `most calls in flight: ${m ? m[2] : '?'} (the service's own count)`,
-    `waiting for a CPU (% of the rollout): service loop thread ${wait[0]}, test zooid ${wait[1]}; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+    `waiting for a CPU (% of the rollout): service loop thread ${wait[0]}, test zooid ${wait[1]}`,
+    `load average (1/5/15 min): after the idle baseline ${idleLoad}, after the rollout ${loadavg()}`,
     `service CPU: ${fmt(cpu)} s (${Math.round((cpu * 1e6) / N)} us per relay); test zooid CPU: ${fmt(zcpu)} s (${Math.round((zcpu / secs) * 100)}% of the rollout: the zooid is the bottleneck when near 100%)`,
     `/healthz idle (baseline): p50 ${fmt(percentile(idle, 0.5))} p99 ${fmt(percentile(idle, 0.99))} max ${fmt(Math.max(...idle))} ms (${idle.length} probes)`,
     `/healthz during the rollout: p50 ${fmt(percentile(busy, 0.5))} p99 ${fmt(percentile(busy, 0.99))} max ${fmt(Math.max(...busy))} ms (${busy.length} probes)`,

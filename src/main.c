@@ -3,13 +3,14 @@
  * database last). Nothing else lives here.
  *
  * Start-up: config -> nostr -> database (migrations) -> robot key -> relay pool -> NIP-86
- * client -> workers (sync, block list, robot, billing) -> metrics listener (METRICS_PORT) -> HTTP
- * listener -> "listening on http://HOST:PORT". Shutdown (SIGTERM/SIGINT, or a start-up failure):
- * close the metrics listener, stop accepting and let in-flight requests finish (<= 10 s), then stop
- * billing, sync, the block list (its calls in flight are cancelled: their rows stay pending), the
- * NIP-86 client and the robot one after the other (each waits for its own work to reach a safe
- * point), free the relay pool, close the database (queued jobs still run), close the signal
- * handles; the loop then ends and the exit code is 0. */
+ * client -> workers (sync, block list, robot, member counts, billing) -> metrics listener
+ * (METRICS_PORT) -> HTTP listener -> "listening on http://HOST:PORT". Shutdown (SIGTERM/SIGINT,
+ * or a start-up failure): close the metrics listener, stop accepting and let in-flight requests
+ * finish (<= 10 s), then stop billing, sync (which cancels the member-count reads in flight),
+ * the member counts, the block list (its calls in flight are cancelled: their rows stay
+ * pending), the NIP-86 client and the robot one after the other (each waits for its own work to
+ * reach a safe point), free the relay pool, close the database (queued jobs still run), close
+ * the signal handles; the loop then ends and the exit code is 0. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #include "core/config.h"
 #include "db/db.h"
 #include "http/server.h"
+#include "members/worker.h"
 #include "sync/worker.h"
 #include "metrics/metrics.h"
 #include "net/nip86.h"
@@ -146,6 +148,9 @@ static int start_services(void)
     /* Logs its own warning naming ROBOT_*_RELAYS when they are missing. */
     if (robot_start(&app.robot, &app) != 0)
         return -1;
+    /* Reads member counts through the sync worker's client; DMs through the robot's outbox. */
+    if (members_start(&app.members, &app) != 0)
+        return -1;
     /* Owns the NWC client (app->nwc); logs the one line naming NWC_URL when it is unset. */
     if (billing_start(&app.billing, &app) != 0)
         return -1;
@@ -162,6 +167,7 @@ enum stage {
     STAGE_HTTP,
     STAGE_BILLING,
     STAGE_INFRA,
+    STAGE_MEMBERS,
     STAGE_BLOCKLIST,
     STAGE_NIP86,
     STAGE_ROBOT,
@@ -179,9 +185,10 @@ static void shutdown_next(void *arg);
  * pointer in struct app stays valid until then, so nothing else sees a freed service. */
 static int stop_stage(enum stage s)
 {
-    void **ptrs[N_STAGES] = {(void **)&app.metrics, (void **)&app.http,      (void **)&app.billing,
-                             (void **)&app.sync,    (void **)&app.blocklist, (void **)&app.nip86,
-                             (void **)&app.robot,   (void **)&app.pool,      (void **)&app.db};
+    void **ptrs[N_STAGES] = {(void **)&app.metrics, (void **)&app.http,    (void **)&app.billing,
+                             (void **)&app.sync,    (void **)&app.members, (void **)&app.blocklist,
+                             (void **)&app.nip86,   (void **)&app.robot,   (void **)&app.pool,
+                             (void **)&app.db};
     stage_ptr = ptrs[s];
     if (!*stage_ptr)
         return 0;
@@ -197,6 +204,9 @@ static int stop_stage(enum stage s)
         break;
     case STAGE_INFRA:
         sync_worker_stop(app.sync, shutdown_next, NULL);
+        break;
+    case STAGE_MEMBERS: /* after sync, which cancelled its reads in flight */
+        members_stop(app.members, shutdown_next, NULL);
         break;
     case STAGE_BLOCKLIST:
         blocklist_stop(app.blocklist, shutdown_next, NULL);

@@ -19,7 +19,9 @@
 #include "api/repo_relay.h"
 #include "core/relay_target.h"
 #include "db/db.h"
+#include "members/repo.h"
 #include "net/nip86.h"
+#include "robot/robot.h"
 #include "sync/worker.h"
 #include "nostr/hex.h"
 #include "nostr/keys.h"
@@ -390,6 +392,7 @@ struct members_op {
     struct relay_target t; /* holds the relay's key: wiped in members_free */
     cJSON *members;        /* zooid's list, while the count is recorded (owned) */
     int64_t count;
+    int dm; /* the count crossed the plan's cap: the owner's DM was queued */
 };
 
 static void members_free(struct members_op *m)
@@ -418,7 +421,8 @@ static void members_answer(struct members_op *m, const cJSON *members)
 static int members_store_work(sqlite3 *conn, void *arg)
 {
     struct members_op *m = arg;
-    return repo_relay_set_members(conn, m->t.id, m->count, m->ctx->now);
+    return repo_members_record(conn, m->t.id, 1, m->count, m->ctx->now,
+                               m->ctx->app->cfg.relay_domain, &m->dm);
 }
 
 static void members_store_done(int status, void *arg)
@@ -426,6 +430,8 @@ static void members_store_done(int status, void *arg)
     struct members_op *m = arg;
     if (status != 0) /* the count is a cache: the answer stands without it */
         LOG_WARN("api: relay %s: member count not recorded (%d)", m->t.id, status);
+    else if (m->dm)
+        robot_kick(m->ctx->app->robot);
     members_answer(m, m->members);
 }
 

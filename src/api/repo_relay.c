@@ -248,14 +248,6 @@ int repo_relay_clear_sync_error(sqlite3 *conn, const char *id)
                    db_run(conn, "UPDATE relay SET sync_error = NULL WHERE id = ?", DB_TEXT(id)));
 }
 
-int repo_relay_set_members(sqlite3 *conn, const char *id, int64_t count, int64_t now)
-{
-    return updated(conn, db_run(conn,
-                                "UPDATE relay SET members_count = ?, members_fetched_at = ?"
-                                " WHERE id = ?",
-                                DB_INT(count), DB_INT(now), DB_TEXT(id)));
-}
-
 int repo_relay_members_count(sqlite3 *conn, const char *id, int64_t *count)
 {
     *count = -1;

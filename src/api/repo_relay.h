@@ -66,8 +66,6 @@ int repo_relay_insert(sqlite3 *conn, const struct relay_fields *f, const char *i
 int repo_relay_update(sqlite3 *conn, const char *id, const struct relay_fields *f, int64_t now);
 /* status: "active", "inactive" or "delinquent". */
 int repo_relay_set_status(sqlite3 *conn, const char *id, const char *status, int64_t now);
-/* Records the member count zooid reported (GET /relays/:id/members). */
-int repo_relay_set_members(sqlite3 *conn, const char *id, int64_t count, int64_t now);
 /* The last member count recorded, -1 when unknown. */
 int repo_relay_members_count(sqlite3 *conn, const char *id, int64_t *count);
 /* Forgets the last sync error (POST /relays/:id/sync; repo_relay_mark_dirty resets the rest). */

@@ -19,6 +19,7 @@ struct billing;     /* billing jobs (src/billing/worker.c) */
 struct metrics;
 struct nip86;     /* NIP-86 client for relay management (src/net/nip86.c) */
 struct blocklist; /* operator block-list rollout (src/blocklist/worker.c) */
+struct members;   /* member-count refresh (src/members/worker.c) */
 
 /* After-commit events. A feature says what it does when a change has been committed
  * (app_on at start, app_off at stop); whoever commits the change (the API, billing) fires
@@ -61,6 +62,7 @@ struct app {
     struct metrics *metrics;
     struct nip86 *nip86;
     struct blocklist *blocklist;
+    struct members *members;
     struct nostr_keypair robot_key;
     struct app_hook hooks[APP_EVENT_COUNT][APP_MAX_HOOKS];
     struct app_hook samplers[APP_MAX_HOOKS];

@@ -98,6 +98,12 @@ static const struct setting settings[] = {
      .check = check_invite_link, .help = "join link of an invite: {code} and optionally {host}"},
     {"BLOCKLIST_CONCURRENCY", T_INT, AT(blocklist_concurrency), .def = "16", .min = 1, .max = 256,
      .help = "NIP-86 calls the operator block-list rollout keeps in flight"},
+    {"MEMBERS_REFRESH_INTERVAL", T_INT, AT(members_refresh_interval), .def = "900", .min = 1,
+     .max = 7 * DAY,
+     .help = "seconds between two reads of a relay's member count from zooid (+- 10 %, spread "
+             "over the interval; with ZOOID_API_URL)"},
+    {"MEMBERS_REFRESH_CONCURRENCY", T_INT, AT(members_refresh_concurrency), .def = "4", .min = 1,
+     .max = 64, .help = "member-count reads from zooid in flight at once"},
     {"NWC_URL", T_STR, AT(nwc_url), .max = 8192, .check = check_nwc_url, .flags = S_SECRET,
      .unset = "unset: no invoices", .help = "platform wallet (NIP-47 URI) that issues invoices"},
     {"ROBOT_SECRET", T_KEY, AT(robot_secret), .flags = S_SECRET,

@@ -34,6 +34,8 @@ struct config {
         *relay_url_template; /* RELAY_URL_TEMPLATE: where NIP-86 calls go, NULL = https://<host>/ */
     char *invite_link_template;    /* INVITE_LINK_TEMPLATE, {host} and {code} placeholders */
     int64_t blocklist_concurrency; /* BLOCKLIST_CONCURRENCY: NIP-86 calls in flight, default 16 */
+    int64_t members_refresh_interval;    /* MEMBERS_REFRESH_INTERVAL seconds, default 900 */
+    int64_t members_refresh_concurrency; /* MEMBERS_REFRESH_CONCURRENCY reads in flight, 4 */
     char *livekit_url, *livekit_api_key, *livekit_api_secret; /* NULL when unset */
     char *nwc_url; /* NULL when unset (validated with nwc_uri_parse) */
     int has_robot_secret;

@@ -16,6 +16,7 @@ const stack = [
   ['core'],
   ['metrics'],
   ['sync', 'robot', 'blocklist'],
+  ['members'],
   ['api'],
   ['billing']
 ]

@@ -42,7 +42,9 @@ async function ok(c, method, p, body, sk) {
 
 // A caravel (with zooid z, or none) and a relay of the owner, synced when there is a zooid.
 async function setup(z, over = {}) {
-  const env = { ADMINS: getPublicKey(adminKey), RELAY_DOMAIN: 'spaces.test', CARAVEL_TEST_SYNC_RETRY_MS: '100' }
+  // No background member-count read between a request and the check of zooid's last request.
+  const env = { ADMINS: getPublicKey(adminKey), RELAY_DOMAIN: 'spaces.test', CARAVEL_TEST_SYNC_RETRY_MS: '100',
+    MEMBERS_REFRESH_INTERVAL: '604800' }
   if (z) Object.assign(env, { ZOOID_API_URL: z.url, ZOOID_API_SECRET: Buffer.from(zooidKey).toString('hex') })
   const c = await startServer({ env })
   servers.push(c)
