@@ -4,7 +4,6 @@
 // is also checked for the envelope shape and searched for the relay secret and NWC secret.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { startServer } from './lib/server.mjs'
 import { newUser, token, rawToken, sessionToken, sha256hex, call } from './lib/auth.mjs'
 
@@ -19,7 +18,7 @@ let relayId, relaySecret, invoiceId, n = 0
 const bodies = []
 
 function sql (q) {
-  return execFileSync('sqlite3', ['-cmd', '.timeout 5000', srv.dbPath, q], { encoding: 'utf8' }).trim()
+  return srv.sql(q)
 }
 
 async function must (p, status) {

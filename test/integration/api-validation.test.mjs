@@ -207,7 +207,7 @@ test('PUT /tenants/:pk/billing: valid, null, malformed, wrong types', async () =
   const clear = await call(base, bob, 'PUT', path, { nwc_url: null })
   assert.equal(clear.status, 200)
   assert.equal(clear.body.data.nwc_set, false)
-  assert.equal(sql(srv.dbPath, `select nwc_url is null from tenant where pubkey = '${bob.pk}'`)[0], '1')
+  assert.equal(sql(srv.dbPath, `select count(*) from tenant where pubkey = '${bob.pk}' and nwc_url is null`)[0], '1')
   const wallet = '79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798'
   const sec = hex(32)
   const malformed = [

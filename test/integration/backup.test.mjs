@@ -8,14 +8,17 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { startServer } from './lib/server.mjs'
+import { engine, startServer } from './lib/server.mjs'
 import { newUser, call } from './lib/auth.mjs'
 
 const run = promisify(execFile)
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'caravel-backup-'))
 after(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
-test('online backups taken during writes are consistent and usable', async () => {
+// SQLite's online backups (on PostgreSQL backups are pg_dump's business, docs/OPERATIONS.md).
+const skip = engine === 'postgres' && 'SQLite only'
+
+test('online backups taken during writes are consistent and usable', { skip }, async () => {
   const admin = newUser()
   const srv = await startServer({ env: { ADMINS: admin.pk } })
   const acked = []

@@ -7,7 +7,6 @@
 // OpenAPI 3.0 (no 3.1 type arrays or const; only keywords the checker knows).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { startServer, repoRoot } from './lib/server.mjs'
@@ -321,7 +320,7 @@ INSERT INTO bolt11(id, invoice, bolt11, payment_hash, amount_msats, expires_at, 
 INSERT INTO invoice(id, tenant, amount, status, period_start, period_end, created_at, paid_at)
   VALUES ('inv2', '${bob.pk}', 50000, 'paid', ${now - 3000000}, ${now - 400000}, ${now - 300000}, ${now - 1000});
 COMMIT;`
-  execFileSync('sqlite3', ['-cmd', '.timeout 5000', srv.dbPath, sql])
+  srv.sql(sql)
   const mine = await api(alice, 'GET', '/invoices')
   assert.deepEqual(mine.body.data.map((i) => [i.id, i.bolt11, i.amount]), [['inv1', 'lnbc14030n1ptest', 1403]])
   assert.equal((await api(admin, 'GET', '/invoices')).body.data.length, 2)

@@ -6,7 +6,6 @@
 // answered is 400 invalid-body.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { startServer } from './lib/server.mjs'
 import { newUser, call } from './lib/auth.mjs'
 
@@ -37,7 +36,7 @@ async function newRelay (user) {
 }
 
 function sql (text) {
-  execFileSync('sqlite3', ['-cmd', '.timeout 5000', srv.dbPath, text])
+  srv.sql(text)
 }
 
 // Walks path (with its own query, or none) limit items at a time; between pages, insert()

@@ -4,7 +4,6 @@
 // DMs (all delivered after the restart, none twice), and wss:// with a private CA.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -16,7 +15,7 @@ import * as nip59 from 'nostr-tools/nip59'
 import { bytesToHex } from '@noble/hashes/utils'
 import { startRelay } from './lib/nostr-relay.mjs'
 import { startRobot } from './lib/robot.mjs'
-import { startServer } from './lib/server.mjs'
+import { databaseUrlOf, sqlOn, startServer } from './lib/server.mjs'
 import { startTlsProxy } from './lib/tls-proxy.mjs'
 
 useWebSocketImplementation(WebSocket)
@@ -27,9 +26,10 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'caravel-robot-'))
 cleanups.push(() => fs.rmSync(tmp, { recursive: true, force: true }))
 let dbSeq = 0
 const newDb = () => path.join(tmp, `robot${++dbSeq}.db`)
-const sql = (db, q) => execFileSync('sqlite3', ['-cmd', '.timeout 5000', db, q], { encoding: 'utf8' }).trim()
+// db: a robot tool's SQLite file, or a server's srv.dbPath (its database on either engine).
+const sql = (db, q) => sqlOn(databaseUrlOf(db), q)
 const queueDm = (db, recipient, text) =>
-  sql(db, `INSERT INTO message (recipient, body, created_at) VALUES ('${recipient}', '${text.replaceAll("'", "''")}', strftime('%s','now'))`)
+  sql(db, `INSERT INTO message (recipient, body, created_at) VALUES ('${recipient}', '${text.replaceAll("'", "''")}', ${Math.floor(Date.now() / 1000)})`)
 
 async function relay(env) {
   const r = await startRelay(env)

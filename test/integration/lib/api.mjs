@@ -1,7 +1,8 @@
 // Small helpers for the HTTP API tests: a request with a hand-chosen Authorization header, the
-// database through the sqlite3 CLI (the way an operator would look at it), a valid NWC URI.
-import { execFileSync } from 'node:child_process'
+// database through the sqlite3 or psql CLI (the way an operator would look at it), a valid NWC
+// URI.
 import { randomBytes } from 'node:crypto'
+import { databaseUrlOf, sqlOn } from './server.mjs'
 
 // fetch with an explicit Authorization value (or none); body: object (sent as JSON) or string.
 export async function send (base, method, path, { auth, body, headers = {} } = {}) {
@@ -19,10 +20,10 @@ export async function send (base, method, path, { auth, body, headers = {} } = {
   return { status: r.status, body: json, text, headers: r.headers }
 }
 
-// Runs SQL on the server's database (WAL: safe while it runs); returns stdout lines.
+// Runs SQL on the database of the server whose srv.dbPath this is (SQLite's WAL makes that
+// safe while it runs; on PostgreSQL it always is); returns the output's lines.
 export function sql (dbPath, query) {
-  const out = execFileSync('sqlite3', ['-cmd', '.timeout 5000', dbPath, query], { encoding: 'utf8' })
-  return out.split('\n').filter((l) => l !== '')
+  return sqlOn(databaseUrlOf(dbPath), query).split('\n').filter((l) => l !== '')
 }
 
 export function hex (n) {

@@ -27,8 +27,16 @@ async function databaseUrl (dir, dbPath) {
   return pgDatabases.get(dir)
 }
 
+// The database behind a server's dbPath (srv.dbPath, for helpers that take a path): its
+// PostgreSQL database when the server folder has one, else the SQLite file.
+export function databaseUrlOf (dbPath) {
+  return pgDatabases.get(path.dirname(dbPath)) ?? `sqlite://${dbPath}`
+}
+
 // Runs SQL on a server's database (the URL it was started with): rows as text, one per line,
-// columns joined by '|' (sqlite3's list mode; psql -At prints the same).
+// columns joined by '|' (sqlite3's list mode; psql -At prints the same). Several statements
+// may be given at once; PostgreSQL then prints the last one's rows only. Keep the SQL portable
+// (no strftime, group_concat or boolean results: CASE WHEN ... THEN 1 ELSE 0 END).
 export function sqlOn (databaseUrlText, q) {
   if (/^postgres(ql)?:/.test(databaseUrlText)) return psql(databaseUrlText, q)
   const file = databaseUrlText.replace(/^sqlite:\/\//, '')
