@@ -10,6 +10,7 @@
 #include "nostr/hex.h"
 #include "util/clock.h"
 #include "util/debug.h"
+#include "util/list.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -25,7 +26,7 @@ enum phase { PHASE_INFO, PHASE_WAIT, PHASE_DONE };
 
 struct nwc_req {
     struct nwc *nwc;
-    struct nwc_req *next, *prev; /* nwc->reqs */
+    struct list node; /* in nwc->reqs */
     uv_timer_t timer;
     struct nwc_uri uri;
     struct nostr_keypair kp; /* the URI secret: auth identity for the pool (borrowed there) */
@@ -56,7 +57,7 @@ struct nwc {
     uv_loop_t *loop;
     struct relay_pool *pool;
     struct nwc_watch *watch;
-    struct nwc_req *reqs;
+    struct list reqs; /* requests in flight, newest first */
     size_t n_reqs;
     struct info_entry cache[INFO_CACHE];
     uint64_t pay_timeout_ms; /* NWC_TIMEOUT_PAY_MS, shortened by the suite */
@@ -74,6 +75,7 @@ int nwc_new(struct nwc **out, uv_loop_t *loop, struct relay_pool *pool,
     ASSERT_LOOP_THREAD();
     struct nwc *n = xcalloc(1, sizeof(*n));
     n->loop = loop;
+    list_init(&n->reqs);
     n->pool = pool;
     n->pay_timeout_ms = (uint64_t)config_or(test->nwc_pay_timeout_ms, NWC_TIMEOUT_PAY_MS);
     n->crash_at = test->crash_at;
@@ -83,7 +85,7 @@ int nwc_new(struct nwc **out, uv_loop_t *loop, struct relay_pool *pool,
 
 static void maybe_free_nwc(struct nwc *n)
 {
-    if (!n->closing || n->reqs)
+    if (!n->closing || !list_empty(&n->reqs))
         return;
     void (*cb)(void *) = n->close_cb;
     void *arg = n->close_arg;
@@ -98,12 +100,7 @@ static void req_unref(struct nwc_req *r)
     if (--r->refs > 0)
         return;
     struct nwc *n = r->nwc;
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        n->reqs = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    list_remove(&r->node);
     n->n_reqs--;
     nwc_uri_free(&r->uri);
     secure_zero(&r->kp, sizeof(r->kp));
@@ -352,10 +349,7 @@ int nwc_request(struct nwc *nwc, const char *uri, const char *method, const cJSO
     r->refs = 1;
     nostr_event_init(&r->ev);
     uv_timer_init(nwc->loop, &r->timer);
-    r->next = nwc->reqs;
-    if (nwc->reqs)
-        nwc->reqs->prev = r;
-    nwc->reqs = r;
+    list_insert_head(&nwc->reqs, &r->node);
     nwc->n_reqs++;
     /* Starts from the loop so the callback never runs inside this call. */
     uv_timer_start(&r->timer, on_kickoff, 0, 0);
@@ -472,7 +466,8 @@ void nwc_free(struct nwc *nwc, void (*cb)(void *arg), void *arg)
     nwc->close_arg = arg;
     /* finish() may unlink nothing synchronously (the timer close is deferred), so the list
      * stays valid while walking it. */
-    for (struct nwc_req *r = nwc->reqs; r; r = r->next)
-        finish(r, NWC_ECANCELED, NULL);
+    struct list *q;
+    LIST_FOREACH (q, &nwc->reqs)
+        finish(list_entry(q, struct nwc_req, node), NWC_ECANCELED, NULL);
     maybe_free_nwc(nwc);
 }

@@ -29,6 +29,7 @@
 #include "http/server.h"
 #include "util/buf.h"
 #include "util/debug.h"
+#include "util/list.h"
 
 #define HTTP_READ_SIZE (64 * 1024)
 /* Stop parsing further pipelined requests while this much response data waits in the
@@ -92,7 +93,7 @@ struct http_conn {
     /* srv->conns, most recently active first: a connection moves to the front when it is
      * accepted and each time a response is queued, so the tail is the one that has made no
      * progress for the longest (what is evicted at the connection cap). */
-    struct http_conn *prev, *next;
+    struct list node;
     struct http_addr *addr; /* NULL: an adopted socket (tests), not counted per address */
     llhttp_t parser;
     struct http_xchg *cur;      /* being parsed */
@@ -154,7 +155,7 @@ struct http_server {
     int stopping, listener_closed, finishing;
     size_t n_conns, n_inflight, n_closing_now; /* n_closing_now: uv_close called, not freed */
     size_t max_conns, max_per_addr;
-    struct http_conn *conns, *conns_tail;
+    struct list conns; /* struct http_conn.node, most recently active first */
     struct http_addr *addrs[HTTP_ADDR_BUCKETS];
     uint64_t addr_seed;
     uint64_t shed[N_SHED];
@@ -212,9 +213,6 @@ void http__close_slow_readers(struct http_server *srv, struct http_conn *keep);
 /* Counts one shed event; logs a warning with the totals at most every HTTP_SHED_LOG_MS. */
 void http__shed(struct http_server *srv, enum http_shed what);
 void http__addrs_free(struct http_server *srv);
-/* The connection list, most recently active first. */
-void http__list_unlink(struct http_server *srv, struct http_conn *c);
-void http__list_push_front(struct http_server *srv, struct http_conn *c);
 
 /* Arms the timer with what is left of the request deadline (408 when it passes). */
 void http__conn_arm_deadline(struct http_conn *c);

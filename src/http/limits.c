@@ -9,32 +9,6 @@
 #include "util/log.h"
 #include "util/util.h"
 
-/* ---- the connection list --------------------------------------------------------- */
-
-void http__list_unlink(struct http_server *srv, struct http_conn *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        srv->conns_tail = c->prev;
-    c->prev = c->next = NULL;
-}
-
-void http__list_push_front(struct http_server *srv, struct http_conn *c)
-{
-    c->prev = NULL;
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    else
-        srv->conns_tail = c;
-    srv->conns = c;
-}
-
 /* ---- per address ----------------------------------------------------------------- */
 
 /* The peer as 16 bytes: IPv4 as an IPv4-mapped address, IPv6 cut to its /64 (one host
@@ -119,7 +93,9 @@ void http__addrs_free(struct http_server *srv)
 
 int http__make_room(struct http_server *srv, struct http_conn *newc)
 {
-    for (struct http_conn *c = srv->conns_tail; c; c = c->prev) {
+    struct list *q;
+    LIST_FOREACH_REVERSE (q, &srv->conns) {
+        struct http_conn *c = list_entry(q, struct http_conn, node);
         if (c == newc || c->phase == PH_INFLIGHT || c->phase == PH_CLOSED)
             continue;
         http__conn_close_now(c);
@@ -134,10 +110,11 @@ void http__close_slow_readers(struct http_server *srv, struct http_conn *keep)
     size_t closed = 0;
     while (srv->resp_queued - closed > srv->resp_buffer_max) {
         struct http_conn *worst = NULL;
-        for (struct http_conn *c = srv->conns; c; c = c->next)
+        LIST_FOREACH_ENTRY (struct http_conn, c, &srv->conns, node) {
             if (c != keep && c->phase != PH_CLOSED &&
                 (!worst || c->tcp.write_queue_size > worst->tcp.write_queue_size))
                 worst = c;
+        }
         if (!worst || worst->tcp.write_queue_size == 0)
             return;
         /* Its queued writes are cancelled when the close runs, which gives the bytes back. */

@@ -77,7 +77,7 @@ static void on_conn_close(uv_handle_t *h)
     if (--c->handles_open > 0)
         return;
     struct http_server *srv = c->srv;
-    http__list_unlink(srv, c);
+    list_remove(&c->node);
     http__addr_release(c);
     srv->n_conns--;
     srv->n_closing_now--;
@@ -318,8 +318,8 @@ void http__conn_done(struct http_conn *c, struct http_xchg *x, int closing)
         http__conn_begin_close(c);
         return;
     }
-    http__list_unlink(c->srv, c); /* made progress: last in line for eviction */
-    http__list_push_front(c->srv, c);
+    list_remove(&c->node); /* made progress: last in line for eviction */
+    list_insert_head(&c->srv->conns, &c->node);
     http__conn_set_phase(c, PH_IDLE);
     http__conn_arm_timer(c, c->srv->idle_timeout_ms);
     http__conn_resume(c);
@@ -340,7 +340,7 @@ static struct http_conn *conn_new(struct http_server *srv)
     c->parser.data = c;
     buf_init(&c->pending, 2 * HTTP_READ_SIZE);
     http__conn_set_phase(c, PH_HEAD);
-    http__list_push_front(srv, c);
+    list_insert_head(&srv->conns, &c->node);
     srv->n_conns++;
     return c;
 }
@@ -463,6 +463,7 @@ int http_server_start(struct http_server **out, uv_loop_t *loop,
         return rc;
     struct http_server *srv = xcalloc(1, sizeof(*srv));
     srv->loop = loop;
+    list_init(&srv->conns);
     srv->handler = handler;
     srv->arg = arg;
     srv->head_timeout_ms = cfg->head_timeout_ms ? cfg->head_timeout_ms : 10000;
@@ -506,8 +507,9 @@ size_t http_server_inflight(const struct http_server *srv)
 static void on_grace(uv_timer_t *t)
 {
     struct http_server *srv = container_of(t, struct http_server, grace_timer);
-    for (struct http_conn *c = srv->conns; c; c = c->next)
-        http__conn_close_now(c);
+    struct list *q;
+    LIST_FOREACH (q, &srv->conns)
+        http__conn_close_now(list_entry(q, struct http_conn, node));
 }
 
 void http_server_stop(struct http_server *srv, uint64_t grace_ms, http_stopped_cb *cb, void *arg)
@@ -519,8 +521,9 @@ void http_server_stop(struct http_server *srv, uint64_t grace_ms, http_stopped_c
     srv->stopped_cb = cb;
     srv->stopped_arg = arg;
     uv_close((uv_handle_t *)&srv->listener, on_listener_close);
-    for (struct http_conn *c = srv->conns; c; c = c->next)
+    LIST_FOREACH_ENTRY (struct http_conn, c, &srv->conns, node) {
         if (c->phase != PH_INFLIGHT && c->phase != PH_CLOSING)
             http__conn_close_now(c);
+    }
     uv_timer_start(&srv->grace_timer, on_grace, grace_ms, 0);
 }

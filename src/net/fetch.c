@@ -9,6 +9,7 @@
 
 #include "util/buf.h"
 #include "util/debug.h"
+#include "util/list.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -20,7 +21,7 @@ struct fetch_sock {
     uv_poll_t poll;
     curl_socket_t fd;
     struct fetch *f;
-    struct fetch_sock *next;
+    struct list node; /* in f->socks */
 };
 
 struct fetch_req {
@@ -33,7 +34,7 @@ struct fetch_req {
     int fail_err; /* set from the socket callback when the poll could not be armed */
     fetch_done_cb *cb;
     void *arg;
-    struct fetch_req *prev, *next;
+    struct list node; /* in f->reqs */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -41,8 +42,8 @@ struct fetch {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    struct fetch_sock *socks;
-    struct fetch_req *reqs;
+    struct list socks; /* live polls, newest first */
+    struct list reqs;  /* requests in flight, newest first */
     size_t n_active;
     int closing;
     int driving;        /* depth of drive(): curl must not be torn down under it */
@@ -60,12 +61,7 @@ static void finish_close(struct fetch *f);
 static void req_unlink(struct fetch_req *r)
 {
     struct fetch *f = r->f;
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        f->reqs = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    list_remove(&r->node);
     f->n_active--;
 }
 
@@ -160,9 +156,10 @@ static void on_sock_closed(uv_handle_t *h)
 
 static struct fetch_sock *sock_find_fd(struct fetch *f, curl_socket_t fd)
 {
-    for (struct fetch_sock *sk = f->socks; sk; sk = sk->next)
+    LIST_FOREACH_ENTRY (struct fetch_sock, sk, &f->socks, node) {
         if (sk->fd == fd)
             return sk;
+    }
     return NULL;
 }
 
@@ -170,21 +167,17 @@ static struct fetch_sock *sock_find_fd(struct fetch *f, curl_socket_t fd)
  * after the close-socket defence below), so it is compared, never dereferenced blindly. */
 static struct fetch_sock *sock_live(struct fetch *f, void *p)
 {
-    for (struct fetch_sock *sk = f->socks; sk; sk = sk->next)
+    LIST_FOREACH_ENTRY (struct fetch_sock, sk, &f->socks, node) {
         if (sk == p)
             return sk;
+    }
     return NULL;
 }
 
 static void sock_close(struct fetch_sock *sk)
 {
     struct fetch *f = sk->f;
-    for (struct fetch_sock **pp = &f->socks; *pp; pp = &(*pp)->next) {
-        if (*pp == sk) {
-            *pp = sk->next;
-            break;
-        }
-    }
+    list_remove(&sk->node);
     uv_poll_stop(&sk->poll);
     f->pending_closes++;
     uv_close((uv_handle_t *)&sk->poll, on_sock_closed);
@@ -202,8 +195,7 @@ static struct fetch_sock *sock_open(struct fetch *f, curl_socket_t fd)
     }
     sk->fd = fd;
     sk->f = f;
-    sk->next = f->socks;
-    f->socks = sk;
+    list_insert_head(&f->socks, &sk->node);
     return sk;
 }
 
@@ -272,15 +264,15 @@ static int on_curl_closesocket(void *clientp, curl_socket_t fd)
 
 static void fail_all(struct fetch *f, int err)
 {
-    while (f->reqs)
-        req_finish(f->reqs, err);
+    while (!list_empty(&f->reqs))
+        req_finish(list_entry(f->reqs.next, struct fetch_req, node), err);
 }
 
 static void fail_marked(struct fetch *f)
 {
     while (f->has_failed) {
         f->has_failed = 0;
-        for (struct fetch_req *r = f->reqs; r; r = r->next) {
+        LIST_FOREACH_ENTRY (struct fetch_req, r, &f->reqs, node) {
             if (r->fail_err) {
                 req_finish(r, r->fail_err);
                 f->has_failed = 1; /* the list changed: scan again */
@@ -364,6 +356,8 @@ int fetch_new(struct fetch **out, uv_loop_t *loop)
         return FETCH_EFAILED;
     struct fetch *f = xcalloc(1, sizeof(*f));
     f->loop = loop;
+    list_init(&f->socks);
+    list_init(&f->reqs);
     f->multi = curl_multi_init();
     if (!f->multi) {
         free(f);
@@ -467,10 +461,7 @@ int fetch_start(struct fetch *f, const struct fetch_opts *opts, fetch_done_cb *c
         rc = FETCH_EFAILED;
         goto fail;
     }
-    r->next = f->reqs;
-    if (f->reqs)
-        f->reqs->prev = r;
-    f->reqs = r;
+    list_insert_head(&f->reqs, &r->node);
     f->n_active++;
     if (out_req)
         *out_req = r;
@@ -508,8 +499,8 @@ static void finish_close(struct fetch *f)
     /* May still call the socket callback (REMOVE) and close cached connections. */
     curl_multi_cleanup(f->multi);
     f->multi = NULL;
-    while (f->socks)
-        sock_close(f->socks);
+    while (!list_empty(&f->socks))
+        sock_close(list_entry(f->socks.next, struct fetch_sock, node));
     uv_timer_stop(&f->timer);
     f->pending_closes++;
     uv_close((uv_handle_t *)&f->timer, on_timer_closed);

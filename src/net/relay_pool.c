@@ -54,10 +54,10 @@ struct target *rp_target_on(struct target *t, size_t n, const struct conn *c)
 static size_t conn_work(const struct conn *c)
 {
     size_t n = 0;
-    for (const struct relay_sub *s = c->pool->subs; s; s = s->next)
+    LIST_FOREACH_ENTRY (const struct relay_sub, s, &c->pool->subs, node)
         for (size_t i = 0; i < s->n; i++)
             n += s->t[i].conn == c && s->t[i].state != T_CLOSED;
-    for (const struct pub *p = c->pool->pubs; p; p = p->next)
+    LIST_FOREACH_ENTRY (const struct pub, p, &c->pool->pubs, node)
         for (size_t i = 0; i < p->n; i++)
             n += p->t[i].conn == c && p->t[i].state < T_OK;
     return n;
@@ -65,15 +65,13 @@ static size_t conn_work(const struct conn *c)
 
 static struct conn *conn_get(struct relay_pool *pool, const char *url)
 {
-    struct conn *c;
-    for (c = pool->conns; c; c = c->next)
-        if (strcmp(c->url, url) == 0)
-            return c;
-    c = xcalloc(1, sizeof *c);
+    LIST_FOREACH_ENTRY (struct conn, known, &pool->conns, node)
+        if (strcmp(known->url, url) == 0)
+            return known;
+    struct conn *c = xcalloc(1, sizeof *c);
     c->pool = pool;
     c->url = xstrdup(url);
-    c->next = pool->conns;
-    pool->conns = c;
+    list_insert_head(&pool->conns, &c->node);
     return c;
 }
 
@@ -106,13 +104,16 @@ static void pub_free(struct pub *p)
 void rp_finish_pubs(struct relay_pool *pool)
 {
     for (;;) {
-        struct pub **pp = &pool->pubs;
-        while (*pp && !pub_finished(*pp))
-            pp = &(*pp)->next;
-        struct pub *p = *pp;
+        struct pub *p = NULL;
+        LIST_FOREACH_ENTRY (struct pub, q, &pool->pubs, node) {
+            if (pub_finished(q)) {
+                p = q;
+                break;
+            }
+        }
         if (!p || pool->closing)
             return;
-        *pp = p->next;
+        list_remove(&p->node);
         size_t ok = 0;
         for (size_t i = 0; i < p->n; i++)
             ok += p->t[i].state == T_OK;
@@ -137,13 +138,14 @@ void rp_sub_call_done(struct relay_sub *s)
 
 void rp_fire_eoses(struct relay_pool *pool)
 {
-    struct relay_sub *s = pool->subs;
-    while (s && !pool->closing) {
+    struct list *q = pool->subs.next;
+    while (q != &pool->subs && !pool->closing) {
+        struct relay_sub *s = list_entry(q, struct relay_sub, node);
         int all = !s->eose_fired;
         for (size_t i = 0; all && i < s->n; i++)
             all = s->t[i].done;
         if (!all) {
-            s = s->next;
+            q = q->next;
             continue;
         }
         s->eose_fired = 1;
@@ -152,7 +154,7 @@ void rp_fire_eoses(struct relay_pool *pool)
             s->on_eose(s->arg);
             rp_sub_call_done(s);
         }
-        s = pool->subs; /* the list may have changed */
+        q = pool->subs.next; /* the list may have changed */
     }
 }
 
@@ -165,7 +167,7 @@ static void conn_lost(struct conn *c, int err)
     char why[96];
     uint64_t now = clock_mono_ms();
     snprintf(why, sizeof why, "connection to relay failed (%d)", err);
-    for (struct pub *p = c->pool->pubs; p; p = p->next) {
+    LIST_FOREACH_ENTRY (struct pub, p, &c->pool->pubs, node) {
         struct target *t = rp_target_on(p->t, p->n, c);
         if (t && t->state < T_OK) {
             t->state = T_FAILED;
@@ -173,7 +175,7 @@ static void conn_lost(struct conn *c, int err)
             p->last_error = xstrdup(why);
         }
     }
-    for (struct relay_sub *s = c->pool->subs; s; s = s->next) {
+    LIST_FOREACH_ENTRY (struct relay_sub, s, &c->pool->subs, node) {
         struct target *t = rp_target_on(s->t, s->n, c);
         if (t && t->state != T_CLOSED) {
             t->state = T_PENDING; /* resubscribed after the reconnect */
@@ -255,16 +257,14 @@ static void conn_connect(struct conn *c)
 /* Connections with nothing to do and no socket are forgotten. */
 static void reap_conns(struct relay_pool *pool)
 {
-    struct conn **cp = &pool->conns;
-    while (*cp) {
-        struct conn *c = *cp;
+    struct list *q, *tmp;
+    LIST_FOREACH_SAFE (q, tmp, &pool->conns) {
+        struct conn *c = list_entry(q, struct conn, node);
         if (!c->ws && conn_work(c) == 0) {
-            *cp = c->next;
+            list_remove(&c->node);
             free(c->url);
             free(c->challenge);
             free(c);
-        } else {
-            cp = &c->next;
         }
     }
 }
@@ -291,7 +291,7 @@ static void on_tick(uv_timer_t *timer)
 {
     struct relay_pool *pool = timer->data;
     uint64_t now = clock_mono_ms();
-    for (struct pub *p = pool->pubs; p; p = p->next) {
+    LIST_FOREACH_ENTRY (struct pub, p, &pool->pubs, node) {
         if (now < p->deadline)
             continue;
         for (size_t i = 0; i < p->n; i++) {
@@ -303,11 +303,11 @@ static void on_tick(uv_timer_t *timer)
         }
     }
     /* A relay that never answers a REQ must not hold the subscription's EOSE forever. */
-    for (struct relay_sub *s = pool->subs; s; s = s->next)
+    LIST_FOREACH_ENTRY (struct relay_sub, s, &pool->subs, node)
         for (size_t i = 0; i < s->n; i++)
             if (!s->t[i].done && now - s->t[i].since >= RELAY_POOL_EOSE_TIMEOUT_MS)
                 s->t[i].done = 1;
-    for (struct conn *c = pool->conns; c; c = c->next)
+    LIST_FOREACH_ENTRY (struct conn, c, &pool->conns, node)
         tick_conn(c, now);
     rp_finish_pubs(pool);
     rp_fire_eoses(pool);
@@ -322,6 +322,9 @@ int relay_pool_new(struct relay_pool **out, uv_loop_t *loop, const char *ca_file
     struct relay_pool *pool = xcalloc(1, sizeof *pool);
     pool->loop = loop;
     pool->ca_file = ca_file ? xstrdup(ca_file) : NULL;
+    list_init(&pool->conns);
+    list_init(&pool->subs);
+    list_init(&pool->pubs);
     uv_timer_init(loop, &pool->timer);
     pool->timer.data = pool;
     uv_timer_start(&pool->timer, on_tick, TICK_MS, TICK_MS);
@@ -333,9 +336,9 @@ static void pool_check_freed(struct relay_pool *pool)
 {
     if (pool->pending_closes > 0)
         return;
-    while (pool->conns) {
-        struct conn *c = pool->conns;
-        pool->conns = c->next;
+    struct list *q;
+    while ((q = list_pop(&pool->conns))) {
+        struct conn *c = list_entry(q, struct conn, node);
         free(c->url);
         free(c->challenge);
         free(c);
@@ -362,20 +365,17 @@ void relay_pool_free(struct relay_pool *pool, void (*cb)(void *arg), void *arg)
     pool->closing = 1;
     pool->free_cb = cb;
     pool->free_arg = arg;
-    while (pool->subs) {
-        struct relay_sub *s = pool->subs;
-        pool->subs = s->next;
+    struct list *q;
+    while ((q = list_pop(&pool->subs))) {
+        struct relay_sub *s = list_entry(q, struct relay_sub, node);
         s->closed = 1;
         if (!s->in_cb)
             sub_free(s);
     }
-    while (pool->pubs) {
-        struct pub *p = pool->pubs;
-        pool->pubs = p->next;
-        pub_free(p);
-    }
+    while ((q = list_pop(&pool->pubs)))
+        pub_free(list_entry(q, struct pub, node));
     pool->pending_closes = 1;
-    for (struct conn *c = pool->conns; c; c = c->next)
+    LIST_FOREACH_ENTRY (struct conn, c, &pool->conns, node)
         if (c->ws) {
             pool->pending_closes++;
             ws_close(c->ws);
@@ -455,8 +455,7 @@ int relay_pool_subscribe(struct relay_pool *pool, const char *const *urls, size_
     s->on_eose = on_eose;
     s->arg = arg;
     s->n = fill_targets(pool, s->t, urls, n_urls);
-    s->next = pool->subs;
-    pool->subs = s;
+    list_insert_head(&pool->subs, &s->node);
     kick_targets(s->t, s->n);
     *out = s;
     return 0;
@@ -465,12 +464,7 @@ int relay_pool_subscribe(struct relay_pool *pool, const char *const *urls, size_
 void relay_sub_close(struct relay_sub *sub)
 {
     ASSERT_LOOP_THREAD();
-    struct relay_pool *pool = sub->pool;
-    struct relay_sub **sp = &pool->subs;
-    while (*sp && *sp != sub)
-        sp = &(*sp)->next;
-    if (*sp)
-        *sp = sub->next;
+    list_remove(&sub->node); /* a no-op once relay_pool_free unlinked it */
     for (size_t i = 0; i < sub->n; i++) {
         struct target *t = &sub->t[i];
         if (t->state == T_SENT || t->state == T_WAIT_AUTH) {
@@ -508,8 +502,7 @@ int relay_pool_publish(struct relay_pool *pool, const char *const *urls, size_t 
     for (size_t i = 0; i < p->n; i++)
         if (p->t[i].state == T_FAILED && !p->last_error)
             p->last_error = xstrdup("relay send queue full");
-    p->next = pool->pubs;
-    pool->pubs = p;
+    list_insert_head(&pool->pubs, &p->node);
     kick_targets(p->t, p->n);
     return 0;
 }
@@ -518,7 +511,7 @@ size_t relay_pool_connected(const struct relay_pool *pool)
 {
     ASSERT_LOOP_THREAD();
     size_t n = 0;
-    for (const struct conn *c = pool->conns; c; c = c->next)
-        n += c->open;
+    for (const struct list *q = pool->conns.next; q != &pool->conns; q = q->next)
+        n += list_entry_const(q, struct conn, node)->open;
     return n;
 }

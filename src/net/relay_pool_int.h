@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "net/relay_pool.h"
+#include "util/list.h"
 
 struct tls_config;
 struct ws_client;
@@ -33,7 +34,7 @@ struct identity {
 };
 
 struct conn {
-    struct conn *next;
+    struct list node; /* in pool->conns */
     struct relay_pool *pool;
     char *url;
     struct ws_client *ws;
@@ -54,7 +55,7 @@ struct target {
 };
 
 struct relay_sub {
-    struct relay_sub *next;
+    struct list node; /* in pool->subs; unlinked when closed */
     struct relay_pool *pool;
     char id[24];
     char *filters; /* the inside of the filters array: {..},{..} */
@@ -70,8 +71,8 @@ struct relay_sub {
 };
 
 struct pub {
-    struct pub *next;
-    char *msg; /* ["EVENT",{...}] */
+    struct list node; /* in pool->pubs */
+    char *msg;        /* ["EVENT",{...}] */
     char id[65];
     const struct nostr_keypair *auth;
     relay_publish_cb *done;
@@ -86,9 +87,9 @@ struct relay_pool {
     uv_loop_t *loop;
     char *ca_file;
     struct tls_config *tls;
-    struct conn *conns;
-    struct relay_sub *subs;
-    struct pub *pubs;
+    struct list conns; /* struct conn, newest first */
+    struct list subs;  /* struct relay_sub, newest first */
+    struct list pubs;  /* struct pub, newest first */
     uv_timer_t timer;
     uint64_t next_sub;
     int closing, pending_closes;

@@ -57,11 +57,11 @@ static void send_auth(struct conn *c, const struct nostr_keypair *kp)
 /* Every identity with work on c authenticates (new challenge, or a retry). */
 static void auth_all(struct conn *c)
 {
-    for (struct relay_sub *s = c->pool->subs; s; s = s->next)
+    LIST_FOREACH_ENTRY (struct relay_sub, s, &c->pool->subs, node)
         for (size_t i = 0; i < s->n; i++)
             if (s->t[i].conn == c && s->auth)
                 send_auth(c, s->auth);
-    for (struct pub *p = c->pool->pubs; p; p = p->next)
+    LIST_FOREACH_ENTRY (struct pub, p, &c->pool->pubs, node)
         for (size_t i = 0; i < p->n; i++)
             if (p->t[i].conn == c && p->auth && p->t[i].state < T_OK)
                 send_auth(c, p->auth);
@@ -82,11 +82,11 @@ static void sub_send_req(struct relay_sub *s, struct target *t)
 
 void rp_conn_send_work(struct conn *c)
 {
-    for (struct relay_sub *s = c->pool->subs; s; s = s->next)
+    LIST_FOREACH_ENTRY (struct relay_sub, s, &c->pool->subs, node)
         for (size_t i = 0; i < s->n; i++)
             if (s->t[i].conn == c && s->t[i].state == T_PENDING)
                 sub_send_req(s, &s->t[i]);
-    for (struct pub *p = c->pool->pubs; p; p = p->next)
+    LIST_FOREACH_ENTRY (struct pub, p, &c->pool->pubs, node)
         for (size_t i = 0; i < p->n; i++)
             if (p->t[i].conn == c && p->t[i].state == T_PENDING) {
                 rp_conn_send(c, p->msg);
@@ -97,7 +97,7 @@ void rp_conn_send_work(struct conn *c)
 /* Targets waiting for an identity's AUTH: resend once it succeeded, give up if refused. */
 static void resume_after_auth(struct conn *c, const uint8_t pubkey[32], int ok)
 {
-    for (struct relay_sub *s = c->pool->subs; s; s = s->next)
+    LIST_FOREACH_ENTRY (struct relay_sub, s, &c->pool->subs, node)
         for (size_t i = 0; i < s->n; i++) {
             struct target *t = &s->t[i];
             if (t->conn != c || t->state != T_WAIT_AUTH || memcmp(s->auth->pubkey, pubkey, 32))
@@ -107,7 +107,7 @@ static void resume_after_auth(struct conn *c, const uint8_t pubkey[32], int ok)
             else
                 t->state = T_CLOSED, t->done = 1;
         }
-    for (struct pub *p = c->pool->pubs; p; p = p->next)
+    LIST_FOREACH_ENTRY (struct pub, p, &c->pool->pubs, node)
         for (size_t i = 0; i < p->n; i++) {
             struct target *t = &p->t[i];
             if (t->conn != c || t->state != T_WAIT_AUTH || memcmp(p->auth->pubkey, pubkey, 32))
@@ -148,7 +148,7 @@ static int retry_with_auth(struct conn *c, struct target *t, const struct nostr_
 
 static struct relay_sub *sub_by_id(struct relay_pool *pool, const char *id)
 {
-    for (struct relay_sub *s = pool->subs; s; s = s->next)
+    LIST_FOREACH_ENTRY (struct relay_sub, s, &pool->subs, node)
         if (strcmp(s->id, id) == 0)
             return s;
     return NULL;
@@ -195,7 +195,7 @@ static void on_relay_ok(struct conn *c, const char *id, int accepted, const char
         resume_after_auth(c, ident->pubkey, accepted);
         return;
     }
-    for (struct pub *p = c->pool->pubs; p; p = p->next) {
+    LIST_FOREACH_ENTRY (struct pub, p, &c->pool->pubs, node) {
         struct target *t = strcmp(p->id, id) == 0 ? rp_target_on(p->t, p->n, c) : NULL;
         if (!t || (t->state != T_SENT && t->state != T_WAIT_AUTH))
             continue;

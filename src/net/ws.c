@@ -12,6 +12,7 @@
 #include "nostr/keys.h"
 #include "util/buf.h"
 #include "util/debug.h"
+#include "util/list.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -32,7 +33,7 @@ static const unsigned ws_next[] = {
 };
 
 struct msg {
-    struct msg *next;
+    struct list node; /* in ws->msgs */
     size_t len;
     char data[];
 };
@@ -65,7 +66,7 @@ struct ws_client {
     char rbuf[64 * 1024];
     char accept[29];
     wslay_event_context_ptr ctx;
-    struct msg *msgs, **msgs_tail;
+    struct list msgs; /* received, not yet dispatched, oldest first */
     size_t in_flight;
     uint64_t last_rx; /* uv_now of the last bytes received (dead-peer detection) */
     int in_driver, again;
@@ -197,12 +198,10 @@ static void wsl_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg
     if (wslay_is_ctrl_frame(a->opcode))
         return;
     struct msg *m = xmalloc(sizeof *m + a->msg_length + 1);
-    m->next = NULL;
     m->len = a->msg_length;
     memcpy(m->data, a->msg, a->msg_length);
     m->data[m->len] = '\0';
-    *ws->msgs_tail = m;
-    ws->msgs_tail = &m->next;
+    list_insert_tail(&ws->msgs, &m->node);
 }
 
 static int start_wslay(struct ws_client *ws)
@@ -337,11 +336,9 @@ static void dispatch(struct ws_client *ws)
         if (ws->opts.on_open && !ws->close_requested)
             ws->opts.on_open(ws, ws->opts.arg);
     }
-    while (ws->msgs) {
-        struct msg *m = ws->msgs;
-        ws->msgs = m->next;
-        if (!ws->msgs)
-            ws->msgs_tail = &ws->msgs;
+    struct list *q;
+    while ((q = list_pop(&ws->msgs))) {
+        struct msg *m = list_entry(q, struct msg, node);
         if (ws->opts.on_message && !ws->close_requested)
             ws->opts.on_message(ws, m->data, m->len, ws->opts.arg);
         free(m);
@@ -383,11 +380,9 @@ static void release(struct ws_client *ws)
         return;
     if (ws->opts.on_close)
         ws->opts.on_close(ws, ws->close_requested && ws->err == 0 ? 0 : ws->err, ws->opts.arg);
-    while (ws->msgs) {
-        struct msg *m = ws->msgs;
-        ws->msgs = m->next;
-        free(m);
-    }
+    struct list *q;
+    while ((q = list_pop(&ws->msgs)))
+        free(list_entry(q, struct msg, node));
     if (ws->addrs)
         uv_freeaddrinfo(ws->addrs);
     if (ws->ctx)
@@ -564,7 +559,7 @@ int ws_connect(struct ws_client **out, uv_loop_t *loop, const struct ws_opts *op
         ws->opts.timeout_ms = WS_DEFAULT_TIMEOUT_MS;
     if (!ws->opts.max_message)
         ws->opts.max_message = WS_DEFAULT_MAX_MESSAGE;
-    ws->msgs_tail = &ws->msgs;
+    list_init(&ws->msgs);
     buf_init(&ws->raw_out, MAX_IN_FLIGHT * 2);
     buf_init(&ws->plain_in, PLAIN_IN_MAX + ws->opts.max_message);
     rc = ws_url_parse(opts->url, &ws->url);

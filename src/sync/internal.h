@@ -14,6 +14,7 @@
 #include "sync/breaker.h"
 #include "sync/repo.h"
 #include "util/heap.h"
+#include "util/list.h"
 
 struct app;
 struct fetch;
@@ -37,9 +38,9 @@ struct fetch;
 struct entry {
     struct sync_worker *in;
     struct entry *hnext; /* hash chain */
-    struct entry *qnext; /* ready queue */
+    struct list ready;   /* in the worker's ready queue (linked: queued) */
     char *id;
-    int in_flight, again, queued;
+    int in_flight, again;
     int probe;             /* this sync is the breaker's probe */
     uint64_t breaker_mark; /* the breaker's per-relay word (counted once per streak) */
     uint64_t retry_at;     /* clock_mono_ms() of the next try asked for by the sync that
@@ -60,7 +61,7 @@ struct sync_worker {
     struct heap waits; /* entries waiting for a retry, by retry time; `wake` fires at the min */
     struct entry **buckets;
     size_t n_buckets;
-    struct entry *ready_head, *ready_tail;
+    struct list ready; /* entries waiting for a slot, oldest first */
     size_t n_entries, n_ready, active;
     struct breaker breaker;
     int reconciling, stopping, pumping;

@@ -339,7 +339,7 @@ static void on_loaded(int status, void *arg)
 
 void sw_start_sync(struct sync_worker *in, struct entry *e)
 {
-    DEBUG_ASSERT(!e->in_flight && !e->queued);
+    DEBUG_ASSERT(!e->in_flight && !list_linked(&e->ready));
     e->in_flight = 1;
     in->active++;
     struct job *j = sw_job_new(in, e);

@@ -93,6 +93,7 @@ static struct entry *entry_get(struct sync_worker *in, const char *id, int creat
         return NULL;
     struct entry *e = xcalloc(1, sizeof(*e));
     e->in = in;
+    list_init(&e->ready);
     e->id = xstrdup(id);
     e->hnext = *slot;
     *slot = e;
@@ -110,6 +111,7 @@ static void entry_remove(struct sync_worker *in, struct entry *e)
         }
     }
     in->n_entries--;
+    list_remove(&e->ready);
     heap_remove(&in->waits, &e->wait);
     sync_relay_free(&e->relay);
     free(e->id);
@@ -123,29 +125,19 @@ static void entry_remove(struct sync_worker *in, struct entry *e)
 static void enqueue(struct sync_worker *in, struct entry *e)
 {
     DEBUG_ASSERT(!e->in_flight);
-    if (e->queued)
+    if (list_linked(&e->ready))
         return;
-    e->queued = 1;
-    e->qnext = NULL;
-    if (in->ready_tail)
-        in->ready_tail->qnext = e;
-    else
-        in->ready_head = e;
-    in->ready_tail = e;
+    list_insert_tail(&in->ready, &e->ready);
     in->n_ready++;
 }
 
 static struct entry *dequeue(struct sync_worker *in)
 {
-    struct entry *e = in->ready_head;
-    if (!e)
+    struct list *q = list_pop(&in->ready);
+    if (!q)
         return NULL;
-    in->ready_head = e->qnext;
-    if (!in->ready_head)
-        in->ready_tail = NULL;
-    e->queued = 0;
     in->n_ready--;
-    return e;
+    return list_entry(q, struct entry, ready);
 }
 
 /* ---- retries -------------------------------------------------------------------------- */
@@ -196,7 +188,7 @@ static void on_wake(uv_timer_t *t)
 void sw_finish(struct entry *e)
 {
     struct sync_worker *in = e->in;
-    DEBUG_ASSERT(e->in_flight && !e->queued);
+    DEBUG_ASSERT(e->in_flight && !list_linked(&e->ready));
     e->in_flight = 0;
     in->active--;
     sync_relay_free(&e->relay);
@@ -253,7 +245,7 @@ static void pump(struct sync_worker *in)
     if (in->pumping)
         return; /* a sync that finished at once (db refused) re-enters: the loop below goes on */
     in->pumping = 1;
-    while (!in->stopping && in->active < SYNC_MAX_IN_FLIGHT && in->ready_head) {
+    while (!in->stopping && in->active < SYNC_MAX_IN_FLIGHT && !list_empty(&in->ready)) {
         uint64_t now = clock_mono_ms();
         enum breaker_admit a = breaker_admit(&in->breaker, now);
         if (a == BREAKER_WAIT) {
@@ -287,7 +279,7 @@ static int kick(struct sync_worker *in, const char *id, int hard)
             e->again = 1;
         return 0;
     }
-    if ((!hard && heap_contains(&e->wait)) || e->queued)
+    if ((!hard && heap_contains(&e->wait)) || list_linked(&e->ready))
         return 0;
     cancel_retry(in, e);
     enqueue(in, e);
@@ -395,6 +387,7 @@ int sync_worker_start(struct sync_worker **out, struct app *app)
     breaker_init(&in->breaker, SYNC_BREAKER_THRESHOLD, breaker_ms,
                  breaker_ms * (SYNC_BREAKER_CAP_MS / SYNC_BREAKER_BASE_MS));
     rehash(in, SYNC_MIN_BUCKETS);
+    list_init(&in->ready);
     uv_timer_init(app->loop, &in->reconcile);
     uv_timer_init(app->loop, &in->wake);
     uv_timer_init(app->loop, &in->reopen);
@@ -478,7 +471,8 @@ void sync_worker_stop(struct sync_worker *in, void (*cb)(void *arg), void *arg)
     app_remove_sampler(in->app, in);
     in->stop_cb = cb;
     in->stop_arg = arg;
-    in->ready_head = in->ready_tail = NULL;
+    while (list_pop(&in->ready))
+        ;
     in->n_ready = 0;
     in->pending_closes = 4;
     in->reconcile.data = in;
