@@ -87,8 +87,9 @@ int api_require_auth(struct api_ctx *ctx);  /* 0, or answered 401 */
 int api_require_admin(struct api_ctx *ctx); /* 0, or answered 401/403 */
 /* Parses the JSON body as an object; answers 400 invalid-json and returns NULL on failure. */
 cJSON *api_body_object(struct api_ctx *ctx);
-/* Query parameter value (percent-decoded) into out; 1 if present. */
-int api_query(const struct api_ctx *ctx, const char *name, char *out, size_t cap);
+/* Query parameter value (percent_decode; too long: its first cap - 1 bytes) into out: 1 if
+ * present, 0 if not, -1 after answering 400 invalid-query (a malformed percent-escape). */
+int api_query(struct api_ctx *ctx, const char *name, char *out, size_t cap);
 /* limit/offset (PRODUCT.md §3.1) and the ?after= cursor (with_id: its "<key>.<id>" form, else
  * "<key>") of a list route into page; 0 or answered 400. */
 int api_page(struct api_ctx *ctx, int with_id, struct repo_page *page);

@@ -236,28 +236,21 @@ cJSON *api_body_object(struct api_ctx *ctx)
     return o;
 }
 
-static void percent_decode(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 1 < cap; i++) {
-        if (s[i] == '%' && i + 2 < n && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
-            out[o++] = (char)(hex_digit(s[i + 1]) << 4 | hex_digit(s[i + 2]));
-            i += 2;
-        } else {
-            out[o++] = s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    out[o] = '\0';
-}
-
-int api_query(const struct api_ctx *ctx, const char *name, char *out, size_t cap)
+int api_query(struct api_ctx *ctx, const char *name, char *out, size_t cap)
 {
     const char *q = ctx->ex->req.query;
     size_t nlen = strlen(name);
     while (q && *q) {
         size_t len = strcspn(q, "&");
         if (len > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
-            percent_decode(q + nlen + 1, len - nlen - 1, out, cap);
+            /* Too long: the first cap - 1 bytes, which the caller's own checks refuse. */
+            if (percent_decode(q + nlen + 1, len - nlen - 1, out, cap) == PERCENT_EBAD) {
+                api_error(ctx, 400, "invalid-query",
+                          "query parameter %s has a malformed percent-escape ('%%' must be "
+                          "followed by two hex digits, and %%00 is not allowed)",
+                          name);
+                return -1;
+            }
             return 1;
         }
         q += len + (q[len] == '&');
@@ -281,13 +274,18 @@ static int parse_num(const char *s, int64_t min, int64_t max, int64_t *out)
 static int api_paging(struct api_ctx *ctx, int64_t *limit, int64_t *offset)
 {
     char v[32];
+    int has;
     *limit = 100;
     *offset = 0;
-    if (api_query(ctx, "limit", v, sizeof(v)) && parse_num(v, 1, 500, limit) != 0) {
+    if ((has = api_query(ctx, "limit", v, sizeof(v))) < 0)
+        return -1;
+    if (has && parse_num(v, 1, 500, limit) != 0) {
         api_error(ctx, 400, "invalid-body", "limit must be an integer from 1 to 500");
         return -1;
     }
-    if (api_query(ctx, "offset", v, sizeof(v)) && parse_num(v, 0, INT32_MAX, offset) != 0) {
+    if ((has = api_query(ctx, "offset", v, sizeof(v))) < 0)
+        return -1;
+    if (has && parse_num(v, 0, INT32_MAX, offset) != 0) {
         api_error(ctx, 400, "invalid-body", "offset must be a non-negative integer");
         return -1;
     }
@@ -300,8 +298,10 @@ int api_page(struct api_ctx *ctx, int with_id, struct repo_page *page)
     *page = (struct repo_page){0};
     if (api_paging(ctx, &page->limit, &page->offset) != 0)
         return -1;
-    if (api_query(ctx, "after", v, sizeof(v)) &&
-        (strlen(v) >= REPO_CURSOR_MAX || repo_cursor_parse(v, with_id, page) != 0)) {
+    int has = api_query(ctx, "after", v, sizeof(v));
+    if (has < 0)
+        return -1;
+    if (has && (strlen(v) >= REPO_CURSOR_MAX || repo_cursor_parse(v, with_id, page) != 0)) {
         api_error(ctx, 400, "invalid-body", "after must be a cursor a list answered as next");
         return -1;
     }
@@ -313,6 +313,8 @@ int api_list_scope(struct api_ctx *ctx, char out[65])
     char t[80] = "";
     int has = api_query(ctx, "tenant", t, sizeof(t));
     out[0] = '\0';
+    if (has < 0)
+        return -1;
     /* Lowercase, as stored: "ABC..." would otherwise just match nothing. */
     if (has && (strlen(t) != 64 || strspn(t, "0123456789abcdef") != 64)) {
         api_error(ctx, 400, "invalid-body", "tenant must be a 64-character lowercase hex pubkey");

@@ -36,6 +36,33 @@ int hex_decode(const char *hex, size_t hex_len, uint8_t *out, size_t n)
     return 0;
 }
 
+long percent_decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%') {
+            unsigned hi = n - i >= 3 ? digit1[(unsigned char)s[i + 1]] : 0;
+            unsigned lo = hi ? digit1[(unsigned char)s[i + 2]] : 0;
+            if (!lo || (hi == 1 && lo == 1)) {
+                out[o] = '\0';
+                return PERCENT_EBAD;
+            }
+            c = (unsigned char)((hi - 1) << 4 | (lo - 1));
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (o + 1 >= cap) {
+            out[o] = '\0';
+            return PERCENT_ETOOLONG;
+        }
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return (long)o;
+}
+
 int hex_is_lower64(const char *s)
 {
     for (int i = 0; i < 64; i++) {

@@ -1,4 +1,4 @@
-/* Hex encoding. Pure, thread-safe. */
+/* Hex encoding, and the percent-escapes (%XX) of URLs built on it. Pure, thread-safe. */
 #ifndef CARAVEL_NOSTR_HEX_H
 #define CARAVEL_NOSTR_HEX_H
 
@@ -15,5 +15,15 @@ int hex_decode(const char *hex, size_t hex_len, uint8_t *out, size_t n);
 int hex_digit(char c);
 /* 1 if s is exactly 64 lowercase hex characters (the canonical form of ids and pubkeys). */
 int hex_is_lower64(const char *s);
+
+/* Percent-decodes s[0..n) as application/x-www-form-urlencoded values are (URLSearchParams,
+ * query strings, NWC URIs): "%XX" (two hex digits, either case) is that byte, '+' a space,
+ * anything else itself. Writes at most cap - 1 bytes and a NUL to out (cap >= 1). Returns the
+ * decoded length, PERCENT_EBAD when an escape is malformed ('%' not followed by two hex
+ * digits) or decodes to a NUL (a value is a C string), or PERCENT_ETOOLONG when the value does
+ * not fit (out then holds its first cap - 1 bytes). The program's one percent-decoder. */
+#define PERCENT_EBAD (-1)
+#define PERCENT_ETOOLONG (-2)
+long percent_decode(const char *s, size_t n, char *out, size_t cap);
 
 #endif

@@ -15,34 +15,23 @@
 static const char *const schemes[] = {"nostr+walletconnect://", "nostrwalletconnect://",
                                       "nostr+walletconnect:"};
 
-/* Percent-decodes n bytes as URLSearchParams does ('+' is a space) into a malloc'd string.
- * Refuses bad escapes and anything that decodes to a control character. */
+/* Percent-decodes n bytes (percent_decode: '+' is a space) into a malloc'd string. Refuses
+ * bad escapes and anything that decodes to a control character. */
 static char *pct_decode(const char *s, size_t n)
 {
     char *out = xmalloc(n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '%') {
-            int hi = n - i >= 3 ? hex_digit(s[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
-            if (lo < 0)
-                goto fail;
-            c = (unsigned char)(hi << 4 | lo);
-            i += 2;
-        } else if (c == '+') {
-            c = ' ';
-        }
+    long len = percent_decode(s, n, out, n + 1);
+    for (long i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)out[i];
         if (c < 0x20 || c == 0x7f)
-            goto fail;
-        out[o++] = (char)c;
+            len = PERCENT_EBAD;
     }
-    out[o] = '\0';
+    if (len < 0) {
+        secure_zero(out, n + 1);
+        free(out);
+        return NULL;
+    }
     return out;
-fail:
-    secure_zero(out, n + 1);
-    free(out);
-    return NULL;
 }
 
 static int relay_ok(const char *r)

@@ -256,6 +256,17 @@ test('list paging: bounds, newest first, offset', async () => {
   }
   expectErr(await call(base, admin, 'GET', '/tenants?limit=0'), 400, 'invalid-body')
   expectErr(await call(base, admin, 'GET', '/relays?tenant=abc'), 400, 'invalid-body')
+  // Query values are percent-decoded; a malformed escape ('%' without two hex digits, or %00)
+  // in a parameter the route reads is the client's error, never passed through.
+  assert.deepEqual((await list('?limit=%32')).body.data.map((x) => x.id), [ids[3], ids[2]])
+  for (const q of ['?limit=%zz', '?limit=2%', '?offset=%4', '?after=%g1', '?limit=1&offset=%001']) {
+    const r = await list(q)
+    expectErr(r, 400, 'invalid-query')
+    assert.match(r.body.error, /percent-escape/, q)
+  }
+  expectErr(await call(base, admin, 'GET', '/relays?tenant=' + pager.pk.slice(0, 63) + '%'), 400, 'invalid-query')
+  const escaped = '%' + pager.pk.charCodeAt(0).toString(16) + pager.pk.slice(1)
+  assert.deepEqual((await call(base, admin, 'GET', `/relays?tenant=${escaped}`)).body.data.map((x) => x.id), [...ids].reverse())
   // an admin's ?tenant= filter
   const adm = (await call(base, admin, 'GET', `/relays?tenant=${pager.pk}`)).body.data
   assert.deepEqual(adm.map((x) => x.id), [...ids].reverse())
