@@ -14,8 +14,10 @@
  * up to 64 per COMMIT): each job runs in its own SAVEPOINT, so a failing job is rolled back
  * alone and the others commit; every done runs only after the COMMIT, in submission order.
  * Reads waiting for a connection are likewise run back to back on one pool thread (up to 16
- * per hand-off, shared among the readers), each done in submission order; list reads
- * (db_read_list) wait in a lane of their own, one per hand-off.
+ * per hand-off, shared among the readers, in one read transaction: one snapshot), each done in
+ * submission order; list reads (db_read_list) wait in a lane of their own, one per hand-off.
+ * Jobs are handed over at the loop's next idle phase, so those submitted in one loop turn
+ * leave together.
  * A write whose transaction fails with DB_EBUSY (the file locked
  * by another process past busy_timeout) is rolled back and run again, up to 5 times: a write
  * work function may therefore run more than once and must (re)set what it stores in arg.

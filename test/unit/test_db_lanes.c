@@ -1,5 +1,6 @@
-/* The list lane of db.c: list reads (db_read_list) that do not finish never hold up a point
- * read (db_read), hold at most two readers at once, and all complete afterwards. */
+/* The lanes of db.c: list reads (db_read_list) that do not finish never hold up a point read
+ * (db_read), hold at most two readers at once, and all complete afterwards; the reads of one
+ * loop turn are handed over together. */
 #include "test.h"
 
 #include <pthread.h>
@@ -108,4 +109,139 @@ TEST(db_list_reads_never_hold_up_point_reads)
     snprintf(wal, sizeof(wal), "%s-shm", path);
     unlink(wal);
     rmdir(dir);
+}
+
+/* ---- reads submitted in one loop turn ---- */
+
+#define TURN_READS 32
+
+struct where {
+    sqlite3 *conn; /* the connection the job ran on */
+    int done;
+};
+
+static int note_conn(sqlite3 *conn, void *arg)
+{
+    ((struct where *)arg)->conn = conn;
+    return 0;
+}
+
+static void on_noted(int status, void *arg)
+{
+    ASSERT_OK(status);
+    ((struct where *)arg)->done = 1;
+}
+
+/* Jobs are handed to the pool at the loop's next idle phase, so the reads of one turn leave
+ * together: the first hand-off takes a reader's share of all 32 (8), not the first read
+ * alone. Jobs submitted right before db_close still run. */
+TEST(db_reads_of_one_loop_turn_leave_together)
+{
+    uv_loop_t loop;
+    struct db *db = NULL;
+    struct where w[TURN_READS] = {0}, late[3] = {0};
+    char dir[64], path[128];
+    int is_closed = 0;
+    test_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/t.db", dir);
+    ASSERT_OK(uv_loop_init(&loop));
+    ASSERT_OK(db_open(&db, &loop, path));
+    for (int i = 0; i < TURN_READS; i++)
+        ASSERT_OK(db_read(db, note_conn, on_noted, &w[i]));
+    ASSERT_EQ(db_queue_depth(db), TURN_READS);
+    ASSERT_OK(uv_run(&loop, UV_RUN_DEFAULT));
+    for (int i = 0; i < TURN_READS; i++) {
+        ASSERT(w[i].done);
+        ASSERT_NOT_NULL(w[i].conn);
+    }
+    for (int i = 1; i < 8; i++)
+        ASSERT(w[i].conn == w[0].conn); /* one hand-off */
+    ASSERT(w[8].conn != w[0].conn);     /* the next share went to another reader */
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(db_read(db, note_conn, on_noted, &late[i]));
+    db_close(db, closed, &is_closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 3; i++)
+        ASSERT(late[i].done);
+    ASSERT(is_closed);
+    ASSERT_OK(uv_loop_close(&loop));
+}
+
+/* ---- a hand-off of reads is one read transaction ---- */
+
+struct count_job {
+    int64_t n;
+    int leave_open; /* step once and leave the statement unreset (holds the transaction) */
+    int done;
+};
+
+static int count_settings(sqlite3 *conn, void *arg)
+{
+    struct count_job *c = arg;
+    sqlite3_stmt *st =
+        db_stmt(conn, c->leave_open ? "SELECT key FROM setting" : "SELECT count(*) FROM setting");
+    if (!st || sqlite3_step(st) != SQLITE_ROW)
+        return c->leave_open ? 0 : DB_EGENERIC; /* an empty table: nothing to leave open */
+    if (!c->leave_open) {
+        c->n = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    return 0;
+}
+
+static void on_counted(int status, void *arg)
+{
+    ASSERT_OK(status);
+    ((struct count_job *)arg)->done = 1;
+}
+
+static int add_setting(sqlite3 *conn, void *arg)
+{
+    (void)arg;
+    return db_exec(conn, "INSERT INTO setting(key, value) VALUES (hex(randomblob(8)), 'v')");
+}
+
+static void on_added(int status, void *arg)
+{
+    ASSERT_OK(status);
+    (*(int *)arg)++;
+}
+
+/* Reads batched in one transaction never keep an old snapshot: after each acknowledged write,
+ * every reader's next reads see it, even when a job left a statement stepping (which makes
+ * the batch's COMMIT fail). */
+TEST(db_read_batches_see_every_acknowledged_write)
+{
+    uv_loop_t loop;
+    struct db *db = NULL;
+    char dir[64], path[128];
+    int written = 0, is_closed = 0;
+    test_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/t.db", dir);
+    ASSERT_OK(uv_loop_init(&loop));
+    ASSERT_OK(db_open(&db, &loop, path));
+    int64_t before = -1;
+    for (int round = 0; round < 4; round++) {
+        struct count_job jobs[TURN_READS] = {0};
+        for (int i = 0; i < TURN_READS; i++) {
+            jobs[i].leave_open = i % 8 == 3; /* one per reader's share */
+            ASSERT_OK(db_read(db, count_settings, on_counted, &jobs[i]));
+        }
+        ASSERT_OK(uv_run(&loop, UV_RUN_DEFAULT));
+        for (int i = 0; i < TURN_READS; i++) {
+            ASSERT(jobs[i].done);
+            if (jobs[i].leave_open)
+                continue;
+            if (before < 0)
+                before = jobs[i].n;
+            ASSERT_EQ(jobs[i].n, before + written); /* every acknowledged write, no more */
+        }
+        ASSERT_OK(db_write(db, DB_CRASH_SAFE, add_setting, on_added, &written));
+        ASSERT_OK(uv_run(&loop, UV_RUN_DEFAULT));
+        ASSERT_EQ(written, round + 1);
+    }
+    db_close(db, closed, &is_closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT(is_closed);
+    ASSERT_OK(uv_loop_close(&loop));
 }
