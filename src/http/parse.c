@@ -200,11 +200,19 @@ static int on_headers_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+/* Request bytes held, not counting this connection's unparsed input: that input is what is
+ * being parsed (this body's bytes, or the next pipelined request), already counted in
+ * req_buffered, and must not be counted twice when it becomes body. */
+static size_t held_without_input(const struct http_conn *c)
+{
+    return c->srv->req_buffered - c->pending_counted;
+}
+
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *c = conn_of(p);
     struct http_server *srv = c->srv;
-    if (srv->req_buffered + len > srv->req_buffer_max) {
+    if (held_without_input(c) + len > srv->req_buffer_max) {
         http__shed(srv, SHED_BODY_BUDGET);
         return fail_cb(c, 503);
     }
@@ -284,7 +292,7 @@ static int after_head(struct http_conn *c)
     uint64_t clen = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
     if (clen > HTTP_MAX_BODY)
         return 413;
-    if ((chunked || clen) && srv->req_buffered + clen > srv->req_buffer_max) {
+    if ((chunked || clen) && held_without_input(c) + clen > srv->req_buffer_max) {
         http__shed(srv, SHED_BODY_BUDGET);
         return 503;
     }

@@ -802,6 +802,31 @@ TEST(http_request_buffer_budget_is_503)
     run(&t);
 }
 
+/* A body that arrives with its head while the head check is pending waits unparsed; it is
+ * then counted once against the budget, not once as unparsed input and again as body (which
+ * refused a lone 60,000-byte body under a 64 KiB budget). */
+static void client_budget_once(struct ctx *t)
+{
+    static char req[61000];
+    struct cli c;
+    struct resp r;
+    int n =
+        snprintf(req, sizeof(req),
+                 "POST /h HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\nContent-Length: 60000\r\n\r\n");
+    memset(req + n, 'q', 60000);
+    CHECK(t, cli_open(&c, t->port) == 0);
+    CHECK(t, cli_send(&c, req, (size_t)n + 60000) == 0);
+    CHECK(t, cli_response(&c, &r) == 0 && r.status == 200);
+    close(c.fd);
+    t->ok = 1;
+}
+
+TEST(http_request_buffer_counts_a_waiting_body_once)
+{
+    struct ctx t = {.client = client_budget_once, .head_check = 1, .request_buffer_max = 64 * 1024};
+    run(&t);
+}
+
 /* Two clients pipeline large responses and never read: past the server-wide response cap
  * the one with the most unsent data is closed (it used to be kept until the idle timeout,
  * its responses in memory), and neither gets all its responses queued. */
