@@ -21,6 +21,7 @@ import { newUser, call } from '../test/integration/lib/auth.mjs'
 import { startServer } from '../test/integration/lib/server.mjs'
 import { startZooid } from '../test/integration/lib/zooid.mjs'
 import { startProbe, percentile } from '../test/integration/lib/probe.mjs'
+import { freePort } from '../test/integration/lib/nginx.mjs'
 
 const N = Number(process.argv[2] ?? 10000)
 const CONCURRENCY = process.argv[3] ?? '16'
@@ -37,16 +38,46 @@ const fmt = (v) => v.toFixed(1)
 // ns a process spent runnable but waiting for a CPU (its main thread's schedstat).
 const waitNs = (pid) => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1])
 
+// The first probes pay for the probe process's own start (a new Node process, its first
+// connection): left out of both series.
+const WARMUP = 20
 async function probeFor(url, ms) {
   const p = startProbe(url, 10)
   await sleep(ms)
   const { lat } = await p.stop()
-  return lat
+  return lat.slice(WARMUP)
+}
+
+// The service's own view of its event loop, from /metrics (reset at each scrape): the longest
+// iteration (wall: callbacks plus any wait for a CPU) and the most CPU one iteration used (what
+// the loop itself runs). Scraped every second; the worst second and the 99th percentile of the
+// seconds are reported.
+function loopWatch(metricsUrl) {
+  const wall = [], cpu = []
+  let on = true
+  const done = (async () => {
+    while (on) {
+      try {
+        const t = await (await fetch(metricsUrl)).text()
+        wall.push(Number(t.match(/^caravel_loop_stall_max_ms (\d+)/m)?.[1] ?? NaN))
+        cpu.push(Number(t.match(/^caravel_loop_stall_cpu_max_ms (\d+)/m)?.[1] ?? NaN))
+      } catch {}
+      await sleep(1000)
+    }
+  })()
+  return async () => {
+    on = false
+    await done
+    const f = (v) => `max ${Math.max(...v)} p99 ${percentile(v, 0.99)} p50 ${percentile(v, 0.5)}`
+    return `wall ${f(wall.slice(1))}; CPU ${f(cpu.slice(1))} (ms, per-second maxima of ${wall.length - 1} s)`
+  }
 }
 
 const zooid = await startZooid({ whitelist: [] })
+const metricsPort = await freePort()
 const srv = await startServer({
   env: {
+    METRICS_PORT: String(metricsPort),
     ADMINS: admin.pk,
     RELAY_DOMAIN: domain,
     RELAY_URL_TEMPLATE: zooid.url,
@@ -75,11 +106,15 @@ try {
   execFileSync('sqlite3', ['-cmd', '.timeout 10000', srv.dbPath, `.read ${sqlFile}`])
 
   const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
-  const idle = await probeFor(`${srv.url}/healthz`, 5000)
+  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`
+  const idleLoop = loopWatch(metricsUrl)
+  const idle = await probeFor(`${srv.url}/healthz`, 15000)
+  const idleLoopText = await idleLoop()
   const idleLoad = loadavg()
 
   const target = newUser().pk
   const probe = startProbe(`${srv.url}/healthz`, 10)
+  const busyLoop = loopWatch(metricsUrl)
   const c0 = cpuTicks(srv.pid)
   const z0 = process.cpuUsage() // the test zooid runs in this process
   const w0 = [waitNs(srv.pid), waitNs(process.pid)]
@@ -98,7 +133,8 @@ try {
   const zu = process.cpuUsage(z0)
   const zcpu = (zu.user + zu.system) / 1e6
   const wait = [waitNs(srv.pid) - w0[0], waitNs(process.pid) - w0[1]].map((w) => Math.round(w / 1e7 / secs))
-  const { lat: busy } = await probe.stop()
+  const busy = (await probe.stop()).lat.slice(WARMUP)
+  const busyLoopText = await busyLoop()
   const m = srv.logs().match(/rollout idle: (\d+) changes confirmed, at most (\d+) calls in flight/)
   const failed = zooid.rpcs.filter((x) => x.method === 'banpubkey' && !(x.status === 200 && x.result === true)).length
   const lines = [
@@ -111,6 +147,8 @@ try {
     `/healthz idle (baseline): p50 ${fmt(percentile(idle, 0.5))} p99 ${fmt(percentile(idle, 0.99))} max ${fmt(Math.max(...idle))} ms (${idle.length} probes)`,
     `/healthz during the rollout: p50 ${fmt(percentile(busy, 0.5))} p99 ${fmt(percentile(busy, 0.99))} max ${fmt(Math.max(...busy))} ms (${busy.length} probes)`,
     `p99 during / idle: ${(percentile(busy, 0.99) / percentile(idle, 0.99)).toFixed(2)}`,
+    `event-loop iterations, idle: ${idleLoopText}`,
+    `event-loop iterations, during the rollout: ${busyLoopText}`,
   ]
   console.log(lines.join('\n'))
   if (process.env.BENCH_LOG) writeFileSync(process.env.BENCH_LOG, srv.logs())

@@ -3,8 +3,11 @@
  * A slot holds one row from the moment its call starts until the answer is recorded, so a row
  * is never sent twice at once and never reloaded before it is marked. At most `max` slots
  * (BLOCKLIST_CONCURRENCY). One due query at a time; a trigger during it asks for one more.
- * Calls start only from a due query's answer, so a row released while that query ran (its
- * answer committed after the query's snapshot) is remembered in `recent` and skipped. */
+ * Calls start only from a due query's answer, BL_STARTS_PER_TURN per loop turn (the query counts
+ * as running until all its rows were looked at), so a row released while that query ran (its
+ * answer committed after the query's snapshot) is remembered in `recent` and skipped. The due
+ * query runs in the database's list lane (db_read_list): its key derivations never hold up the
+ * point reads of the API. */
 #include "blocklist/worker.h"
 
 #include <stdio.h>
@@ -29,6 +32,10 @@
 #define BL_LOAD_FACTOR                                                                             \
     2 /* rows read per due query: 2 x the slots (a query runs with at                              \
        * least half of them free, so at most max/2 rows are busy) */
+/* Calls started per loop turn: each one signs a NIP-98 event on the loop (two scalar
+ * multiplications), so a due query's rows are started a few at a time, with the loop's I/O
+ * (the API) served in between, instead of all in one callback. */
+#define BL_STARTS_PER_TURN 4
 
 struct slot {
     struct blocklist *b;
@@ -51,6 +58,7 @@ struct load_job {
     struct blocklist *b;
     int64_t now;
     size_t n, cap;
+    size_t next, started; /* rows looked at, calls started (start_some) */
     struct bl_item *items;
 };
 
@@ -63,6 +71,9 @@ struct blocklist {
     struct app *app;
     struct nip86 *nip86;
     uv_timer_t tick;
+    uv_timer_t starter;       /* the next turn of start_some */
+    struct load_job *pending; /* a due query's rows being started, BL_STARTS_PER_TURN a turn */
+    int open_handles;
     struct slot *slots;
     struct row_key *recent; /* released during the current due query (at most max) */
     size_t n_recent;
@@ -90,6 +101,8 @@ static int64_t wall_ms(void)
 static void on_tick_closed(uv_handle_t *h)
 {
     struct blocklist *b = h->data;
+    if (--b->open_handles > 0)
+        return;
     void (*cb)(void *) = b->stop_cb;
     void *arg = b->stop_arg;
     free(b->slots);
@@ -101,10 +114,12 @@ static void on_tick_closed(uv_handle_t *h)
 
 static void maybe_finish(struct blocklist *b)
 {
-    if (!b->stopping || !b->nip86_closed || b->db_jobs || b->closing)
+    if (!b->stopping || !b->nip86_closed || b->db_jobs || b->pending || b->closing)
         return;
     b->closing = 1;
+    b->open_handles = 2;
     uv_close((uv_handle_t *)&b->tick, on_tick_closed);
+    uv_close((uv_handle_t *)&b->starter, on_tick_closed);
 }
 
 static void release(struct slot *s)
@@ -243,42 +258,19 @@ static int load_work(sqlite3 *conn, void *arg)
     return repo_bl_due(conn, j->now, j->b->app->cfg.relay_domain, j->items, j->cap, &j->n);
 }
 
-/* Starts a call for every loaded row not already in a slot, while slots are free. */
-static size_t start_loaded(struct blocklist *b, struct load_job *j)
+/* The due query's rows are all looked at: log, free, and load again if more may be due. */
+static void load_end(struct blocklist *b, struct load_job *j, int status)
 {
-    size_t started = 0;
-    for (size_t i = 0; i < j->n; i++) {
-        struct slot *s = NULL;
-        if (!b->stopping && !row_busy(b, &j->items[i]) && (s = free_slot(b))) {
-            s->used = 1;
-            b->used++;
-            s->item = j->items[i];
-            start_call(b, s);
-            started++;
-        }
-        relay_target_wipe(&j->items[i].t);
-    }
-    return started;
-}
-
-static void load_done(int status, void *arg)
-{
-    struct load_job *j = arg;
-    struct blocklist *b = j->b;
-    size_t started = 0;
-    b->db_jobs--;
     b->loading = 0;
-    if (status != 0)
-        LOG_ERROR("blocklist: could not load the due rows (%d)", status);
-    else
-        started = start_loaded(b, j);
     if (status == 0 && j->n == 0 && b->used == 0 && b->since_idle) {
         LOG_INFO("blocklist: rollout idle: %llu changes confirmed, at most %zu calls in flight",
                  (unsigned long long)b->since_idle, b->peak);
         b->since_idle = 0;
     }
     /* A full page with room left: there may be more due rows right behind. */
-    int more = status == 0 && j->n == j->cap && started > 0;
+    int more = status == 0 && j->n == j->cap && j->started > 0;
+    for (; j->next < j->n; j->next++)
+        relay_target_wipe(&j->items[j->next].t);
     free(j->items);
     free(j);
     if (b->stopping) {
@@ -287,6 +279,55 @@ static void load_done(int status, void *arg)
         b->again = 0;
         pump(b);
     }
+}
+
+static void on_starter(uv_timer_t *t);
+
+/* Starts a call for the next loaded rows not already in a slot, while slots are free, at most
+ * BL_STARTS_PER_TURN calls; the rest on the next loop turn. The due query counts as running
+ * (b->loading) until every row was looked at. */
+static void start_some(struct blocklist *b)
+{
+    struct load_job *j = b->pending;
+    size_t started = 0;
+    while (!b->stopping && j->next < j->n && started < BL_STARTS_PER_TURN) {
+        struct bl_item *it = &j->items[j->next++];
+        struct slot *s = NULL;
+        if (!row_busy(b, it) && (s = free_slot(b))) {
+            s->used = 1;
+            b->used++;
+            s->item = *it;
+            start_call(b, s);
+            started++;
+        }
+        relay_target_wipe(&it->t);
+    }
+    j->started += started;
+    if (!b->stopping && j->next < j->n) {
+        uv_timer_start(&b->starter, on_starter, 0, 0);
+        return;
+    }
+    b->pending = NULL;
+    load_end(b, j, 0);
+}
+
+static void on_starter(uv_timer_t *t)
+{
+    start_some(t->data);
+}
+
+static void load_done(int status, void *arg)
+{
+    struct load_job *j = arg;
+    struct blocklist *b = j->b;
+    b->db_jobs--;
+    if (status != 0) {
+        LOG_ERROR("blocklist: could not load the due rows (%d)", status);
+        load_end(b, j, status);
+        return;
+    }
+    b->pending = j;
+    start_some(b);
 }
 
 static void pump(struct blocklist *b)
@@ -309,7 +350,9 @@ static void pump(struct blocklist *b)
     b->loading = 1;
     b->n_recent = 0;
     b->db_jobs++;
-    int rc = db_read(b->app->db, load_work, load_done, j);
+    /* The list lane: this read derives a key pair per row (up to 2 x the slots), so it must not
+     * hold up point reads such as the /healthz ping. */
+    int rc = db_read_list(b->app->db, load_work, load_done, j);
     if (rc != 0)
         load_done(rc, j);
 }
@@ -412,6 +455,8 @@ int blocklist_start(struct blocklist **out, struct app *app)
         app->cfg.test.blocklist_retry_ms > 0 ? app->cfg.test.blocklist_retry_ms : BL_RETRY_BASE_MS;
     uv_timer_init(app->loop, &b->tick);
     b->tick.data = b;
+    uv_timer_init(app->loop, &b->starter);
+    b->starter.data = b;
     uv_timer_start(&b->tick, on_tick, BL_TICK_MS, BL_TICK_MS);
     app_on(app, APP_BLOCKLIST_CHANGED, on_blocklist_changed, b);
     app_on(app, APP_RELAY_CHANGED, on_relay, b);
