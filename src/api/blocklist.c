@@ -20,7 +20,7 @@ struct entry_in {
     char reason[REASON_MAX + 1];
 };
 
-static int load_entry(sqlite3 *conn, struct api_call *call, const char *pubkey)
+static int load_entry(struct db_conn *conn, struct api_call *call, const char *pubkey)
 {
     int rc = repo_blocklist_get(conn, pubkey, &call->data);
     if (rc != DB_ENOTFOUND)
@@ -34,7 +34,7 @@ static int load_entry(sqlite3 *conn, struct api_call *call, const char *pubkey)
 
 /* ---- GET /blocklist ---- */
 
-static int list_entries(sqlite3 *conn, struct api_call *call)
+static int list_entries(struct db_conn *conn, struct api_call *call)
 {
     return repo_blocklist_list(conn, &call->data);
 }
@@ -47,7 +47,7 @@ void api_list_blocklist(struct api_ctx *ctx)
 
 /* ---- POST /blocklist ---- */
 
-static int add_entry(sqlite3 *conn, struct api_call *call)
+static int add_entry(struct db_conn *conn, struct api_call *call)
 {
     const struct entry_in *in = call->in;
     const struct api_ctx *ctx = call->ctx;
@@ -98,7 +98,7 @@ out:
 
 /* ---- DELETE /blocklist/:pubkey ---- */
 
-static int remove_entry(sqlite3 *conn, struct api_call *call)
+static int remove_entry(struct db_conn *conn, struct api_call *call)
 {
     const struct entry_in *in = call->in;
     const struct api_ctx *ctx = call->ctx;

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
+#include "db/db.h"
 
 #include "core/app.h"
 #include "core/store.h"
@@ -39,7 +39,7 @@ struct api_ctx {
 };
 
 struct api_call;
-typedef int api_work_fn(sqlite3 *conn, struct api_call *call);
+typedef int api_work_fn(struct db_conn *conn, struct api_call *call);
 typedef void api_after_fn(struct api_call *call);
 
 struct api_call {

@@ -13,7 +13,7 @@ struct list_in {
     char tenant[65]; /* "" = all (admin) */
 };
 
-static int list_invoices(sqlite3 *conn, struct api_call *call)
+static int list_invoices(struct db_conn *conn, struct api_call *call)
 {
     struct list_in *in = call->in;
     call->paged = 1;
@@ -40,7 +40,7 @@ void api_list_invoices(struct api_ctx *ctx)
 }
 
 /* Admins see any invoice; others only their own, and no existence oracle (404). */
-static int get_invoice(sqlite3 *conn, struct api_call *call)
+static int get_invoice(struct db_conn *conn, struct api_call *call)
 {
     struct api_ctx *ctx = call->ctx;
     int rc =
@@ -54,7 +54,7 @@ void api_get_invoice(struct api_ctx *ctx)
         api_run(ctx, 0, get_invoice, NULL, NULL);
 }
 
-static int list_activity(sqlite3 *conn, struct api_call *call)
+static int list_activity(struct db_conn *conn, struct api_call *call)
 {
     struct list_in *in = call->in;
     call->paged = 1;

@@ -50,7 +50,7 @@ static void answer_health(struct api_ctx *ctx, int ok)
 }
 
 /* A reader shares the file with the writer: if it moved, so did the writer's. */
-static int ping_cb(sqlite3 *conn, void *arg)
+static int ping_cb(struct db_conn *conn, void *arg)
 {
     (void)arg;
     return db_file_moved(conn) ? DB_EMOVED : repo_ping(conn);
@@ -133,7 +133,7 @@ static cJSON *identity_json(const struct api_ctx *ctx, int is_tenant)
     return o;
 }
 
-static int identity(sqlite3 *conn, struct api_call *call)
+static int identity(struct db_conn *conn, struct api_call *call)
 {
     struct api_ctx *ctx = call->ctx;
     int rc = repo_tenant_exists(conn, ctx->pubhex);

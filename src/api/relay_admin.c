@@ -69,7 +69,7 @@ static void answer(struct admin_op *op)
 
 /* ---- 3. the activity row ---- */
 
-static int record_work(sqlite3 *conn, void *arg)
+static int record_work(struct db_conn *conn, void *arg)
 {
     struct admin_op *op = arg;
     return repo_activity_insert(conn, op->t.tenant, op->activity, "relay", op->t.id, NULL, NULL,
@@ -116,7 +116,7 @@ static void on_rpc(enum nip86_status st, const cJSON *result, const char *what, 
 
 /* ---- 1. the relay ---- */
 
-static int load_work(sqlite3 *conn, void *arg)
+static int load_work(struct db_conn *conn, void *arg)
 {
     struct admin_op *op = arg;
     const struct api_ctx *ctx = op->ctx;
@@ -418,7 +418,7 @@ static void members_answer(struct members_op *m, const cJSON *members)
     members_free(m);
 }
 
-static int members_store_work(sqlite3 *conn, void *arg)
+static int members_store_work(struct db_conn *conn, void *arg)
 {
     struct members_op *m = arg;
     return repo_members_record(conn, m->t.id, 1, m->count, m->ctx->now,
@@ -457,7 +457,7 @@ static void on_members(enum sync_worker_members_status st, const cJSON *members,
         members_store_done(rc, m);
 }
 
-static int members_load_work(sqlite3 *conn, void *arg)
+static int members_load_work(struct db_conn *conn, void *arg)
 {
     struct members_op *m = arg;
     const struct api_ctx *ctx = m->ctx;

@@ -22,7 +22,7 @@ static const char *owner_filter(const struct api_ctx *ctx)
 }
 
 /* Loads a visible relay into call->data (404 otherwise). */
-static int load_relay(sqlite3 *conn, struct api_call *call, const char *id)
+static int load_relay(struct db_conn *conn, struct api_call *call, const char *id)
 {
     const struct api_ctx *ctx = call->ctx;
     int rc = repo_relay_get(conn, id, owner_filter(ctx), ctx->app->cfg.relay_domain, &call->data);
@@ -36,7 +36,7 @@ struct list_in {
     char tenant[65]; /* "" = all (admin) */
 };
 
-static int list_relays(sqlite3 *conn, struct api_call *call)
+static int list_relays(struct db_conn *conn, struct api_call *call)
 {
     struct list_in *in = call->in;
     call->paged = 1;
@@ -55,7 +55,7 @@ void api_list_relays(struct api_ctx *ctx)
     api_run_list(ctx, list_relays, in, free);
 }
 
-static int get_relay(sqlite3 *conn, struct api_call *call)
+static int get_relay(struct db_conn *conn, struct api_call *call)
 {
     return load_relay(conn, call, call->ctx->params[0]);
 }
@@ -80,8 +80,8 @@ static int fail_relay(struct api_call *call, const struct relay_error *e)
 }
 
 /* Writes the activity row, marks the relay for zooid and asks for a kick after commit. */
-static int record_change(sqlite3 *conn, struct api_call *call, const char *tenant, const char *id,
-                         const char *type, const char *plan, const char *status)
+static int record_change(struct db_conn *conn, struct api_call *call, const char *tenant,
+                         const char *id, const char *type, const char *plan, const char *status)
 {
     int rc = repo_activity_insert(conn, tenant, type, "relay", id, plan, status, call->ctx->now);
     if (rc == 0)
@@ -93,7 +93,7 @@ static int record_change(sqlite3 *conn, struct api_call *call, const char *tenan
 
 /* 422 plan-relay-limit when the tenant has all the relays the plan allows (other than
  * except_id); 0 when there is room, or < 0. */
-static int check_plan_room(sqlite3 *conn, struct api_call *call, const char *tenant,
+static int check_plan_room(struct db_conn *conn, struct api_call *call, const char *tenant,
                            const char *plan, const char *except_id)
 {
     const struct plan *p = plan_find(plan);
@@ -109,7 +109,8 @@ static int check_plan_room(sqlite3 *conn, struct api_call *call, const char *ten
 
 /* 422 plan-member-limit when the relay's last known member count (GET /relays/:id/members)
  * is over the plan's member cap; 0 when it fits or is unknown, or < 0. */
-static int check_member_room(sqlite3 *conn, struct api_call *call, const char *id, const char *plan)
+static int check_member_room(struct db_conn *conn, struct api_call *call, const char *id,
+                             const char *plan)
 {
     const struct plan *p = plan_find(plan);
     int64_t n = -1;
@@ -125,7 +126,7 @@ static int check_member_room(sqlite3 *conn, struct api_call *call, const char *i
  * plan: not a new relay, not a plan or feature change of one that is not inactive (deactivate,
  * PUT plan=free, activate, PUT plan=basic would otherwise lift the delinquency unpaid), not an
  * activation (needs_payment). 422 payment-required, 0 when allowed, or < 0. */
-static int check_paid_plan_allowed(sqlite3 *conn, struct api_call *call, const char *tenant,
+static int check_paid_plan_allowed(struct db_conn *conn, struct api_call *call, const char *tenant,
                                    const char *plan)
 {
     const struct plan *p = plan_find(plan);
@@ -139,7 +140,7 @@ static int check_paid_plan_allowed(sqlite3 *conn, struct api_call *call, const c
 
 /* ---- POST /relays ---- */
 
-static int create_relay(sqlite3 *conn, struct api_call *call)
+static int create_relay(struct db_conn *conn, struct api_call *call)
 {
     struct relay_fields *f = call->in;
     uint8_t seckey[32];
@@ -223,7 +224,7 @@ struct current {
     char status[16];
 };
 
-static int load_current(sqlite3 *conn, struct api_call *call, struct current *cur)
+static int load_current(struct db_conn *conn, struct api_call *call, struct current *cur)
 {
     int rc = repo_relay_load(conn, call->ctx->params[0], owner_filter(call->ctx), &cur->f,
                              cur->tenant, cur->status);
@@ -234,7 +235,7 @@ static int load_current(sqlite3 *conn, struct api_call *call, struct current *cu
  * move to another plan needs room there (plan_moves): relays made before the caps stay.
  * changes_service: the change moves a free relay to a paid plan or turns a feature on, which
  * an overdue invoice forbids unless the relay is inactive. */
-static int store_update(sqlite3 *conn, struct api_call *call, const struct current *cur,
+static int store_update(struct db_conn *conn, struct api_call *call, const struct current *cur,
                         int plan_moves, int changes_service)
 {
     struct relay_error err;
@@ -270,7 +271,7 @@ static int adds_service(const struct relay_fields *cur, const struct relay_field
     return 0;
 }
 
-static int put_relay(sqlite3 *conn, struct api_call *call)
+static int put_relay(struct db_conn *conn, struct api_call *call)
 {
     struct current cur = {0};
     const char *id = call->ctx->params[0];
@@ -311,8 +312,8 @@ void api_put_relay(struct api_ctx *ctx)
 
 /* ---- status changes ---- */
 
-static int set_status(sqlite3 *conn, struct api_call *call, struct current *cur, const char *status,
-                      const char *type)
+static int set_status(struct db_conn *conn, struct api_call *call, struct current *cur,
+                      const char *status, const char *type)
 {
     int rc = repo_relay_set_status(conn, call->ctx->params[0], status, call->ctx->now);
     if (rc != 0)
@@ -320,7 +321,7 @@ static int set_status(sqlite3 *conn, struct api_call *call, struct current *cur,
     return record_change(conn, call, cur->tenant, call->ctx->params[0], type, cur->f.plan, status);
 }
 
-static int deactivate(sqlite3 *conn, struct api_call *call)
+static int deactivate(struct db_conn *conn, struct api_call *call)
 {
     struct current cur = {0};
     int rc = load_current(conn, call, &cur);
@@ -341,7 +342,8 @@ void api_deactivate_relay(struct api_ctx *ctx)
 /* A delinquent relay, or an inactive one on a paid plan, stays down while an overdue invoice
  * is unpaid: otherwise deactivate + activate would lift the delinquency without paying.
  * Free relays are never billed, so never blocked. */
-static int needs_payment(sqlite3 *conn, const struct api_call *call, const struct current *cur)
+static int needs_payment(struct db_conn *conn, const struct api_call *call,
+                         const struct current *cur)
 {
     const struct plan *p = plan_find(cur->f.plan);
     int paid_plan = p && p->sats > 0;
@@ -353,7 +355,7 @@ static int needs_payment(sqlite3 *conn, const struct api_call *call, const struc
                                 call->ctx->now);
 }
 
-static int activate(sqlite3 *conn, struct api_call *call)
+static int activate(struct db_conn *conn, struct api_call *call)
 {
     struct current cur = {0};
     int rc = load_current(conn, call, &cur);
@@ -377,7 +379,7 @@ void api_activate_relay(struct api_ctx *ctx)
 
 /* Clears a given-up sync (the attempts, backoff and error) so the worker tries at once. The
  * activity row keeps the relay's plan and status unchanged for billing's replay. */
-static int resync(sqlite3 *conn, struct api_call *call)
+static int resync(struct db_conn *conn, struct api_call *call)
 {
     struct current cur = {0};
     const char *id = call->ctx->params[0];

@@ -3,8 +3,8 @@
 #include "core/store.h"
 #include "db/db.h"
 
-int repo_blocklist_add(sqlite3 *conn, const char *pubkey, const char *reason, const char *admin,
-                       int64_t now)
+int repo_blocklist_add(struct db_conn *conn, const char *pubkey, const char *reason,
+                       const char *admin, int64_t now)
 {
     int rc = db_run(conn,
                     "INSERT INTO blocklist(pubkey, reason, state, created_by, created_at,"
@@ -20,13 +20,13 @@ int repo_blocklist_add(sqlite3 *conn, const char *pubkey, const char *reason, co
     return rc;
 }
 
-int repo_blocklist_remove(sqlite3 *conn, const char *pubkey, int64_t now)
+int repo_blocklist_remove(struct db_conn *conn, const char *pubkey, int64_t now)
 {
     int rc = db_run(conn,
                     "UPDATE blocklist SET state = 'removed', updated_at = ? WHERE pubkey = ?"
                     " AND state = 'active'",
                     DB_INT(now), DB_TEXT(pubkey));
-    if (rc == 0 && sqlite3_changes(conn) == 0)
+    if (rc == 0 && db_changes(conn) == 0)
         return DB_ENOTFOUND;
     /* A ban in flight on a dropped row is turned into a lift by the worker when it lands. */
     if (rc == 0)
@@ -57,7 +57,7 @@ int repo_blocklist_remove(sqlite3 *conn, const char *pubkey, int64_t now)
     "  LIMIT 1)"                                                                                   \
     " FROM blocklist e"
 
-static cJSON *entry_row(sqlite3_stmt *st, const void *arg)
+static cJSON *entry_row(struct db_stmt *st, const void *arg)
 {
     static const char *const keys[] = {
         "pubkey",     "reason",         "state",          "created_by",     "created_at",
@@ -66,19 +66,19 @@ static cJSON *entry_row(sqlite3_stmt *st, const void *arg)
     return repo_json_columns(st, keys, 10);
 }
 
-int repo_blocklist_get(sqlite3 *conn, const char *pubkey, cJSON **out)
+int repo_blocklist_get(struct db_conn *conn, const char *pubkey, cJSON **out)
 {
-    sqlite3_stmt *st = db_query(conn, ENTRY_SQL " WHERE e.pubkey = ?", DB_TEXT(pubkey));
+    struct db_stmt *st = db_query(conn, ENTRY_SQL " WHERE e.pubkey = ?", DB_TEXT(pubkey));
     if (!st)
         return DB_EGENERIC;
-    return repo_json_one(conn, st, entry_row, NULL, out);
+    return repo_json_one(st, entry_row, NULL, out);
 }
 
-int repo_blocklist_list(sqlite3 *conn, cJSON **out)
+int repo_blocklist_list(struct db_conn *conn, cJSON **out)
 {
-    sqlite3_stmt *st =
+    struct db_stmt *st =
         db_query(conn, ENTRY_SQL " ORDER BY e.created_at DESC, e.pubkey LIMIT ?", DB_INT(10000));
     if (!st)
         return DB_EGENERIC;
-    return repo_json_rows(conn, st, entry_row, NULL, out);
+    return repo_json_rows(st, entry_row, NULL, out);
 }

@@ -12,7 +12,7 @@
     "SELECT id, tenant, amount, status, period_start, period_end, NULL, NULL, created_at,"         \
     " paid_at FROM invoice"
 
-static cJSON *invoice_row(sqlite3_stmt *st, const void *arg)
+static cJSON *invoice_row(struct db_stmt *st, const void *arg)
 {
     static const char *const keys[] = {"id",           "tenant",     "amount", "status",
                                        "period_start", "period_end", "bolt11", "bolt11_expires_at",
@@ -22,52 +22,52 @@ static cJSON *invoice_row(sqlite3_stmt *st, const void *arg)
 }
 
 /* The invoice at position j.key of the page, or NULL if the database answered nonsense. */
-static cJSON *slot_of(sqlite3_stmt *st, cJSON **slots, int n)
+static cJSON *slot_of(struct db_stmt *st, cJSON **slots, int n)
 {
-    int64_t k = sqlite3_column_int64(st, 0);
+    int64_t k = db_col_int64(st, 0);
     return k >= 0 && k < n ? slots[k] : NULL;
 }
 
 /* The newest BOLT11 of every invoice of the page (the one to pay), in one statement over
  * the page's ids (ids: a JSON array, slots[i] the invoice of ids[i]). Rows come newest first
  * per invoice: the first one of each is kept. */
-static int attach_bolt11(sqlite3 *conn, const char *ids, cJSON **slots, int n)
+static int attach_bolt11(struct db_conn *conn, const char *ids, cJSON **slots, int n)
 {
-    sqlite3_stmt *st = db_query(conn,
-                                "SELECT j.key, b.bolt11, b.expires_at FROM json_each(?1) j"
-                                " JOIN bolt11 b ON b.invoice = j.value"
-                                " ORDER BY j.key, b.created_at DESC, b.rowid DESC",
-                                DB_TEXT(ids));
+    struct db_stmt *st = db_query(conn,
+                                  "SELECT j.key, b.bolt11, b.expires_at FROM json_each(?1) j"
+                                  " JOIN bolt11 b ON b.invoice = j.value"
+                                  " ORDER BY j.key, b.created_at DESC, b.rowid DESC",
+                                  DB_TEXT(ids));
     cJSON *prev = NULL, *inv;
     int rc;
     if (!st)
         return DB_EGENERIC;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         if ((inv = slot_of(st, slots, n)) == NULL || inv == prev)
             continue;
         prev = inv;
-        cJSON_ReplaceItemInObjectCaseSensitive(
-            inv, "bolt11", cJSON_CreateString((const char *)sqlite3_column_text(st, 1)));
-        cJSON_ReplaceItemInObjectCaseSensitive(
-            inv, "bolt11_expires_at", cJSON_CreateNumber((double)sqlite3_column_int64(st, 2)));
+        cJSON_ReplaceItemInObjectCaseSensitive(inv, "bolt11",
+                                               cJSON_CreateString(db_col_str(st, 1)));
+        cJSON_ReplaceItemInObjectCaseSensitive(inv, "bolt11_expires_at",
+                                               cJSON_CreateNumber((double)db_col_int64(st, 2)));
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    db_reset(st);
+    return rc == DB_DONE ? 0 : db_status(rc);
 }
 
 /* The items of every invoice of the page, in one statement (as attach_bolt11). */
-static int attach_items(sqlite3 *conn, const char *ids, cJSON **slots, int n)
+static int attach_items(struct db_conn *conn, const char *ids, cJSON **slots, int n)
 {
-    sqlite3_stmt *st = db_query(conn,
-                                "SELECT j.key, it.relay, it.plan, it.hours, it.amount"
-                                " FROM json_each(?1) j JOIN invoice_item it"
-                                " ON it.invoice = j.value ORDER BY j.key, it.relay, it.plan",
-                                DB_TEXT(ids));
+    struct db_stmt *st = db_query(conn,
+                                  "SELECT j.key, it.relay, it.plan, it.hours, it.amount"
+                                  " FROM json_each(?1) j JOIN invoice_item it"
+                                  " ON it.invoice = j.value ORDER BY j.key, it.relay, it.plan",
+                                  DB_TEXT(ids));
     cJSON *inv;
     int rc;
     if (!st)
         return DB_EGENERIC;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         if ((inv = slot_of(st, slots, n)) == NULL)
             continue;
         cJSON *it = cJSON_CreateObject();
@@ -77,13 +77,13 @@ static int attach_items(sqlite3 *conn, const char *ids, cJSON **slots, int n)
         repo_json_int(it, "amount", st, 4);
         cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(inv, "items"), it);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    db_reset(st);
+    return rc == DB_DONE ? 0 : db_status(rc);
 }
 
 /* Completes every invoice of the array with its newest BOLT11 and its items: two statements
  * for the whole page instead of two per invoice. */
-static int attach(sqlite3 *conn, cJSON *invoices)
+static int attach(struct db_conn *conn, cJSON *invoices)
 {
     int n = cJSON_GetArraySize(invoices), i = 0, rc = DB_EGENERIC;
     if (n == 0)
@@ -110,32 +110,32 @@ static int attach(sqlite3 *conn, cJSON *invoices)
     " (created_at, id) < (?1, ?2) ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
 
 /* One statement per shape, each a range of invoice_tenant or invoice_created. */
-int repo_invoice_list(sqlite3 *conn, const char *tenant, const struct repo_page *page, cJSON **out,
-                      char next[REPO_CURSOR_MAX])
+int repo_invoice_list(struct db_conn *conn, const char *tenant, const struct repo_page *page,
+                      cJSON **out, char next[REPO_CURSOR_MAX])
 {
     ASSERT_POOL_THREAD();
     struct db_param p[] = {DB_INT(repo_page_key(page)), DB_TEXT(repo_page_id(page)),
                            DB_INT(page->limit + 1), DB_INT(page->offset), DB_TEXT(tenant)};
-    sqlite3_stmt *st =
+    struct db_stmt *st =
         tenant[0]
             ? db_query_params(conn, INVOICE_SELECT " WHERE tenant = ?5 AND" INVOICE_PAGE, p, 5)
             : db_query_params(conn, INVOICE_SELECT " WHERE" INVOICE_PAGE, p, 4);
     if (!st)
         return DB_EGENERIC;
-    int rc = repo_json_page(conn, st, invoice_row, NULL, page, 8, 0, out, next);
+    int rc = repo_json_page(st, invoice_row, NULL, page, 8, 0, out, next);
     return rc ? rc : attach(conn, *out);
 }
 
-int repo_invoice_get(sqlite3 *conn, const char *id, const char *owner, cJSON **out)
+int repo_invoice_get(struct db_conn *conn, const char *id, const char *owner, cJSON **out)
 {
     ASSERT_POOL_THREAD();
-    sqlite3_stmt *st =
+    struct db_stmt *st =
         db_query(conn, INVOICE_SELECT " WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)", DB_TEXT(id),
                  DB_TEXT(owner));
     if (!st)
         return DB_EGENERIC;
     cJSON *one = NULL;
-    int rc = repo_json_one(conn, st, invoice_row, NULL, &one);
+    int rc = repo_json_one(st, invoice_row, NULL, &one);
     if (rc != 0)
         return rc;
     cJSON *arr = cJSON_CreateArray();
@@ -146,7 +146,7 @@ int repo_invoice_get(sqlite3 *conn, const char *id, const char *owner, cJSON **o
     return rc;
 }
 
-int repo_invoice_overdue(sqlite3 *conn, const char *tenant, int64_t grace, int64_t now)
+int repo_invoice_overdue(struct db_conn *conn, const char *tenant, int64_t grace, int64_t now)
 {
     ASSERT_POOL_THREAD();
     return db_exists(conn,
@@ -160,7 +160,7 @@ int repo_invoice_overdue(sqlite3 *conn, const char *tenant, int64_t grace, int64
     " FROM activity"
 #define ACTIVITY_PAGE " id < ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
 
-static cJSON *activity_row(sqlite3_stmt *st, const void *arg)
+static cJSON *activity_row(struct db_stmt *st, const void *arg)
 {
     static const char *const keys[] = {
         "id",          "tenant", "created_at", "activity_type", "resource_type",
@@ -170,17 +170,17 @@ static cJSON *activity_row(sqlite3_stmt *st, const void *arg)
 }
 
 /* One statement per shape: a range of the primary key, or of activity_tenant. */
-int repo_activity_list(sqlite3 *conn, const char *tenant, const struct repo_page *page, cJSON **out,
-                       char next[REPO_CURSOR_MAX])
+int repo_activity_list(struct db_conn *conn, const char *tenant, const struct repo_page *page,
+                       cJSON **out, char next[REPO_CURSOR_MAX])
 {
     ASSERT_POOL_THREAD();
     struct db_param p[] = {DB_INT(repo_page_key(page)), DB_INT(page->limit + 1),
                            DB_INT(page->offset), DB_TEXT(tenant)};
-    sqlite3_stmt *st =
+    struct db_stmt *st =
         tenant[0]
             ? db_query_params(conn, ACTIVITY_SELECT " WHERE tenant = ?4 AND" ACTIVITY_PAGE, p, 4)
             : db_query_params(conn, ACTIVITY_SELECT " WHERE" ACTIVITY_PAGE, p, 3);
     if (!st)
         return DB_EGENERIC;
-    return repo_json_page(conn, st, activity_row, NULL, page, 0, -1, out, next);
+    return repo_json_page(st, activity_row, NULL, page, 0, -1, out, next);
 }

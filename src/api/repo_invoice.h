@@ -8,21 +8,21 @@
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
+#include "db/db.h"
 
 #include "core/store.h"
 
 /* One page of Invoice JSON (with items and the newest BOLT11), newest first (then by id);
  * next as in repo_json_page. */
-int repo_invoice_list(sqlite3 *conn, const char *tenant, const struct repo_page *page, cJSON **out,
-                      char next[REPO_CURSOR_MAX]);
+int repo_invoice_list(struct db_conn *conn, const char *tenant, const struct repo_page *page,
+                      cJSON **out, char next[REPO_CURSOR_MAX]);
 /* Invoice id, if it belongs to `owner` (NULL = anyone's). DB_ENOTFOUND otherwise. */
-int repo_invoice_get(sqlite3 *conn, const char *id, const char *owner, cJSON **out);
+int repo_invoice_get(struct db_conn *conn, const char *id, const char *owner, cJSON **out);
 /* 1 if the tenant has a pending invoice created at least `grace` seconds before now
  * (overdue, PRODUCT.md §3.3, §8), 0 if not, or a negative db_error. */
-int repo_invoice_overdue(sqlite3 *conn, const char *tenant, int64_t grace, int64_t now);
+int repo_invoice_overdue(struct db_conn *conn, const char *tenant, int64_t grace, int64_t now);
 /* One page of activity rows, newest first; its cursor is the id (next as in repo_json_page). */
-int repo_activity_list(sqlite3 *conn, const char *tenant, const struct repo_page *page, cJSON **out,
-                       char next[REPO_CURSOR_MAX]);
+int repo_activity_list(struct db_conn *conn, const char *tenant, const struct repo_page *page,
+                       cJSON **out, char next[REPO_CURSOR_MAX]);
 
 #endif

@@ -38,11 +38,11 @@ const char *const relay_flag_names[RF_COUNT] = {
 /* Only the owner (or an admin: owner NULL) sees a relay. */
 #define RELAY_VISIBLE " (?2 IS NULL OR tenant = ?2)"
 
-static cJSON *relay_row(sqlite3_stmt *st, const void *arg)
+static cJSON *relay_row(struct db_stmt *st, const void *arg)
 {
     const char *domain = arg; /* RELAY_DOMAIN, "" when unset */
     cJSON *o = cJSON_CreateObject();
-    const char *sub = (const char *)sqlite3_column_text(st, 2);
+    const char *sub = db_col_str(st, 2);
     char host[512];
     repo_json_text(o, "id", st, 0);
     repo_json_text(o, "tenant", st, 1);
@@ -62,12 +62,12 @@ static cJSON *relay_row(sqlite3_stmt *st, const void *arg)
     repo_json_int(o, "created_at", st, 18);
     repo_json_int(o, "updated_at", st, 19);
     repo_json_int(o, "members_count", st, 21);
-    const struct plan *p = plan_find((const char *)sqlite3_column_text(st, 4));
+    const struct plan *p = plan_find(db_col_str(st, 4));
     cJSON_AddBoolToObject(o, "over_member_limit",
-                          sqlite3_column_type(st, 21) != SQLITE_NULL && p && p->members >= 0 &&
-                              sqlite3_column_int64(st, 21) > p->members);
+                          !db_col_is_null(st, 21) && p && p->members >= 0 &&
+                              db_col_int64(st, 21) > p->members);
     cJSON *mods = cJSON_AddArrayToObject(o, "moderators");
-    const char *m = (const char *)sqlite3_column_text(st, 20);
+    const char *m = db_col_str(st, 20);
     for (size_t i = 0; m && strlen(m) >= i + 64; i += 65) {
         char pk[65];
         snprintf(pk, sizeof(pk), "%.64s", m + i);
@@ -76,16 +76,16 @@ static cJSON *relay_row(sqlite3_stmt *st, const void *arg)
     return o;
 }
 
-int repo_relay_get(sqlite3 *conn, const char *id, const char *owner, const char *domain,
+int repo_relay_get(struct db_conn *conn, const char *id, const char *owner, const char *domain,
                    cJSON **out)
 {
     ASSERT_POOL_THREAD();
-    sqlite3_stmt *st =
+    struct db_stmt *st =
         db_query(conn, "SELECT " RELAY_COLS " FROM relay WHERE id = ?1 AND" RELAY_VISIBLE,
                  DB_TEXT(id), DB_TEXT(owner));
     if (!st)
         return DB_EGENERIC;
-    return repo_json_one(conn, st, relay_row, domain, out);
+    return repo_json_one(st, relay_row, domain, out);
 }
 
 /* One statement per shape, each a range of the index that gives its order (relay_tenant,
@@ -93,13 +93,13 @@ int repo_relay_get(sqlite3 *conn, const char *id, const char *owner, const char 
 #define RELAY_PAGE                                                                                 \
     " (created_at, id) < (?1, ?2) ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
 
-int repo_relay_list(sqlite3 *conn, const char *tenant, const struct repo_page *page,
+int repo_relay_list(struct db_conn *conn, const char *tenant, const struct repo_page *page,
                     const char *domain, cJSON **out, char next[REPO_CURSOR_MAX])
 {
     ASSERT_POOL_THREAD();
     struct db_param p[] = {DB_INT(repo_page_key(page)), DB_TEXT(repo_page_id(page)),
                            DB_INT(page->limit + 1), DB_INT(page->offset), DB_TEXT(tenant)};
-    sqlite3_stmt *st =
+    struct db_stmt *st =
         tenant[0]
             ? db_query_params(conn,
                               "SELECT " RELAY_COLS " FROM relay WHERE tenant = ?5"
@@ -108,46 +108,46 @@ int repo_relay_list(sqlite3 *conn, const char *tenant, const struct repo_page *p
             : db_query_params(conn, "SELECT " RELAY_COLS " FROM relay WHERE" RELAY_PAGE, p, 4);
     if (!st)
         return DB_EGENERIC;
-    return repo_json_page(conn, st, relay_row, domain, page, 18, 0, out, next);
+    return repo_json_page(st, relay_row, domain, page, 18, 0, out, next);
 }
 
-int repo_relay_load(sqlite3 *conn, const char *id, const char *owner, struct relay_fields *out,
-                    char tenant[65], char status[16])
+int repo_relay_load(struct db_conn *conn, const char *id, const char *owner,
+                    struct relay_fields *out, char tenant[65], char status[16])
 {
     ASSERT_POOL_THREAD();
-    sqlite3_stmt *st =
+    struct db_stmt *st =
         db_query(conn, "SELECT " RELAY_COLS " FROM relay WHERE id = ?1 AND" RELAY_VISIBLE,
                  DB_TEXT(id), DB_TEXT(owner));
     if (!st)
         return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        snprintf(tenant, 65, "%s", sqlite3_column_text(st, 1));
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        snprintf(tenant, 65, "%s", db_col_str(st, 1));
         out->subdomain = db_col_text(st, 2);
         out->plan = db_col_text(st, 4);
-        snprintf(status, 16, "%s", sqlite3_column_text(st, 5));
+        snprintf(status, 16, "%s", db_col_str(st, 5));
         out->info_name = db_col_text(st, 8);
         out->info_icon = db_col_text(st, 9);
         out->info_description = db_col_text(st, 10);
         for (int i = 0; i < RF_COUNT; i++)
-            out->flags[i] = sqlite3_column_int(st, 11 + i);
+            out->flags[i] = db_col_int(st, 11 + i);
         out->moderators = db_col_text(st, 20);
     }
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
+    db_reset(st);
+    if (rc == DB_ROW)
         return 0;
-    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+    return rc == DB_DONE ? DB_ENOTFOUND : db_status(rc);
 }
 
-int repo_relay_subdomain_taken(sqlite3 *conn, const char *subdomain, const char *except_id)
+int repo_relay_subdomain_taken(struct db_conn *conn, const char *subdomain, const char *except_id)
 {
     ASSERT_POOL_THREAD();
     return db_exists(conn, "SELECT 1 FROM relay WHERE subdomain = ? AND id <> ?",
                      DB_TEXT(subdomain), DB_TEXT(except_id));
 }
 
-int repo_relay_plan_full(sqlite3 *conn, const char *tenant, const char *plan, const char *except_id,
-                         int64_t max)
+int repo_relay_plan_full(struct db_conn *conn, const char *tenant, const char *plan,
+                         const char *except_id, int64_t max)
 {
     ASSERT_POOL_THREAD();
     /* A row at offset max - 1 exists iff there are at least max: no full count. */
@@ -157,7 +157,7 @@ int repo_relay_plan_full(sqlite3 *conn, const char *tenant, const char *plan, co
                      DB_TEXT(tenant), DB_TEXT(plan), DB_TEXT(except_id), DB_INT(max - 1));
 }
 
-int repo_relay_unique_schema(sqlite3 *conn, const char *base, char *out, size_t cap)
+int repo_relay_unique_schema(struct db_conn *conn, const char *base, char *out, size_t cap)
 {
     ASSERT_POOL_THREAD();
     snprintf(out, cap, "%s", base);
@@ -181,7 +181,7 @@ static size_t text_and_flags(struct db_param *p, const char *const *text, size_t
     return n;
 }
 
-int repo_relay_insert(sqlite3 *conn, const struct relay_fields *f, const char *id,
+int repo_relay_insert(struct db_conn *conn, const struct relay_fields *f, const char *id,
                       const char *schema, const char *secret, int64_t now)
 {
     ASSERT_POOL_THREAD();
@@ -209,7 +209,8 @@ int repo_relay_insert(sqlite3 *conn, const struct relay_fields *f, const char *i
         p, n);
 }
 
-int repo_relay_update(sqlite3 *conn, const char *id, const struct relay_fields *f, int64_t now)
+int repo_relay_update(struct db_conn *conn, const char *id, const struct relay_fields *f,
+                      int64_t now)
 {
     ASSERT_POOL_THREAD();
     const char *text[] = {f->subdomain,        f->plan,
@@ -229,36 +230,37 @@ int repo_relay_update(sqlite3 *conn, const char *id, const struct relay_fields *
 }
 
 /* An UPDATE of one relay: DB_ENOTFOUND when it matched no row. */
-static int updated(sqlite3 *conn, int rc)
+static int updated(struct db_conn *conn, int rc)
 {
-    return rc != 0 ? rc : sqlite3_changes(conn) ? 0 : DB_ENOTFOUND;
+    return rc != 0 ? rc : db_changes(conn) ? 0 : DB_ENOTFOUND;
 }
 
-int repo_relay_set_status(sqlite3 *conn, const char *id, const char *status, int64_t now)
+int repo_relay_set_status(struct db_conn *conn, const char *id, const char *status, int64_t now)
 {
     ASSERT_POOL_THREAD();
     return updated(conn, db_run(conn, "UPDATE relay SET status = ?, updated_at = ? WHERE id = ?",
                                 DB_TEXT(status), DB_INT(now), DB_TEXT(id)));
 }
 
-int repo_relay_clear_sync_error(sqlite3 *conn, const char *id)
+int repo_relay_clear_sync_error(struct db_conn *conn, const char *id)
 {
     ASSERT_POOL_THREAD();
     return updated(conn,
                    db_run(conn, "UPDATE relay SET sync_error = NULL WHERE id = ?", DB_TEXT(id)));
 }
 
-int repo_relay_members_count(sqlite3 *conn, const char *id, int64_t *count)
+int repo_relay_members_count(struct db_conn *conn, const char *id, int64_t *count)
 {
     *count = -1;
-    sqlite3_stmt *st = db_query(conn, "SELECT members_count FROM relay WHERE id = ?", DB_TEXT(id));
+    struct db_stmt *st =
+        db_query(conn, "SELECT members_count FROM relay WHERE id = ?", DB_TEXT(id));
     if (!st)
         return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-        *count = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
+    int rc = db_step(st);
+    if (rc == DB_ROW && !db_col_is_null(st, 0))
+        *count = db_col_int64(st, 0);
+    db_reset(st);
+    if (rc == DB_ROW)
         return 0;
-    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+    return rc == DB_DONE ? DB_ENOTFOUND : db_status(rc);
 }

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
+#include "db/db.h"
 
 #include "core/store.h"
 
@@ -41,34 +41,35 @@ struct relay_fields {
 };
 
 /* Relay JSON of id into *out; host = subdomain + "." + domain (domain "" = subdomain). */
-int repo_relay_get(sqlite3 *conn, const char *id, const char *owner, const char *domain,
+int repo_relay_get(struct db_conn *conn, const char *id, const char *owner, const char *domain,
                    cJSON **out);
 /* One page of Relay JSON of a tenant ("" = all), newest first (then by id); next: the
  * cursor of the following page, "" at the end (repo_json_page). */
-int repo_relay_list(sqlite3 *conn, const char *tenant, const struct repo_page *page,
+int repo_relay_list(struct db_conn *conn, const char *tenant, const struct repo_page *page,
                     const char *domain, cJSON **out, char next[REPO_CURSOR_MAX]);
 /* The writable fields of relay id into out (strings owned by out: relay_fields_free), and its
  * tenant and status. */
-int repo_relay_load(sqlite3 *conn, const char *id, const char *owner, struct relay_fields *out,
-                    char tenant[65], char status[16]);
+int repo_relay_load(struct db_conn *conn, const char *id, const char *owner,
+                    struct relay_fields *out, char tenant[65], char status[16]);
 /* 1 if another relay than except_id ("" = none) has the subdomain, 0 if not, or < 0. */
-int repo_relay_subdomain_taken(sqlite3 *conn, const char *subdomain, const char *except_id);
+int repo_relay_subdomain_taken(struct db_conn *conn, const char *subdomain, const char *except_id);
 /* 1 if the tenant already has `max` relays on plan, not counting except_id ("" = none);
  * 0 if not, or < 0. */
-int repo_relay_plan_full(sqlite3 *conn, const char *tenant, const char *plan, const char *except_id,
-                         int64_t max);
+int repo_relay_plan_full(struct db_conn *conn, const char *tenant, const char *plan,
+                         const char *except_id, int64_t max);
 /* base if no relay has that schema yet, else base_2, base_3, ... (out, cap >= 96). */
-int repo_relay_unique_schema(sqlite3 *conn, const char *base, char *out, size_t cap);
+int repo_relay_unique_schema(struct db_conn *conn, const char *base, char *out, size_t cap);
 /* New active relay (f complete: tenant, subdomain, plan; NULL info_* = ""); secret is 64 hex. */
-int repo_relay_insert(sqlite3 *conn, const struct relay_fields *f, const char *id,
+int repo_relay_insert(struct db_conn *conn, const struct relay_fields *f, const char *id,
                       const char *schema, const char *secret, int64_t now);
 /* Replaces the writable fields (f complete) and updated_at. */
-int repo_relay_update(sqlite3 *conn, const char *id, const struct relay_fields *f, int64_t now);
+int repo_relay_update(struct db_conn *conn, const char *id, const struct relay_fields *f,
+                      int64_t now);
 /* status: "active", "inactive" or "delinquent". */
-int repo_relay_set_status(sqlite3 *conn, const char *id, const char *status, int64_t now);
+int repo_relay_set_status(struct db_conn *conn, const char *id, const char *status, int64_t now);
 /* The last member count recorded, -1 when unknown. */
-int repo_relay_members_count(sqlite3 *conn, const char *id, int64_t *count);
+int repo_relay_members_count(struct db_conn *conn, const char *id, int64_t *count);
 /* Forgets the last sync error (POST /relays/:id/sync; repo_relay_mark_dirty resets the rest). */
-int repo_relay_clear_sync_error(sqlite3 *conn, const char *id);
+int repo_relay_clear_sync_error(struct db_conn *conn, const char *id);
 
 #endif

@@ -9,21 +9,21 @@
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
+#include "db/db.h"
 
 #include "core/store.h"
 
 /* 1 if pubkey (64 hex) is a tenant, 0 if not, or a negative db_error. */
-int repo_tenant_exists(sqlite3 *conn, const char *pubkey);
+int repo_tenant_exists(struct db_conn *conn, const char *pubkey);
 /* Tenant JSON of pubkey into *out; DB_ENOTFOUND when absent. */
-int repo_tenant_get(sqlite3 *conn, const char *pubkey, cJSON **out);
+int repo_tenant_get(struct db_conn *conn, const char *pubkey, cJSON **out);
 /* One page of Tenant JSON, newest first (then by pubkey); next as in repo_json_page. */
-int repo_tenant_list(sqlite3 *conn, const struct repo_page *page, cJSON **out,
+int repo_tenant_list(struct db_conn *conn, const struct repo_page *page, cJSON **out,
                      char next[REPO_CURSOR_MAX]);
 /* New active tenant + create_tenant activity. DB_ECONSTRAINT when it already exists. */
-int repo_tenant_create(sqlite3 *conn, const char *pubkey, int64_t now);
+int repo_tenant_create(struct db_conn *conn, const char *pubkey, int64_t now);
 /* Stores (nwc_url borrowed; NULL clears) the tenant's wallet URL, clears nwc_error, and
  * records update_tenant. DB_ENOTFOUND when there is no such tenant. */
-int repo_tenant_set_nwc(sqlite3 *conn, const char *pubkey, const char *nwc_url, int64_t now);
+int repo_tenant_set_nwc(struct db_conn *conn, const char *pubkey, const char *nwc_url, int64_t now);
 
 #endif

@@ -82,11 +82,11 @@ struct run {
 };
 
 /* Pool thread: run the handler's SQL, then print the body here rather than on the loop. */
-static int run_work(sqlite3 *conn, void *arg)
+static int run_work(struct db_conn *conn, void *arg)
 {
     struct run *r = arg;
     struct api_call *c = &r->call;
-    /* db_write may run a job again after SQLITE_BUSY: start from a clean slate. */
+    /* db_write may run a job again after DB_EBUSY: start from a clean slate. */
     cJSON_Delete(c->data);
     c->data = NULL;
     c->status = 0;

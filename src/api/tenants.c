@@ -11,13 +11,13 @@
 #include "util/util.h"
 
 /* Reads one tenant into call->data; 404 when absent. */
-static int load_tenant(sqlite3 *conn, struct api_call *call, const char *pubkey)
+static int load_tenant(struct db_conn *conn, struct api_call *call, const char *pubkey)
 {
     int rc = repo_tenant_get(conn, pubkey, &call->data);
     return rc == DB_ENOTFOUND ? api_fail(call, 404, "not-found", "no such tenant") : rc;
 }
 
-static int list_tenants(sqlite3 *conn, struct api_call *call)
+static int list_tenants(struct db_conn *conn, struct api_call *call)
 {
     call->paged = 1;
     return repo_tenant_list(conn, call->in, &call->data, call->next);
@@ -33,7 +33,7 @@ void api_list_tenants(struct api_ctx *ctx)
     api_run_list(ctx, list_tenants, copy, free);
 }
 
-static int create_tenant(sqlite3 *conn, struct api_call *call)
+static int create_tenant(struct db_conn *conn, struct api_call *call)
 {
     struct api_ctx *ctx = call->ctx;
     int rc = repo_tenant_create(conn, ctx->pubhex, ctx->now);
@@ -61,7 +61,7 @@ static int may_see_tenant(struct api_ctx *ctx)
     return -1;
 }
 
-static int get_tenant(sqlite3 *conn, struct api_call *call)
+static int get_tenant(struct db_conn *conn, struct api_call *call)
 {
     return load_tenant(conn, call, call->ctx->params[0]);
 }
@@ -86,7 +86,7 @@ static void billing_in_free(void *p)
     free(in);
 }
 
-static int put_billing(sqlite3 *conn, struct api_call *call)
+static int put_billing(struct db_conn *conn, struct api_call *call)
 {
     struct billing_in *in = call->in;
     const char *pubkey = call->ctx->params[0];

@@ -92,7 +92,7 @@ static void chain_step(struct chain *c)
 
 static void step_collect(struct chain *c);
 
-static int work_add_bolt11(sqlite3 *conn, void *arg)
+static int work_add_bolt11(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     return repo_billing_add_bolt11(conn, j->p->id, j->bolt11, j->hash, j->p->amount * 1000,
@@ -182,7 +182,7 @@ static void step_make_invoice(struct chain *c)
 
 /* ---- settled: invoice paid ---- */
 
-static int work_mark_paid(sqlite3 *conn, void *arg)
+static int work_mark_paid(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     repo_billing_ids_free(&j->changed);
@@ -216,7 +216,7 @@ static void mark_paid(struct chain *c, int clear_error)
 
 /* ---- expired unsettled BOLT11: attempts fail, a new BOLT11 replaces it ---- */
 
-static int work_expired(sqlite3 *conn, void *arg)
+static int work_expired(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     return repo_billing_bolt11_expired(conn, j->p->bolt11_id, j->now);
@@ -245,7 +245,7 @@ static void on_expired(int status, void *arg)
 
 /* ---- collection (PRODUCT.md §8 steps 2 and 3) ---- */
 
-static int work_send_bolt11(sqlite3 *conn, void *arg)
+static int work_send_bolt11(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     return repo_billing_send_bolt11(conn, j->p, j->now);
@@ -265,7 +265,7 @@ static void on_bolt11_sent(int status, void *arg)
     chain_end(c);
 }
 
-static int work_attempt_failed(sqlite3 *conn, void *arg)
+static int work_attempt_failed(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     return repo_billing_attempt_failed(conn, j->id, j->p->tenant, j->reason, j->now);
@@ -331,7 +331,7 @@ static void on_pay_answer(int status, const struct nwc_response *resp, void *arg
     chain_end(c);
 }
 
-static int work_begin_attempt(sqlite3 *conn, void *arg)
+static int work_begin_attempt(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     return repo_billing_begin_attempt(conn, j->p->id, j->p->bolt11_id, j->now, j->id);

@@ -23,10 +23,10 @@
 
 /* ---- small helpers ---- */
 
-void rb_copy_col(sqlite3_stmt *st, int col, char *out, size_t cap)
+void rb_copy_col(struct db_stmt *st, int col, char *out, size_t cap)
 {
-    const unsigned char *s = sqlite3_column_text(st, col);
-    snprintf(out, cap, "%s", s ? (const char *)s : "");
+    const char *s = db_col_str(st, col);
+    snprintf(out, cap, "%s", s ? s : "");
 }
 
 void repo_billing_date(int64_t t, char out[11])
@@ -50,7 +50,7 @@ static void ids_push(struct repo_ids *ids, const char *id)
     snprintf(ids->ids[ids->n++], 65, "%s", id);
 }
 
-int rb_queue_dm(sqlite3 *conn, const char *tenant, int64_t now, const char *fmt, ...)
+int rb_queue_dm(struct db_conn *conn, const char *tenant, int64_t now, const char *fmt, ...)
 {
     char text[RB_DM_MAX];
     va_list ap;
@@ -75,69 +75,68 @@ const size_t repo_billing_n_stmts = sizeof(repo_billing_stmts) / sizeof(repo_bil
 
 /* ---- pending invoices ---- */
 
-static void read_pending(sqlite3_stmt *st, struct repo_pending *p)
+static void read_pending(struct db_stmt *st, struct repo_pending *p)
 {
     memset(p, 0, sizeof(*p));
     rb_copy_col(st, 0, p->id, sizeof(p->id));
     rb_copy_col(st, 1, p->tenant, sizeof(p->tenant));
-    p->amount = sqlite3_column_int64(st, 2);
-    p->period_start = sqlite3_column_int64(st, 3);
-    p->period_end = sqlite3_column_int64(st, 4);
-    p->created_at = sqlite3_column_int64(st, 5);
-    p->reminders = sqlite3_column_int64(st, 6);
-    p->last_collect_at = sqlite3_column_int64(st, 7);
+    p->amount = db_col_int64(st, 2);
+    p->period_start = db_col_int64(st, 3);
+    p->period_end = db_col_int64(st, 4);
+    p->created_at = db_col_int64(st, 5);
+    p->reminders = db_col_int64(st, 6);
+    p->last_collect_at = db_col_int64(st, 7);
     p->nwc_url = db_col_text(st, 8);
-    p->has_bolt11 = sqlite3_column_type(st, 9) != SQLITE_NULL;
+    p->has_bolt11 = !db_col_is_null(st, 9);
     if (p->has_bolt11) {
         rb_copy_col(st, 9, p->bolt11_id, sizeof(p->bolt11_id));
         p->bolt11 = db_col_text(st, 10);
         rb_copy_col(st, 11, p->payment_hash, sizeof(p->payment_hash));
-        p->bolt11_expires_at = sqlite3_column_int64(st, 12);
+        p->bolt11_expires_at = db_col_int64(st, 12);
     }
-    p->has_attempt = sqlite3_column_type(st, 13) != SQLITE_NULL;
+    p->has_attempt = !db_col_is_null(st, 13);
     if (p->has_attempt)
         rb_copy_col(st, 13, p->attempt_id, sizeof(p->attempt_id));
-    p->lookup_base = sqlite3_column_int64(st, 14);
-    p->next_action_at = sqlite3_column_int64(st, 15);
-    p->wallet_requests = sqlite3_column_int64(st, 16);
+    p->lookup_base = db_col_int64(st, 14);
+    p->next_action_at = db_col_int64(st, 15);
+    p->wallet_requests = db_col_int64(st, 16);
 }
 
-static int load_pending(sqlite3 *conn, sqlite3_stmt *st, size_t limit, struct repo_pending **out,
-                        size_t *n)
+static int load_pending(struct db_stmt *st, size_t limit, struct repo_pending **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
     if (!st)
         return DB_EGENERIC;
-    int rc = SQLITE_DONE;
+    int rc = DB_DONE;
     *out = xcalloc(limit ? limit : 1, sizeof(**out));
-    while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    while (*n < limit && (rc = db_step(st)) == DB_ROW)
         read_pending(st, &(*out)[(*n)++]);
     if (*n == limit)
-        rc = SQLITE_DONE;
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+        rc = DB_DONE;
+    db_reset(st);
+    return rc == DB_DONE ? 0 : db_status(rc);
 }
 
-int repo_billing_load_pending(sqlite3 *conn, const char *tenant, struct repo_pending **out,
+int repo_billing_load_pending(struct db_conn *conn, const char *tenant, struct repo_pending **out,
                               size_t *n)
 {
     ASSERT_POOL_THREAD();
-    sqlite3_stmt *st = db_query(conn, REPO_BILLING_TENANT_PENDING_SQL, DB_TEXT(tenant),
-                                DB_INT(REPO_BILLING_MAX_PENDING));
-    return load_pending(conn, st, REPO_BILLING_MAX_PENDING, out, n);
+    struct db_stmt *st = db_query(conn, REPO_BILLING_TENANT_PENDING_SQL, DB_TEXT(tenant),
+                                  DB_INT(REPO_BILLING_MAX_PENDING));
+    return load_pending(st, REPO_BILLING_MAX_PENDING, out, n);
 }
 
-int repo_billing_load_due(sqlite3 *conn, int64_t now, const struct repo_cursor *after, size_t limit,
-                          struct repo_pending **out, size_t *n)
+int repo_billing_load_due(struct db_conn *conn, int64_t now, const struct repo_cursor *after,
+                          size_t limit, struct repo_pending **out, size_t *n)
 {
     ASSERT_POOL_THREAD();
-    sqlite3_stmt *st = db_query(conn, REPO_BILLING_DUE_PENDING_SQL, DB_INT(now), DB_INT(after->at),
-                                DB_TEXT(after->id), DB_INT(limit));
-    return load_pending(conn, st, limit, out, n);
+    struct db_stmt *st = db_query(conn, REPO_BILLING_DUE_PENDING_SQL, DB_INT(now),
+                                  DB_INT(after->at), DB_TEXT(after->id), DB_INT(limit));
+    return load_pending(st, limit, out, n);
 }
 
-int repo_billing_schedule(sqlite3 *conn, const struct repo_schedule *s, size_t n)
+int repo_billing_schedule(struct db_conn *conn, const struct repo_schedule *s, size_t n)
 {
     ASSERT_POOL_THREAD();
     int rc = 0;
@@ -149,7 +148,7 @@ int repo_billing_schedule(sqlite3 *conn, const struct repo_schedule *s, size_t n
     return rc;
 }
 
-int repo_billing_wake_attempts(sqlite3 *conn, int64_t now)
+int repo_billing_wake_attempts(struct db_conn *conn, int64_t now)
 {
     ASSERT_POOL_THREAD();
     return db_run(conn,
@@ -172,13 +171,13 @@ void repo_billing_pending_free(struct repo_pending *p, size_t n)
 
 /* ---- BOLT11 ---- */
 
-static int invoice_is_pending(sqlite3 *conn, const char *invoice)
+static int invoice_is_pending(struct db_conn *conn, const char *invoice)
 {
     return db_exists(conn, "SELECT 1 FROM invoice WHERE id = ? AND status = 'pending'",
                      DB_TEXT(invoice));
 }
 
-int repo_billing_add_bolt11(sqlite3 *conn, const char *invoice, const char *bolt11,
+int repo_billing_add_bolt11(struct db_conn *conn, const char *invoice, const char *bolt11,
                             const char *payment_hash, int64_t amount_msats, int64_t expires_at,
                             int64_t now, char id_out[65], int *created)
 {
@@ -187,18 +186,18 @@ int repo_billing_add_bolt11(sqlite3 *conn, const char *invoice, const char *bolt
     int rc = invoice_is_pending(conn, invoice);
     if (rc <= 0)
         return rc == 0 ? DB_ENOTFOUND : rc;
-    sqlite3_stmt *st = db_query(conn,
-                                "SELECT id FROM bolt11 WHERE invoice = ? AND settled_at IS "
-                                "NULL AND expires_at > ? ORDER BY created_at DESC LIMIT 1",
-                                DB_TEXT(invoice), DB_INT(now));
+    struct db_stmt *st = db_query(conn,
+                                  "SELECT id FROM bolt11 WHERE invoice = ? AND settled_at IS "
+                                  "NULL AND expires_at > ? ORDER BY created_at DESC LIMIT 1",
+                                  DB_TEXT(invoice), DB_INT(now));
     if (!st)
         return DB_EGENERIC;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
+    rc = db_step(st);
+    if (rc == DB_ROW)
         rb_copy_col(st, 0, id_out, 65);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) /* a concurrent run stored one first: use it */
-        return rc == SQLITE_ROW ? 0 : db_rc(conn, rc);
+    db_reset(st);
+    if (rc != DB_DONE) /* a concurrent run stored one first: use it */
+        return rc == DB_ROW ? 0 : db_status(rc);
     char id[33];
     repo_new_id(id);
     if ((rc = db_run(conn,
@@ -212,7 +211,7 @@ int repo_billing_add_bolt11(sqlite3 *conn, const char *invoice, const char *bolt
     return 0;
 }
 
-int repo_billing_bolt11_expired(sqlite3 *conn, const char *bolt11_id, int64_t now)
+int repo_billing_bolt11_expired(struct db_conn *conn, const char *bolt11_id, int64_t now)
 {
     ASSERT_POOL_THREAD();
     int rc = db_run(conn,
@@ -228,7 +227,7 @@ int repo_billing_bolt11_expired(sqlite3 *conn, const char *bolt11_id, int64_t no
 
 /* ---- payment attempts ---- */
 
-int repo_billing_begin_attempt(sqlite3 *conn, const char *invoice, const char *bolt11_id,
+int repo_billing_begin_attempt(struct db_conn *conn, const char *invoice, const char *bolt11_id,
                                int64_t now, char attempt_id_out[65])
 {
     ASSERT_POOL_THREAD();
@@ -254,7 +253,7 @@ int repo_billing_begin_attempt(sqlite3 *conn, const char *invoice, const char *b
                   DB_TEXT(invoice));
 }
 
-int repo_billing_attempt_failed(sqlite3 *conn, const char *attempt_id, const char *tenant,
+int repo_billing_attempt_failed(struct db_conn *conn, const char *attempt_id, const char *tenant,
                                 const char *reason, int64_t now)
 {
     ASSERT_POOL_THREAD();
@@ -262,7 +261,7 @@ int repo_billing_attempt_failed(sqlite3 *conn, const char *attempt_id, const cha
                     "UPDATE payment_attempt SET state = 'failed', error = ?, updated_at = ? "
                     "WHERE id = ? AND state = 'pending'",
                     DB_TEXT(reason), DB_INT(now), DB_TEXT(attempt_id));
-    if (rc || sqlite3_changes(conn) == 0)
+    if (rc || db_changes(conn) == 0)
         return rc;
     if ((rc = db_run(conn, "UPDATE tenant SET nwc_error = ? WHERE pubkey = ?", DB_TEXT(reason),
                      DB_TEXT(tenant))))
@@ -281,24 +280,24 @@ struct inv_row {
     int64_t amount, start, end, requests;
 };
 
-static int load_invoice(sqlite3 *conn, const char *invoice, struct inv_row *out)
+static int load_invoice(struct db_conn *conn, const char *invoice, struct inv_row *out)
 {
-    sqlite3_stmt *st = db_query(conn,
-                                "SELECT tenant, amount, period_start, period_end, "
-                                "wallet_requests FROM invoice WHERE id = ?",
-                                DB_TEXT(invoice));
+    struct db_stmt *st = db_query(conn,
+                                  "SELECT tenant, amount, period_start, period_end, "
+                                  "wallet_requests FROM invoice WHERE id = ?",
+                                  DB_TEXT(invoice));
     if (!st)
         return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
         rb_copy_col(st, 0, out->tenant, sizeof(out->tenant));
-        out->amount = sqlite3_column_int64(st, 1);
-        out->start = sqlite3_column_int64(st, 2);
-        out->end = sqlite3_column_int64(st, 3);
-        out->requests = sqlite3_column_int64(st, 4);
+        out->amount = db_col_int64(st, 1);
+        out->start = db_col_int64(st, 2);
+        out->end = db_col_int64(st, 3);
+        out->requests = db_col_int64(st, 4);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+    db_reset(st);
+    return rc == DB_ROW ? 0 : rc == DB_DONE ? DB_ENOTFOUND : db_status(rc);
 }
 
 struct relay_ref {
@@ -307,30 +306,31 @@ struct relay_ref {
 };
 
 /* Relays of tenant with the given status, at most REPO_BILLING_MAX_RELAYS. */
-static int list_relays(sqlite3 *conn, const char *tenant, const char *status,
+static int list_relays(struct db_conn *conn, const char *tenant, const char *status,
                        struct relay_ref **out, size_t *n)
 {
-    sqlite3_stmt *st = db_query(conn,
-                                "SELECT id, plan FROM relay WHERE tenant = ? AND status = ?"
-                                " ORDER BY id LIMIT ?",
-                                DB_TEXT(tenant), DB_TEXT(status), DB_INT(REPO_BILLING_MAX_RELAYS));
+    struct db_stmt *st =
+        db_query(conn,
+                 "SELECT id, plan FROM relay WHERE tenant = ? AND status = ?"
+                 " ORDER BY id LIMIT ?",
+                 DB_TEXT(tenant), DB_TEXT(status), DB_INT(REPO_BILLING_MAX_RELAYS));
     *out = NULL;
     *n = 0;
     if (!st)
         return DB_EGENERIC;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         *out = xrealloc(*out, (*n + 1) * sizeof(**out));
         rb_copy_col(st, 0, (*out)[*n].id, sizeof((*out)[*n].id));
         rb_copy_col(st, 1, (*out)[*n].plan, sizeof((*out)[*n].plan));
         (*n)++;
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    db_reset(st);
+    return rc == DB_DONE ? 0 : db_status(rc);
 }
 
 /* Moves one relay to status with its activity row and a zooid resync. */
-static int set_relay_status(sqlite3 *conn, const char *tenant, const struct relay_ref *r,
+static int set_relay_status(struct db_conn *conn, const char *tenant, const struct relay_ref *r,
                             const char *status, const char *activity, int64_t now)
 {
     int rc = db_run(conn, "UPDATE relay SET status = ?, updated_at = ? WHERE id = ?",
@@ -342,8 +342,8 @@ static int set_relay_status(sqlite3 *conn, const char *tenant, const struct rela
     return rc;
 }
 
-static int reactivate_relays(sqlite3 *conn, const char *tenant, const struct billing_cfg *cfg,
-                             int64_t now, struct repo_ids *changed)
+static int reactivate_relays(struct db_conn *conn, const char *tenant,
+                             const struct billing_cfg *cfg, int64_t now, struct repo_ids *changed)
 {
     struct relay_ref *rs = NULL;
     size_t n = 0;
@@ -360,7 +360,8 @@ static int reactivate_relays(sqlite3 *conn, const char *tenant, const struct bil
     return rc;
 }
 
-static int settle_rows(sqlite3 *conn, const char *invoice, const char *bolt11_id, int64_t now)
+static int settle_rows(struct db_conn *conn, const char *invoice, const char *bolt11_id,
+                       int64_t now)
 {
     int rc = db_run(conn, "UPDATE bolt11 SET settled_at = ? WHERE id = ? AND settled_at IS NULL",
                     DB_INT(now), DB_TEXT(bolt11_id));
@@ -372,12 +373,12 @@ static int settle_rows(sqlite3 *conn, const char *invoice, const char *bolt11_id
                   DB_INT(now), DB_TEXT(invoice), DB_TEXT(bolt11_id));
 }
 
-static int clear_nwc_error(sqlite3 *conn, const char *tenant)
+static int clear_nwc_error(struct db_conn *conn, const char *tenant)
 {
     return db_run(conn, "UPDATE tenant SET nwc_error = NULL WHERE pubkey = ?", DB_TEXT(tenant));
 }
 
-int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt11_id,
+int repo_billing_mark_paid(struct db_conn *conn, const char *invoice, const char *bolt11_id,
                            int clear_error, const struct billing_cfg *cfg, int64_t now,
                            struct repo_ids *changed, int64_t *requests)
 {
@@ -394,7 +395,7 @@ int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt1
                      "status = 'pending'",
                      DB_INT(now), DB_TEXT(invoice))))
         return rc;
-    int changed_now = sqlite3_changes(conn) > 0;
+    int changed_now = db_changes(conn) > 0;
     if ((rc = settle_rows(conn, invoice, bolt11_id, now)) || !changed_now)
         return rc;
     if (clear_error && (rc = clear_nwc_error(conn, inv.tenant)))
@@ -411,7 +412,7 @@ int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt1
     return rc ? rc : reactivate_relays(conn, inv.tenant, cfg, now, changed);
 }
 
-int repo_billing_paid_by_hash(sqlite3 *conn, const char *payment_hash, int64_t amount_msats,
+int repo_billing_paid_by_hash(struct db_conn *conn, const char *payment_hash, int64_t amount_msats,
                               const struct billing_cfg *cfg, int64_t now, struct repo_ids *changed,
                               int *found, int64_t *requests)
 {
@@ -419,25 +420,25 @@ int repo_billing_paid_by_hash(sqlite3 *conn, const char *payment_hash, int64_t a
     char bolt11_id[65] = "", invoice[65] = "";
     int has_attempt = 0;
     *found = 0;
-    sqlite3_stmt *st =
+    struct db_stmt *st =
         db_query(conn, REPO_BILLING_BY_HASH_SQL, DB_TEXT(payment_hash), DB_INT(amount_msats));
     if (!st)
         return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
         rb_copy_col(st, 0, bolt11_id, sizeof(bolt11_id));
         rb_copy_col(st, 1, invoice, sizeof(invoice));
-        has_attempt = sqlite3_column_int(st, 2);
+        has_attempt = db_col_int(st, 2);
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    db_reset(st);
+    if (rc != DB_ROW)
+        return rc == DB_DONE ? 0 : db_status(rc);
     *found = 1;
     return repo_billing_mark_paid(conn, invoice, bolt11_id, has_attempt, cfg, now, changed,
                                   requests);
 }
 
-int repo_billing_send_bolt11(sqlite3 *conn, const struct repo_pending *p, int64_t now)
+int repo_billing_send_bolt11(struct db_conn *conn, const struct repo_pending *p, int64_t now)
 {
     ASSERT_POOL_THREAD();
     char d1[11], d2[11];
@@ -463,32 +464,32 @@ struct overdue {
     int notified;
 };
 
-static int load_overdue(sqlite3 *conn, int64_t cutoff, const struct repo_cursor *after,
+static int load_overdue(struct db_conn *conn, int64_t cutoff, const struct repo_cursor *after,
                         size_t limit, struct overdue **out, size_t *n)
 {
-    sqlite3_stmt *st = db_query(conn, REPO_BILLING_OVERDUE_SQL, DB_INT(cutoff), DB_INT(after->at),
-                                DB_TEXT(after->id), DB_INT(limit));
+    struct db_stmt *st = db_query(conn, REPO_BILLING_OVERDUE_SQL, DB_INT(cutoff), DB_INT(after->at),
+                                  DB_TEXT(after->id), DB_INT(limit));
     *out = NULL;
     *n = 0;
     if (!st)
         return DB_EGENERIC;
-    int rc = SQLITE_DONE;
+    int rc = DB_DONE;
     *out = xcalloc(limit ? limit : 1, sizeof(**out));
-    while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (*n < limit && (rc = db_step(st)) == DB_ROW) {
         struct overdue *o = &(*out)[(*n)++];
         rb_copy_col(st, 0, o->id, sizeof(o->id));
         rb_copy_col(st, 1, o->tenant, sizeof(o->tenant));
-        o->amount = sqlite3_column_int64(st, 2);
-        o->notified = sqlite3_column_int(st, 3);
-        o->created_at = sqlite3_column_int64(st, 4);
+        o->amount = db_col_int64(st, 2);
+        o->notified = db_col_int(st, 3);
+        o->created_at = db_col_int64(st, 4);
     }
     if (*n == limit)
-        rc = SQLITE_DONE;
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+        rc = DB_DONE;
+    db_reset(st);
+    return rc == DB_DONE ? 0 : db_status(rc);
 }
 
-static int suspend_paid_relays(sqlite3 *conn, const char *tenant, int64_t now,
+static int suspend_paid_relays(struct db_conn *conn, const char *tenant, int64_t now,
                                struct repo_ids *changed)
 {
     struct relay_ref *rs = NULL;
@@ -505,7 +506,7 @@ static int suspend_paid_relays(sqlite3 *conn, const char *tenant, int64_t now,
     return rc;
 }
 
-static int notify_overdue(sqlite3 *conn, const struct overdue *o, int64_t now)
+static int notify_overdue(struct db_conn *conn, const struct overdue *o, int64_t now)
 {
     int rc = rb_queue_dm(conn, o->tenant, now,
                          "Caravel: your invoice of %lld sats is overdue, so your paid relays are "
@@ -516,7 +517,7 @@ static int notify_overdue(sqlite3 *conn, const struct overdue *o, int64_t now)
     return db_run(conn, "UPDATE invoice SET delinquent_notified = 1 WHERE id = ?", DB_TEXT(o->id));
 }
 
-int repo_billing_dunning_batch(sqlite3 *conn, const struct billing_cfg *cfg, int64_t now,
+int repo_billing_dunning_batch(struct db_conn *conn, const struct billing_cfg *cfg, int64_t now,
                                struct repo_cursor *cursor, struct repo_batch *b,
                                struct repo_ids *changed)
 {

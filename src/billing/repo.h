@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
+#include "db/db.h"
 
 #define REPO_BILLING_MAX_ROWS 200000  /* activity rows replayed per tenant */
 #define REPO_BILLING_MAX_PENDING 1000 /* pending invoices of one tenant loaded at once */
@@ -53,7 +53,7 @@ struct repo_cursor {
  * invoice (a conflicting concurrent insert makes it a no-op), and stores its next due time
  * (the end of its current period, NULL when no paid relay is active). The due times are the
  * pass's durable cursor: a stop between batches loses nothing. */
-int repo_billing_invoice_batch(sqlite3 *conn, const struct billing_cfg *cfg, int64_t now,
+int repo_billing_invoice_batch(struct db_conn *conn, const struct billing_cfg *cfg, int64_t now,
                                struct repo_batch *b);
 
 /* A pending invoice with its current BOLT11 (the one a pending attempt names, else the
@@ -74,12 +74,12 @@ struct repo_pending {
 };
 /* The tenant's pending invoices, oldest first, at most REPO_BILLING_MAX_PENDING. *out is
  * malloc'd: free with repo_billing_pending_free. */
-int repo_billing_load_pending(sqlite3 *conn, const char *tenant, struct repo_pending **out,
+int repo_billing_load_pending(struct db_conn *conn, const char *tenant, struct repo_pending **out,
                               size_t *n);
 /* Up to limit pending invoices due at now (next_action_at <= now) after the cursor, in
  * (next_action_at, id) order. */
-int repo_billing_load_due(sqlite3 *conn, int64_t now, const struct repo_cursor *after, size_t limit,
-                          struct repo_pending **out, size_t *n);
+int repo_billing_load_due(struct db_conn *conn, int64_t now, const struct repo_cursor *after,
+                          size_t limit, struct repo_pending **out, size_t *n);
 void repo_billing_pending_free(struct repo_pending *p, size_t n);
 
 /* What the worker did with an invoice: when to act on it next, and the wallet requests it
@@ -89,28 +89,28 @@ struct repo_schedule {
     int64_t next_action_at;
     int64_t wallet_requests;
 };
-int repo_billing_schedule(sqlite3 *conn, const struct repo_schedule *s, size_t n);
+int repo_billing_schedule(struct db_conn *conn, const struct repo_schedule *s, size_t n);
 /* Start-up: invoices with a pending payment attempt (an outcome a previous process did not
  * learn) are due now, so lookup_invoice resolves them at once. */
-int repo_billing_wake_attempts(sqlite3 *conn, int64_t now);
+int repo_billing_wake_attempts(struct db_conn *conn, int64_t now);
 
 /* Stores a BOLT11 for a pending invoice unless another unsettled, unexpired one exists
  * (then *id_out is that one's id and *created 0). */
-int repo_billing_add_bolt11(sqlite3 *conn, const char *invoice, const char *bolt11,
+int repo_billing_add_bolt11(struct db_conn *conn, const char *invoice, const char *bolt11,
                             const char *payment_hash, int64_t amount_msats, int64_t expires_at,
                             int64_t now, char id_out[65], int *created);
 
 /* The BOLT11 expired unsettled: its pending attempts become failed. */
-int repo_billing_bolt11_expired(sqlite3 *conn, const char *bolt11_id, int64_t now);
+int repo_billing_bolt11_expired(struct db_conn *conn, const char *bolt11_id, int64_t now);
 
 /* Commits a pending payment attempt on bolt11_id before pay_invoice is sent. Refused
  * (DB_ECONSTRAINT) when the invoice is not pending, or any attempt of this invoice is pending
  * or paid: an invoice is paid at most once. Sets the invoice's last_collect_at and restarts
  * the BOLT11's lookup schedule (lookup_base = now). */
-int repo_billing_begin_attempt(sqlite3 *conn, const char *invoice, const char *bolt11_id,
+int repo_billing_begin_attempt(struct db_conn *conn, const char *invoice, const char *bolt11_id,
                                int64_t now, char attempt_id_out[65]);
 /* The wallet refused: attempt failed, tenant nwc_error = reason, DM. */
-int repo_billing_attempt_failed(sqlite3 *conn, const char *attempt_id, const char *tenant,
+int repo_billing_attempt_failed(struct db_conn *conn, const char *attempt_id, const char *tenant,
                                 const char *reason, int64_t now);
 
 /* Settled: invoice paid (if still pending), BOLT11 settled, pending attempts on it paid
@@ -118,7 +118,7 @@ int repo_billing_attempt_failed(sqlite3 *conn, const char *attempt_id, const cha
  * when no other overdue invoice of the tenant is pending, its delinquent relays become
  * active (activity activate_relay, mark dirty; ids in *changed). *requests (may be NULL):
  * the invoice's recorded wallet_requests. */
-int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt11_id,
+int repo_billing_mark_paid(struct db_conn *conn, const char *invoice, const char *bolt11_id,
                            int clear_nwc_error, const struct billing_cfg *cfg, int64_t now,
                            struct repo_ids *changed, int64_t *requests);
 
@@ -127,19 +127,19 @@ int repo_billing_mark_paid(sqlite3 *conn, const char *invoice, const char *bolt1
  * it, repo_billing_mark_paid (clearing nwc_error when an attempt was pending on it) and
  * *found = 1 (and *requests, may be NULL, as repo_billing_mark_paid); else nothing and
  * *found = 0. */
-int repo_billing_paid_by_hash(sqlite3 *conn, const char *payment_hash, int64_t amount_msats,
+int repo_billing_paid_by_hash(struct db_conn *conn, const char *payment_hash, int64_t amount_msats,
                               const struct billing_cfg *cfg, int64_t now, struct repo_ids *changed,
                               int *found, int64_t *requests);
 
 /* No NWC URL: DM the BOLT11 (reminders + 1, last_collect_at = now, and the BOLT11's lookup
  * schedule restarts: lookup_base = now). */
-int repo_billing_send_bolt11(sqlite3 *conn, const struct repo_pending *p, int64_t now);
+int repo_billing_send_bolt11(struct db_conn *conn, const struct repo_pending *p, int64_t now);
 
 /* One batch of dunning: for up to limit pending invoices created more than grace ago, after
  * *cursor in (created_at, id) order, the tenant's active relays on paid plans become
  * delinquent (activity, mark dirty; ids appended to *changed) and the tenant gets one DM per
  * overdue invoice. *cursor moves to the last invoice handled. */
-int repo_billing_dunning_batch(sqlite3 *conn, const struct billing_cfg *cfg, int64_t now,
+int repo_billing_dunning_batch(struct db_conn *conn, const struct billing_cfg *cfg, int64_t now,
                                struct repo_cursor *cursor, struct repo_batch *b,
                                struct repo_ids *changed);
 

@@ -8,14 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
+#include "db/db.h"
 
 #define RB_DM_MAX 2048 /* a DM's text */
 
 /* Column col as text into out (cap bytes; "" for NULL). */
-void rb_copy_col(sqlite3_stmt *st, int col, char *out, size_t cap);
+void rb_copy_col(struct db_stmt *st, int col, char *out, size_t cap);
 /* Queues a robot DM to tenant with the formatted text (capped at RB_DM_MAX). */
-int rb_queue_dm(sqlite3 *conn, const char *tenant, int64_t now, const char *fmt, ...)
+int rb_queue_dm(struct db_conn *conn, const char *tenant, int64_t now, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* ---- statements whose plan matters at scale ---- */

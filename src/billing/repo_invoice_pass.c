@@ -35,43 +35,43 @@ static void rows_free(struct rows *r)
     memset(r, 0, sizeof(*r));
 }
 
-static int load_rows(sqlite3 *conn, const char *tenant, struct rows *out)
+static int load_rows(struct db_conn *conn, const char *tenant, struct rows *out)
 {
-    sqlite3_stmt *st =
+    struct db_stmt *st =
         db_query(conn, REPO_BILLING_ROWS_SQL, DB_TEXT(tenant), DB_INT(REPO_BILLING_MAX_ROWS));
     if (!st)
         return DB_EGENERIC;
     int rc;
     size_t cap = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         if (out->n == cap) {
             cap = cap ? cap * 2 : 64;
             out->v = xrealloc(out->v, cap * sizeof(*out->v));
         }
         struct billing_row *r = &out->v[out->n++];
         r->relay = db_col_text(st, 0);
-        r->at = sqlite3_column_int64(st, 1);
+        r->at = db_col_int64(st, 1);
         r->plan = db_col_text(st, 2);
         r->status = db_col_text(st, 3);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    db_reset(st);
+    return rc == DB_DONE ? 0 : db_status(rc);
 }
 
-static int set_anchor(sqlite3 *conn, const char *tenant, int64_t anchor)
+static int set_anchor(struct db_conn *conn, const char *tenant, int64_t anchor)
 {
     return db_run(conn, "UPDATE tenant SET billing_anchor = ? WHERE pubkey = ?", DB_INT(anchor),
                   DB_TEXT(tenant));
 }
 
 /* 1 if the tenant has an invoice for period_start, 0 if not, or a db_error. */
-static int invoice_exists(sqlite3 *conn, const char *tenant, int64_t period_start)
+static int invoice_exists(struct db_conn *conn, const char *tenant, int64_t period_start)
 {
     return db_exists(conn, "SELECT 1 FROM invoice WHERE tenant = ? AND period_start = ?",
                      DB_TEXT(tenant), DB_INT(period_start));
 }
 
-static int insert_items(sqlite3 *conn, const char *invoice, const struct billing_item *items,
+static int insert_items(struct db_conn *conn, const char *invoice, const struct billing_item *items,
                         size_t n)
 {
     int rc = 0;
@@ -87,7 +87,7 @@ static int insert_items(sqlite3 *conn, const char *invoice, const struct billing
 }
 
 /* Writes one invoice; *created 0 when a concurrent run wrote it first. */
-static int insert_invoice(sqlite3 *conn, const char *tenant, int64_t start, int64_t end,
+static int insert_invoice(struct db_conn *conn, const char *tenant, int64_t start, int64_t end,
                           int64_t total, const struct billing_item *items, size_t n, int64_t now,
                           int *created)
 {
@@ -99,7 +99,7 @@ static int insert_invoice(sqlite3 *conn, const char *tenant, int64_t start, int6
                     " ON CONFLICT(tenant, period_start) DO NOTHING",
                     DB_TEXT(id), DB_TEXT(tenant), DB_INT(total), DB_INT(start), DB_INT(end),
                     DB_INT(now));
-    *created = rc == 0 && sqlite3_changes(conn) > 0;
+    *created = rc == 0 && db_changes(conn) > 0;
     if (rc || !*created)
         return rc;
     if ((rc = insert_items(conn, id, items, n)) ||
@@ -117,8 +117,8 @@ static int insert_invoice(sqlite3 *conn, const char *tenant, int64_t start, int6
 }
 
 /* Bills period [start, end): 1 invoice written or found, 0 nothing billable, <0 error. */
-static int bill_period(sqlite3 *conn, const char *tenant, const struct rows *rows, int64_t start,
-                       int64_t end, int64_t now, size_t *n_created)
+static int bill_period(struct db_conn *conn, const char *tenant, const struct rows *rows,
+                       int64_t start, int64_t end, int64_t now, size_t *n_created)
 {
     /* On the heap: a static __thread array this size would eat every thread's stack. */
     struct billing_item *items = NULL;
@@ -144,7 +144,7 @@ static int bill_period(sqlite3 *conn, const char *tenant, const struct rows *row
 
 /* Bills every ended period of one tenant. *due: when it next has work (the end of its
  * current period), or -1 when none until its relays change. */
-static int bill_tenant(sqlite3 *conn, const struct billing_cfg *cfg, const char *tenant,
+static int bill_tenant(struct db_conn *conn, const struct billing_cfg *cfg, const char *tenant,
                        int has_anchor, int64_t anchor, int64_t now, size_t *n_created, int64_t *due)
 {
     struct rows rows = {0};
@@ -191,21 +191,21 @@ out:
 /* Relay activity written since the last batch makes its tenant due now (a relay created,
  * activated or moved to a paid plan may start or move a billing anchor). Folds at most
  * ACTIVITY_FOLD_ROWS rows; *more = 1 when rows are left. */
-static int fold_activity(sqlite3 *conn, int64_t now, int *more)
+static int fold_activity(struct db_conn *conn, int64_t now, int *more)
 {
     int64_t seen = 0, top = 0;
-    sqlite3_stmt *st = db_query(conn, "SELECT (SELECT position FROM billing_cursor WHERE name = "
-                                      "'activity'), (SELECT MAX(id) FROM activity)");
+    struct db_stmt *st = db_query(conn, "SELECT (SELECT position FROM billing_cursor WHERE name = "
+                                        "'activity'), (SELECT MAX(id) FROM activity)");
     if (!st)
         return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        seen = sqlite3_column_int64(st, 0);
-        top = sqlite3_column_int64(st, 1);
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        seen = db_col_int64(st, 0);
+        top = db_col_int64(st, 1);
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW)
-        return db_rc(conn, rc);
+    db_reset(st);
+    if (rc != DB_ROW)
+        return db_status(rc);
     if (top <= seen)
         return 0;
     int64_t hi = top - seen > ACTIVITY_FOLD_ROWS ? seen + ACTIVITY_FOLD_ROWS : top;
@@ -219,7 +219,7 @@ static int fold_activity(sqlite3 *conn, int64_t now, int *more)
                   DB_INT(hi));
 }
 
-static int set_due(sqlite3 *conn, const char *tenant, int64_t due)
+static int set_due(struct db_conn *conn, const char *tenant, int64_t due)
 {
     return db_run(conn, "UPDATE tenant SET billing_due_at = ? WHERE pubkey = ?",
                   due < 0 ? DB_TEXT(NULL) : DB_INT(due), DB_TEXT(tenant));
@@ -232,30 +232,30 @@ struct tenant_anchor {
 };
 
 /* Up to limit tenants due at now, in due order (the partial index tenant_billing_due). */
-static int load_due_tenants(sqlite3 *conn, int64_t now, size_t limit, struct tenant_anchor **out,
-                            size_t *n)
+static int load_due_tenants(struct db_conn *conn, int64_t now, size_t limit,
+                            struct tenant_anchor **out, size_t *n)
 {
-    sqlite3_stmt *st = db_query(conn, REPO_BILLING_DUE_TENANTS_SQL, DB_INT(now), DB_INT(limit));
+    struct db_stmt *st = db_query(conn, REPO_BILLING_DUE_TENANTS_SQL, DB_INT(now), DB_INT(limit));
     *out = NULL;
     *n = 0;
     if (!st)
         return DB_EGENERIC;
-    int rc = SQLITE_DONE;
+    int rc = DB_DONE;
     *out = xcalloc(limit ? limit : 1, sizeof(**out));
-    while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (*n < limit && (rc = db_step(st)) == DB_ROW) {
         struct tenant_anchor *t = &(*out)[(*n)++];
         rb_copy_col(st, 0, t->pubkey, sizeof(t->pubkey));
-        t->has_anchor = sqlite3_column_type(st, 1) != SQLITE_NULL;
-        t->anchor = sqlite3_column_int64(st, 1);
-        t->due = sqlite3_column_int64(st, 2);
+        t->has_anchor = !db_col_is_null(st, 1);
+        t->anchor = db_col_int64(st, 1);
+        t->due = db_col_int64(st, 2);
     }
     if (*n == limit)
-        rc = SQLITE_DONE;
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+        rc = DB_DONE;
+    db_reset(st);
+    return rc == DB_DONE ? 0 : db_status(rc);
 }
 
-int repo_billing_invoice_batch(sqlite3 *conn, const struct billing_cfg *cfg, int64_t now,
+int repo_billing_invoice_batch(struct db_conn *conn, const struct billing_cfg *cfg, int64_t now,
                                struct repo_batch *b)
 {
     ASSERT_POOL_THREAD();

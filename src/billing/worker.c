@@ -162,7 +162,7 @@ static void run_end(struct billing *b)
 
 /* ---- dunning, batch by batch ---- */
 
-static int work_dunning(sqlite3 *conn, void *arg)
+static int work_dunning(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     /* May run again after DB_EBUSY: start over from the batch's first position. */
@@ -210,7 +210,7 @@ static void phase_dunning(struct billing *b)
 
 /* ---- payment_received notifications (PRODUCT.md §8: marks the invoice paid at once) ---- */
 
-static int work_paid_by_hash(sqlite3 *conn, void *arg)
+static int work_paid_by_hash(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     repo_billing_ids_free(&j->changed);
@@ -283,7 +283,7 @@ static int64_t next_action(const struct billing *b, const struct chain *c, int64
     return MAX(next, now + 1);
 }
 
-static int work_schedule(sqlite3 *conn, void *arg)
+static int work_schedule(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     return repo_billing_schedule(conn, j->sched, j->n_sched);
@@ -325,7 +325,7 @@ void bw_batch_done(struct billing *b)
 
 /* ---- due invoices, batch by batch ---- */
 
-static int work_load_due(sqlite3 *conn, void *arg)
+static int work_load_due(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     struct billing *b = j->b;
@@ -376,7 +376,7 @@ static void phase_due(struct billing *b)
 
 /* ---- tenants that just set an NWC URL: their invoices first, whatever their schedule ---- */
 
-static int work_load_forced(sqlite3 *conn, void *arg)
+static int work_load_forced(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     struct billing *b = j->b;
@@ -416,7 +416,7 @@ static void phase_forced(struct billing *b)
 
 /* ---- invoice pass, batch by batch ---- */
 
-static int work_invoice_batch(sqlite3 *conn, void *arg)
+static int work_invoice_batch(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     return repo_billing_invoice_batch(conn, &j->b->cfg, j->now, &j->batch);
@@ -457,7 +457,7 @@ static void phase_invoices(struct billing *b)
 
 /* ---- run start ---- */
 
-static int work_wake(sqlite3 *conn, void *arg)
+static int work_wake(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     return repo_billing_wake_attempts(conn, j->now);

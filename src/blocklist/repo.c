@@ -18,21 +18,20 @@
     " WHERE b.want != b.applied AND b.next_at <= ? AND r.status = 'active'"                        \
     " ORDER BY b.next_at LIMIT ?"
 
-static int read_item(sqlite3_stmt *st, const char *domain, struct bl_item *it)
+static int read_item(struct db_stmt *st, const char *domain, struct bl_item *it)
 {
-    const char *secret = (const char *)sqlite3_column_text(st, 8);
+    const char *secret = db_col_str(st, 8);
     uint8_t sk[32];
     memset(it, 0, sizeof(*it));
-    snprintf(it->t.id, sizeof(it->t.id), "%s", (const char *)sqlite3_column_text(st, 0));
-    snprintf(it->pubkey, sizeof(it->pubkey), "%s", (const char *)sqlite3_column_text(st, 1));
-    it->want = sqlite3_column_int(st, 2);
-    it->attempts = sqlite3_column_int(st, 3);
-    snprintf(it->reason, sizeof(it->reason), "%s", (const char *)sqlite3_column_text(st, 4));
-    snprintf(it->t.tenant, sizeof(it->t.tenant), "%s", (const char *)sqlite3_column_text(st, 5));
-    relay_target_host((const char *)sqlite3_column_text(st, 6), domain, it->t.host,
-                      sizeof(it->t.host));
-    snprintf(it->t.status, sizeof(it->t.status), "%s", (const char *)sqlite3_column_text(st, 7));
-    it->t.management = sqlite3_column_int(st, 9);
+    snprintf(it->t.id, sizeof(it->t.id), "%s", db_col_str(st, 0));
+    snprintf(it->pubkey, sizeof(it->pubkey), "%s", db_col_str(st, 1));
+    it->want = db_col_int(st, 2);
+    it->attempts = db_col_int(st, 3);
+    snprintf(it->reason, sizeof(it->reason), "%s", db_col_str(st, 4));
+    snprintf(it->t.tenant, sizeof(it->t.tenant), "%s", db_col_str(st, 5));
+    relay_target_host(db_col_str(st, 6), domain, it->t.host, sizeof(it->t.host));
+    snprintf(it->t.status, sizeof(it->t.status), "%s", db_col_str(st, 7));
+    it->t.management = db_col_int(st, 9);
     int ok = secret && hex_decode(secret, strlen(secret), sk, 32) == 0 &&
              nostr_keypair_from_seckey(&it->t.kp, sk) == 0;
     secure_zero(sk, sizeof(sk));
@@ -41,24 +40,23 @@ static int read_item(sqlite3_stmt *st, const char *domain, struct bl_item *it)
     return ok ? 0 : -1;
 }
 
-int repo_bl_due(sqlite3 *conn, int64_t now, const char *domain, struct bl_item *items, size_t max,
-                size_t *n)
+int repo_bl_due(struct db_conn *conn, int64_t now, const char *domain, struct bl_item *items,
+                size_t max, size_t *n)
 {
     *n = 0;
-    sqlite3_stmt *st = db_query(conn, DUE_SQL, DB_INT(now), DB_INT((int64_t)max));
+    struct db_stmt *st = db_query(conn, DUE_SQL, DB_INT(now), DB_INT((int64_t)max));
     if (!st)
         return DB_EGENERIC;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+    while ((rc = db_step(st)) == DB_ROW && *n < max) {
         if (read_item(st, domain, &items[*n]) == 0)
             (*n)++;
     }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_rc(conn, rc);
+    db_reset(st);
+    return rc == DB_DONE || rc == DB_ROW ? 0 : db_status(rc);
 }
 
-int repo_bl_applied(sqlite3 *conn, const char *relay, const char *pubkey, int sent)
+int repo_bl_applied(struct db_conn *conn, const char *relay, const char *pubkey, int sent)
 {
     int rc = db_run(conn,
                     "INSERT INTO blocklist_relay(relay_id, pubkey, want, applied) VALUES (?1, ?2,"
@@ -78,7 +76,7 @@ int repo_bl_applied(sqlite3 *conn, const char *relay, const char *pubkey, int se
     return rc;
 }
 
-int repo_bl_failed(sqlite3 *conn, const char *relay, const char *pubkey, int64_t next_at,
+int repo_bl_failed(struct db_conn *conn, const char *relay, const char *pubkey, int64_t next_at,
                    const char *error)
 {
     return db_run(conn,
@@ -87,7 +85,7 @@ int repo_bl_failed(sqlite3 *conn, const char *relay, const char *pubkey, int64_t
                   DB_INT(next_at), DB_TEXT(error), DB_TEXT(relay), DB_TEXT(pubkey));
 }
 
-int repo_bl_relay_ready(sqlite3 *conn, const char *relay)
+int repo_bl_relay_ready(struct db_conn *conn, const char *relay)
 {
     int rc = db_run(conn,
                     "INSERT OR IGNORE INTO blocklist_relay(relay_id, pubkey, want)"
@@ -101,13 +99,13 @@ int repo_bl_relay_ready(sqlite3 *conn, const char *relay)
     return rc;
 }
 
-int repo_bl_reconcile(sqlite3 *conn, int64_t *added)
+int repo_bl_reconcile(struct db_conn *conn, int64_t *added)
 {
     *added = 0;
     int rc = db_run(conn, "INSERT OR IGNORE INTO blocklist_relay(relay_id, pubkey, want)"
                           " SELECT r.id, e.pubkey, 1 FROM relay r, blocklist e"
                           " WHERE r.status = 'active' AND e.state = 'active'");
     if (rc == 0)
-        *added = sqlite3_changes(conn);
+        *added = db_changes(conn);
     return rc;
 }

@@ -137,7 +137,7 @@ static void release(struct slot *s)
 
 /* ---- recording an answer ---- */
 
-static int record_work(sqlite3 *conn, void *arg)
+static int record_work(struct db_conn *conn, void *arg)
 {
     struct slot *s = arg;
     if (s->ok)
@@ -252,7 +252,7 @@ static struct slot *free_slot(struct blocklist *b)
     return NULL;
 }
 
-static int load_work(sqlite3 *conn, void *arg)
+static int load_work(struct db_conn *conn, void *arg)
 {
     struct load_job *j = arg;
     return repo_bl_due(conn, j->now, j->b->app->cfg.relay_domain, j->items, j->cap, &j->n);
@@ -370,7 +370,7 @@ static void on_blocklist_changed(void *owner, const char *pubkey)
     pump(owner);
 }
 
-static int relay_ready_work(sqlite3 *conn, void *arg)
+static int relay_ready_work(struct db_conn *conn, void *arg)
 {
     struct relay_job *j = arg;
     return repo_bl_relay_ready(conn, j->id);
@@ -413,7 +413,7 @@ struct reconcile_job {
     int64_t added;
 };
 
-static int reconcile_run(sqlite3 *conn, void *arg)
+static int reconcile_run(struct db_conn *conn, void *arg)
 {
     return repo_bl_reconcile(conn, &((struct reconcile_job *)arg)->added);
 }

@@ -20,17 +20,16 @@ void relay_target_wipe(struct relay_target *t)
     secure_zero(t, sizeof(*t));
 }
 
-static int fill(sqlite3_stmt *st, const char *domain, struct relay_target *out)
+static int fill(struct db_stmt *st, const char *domain, struct relay_target *out)
 {
-    const char *secret = (const char *)sqlite3_column_text(st, 4);
+    const char *secret = db_col_str(st, 4);
     uint8_t sk[32];
     int rc = 0;
-    snprintf(out->id, sizeof(out->id), "%s", (const char *)sqlite3_column_text(st, 0));
-    snprintf(out->tenant, sizeof(out->tenant), "%s", (const char *)sqlite3_column_text(st, 1));
-    relay_target_host((const char *)sqlite3_column_text(st, 2), domain, out->host,
-                      sizeof(out->host));
-    snprintf(out->status, sizeof(out->status), "%s", (const char *)sqlite3_column_text(st, 3));
-    out->management = sqlite3_column_int(st, 5);
+    snprintf(out->id, sizeof(out->id), "%s", db_col_str(st, 0));
+    snprintf(out->tenant, sizeof(out->tenant), "%s", db_col_str(st, 1));
+    relay_target_host(db_col_str(st, 2), domain, out->host, sizeof(out->host));
+    snprintf(out->status, sizeof(out->status), "%s", db_col_str(st, 3));
+    out->management = db_col_int(st, 5);
     if (!secret || hex_decode(secret, strlen(secret), sk, 32) != 0 ||
         nostr_keypair_from_seckey(&out->kp, sk) != 0) {
         LOG_ERROR("relay %s: its stored secret key does not parse", out->id);
@@ -40,23 +39,22 @@ static int fill(sqlite3_stmt *st, const char *domain, struct relay_target *out)
     return rc;
 }
 
-int relay_target_load(sqlite3 *conn, const char *id, const char *owner, const char *domain,
+int relay_target_load(struct db_conn *conn, const char *id, const char *owner, const char *domain,
                       struct relay_target *out)
 {
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *st = db_query(conn,
-                                "SELECT id, tenant, subdomain, status, secret, management_enabled"
-                                " FROM relay WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)",
-                                DB_TEXT(id), DB_TEXT(owner));
+    struct db_stmt *st = db_query(conn,
+                                  "SELECT id, tenant, subdomain, status, secret, management_enabled"
+                                  " FROM relay WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)",
+                                  DB_TEXT(id), DB_TEXT(owner));
     if (!st)
         return DB_EGENERIC;
-    int rc = sqlite3_step(st);
+    int rc = db_step(st);
     int out_rc = DB_ENOTFOUND;
-    if (rc == SQLITE_ROW)
+    if (rc == DB_ROW)
         out_rc = fill(st, domain, out);
-    else if (rc != SQLITE_DONE)
-        out_rc = db_rc(conn, rc);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    else if (rc != DB_DONE)
+        out_rc = db_status(rc);
+    db_reset(st);
     return out_rc;
 }

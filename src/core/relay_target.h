@@ -6,7 +6,7 @@
 #ifndef CARAVEL_CORE_RELAY_TARGET_H
 #define CARAVEL_CORE_RELAY_TARGET_H
 
-#include <sqlite3.h>
+#include "db/db.h"
 
 #include "nostr/keys.h"
 
@@ -23,7 +23,7 @@ struct relay_target {
  * tenant's is DB_ENOTFOUND: no existence oracle). domain: RELAY_DOMAIN ("" = host is the
  * subdomain). Returns 0, DB_ENOTFOUND, or a db_error (a secret that does not parse:
  * DB_EGENERIC, logged). */
-int relay_target_load(sqlite3 *conn, const char *id, const char *owner, const char *domain,
+int relay_target_load(struct db_conn *conn, const char *id, const char *owner, const char *domain,
                       struct relay_target *out);
 
 /* The relay's host: subdomain.RELAY_DOMAIN, or the subdomain alone when domain is NULL or "".

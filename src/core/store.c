@@ -9,7 +9,7 @@
 #include "nostr/keys.h"
 #include "util/debug.h"
 
-int repo_activity_insert(sqlite3 *conn, const char *tenant, const char *type,
+int repo_activity_insert(struct db_conn *conn, const char *tenant, const char *type,
                          const char *resource_type, const char *resource_id, const char *plan,
                          const char *status, int64_t now)
 {
@@ -21,7 +21,7 @@ int repo_activity_insert(sqlite3 *conn, const char *tenant, const char *type,
                   DB_TEXT(resource_id), DB_TEXT(plan), DB_TEXT(status));
 }
 
-int repo_relay_mark_dirty(sqlite3 *conn, const char *relay_id)
+int repo_relay_mark_dirty(struct db_conn *conn, const char *relay_id)
 {
     ASSERT_POOL_THREAD();
     return db_run(conn,
@@ -37,44 +37,44 @@ void repo_new_id(char out[33])
     hex_encode(raw, sizeof(raw), out);
 }
 
-void repo_json_text(cJSON *obj, const char *key, sqlite3_stmt *st, int col)
+void repo_json_text(cJSON *obj, const char *key, struct db_stmt *st, int col)
 {
-    const char *t = (const char *)sqlite3_column_text(st, col);
+    const char *t = db_col_str(st, col);
     if (t)
         cJSON_AddStringToObject(obj, key, t);
     else
         cJSON_AddNullToObject(obj, key);
 }
 
-void repo_json_int(cJSON *obj, const char *key, sqlite3_stmt *st, int col)
+void repo_json_int(cJSON *obj, const char *key, struct db_stmt *st, int col)
 {
-    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+    if (db_col_is_null(st, col))
         cJSON_AddNullToObject(obj, key);
     else
-        cJSON_AddNumberToObject(obj, key, (double)sqlite3_column_int64(st, col));
+        cJSON_AddNumberToObject(obj, key, (double)db_col_int64(st, col));
 }
 
-void repo_json_bool(cJSON *obj, const char *key, sqlite3_stmt *st, int col)
+void repo_json_bool(cJSON *obj, const char *key, struct db_stmt *st, int col)
 {
-    cJSON_AddBoolToObject(obj, key, sqlite3_column_int(st, col) != 0);
+    cJSON_AddBoolToObject(obj, key, db_col_int(st, col) != 0);
 }
 
-int repo_ping(sqlite3 *conn)
+int repo_ping(struct db_conn *conn)
 {
     ASSERT_POOL_THREAD();
-    sqlite3_stmt *st = db_stmt(conn, "SELECT 1");
+    struct db_stmt *st = db_stmt(conn, "SELECT 1");
     if (!st)
         return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : db_rc(conn, rc);
+    int rc = db_step(st);
+    db_reset(st);
+    return rc == DB_ROW ? 0 : db_status(rc);
 }
 
-cJSON *repo_json_columns(sqlite3_stmt *st, const char *const *keys, int n)
+cJSON *repo_json_columns(struct db_stmt *st, const char *const *keys, int n)
 {
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; i < n; i++) {
-        if (sqlite3_column_type(st, i) == SQLITE_INTEGER)
+        if (db_col_is_int(st, i))
             repo_json_int(o, keys[i], st, i);
         else
             repo_json_text(o, keys[i], st, i);
@@ -82,27 +82,27 @@ cJSON *repo_json_columns(sqlite3_stmt *st, const char *const *keys, int n)
     return o;
 }
 
-int repo_json_one(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg, cJSON **out)
+int repo_json_one(struct db_stmt *st, repo_row_fn *row, const void *arg, cJSON **out)
 {
     ASSERT_POOL_THREAD();
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
+    int rc = db_step(st);
+    if (rc == DB_ROW)
         *out = row(st, arg);
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
+    db_reset(st);
+    if (rc == DB_ROW)
         return 0;
-    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+    return rc == DB_DONE ? DB_ENOTFOUND : db_status(rc);
 }
 
-int repo_json_rows(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg, cJSON **out)
+int repo_json_rows(struct db_stmt *st, repo_row_fn *row, const void *arg, cJSON **out)
 {
     ASSERT_POOL_THREAD();
     int rc;
     *out = cJSON_CreateArray();
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    while ((rc = db_step(st)) == DB_ROW)
         cJSON_AddItemToArray(*out, row(st, arg));
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    db_reset(st);
+    return rc == DB_DONE ? 0 : db_status(rc);
 }
 
 int repo_cursor_parse(const char *s, int with_id, struct repo_page *page)
@@ -143,17 +143,17 @@ const char *repo_page_id(const struct repo_page *page)
     return page->has_after ? page->after_id : "";
 }
 
-static void cursor_of(sqlite3_stmt *st, int key_col, int id_col, char next[REPO_CURSOR_MAX])
+static void cursor_of(struct db_stmt *st, int key_col, int id_col, char next[REPO_CURSOR_MAX])
 {
-    long long key = (long long)sqlite3_column_int64(st, key_col);
-    const char *id = id_col >= 0 ? (const char *)sqlite3_column_text(st, id_col) : NULL;
+    long long key = (long long)db_col_int64(st, key_col);
+    const char *id = id_col >= 0 ? db_col_str(st, id_col) : NULL;
     if (id)
         snprintf(next, REPO_CURSOR_MAX, "%lld.%s", key, id);
     else
         snprintf(next, REPO_CURSOR_MAX, "%lld", key);
 }
 
-int repo_json_page(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void *arg,
+int repo_json_page(struct db_stmt *st, repo_row_fn *row, const void *arg,
                    const struct repo_page *page, int key_col, int id_col, cJSON **out,
                    char next[REPO_CURSOR_MAX])
 {
@@ -163,16 +163,16 @@ int repo_json_page(sqlite3 *conn, sqlite3_stmt *st, repo_row_fn *row, const void
     char last[REPO_CURSOR_MAX] = "";
     *out = cJSON_CreateArray();
     next[0] = '\0';
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         if (n++ == page->limit) { /* the extra row: there is a next page */
             memcpy(next, last, REPO_CURSOR_MAX);
-            rc = SQLITE_DONE;
+            rc = DB_DONE;
             break;
         }
         cJSON_AddItemToArray(*out, row(st, arg));
         if (n == page->limit)
             cursor_of(st, key_col, id_col, last);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    db_reset(st);
+    return rc == DB_DONE ? 0 : db_status(rc);
 }

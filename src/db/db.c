@@ -1,11 +1,12 @@
 #include "db/db.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <sqlite3.h>
 
 #include "db/migrations.h"
 #include "util/clock.h"
@@ -23,7 +24,6 @@
  * open to lists, 8 clients listing at 100,000 relays put GET /relays/:id behind them (p50
  * 0.7 ms -> 119 ms). */
 #define DB_LIST_READERS 2
-#define STMT_CACHE 96
 #define BUSY_RETRIES 5
 /* Write jobs waiting together are committed together (group commit): one fsync for up to
  * this many, each job inside its own savepoint. */
@@ -50,16 +50,20 @@
  * statistics anyway (a fresh database has none). */
 #define OPTIMIZE_EVERY_MS (3600 * 1000)
 
-struct stmt_slot {
-    const char *sql; /* the caller's string literal: pointer identity is the fast key */
+/* A statement of the cache: the caller's pointer is the fast key, the copied text the sure
+ * one (a caller's reused buffer must not hit a stale statement). */
+struct db_stmt {
+    struct db_conn *c;
+    const char *key; /* the caller's string: pointer identity only */
+    char *sql;       /* its text when prepared */
     sqlite3_stmt *st;
 };
 
 struct db_conn {
     sqlite3 *h;
     int in_use;
-    struct stmt_slot cache[STMT_CACHE];
-    size_t n_cache;
+    struct db_stmt **stmts; /* every statement prepared on the connection */
+    size_t n_stmts, cap_stmts;
     int sync_full; /* the writer's current PRAGMA synchronous: 1 FULL, 0 NORMAL */
 };
 
@@ -126,10 +130,8 @@ struct db {
     void *close_arg;
 };
 
-/* The connection a pool thread is working with, so db_stmt finds its cache. */
-static __thread struct db_conn *current_conn;
-
-int db_rc(sqlite3 *conn, int rc)
+/* A sqlite3 result code as a db_error, logging SQLite's message where it is news. */
+static int db_rc(sqlite3 *conn, int rc)
 {
     switch (rc & 0xff) {
     case SQLITE_OK:
@@ -153,7 +155,13 @@ int db_rc(sqlite3 *conn, int rc)
     }
 }
 
-int db_exec(sqlite3 *conn, const char *sql)
+static int file_moved(sqlite3 *conn)
+{
+    int moved = 0;
+    return sqlite3_file_control(conn, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved;
+}
+
+static int exec_raw(sqlite3 *conn, const char *sql)
 {
     char *err = NULL;
     int rc = sqlite3_exec(conn, sql, NULL, NULL, &err);
@@ -167,6 +175,11 @@ int db_exec(sqlite3 *conn, const char *sql)
     return (rc & 0xff) == SQLITE_CONSTRAINT ? DB_ECONSTRAINT : DB_EGENERIC;
 }
 
+int db_exec(struct db_conn *conn, const char *sql)
+{
+    return exec_raw(conn->h, sql);
+}
+
 static sqlite3_stmt *prepare(sqlite3 *conn, const char *sql)
 {
     sqlite3_stmt *st = NULL;
@@ -178,102 +191,132 @@ static sqlite3_stmt *prepare(sqlite3 *conn, const char *sql)
     return st;
 }
 
-/* st was prepared from sql. sqlite3_sql() keeps the text up to the statement's ';' without
- * what follows, so the rest of sql may only be blanks. */
-static int same_sql(sqlite3_stmt *st, const char *sql)
+/* The statement for sql: by pointer first (string literals, the common case), then by text. */
+static struct db_stmt *find_stmt(struct db_conn *c, const char *sql)
 {
-    const char *s = sqlite3_sql(st);
-    size_t n = s ? strlen(s) : 0;
-    if (!s || strncmp(s, sql, n) != 0)
-        return 0;
-    for (sql += n; *sql; sql++)
-        if (!isspace((unsigned char)*sql))
-            return 0;
-    return 1;
+    for (size_t i = 0; i < c->n_stmts; i++)
+        if (c->stmts[i]->key == sql && strcmp(c->stmts[i]->sql, sql) == 0)
+            return c->stmts[i];
+    for (size_t i = 0; i < c->n_stmts; i++)
+        if (strcmp(c->stmts[i]->sql, sql) == 0) {
+            c->stmts[i]->key = sql;
+            return c->stmts[i];
+        }
+    return NULL;
 }
 
-/* Slow path (cache full, or a connection without one): find an already prepared statement
- * with the same text among the connection's statements, else prepare it. */
-static sqlite3_stmt *find_prepared(sqlite3 *conn, const char *sql)
+static struct db_stmt *add_stmt(struct db_conn *c, const char *sql)
 {
-    for (sqlite3_stmt *st = sqlite3_next_stmt(conn, NULL); st; st = sqlite3_next_stmt(conn, st))
-        if (same_sql(st, sql))
-            return st;
-    return prepare(conn, sql);
-}
-
-/* Keyed by pointer and text: the pointer is the fast path for string literals, the text
- * check keeps a caller's reused buffer from hitting a stale statement. */
-static sqlite3_stmt *cached(struct db_conn *c, const char *sql)
-{
-    for (size_t i = 0; i < c->n_cache; i++) {
-        if (c->cache[i].sql != sql)
-            continue;
-        if (same_sql(c->cache[i].st, sql))
-            return c->cache[i].st;
-        c->cache[i] = c->cache[--c->n_cache]; /* stale: still finalized at close */
-        break;
+    sqlite3_stmt *raw = prepare(c->h, sql);
+    if (!raw)
+        return NULL;
+    if (c->n_stmts == c->cap_stmts) {
+        c->cap_stmts = c->cap_stmts ? 2 * c->cap_stmts : 64;
+        c->stmts = xrealloc(c->stmts, c->cap_stmts * sizeof(*c->stmts));
     }
-    sqlite3_stmt *st = find_prepared(c->h, sql);
-    if (st && c->n_cache < STMT_CACHE)
-        c->cache[c->n_cache++] = (struct stmt_slot){sql, st};
+    struct db_stmt *st = xcalloc(1, sizeof(*st));
+    *st = (struct db_stmt){.c = c, .key = sql, .sql = xstrdup(sql), .st = raw};
+    c->stmts[c->n_stmts++] = st;
     return st;
 }
 
-sqlite3_stmt *db_stmt(sqlite3 *conn, const char *sql)
+struct db_stmt *db_stmt(struct db_conn *conn, const char *sql)
 {
-    struct db_conn *c = current_conn;
-    sqlite3_stmt *st = (c && c->h == conn) ? cached(c, sql) : find_prepared(conn, sql);
+    struct db_stmt *st = find_stmt(conn, sql);
+    if (!st)
+        st = add_stmt(conn, sql);
     if (st) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        sqlite3_reset(st->st);
+        sqlite3_clear_bindings(st->st);
     }
     return st;
 }
 
-sqlite3_stmt *db_query_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n)
+struct db_stmt *db_query_params(struct db_conn *conn, const char *sql, const struct db_param *p,
+                                size_t n)
 {
-    sqlite3_stmt *st = db_stmt(conn, sql);
+    struct db_stmt *st = db_stmt(conn, sql);
     for (size_t i = 0; st && i < n; i++) {
         int k = (int)i + 1;
         if (p[i].is_int)
-            sqlite3_bind_int64(st, k, p[i].i);
+            sqlite3_bind_int64(st->st, k, p[i].i);
         else if (p[i].text)
-            sqlite3_bind_text(st, k, p[i].text, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st->st, k, p[i].text, -1, SQLITE_STATIC);
         /* else: NULL, as db_stmt cleared the bindings */
     }
     return st;
 }
 
-/* One sqlite3_step of the bound statement, which is then reset: its result code
- * (SQLITE_ERROR when the SQL does not compile, already logged). */
-static int step_once(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n)
+int db_step(struct db_stmt *st)
 {
-    sqlite3_stmt *st = db_query_params(conn, sql, p, n);
-    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
-    if (st)
-        sqlite3_reset(st);
+    int rc = sqlite3_step(st->st);
+    if (rc == SQLITE_ROW)
+        return DB_ROW;
+    return rc == SQLITE_DONE ? DB_DONE : db_rc(st->c->h, rc);
+}
+
+void db_reset(struct db_stmt *st)
+{
+    sqlite3_reset(st->st);
+    sqlite3_clear_bindings(st->st);
+}
+
+int64_t db_col_int64(struct db_stmt *st, int col)
+{
+    return sqlite3_column_int64(st->st, col);
+}
+
+int db_col_int(struct db_stmt *st, int col)
+{
+    return sqlite3_column_int(st->st, col);
+}
+
+const char *db_col_str(struct db_stmt *st, int col)
+{
+    return (const char *)sqlite3_column_text(st->st, col);
+}
+
+char *db_col_text(struct db_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st->st, col);
+    return t ? xstrndup((const char *)t, (size_t)sqlite3_column_bytes(st->st, col)) : NULL;
+}
+
+int db_col_is_null(struct db_stmt *st, int col)
+{
+    return sqlite3_column_type(st->st, col) == SQLITE_NULL;
+}
+
+int db_col_is_int(struct db_stmt *st, int col)
+{
+    return sqlite3_column_type(st->st, col) == SQLITE_INTEGER;
+}
+
+int64_t db_changes(struct db_conn *conn)
+{
+    return sqlite3_changes64(conn->h);
+}
+
+/* One step of the bound statement, which is then reset: DB_ROW, DB_DONE or a db_error. */
+static int step_once(struct db_conn *conn, const char *sql, const struct db_param *p, size_t n)
+{
+    struct db_stmt *st = db_query_params(conn, sql, p, n);
+    if (!st)
+        return DB_EGENERIC;
+    int rc = db_step(st);
+    db_reset(st);
     return rc;
 }
 
-int db_run_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n)
+int db_run_params(struct db_conn *conn, const char *sql, const struct db_param *p, size_t n)
 {
     int rc = step_once(conn, sql, p, n);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    return rc == DB_ROW ? 0 : rc;
 }
 
-int db_exists_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n)
+int db_exists_params(struct db_conn *conn, const char *sql, const struct db_param *p, size_t n)
 {
-    int rc = step_once(conn, sql, p, n);
-    if (rc == SQLITE_ROW)
-        return 1;
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
-}
-
-char *db_col_text(sqlite3_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    return t ? xstrndup((const char *)t, (size_t)sqlite3_column_bytes(st, col)) : NULL;
+    return step_once(conn, sql, p, n);
 }
 
 /* ---- connections and migrations (start-up, loop thread) ---- */
@@ -322,74 +365,90 @@ static int conn_open(struct db_conn *c, const char *path, enum conn_role role)
         [CONN_CHECKPOINT] = "PRAGMA synchronous=NORMAL;",
     };
     c->sync_full = role == CONN_WRITER;
-    return db_exec(c->h, pragmas[role]);
+    return exec_raw(c->h, pragmas[role]);
 }
 
 static void conn_close(struct db_conn *c)
 {
-    sqlite3_stmt *st;
+    for (size_t i = 0; i < c->n_stmts; i++) {
+        sqlite3_finalize(c->stmts[i]->st);
+        free(c->stmts[i]->sql);
+        free(c->stmts[i]);
+    }
+    free(c->stmts);
+    c->stmts = NULL;
+    c->n_stmts = c->cap_stmts = 0;
     if (!c->h)
         return;
-    while ((st = sqlite3_next_stmt(c->h, NULL)) != NULL)
-        sqlite3_finalize(st);
     sqlite3_close(c->h);
     c->h = NULL;
-    c->n_cache = 0;
 }
 
-static int migration_applied(sqlite3 *h, const char *name)
+static int apply_migration(struct db_conn *c, const struct migration *m)
 {
-    sqlite3_stmt *st = prepare(h, "SELECT 1 FROM schema_migrations WHERE name = ?");
-    int found = 0;
-    if (!st)
-        return -1;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    found = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
-    return found;
-}
-
-static int apply_migration(sqlite3 *h, const struct migration *m)
-{
-    int rc = db_exec(h, "BEGIN IMMEDIATE");
+    int rc = db_exec(c, "BEGIN IMMEDIATE");
     if (rc != 0)
         return rc;
-    rc = db_exec(h, m->sql);
-    sqlite3_stmt *st = rc == 0 ? prepare(h, "INSERT INTO schema_migrations(name, applied_at)"
-                                            " VALUES (?, ?)")
-                               : NULL;
-    if (st) {
-        sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, clock_now());
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_rc(h, SQLITE_ERROR);
-        sqlite3_finalize(st);
-    } else if (rc == 0) {
-        rc = DB_EGENERIC;
-    }
-    db_exec(h, rc == 0 ? "COMMIT" : "ROLLBACK");
+    if ((rc = db_exec(c, m->sql)) == 0)
+        rc = db_run(c, "INSERT INTO schema_migrations(name, applied_at) VALUES (?, ?)",
+                    DB_TEXT(m->name), DB_INT(clock_now()));
+    db_exec(c, rc == 0 ? "COMMIT" : "ROLLBACK");
     if (rc == 0)
         LOG_INFO("database migration %s applied", m->name);
     return rc;
 }
 
-static int migrate(sqlite3 *h)
+/* The migrations schema_migrations does not list yet, each in its own transaction. */
+static int migrate(struct db_conn *c)
 {
-    int rc = db_exec(h, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    int rc = db_exec(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
                         " name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)");
     for (size_t i = 0; i < n_migrations && rc == 0; i++) {
-        int done = migration_applied(h, migrations[i].name);
+        int done = db_exists(c, "SELECT 1 FROM schema_migrations WHERE name = ?",
+                             DB_TEXT(migrations[i].name));
         if (done < 0)
-            rc = DB_EGENERIC;
+            rc = done;
         else if (!done)
-            rc = apply_migration(h, &migrations[i]);
+            rc = apply_migration(c, &migrations[i]);
     }
     return rc;
+}
+
+/* "sqlite://PATH", "sqlite:PATH" or a bare path: the file's path. */
+static const char *sqlite_path(const char *url)
+{
+    if (strncmp(url, "sqlite://", 9) == 0)
+        return url + 9;
+    return strncmp(url, "sqlite:", 7) == 0 ? url + 7 : url;
+}
+
+int db_conn_open(struct db_conn **out, const char *url, int migrate_it)
+{
+    struct db_conn *c = xcalloc(1, sizeof(*c));
+    int rc = conn_open(c, sqlite_path(url), CONN_WRITER);
+    if (rc == 0 && migrate_it)
+        rc = migrate(c);
+    if (rc != 0) {
+        conn_close(c);
+        free(c);
+        c = NULL;
+    }
+    *out = c;
+    return rc;
+}
+
+void db_conn_close(struct db_conn *conn)
+{
+    if (!conn)
+        return;
+    conn_close(conn);
+    free(conn);
 }
 
 static void close_all(struct db *db)
 {
     if (db->writer.h) /* statistics for the next start (see OPTIMIZE_EVERY_MS) */
-        db_exec(db->writer.h, "PRAGMA optimize");
+        exec_raw(db->writer.h, "PRAGMA optimize");
     conn_close(&db->writer);
     conn_close(&db->ckpt);
     for (int i = 0; i < DB_READERS; i++)
@@ -411,7 +470,7 @@ static int wal_hook(void *arg, sqlite3 *h, const char *name, int pages)
     return SQLITE_OK;
 }
 
-static int optimize_work(sqlite3 *conn, void *arg)
+static int optimize_work(struct db_conn *conn, void *arg)
 {
     (void)arg;
     return db_exec(conn, "PRAGMA optimize");
@@ -448,8 +507,7 @@ int db_open(struct db **out, uv_loop_t *loop, const char *path)
         LOG_ERROR("cannot create the directory of database %s", path);
         goto fail;
     }
-    if ((rc = conn_open(&db->writer, path, CONN_WRITER)) != 0 ||
-        (rc = migrate(db->writer.h)) != 0 ||
+    if ((rc = conn_open(&db->writer, path, CONN_WRITER)) != 0 || (rc = migrate(&db->writer)) != 0 ||
         (rc = conn_open(&db->ckpt, path, CONN_CHECKPOINT)) != 0)
         goto fail;
     for (int i = 0; i < DB_READERS; i++)
@@ -458,7 +516,7 @@ int db_open(struct db **out, uv_loop_t *loop, const char *path)
     sqlite3_wal_hook(db->writer.h, wal_hook, db); /* replaces SQLite's own autocheckpoint */
     /* What SQLite recommends on opening a long-lived connection (0x10000: every table, on
      * SQLite >= 3.46; older versions ignore the bit). */
-    db_exec(db->writer.h, "PRAGMA optimize=0x10002");
+    exec_raw(db->writer.h, "PRAGMA optimize=0x10002");
     uv_timer_init(loop, &db->sync_timer);
     uv_unref((uv_handle_t *)&db->sync_timer); /* never keeps the loop alive by itself */
     uv_timer_init(loop, &db->optimize_timer);
@@ -480,15 +538,15 @@ fail:
 /* Pool thread: one transaction-control statement, prepared once per connection (sqlite3_exec
  * would compile it again every time: two per job). DB_EBUSY without a log line: the batch
  * retry says it. */
-static int tx_step(sqlite3 *h, const char *sql)
+static int tx_step(struct db_conn *c, const char *sql)
 {
-    sqlite3_stmt *st = db_stmt(h, sql);
-    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    struct db_stmt *st = db_stmt(c, sql);
+    int rc = st ? sqlite3_step(st->st) : SQLITE_ERROR;
     if (st)
-        sqlite3_reset(st);
+        sqlite3_reset(st->st);
     if (rc == SQLITE_DONE)
         return 0;
-    return (rc & 0xff) == SQLITE_BUSY ? DB_EBUSY : db_rc(h, rc);
+    return (rc & 0xff) == SQLITE_BUSY ? DB_EBUSY : db_rc(c->h, rc);
 }
 
 /* Pool thread: one attempt of a batch of write jobs (first and its ->next chain) in one
@@ -496,33 +554,34 @@ static int tx_step(sqlite3 *h, const char *sql)
  * leaves nothing behind while the others still commit; the COMMIT (one fsync) makes them all
  * durable before any done callback runs. Returns 0, or the error that undid the whole batch
  * (DB_EBUSY from any job: the batch is run again as a whole). */
-static int write_batch_once(struct db_job *first, sqlite3 *h)
+static int write_batch_once(struct db_job *first, struct db_conn *c)
 {
+    sqlite3 *h = c->h;
     for (struct db_job *j = first; j; j = j->next)
         j->rc = 0;
-    int rc = tx_step(h, "BEGIN IMMEDIATE");
+    int rc = tx_step(c, "BEGIN IMMEDIATE");
     for (struct db_job *j = first; rc == 0 && j; j = j->next) {
-        if ((rc = tx_step(h, "SAVEPOINT job")) != 0)
+        if ((rc = tx_step(c, "SAVEPOINT job")) != 0)
             break;
-        j->rc = j->work(h, j->arg);
+        j->rc = j->work(c, j->arg);
         if (j->rc == DB_EBUSY)
             rc = DB_EBUSY;
         else if (j->rc != 0 && !sqlite3_get_autocommit(h))
-            tx_step(h, "ROLLBACK TO job");
+            tx_step(c, "ROLLBACK TO job");
         /* Some errors make SQLite end the transaction itself: the batch is lost. */
         if (rc == 0 && sqlite3_get_autocommit(h))
             rc = DB_EGENERIC;
         if (rc == 0)
-            rc = tx_step(h, "RELEASE job");
+            rc = tx_step(c, "RELEASE job");
     }
     /* A file deleted or replaced under us takes every commit with it (a restart opens the
      * new or empty path): nothing may be acknowledged. */
-    if (rc == 0 && db_file_moved(h))
+    if (rc == 0 && file_moved(h))
         rc = DB_EMOVED;
     if (rc == 0)
-        rc = tx_step(h, "COMMIT");
+        rc = tx_step(c, "COMMIT");
     if (rc != 0 && !sqlite3_get_autocommit(h))
-        tx_step(h, "ROLLBACK");
+        tx_step(c, "ROLLBACK");
     return rc;
 }
 
@@ -539,7 +598,7 @@ static int set_durability(struct db_conn *c, const struct db_job *first)
         full = j->durability == DB_POWER_SAFE;
     if (full == c->sync_full)
         return 0;
-    int rc = db_exec(c->h, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    int rc = exec_raw(c->h, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     if (rc == 0)
         c->sync_full = full;
     return rc;
@@ -547,11 +606,11 @@ static int set_durability(struct db_conn *c, const struct db_job *first)
 
 /* Pool thread: runs a batch, again as a whole while the file is locked by another process,
  * and gives every job whose own work succeeded the batch's result. */
-static void write_batch(struct db_job *first, sqlite3 *h)
+static void write_batch(struct db_job *first, struct db_conn *c)
 {
     int rc = set_durability(first->conn, first);
     for (int attempt = 1; attempt <= BUSY_RETRIES && rc == 0; attempt++) {
-        if ((rc = write_batch_once(first, h)) != DB_EBUSY)
+        if ((rc = write_batch_once(first, c)) != DB_EBUSY)
             break;
         LOG_WARN("database locked (attempt %d of %d)", attempt, BUSY_RETRIES);
         if (attempt < BUSY_RETRIES)
@@ -568,34 +627,33 @@ static void write_batch(struct db_job *first, sqlite3 *h)
  * it started, so a write acknowledged before any of them is in the snapshot they share.
  * A statement a job left stepping would keep that snapshot (the read transaction) open into
  * the connection's next reads: every statement is reset then, so none outlives its hand-off. */
-static void read_batch(struct db_job *first, sqlite3 *h)
+static void read_batch(struct db_job *first, struct db_conn *c)
 {
-    int tx = first->next != NULL && tx_step(h, "BEGIN") == 0;
+    sqlite3 *h = c->h;
+    int tx = first->next != NULL && tx_step(c, "BEGIN") == 0;
     for (struct db_job *j = first; j; j = j->next)
-        j->rc = j->work(h, j->arg);
+        j->rc = j->work(c, j->arg);
     if (tx)
-        tx_step(h, "COMMIT");
+        tx_step(c, "COMMIT");
     if (sqlite3_txn_state(h, NULL) == SQLITE_TXN_NONE)
         return;
     for (sqlite3_stmt *st = sqlite3_next_stmt(h, NULL); st; st = sqlite3_next_stmt(h, st))
         sqlite3_reset(st);
     if (!sqlite3_get_autocommit(h))
-        tx_step(h, "COMMIT"); /* refused above while a statement was stepping */
+        tx_step(c, "COMMIT"); /* refused above while a statement was stepping */
 }
 
 /* Pool thread: touches only the job (and its batch) and its connection. */
 static void job_work(uv_work_t *req)
 {
     struct db_job *job = container_of(req, struct db_job, req);
-    sqlite3 *h = job->conn->h;
+    struct db_conn *c = job->conn;
     ASSERT_POOL_THREAD();
     DEBUG_ASSERT(job->state == JOB_RUNNING);
-    current_conn = job->conn;
     if (!job->is_write)
-        read_batch(job, h);
+        read_batch(job, c);
     else
-        write_batch(job, h);
-    current_conn = NULL;
+        write_batch(job, c);
 }
 
 static void fifo_push(struct job_fifo *f, struct db_job *job)
@@ -748,12 +806,6 @@ static void maybe_checkpoint(struct db *db)
         arm_sync_timer(db);
 }
 
-int db_file_moved(sqlite3 *conn)
-{
-    int moved = 0;
-    return sqlite3_file_control(conn, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved;
-}
-
 /* Loop thread: remembers a storage failure (or its end) from a finished job's result. */
 static void note_storage(struct db *db, int rc, int is_write)
 {
@@ -787,7 +839,7 @@ void db_set_max_pages(struct db *db, int64_t pages)
     ASSERT_LOOP_THREAD();
     char sql[64];
     snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)pages);
-    db_exec(db->writer.h, sql);
+    exec_raw(db->writer.h, sql);
 }
 
 int db_read_only(const struct db *db)
@@ -913,4 +965,14 @@ void db_close(struct db *db, void (*cb)(void *arg), void *arg)
     /* Queued jobs still run: they may be writes a client is waiting for. */
     dispatch(db);
     maybe_finish_close(db);
+}
+
+int db_file_moved(struct db_conn *conn)
+{
+    return file_moved(conn->h);
+}
+
+struct sqlite3 *db_conn_sqlite(struct db_conn *conn)
+{
+    return conn->h;
 }

@@ -28,7 +28,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
 #include <uv.h>
 
 #include "util/err.h"
@@ -49,13 +48,22 @@ enum db_durability {
 };
 
 struct db;
-typedef int db_work_fn(sqlite3 *conn, void *arg);
+/* One connection of the engine, held by one pool thread for the length of a job. */
+struct db_conn;
+/* A prepared statement of a connection with its current result (a cursor). */
+struct db_stmt;
+typedef int db_work_fn(struct db_conn *conn, void *arg);
 typedef void db_done_cb(int status, void *arg);
 
-/* Opens (creating the directory and file), sets pragmas, applies the migrations embedded in
- * the binary (migrations/NNNN_*.sql) that schema_migrations does not list yet. Synchronous:
- * start-up only. Returns 0 or a negative code with a logged reason. */
 int db_open(struct db **out, uv_loop_t *loop, const char *path);
+/* A connection outside the job model, for tests and tools: url as DATABASE_URL takes it (a
+ * path, sqlite://PATH, postgres://...), with the migrations applied when migrate is set.
+ * Synchronous; the calling thread owns it until db_conn_close. 0 or a db_error (logged). */
+int db_conn_open(struct db_conn **out, const char *url, int migrate);
+void db_conn_close(struct db_conn *conn);
+/* Tests only: the connection's SQLite handle (sqlite3 *), NULL on another engine. */
+struct sqlite3;
+struct sqlite3 *db_conn_sqlite(struct db_conn *conn);
 /* Queue a read-only job / a write transaction. Returns 0 (done will run exactly once), or
  * DB_EQUEUEFULL / DB_ECLOSED (done will not run). */
 int db_read(struct db *db, db_work_fn *work, db_done_cb *done, void *arg);
@@ -92,7 +100,7 @@ int db_read_only(const struct db *db);
 void db_set_max_pages(struct db *db, int64_t pages);
 /* Pool thread, any connection: 1 when its file was deleted or replaced since it was opened
  * (SQLITE_FCNTL_HAS_MOVED). */
-int db_file_moved(sqlite3 *conn);
+int db_file_moved(struct db_conn *conn);
 /* The two thresholds in WAL frames (tests; the defaults suit production). Loop thread,
  * before the first job. */
 void db_set_wal_limits(struct db *db, int bg_pages, int max_pages);
@@ -100,18 +108,40 @@ void db_set_wal_limits(struct db *db, int bg_pages, int max_pages);
  * running until then), then frees db and calls cb (may be NULL). */
 void db_close(struct db *db, void (*cb)(void *arg), void *arg);
 
-/* Helpers for work functions (pool thread): map a sqlite3 rc to the codes above (logging
- * sqlite3_errmsg once; SQLITE_BUSY/LOCKED -> DB_EBUSY), run one statement without results,
- * and prepare with caching. */
-int db_rc(sqlite3 *conn, int rc);
-int db_exec(sqlite3 *conn, const char *sql);
-/* Prepared-statement cache per connection (keyed by the SQL's pointer and text, finalized by
+/* Helpers for work functions (pool thread, the job's connection). The SQL is SQLite's dialect
+ * (the schema's own); on PostgreSQL it is translated once per connection and statement
+ * (db/dialect.h). db_exec runs statements without results or parameters: 0 or a db_error. */
+int db_exec(struct db_conn *conn, const char *sql);
+/* Prepared-statement cache per connection (keyed by the SQL's pointer and text, released by
  * db_close): returns a reset statement with cleared bindings, owned by the connection (do not
- * finalize). The next db_stmt with the same SQL on the connection resets it again, so do not
+ * free). The next db_stmt with the same SQL on the connection resets it again, so do not
  * nest two uses of one SQL text. NULL (logged) if it does not compile. */
-sqlite3_stmt *db_stmt(sqlite3 *conn, const char *sql);
-/* Text column copied with strdup (NULL for SQL NULL). */
-char *db_col_text(sqlite3_stmt *st, int col);
+struct db_stmt *db_stmt(struct db_conn *conn, const char *sql);
+/* The next row: DB_ROW, DB_DONE (no more rows; an INSERT/UPDATE/DELETE has run), or a
+ * db_error (logged; DB_EBUSY, DB_ECONSTRAINT, ...). */
+#define DB_ROW 1
+#define DB_DONE 0
+int db_step(struct db_stmt *st);
+/* Done with the statement for now: result released, bindings cleared. Every path that
+ * stepped a statement resets it (a SQLite statement left stepping holds its read snapshot). */
+void db_reset(struct db_stmt *st);
+/* Columns of the current row (after db_step returned DB_ROW), numbered from 0. Integers:
+ * SQL NULL reads 0, a boolean 0/1. db_col_str is borrowed until the next db_step or db_reset
+ * (NULL for SQL NULL); db_col_text copies it (strdup; NULL for SQL NULL). db_col_is_int: the
+ * value is an integer (or boolean), not text or NULL. */
+int64_t db_col_int64(struct db_stmt *st, int col);
+int db_col_int(struct db_stmt *st, int col);
+const char *db_col_str(struct db_stmt *st, int col);
+char *db_col_text(struct db_stmt *st, int col);
+int db_col_is_null(struct db_stmt *st, int col);
+int db_col_is_int(struct db_stmt *st, int col);
+/* A db_step result as a status: 0 for a row or the end, else the db_error. */
+static inline int db_status(int step_rc)
+{
+    return step_rc > 0 ? 0 : step_rc;
+}
+/* Rows changed by the connection's last INSERT, UPDATE or DELETE. */
+int64_t db_changes(struct db_conn *conn);
 
 /* Statements with typed parameters, bound in order to ?1..?n, so a repo function states its
  * SQL and values and nothing else:
@@ -129,13 +159,14 @@ struct db_param {
     (const struct db_param[]){__VA_ARGS__},                                                        \
         sizeof((const struct db_param[]){__VA_ARGS__}) / sizeof(struct db_param)
 /* db_stmt with the parameters bound: ready to step, or NULL (logged). */
-sqlite3_stmt *db_query_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n);
+struct db_stmt *db_query_params(struct db_conn *conn, const char *sql, const struct db_param *p,
+                                size_t n);
 #define db_query(conn, sql, ...) db_query_params(conn, sql, DB_PARAMS_(__VA_ARGS__))
 /* Steps the statement to its end (INSERT, UPDATE, DELETE): 0 or a db_error. */
-int db_run_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n);
+int db_run_params(struct db_conn *conn, const char *sql, const struct db_param *p, size_t n);
 #define db_run(conn, sql, ...) db_run_params(conn, sql, DB_PARAMS_(__VA_ARGS__))
 /* 1 if the query returns a row, 0 if none, or a db_error. */
-int db_exists_params(sqlite3 *conn, const char *sql, const struct db_param *p, size_t n);
+int db_exists_params(struct db_conn *conn, const char *sql, const struct db_param *p, size_t n);
 #define db_exists(conn, sql, ...) db_exists_params(conn, sql, DB_PARAMS_(__VA_ARGS__))
 
 #endif

@@ -36,33 +36,32 @@ static uint64_t id_hash(const char *id, uint64_t seed)
 }
 
 /* Steps st (a SELECT of ids, prepared by the caller) into up to max ids, then resets it. */
-static int read_ids(sqlite3 *conn, sqlite3_stmt *st, char (*ids)[33], size_t max, size_t *n)
+static int read_ids(struct db_stmt *st, char (*ids)[33], size_t max, size_t *n)
 {
     *n = 0;
     if (!st)
         return DB_EGENERIC;
-    int rc = SQLITE_DONE;
-    while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        snprintf(ids[(*n)++], 33, "%s", (const char *)sqlite3_column_text(st, 0));
-    if (rc == SQLITE_ROW)
-        rc = SQLITE_DONE; /* max reached */
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    int rc = DB_DONE;
+    while (*n < max && (rc = db_step(st)) == DB_ROW)
+        snprintf(ids[(*n)++], 33, "%s", db_col_str(st, 0));
+    if (rc == DB_ROW)
+        rc = DB_DONE; /* max reached */
+    db_reset(st);
+    return rc == DB_DONE ? 0 : db_status(rc);
 }
 
-static int set_next(sqlite3 *conn, const char *id, int64_t at)
+static int set_next(struct db_conn *conn, const char *id, int64_t at)
 {
     return db_run(conn, "UPDATE relay SET members_next_at = ? WHERE id = ?", DB_INT(at),
                   DB_TEXT(id));
 }
 
 /* Relays never placed get a random point of the next interval. */
-static int place_new(sqlite3 *conn, int64_t now, int64_t interval, uint64_t seed)
+static int place_new(struct db_conn *conn, int64_t now, int64_t interval, uint64_t seed)
 {
     char(*ids)[33] = xcalloc(MEMBERS_PLACE_MAX, sizeof(*ids));
     size_t n = 0;
-    int rc = read_ids(conn,
-                      db_query(conn,
+    int rc = read_ids(db_query(conn,
                                "SELECT id FROM relay WHERE" COUNTED " AND members_next_at = 0"
                                " LIMIT ?",
                                DB_INT(MEMBERS_PLACE_MAX)),
@@ -73,21 +72,21 @@ static int place_new(sqlite3 *conn, int64_t now, int64_t interval, uint64_t seed
     return rc;
 }
 
-static int earliest(sqlite3 *conn, int64_t *out)
+static int earliest(struct db_conn *conn, int64_t *out)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT min(members_next_at) FROM relay WHERE" COUNTED);
+    struct db_stmt *st = db_stmt(conn, "SELECT min(members_next_at) FROM relay WHERE" COUNTED);
     *out = 0;
     if (!st)
         return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : db_rc(conn, rc);
+    int rc = db_step(st);
+    if (rc == DB_ROW)
+        *out = db_col_int64(st, 0);
+    db_reset(st);
+    return rc == DB_ROW ? 0 : db_status(rc);
 }
 
-int repo_members_claim(sqlite3 *conn, int64_t now, int64_t interval, uint64_t seed, char (*ids)[33],
-                       size_t max, size_t *n, int64_t *next_due)
+int repo_members_claim(struct db_conn *conn, int64_t now, int64_t interval, uint64_t seed,
+                       char (*ids)[33], size_t max, size_t *n, int64_t *next_due)
 {
     ASSERT_POOL_THREAD();
     *n = 0;
@@ -96,8 +95,7 @@ int repo_members_claim(sqlite3 *conn, int64_t now, int64_t interval, uint64_t se
         interval = 1;
     int rc = place_new(conn, now, interval, seed);
     if (rc == 0)
-        rc = read_ids(conn,
-                      db_query(conn,
+        rc = read_ids(db_query(conn,
                                "SELECT id FROM relay WHERE" COUNTED " AND members_next_at <= ?"
                                " ORDER BY members_next_at LIMIT ?",
                                DB_INT(now), DB_INT((int64_t)max)),
@@ -120,30 +118,29 @@ struct relay_row {
     int notified;
 };
 
-static int load_relay(sqlite3 *conn, const char *id, struct relay_row *r)
+static int load_relay(struct db_conn *conn, const char *id, struct relay_row *r)
 {
-    sqlite3_stmt *st = db_query(conn,
-                                "SELECT tenant, subdomain, plan, over_cap_notified_at IS NOT NULL"
-                                " FROM relay WHERE id = ?",
-                                DB_TEXT(id));
+    struct db_stmt *st = db_query(conn,
+                                  "SELECT tenant, subdomain, plan, over_cap_notified_at IS NOT NULL"
+                                  " FROM relay WHERE id = ?",
+                                  DB_TEXT(id));
     if (!st)
         return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        snprintf(r->tenant, sizeof(r->tenant), "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(r->subdomain, sizeof(r->subdomain), "%s",
-                 (const char *)sqlite3_column_text(st, 1));
-        snprintf(r->plan, sizeof(r->plan), "%s", (const char *)sqlite3_column_text(st, 2));
-        r->notified = sqlite3_column_int(st, 3);
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        snprintf(r->tenant, sizeof(r->tenant), "%s", db_col_str(st, 0));
+        snprintf(r->subdomain, sizeof(r->subdomain), "%s", db_col_str(st, 1));
+        snprintf(r->plan, sizeof(r->plan), "%s", db_col_str(st, 2));
+        r->notified = db_col_int(st, 3);
     }
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
+    db_reset(st);
+    if (rc == DB_ROW)
         return 0;
-    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+    return rc == DB_DONE ? DB_ENOTFOUND : db_status(rc);
 }
 
 /* The one DM of a crossing, queued in this transaction with the mark that it was sent. */
-static int tell_owner(sqlite3 *conn, const char *id, const struct relay_row *r,
+static int tell_owner(struct db_conn *conn, const char *id, const struct relay_row *r,
                       const struct plan *p, int64_t count, int64_t now, const char *domain)
 {
     char host[300], text[MEMBERS_DM_MAX];
@@ -159,7 +156,7 @@ static int tell_owner(sqlite3 *conn, const char *id, const struct relay_row *r,
     return rc;
 }
 
-int repo_members_record(sqlite3 *conn, const char *id, int known, int64_t count, int64_t now,
+int repo_members_record(struct db_conn *conn, const char *id, int known, int64_t count, int64_t now,
                         const char *domain, int *dm)
 {
     ASSERT_POOL_THREAD();

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
+#include "db/db.h"
 
 /* Relays placed per claim at most (members_next_at = 0): a fresh deployment is spread over a
  * few claims, each a bounded transaction. */
@@ -19,8 +19,8 @@
  * never placed (0) are first given a random point in [now, now + interval) (at most
  * MEMBERS_PLACE_MAX per call). ids: the caller's array of max. *next_due: the earliest
  * members_next_at left (0 when no relay qualifies). seed varies the jitter between calls. */
-int repo_members_claim(sqlite3 *conn, int64_t now, int64_t interval, uint64_t seed, char (*ids)[33],
-                       size_t max, size_t *n, int64_t *next_due);
+int repo_members_claim(struct db_conn *conn, int64_t now, int64_t interval, uint64_t seed,
+                       char (*ids)[33], size_t max, size_t *n, int64_t *next_due);
 
 /* What a read of relay id's members gave, recorded at now:
  *   known: members_count = count; over the relay's plan cap and not yet told -> the owner is
@@ -29,7 +29,7 @@ int repo_members_claim(sqlite3 *conn, int64_t now, int64_t interval, uint64_t se
  *     (the next crossing is told again);
  *   !known (zooid cannot say): members_count = NULL, the notified state is kept.
  * members_fetched_at = now either way. DB_ENOTFOUND when there is no such relay. */
-int repo_members_record(sqlite3 *conn, const char *id, int known, int64_t count, int64_t now,
+int repo_members_record(struct db_conn *conn, const char *id, int known, int64_t count, int64_t now,
                         const char *domain, int *dm);
 
 #endif

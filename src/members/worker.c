@@ -124,7 +124,7 @@ static void next(struct members *m)
 
 /* ---- recording an answer ---- */
 
-static int record_work(sqlite3 *conn, void *arg)
+static int record_work(struct db_conn *conn, void *arg)
 {
     struct slot *s = arg;
     struct members *m = s->m;
@@ -213,7 +213,7 @@ static void on_members(enum sync_worker_members_status st, const cJSON *list, co
 
 /* ---- claiming due relays ---- */
 
-static int claim_work(sqlite3 *conn, void *arg)
+static int claim_work(struct db_conn *conn, void *arg)
 {
     struct claim_job *j = arg;
     return repo_members_claim(conn, j->now, j->interval, j->seed, j->ids, j->max, &j->n,

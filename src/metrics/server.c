@@ -22,16 +22,16 @@
 /* ---- outbox count ---- */
 
 /* Pool thread: touches only m->read_result (nothing else reads it while m->reading). */
-static int outbox_count_work(sqlite3 *conn, void *arg)
+static int outbox_count_work(struct db_conn *conn, void *arg)
 {
     struct metrics *m = arg;
-    sqlite3_stmt *st = db_stmt(conn, "SELECT count(*) FROM message WHERE state = 'queued'");
+    struct db_stmt *st = db_stmt(conn, "SELECT count(*) FROM message WHERE state = 'queued'");
     if (!st)
         return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    m->read_result = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : db_rc(conn, rc);
+    int rc = db_step(st);
+    m->read_result = rc == DB_ROW ? db_col_int64(st, 0) : -1;
+    db_reset(st);
+    return rc == DB_ROW ? 0 : db_status(rc);
 }
 
 static void maybe_finish_stop(struct metrics *m)

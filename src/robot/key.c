@@ -19,7 +19,7 @@ struct robot_key_job {
 };
 
 /* Pool thread, in a write transaction. */
-static int store_new_robot_key(sqlite3 *conn, struct robot_key_job *job)
+static int store_new_robot_key(struct db_conn *conn, struct robot_key_job *job)
 {
     struct nostr_keypair kp;
     char hex[65];
@@ -35,21 +35,21 @@ static int store_new_robot_key(sqlite3 *conn, struct robot_key_job *job)
     return rc;
 }
 
-static int robot_key_work(sqlite3 *conn, void *arg)
+static int robot_key_work(struct db_conn *conn, void *arg)
 {
     struct robot_key_job *job = arg;
-    sqlite3_stmt *st = db_stmt(conn, "SELECT value FROM setting WHERE key = 'robot_secret'");
+    struct db_stmt *st = db_stmt(conn, "SELECT value FROM setting WHERE key = 'robot_secret'");
     if (!st)
         return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *v = (const char *)sqlite3_column_text(st, 0);
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        const char *v = db_col_str(st, 0);
         rc = v && hex_decode(v, strlen(v), job->seckey, 32) == 0 ? 0 : DB_EGENERIC;
-        sqlite3_reset(st);
+        db_reset(st);
         return rc;
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? store_new_robot_key(conn, job) : db_rc(conn, rc);
+    db_reset(st);
+    return rc == DB_DONE ? store_new_robot_key(conn, job) : db_status(rc);
 }
 
 static void on_robot_key(int status, void *arg)

@@ -134,7 +134,7 @@ static void publish_profile(struct robot *r)
 
 /* ---- SQL (pool thread) ---- */
 
-int robot_queue_dm_sql(sqlite3 *conn, const char *recipient, const char *text, int64_t now)
+int robot_queue_dm_sql(struct db_conn *conn, const char *recipient, const char *text, int64_t now)
 {
     return db_run(conn,
                   "INSERT INTO message (recipient, body, state, attempts, next_at,"
@@ -142,39 +142,39 @@ int robot_queue_dm_sql(sqlite3 *conn, const char *recipient, const char *text, i
                   DB_TEXT(recipient), DB_TEXT(text), DB_INT(now));
 }
 
-static int work_load_due(sqlite3 *conn, void *arg)
+static int work_load_due(struct db_conn *conn, void *arg)
 {
     struct db_job *j = arg;
-    sqlite3_stmt *st = db_query(conn,
-                                "SELECT id, recipient, body, wrap, attempts FROM message "
-                                "WHERE state = 'queued' AND next_at <= ? "
-                                "ORDER BY next_at, id LIMIT ?",
-                                DB_INT(j->now), DB_INT(BATCH));
+    struct db_stmt *st = db_query(conn,
+                                  "SELECT id, recipient, body, wrap, attempts FROM message "
+                                  "WHERE state = 'queued' AND next_at <= ? "
+                                  "ORDER BY next_at, id LIMIT ?",
+                                  DB_INT(j->now), DB_INT(BATCH));
     if (!st)
         return DB_EGENERIC;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && j->n < BATCH) {
+    while ((rc = db_step(st)) == DB_ROW && j->n < BATCH) {
         struct dm *m = &j->rows[j->n++];
         char *rcpt = db_col_text(st, 1);
-        m->id = sqlite3_column_int64(st, 0);
+        m->id = db_col_int64(st, 0);
         snprintf(m->recipient, sizeof m->recipient, "%s", rcpt ? rcpt : "");
         free(rcpt);
         m->body = db_col_text(st, 2);
         m->wrap = db_col_text(st, 3);
-        m->attempts = sqlite3_column_int64(st, 4);
+        m->attempts = db_col_int64(st, 4);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_rc(conn, rc);
+    db_reset(st);
+    return rc == DB_DONE || rc == DB_ROW ? 0 : db_status(rc);
 }
 
-static int work_store_wrap(sqlite3 *conn, void *arg)
+static int work_store_wrap(struct db_conn *conn, void *arg)
 {
     struct db_job *j = arg;
     return db_run(conn, "UPDATE message SET wrap = ? WHERE id = ? AND wrap IS NULL",
                   DB_TEXT(j->text), DB_INT(j->id));
 }
 
-static int work_mark_sent(sqlite3 *conn, void *arg)
+static int work_mark_sent(struct db_conn *conn, void *arg)
 {
     struct db_job *j = arg;
     return db_run(conn,
@@ -183,7 +183,7 @@ static int work_mark_sent(sqlite3 *conn, void *arg)
                   DB_INT(j->now), DB_INT(j->id));
 }
 
-static int work_mark_retry(sqlite3 *conn, void *arg)
+static int work_mark_retry(struct db_conn *conn, void *arg)
 {
     struct db_job *j = arg;
     return db_run(conn,
@@ -192,7 +192,7 @@ static int work_mark_retry(sqlite3 *conn, void *arg)
                   DB_TEXT(j->text), DB_INT(j->next_at), DB_INT(j->id));
 }
 
-static int work_mark_failed(sqlite3 *conn, void *arg)
+static int work_mark_failed(struct db_conn *conn, void *arg)
 {
     struct db_job *j = arg;
     return db_run(conn,

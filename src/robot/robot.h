@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include <sqlite3.h>
+#include "db/db.h"
 
 struct app;
 struct robot;
@@ -17,6 +17,6 @@ void robot_stop(struct robot *robot, void (*cb)(void *arg), void *arg);
 
 /* Pool thread, inside the caller's write transaction: queue a DM to recipient (64 hex).
  * Returns 0 or a db_error code. */
-int robot_queue_dm_sql(sqlite3 *conn, const char *recipient, const char *text, int64_t now);
+int robot_queue_dm_sql(struct db_conn *conn, const char *recipient, const char *text, int64_t now);
 
 #endif

@@ -36,7 +36,7 @@ int64_t sync_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms)
     return MIN(d, cap_ms);
 }
 
-static void read_row(sqlite3_stmt *st, struct sync_relay *r)
+static void read_row(struct db_stmt *st, struct sync_relay *r)
 {
     char **strs[] = {&r->id,   &r->tenant, &r->subdomain, &r->schema,    &r->secret,
                      &r->plan, &r->status, &r->info_name, &r->info_icon, &r->info_description};
@@ -51,81 +51,78 @@ static void read_row(sqlite3_stmt *st, struct sync_relay *r)
         *strs[i] = s ? s : xstrdup("");
     }
     for (size_t i = 0; i < ARRAY_SIZE(ints); i++)
-        *ints[i] = sqlite3_column_int(st, col++);
-    r->sync_version = sqlite3_column_int64(st, col++);
+        *ints[i] = db_col_int(st, col++);
+    r->sync_version = db_col_int64(st, col++);
     r->sync_config = db_col_text(st, col++); /* NULL: never synced by this version */
     char *mods = db_col_text(st, col);
     r->moderators = mods ? mods : xstrdup("");
 }
 
-int repo_sync_load(sqlite3 *conn, const char *id, struct sync_relay *out)
+int repo_sync_load(struct db_conn *conn, const char *id, struct sync_relay *out)
 {
     ASSERT_POOL_THREAD();
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *st =
+    struct db_stmt *st =
         db_query(conn, "SELECT " RELAY_COLUMNS " FROM relay WHERE id = ?", DB_TEXT(id));
     if (!st)
         return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
+    int rc = db_step(st);
+    if (rc == DB_ROW)
         read_row(st, out);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc == SQLITE_ROW)
+    db_reset(st);
+    if (rc == DB_ROW)
         return 0;
-    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+    return rc == DB_DONE ? DB_ENOTFOUND : db_status(rc);
 }
 
-int repo_sync_due(sqlite3 *conn, int64_t now, int max_attempts, size_t limit, char ***ids,
+int repo_sync_due(struct db_conn *conn, int64_t now, int max_attempts, size_t limit, char ***ids,
                   size_t *n)
 {
     ASSERT_POOL_THREAD();
     *ids = NULL;
     *n = 0;
-    sqlite3_stmt *st = db_query(conn,
-                                "SELECT id FROM relay WHERE synced = 0 AND sync_next_at <= ?"
-                                " AND sync_attempts < ? ORDER BY sync_next_at LIMIT ?",
-                                DB_INT(now), DB_INT(max_attempts), DB_INT((int64_t)limit));
+    struct db_stmt *st = db_query(conn,
+                                  "SELECT id FROM relay WHERE synced = 0 AND sync_next_at <= ?"
+                                  " AND sync_attempts < ? ORDER BY sync_next_at LIMIT ?",
+                                  DB_INT(now), DB_INT(max_attempts), DB_INT((int64_t)limit));
     if (!st)
         return DB_EGENERIC;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         char *id = db_col_text(st, 0);
         if (!id)
             continue;
         *ids = xrealloc(*ids, (*n + 1) * sizeof(**ids));
         (*ids)[(*n)++] = id;
     }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? 0 : db_rc(conn, rc);
+    db_reset(st);
+    return rc == DB_DONE ? 0 : db_status(rc);
 }
 
 /* tenant, plan, status and sync_attempts of a relay, for its activity row. */
-static int load_brief(sqlite3 *conn, const char *id, char **tenant, char **plan, char **status,
-                      int *attempts)
+static int load_brief(struct db_conn *conn, const char *id, char **tenant, char **plan,
+                      char **status, int *attempts)
 {
-    sqlite3_stmt *st = db_query(conn,
-                                "SELECT tenant, plan, status, sync_attempts FROM relay"
-                                " WHERE id = ?",
-                                DB_TEXT(id));
+    struct db_stmt *st = db_query(conn,
+                                  "SELECT tenant, plan, status, sync_attempts FROM relay"
+                                  " WHERE id = ?",
+                                  DB_TEXT(id));
     if (!st)
         return DB_EGENERIC;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
         *tenant = db_col_text(st, 0);
         *plan = db_col_text(st, 1);
         *status = db_col_text(st, 2);
-        *attempts = sqlite3_column_int(st, 3);
+        *attempts = db_col_int(st, 3);
     }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc == SQLITE_ROW)
+    db_reset(st);
+    if (rc == DB_ROW)
         return 0;
-    return rc == SQLITE_DONE ? DB_ENOTFOUND : db_rc(conn, rc);
+    return rc == DB_DONE ? DB_ENOTFOUND : db_status(rc);
 }
 
-static int insert_activity(sqlite3 *conn, const char *id, const char *type, int64_t now,
+static int insert_activity(struct db_conn *conn, const char *id, const char *type, int64_t now,
                            int *attempts)
 {
     char *tenant = NULL, *plan = NULL, *status = NULL;
@@ -141,14 +138,14 @@ static int insert_activity(sqlite3 *conn, const char *id, const char *type, int6
     return rc;
 }
 
-int repo_sync_complete(sqlite3 *conn, const char *id, int64_t version, const char *config,
+int repo_sync_complete(struct db_conn *conn, const char *id, int64_t version, const char *config,
                        int64_t now, int *stale)
 {
     ASSERT_POOL_THREAD();
     *stale = 1;
     int rc = db_run(conn, "UPDATE relay SET sync_created = 1, sync_config = ? WHERE id = ?",
                     DB_TEXT(config), DB_TEXT(id));
-    if (rc != 0 || sqlite3_changes(conn) == 0)
+    if (rc != 0 || db_changes(conn) == 0)
         return rc ? rc : DB_ENOTFOUND;
     rc = db_run(conn,
                 "UPDATE relay SET synced = 1, sync_error = NULL, sync_attempts = 0,"
@@ -156,14 +153,14 @@ int repo_sync_complete(sqlite3 *conn, const char *id, int64_t version, const cha
                 DB_TEXT(id), DB_INT(version));
     if (rc != 0)
         return rc;
-    if (sqlite3_changes(conn) == 0)
+    if (db_changes(conn) == 0)
         return 0; /* changed meanwhile: sync_created is kept, the rest waits for the next sync */
     *stale = 0;
     return insert_activity(conn, id, "complete_relay_sync", now, NULL);
 }
 
-int repo_sync_fail(sqlite3 *conn, const char *id, const char *error, int64_t now, int64_t base_ms,
-                   int64_t cap_ms, int *attempts, int64_t *delay_ms)
+int repo_sync_fail(struct db_conn *conn, const char *id, const char *error, int64_t now,
+                   int64_t base_ms, int64_t cap_ms, int *attempts, int64_t *delay_ms)
 {
     ASSERT_POOL_THREAD();
     int n = 0;
@@ -183,7 +180,7 @@ int repo_sync_fail(sqlite3 *conn, const char *id, const char *error, int64_t now
     return 0;
 }
 
-int repo_sync_fail_permanent(sqlite3 *conn, const char *id, const char *error, int64_t now,
+int repo_sync_fail_permanent(struct db_conn *conn, const char *id, const char *error, int64_t now,
                              int give_up_at)
 {
     ASSERT_POOL_THREAD();

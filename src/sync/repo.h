@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
+#include "db/db.h"
 
 /* A relay row as the sync worker needs it. Strings are owned (malloc'd); free with
  * sync_relay_free, which also wipes the secret. */
@@ -32,12 +32,12 @@ void sync_relay_free(struct sync_relay *r);
 int64_t sync_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms);
 
 /* Reads relay `id` into *out (zeroed first). DB_ENOTFOUND when there is no such relay. */
-int repo_sync_load(sqlite3 *conn, const char *id, struct sync_relay *out);
+int repo_sync_load(struct db_conn *conn, const char *id, struct sync_relay *out);
 
 /* Ids of relays to sync now: synced = 0, sync_next_at <= now, sync_attempts < max_attempts;
  * at most `limit`, oldest due first. *ids is a malloc'd array of malloc'd strings (caller
  * frees each and the array; NULL when *n is 0). */
-int repo_sync_due(sqlite3 *conn, int64_t now, int max_attempts, size_t limit, char ***ids,
+int repo_sync_due(struct db_conn *conn, int64_t now, int max_attempts, size_t limit, char ***ids,
                   size_t *n);
 
 /* zooid accepted version `version` of the relay, whose config is now `config` (recorded as
@@ -46,20 +46,20 @@ int repo_sync_due(sqlite3 *conn, int64_t now, int max_attempts, size_t limit, ch
  * NULL, attempts and backoff reset, one complete_relay_sync activity, *stale = 0. Otherwise
  * (changed while the request was in flight) nothing else changes and *stale = 1: the caller
  * syncs again. */
-int repo_sync_complete(sqlite3 *conn, const char *id, int64_t version, const char *config,
+int repo_sync_complete(struct db_conn *conn, const char *id, int64_t version, const char *config,
                        int64_t now, int *stale);
 
 /* A sync failed with `error` (copied into sync_error): sync_attempts + 1, sync_next_at =
  * now + ceil(sync_backoff_ms(attempts, base_ms, cap_ms) / 1000), one fail_relay_sync
  * activity. *attempts gets the new count and *delay_ms the backoff delay. */
-int repo_sync_fail(sqlite3 *conn, const char *id, const char *error, int64_t now, int64_t base_ms,
-                   int64_t cap_ms, int *attempts, int64_t *delay_ms);
+int repo_sync_fail(struct db_conn *conn, const char *id, const char *error, int64_t now,
+                   int64_t base_ms, int64_t cap_ms, int *attempts, int64_t *delay_ms);
 
 /* A sync failed in a way no retry fixes (zooid refused the config, our key or our URL):
  * sync_error = error, sync_attempts = give_up_at (the worker's limit, so neither the worker
  * nor the reconcile pass tries again until an API change or POST /relays/:id/sync resets
  * it), one fail_relay_sync activity. */
-int repo_sync_fail_permanent(sqlite3 *conn, const char *id, const char *error, int64_t now,
+int repo_sync_fail_permanent(struct db_conn *conn, const char *id, const char *error, int64_t now,
                              int give_up_at);
 
 #endif

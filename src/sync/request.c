@@ -35,7 +35,7 @@ static void retry_later(struct entry *e, int rc)
     sw_finish(e);
 }
 
-static int fail_work(sqlite3 *conn, void *arg)
+static int fail_work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     return repo_sync_fail(conn, j->id, j->error, j->now, j->in->retry_base_ms, j->in->retry_cap_ms,
@@ -81,7 +81,7 @@ __attribute__((format(printf, 2, 3))) static void fail(struct entry *e, const ch
     }
 }
 
-static int fail_permanent_work(sqlite3 *conn, void *arg)
+static int fail_permanent_work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     return repo_sync_fail_permanent(conn, j->id, j->error, j->now, SYNC_MAX_ATTEMPTS);
@@ -146,7 +146,7 @@ static void fail_permanent(struct entry *e, long status, const char *text)
     }
 }
 
-static int complete_work(sqlite3 *conn, void *arg)
+static int complete_work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     return repo_sync_complete(conn, j->id, j->version, j->config, j->now, &j->stale);
@@ -313,7 +313,7 @@ static void send_step(struct entry *e, const char *method)
         fail(e, "zooid %s: %s", method, err_str(rc));
 }
 
-static int load_work(sqlite3 *conn, void *arg)
+static int load_work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     return repo_sync_load(conn, j->id, &j->e->relay);

@@ -292,7 +292,7 @@ static int kick(struct sync_worker *in, const char *id, int hard)
 /* No cursor is needed to page through the due relays: a relay leaves the due set when it
  * syncs (synced = 1) or fails (sync_next_at moves past now), so the next query from the start
  * returns the next relays, plus the few still queued or in flight (skipped by kick). */
-static int due_work(sqlite3 *conn, void *arg)
+static int due_work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     return repo_sync_due(conn, j->now, SYNC_MAX_ATTEMPTS, j->in->batch, &j->ids, &j->n_ids);

@@ -9,7 +9,7 @@
 
 /* X(symbol, value, description) */
 #define ERR_TABLE(X)                                                                               \
-    /* db/: SQLite results mapped by db_rc */                                                      \
+    /* db/: engine results mapped by db/ */                                                        \
     X(DB_EGENERIC, -30001, "database error")                                                       \
     X(DB_ECONSTRAINT, -30002, "constraint violated") /* UNIQUE/FOREIGN KEY/CHECK */                \
     X(DB_ENOTFOUND, -30003, "no such row")           /* work functions report "no such row" */     \

@@ -43,7 +43,7 @@ static struct {
     size_t n_lag;
 } t;
 
-static int seed_work(sqlite3 *conn, void *arg)
+static int seed_work(struct db_conn *conn, void *arg)
 {
     (void)arg;
     char sql[512];
@@ -59,19 +59,19 @@ static int seed_work(sqlite3 *conn, void *arg)
     return rc;
 }
 
-static int count_work(sqlite3 *conn, void *arg)
+static int count_work(struct db_conn *conn, void *arg)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT (SELECT count(*) FROM relay WHERE synced = 0),"
-                                     " (SELECT count(*) FROM activity"
-                                     "  WHERE activity_type = 'fail_relay_sync')");
+    struct db_stmt *st = db_stmt(conn, "SELECT (SELECT count(*) FROM relay WHERE synced = 0),"
+                                       " (SELECT count(*) FROM activity"
+                                       "  WHERE activity_type = 'fail_relay_sync')");
     if (!st)
         return DB_EGENERIC;
-    int rc = sqlite3_step(st);
+    int rc = db_step(st);
     int *out = arg;
-    out[0] = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    out[1] = rc == SQLITE_ROW ? sqlite3_column_int(st, 1) : -1;
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : db_rc(conn, rc);
+    out[0] = rc == DB_ROW ? db_col_int(st, 0) : -1;
+    out[1] = rc == DB_ROW ? db_col_int(st, 1) : -1;
+    db_reset(st);
+    return rc == DB_ROW ? 0 : db_status(rc);
 }
 
 static void on_db_closed(void *arg)

@@ -41,19 +41,19 @@ static int on_trace(unsigned type, void *ctx, void *p, void *x)
     return 0;
 }
 
-static void exec(sqlite3 *db, const char *sql)
+static void exec(struct db_conn *db, const char *sql)
 {
     char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+    if (sqlite3_exec(db_conn_sqlite(db), sql, NULL, NULL, &err) != SQLITE_OK)
         TEST_FAIL_("%s: %s", sql, err);
 }
 
 /* T1 has most rows (a skew ANALYZE can see), T2 a few, T3 none; created_at has ties, so the
  * id decides the order within a second. */
-static sqlite3 *open_db(void)
+static struct db_conn *open_db(void)
 {
-    sqlite3 *db = NULL;
-    ASSERT_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);
+    struct db_conn *db = NULL;
+    ASSERT_EQ(db_conn_open(&db, ":memory:", 0), SQLITE_OK);
     for (size_t i = 0; i < n_migrations; i++)
         exec(db, migrations[i].sql);
     exec(db, "INSERT INTO tenant(pubkey, created_at) VALUES ('" T1 "', 5), ('" T2 "', 5),"
@@ -80,13 +80,13 @@ static sqlite3 *open_db(void)
 
 /* 1 if the plan of sql reads a table without an index range, or sorts rows that do not come
  * from the page's ids (a virtual table, json_each). */
-static int plan_is_bad(sqlite3 *db, const char *sql, int verbose)
+static int plan_is_bad(struct db_conn *db, const char *sql, int verbose)
 {
     char eqp[4096];
     sqlite3_stmt *st = NULL;
     int scan = 0, sort = 0, vtab = 0;
     snprintf(eqp, sizeof(eqp), "EXPLAIN QUERY PLAN %s", sql);
-    ASSERT_EQ(sqlite3_prepare_v2(db, eqp, -1, &st, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_prepare_v2(db_conn_sqlite(db), eqp, -1, &st, NULL), SQLITE_OK);
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *d = (const char *)sqlite3_column_text(st, 3);
         if (verbose)
@@ -101,12 +101,12 @@ static int plan_is_bad(sqlite3 *db, const char *sql, int verbose)
 
 /* Runs every list function in every shape (all, one tenant; first page, after a cursor) plus
  * the invoice of GET /invoices/:id, recording the statements they ran. */
-static void run_lists(sqlite3 *db, struct seen *seen)
+static void run_lists(struct db_conn *db, struct seen *seen)
 {
     static const char *const scopes[] = {"", T1};
     cJSON *out = NULL;
     char next[REPO_CURSOR_MAX];
-    sqlite3_trace_v2(db, SQLITE_TRACE_STMT, on_trace, seen);
+    sqlite3_trace_v2(db_conn_sqlite(db), SQLITE_TRACE_STMT, on_trace, seen);
     for (int s = 0; s < 2; s++) {
         for (int after = 0; after < 2; after++) {
             struct repo_page page = {.limit = 3, .offset = 1};
@@ -127,10 +127,10 @@ static void run_lists(sqlite3 *db, struct seen *seen)
     }
     ASSERT_OK(repo_invoice_get(db, "i04", NULL, &out));
     cJSON_Delete(out);
-    sqlite3_trace_v2(db, 0, NULL, NULL);
+    sqlite3_trace_v2(db_conn_sqlite(db), 0, NULL, NULL);
 }
 
-static void check_plans(sqlite3 *db, const struct seen *seen)
+static void check_plans(struct db_conn *db, const struct seen *seen)
 {
     int lists = 0;
     for (int i = 0; i < seen->n; i++) {
@@ -149,7 +149,7 @@ static void check_plans(sqlite3 *db, const struct seen *seen)
 
 TEST(api_lists_use_an_index_without_and_with_statistics)
 {
-    sqlite3 *db = open_db();
+    struct db_conn *db = open_db();
     struct seen seen = {0};
     run_lists(db, &seen);
     check_plans(db, &seen);
@@ -165,27 +165,27 @@ TEST(api_lists_use_an_index_without_and_with_statistics)
     ASSERT(!plan_is_bad(db, "SELECT id FROM relay WHERE tenant = ? LIMIT 5", 0));
     for (int i = 0; i < seen.n; i++)
         free(seen.sql[i]);
-    sqlite3_close(db);
+    db_conn_close(db);
 }
 
 /* The ids of a list, walked page by page with the cursor, joined by ','. */
-typedef int list_fn(sqlite3 *db, const char *tenant, const struct repo_page *page, cJSON **out,
-                    char next[REPO_CURSOR_MAX]);
+typedef int list_fn(struct db_conn *db, const char *tenant, const struct repo_page *page,
+                    cJSON **out, char next[REPO_CURSOR_MAX]);
 
-static int relays(sqlite3 *db, const char *tenant, const struct repo_page *page, cJSON **out,
+static int relays(struct db_conn *db, const char *tenant, const struct repo_page *page, cJSON **out,
                   char next[REPO_CURSOR_MAX])
 {
     return repo_relay_list(db, tenant, page, "", out, next);
 }
 
-static int tenants(sqlite3 *db, const char *tenant, const struct repo_page *page, cJSON **out,
-                   char next[REPO_CURSOR_MAX])
+static int tenants(struct db_conn *db, const char *tenant, const struct repo_page *page,
+                   cJSON **out, char next[REPO_CURSOR_MAX])
 {
     (void)tenant;
     return repo_tenant_list(db, page, out, next);
 }
 
-static void walk(sqlite3 *db, list_fn *fn, const char *tenant, int with_id, const char *key,
+static void walk(struct db_conn *db, list_fn *fn, const char *tenant, int with_id, const char *key,
                  int limit, char *ids, size_t cap)
 {
     struct repo_page page = {.limit = limit};
@@ -221,10 +221,10 @@ static void walk(sqlite3 *db, list_fn *fn, const char *tenant, int with_id, cons
     }
 }
 
-static void expect(sqlite3 *db, const char *sql, const char *ids)
+static void expect(struct db_conn *db, const char *sql, const char *ids)
 {
     sqlite3_stmt *st = NULL;
-    ASSERT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_prepare_v2(db_conn_sqlite(db), sql, -1, &st, NULL), SQLITE_OK);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
     ASSERT_STR_EQ(ids, (const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
@@ -232,7 +232,7 @@ static void expect(sqlite3 *db, const char *sql, const char *ids)
 
 TEST(api_lists_cursor_walks_every_row_once_in_order)
 {
-    sqlite3 *db = open_db();
+    struct db_conn *db = open_db();
     static char ids[8192];
     static const int limits[] = {1, 4, 7, 60, 500};
     for (size_t i = 0; i < ARRAY_SIZE(limits); i++) {
@@ -265,12 +265,12 @@ TEST(api_lists_cursor_walks_every_row_once_in_order)
         walk(db, tenants, "", 1, "pubkey", limits[i], ids, sizeof(ids));
         ASSERT_STR_EQ(ids, T3 "," T2 "," T1);
     }
-    sqlite3_close(db);
+    db_conn_close(db);
 }
 
 TEST(api_lists_invoice_page_has_newest_bolt11_and_items)
 {
-    sqlite3 *db = open_db();
+    struct db_conn *db = open_db();
     struct repo_page page = {.limit = 500};
     char next[REPO_CURSOR_MAX];
     cJSON *out = NULL, *inv;
@@ -303,7 +303,7 @@ TEST(api_lists_invoice_page_has_newest_bolt11_and_items)
     ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(out, "items")), 2);
     cJSON_Delete(out);
     ASSERT_EQ(repo_invoice_get(db, "i03", T2, &out), DB_ENOTFOUND);
-    sqlite3_close(db);
+    db_conn_close(db);
 }
 
 TEST(api_lists_cursor_parse)

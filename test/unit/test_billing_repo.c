@@ -21,31 +21,31 @@
 #define P (30 * 86400LL)
 #define T0 1700000000LL
 
-static void add_tenant(sqlite3 *db, const char *pubkey)
+static void add_tenant(struct db_conn *db, const char *pubkey)
 {
     char sql[256];
     snprintf(sql, sizeof(sql), "INSERT INTO tenant(pubkey, created_at) VALUES ('%s', 1)", pubkey);
-    ASSERT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db_conn_sqlite(db), sql, NULL, NULL, NULL), SQLITE_OK);
 }
 
 /* A fresh database with every migration and no statistics (as in production: nothing runs
  * ANALYZE before the first billing run). */
-static sqlite3 *open_db(void)
+static struct db_conn *open_db(void)
 {
-    sqlite3 *db = NULL;
+    struct db_conn *db = NULL;
     ASSERT_OK(nostr_init());
-    ASSERT_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);
+    ASSERT_EQ(db_conn_open(&db, ":memory:", 0), SQLITE_OK);
     for (size_t i = 0; i < n_migrations; i++) {
         char *err = NULL;
-        if (sqlite3_exec(db, migrations[i].sql, NULL, NULL, &err) != SQLITE_OK)
+        if (sqlite3_exec(db_conn_sqlite(db), migrations[i].sql, NULL, NULL, &err) != SQLITE_OK)
             TEST_FAIL_("%s: %s", migrations[i].name, err);
     }
     add_tenant(db, T);
     return db;
 }
 
-static void exec(sqlite3 *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void exec(sqlite3 *db, const char *fmt, ...)
+static void exec(struct db_conn *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void exec(struct db_conn *db, const char *fmt, ...)
 {
     char sql[1024];
     va_list ap;
@@ -53,21 +53,21 @@ static void exec(sqlite3 *db, const char *fmt, ...)
     vsnprintf(sql, sizeof(sql), fmt, ap);
     va_end(ap);
     char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+    if (sqlite3_exec(db_conn_sqlite(db), sql, NULL, NULL, &err) != SQLITE_OK)
         TEST_FAIL_("%s: %s", sql, err);
 }
 
-static int64_t scalar(sqlite3 *db, const char *sql)
+static int64_t scalar(struct db_conn *db, const char *sql)
 {
     sqlite3_stmt *st = NULL;
-    ASSERT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_prepare_v2(db_conn_sqlite(db), sql, -1, &st, NULL), SQLITE_OK);
     int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_finalize(st);
     return v;
 }
 
 /* A relay row plus its activity row (as the API writes them) for tenant t. */
-static void relay_event_of(sqlite3 *db, const char *t, const char *id, const char *plan,
+static void relay_event_of(struct db_conn *db, const char *t, const char *id, const char *plan,
                            const char *status, int64_t at, const char *type)
 {
     exec(db,
@@ -81,7 +81,7 @@ static void relay_event_of(sqlite3 *db, const char *t, const char *id, const cha
          t, (long long)at, type, id, plan, status);
 }
 
-static void relay_event(sqlite3 *db, const char *id, const char *plan, const char *status,
+static void relay_event(struct db_conn *db, const char *id, const char *plan, const char *status,
                         int64_t at, const char *type)
 {
     relay_event_of(db, T, id, plan, status, at, type);
@@ -90,8 +90,8 @@ static void relay_event(sqlite3 *db, const char *id, const char *plan, const cha
 static const struct billing_cfg CFG = {P, 7 * 86400};
 
 /* A whole invoice pass: batches of `limit` until none is left. Returns the batches run. */
-static size_t pass_batches(sqlite3 *db, int64_t now, size_t limit, size_t *created, size_t *dms,
-                           size_t *tenants)
+static size_t pass_batches(struct db_conn *db, int64_t now, size_t limit, size_t *created,
+                           size_t *dms, size_t *tenants)
 {
     size_t n = 0;
     struct repo_batch b = {.limit = limit};
@@ -109,13 +109,14 @@ static size_t pass_batches(sqlite3 *db, int64_t now, size_t limit, size_t *creat
     return n;
 }
 
-static void invoice_pass(sqlite3 *db, int64_t now, size_t *created, size_t *dms)
+static void invoice_pass(struct db_conn *db, int64_t now, size_t *created, size_t *dms)
 {
     pass_batches(db, now, 500, created, dms, NULL);
 }
 
 /* Whole dunning pass in batches of `limit`. */
-static void dunning(sqlite3 *db, int64_t now, size_t limit, struct repo_ids *changed, size_t *dms)
+static void dunning(struct db_conn *db, int64_t now, size_t limit, struct repo_ids *changed,
+                    size_t *dms)
 {
     struct repo_cursor cur = {INT64_MIN, ""};
     struct repo_batch b = {.limit = limit};
@@ -130,7 +131,7 @@ static void dunning(sqlite3 *db, int64_t now, size_t limit, struct repo_ids *cha
 
 TEST(repo_billing_invoices_once_per_ended_period)
 {
-    sqlite3 *db = open_db();
+    struct db_conn *db = open_db();
     size_t created = 0, dms = 0;
     relay_event(db, "r1", "basic", "active", T0, "create_relay");
     relay_event(db, "r2", "free", "active", T0, "create_relay");
@@ -150,12 +151,12 @@ TEST(repo_billing_invoices_once_per_ended_period)
     invoice_pass(db, T0 + 2 * P + 6, &created, &dms);
     ASSERT_EQ(created, 0);
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM invoice"), 2);
-    sqlite3_close(db);
+    db_conn_close(db);
 }
 
 TEST(repo_billing_anchor_moves_after_an_idle_period)
 {
-    sqlite3 *db = open_db();
+    struct db_conn *db = open_db();
     size_t created = 0, dms = 0;
     relay_event(db, "r1", "basic", "active", T0, "create_relay");
     relay_event(db, "r1", "basic", "inactive", T0 + P, "deactivate_relay");
@@ -166,10 +167,10 @@ TEST(repo_billing_anchor_moves_after_an_idle_period)
     ASSERT_EQ(scalar(db, "SELECT billing_anchor FROM tenant"), T0 + 3 * P + 100);
     ASSERT_EQ(scalar(db, "SELECT MAX(period_start) FROM invoice"), T0 + 3 * P + 100);
     ASSERT_EQ(scalar(db, "SELECT SUM(amount) FROM invoice"), 20000);
-    sqlite3_close(db);
+    db_conn_close(db);
 }
 
-static void one_invoice(sqlite3 *db, struct repo_pending **p, size_t *n)
+static void one_invoice(struct db_conn *db, struct repo_pending **p, size_t *n)
 {
     size_t created = 0, dms = 0;
     relay_event(db, "r1", "basic", "active", T0, "create_relay");
@@ -185,7 +186,7 @@ static void one_invoice(sqlite3 *db, struct repo_pending **p, size_t *n)
 
 TEST(repo_billing_one_payment_per_invoice)
 {
-    sqlite3 *db = open_db();
+    struct db_conn *db = open_db();
     struct repo_pending *p = NULL;
     size_t n = 0;
     int created = 0;
@@ -219,12 +220,12 @@ TEST(repo_billing_one_payment_per_invoice)
                          "failed: PAYMENT_FAILED: no route%'"),
               1);
     repo_billing_pending_free(p, n);
-    sqlite3_close(db);
+    db_conn_close(db);
 }
 
 TEST(repo_billing_dunning_and_reactivation)
 {
-    sqlite3 *db = open_db();
+    struct db_conn *db = open_db();
     struct repo_pending *p = NULL;
     size_t n = 0, dms = 0;
     int created = 0;
@@ -261,12 +262,12 @@ TEST(repo_billing_dunning_and_reactivation)
                          "'mark_invoice_paid'"),
               1);
     repo_billing_pending_free(p, n);
-    sqlite3_close(db);
+    db_conn_close(db);
 }
 
 TEST(repo_billing_paid_by_notification_hash)
 {
-    sqlite3 *db = open_db();
+    struct db_conn *db = open_db();
     struct repo_pending *p = NULL;
     size_t n = 0;
     int created = 0, found = -1;
@@ -300,7 +301,7 @@ TEST(repo_billing_paid_by_notification_hash)
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM message WHERE body LIKE '%payment received%'"), 1);
     repo_billing_ids_free(&changed);
     repo_billing_pending_free(p, n);
-    sqlite3_close(db);
+    db_conn_close(db);
 }
 
 /* The statements that run per tenant or per invoice plan on their index on a fresh database
@@ -325,14 +326,14 @@ static const char *stmt_sql(const char *name)
 
 TEST(repo_billing_statements_use_their_index_without_statistics)
 {
-    sqlite3 *db = open_db();
+    struct db_conn *db = open_db();
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"), 0);
     ASSERT_EQ(repo_billing_n_stmts, sizeof(PLANS) / sizeof(PLANS[0])); /* all pinned */
     for (size_t i = 0; i < sizeof(PLANS) / sizeof(PLANS[0]); i++) {
         char sql[4096], plan[4096] = "";
         snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s", stmt_sql(PLANS[i].stmt));
         sqlite3_stmt *st = NULL;
-        ASSERT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        ASSERT_EQ(sqlite3_prepare_v2(db_conn_sqlite(db), sql, -1, &st, NULL), SQLITE_OK);
         while (sqlite3_step(st) == SQLITE_ROW) {
             const char *d = (const char *)sqlite3_column_text(st, 3);
             size_t len = strlen(plan);
@@ -345,14 +346,14 @@ TEST(repo_billing_statements_use_their_index_without_statistics)
             strstr(plan, "activity USING INDEX activity_resource"))
             TEST_FAIL_("%s: want %s and no SCAN, got:\n%s", PLANS[i].stmt, PLANS[i].index, plan);
     }
-    sqlite3_close(db);
+    db_conn_close(db);
 }
 
 /* 25 tenants, batches of 4: the pass goes past the batch size to every due tenant, and a
  * tenant whose period has not ended costs nothing on the next pass. */
 TEST(repo_billing_batches_reach_every_due_tenant)
 {
-    sqlite3 *db = open_db();
+    struct db_conn *db = open_db();
     char tenants[25][65], relay[16];
     size_t created = 0, dms = 0, done = 0;
     for (int i = 0; i < 25; i++) {
@@ -383,14 +384,14 @@ TEST(repo_billing_batches_reach_every_due_tenant)
     pass_batches(db, T0 + P + 50, 4, &created, &dms, &done);
     ASSERT_EQ(done, 1);
     ASSERT_EQ(created, 0);
-    sqlite3_close(db);
+    db_conn_close(db);
 }
 
 /* A stop between batches loses nothing: each batch committed on its own, and the next
  * pass (another process) goes on where the due times say. */
 TEST(repo_billing_pass_resumes_after_a_stop_between_batches)
 {
-    sqlite3 *db = open_db();
+    struct db_conn *db = open_db();
     char t[65];
     size_t created = 0, dms = 0, done = 0;
     for (int i = 0; i < 10; i++) {
@@ -407,13 +408,13 @@ TEST(repo_billing_pass_resumes_after_a_stop_between_batches)
     pass_batches(db, T0 + P + 2, 3, &created, &dms, &done);
     ASSERT_EQ(created, 7);
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM invoice"), 10);
-    sqlite3_close(db);
+    db_conn_close(db);
 }
 
 /* Dunning in batches of 2 reaches every overdue invoice. */
 TEST(repo_billing_dunning_batches_reach_every_overdue_invoice)
 {
-    sqlite3 *db = open_db();
+    struct db_conn *db = open_db();
     char t[65], relay[16];
     size_t created = 0, dms = 0;
     struct repo_ids changed = {0};
@@ -430,7 +431,7 @@ TEST(repo_billing_dunning_batches_reach_every_overdue_invoice)
     ASSERT_EQ(changed.n, 7);
     ASSERT_EQ(scalar(db, "SELECT COUNT(*) FROM relay WHERE status = 'delinquent'"), 7);
     repo_billing_ids_free(&changed);
-    sqlite3_close(db);
+    db_conn_close(db);
 }
 
 /* The lookup schedule with the service's clock moved by a test clock file: at each time of
@@ -456,7 +457,7 @@ static void set_clock(const char *file, int64_t t)
 
 TEST(repo_billing_lookup_schedule_backs_off_until_expiry)
 {
-    sqlite3 *db = open_db();
+    struct db_conn *db = open_db();
     struct repo_pending *p = NULL;
     size_t n = 0;
     int created = 0;
@@ -495,5 +496,5 @@ TEST(repo_billing_lookup_schedule_backs_off_until_expiry)
     ASSERT_EQ(billing_next_lookup(base, expires, base + 60, 1), expires);
     unlink(file);
     rmdir(dir);
-    sqlite3_close(db);
+    db_conn_close(db);
 }

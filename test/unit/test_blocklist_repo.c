@@ -1,6 +1,8 @@
 /* blocklist/repo.c and api/repo_blocklist.c against a real database file (migrations applied by
  * db_open): the row state machine of the block list, including the races between the API
  * and the worker (an entry removed while its ban is in flight, re-added while its lift is). */
+#include <sqlite3.h>
+
 #include "test.h"
 
 #include <stdio.h>
@@ -15,17 +17,17 @@
 #define PK "3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d"
 #define SECRET "0000000000000000000000000000000000000000000000000000000000000001"
 
-static int64_t col_int(sqlite3 *conn, const char *sql)
+static int64_t col_int(struct db_conn *conn, const char *sql)
 {
     sqlite3_stmt *st = NULL;
-    ASSERT_OK(sqlite3_prepare_v2(conn, sql, -1, &st, NULL));
+    ASSERT_OK(sqlite3_prepare_v2(db_conn_sqlite(conn), sql, -1, &st, NULL));
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
     int64_t v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
 }
 
-static void seed(sqlite3 *conn)
+static void seed(struct db_conn *conn)
 {
     ASSERT_OK(db_exec(conn, "INSERT INTO tenant(pubkey, created_at) VALUES ('" TENANT "', 1)"));
     for (int i = 1; i <= 3; i++) {
@@ -39,7 +41,7 @@ static void seed(sqlite3 *conn)
     }
 }
 
-static size_t due(sqlite3 *conn)
+static size_t due(struct db_conn *conn)
 {
     struct bl_item items[8];
     size_t n = 0;
@@ -53,7 +55,7 @@ static size_t due(sqlite3 *conn)
     return n;
 }
 
-static int work_lifecycle(sqlite3 *conn, void *arg)
+static int work_lifecycle(struct db_conn *conn, void *arg)
 {
     (void)arg;
     seed(conn);
@@ -95,7 +97,7 @@ static int work_lifecycle(sqlite3 *conn, void *arg)
     return 0;
 }
 
-static int work_readd_during_lift(sqlite3 *conn, void *arg)
+static int work_readd_during_lift(struct db_conn *conn, void *arg)
 {
     (void)arg;
     seed(conn);

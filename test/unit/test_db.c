@@ -1,3 +1,5 @@
+#include <sqlite3.h>
+
 #include "test.h"
 
 #include <signal.h>
@@ -22,31 +24,30 @@ static void on_done(int status, void *arg)
     status == 0 ? c->ok++ : c->failed++;
 }
 
-static int add_row(sqlite3 *conn, void *arg)
+static int add_row(struct db_conn *conn, void *arg)
 {
     (void)arg;
-    sqlite3_stmt *st = db_stmt(conn, "INSERT INTO setting(key, value) VALUES "
-                                     "(lower(hex(randomblob(8))), 'x')");
-    return sqlite3_step(st) == SQLITE_DONE ? 0 : db_rc(conn, SQLITE_ERROR);
+    return db_run(conn, "INSERT INTO setting(key, value) VALUES (lower(hex(randomblob(8))), 'x')");
 }
 
-static int count_rows(sqlite3 *conn, void *arg)
+static int count_rows(struct db_conn *conn, void *arg)
 {
     struct counter *c = arg;
-    sqlite3_stmt *st = db_stmt(conn, "SELECT count(*) FROM setting");
-    if (sqlite3_step(st) != SQLITE_ROW)
+    struct db_stmt *st = db_stmt(conn, "SELECT count(*) FROM setting");
+    if (db_step(st) != DB_ROW)
         return DB_EGENERIC;
-    c->value = sqlite3_column_int64(st, 0);
+    c->value = db_col_int64(st, 0);
+    db_reset(st);
     return 0;
 }
 
-static int add_then_fail(sqlite3 *conn, void *arg)
+static int add_then_fail(struct db_conn *conn, void *arg)
 {
     int rc = add_row(conn, arg);
     return rc ? rc : DB_ENOTFOUND;
 }
 
-static int duplicate_key(sqlite3 *conn, void *arg)
+static int duplicate_key(struct db_conn *conn, void *arg)
 {
     (void)arg;
     int rc = db_exec(conn, "INSERT INTO setting(key, value) VALUES ('k', 'v')");
@@ -203,7 +204,7 @@ TEST(db_queue_cap_refuses)
     close_and_check(db, &loop);
 }
 
-static int write_activity(sqlite3 *conn, void *arg)
+static int write_activity(struct db_conn *conn, void *arg)
 {
     char id[33];
     (void)arg;
@@ -233,12 +234,12 @@ struct flaky {
     int runs;
 };
 
-static int busy_once(sqlite3 *conn, void *arg)
+static int busy_once(struct db_conn *conn, void *arg)
 {
     struct flaky *f = arg;
     int rc = add_row(conn, NULL);
     if (rc == 0 && f->runs++ == 0)
-        return db_rc(conn, SQLITE_BUSY);
+        return DB_EBUSY;
     return rc;
 }
 
@@ -256,8 +257,6 @@ TEST(db_busy_write_is_rolled_back_and_run_again)
     struct counter r = {0};
     uv_loop_init(&loop);
     struct db *db = open_tmp(&loop, path, sizeof(path));
-    ASSERT_EQ(db_rc(NULL, SQLITE_BUSY), DB_EBUSY);
-    ASSERT_EQ(db_rc(NULL, SQLITE_CONSTRAINT_UNIQUE), DB_ECONSTRAINT);
     ASSERT_OK(db_write(db, DB_CRASH_SAFE, busy_once, on_flaky, &f));
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_EQ(f.runs, 102); /* two runs, one done callback */
@@ -370,23 +369,24 @@ TEST(db_acknowledged_writes_survive_kill9)
 
 /* The statement cache: a literal hits the same statement; a reused buffer with other text
  * gets its own; "SQL; " with a trailing blank does not prepare a new statement each time. */
-static int stmt_cache_work(sqlite3 *conn, void *arg)
+static int stmt_cache_work(struct db_conn *conn, void *arg)
 {
     (void)arg;
     char buf[64];
     snprintf(buf, sizeof(buf), "SELECT 1");
-    sqlite3_stmt *a = db_stmt(conn, buf);
+    struct db_stmt *a = db_stmt(conn, buf);
     ASSERT_NOT_NULL(a);
     ASSERT(db_stmt(conn, buf) == a);
     snprintf(buf, sizeof(buf), "SELECT 10");
-    sqlite3_stmt *b = db_stmt(conn, buf);
+    struct db_stmt *b = db_stmt(conn, buf);
     ASSERT(b != a);
-    ASSERT_EQ(sqlite3_step(b), SQLITE_ROW);
-    ASSERT_EQ(sqlite3_column_int(b, 0), 10);
-    sqlite3_stmt *c = db_stmt(conn, "SELECT 2; ");
+    ASSERT_EQ(db_step(b), DB_ROW);
+    ASSERT_EQ(db_col_int(b, 0), 10);
+    struct db_stmt *c = db_stmt(conn, "SELECT 2; ");
     ASSERT(db_stmt(conn, "SELECT 2; ") == c);
     int n = 0;
-    for (sqlite3_stmt *st = sqlite3_next_stmt(conn, NULL); st; st = sqlite3_next_stmt(conn, st))
+    sqlite3 *h = db_conn_sqlite(conn);
+    for (sqlite3_stmt *st = sqlite3_next_stmt(h, NULL); st; st = sqlite3_next_stmt(h, st))
         n++;
     for (int i = 0; i < 200; i++) { /* more distinct texts than the cache holds */
         snprintf(buf, sizeof(buf), "SELECT %d", 1000 + i % 150);
@@ -394,12 +394,12 @@ static int stmt_cache_work(sqlite3 *conn, void *arg)
     }
     for (int i = 0; i < 150; i++) {
         snprintf(buf, sizeof(buf), "SELECT %d", 1000 + i);
-        sqlite3_stmt *st = db_stmt(conn, buf);
-        ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-        ASSERT_EQ(sqlite3_column_int(st, 0), 1000 + i);
+        struct db_stmt *st = db_stmt(conn, buf);
+        ASSERT_EQ(db_step(st), DB_ROW);
+        ASSERT_EQ(db_col_int(st, 0), 1000 + i);
     }
     int m = 0;
-    for (sqlite3_stmt *st = sqlite3_next_stmt(conn, NULL); st; st = sqlite3_next_stmt(conn, st))
+    for (sqlite3_stmt *st = sqlite3_next_stmt(h, NULL); st; st = sqlite3_next_stmt(h, st))
         m++;
     ASSERT_EQ(m, n + 150); /* one statement per distinct text, never more */
     ASSERT_NULL(db_stmt(conn, "SELEKT nonsense"));
@@ -421,7 +421,7 @@ TEST(db_stmt_cache_pointer_and_text)
 
 /* db_run / db_exists / db_query: parameters bound in order with their types, DB_TEXT(NULL)
  * as SQL NULL, errors mapped like db_rc, a statement left reset after each call. */
-static int params_work(sqlite3 *conn, void *arg)
+static int params_work(struct db_conn *conn, void *arg)
 {
     (void)arg;
     ASSERT_OK(db_exec(conn, "CREATE TEMP TABLE p(k TEXT PRIMARY KEY, v TEXT, n INTEGER)"));
@@ -443,13 +443,13 @@ static int params_work(sqlite3 *conn, void *arg)
                             DB_INT(rows[i].n + (rows[i].n == INT64_MAX ? -1 : 1))),
                   0);
     }
-    sqlite3_stmt *st =
+    struct db_stmt *st =
         db_query(conn, "SELECT count(*), sum(v IS NULL) FROM p WHERE n < ?", DB_INT(INT64_MAX));
     ASSERT_NOT_NULL(st);
-    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    ASSERT_EQ(sqlite3_column_int(st, 0), 3);
-    ASSERT_EQ(sqlite3_column_int(st, 1), 1);
-    sqlite3_reset(st);
+    ASSERT_EQ(db_step(st), DB_ROW);
+    ASSERT_EQ(db_col_int(st, 0), 3);
+    ASSERT_EQ(db_col_int(st, 1), 1);
+    db_reset(st);
     ASSERT_EQ(db_run(conn, "UPDATE nope SET x = ?", DB_INT(1)), DB_EGENERIC); /* no table */
     ASSERT_EQ(db_exists(conn, "SELEKT ?", DB_INT(1)), DB_EGENERIC);
     return 0;

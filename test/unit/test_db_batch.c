@@ -1,5 +1,7 @@
 /* Group commit (db.c): write jobs queued together share one transaction, each in its own
  * savepoint. */
+#include <sqlite3.h>
+
 #include "test.h"
 
 #include <stdio.h>
@@ -18,7 +20,7 @@ struct job {
     int fail; /* 0 ok, 1 insert then fail, 2 constraint */
 };
 
-static int work(sqlite3 *conn, void *arg)
+static int work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     char sql[128];
@@ -38,15 +40,16 @@ static void done(int status, void *arg)
     j->o->pos[j->index] = j->o->next++;
 }
 
-static int count(sqlite3 *conn, void *arg)
+static int count(struct db_conn *conn, void *arg)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT count(*), sum(key = 'k0' AND value = 'v') FROM setting"
-                                     " WHERE key LIKE 'k%'");
-    if (sqlite3_step(st) != SQLITE_ROW)
+    struct db_stmt *st =
+        db_stmt(conn, "SELECT count(*), sum(key = 'k0' AND value = 'v') FROM setting"
+                      " WHERE key LIKE 'k%'");
+    if (db_step(st) != DB_ROW)
         return DB_EGENERIC;
-    ((int *)arg)[0] = sqlite3_column_int(st, 0);
-    ((int *)arg)[1] = sqlite3_column_int(st, 1);
-    sqlite3_reset(st);
+    ((int *)arg)[0] = db_col_int(st, 0);
+    ((int *)arg)[1] = db_col_int(st, 1);
+    db_reset(st);
     return 0;
 }
 
@@ -100,13 +103,13 @@ struct level_job {
     int seen;
 };
 
-static int read_level(sqlite3 *conn, void *arg)
+static int read_level(struct db_conn *conn, void *arg)
 {
-    sqlite3_stmt *st = db_stmt(conn, "PRAGMA synchronous");
-    if (!st || sqlite3_step(st) != SQLITE_ROW)
+    struct db_stmt *st = db_stmt(conn, "PRAGMA synchronous");
+    if (!st || db_step(st) != DB_ROW)
         return DB_EGENERIC;
-    ((struct level_job *)arg)->seen = sqlite3_column_int(st, 0);
-    sqlite3_reset(st);
+    ((struct level_job *)arg)->seen = db_col_int(st, 0);
+    db_reset(st);
     return 0;
 }
 
@@ -156,7 +159,7 @@ TEST(db_batch_durability_per_transaction)
 }
 
 /* Each job writes one 4 KiB blob: a few new pages per COMMIT. */
-static int add_blob(sqlite3 *conn, void *arg)
+static int add_blob(struct db_conn *conn, void *arg)
 {
     (void)arg;
     return db_exec(conn, "INSERT INTO setting(key, value)"
@@ -169,13 +172,13 @@ static void blob_done(int status, void *arg)
     ++*(int *)arg;
 }
 
-static int count_settings(sqlite3 *conn, void *arg)
+static int count_settings(struct db_conn *conn, void *arg)
 {
-    sqlite3_stmt *st = db_stmt(conn, "SELECT count(*) FROM setting WHERE length(value) = 4096");
-    if (!st || sqlite3_step(st) != SQLITE_ROW)
+    struct db_stmt *st = db_stmt(conn, "SELECT count(*) FROM setting WHERE length(value) = 4096");
+    if (!st || db_step(st) != DB_ROW)
         return DB_EGENERIC;
-    *(int *)arg = sqlite3_column_int(st, 0);
-    sqlite3_reset(st);
+    *(int *)arg = db_col_int(st, 0);
+    db_reset(st);
     return 0;
 }
 

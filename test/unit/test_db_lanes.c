@@ -17,7 +17,7 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int released, running, max_running, lists_done, point_done;
 
 /* Pool thread: a list that takes until the point read has been answered. */
-static int slow_list(sqlite3 *conn, void *arg)
+static int slow_list(struct db_conn *conn, void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&mu);
@@ -38,7 +38,7 @@ static void on_list(int status, void *arg)
     lists_done++;
 }
 
-static int point(sqlite3 *conn, void *arg)
+static int point(struct db_conn *conn, void *arg)
 {
     (void)arg;
     return db_exec(conn, "SELECT 1");
@@ -116,11 +116,11 @@ TEST(db_list_reads_never_hold_up_point_reads)
 #define TURN_READS 32
 
 struct where {
-    sqlite3 *conn; /* the connection the job ran on */
+    struct db_conn *conn; /* the connection the job ran on */
     int done;
 };
 
-static int note_conn(sqlite3 *conn, void *arg)
+static int note_conn(struct db_conn *conn, void *arg)
 {
     ((struct where *)arg)->conn = conn;
     return 0;
@@ -175,16 +175,16 @@ struct count_job {
     int done;
 };
 
-static int count_settings(sqlite3 *conn, void *arg)
+static int count_settings(struct db_conn *conn, void *arg)
 {
     struct count_job *c = arg;
-    sqlite3_stmt *st =
+    struct db_stmt *st =
         db_stmt(conn, c->leave_open ? "SELECT key FROM setting" : "SELECT count(*) FROM setting");
-    if (!st || sqlite3_step(st) != SQLITE_ROW)
+    if (!st || db_step(st) != DB_ROW)
         return c->leave_open ? 0 : DB_EGENERIC; /* an empty table: nothing to leave open */
     if (!c->leave_open) {
-        c->n = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
+        c->n = db_col_int64(st, 0);
+        db_reset(st);
     }
     return 0;
 }
@@ -195,7 +195,7 @@ static void on_counted(int status, void *arg)
     ((struct count_job *)arg)->done = 1;
 }
 
-static int add_setting(sqlite3 *conn, void *arg)
+static int add_setting(struct db_conn *conn, void *arg)
 {
     (void)arg;
     return db_exec(conn, "INSERT INTO setting(key, value) VALUES (hex(randomblob(8)), 'v')");

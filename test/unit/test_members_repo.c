@@ -2,6 +2,8 @@
  * (never-placed relays spread over the interval, a claimed relay not claimed again before its
  * next read, only active relays zooid serves) and the over-cap DM state machine (one DM per
  * crossing, kept while over, reset when back under, unknown counts change nothing). */
+#include <sqlite3.h>
+
 #include "test.h"
 
 #include <stdio.h>
@@ -16,10 +18,10 @@
 #define SECRET "0000000000000000000000000000000000000000000000000000000000000001"
 #define N_RELAYS 40
 
-static int64_t col_int(sqlite3 *conn, const char *sql)
+static int64_t col_int(struct db_conn *conn, const char *sql)
 {
     sqlite3_stmt *st = NULL;
-    ASSERT_OK(sqlite3_prepare_v2(conn, sql, -1, &st, NULL));
+    ASSERT_OK(sqlite3_prepare_v2(db_conn_sqlite(conn), sql, -1, &st, NULL));
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
     int64_t v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -27,7 +29,7 @@ static int64_t col_int(sqlite3 *conn, const char *sql)
 }
 
 /* r1..r40 active and created in zooid; r41 inactive, r42 not created in zooid yet. */
-static void seed(sqlite3 *conn)
+static void seed(struct db_conn *conn)
 {
     ASSERT_OK(db_exec(conn, "INSERT INTO tenant(pubkey, created_at) VALUES ('" TENANT "', 1)"));
     for (int i = 1; i <= N_RELAYS + 2; i++) {
@@ -41,7 +43,7 @@ static void seed(sqlite3 *conn)
     }
 }
 
-static int work_schedule(sqlite3 *conn, void *arg)
+static int work_schedule(struct db_conn *conn, void *arg)
 {
     (void)arg;
     seed(conn);
@@ -81,12 +83,12 @@ static int work_schedule(sqlite3 *conn, void *arg)
     return 0;
 }
 
-static int dm_count(sqlite3 *conn)
+static int dm_count(struct db_conn *conn)
 {
     return (int)col_int(conn, "SELECT count(*) FROM message");
 }
 
-static int work_over_cap(sqlite3 *conn, void *arg)
+static int work_over_cap(struct db_conn *conn, void *arg)
 {
     (void)arg;
     seed(conn);

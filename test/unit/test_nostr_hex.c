@@ -107,8 +107,8 @@ TEST(nostr_percent_decode_table)
         memset(out, 'X', sizeof(out));
         long rc = percent_decode(cases[i].in, strlen(cases[i].in), out, cases[i].cap);
         if (rc != cases[i].rc || strcmp(out, cases[i].want) != 0)
-            TEST_FAIL_("percent_decode(\"%s\", cap %zu) = %ld \"%s\", want %ld \"%s\"",
-                       cases[i].in, cases[i].cap, rc, out, cases[i].rc, cases[i].want);
+            TEST_FAIL_("percent_decode(\"%s\", cap %zu) = %ld \"%s\", want %ld \"%s\"", cases[i].in,
+                       cases[i].cap, rc, out, cases[i].rc, cases[i].want);
     }
 }
 

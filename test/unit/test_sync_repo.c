@@ -1,5 +1,7 @@
 /* sync/repo.c against a real database file (WAL, migrations applied by db_open). The SQL
  * runs in db jobs on the pool; the checks run there too (an ASSERT aborts the forked test). */
+#include <sqlite3.h>
+
 #include "test.h"
 
 #include <uv.h>
@@ -11,17 +13,17 @@
 
 #define TENANT "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
 
-static int64_t col_int(sqlite3 *conn, const char *sql)
+static int64_t col_int(struct db_conn *conn, const char *sql)
 {
     sqlite3_stmt *st = NULL;
-    ASSERT_OK(sqlite3_prepare_v2(conn, sql, -1, &st, NULL));
+    ASSERT_OK(sqlite3_prepare_v2(db_conn_sqlite(conn), sql, -1, &st, NULL));
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
     int64_t v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
 }
 
-static void seed(sqlite3 *conn)
+static void seed(struct db_conn *conn)
 {
     ASSERT_OK(db_exec(conn, "INSERT INTO tenant(pubkey, created_at) VALUES ('" TENANT "', 1)"));
     ASSERT_OK(db_exec(conn, "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, "
@@ -30,7 +32,7 @@ static void seed(sqlite3 *conn)
                             " 1, 1)"));
 }
 
-static int work_load(sqlite3 *conn, void *arg)
+static int work_load(struct db_conn *conn, void *arg)
 {
     (void)arg;
     struct sync_relay r;
@@ -59,7 +61,7 @@ static int work_load(sqlite3 *conn, void *arg)
     return 0;
 }
 
-static size_t due_count(sqlite3 *conn, int64_t now)
+static size_t due_count(struct db_conn *conn, int64_t now)
 {
     char **ids = NULL;
     size_t n = 0;
@@ -70,7 +72,7 @@ static size_t due_count(sqlite3 *conn, int64_t now)
     return n;
 }
 
-static int work_fail(sqlite3 *conn, void *arg)
+static int work_fail(struct db_conn *conn, void *arg)
 {
     (void)arg;
     static const int64_t delays[] = {30000, 60000, 120000, 240000, 480000, 900000, 900000};
@@ -101,7 +103,7 @@ static int work_fail(sqlite3 *conn, void *arg)
     return 0;
 }
 
-static int work_complete(sqlite3 *conn, void *arg)
+static int work_complete(struct db_conn *conn, void *arg)
 {
     (void)arg;
     int stale = -1, attempts;
@@ -168,7 +170,7 @@ static void run_job(db_work_fn *work)
     ASSERT_OK(uv_loop_close(&loop));
 }
 
-static int work_fail_permanent(sqlite3 *conn, void *arg)
+static int work_fail_permanent(struct db_conn *conn, void *arg)
 {
     (void)arg;
     seed(conn);

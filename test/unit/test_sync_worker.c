@@ -1,6 +1,8 @@
 /* The sync worker's state machine against a fake zooid in a thread of the test process
  * (POST 201/409, PUT 200/404, PATCH 200/404, injected 500s, slow or hanging answers) and a real
  * database. The NIP-98 of these requests is checked by nostr-tools in sync.test.mjs. */
+#include <sqlite3.h>
+
 #include "test.h"
 
 #include <arpa/inet.h>
