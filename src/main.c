@@ -303,8 +303,10 @@ static int setup(void)
     }
     clock_use_file(app.cfg.test.clock_file);
     app.loop = uv_default_loop();
+    /* A postgres:// URL may hold a password: only a path is named in the log. */
+    const char *db_name = strstr(app.cfg.db_path, "://") ? "(postgres)" : app.cfg.db_path;
     if (db_open(&app.db, app.loop, app.cfg.db_path) != 0) {
-        LOG_ERROR("DATABASE_URL: cannot open the database %s", app.cfg.db_path);
+        LOG_ERROR("DATABASE_URL: cannot open the database %s", db_name);
         return 1;
     }
     if (app.cfg.test.db_max_pages)
@@ -313,7 +315,7 @@ static int setup(void)
         LOG_ERROR("DATABASE_URL: the database %s is read-only (file permissions or a read-only "
                   "mount): no write could be saved; fix that, or set DATABASE_READ_ONLY_OK=1 to "
                   "serve reads only",
-                  app.cfg.db_path);
+                  db_name);
         return 1;
     }
     return 0;

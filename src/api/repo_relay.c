@@ -23,7 +23,7 @@ const char *const relay_flag_names[RF_COUNT] = {
  * A relay with management turned off cannot take them (zooid answers NIP-86 only with it on):
  * it is synced without them. */
 #define RELAY_SYNCED                                                                               \
-    "(synced AND (status != 'active' OR NOT management_enabled OR (SELECT count(*)"                \
+    "(synced <> 0 AND (status != 'active' OR management_enabled = 0 OR (SELECT count(*)"           \
     " FROM blocklist_relay b"                                                                      \
     " WHERE b.relay_id = relay.id AND b.want = 1 AND b.applied = 1) >="                            \
     " (SELECT count(*) FROM blocklist e WHERE e.state = 'active')))"

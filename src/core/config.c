@@ -62,7 +62,8 @@ static check_fn check_db_url, check_host, check_public_url, check_admins, check_
 /* The settings, in the order --help and README.md list them. */
 static const struct setting settings[] = {
     {"DATABASE_URL", T_STR, AT(db_path), .def = "sqlite://data/caravel.db", .check = check_db_url,
-     .help = "sqlite://PATH, sqlite:PATH or a bare path; the directory is created"},
+     .help = "sqlite://PATH, sqlite:PATH or a bare path (the directory is created), or "
+             "postgres://USER:PASSWORD@HOST:PORT/DB (or postgresql://, any libpq URI)"},
     {"HOST", T_STR, AT(host), .def = "127.0.0.1", .max = 253, .check = check_host,
      .help = "bind address; also the host NIP-98 u tags must name unless PUBLIC_URL is set"},
     {"PORT", T_INT, AT(port), .def = "3000", .min = 0, .max = 65535,
@@ -270,12 +271,14 @@ static int check_db_url(struct config *cfg, char *v, char *err, size_t cap)
 {
     (void)cfg;
     size_t skip = 0;
+    if (strncmp(v, "postgres://", 11) == 0 || strncmp(v, "postgresql://", 13) == 0)
+        return 0; /* the whole URI goes to libpq (db/pg.c); never logged: it may hold a password */
     if (strncmp(v, "sqlite://", 9) == 0)
         skip = 9;
     else if (strncmp(v, "sqlite:", 7) == 0)
         skip = 7;
     else if (strstr(v, "://"))
-        return fail(err, cap, "DATABASE_URL", "only sqlite:// URLs are supported");
+        return fail(err, cap, "DATABASE_URL", "only sqlite:// and postgres:// URLs are supported");
     memmove(v, v + skip, strlen(v + skip) + 1);
     if (!*v)
         return fail(err, cap, "DATABASE_URL", "the database path is empty or too long");

@@ -1,23 +1,17 @@
 #include "db/db.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include <sqlite3.h>
-
-#include "db/migrations.h"
-#include "util/clock.h"
+#include "db/conn.h"
 #include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
 /* Connections are checked out on the loop thread and handed to exactly one pool thread per
- * job, so SQLITE_OPEN_NOMUTEX is safe: no connection is ever used by two threads at once.
- * The writer, the checkpointer and the readers stay below the pool size main.c sets (8), so
- * DNS, file work and NIP-98 verification keep threads. */
+ * job: no connection is ever used by two threads at once. The writer, the checkpointer and the
+ * readers stay below the pool size main.c sets (8), so DNS, file work and NIP-98 verification keep
+ * threads. */
 #define DB_READERS 4
 /* Reads that take long (list pages, db_read_list) hold at most this many readers at once:
  * the others stay free for point reads, which are also handed out first. With every reader
@@ -49,23 +43,6 @@
  * SQLite recommends for long-lived connections. The statements must plan right without
  * statistics anyway (a fresh database has none). */
 #define OPTIMIZE_EVERY_MS (3600 * 1000)
-
-/* A statement of the cache: the caller's pointer is the fast key, the copied text the sure
- * one (a caller's reused buffer must not hit a stale statement). */
-struct db_stmt {
-    struct db_conn *c;
-    const char *key; /* the caller's string: pointer identity only */
-    char *sql;       /* its text when prepared */
-    sqlite3_stmt *st;
-};
-
-struct db_conn {
-    sqlite3 *h;
-    int in_use;
-    struct db_stmt **stmts; /* every statement prepared on the connection */
-    size_t n_stmts, cap_stmts;
-    int sync_full; /* the writer's current PRAGMA synchronous: 1 FULL, 0 NORMAL */
-};
 
 /* A job's life (asserted in debug builds): queued -> running (on a pool thread) -> done. */
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
@@ -126,329 +103,16 @@ struct db {
     int storage_error; /* db_storage_error; loop thread */
     size_t depth;      /* queued + running */
     int closing;
+    enum db_engine engine;
+    int pg_read_only; /* PostgreSQL: a standby or a read-only default (at db_open) */
     void (*close_cb)(void *arg);
     void *close_arg;
 };
 
-/* A sqlite3 result code as a db_error, logging SQLite's message where it is news. */
-static int db_rc(sqlite3 *conn, int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return 0;
-    case SQLITE_CONSTRAINT:
-        LOG_DEBUG("sqlite constraint: %s", sqlite3_errmsg(conn));
-        return DB_ECONSTRAINT;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        LOG_WARN("sqlite busy: %s", conn ? sqlite3_errmsg(conn) : "?");
-        return DB_EBUSY;
-    case SQLITE_FULL:
-        return DB_EFULL; /* logged once by note_storage */
-    case SQLITE_READONLY:
-        return DB_EREADONLY;
-    default:
-        LOG_ERROR("sqlite error %d: %s", rc, conn ? sqlite3_errmsg(conn) : "?");
-        return DB_EGENERIC;
-    }
-}
-
-static int file_moved(sqlite3 *conn)
-{
-    int moved = 0;
-    return sqlite3_file_control(conn, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved;
-}
-
-static int exec_raw(sqlite3 *conn, const char *sql)
-{
-    char *err = NULL;
-    int rc = sqlite3_exec(conn, sql, NULL, NULL, &err);
-    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_CONSTRAINT && (rc & 0xff) != SQLITE_BUSY)
-        LOG_ERROR("sqlite exec failed: %s", err ? err : "?");
-    sqlite3_free(err);
-    if ((rc & 0xff) == SQLITE_BUSY)
-        return DB_EBUSY;
-    if (rc == SQLITE_OK)
-        return 0;
-    return (rc & 0xff) == SQLITE_CONSTRAINT ? DB_ECONSTRAINT : DB_EGENERIC;
-}
-
-int db_exec(struct db_conn *conn, const char *sql)
-{
-    return exec_raw(conn->h, sql);
-}
-
-static sqlite3_stmt *prepare(sqlite3 *conn, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v3(conn, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-        LOG_ERROR("sqlite prepare failed: %s", sqlite3_errmsg(conn));
-        sqlite3_finalize(st);
-        return NULL;
-    }
-    return st;
-}
-
-/* The statement for sql: by pointer first (string literals, the common case), then by text. */
-static struct db_stmt *find_stmt(struct db_conn *c, const char *sql)
-{
-    for (size_t i = 0; i < c->n_stmts; i++)
-        if (c->stmts[i]->key == sql && strcmp(c->stmts[i]->sql, sql) == 0)
-            return c->stmts[i];
-    for (size_t i = 0; i < c->n_stmts; i++)
-        if (strcmp(c->stmts[i]->sql, sql) == 0) {
-            c->stmts[i]->key = sql;
-            return c->stmts[i];
-        }
-    return NULL;
-}
-
-static struct db_stmt *add_stmt(struct db_conn *c, const char *sql)
-{
-    sqlite3_stmt *raw = prepare(c->h, sql);
-    if (!raw)
-        return NULL;
-    if (c->n_stmts == c->cap_stmts) {
-        c->cap_stmts = c->cap_stmts ? 2 * c->cap_stmts : 64;
-        c->stmts = xrealloc(c->stmts, c->cap_stmts * sizeof(*c->stmts));
-    }
-    struct db_stmt *st = xcalloc(1, sizeof(*st));
-    *st = (struct db_stmt){.c = c, .key = sql, .sql = xstrdup(sql), .st = raw};
-    c->stmts[c->n_stmts++] = st;
-    return st;
-}
-
-struct db_stmt *db_stmt(struct db_conn *conn, const char *sql)
-{
-    struct db_stmt *st = find_stmt(conn, sql);
-    if (!st)
-        st = add_stmt(conn, sql);
-    if (st) {
-        sqlite3_reset(st->st);
-        sqlite3_clear_bindings(st->st);
-    }
-    return st;
-}
-
-struct db_stmt *db_query_params(struct db_conn *conn, const char *sql, const struct db_param *p,
-                                size_t n)
-{
-    struct db_stmt *st = db_stmt(conn, sql);
-    for (size_t i = 0; st && i < n; i++) {
-        int k = (int)i + 1;
-        if (p[i].is_int)
-            sqlite3_bind_int64(st->st, k, p[i].i);
-        else if (p[i].text)
-            sqlite3_bind_text(st->st, k, p[i].text, -1, SQLITE_STATIC);
-        /* else: NULL, as db_stmt cleared the bindings */
-    }
-    return st;
-}
-
-int db_step(struct db_stmt *st)
-{
-    int rc = sqlite3_step(st->st);
-    if (rc == SQLITE_ROW)
-        return DB_ROW;
-    return rc == SQLITE_DONE ? DB_DONE : db_rc(st->c->h, rc);
-}
-
-void db_reset(struct db_stmt *st)
-{
-    sqlite3_reset(st->st);
-    sqlite3_clear_bindings(st->st);
-}
-
-int64_t db_col_int64(struct db_stmt *st, int col)
-{
-    return sqlite3_column_int64(st->st, col);
-}
-
-int db_col_int(struct db_stmt *st, int col)
-{
-    return sqlite3_column_int(st->st, col);
-}
-
-const char *db_col_str(struct db_stmt *st, int col)
-{
-    return (const char *)sqlite3_column_text(st->st, col);
-}
-
-char *db_col_text(struct db_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st->st, col);
-    return t ? xstrndup((const char *)t, (size_t)sqlite3_column_bytes(st->st, col)) : NULL;
-}
-
-int db_col_is_null(struct db_stmt *st, int col)
-{
-    return sqlite3_column_type(st->st, col) == SQLITE_NULL;
-}
-
-int db_col_is_int(struct db_stmt *st, int col)
-{
-    return sqlite3_column_type(st->st, col) == SQLITE_INTEGER;
-}
-
-int64_t db_changes(struct db_conn *conn)
-{
-    return sqlite3_changes64(conn->h);
-}
-
-/* One step of the bound statement, which is then reset: DB_ROW, DB_DONE or a db_error. */
-static int step_once(struct db_conn *conn, const char *sql, const struct db_param *p, size_t n)
-{
-    struct db_stmt *st = db_query_params(conn, sql, p, n);
-    if (!st)
-        return DB_EGENERIC;
-    int rc = db_step(st);
-    db_reset(st);
-    return rc;
-}
-
-int db_run_params(struct db_conn *conn, const char *sql, const struct db_param *p, size_t n)
-{
-    int rc = step_once(conn, sql, p, n);
-    return rc == DB_ROW ? 0 : rc;
-}
-
-int db_exists_params(struct db_conn *conn, const char *sql, const struct db_param *p, size_t n)
-{
-    return step_once(conn, sql, p, n);
-}
-
-/* ---- connections and migrations (start-up, loop thread) ---- */
-
-static int mkdir_parents(const char *path)
-{
-    char *dir = xstrdup(path);
-    int rc = 0;
-    for (char *p = dir + 1; *p && rc == 0; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(dir, 0750) != 0 && errno != EEXIST)
-            rc = -1;
-        *p = '/';
-    }
-    free(dir);
-    return rc;
-}
-
-enum conn_role { CONN_READER, CONN_WRITER, CONN_CHECKPOINT };
-
-static int conn_open(struct db_conn *c, const char *path, enum conn_role role)
-{
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    memset(c, 0, sizeof(*c));
-    if (sqlite3_open_v2(path, &c->h, flags, NULL) != SQLITE_OK) {
-        LOG_ERROR("cannot open database %s: %s", path, c->h ? sqlite3_errmsg(c->h) : "?");
-        sqlite3_close(c->h);
-        c->h = NULL;
-        return DB_EGENERIC;
-    }
-    sqlite3_busy_timeout(c->h, 5000);
-    /* The writer starts FULL (migrations, the robot key); each write batch then picks its
-     * level (set_durability). temp_store=MEMORY keeps the statement journal of each job's
-     * SAVEPOINT in memory: spilled to a temporary file it cost ~25 pwrite calls per job.
-     * No journal_size_limit: truncating a WAL of up to 64 MiB that was still being written
-     * back stalled the COMMIT that restarted it (p99 20 ms); the file keeps its size until
-     * the last connection closes and deletes it. The checkpoint connection syncs as NORMAL
-     * does (the WAL before copying, the database after). Readers never write. */
-    static const char *const pragmas[] = {
-        [CONN_READER] = "PRAGMA foreign_keys=ON; PRAGMA query_only=ON;",
-        [CONN_WRITER] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                        " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
-                        " PRAGMA analysis_limit=400;",
-        [CONN_CHECKPOINT] = "PRAGMA synchronous=NORMAL;",
-    };
-    c->sync_full = role == CONN_WRITER;
-    return exec_raw(c->h, pragmas[role]);
-}
-
-static void conn_close(struct db_conn *c)
-{
-    for (size_t i = 0; i < c->n_stmts; i++) {
-        sqlite3_finalize(c->stmts[i]->st);
-        free(c->stmts[i]->sql);
-        free(c->stmts[i]);
-    }
-    free(c->stmts);
-    c->stmts = NULL;
-    c->n_stmts = c->cap_stmts = 0;
-    if (!c->h)
-        return;
-    sqlite3_close(c->h);
-    c->h = NULL;
-}
-
-static int apply_migration(struct db_conn *c, const struct migration *m)
-{
-    int rc = db_exec(c, "BEGIN IMMEDIATE");
-    if (rc != 0)
-        return rc;
-    if ((rc = db_exec(c, m->sql)) == 0)
-        rc = db_run(c, "INSERT INTO schema_migrations(name, applied_at) VALUES (?, ?)",
-                    DB_TEXT(m->name), DB_INT(clock_now()));
-    db_exec(c, rc == 0 ? "COMMIT" : "ROLLBACK");
-    if (rc == 0)
-        LOG_INFO("database migration %s applied", m->name);
-    return rc;
-}
-
-/* The migrations schema_migrations does not list yet, each in its own transaction. */
-static int migrate(struct db_conn *c)
-{
-    int rc = db_exec(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                        " name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)");
-    for (size_t i = 0; i < n_migrations && rc == 0; i++) {
-        int done = db_exists(c, "SELECT 1 FROM schema_migrations WHERE name = ?",
-                             DB_TEXT(migrations[i].name));
-        if (done < 0)
-            rc = done;
-        else if (!done)
-            rc = apply_migration(c, &migrations[i]);
-    }
-    return rc;
-}
-
-/* "sqlite://PATH", "sqlite:PATH" or a bare path: the file's path. */
-static const char *sqlite_path(const char *url)
-{
-    if (strncmp(url, "sqlite://", 9) == 0)
-        return url + 9;
-    return strncmp(url, "sqlite:", 7) == 0 ? url + 7 : url;
-}
-
-int db_conn_open(struct db_conn **out, const char *url, int migrate_it)
-{
-    struct db_conn *c = xcalloc(1, sizeof(*c));
-    int rc = conn_open(c, sqlite_path(url), CONN_WRITER);
-    if (rc == 0 && migrate_it)
-        rc = migrate(c);
-    if (rc != 0) {
-        conn_close(c);
-        free(c);
-        c = NULL;
-    }
-    *out = c;
-    return rc;
-}
-
-void db_conn_close(struct db_conn *conn)
-{
-    if (!conn)
-        return;
-    conn_close(conn);
-    free(conn);
-}
-
 static void close_all(struct db *db)
 {
     if (db->writer.h) /* statistics for the next start (see OPTIMIZE_EVERY_MS) */
-        exec_raw(db->writer.h, "PRAGMA optimize");
+        db_exec(&db->writer, "PRAGMA optimize");
     conn_close(&db->writer);
     conn_close(&db->ckpt);
     for (int i = 0; i < DB_READERS; i++)
@@ -487,11 +151,25 @@ static void optimize_done(int status, void *arg)
 static void on_optimize_timer(uv_timer_t *t)
 {
     struct db *db = container_of(t, struct db, optimize_timer);
-    if (!db->optimize_queued && !db->closing)
+    /* PostgreSQL: autovacuum keeps the statistics. */
+    if (!db->optimize_queued && !db->closing && db->engine == DB_SQLITE)
         db->optimize_queued = db_write(db, DB_CRASH_SAFE, optimize_work, optimize_done, db) == 0;
 }
 
-int db_open(struct db **out, uv_loop_t *loop, const char *path)
+/* SQLite only: the WAL hook, statistics, and a connection for background checkpoints. */
+static int sqlite_setup(struct db *db, const char *url)
+{
+    int rc = conn_open(&db->ckpt, url, CONN_CHECKPOINT);
+    if (rc != 0)
+        return rc;
+    sqlite3_wal_hook(db->writer.h, wal_hook, db); /* replaces SQLite's own autocheckpoint */
+    /* What SQLite recommends on opening a long-lived connection (0x10000: every table, on
+     * SQLite >= 3.46; older versions ignore the bit). */
+    db_exec(&db->writer, "PRAGMA optimize=0x10002");
+    return 0;
+}
+
+int db_open(struct db **out, uv_loop_t *loop, const char *url)
 {
     ASSERT_LOOP_THREAD();
     struct db *db = xcalloc(1, sizeof(*db));
@@ -499,24 +177,23 @@ int db_open(struct db **out, uv_loop_t *loop, const char *path)
     db->loop = loop;
     db->wal_bg_pages = CKPT_PAGES;
     db->wal_max_pages = CKPT_PAGES_MAX;
+    db->engine = conn_engine_of(url);
     /* SQLite's allocation statistics take a global mutex on every malloc and free, shared by
      * all pool threads; nothing reads them. Only possible before SQLite initializes (the
      * first db_open of the process): later calls fail harmlessly. */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    if (!sqlite3_threadsafe() || mkdir_parents(path) != 0) {
-        LOG_ERROR("cannot create the directory of database %s", path);
+    if (!sqlite3_threadsafe())
         goto fail;
-    }
-    if ((rc = conn_open(&db->writer, path, CONN_WRITER)) != 0 || (rc = migrate(&db->writer)) != 0 ||
-        (rc = conn_open(&db->ckpt, path, CONN_CHECKPOINT)) != 0)
+    if ((rc = conn_open(&db->writer, url, CONN_WRITER)) != 0 ||
+        (rc = conn_migrate(&db->writer)) != 0)
         goto fail;
+    if (db->engine == DB_SQLITE && (rc = sqlite_setup(db, url)) != 0)
+        goto fail;
+    if (db->engine == DB_PG)
+        db->pg_read_only = pg_read_only(&db->writer);
     for (int i = 0; i < DB_READERS; i++)
-        if ((rc = conn_open(&db->readers[i], path, CONN_READER)) != 0)
+        if ((rc = conn_open(&db->readers[i], url, CONN_READER)) != 0)
             goto fail;
-    sqlite3_wal_hook(db->writer.h, wal_hook, db); /* replaces SQLite's own autocheckpoint */
-    /* What SQLite recommends on opening a long-lived connection (0x10000: every table, on
-     * SQLite >= 3.46; older versions ignore the bit). */
-    exec_raw(db->writer.h, "PRAGMA optimize=0x10002");
     uv_timer_init(loop, &db->sync_timer);
     uv_unref((uv_handle_t *)&db->sync_timer); /* never keeps the loop alive by itself */
     uv_timer_init(loop, &db->optimize_timer);
@@ -535,20 +212,6 @@ fail:
 
 /* ---- jobs ---- */
 
-/* Pool thread: one transaction-control statement, prepared once per connection (sqlite3_exec
- * would compile it again every time: two per job). DB_EBUSY without a log line: the batch
- * retry says it. */
-static int tx_step(struct db_conn *c, const char *sql)
-{
-    struct db_stmt *st = db_stmt(c, sql);
-    int rc = st ? sqlite3_step(st->st) : SQLITE_ERROR;
-    if (st)
-        sqlite3_reset(st->st);
-    if (rc == SQLITE_DONE)
-        return 0;
-    return (rc & 0xff) == SQLITE_BUSY ? DB_EBUSY : db_rc(c->h, rc);
-}
-
 /* Pool thread: one attempt of a batch of write jobs (first and its ->next chain) in one
  * BEGIN IMMEDIATE transaction. Each job runs inside its own savepoint, so a job that fails
  * leaves nothing behind while the others still commit; the COMMIT (one fsync) makes them all
@@ -556,32 +219,31 @@ static int tx_step(struct db_conn *c, const char *sql)
  * (DB_EBUSY from any job: the batch is run again as a whole). */
 static int write_batch_once(struct db_job *first, struct db_conn *c)
 {
-    sqlite3 *h = c->h;
     for (struct db_job *j = first; j; j = j->next)
         j->rc = 0;
-    int rc = tx_step(c, "BEGIN IMMEDIATE");
+    int rc = conn_tx(c, "BEGIN IMMEDIATE");
     for (struct db_job *j = first; rc == 0 && j; j = j->next) {
-        if ((rc = tx_step(c, "SAVEPOINT job")) != 0)
+        if ((rc = conn_tx(c, "SAVEPOINT job")) != 0)
             break;
         j->rc = j->work(c, j->arg);
         if (j->rc == DB_EBUSY)
             rc = DB_EBUSY;
-        else if (j->rc != 0 && !sqlite3_get_autocommit(h))
-            tx_step(c, "ROLLBACK TO job");
+        else if (j->rc != 0 && conn_in_tx(c))
+            conn_tx(c, "ROLLBACK TO job");
         /* Some errors make SQLite end the transaction itself: the batch is lost. */
-        if (rc == 0 && sqlite3_get_autocommit(h))
+        if (rc == 0 && !conn_in_tx(c))
             rc = DB_EGENERIC;
         if (rc == 0)
-            rc = tx_step(c, "RELEASE job");
+            rc = conn_tx(c, "RELEASE job");
     }
     /* A file deleted or replaced under us takes every commit with it (a restart opens the
      * new or empty path): nothing may be acknowledged. */
-    if (rc == 0 && file_moved(h))
+    if (rc == 0 && db_file_moved(c))
         rc = DB_EMOVED;
     if (rc == 0)
-        rc = tx_step(c, "COMMIT");
-    if (rc != 0 && !sqlite3_get_autocommit(h))
-        tx_step(c, "ROLLBACK");
+        rc = conn_tx(c, "COMMIT");
+    if (rc != 0 && conn_in_tx(c))
+        conn_tx(c, "ROLLBACK");
     return rc;
 }
 
@@ -596,12 +258,7 @@ static int set_durability(struct db_conn *c, const struct db_job *first)
     int full = 0;
     for (const struct db_job *j = first; j && !full; j = j->next)
         full = j->durability == DB_POWER_SAFE;
-    if (full == c->sync_full)
-        return 0;
-    int rc = exec_raw(c->h, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-    if (rc == 0)
-        c->sync_full = full;
-    return rc;
+    return conn_set_durability(c, full);
 }
 
 /* Pool thread: runs a batch, again as a whole while the file is locked by another process,
@@ -629,18 +286,14 @@ static void write_batch(struct db_job *first, struct db_conn *c)
  * the connection's next reads: every statement is reset then, so none outlives its hand-off. */
 static void read_batch(struct db_job *first, struct db_conn *c)
 {
-    sqlite3 *h = c->h;
-    int tx = first->next != NULL && tx_step(c, "BEGIN") == 0;
+    /* PostgreSQL takes no file locks per transaction, and one failed statement would abort a
+     * shared transaction for the jobs after it: there each statement is its own. */
+    int tx = c->engine == DB_SQLITE && first->next != NULL && conn_tx(c, "BEGIN") == 0;
     for (struct db_job *j = first; j; j = j->next)
         j->rc = j->work(c, j->arg);
     if (tx)
-        tx_step(c, "COMMIT");
-    if (sqlite3_txn_state(h, NULL) == SQLITE_TXN_NONE)
-        return;
-    for (sqlite3_stmt *st = sqlite3_next_stmt(h, NULL); st; st = sqlite3_next_stmt(h, st))
-        sqlite3_reset(st);
-    if (!sqlite3_get_autocommit(h))
-        tx_step(c, "COMMIT"); /* refused above while a statement was stepping */
+        conn_tx(c, "COMMIT");
+    conn_end_reads(c);
 }
 
 /* Pool thread: touches only the job (and its batch) and its connection. */
@@ -800,6 +453,8 @@ static void maybe_checkpoint(struct db *db)
     db->unsynced = !db->writer.sync_full;
     if (db->closing)
         return;
+    if (db->engine == DB_PG) /* the server keeps its own WAL */
+        return;
     if (!db->ckpt_running && db->writer_wal_pages >= db->wal_bg_pages)
         start_checkpoint(db);
     else
@@ -839,12 +494,15 @@ void db_set_max_pages(struct db *db, int64_t pages)
     ASSERT_LOOP_THREAD();
     char sql[64];
     snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)pages);
-    exec_raw(db->writer.h, sql);
+    if (db->engine == DB_SQLITE)
+        db_exec(&db->writer, sql);
 }
 
 int db_read_only(const struct db *db)
 {
     ASSERT_LOOP_THREAD();
+    if (db->engine == DB_PG)
+        return db->pg_read_only;
     return sqlite3_db_readonly(db->writer.h, "main") == 1;
 }
 
@@ -965,14 +623,4 @@ void db_close(struct db *db, void (*cb)(void *arg), void *arg)
     /* Queued jobs still run: they may be writes a client is waiting for. */
     dispatch(db);
     maybe_finish_close(db);
-}
-
-int db_file_moved(struct db_conn *conn)
-{
-    return file_moved(conn->h);
-}
-
-struct sqlite3 *db_conn_sqlite(struct db_conn *conn)
-{
-    return conn->h;
 }

@@ -1,4 +1,6 @@
-/* SQLite access, always on the uv threadpool (PRODUCT.md §1, 4).
+/* Database access, always on the uv threadpool (PRODUCT.md §1, 4), on SQLite or PostgreSQL
+ * (DATABASE_URL; db/conn.h, db/pg.c, db/dialect.h; docs/ARCHITECTURE.md "Storage engines"):
+ * the API below is the same for both and the SQL is SQLite's, translated for PostgreSQL.
  *
  * One writer connection (each batch of write jobs one BEGIN IMMEDIATE transaction) and a
  * small set of reader connections (WAL lets them read while the writer writes). Every
@@ -55,12 +57,24 @@ struct db_stmt;
 typedef int db_work_fn(struct db_conn *conn, void *arg);
 typedef void db_done_cb(int status, void *arg);
 
-int db_open(struct db **out, uv_loop_t *loop, const char *path);
+/* Opens the database DATABASE_URL names (SQLite: creating the directory and file, setting the
+ * pragmas; PostgreSQL: connecting the writer and the readers) and applies the migrations
+ * embedded in the binary (migrations/NNNN_*.sql) that schema_migrations does not list yet
+ * (PostgreSQL: under an advisory lock). Synchronous: start-up only. Returns 0 or a negative
+ * code with a logged reason (never the URL's password). */
+int db_open(struct db **out, uv_loop_t *loop, const char *url);
 /* A connection outside the job model, for tests and tools: url as DATABASE_URL takes it (a
  * path, sqlite://PATH, postgres://...), with the migrations applied when migrate is set.
  * Synchronous; the calling thread owns it until db_conn_close. 0 or a db_error (logged). */
 int db_conn_open(struct db_conn **out, const char *url, int migrate);
 void db_conn_close(struct db_conn *conn);
+/* The embedded migrations not applied yet, inside the caller's open transaction (on
+ * PostgreSQL under a transaction-level advisory lock): for `caravel migrate`, whose one
+ * transaction also copies the data. 0 or a db_error. */
+int db_migrate_tx(struct db_conn *conn);
+/* Tools only: the connection's libpq handle (PGconn *), NULL on another engine. */
+struct pg_conn;
+struct pg_conn *db_conn_pg(struct db_conn *conn);
 /* Tests only: the connection's SQLite handle (sqlite3 *), NULL on another engine. */
 struct sqlite3;
 struct sqlite3 *db_conn_sqlite(struct db_conn *conn);
@@ -75,10 +89,10 @@ int db_write(struct db *db, enum db_durability durability, db_work_fn *work, db_
              void *arg);
 /* Jobs queued or running. */
 size_t db_queue_depth(const struct db *db);
-/* Write-ahead log upkeep. The writer does not checkpoint in its COMMITs: a PASSIVE checkpoint
- * runs on a pool thread (its own connection) once the WAL holds 1,000 frames, and the writer
- * checkpoints itself only past 16,000 (a steady stream of writes keeps the WAL from starting
- * over otherwise). */
+/* SQLite's write-ahead log upkeep (all zero on PostgreSQL). The writer does not checkpoint in its
+ * COMMITs: a PASSIVE checkpoint runs on a pool thread (its own connection) once the WAL holds 1,000
+ * frames, and the writer checkpoints itself only past 16,000 (a steady stream of writes keeps the
+ * WAL from starting over otherwise). */
 struct db_stats {
     uint64_t wal_pages;          /* frames in the WAL after the last write batch */
     uint64_t checkpoints;        /* background checkpoints completed */

@@ -68,7 +68,7 @@ const badConfigs = [
   [{ BILLING_INTERVAL: '0' }, 'BILLING_INTERVAL'],
   [{ BILLING_GRACE: '1e9' }, 'BILLING_GRACE'],
   [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
-  [{ DATABASE_URL: 'postgres://db/x' }, 'DATABASE_URL']
+  [{ DATABASE_URL: 'mysql://db/x' }, 'DATABASE_URL']
 ]
 
 for (const [env, name] of badConfigs) {

@@ -1,0 +1,301 @@
+#include "db/dialect.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/buf.h"
+#include "util/util.h"
+
+/* Statements are the project's own text: generous caps, never input-driven. */
+#define MAX_SQL (1u << 20)
+#define MAX_DEPTH 64
+
+enum tok_type { T_SPACE, T_COMMENT, T_STRING, T_PARAM, T_WORD, T_PUNCT };
+
+struct tok {
+    enum tok_type type;
+    const char *s;
+    size_t n;
+};
+
+/* What a closing parenthesis emits or checks, by the opening one it matches. */
+enum paren_kind { P_PLAIN, P_JSON_EACH, P_TABLE_COLS };
+
+struct tr {
+    struct tok *t;
+    size_t n;
+    struct buf out;
+    int max_param;
+    enum paren_kind stack[MAX_DEPTH];
+    int depth;
+    /* the current statement */
+    int or_ignore;  /* INSERT OR IGNORE: ON CONFLICT DO NOTHING still to add */
+    int table_ddl;  /* CREATE TABLE / ALTER TABLE: TEXT gets COLLATE "C" */
+    int create;     /* CREATE TABLE: its column list is the next '(' at depth 0 */
+    int has_key_id; /* an INTEGER PRIMARY KEY column (SQLite's rowid alias) */
+};
+
+static size_t scan_token(const char *s, enum tok_type *type)
+{
+    size_t i = 0;
+    if (isspace((unsigned char)s[0])) {
+        while (isspace((unsigned char)s[i]))
+            i++;
+        *type = T_SPACE;
+    } else if (s[0] == '-' && s[1] == '-') {
+        while (s[i] && s[i] != '\n')
+            i++;
+        *type = T_COMMENT;
+    } else if (s[0] == '/' && s[1] == '*') {
+        const char *end = strstr(s + 2, "*/");
+        i = end ? (size_t)(end - s) + 2 : strlen(s);
+        *type = T_COMMENT;
+    } else if (s[0] == '\'' || s[0] == '"') {
+        for (i = 1; s[i]; i++)
+            if (s[i] == s[0] && s[++i] != s[0]) /* a doubled quote is one quote */
+                break;
+        *type = T_STRING;
+    } else if (s[0] == '?') {
+        for (i = 1; isdigit((unsigned char)s[i]);)
+            i++;
+        *type = T_PARAM;
+    } else if (isalnum((unsigned char)s[0]) || s[0] == '_') {
+        while (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '$')
+            i++;
+        *type = T_WORD;
+    } else {
+        i = 1;
+        *type = T_PUNCT;
+    }
+    return i;
+}
+
+static void tokenize(struct tr *tr, const char *sql)
+{
+    size_t cap = 0;
+    while (*sql) {
+        enum tok_type type;
+        size_t n = scan_token(sql, &type);
+        if (tr->n == cap) {
+            cap = cap ? cap * 2 : 64;
+            tr->t = xrealloc(tr->t, cap * sizeof(*tr->t));
+        }
+        tr->t[tr->n++] = (struct tok){type, sql, n};
+        sql += n;
+    }
+}
+
+static int is_word(const struct tr *tr, size_t i, const char *w)
+{
+    return i < tr->n && tr->t[i].type == T_WORD && strlen(w) == tr->t[i].n &&
+           strncasecmp(tr->t[i].s, w, tr->t[i].n) == 0;
+}
+
+static int is_punct(const struct tr *tr, size_t i, char c)
+{
+    return i < tr->n && tr->t[i].type == T_PUNCT && tr->t[i].s[0] == c;
+}
+
+/* The next token after i that is not blank or a comment (tr->n if none). */
+static size_t next_sig(const struct tr *tr, size_t i)
+{
+    for (i++; i < tr->n && (tr->t[i].type == T_SPACE || tr->t[i].type == T_COMMENT); i++)
+        ;
+    return i;
+}
+
+static void emit(struct tr *tr, const char *s)
+{
+    buf_append_str(&tr->out, s);
+}
+
+static void emit_tok(struct tr *tr, size_t i)
+{
+    buf_append(&tr->out, tr->t[i].s, tr->t[i].n);
+}
+
+/* i is a '(': 1 when a comma at its own level comes before its ')'. */
+static int has_two_args(const struct tr *tr, size_t i)
+{
+    int depth = 0;
+    for (; i < tr->n; i++) {
+        if (is_punct(tr, i, '('))
+            depth++;
+        else if (is_punct(tr, i, ')') && --depth == 0)
+            return 0;
+        else if (is_punct(tr, i, ',') && depth == 1)
+            return 1;
+    }
+    return 0;
+}
+
+/* WITHOUT ROWID after i, before the statement ends. */
+static int without_rowid_ahead(const struct tr *tr, size_t i)
+{
+    for (; i < tr->n && !is_punct(tr, i, ';'); i++)
+        if (is_word(tr, i, "WITHOUT") && is_word(tr, next_sig(tr, i), "ROWID"))
+            return 1;
+    return 0;
+}
+
+static void end_statement(struct tr *tr)
+{
+    if (tr->or_ignore)
+        emit(tr, " ON CONFLICT DO NOTHING");
+    tr->or_ignore = tr->table_ddl = tr->create = tr->has_key_id = 0;
+}
+
+static void param(struct tr *tr, size_t i)
+{
+    int k = tr->t[i].n > 1 ? atoi(tr->t[i].s + 1) : tr->max_param + 1;
+    if (k > tr->max_param)
+        tr->max_param = k;
+    buf_printf(&tr->out, "$%d", k);
+}
+
+static void open_paren(struct tr *tr, enum paren_kind kind, const char *text)
+{
+    if (tr->depth < MAX_DEPTH)
+        tr->stack[tr->depth] = kind;
+    tr->depth++;
+    emit(tr, text);
+}
+
+static void close_paren(struct tr *tr, size_t i)
+{
+    enum paren_kind kind = P_PLAIN;
+    if (tr->depth > 0 && --tr->depth < MAX_DEPTH)
+        kind = tr->stack[tr->depth];
+    if (kind == P_JSON_EACH)
+        emit(tr, ")::json) WITH ORDINALITY AS e(value, ord))");
+    else if (kind == P_TABLE_COLS && !tr->has_key_id && !without_rowid_ahead(tr, i))
+        emit(tr, ", rowid BIGINT GENERATED BY DEFAULT AS IDENTITY)");
+    else
+        emit(tr, ")");
+}
+
+/* The last token before i that is not blank or a comment (tr->n if none). */
+static size_t prev_sig(const struct tr *tr, size_t i)
+{
+    while (i-- > 0)
+        if (tr->t[i].type != T_SPACE && tr->t[i].type != T_COMMENT)
+            return i;
+    return tr->n;
+}
+
+/* The '+' at i is SQLite's unary plus before a column (it keeps the planner off an index):
+ * after an operator or a keyword, before a name. */
+static int index_plus(const struct tr *tr, size_t i)
+{
+    static const char *const keywords[] = {"AND",  "OR",   "NOT",  "WHERE", "ON",  "BY", "SELECT",
+                                           "WHEN", "THEN", "ELSE", "IN",    "SET", "IS"};
+    size_t p = prev_sig(tr, i), n = next_sig(tr, i);
+    if (n >= tr->n || tr->t[n].type != T_WORD || isdigit((unsigned char)tr->t[n].s[0]))
+        return 0;
+    if (p < tr->n && tr->t[p].type == T_PUNCT)
+        return tr->t[p].s[0] != ')';
+    for (size_t k = 0; p < tr->n && k < ARRAY_SIZE(keywords); k++)
+        if (is_word(tr, p, keywords[k]))
+            return 1;
+    return 0;
+}
+
+/* A word at i; returns the last token index it consumed. */
+static size_t word(struct tr *tr, size_t i)
+{
+    size_t j = next_sig(tr, i), k = next_sig(tr, j), l = next_sig(tr, k);
+    if (is_word(tr, i, "INSERT") && is_word(tr, j, "OR") && is_word(tr, k, "IGNORE")) {
+        tr->or_ignore = 1;
+        emit(tr, "INSERT");
+        return k;
+    }
+    if (is_word(tr, i, "BEGIN") && (is_word(tr, j, "IMMEDIATE") || is_word(tr, j, "DEFERRED") ||
+                                    is_word(tr, j, "EXCLUSIVE"))) {
+        emit(tr, "BEGIN");
+        return j;
+    }
+    if (is_word(tr, i, "INTEGER") && is_word(tr, j, "PRIMARY") && is_word(tr, k, "KEY")) {
+        tr->has_key_id = 1;
+        emit(tr, "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY");
+        return is_word(tr, l, "AUTOINCREMENT") ? l : k;
+    }
+    if (is_word(tr, i, "INTEGER")) {
+        emit(tr, "BIGINT");
+        return i;
+    }
+    if (is_word(tr, i, "WITHOUT") && is_word(tr, j, "ROWID"))
+        return j;
+    if (is_word(tr, i, "INDEXED") && is_word(tr, j, "BY"))
+        return k; /* and the index's name */
+    if (is_word(tr, i, "NOT") && is_word(tr, j, "INDEXED"))
+        return j;
+    if (is_word(tr, i, "CREATE") || is_word(tr, i, "ALTER")) {
+        size_t t = is_word(tr, j, "TEMP") || is_word(tr, j, "TEMPORARY") ? k : j;
+        tr->table_ddl = is_word(tr, t, "TABLE");
+        tr->create = tr->table_ddl && is_word(tr, i, "CREATE");
+    }
+    if (is_word(tr, i, "TEXT") && tr->table_ddl) {
+        emit(tr, "TEXT COLLATE \"C\"");
+        return i;
+    }
+    if ((is_word(tr, i, "max") || is_word(tr, i, "min")) && is_punct(tr, j, '(') &&
+        has_two_args(tr, j)) {
+        emit(tr, is_word(tr, i, "max") ? "GREATEST" : "LEAST");
+        open_paren(tr, P_PLAIN, "(");
+        return j;
+    }
+    if (is_word(tr, i, "json_each") && is_punct(tr, j, '(')) {
+        open_paren(tr, P_JSON_EACH,
+                   "(SELECT e.value, e.ord - 1 AS key FROM json_array_elements_text((");
+        return j;
+    }
+    if (is_word(tr, i, "IS") && j < tr->n && tr->t[j].type == T_PARAM) {
+        emit(tr, "IS NOT DISTINCT FROM");
+        return i;
+    }
+    if (is_word(tr, i, "IS") && is_word(tr, j, "NOT") && k < tr->n && tr->t[k].type == T_PARAM) {
+        emit(tr, "IS DISTINCT FROM");
+        return j;
+    }
+    if (is_word(tr, i, "RETURNING") && tr->or_ignore && tr->depth == 0) {
+        emit(tr, "ON CONFLICT DO NOTHING ");
+        tr->or_ignore = 0;
+    }
+    emit_tok(tr, i);
+    return i;
+}
+
+char *dialect_pg(const char *sql, int *n_params)
+{
+    struct tr tr = {0};
+    buf_init(&tr.out, MAX_SQL);
+    tokenize(&tr, sql);
+    for (size_t i = 0; i < tr.n; i++) {
+        const struct tok *t = &tr.t[i];
+        if (t->type == T_PARAM) {
+            param(&tr, i);
+        } else if (t->type == T_WORD) {
+            i = word(&tr, i);
+        } else if (is_punct(&tr, i, '(')) {
+            int cols = tr.create && tr.depth == 0;
+            tr.create = tr.create && !cols;
+            open_paren(&tr, cols ? P_TABLE_COLS : P_PLAIN, "(");
+        } else if (is_punct(&tr, i, ')')) {
+            close_paren(&tr, i);
+        } else if (is_punct(&tr, i, '+') && index_plus(&tr, i)) {
+            continue;
+        } else if (is_punct(&tr, i, ';')) {
+            end_statement(&tr);
+            emit_tok(&tr, i);
+        } else {
+            emit_tok(&tr, i);
+        }
+    }
+    end_statement(&tr);
+    free(tr.t);
+    *n_params = tr.max_param;
+    size_t len;
+    return buf_take(&tr.out, &len);
+}

@@ -1,0 +1,253 @@
+/* The PostgreSQL engine against a real server: CARAVEL_TEST_PG_URL names a database of a
+ * role that may create databases (test/run.sh starts a throwaway cluster and sets it). Each
+ * test works in a database of its own, created and dropped here. Without the variable the
+ * tests say they were skipped and pass (a quick run without PostgreSQL).
+ * Covered: the migrations on an empty database, twice (applied once), and by two processes
+ * at once (advisory lock: each applied and recorded exactly once); the statement API (types,
+ * NULL, 64-bit extremes, constraints, IS ?, booleans, changes); the job model (group commit
+ * with a failing job rolled back alone, reads, the read-only readers). */
+#include "test.h"
+
+#include <libpq-fe.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "db/db.h"
+#include "db/migrations.h"
+#include "util/util.h"
+
+/* A fresh database: its URL into url. 0 when CARAVEL_TEST_PG_URL is unset (skip). */
+static int fresh_db(char *url, size_t cap, char *name, size_t name_cap)
+{
+    const char *base = getenv("CARAVEL_TEST_PG_URL");
+    if (!base || !*base) {
+        fprintf(stderr, "  skipped: CARAVEL_TEST_PG_URL unset (no PostgreSQL for this run)\n");
+        return 0;
+    }
+    snprintf(name, name_cap, "caravel_unit_%d_%ld", (int)getpid(), (long)random() % 100000);
+    PGconn *pg = PQconnectdb(base);
+    ASSERT_EQ(PQstatus(pg), CONNECTION_OK);
+    char sql[160];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+    PGresult *res = PQexec(pg, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        TEST_FAIL_("%s: %s", sql, PQerrorMessage(pg));
+    PQclear(res);
+    PQfinish(pg);
+    /* postgres://user@host:port/DB[?params]: the same URL with the new database. */
+    const char *slash = strchr(strstr(base, "://") + 3, '/');
+    const char *query = strchr(base, '?');
+    ASSERT_NOT_NULL(slash);
+    snprintf(url, cap, "%.*s/%s%s", (int)(slash - base), base, name, query ? query : "");
+    return 1;
+}
+
+static void drop_db(const char *name)
+{
+    PGconn *pg = PQconnectdb(getenv("CARAVEL_TEST_PG_URL"));
+    char sql[160];
+    snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", name);
+    PQclear(PQexec(pg, sql));
+    PQfinish(pg);
+}
+
+static int64_t scalar(struct db_conn *c, const char *sql)
+{
+    struct db_stmt *st = db_stmt(c, sql);
+    ASSERT_NOT_NULL(st);
+    ASSERT_EQ(db_step(st), DB_ROW);
+    int64_t v = db_col_int64(st, 0);
+    db_reset(st);
+    return v;
+}
+
+TEST_TIMEOUT(db_pg_migrations_applied_once, 60)
+{
+    char url[512], name[64];
+    struct db_conn *c = NULL;
+    if (!fresh_db(url, sizeof(url), name, sizeof(name)))
+        return;
+    ASSERT_OK(db_conn_open(&c, url, 1));
+    db_conn_close(c);
+    ASSERT_OK(db_conn_open(&c, url, 1)); /* nothing left to apply */
+    ASSERT_EQ(scalar(c, "SELECT count(*) FROM schema_migrations"), (int64_t)n_migrations);
+    ASSERT_EQ(scalar(c, "SELECT count(DISTINCT name) FROM schema_migrations"),
+              (int64_t)n_migrations);
+    /* The translated schema: 64-bit integers, identity keys, C collation, rowid. */
+    ASSERT_OK(db_exec(c, "INSERT INTO tenant(pubkey, created_at) VALUES ('" /* 64 x 'a' */
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',"
+                         " 9000000000000)"));
+    ASSERT_EQ(scalar(c, "SELECT created_at FROM tenant"), 9000000000000LL);
+    ASSERT_OK(db_exec(c, "INSERT INTO activity(tenant, created_at, activity_type, resource_type,"
+                         " resource_id) VALUES ('t', 1, 'a', 'r', 'x'), ('t', 2, 'a', 'r', 'y')"));
+    ASSERT_EQ(scalar(c, "SELECT max(id) - min(id) FROM activity"), 1);
+    ASSERT_EQ(scalar(c, "SELECT count(*) FROM tenant WHERE rowid IS NOT NULL"), 1);
+    ASSERT_EQ(scalar(c, "SELECT 'B' < 'a'"), 1); /* bytewise, as SQLite */
+    ASSERT_EQ(db_exec(c, "INSERT INTO tenant(pubkey, created_at) VALUES ('short', 1)"),
+              DB_ECONSTRAINT);
+    db_conn_close(c);
+    drop_db(name);
+}
+
+/* Two processes open the same empty database at the same moment: the advisory lock makes
+ * the second wait, then find every migration applied. */
+TEST_TIMEOUT(db_pg_two_processes_migrate_once, 60)
+{
+    char url[512], name[64];
+    int go[2];
+    pid_t kids[2];
+    if (!fresh_db(url, sizeof(url), name, sizeof(name)))
+        return;
+    ASSERT_OK(pipe(go));
+    for (int k = 0; k < 2; k++) {
+        if ((kids[k] = fork()) == 0) {
+            char b;
+            struct db_conn *c = NULL;
+            close(go[1]);
+            if (read(go[0], &b, 1) != 0) /* EOF: both start together */
+                _exit(3);
+            int rc = db_conn_open(&c, url, 1);
+            db_conn_close(c);
+            _exit(rc == 0 ? 0 : 1);
+        }
+    }
+    close(go[0]);
+    close(go[1]);
+    for (int k = 0; k < 2; k++) {
+        int status = 0;
+        ASSERT_EQ(waitpid(kids[k], &status, 0), kids[k]);
+        ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    struct db_conn *c = NULL;
+    ASSERT_OK(db_conn_open(&c, url, 0));
+    ASSERT_EQ(scalar(c, "SELECT count(*) FROM schema_migrations"), (int64_t)n_migrations);
+    db_conn_close(c);
+    drop_db(name);
+}
+
+static int params_work(struct db_conn *conn, void *arg)
+{
+    (void)arg;
+    ASSERT_OK(db_exec(conn, "CREATE TEMP TABLE p(k TEXT PRIMARY KEY, v TEXT, n INTEGER)"));
+    static const struct {
+        const char *k, *v;
+        int64_t n;
+    } rows[] = {{"a", "x", 1}, {"b", NULL, -5}, {"c", "", INT64_MAX}, {"d", "é\"'", INT64_MIN}};
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+        ASSERT_OK(db_run(conn, "INSERT INTO p(k, v, n) VALUES (?, ?, ?)", DB_TEXT(rows[i].k),
+                         DB_TEXT(rows[i].v), DB_INT(rows[i].n)));
+    ASSERT_EQ(db_changes(conn), 1);
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        ASSERT_EQ(db_exists(conn, "SELECT 1 FROM p WHERE k = ? AND n = ? AND v IS ?",
+                            DB_TEXT(rows[i].k), DB_INT(rows[i].n), DB_TEXT(rows[i].v)),
+                  1);
+        struct db_stmt *st =
+            db_query(conn, "SELECT v, n, v IS NULL FROM p WHERE k = ?1", DB_TEXT(rows[i].k));
+        ASSERT_EQ(db_step(st), DB_ROW);
+        ASSERT_EQ(db_col_is_null(st, 0), rows[i].v == NULL);
+        if (rows[i].v)
+            ASSERT_STR_EQ(db_col_str(st, 0), rows[i].v);
+        ASSERT_EQ(db_col_int64(st, 1), rows[i].n);
+        ASSERT(db_col_is_int(st, 1) && !db_col_is_int(st, 0));
+        ASSERT_EQ(db_col_int(st, 2), rows[i].v == NULL); /* a boolean reads 0/1 */
+        ASSERT_EQ(db_step(st), DB_DONE);
+        db_reset(st);
+    }
+    ASSERT_OK(db_run(conn, "INSERT OR IGNORE INTO p(k, v, n) VALUES (?, 'dup', 0)", DB_TEXT("a")));
+    ASSERT_EQ(db_changes(conn), 0);
+    ASSERT_OK(db_run(conn, "UPDATE p SET n = max(n, ?) WHERE n < 100", DB_INT(7)));
+    ASSERT_EQ(db_changes(conn), 3);
+    return 0;
+}
+
+/* A job whose constraint error aborts its savepoint: only it is rolled back. */
+static int bad_work(struct db_conn *conn, void *arg)
+{
+    (void)arg;
+    ASSERT_OK(db_run(conn, "INSERT INTO setting(key, value) VALUES ('gone', 'x')"));
+    return db_run(conn, "INSERT INTO setting(key, value) VALUES ('k1', 'again')");
+}
+
+struct job {
+    const char *key;
+    int status;
+};
+
+static int good_work(struct db_conn *conn, void *arg)
+{
+    const struct job *j = arg;
+    return db_run(conn, "INSERT INTO setting(key, value) VALUES (?, 'v')", DB_TEXT(j->key));
+}
+
+static void job_done(int status, void *arg)
+{
+    ((struct job *)arg)->status = status;
+}
+
+static int read_work(struct db_conn *conn, void *arg)
+{
+    *(int64_t *)arg = scalar(conn, "SELECT count(*) FROM setting WHERE value = 'v'");
+    /* Readers are read-only, as SQLite's query_only readers. */
+    ASSERT_EQ(db_run(conn, "DELETE FROM setting"), DB_EREADONLY);
+    return 0;
+}
+
+struct tally {
+    int ok, failed;
+};
+
+static void tally_done(int status, void *arg)
+{
+    struct tally *t = arg;
+    status == 0 ? t->ok++ : t->failed++;
+}
+
+static void read_done(int status, void *arg)
+{
+    (void)arg;
+    ASSERT_OK(status);
+}
+
+static void closed(void *arg)
+{
+    *(int *)arg = 1;
+}
+
+TEST_TIMEOUT(db_pg_statements_and_job_model, 60)
+{
+    char url[512], name[64];
+    if (!fresh_db(url, sizeof(url), name, sizeof(name)))
+        return;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct db *db = NULL;
+    struct tally t = {0}, bad = {0};
+    int64_t seen = -1;
+    int is_closed = 0;
+    ASSERT_OK(db_open(&db, &loop, url));
+    ASSERT(!db_read_only(db));
+    ASSERT_OK(db_write(db, DB_POWER_SAFE, params_work, tally_done, &t));
+    /* One batch: good, bad (rolled back alone), good. */
+    struct job k1 = {"k1", 1}, k2 = {"k2", 1};
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, good_work, job_done, &k1));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, bad_work, tally_done, &bad));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, good_work, job_done, &k2));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(t.ok, 1);
+    ASSERT_EQ(k1.status, 0);
+    ASSERT_EQ(k2.status, 0);
+    ASSERT_EQ(bad.failed, 1);
+    ASSERT_OK(db_read(db, read_work, read_done, &seen));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(seen, 2);
+    db_close(db, closed, &is_closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT(is_closed);
+    ASSERT_OK(uv_loop_close(&loop));
+    struct db_conn *c = NULL;
+    ASSERT_OK(db_conn_open(&c, url, 0));
+    ASSERT_EQ(scalar(c, "SELECT count(*) FROM setting WHERE key = 'gone'"), 0);
+    db_conn_close(c);
+    drop_db(name);
+}
