@@ -38,7 +38,7 @@ int bw_wallet_budget_left(const struct billing *b)
 /* Starts chains while there is room, invoices left and wallet budget. */
 static void batch_pump(struct billing *b)
 {
-    while (!b->stopping && b->active < b->concurrency && b->next_idx < b->n_pend &&
+    while (!b->stop.stopping && b->active < b->concurrency && b->next_idx < b->n_pend &&
            bw_wallet_budget_left(b)) {
         struct chain *c = &b->chains[b->next_idx++];
         b->active++;
@@ -79,7 +79,7 @@ static void spend(struct chain *c)
 
 static void chain_step(struct chain *c)
 {
-    if (c->b->stopping) {
+    if (c->b->stop.stopping) {
         c->failed = 1; /* not worked on: due again next run */
         chain_end(c);
     } else if (!c->p->has_bolt11)

@@ -15,6 +15,7 @@
 #include "billing/repo.h"
 #include "db/db.h"
 #include "metrics/metrics.h"
+#include "util/stop.h"
 
 struct app;
 struct nwc;
@@ -45,9 +46,10 @@ struct billing {
     struct billing_cfg cfg;
     int64_t interval_s;
     size_t batch, concurrency, wallet_cap;
-    int running, rerun, stopping, nwc_gone, woken;
-    int watching;                /* subscribed to the platform wallet's notifications */
-    size_t n_side_jobs;          /* notification jobs in the database queue */
+    int running, rerun, nwc_gone, woken;
+    struct stop stop;   /* billing_stop: waits for the run, the wallet client and side jobs */
+    int watching;       /* subscribed to the platform wallet's notifications */
+    size_t n_side_jobs; /* notification jobs in the database queue */
     char forced[MAX_FORCED][65]; /* tenants to collect now, ignoring the 24 h rule */
     size_t n_forced;
     char run_forced[MAX_FORCED][65]; /* the forced set of the current run */
@@ -60,8 +62,6 @@ struct billing {
     struct repo_pending *pend; /* current batch of invoices */
     struct chain *chains;
     size_t n_pend, next_idx, active;
-    void (*stop_cb)(void *arg);
-    void *stop_arg;
 };
 
 /* One database job; fields are used by the step that queued it. */

@@ -12,6 +12,7 @@
 #include "util/debug.h"
 #include "util/list.h"
 #include "util/log.h"
+#include "util/stop.h"
 #include "util/util.h"
 
 #define INFO_CACHE 64
@@ -62,9 +63,7 @@ struct nwc {
     struct info_entry cache[INFO_CACHE];
     uint64_t pay_timeout_ms; /* NWC_TIMEOUT_PAY_MS, shortened by the suite */
     const char *crash_at;    /* CARAVEL_TEST_CRASH_AT (the configuration outlives the client) */
-    int closing;
-    void (*close_cb)(void *arg);
-    void *close_arg;
+    struct stop stop;        /* nwc_free: waits for the requests to end */
 };
 
 static void start_wait(struct nwc_req *r);
@@ -85,14 +84,12 @@ int nwc_new(struct nwc **out, uv_loop_t *loop, struct relay_pool *pool,
 
 static void maybe_free_nwc(struct nwc *n)
 {
-    if (!n->closing || !list_empty(&n->reqs))
+    if (!stop_ready(&n->stop, !list_empty(&n->reqs)))
         return;
-    void (*cb)(void *) = n->close_cb;
-    void *arg = n->close_arg;
+    struct stop done = n->stop;
     secure_zero(n->cache, sizeof(n->cache));
     free(n);
-    if (cb)
-        cb(arg);
+    stop_finish(done);
 }
 
 static void req_unref(struct nwc_req *r)
@@ -329,7 +326,7 @@ int nwc_request(struct nwc *nwc, const char *uri, const char *method, const cJSO
 {
     ASSERT_LOOP_THREAD();
     const char *err = NULL;
-    if (nwc->closing)
+    if (nwc->stop.stopping)
         return NWC_ECANCELED;
     if (nwc->n_reqs >= NWC_MAX_PENDING || strlen(method) >= 32)
         return NWC_EINTERNAL;
@@ -423,7 +420,7 @@ int nwc_watch(struct nwc *nwc, const char *uri, nwc_notify_cb *cb, void *arg)
     ASSERT_LOOP_THREAD();
     char filter[320], wallet[65], client[65];
     const char *err = NULL;
-    if (nwc->closing)
+    if (nwc->stop.stopping)
         return NWC_ECANCELED;
     if (nwc->watch)
         return NWC_EINTERNAL;
@@ -455,15 +452,13 @@ void nwc_free(struct nwc *nwc, void (*cb)(void *arg), void *arg)
 {
     ASSERT_LOOP_THREAD();
     if (!nwc) {
-        if (cb)
-            cb(arg);
+        stop_now(cb, arg);
         return;
     }
-    nwc->closing = 1;
+    if (stop_begin(&nwc->stop, cb, arg) != 0)
+        return;
     watch_free(nwc->watch);
     nwc->watch = NULL;
-    nwc->close_cb = cb;
-    nwc->close_arg = arg;
     /* finish() may unlink nothing synchronously (the timer close is deferred), so the list
      * stays valid while walking it. */
     struct list *q;

@@ -68,7 +68,7 @@ void bw_count_settled(struct billing *b, int64_t requests)
 /* The wallet client is gone once billing_stop ran: no new requests. */
 int bw_wallet_usable(const struct billing *b)
 {
-    return !b->stopping && !b->nwc_gone;
+    return !b->stop.stopping && !b->nwc_gone;
 }
 
 struct job *bw_job_new(struct billing *b, struct chain *c)
@@ -110,21 +110,20 @@ void bw_submit(struct billing *b, int write, db_work_fn *work, db_done_cb *done,
         done(rc, j);
     }
 }
+
 /* ---- end of run, stop ---- */
 
 static void on_timer_closed(uv_handle_t *h)
 {
     struct billing *b = container_of((uv_timer_t *)h, struct billing, timer);
-    void (*cb)(void *) = b->stop_cb;
-    void *arg = b->stop_arg;
+    struct stop done = b->stop;
     free(b);
-    if (cb)
-        cb(arg);
+    stop_finish(done);
 }
 
 static void maybe_finalize(struct billing *b)
 {
-    if (b->stopping && b->nwc_gone && !b->running && !b->n_side_jobs)
+    if (stop_ready(&b->stop, !b->nwc_gone || b->running || b->n_side_jobs))
         uv_close((uv_handle_t *)&b->timer, on_timer_closed);
 }
 
@@ -148,7 +147,7 @@ static void run_end(struct billing *b)
     b->running = 0;
     metrics_inc(b->app->metrics, "caravel_billing_runs_total", NULL);
     b->phase = PH_IDLE;
-    if (b->stopping) {
+    if (b->stop.stopping) {
         maybe_finalize(b);
         return;
     }
@@ -188,7 +187,7 @@ static void on_dunning(int status, void *arg)
         LOG_WARN("billing: dunning failed (%s)", err_name(status));
     }
     bw_job_free(j);
-    if (more && !b->stopping)
+    if (more && !b->stop.stopping)
         phase_dunning(b);
     else
         run_end(b);
@@ -241,8 +240,8 @@ static void on_notify(const struct nwc_notification *n, void *arg)
     struct billing *b = arg;
     const char *hash = nwc_tx_string(n->tx, "payment_hash");
     const cJSON *amount = cJSON_GetObjectItemCaseSensitive(n->tx, "amount");
-    if (b->stopping || strcmp(n->type, "payment_received") != 0 || !hash || !hex_is_lower64(hash) ||
-        !cJSON_IsNumber(amount) || !nwc_tx_is_settled(n->tx))
+    if (b->stop.stopping || strcmp(n->type, "payment_received") != 0 || !hash ||
+        !hex_is_lower64(hash) || !cJSON_IsNumber(amount) || !nwc_tx_is_settled(n->tx))
         return;
     LOG_INFO("billing: payment_received notification from the platform wallet");
     struct job *j = bw_job_new(b, NULL);
@@ -299,7 +298,7 @@ static void on_scheduled(int status, void *arg)
                  err_name(status));
     bw_job_free(j);
     batch_free(b);
-    if (b->stopping)
+    if (b->stop.stopping)
         run_end(b);
     else if (b->phase == PH_FORCED)
         phase_forced(b);
@@ -341,9 +340,9 @@ static void on_due_loaded(int status, void *arg)
         LOG_WARN("billing: loading due invoices failed (%s)", err_name(status));
         batch_free(b);
     }
-    if (b->n_pend == 0 || b->stopping) {
+    if (b->n_pend == 0 || b->stop.stopping) {
         batch_free(b);
-        if (b->stopping)
+        if (b->stop.stopping)
             run_end(b);
         else
             phase_dunning(b);
@@ -388,7 +387,7 @@ static void on_forced_loaded(int status, void *arg)
     struct job *j = arg;
     struct billing *b = j->b;
     bw_job_free(j);
-    if (status != 0 || b->stopping) {
+    if (status != 0 || b->stop.stopping) {
         if (status)
             LOG_WARN("billing: loading a tenant's pending invoices failed (%s)", err_name(status));
         batch_free(b);
@@ -401,7 +400,7 @@ static void on_forced_loaded(int status, void *arg)
 static void phase_forced(struct billing *b)
 {
     b->phase = PH_FORCED;
-    if (b->stopping) {
+    if (b->stop.stopping) {
         run_end(b);
         return;
     }
@@ -438,7 +437,7 @@ static void on_invoice_batch(int status, void *arg)
                  err_name(status));
     }
     bw_job_free(j);
-    if (b->stopping)
+    if (b->stop.stopping)
         run_end(b);
     else if (more)
         phase_invoices(b);
@@ -471,7 +470,7 @@ static void on_woken(int status, void *arg)
     if (status != 0)
         LOG_WARN("billing: waking unresolved payment attempts failed (%s)", err_name(status));
     b->woken = status == 0;
-    if (b->stopping)
+    if (b->stop.stopping)
         run_end(b);
     else
         phase_invoices(b);
@@ -479,7 +478,7 @@ static void on_woken(int status, void *arg)
 
 static void run_start(struct billing *b)
 {
-    if (b->running || b->stopping)
+    if (b->running || b->stop.stopping)
         return;
     b->running = 1;
     b->run_now = clock_now();
@@ -540,7 +539,7 @@ int billing_start(struct billing **out, struct app *app)
 void billing_collect_tenant(struct billing *b, const char *tenant_pubkey)
 {
     ASSERT_LOOP_THREAD();
-    if (!b || b->stopping || !tenant_pubkey || strlen(tenant_pubkey) != 64)
+    if (!b || b->stop.stopping || !tenant_pubkey || strlen(tenant_pubkey) != 64)
         return;
     int known = 0;
     for (size_t i = 0; i < b->n_forced; i++)
@@ -566,14 +565,12 @@ void billing_stop(struct billing *b, void (*cb)(void *arg), void *arg)
 {
     ASSERT_LOOP_THREAD();
     if (!b) {
-        if (cb)
-            cb(arg);
+        stop_now(cb, arg);
         return;
     }
-    b->stopping = 1;
+    if (stop_begin(&b->stop, cb, arg) != 0)
+        return;
     app_off(b->app, APP_TENANT_BILLING_CHANGED, b);
-    b->stop_cb = cb;
-    b->stop_arg = arg;
     uv_timer_stop(&b->timer);
     b->app->nwc = NULL;
     /* Cancels the requests in flight: their callbacks end their chains, and the run ends

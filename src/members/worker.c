@@ -25,6 +25,7 @@
 #include "util/clock.h"
 #include "util/debug.h"
 #include "util/log.h"
+#include "util/stop.h"
 #include "util/util.h"
 
 #define MEMBERS_WAIT_MAX_MS 60000 /* the timer never sleeps longer (new relays, a moved clock) */
@@ -54,14 +55,13 @@ struct members {
     uint64_t timer_at; /* clock_mono_ms() the timer fires at */
     struct slot *slots;
     size_t max, used, in_flight, db_jobs;
-    int loading, again, stopping, closing;
+    int loading, again;
     int fail_streak;      /* failed reads in a row */
     uint64_t pause_until; /* clock_mono_ms(): no claim before */
     int64_t interval;     /* seconds */
     uint64_t seed;
     uint64_t counted, unknown, failed, dms;
-    void (*stop_cb)(void *);
-    void *stop_arg;
+    struct stop stop; /* members_stop: waits for the reads and db jobs in flight */
 };
 
 static void pump(struct members *m);
@@ -79,7 +79,7 @@ static void on_timer(uv_timer_t *t)
 static void wake_within(struct members *m, uint64_t ms)
 {
     uint64_t at = clock_mono_ms() + ms;
-    if (m->stopping || (m->timer_at && m->timer_at <= at))
+    if (m->stop.stopping || (m->timer_at && m->timer_at <= at))
         return;
     m->timer_at = at;
     uv_timer_start(&m->timer, on_timer, ms, 0);
@@ -90,20 +90,17 @@ static void wake_within(struct members *m, uint64_t ms)
 static void on_timer_closed(uv_handle_t *h)
 {
     struct members *m = h->data;
-    void (*cb)(void *) = m->stop_cb;
-    void *arg = m->stop_arg;
+    struct stop done = m->stop;
     free(m->slots);
     free(m);
     LOG_INFO("members: stopped");
-    if (cb)
-        cb(arg);
+    stop_finish(done);
 }
 
 static void maybe_finish(struct members *m)
 {
-    if (!m->stopping || m->in_flight || m->db_jobs || m->closing)
+    if (!stop_ready(&m->stop, m->in_flight || m->db_jobs))
         return;
-    m->closing = 1;
     uv_close((uv_handle_t *)&m->timer, on_timer_closed);
 }
 
@@ -116,7 +113,7 @@ static void release(struct slot *s)
 /* After a slot's work ended: go on, or finish stopping. */
 static void next(struct members *m)
 {
-    if (m->stopping)
+    if (m->stop.stopping)
         maybe_finish(m);
     else
         pump(m);
@@ -186,7 +183,8 @@ static void on_members(enum sync_worker_members_status st, const cJSON *list, co
     struct members *m = s->m;
     m->in_flight--;
     if (st == SYNC_MEMBERS_FAILED) {
-        if (!m->stopping && !m->app->stopping) { /* else: cancelled by the sync worker's stop */
+        if (!m->stop.stopping &&
+            !m->app->stopping) { /* else: cancelled by the sync worker's stop */
             metrics_inc(m->app->metrics, "caravel_members_reads_total", "result=\"failed\"");
             read_failed(m, s->id, what);
         }
@@ -232,7 +230,7 @@ static void start_reads(struct members *m, struct claim_job *j)
 {
     /* Shutting down (the sync worker may be stopping): the claimed relays are read at their
      * next turn. */
-    for (size_t i = 0; i < j->n && !m->stopping && !m->app->stopping; i++) {
+    for (size_t i = 0; i < j->n && !m->stop.stopping && !m->app->stopping; i++) {
         struct slot *s = free_slot(m);
         DEBUG_ASSERT(s != NULL); /* a claim asks for at most the free slots */
         if (!s)
@@ -269,7 +267,7 @@ static void claim_done(int status, void *arg)
     int more = status == 0 && j->n == j->max;
     free(j->ids);
     free(j);
-    if (m->stopping) {
+    if (m->stop.stopping) {
         maybe_finish(m);
     } else if (m->again || more) {
         m->again = 0;
@@ -279,7 +277,7 @@ static void claim_done(int status, void *arg)
 
 static void pump(struct members *m)
 {
-    if (m->stopping || m->app->stopping)
+    if (m->stop.stopping || m->app->stopping)
         return;
     if (m->loading) {
         m->again = 1;
@@ -363,15 +361,11 @@ void members_stop(struct members *m, void (*cb)(void *arg), void *arg)
 {
     ASSERT_LOOP_THREAD();
     if (!m) {
-        if (cb)
-            cb(arg);
+        stop_now(cb, arg);
         return;
     }
-    if (m->stopping)
+    if (stop_begin(&m->stop, cb, arg) != 0)
         return;
-    m->stopping = 1;
-    m->stop_cb = cb;
-    m->stop_arg = arg;
     uv_timer_stop(&m->timer);
     app_off(m->app, APP_RELAY_SYNCED, m);
     maybe_finish(m);

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "metrics/metrics.h"
+#include "util/stop.h"
 
 #define METRICS_N_BUCKETS 12
 
@@ -37,7 +38,7 @@ struct metrics {
     struct app *app;
     struct http_server *srv;
     uv_timer_t refresh;
-    int refresh_inited, reading, stopping;
+    int refresh_inited, reading;
     /* Loop stalls: a prepare handle runs just before the loop waits for events; the time since
      * the previous one minus the time the loop spent waiting (uv_metrics_idle_time) is how
      * long that iteration kept the loop busy. */
@@ -49,9 +50,7 @@ struct metrics {
     uint64_t stall_cpu_last_ns, stall_cpu_max_ns;
     int64_t outbox_queued; /* -1 until the first refresh */
     int64_t read_result;   /* written by the refresh work on a pool thread while reading */
-    void (*stop_cb)(void *arg);
-    void *stop_arg;
-    int waits; /* callbacks still to come before m can be freed */
+    struct stop stop;      /* pending: the callbacks still to come before m can be freed */
 };
 
 #endif

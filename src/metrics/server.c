@@ -36,13 +36,11 @@ static int outbox_count_work(struct db_conn *conn, void *arg)
 
 static void maybe_finish_stop(struct metrics *m)
 {
-    if (!m->stopping || m->waits > 0)
+    if (!stop_ready(&m->stop, 0))
         return;
-    void (*cb)(void *) = m->stop_cb;
-    void *arg = m->stop_arg;
+    struct stop done = m->stop;
     metrics_free(m);
-    if (cb)
-        cb(arg);
+    stop_finish(done);
 }
 
 static void on_outbox_count(int status, void *arg)
@@ -51,8 +49,8 @@ static void on_outbox_count(int status, void *arg)
     m->reading = 0;
     if (status == 0)
         m->outbox_queued = m->read_result;
-    if (m->stopping) {
-        m->waits--;
+    if (m->stop.stopping) {
+        stop_release(&m->stop);
         maybe_finish_stop(m);
     }
 }
@@ -60,7 +58,7 @@ static void on_outbox_count(int status, void *arg)
 static void on_refresh(uv_timer_t *t)
 {
     struct metrics *m = container_of(t, struct metrics, refresh);
-    if (m->reading || m->stopping || !m->app->db)
+    if (m->reading || m->stop.stopping || !m->app->db)
         return;
     if (db_read(m->app->db, outbox_count_work, on_outbox_count, m) == 0)
         m->reading = 1;
@@ -189,14 +187,14 @@ int metrics_port(const struct metrics *m)
 static void on_timer_closed(uv_handle_t *h)
 {
     struct metrics *m = container_of((uv_timer_t *)h, struct metrics, refresh);
-    m->waits--;
+    stop_release(&m->stop);
     maybe_finish_stop(m);
 }
 
 static void on_stall_closed(uv_handle_t *h)
 {
     struct metrics *m = container_of((uv_prepare_t *)h, struct metrics, stall);
-    m->waits--;
+    stop_release(&m->stop);
     maybe_finish_stop(m);
 }
 
@@ -204,7 +202,7 @@ static void on_server_stopped(void *arg)
 {
     struct metrics *m = arg;
     m->srv = NULL;
-    m->waits--;
+    stop_release(&m->stop);
     maybe_finish_stop(m);
 }
 
@@ -212,23 +210,27 @@ void metrics_stop(struct metrics *m, void (*cb)(void *arg), void *arg)
 {
     ASSERT_LOOP_THREAD();
     if (!m) {
-        if (cb)
-            cb(arg);
+        stop_now(cb, arg);
         return;
     }
-    if (m->stopping)
+    if (stop_begin(&m->stop, cb, arg) != 0)
         return;
-    m->stopping = 1;
-    m->stop_cb = cb;
-    m->stop_arg = arg;
-    /* Counted before any close starts, so no callback can free m early. */
-    m->waits = 1 + (m->srv != NULL) + m->reading + m->refresh_inited + m->stall_inited;
-    if (m->stall_inited)
+    /* Held by this call until every close has started, so no callback can free m early. */
+    stop_hold(&m->stop);
+    if (m->reading)
+        stop_hold(&m->stop); /* the outbox count in flight */
+    if (m->stall_inited) {
+        stop_hold(&m->stop);
         uv_close((uv_handle_t *)&m->stall, on_stall_closed);
-    if (m->refresh_inited)
+    }
+    if (m->refresh_inited) {
+        stop_hold(&m->stop);
         uv_close((uv_handle_t *)&m->refresh, on_timer_closed);
-    if (m->srv)
+    }
+    if (m->srv) {
+        stop_hold(&m->stop);
         http_server_stop(m->srv, METRICS_STOP_GRACE_MS, on_server_stopped, m);
-    m->waits--;
+    }
+    stop_release(&m->stop);
     maybe_finish_stop(m);
 }

@@ -111,7 +111,7 @@ void rp_finish_pubs(struct relay_pool *pool)
                 break;
             }
         }
-        if (!p || pool->closing)
+        if (!p || pool->stop.stopping)
             return;
         list_remove(&p->node);
         size_t ok = 0;
@@ -139,7 +139,7 @@ void rp_sub_call_done(struct relay_sub *s)
 void rp_fire_eoses(struct relay_pool *pool)
 {
     struct list *q = pool->subs.next;
-    while (q != &pool->subs && !pool->closing) {
+    while (q != &pool->subs && !pool->stop.stopping) {
         struct relay_sub *s = list_entry(q, struct relay_sub, node);
         int all = !s->eose_fired;
         for (size_t i = 0; all && i < s->n; i++)
@@ -223,8 +223,8 @@ static void on_ws_close(struct ws_client *ws, int err, void *arg)
     free(c->challenge);
     c->challenge = NULL;
     c->n_ids = 0;
-    if (pool->closing) {
-        pool->pending_closes--;
+    if (pool->stop.stopping) {
+        stop_release(&pool->stop);
         pool_check_freed(pool);
         return;
     }
@@ -334,7 +334,7 @@ int relay_pool_new(struct relay_pool **out, uv_loop_t *loop, const char *ca_file
 
 static void pool_check_freed(struct relay_pool *pool)
 {
-    if (pool->pending_closes > 0)
+    if (!stop_ready(&pool->stop, 0))
         return;
     struct list *q;
     while ((q = list_pop(&pool->conns))) {
@@ -345,26 +345,23 @@ static void pool_check_freed(struct relay_pool *pool)
     }
     tls_config_free(pool->tls);
     free(pool->ca_file);
-    void (*cb)(void *) = pool->free_cb;
-    void *arg = pool->free_arg;
+    struct stop done = pool->stop;
     free(pool);
-    if (cb)
-        cb(arg);
+    stop_finish(done);
 }
 
 static void on_timer_closed(uv_handle_t *h)
 {
     struct relay_pool *pool = h->data;
-    pool->pending_closes--;
+    stop_release(&pool->stop);
     pool_check_freed(pool);
 }
 
 void relay_pool_free(struct relay_pool *pool, void (*cb)(void *arg), void *arg)
 {
     ASSERT_LOOP_THREAD();
-    pool->closing = 1;
-    pool->free_cb = cb;
-    pool->free_arg = arg;
+    if (stop_begin(&pool->stop, cb, arg) != 0)
+        return;
     struct list *q;
     while ((q = list_pop(&pool->subs))) {
         struct relay_sub *s = list_entry(q, struct relay_sub, node);
@@ -374,10 +371,10 @@ void relay_pool_free(struct relay_pool *pool, void (*cb)(void *arg), void *arg)
     }
     while ((q = list_pop(&pool->pubs)))
         pub_free(list_entry(q, struct pub, node));
-    pool->pending_closes = 1;
+    stop_hold(&pool->stop); /* the timer */
     LIST_FOREACH_ENTRY (struct conn, c, &pool->conns, node)
         if (c->ws) {
-            pool->pending_closes++;
+            stop_hold(&pool->stop);
             ws_close(c->ws);
         }
     uv_close((uv_handle_t *)&pool->timer, on_timer_closed);
@@ -441,7 +438,7 @@ int relay_pool_subscribe(struct relay_pool *pool, const char *const *urls, size_
                          struct relay_sub **out)
 {
     ASSERT_LOOP_THREAD();
-    if (pool->closing || n_urls == 0 || n_urls > MAX_URLS)
+    if (pool->stop.stopping || n_urls == 0 || n_urls > MAX_URLS)
         return -1;
     char *inner = filters_inner(filters_json);
     if (!inner)
@@ -483,7 +480,7 @@ int relay_pool_publish(struct relay_pool *pool, const char *const *urls, size_t 
                        relay_publish_cb *done, void *arg)
 {
     ASSERT_LOOP_THREAD();
-    if (pool->closing || n_urls == 0 || n_urls > MAX_URLS)
+    if (pool->stop.stopping || n_urls == 0 || n_urls > MAX_URLS)
         return -1;
     char *json = nostr_event_to_json(ev, 1);
     if (!json)

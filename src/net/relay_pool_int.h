@@ -10,6 +10,7 @@
 
 #include "net/relay_pool.h"
 #include "util/list.h"
+#include "util/stop.h"
 
 struct tls_config;
 struct ws_client;
@@ -92,9 +93,7 @@ struct relay_pool {
     struct list pubs;  /* struct pub, newest first */
     uv_timer_t timer;
     uint64_t next_sub;
-    int closing, pending_closes;
-    void (*free_cb)(void *);
-    void *free_arg;
+    struct stop stop; /* relay_pool_free: pending while the timer and the sockets close */
 };
 
 /* relay_pool.c */

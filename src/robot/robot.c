@@ -21,6 +21,7 @@
 #include "util/clock.h"
 #include "util/debug.h"
 #include "util/log.h"
+#include "util/stop.h"
 #include "util/util.h"
 
 #define BATCH 8
@@ -41,10 +42,9 @@ struct robot {
     struct app *app;
     uv_timer_t timer;
     struct discover *disc;
-    int enabled, running, rerun, stopping, timer_closed;
-    int busy; /* db jobs and publishes in flight */
-    void (*stop_cb)(void *);
-    void *stop_arg;
+    int enabled, running, rerun;
+    int busy;         /* db jobs and publishes in flight */
+    struct stop stop; /* robot_stop: pending while the timer closes; waits for busy and running */
     /* the batch being delivered */
     struct dm batch[BATCH];
     size_t n_batch, cur;
@@ -250,15 +250,13 @@ static int64_t retry_delay(const struct robot *r, int64_t attempts)
 /* Completion of every asynchronous step ends here: finishes robot_stop when idle. */
 static void settle(struct robot *r)
 {
-    if (!r->stopping || r->busy > 0 || !r->timer_closed || r->running)
+    if (!stop_ready(&r->stop, r->busy > 0 || r->running))
         return;
     batch_clear(r);
     discover_free(r->disc);
-    void (*cb)(void *) = r->stop_cb;
-    void *arg = r->stop_arg;
+    struct stop done = r->stop;
     free(r);
-    if (cb)
-        cb(arg);
+    stop_finish(done);
 }
 
 static int submit_write(struct robot *r, db_work_fn *fn, struct db_job *j, db_done_cb *done)
@@ -357,7 +355,7 @@ static void on_wrap_stored(int status, void *arg)
     struct robot *r = j->robot;
     r->busy--;
     job_free(j);
-    if (r->stopping) {
+    if (r->stop.stopping) {
         r->running = 0;
         settle(r);
     } else if (status != 0) {
@@ -393,7 +391,7 @@ static void make_wrap(struct robot *r)
 static void on_relays(const struct dm_relays *relays, void *arg)
 {
     struct robot *r = arg;
-    if (r->stopping)
+    if (r->stop.stopping)
         return; /* robot_stop already let go of this run */
     if (relays->n == 0) {
         message_failed(r, "recipient has no kind 10050 DM relay list", 0);
@@ -410,7 +408,7 @@ static void on_relays(const struct dm_relays *relays, void *arg)
 
 static void next_message(struct robot *r)
 {
-    if (r->stopping) {
+    if (r->stop.stopping) {
         r->running = 0;
         settle(r);
         return;
@@ -438,7 +436,7 @@ static void on_loaded(int status, void *arg)
     struct db_job *j = arg;
     struct robot *r = j->robot;
     r->busy--;
-    if (status == 0 && !r->stopping) {
+    if (status == 0 && !r->stop.stopping) {
         memcpy(r->batch, j->rows, sizeof j->rows);
         r->n_batch = j->n;
         j->n = 0; /* rows moved */
@@ -473,7 +471,7 @@ static void on_timer(uv_timer_t *t)
 static void on_timer_closed(uv_handle_t *h)
 {
     struct robot *r = h->data;
-    r->timer_closed = 1;
+    stop_release(&r->stop);
     settle(r);
 }
 
@@ -481,7 +479,7 @@ void robot_kick(struct robot *r)
 {
     ASSERT_LOOP_THREAD();
     /* From the timer, never from the caller's stack (callers may be inside db callbacks). */
-    if (r && r->enabled && !r->stopping)
+    if (r && r->enabled && !r->stop.stopping)
         uv_timer_start(&r->timer, on_timer, 0, POLL_MS);
 }
 
@@ -512,11 +510,11 @@ int robot_start(struct robot **out, struct app *app)
 void robot_stop(struct robot *r, void (*cb)(void *arg), void *arg)
 {
     ASSERT_LOOP_THREAD();
-    r->stopping = 1;
-    r->stop_cb = cb;
-    r->stop_arg = arg;
+    if (stop_begin(&r->stop, cb, arg) != 0)
+        return;
     /* A running discovery ends without its callback: the message stays queued. */
     if (r->disc && r->running && r->busy == 0)
         r->running = 0;
+    stop_hold(&r->stop);
     uv_close((uv_handle_t *)&r->timer, on_timer_closed);
 }

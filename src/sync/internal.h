@@ -15,6 +15,7 @@
 #include "sync/repo.h"
 #include "util/heap.h"
 #include "util/list.h"
+#include "util/stop.h"
 
 struct app;
 struct fetch;
@@ -64,14 +65,12 @@ struct sync_worker {
     struct list ready; /* entries waiting for a slot, oldest first */
     size_t n_entries, n_ready, active;
     struct breaker breaker;
-    int reconciling, stopping, pumping;
+    int reconciling, pumping;
     int more_due; /* the last batch was full and brought new relays: more may be due */
     size_t batch;
-    size_t pending_closes;
     int64_t retry_base_ms, retry_cap_ms, reconcile_ms;
     long timeout_ms;
-    void (*stop_cb)(void *arg);
-    void *stop_arg;
+    struct stop stop; /* pending: the three timers and the fetch client being closed */
 };
 
 /* A db job of one entry (load, complete, fail) or of the reconcile pass (e == NULL). */

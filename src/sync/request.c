@@ -324,7 +324,7 @@ static void on_loaded(int status, void *arg)
     struct job *j = arg;
     struct entry *e = j->e;
     sw_job_free(j);
-    if (e->in->stopping || status == DB_ENOTFOUND) {
+    if (e->in->stop.stopping || status == DB_ENOTFOUND) {
         sw_finish(e);
     } else if (status != 0) {
         retry_later(e, status);
@@ -401,7 +401,7 @@ static void on_members(int err, long status, const char *body, size_t len, void 
 int sync_worker_members(struct sync_worker *in, const char *relay_id, sync_worker_members_cb *cb,
                         void *arg)
 {
-    if (!in || in->stopping)
+    if (!in || in->stop.stopping)
         return -1;
     struct buf b;
     buf_init(&b, 4096);

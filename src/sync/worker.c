@@ -116,7 +116,7 @@ static void entry_remove(struct sync_worker *in, struct entry *e)
     sync_relay_free(&e->relay);
     free(e->id);
     free(e);
-    if (!in->stopping && in->n_buckets > SYNC_MIN_BUCKETS && in->n_entries < in->n_buckets / 8)
+    if (!in->stop.stopping && in->n_buckets > SYNC_MIN_BUCKETS && in->n_entries < in->n_buckets / 8)
         rehash(in, in->n_buckets / 2);
 }
 
@@ -198,7 +198,7 @@ void sw_finish(struct entry *e)
     }
     free(e->state);
     e->state = NULL;
-    if (in->stopping) {
+    if (in->stop.stopping) {
         maybe_stopped(in);
         return;
     }
@@ -245,7 +245,7 @@ static void pump(struct sync_worker *in)
     if (in->pumping)
         return; /* a sync that finished at once (db refused) re-enters: the loop below goes on */
     in->pumping = 1;
-    while (!in->stopping && in->active < SYNC_MAX_IN_FLIGHT && !list_empty(&in->ready)) {
+    while (!in->stop.stopping && in->active < SYNC_MAX_IN_FLIGHT && !list_empty(&in->ready)) {
         uint64_t now = clock_mono_ms();
         enum breaker_admit a = breaker_admit(&in->breaker, now);
         if (a == BREAKER_WAIT) {
@@ -264,7 +264,7 @@ static void pump(struct sync_worker *in)
         sw_start_sync(in, e);
     }
     in->pumping = 0;
-    if (!in->stopping && in->more_due && !in->reconciling && in->n_ready < SYNC_LOW_WATER &&
+    if (!in->stop.stopping && in->more_due && !in->reconciling && in->n_ready < SYNC_LOW_WATER &&
         in->breaker.state == BREAKER_CLOSED)
         load_due(in);
 }
@@ -305,7 +305,7 @@ static void on_due(int status, void *arg)
     size_t added = 0;
     if (status != 0)
         LOG_WARN("sync: reconcile query failed (%s)", err_name(status));
-    for (size_t i = 0; !in->stopping && i < j->n_ids; i++)
+    for (size_t i = 0; !in->stop.stopping && i < j->n_ids; i++)
         added += (size_t)kick(in, j->ids[i], 0);
     if (added)
         LOG_INFO("sync: %zu relays to sync", added);
@@ -313,7 +313,7 @@ static void on_due(int status, void *arg)
     in->more_due = status == 0 && j->n_ids == in->batch && added > 0;
     in->reconciling = 0;
     sw_job_free(j);
-    if (in->stopping)
+    if (in->stop.stopping)
         maybe_stopped(in);
     else
         pump(in);
@@ -402,7 +402,7 @@ int sync_worker_start(struct sync_worker **out, struct app *app)
 void sync_worker_kick(struct sync_worker *in, const char *relay_id)
 {
     ASSERT_LOOP_THREAD();
-    if (!in || in->stopping || !relay_id)
+    if (!in || in->stop.stopping || !relay_id)
         return;
     kick(in, relay_id, 1);
 }
@@ -426,33 +426,31 @@ void sync_worker_stats(const struct sync_worker *in, struct sync_worker_stats *o
 
 static void maybe_stopped(struct sync_worker *in)
 {
-    if (!in->stopping || in->active || in->reconciling || in->pending_closes)
+    if (!stop_ready(&in->stop, in->active || in->reconciling))
         return;
     for (size_t b = 0; b < in->n_buckets; b++)
         while (in->buckets[b])
             entry_remove(in, in->buckets[b]);
     free(in->buckets);
     heap_free(&in->waits);
-    void (*cb)(void *) = in->stop_cb;
-    void *arg = in->stop_arg;
+    struct stop done = in->stop;
     secure_zero(&in->key, sizeof(in->key));
     free(in);
     LOG_INFO("sync: stopped");
-    if (cb)
-        cb(arg);
+    stop_finish(done);
 }
 
 static void on_closed(uv_handle_t *h)
 {
     struct sync_worker *in = h->data;
-    in->pending_closes--;
+    stop_release(&in->stop);
     maybe_stopped(in);
 }
 
 static void on_fetch_closed(void *arg)
 {
     struct sync_worker *in = arg;
-    in->pending_closes--;
+    stop_release(&in->stop);
     maybe_stopped(in);
 }
 
@@ -460,27 +458,23 @@ void sync_worker_stop(struct sync_worker *in, void (*cb)(void *arg), void *arg)
 {
     ASSERT_LOOP_THREAD();
     if (!in) {
-        if (cb)
-            cb(arg);
+        stop_now(cb, arg);
         return;
     }
-    if (in->stopping)
+    if (stop_begin(&in->stop, cb, arg) != 0)
         return;
-    in->stopping = 1;
     app_off(in->app, APP_RELAY_CHANGED, in);
     app_remove_sampler(in->app, in);
-    in->stop_cb = cb;
-    in->stop_arg = arg;
     while (list_pop(&in->ready))
         ;
     in->n_ready = 0;
-    in->pending_closes = 4;
-    in->reconcile.data = in;
-    in->wake.data = in;
-    in->reopen.data = in;
-    uv_close((uv_handle_t *)&in->reconcile, on_closed);
-    uv_close((uv_handle_t *)&in->wake, on_closed);
-    uv_close((uv_handle_t *)&in->reopen, on_closed);
-    /* Requests in flight complete now with UV_ECANCELED; db jobs sw_finish on their own. */
+    uv_timer_t *timers[] = {&in->reconcile, &in->wake, &in->reopen};
+    for (size_t i = 0; i < ARRAY_SIZE(timers); i++) {
+        timers[i]->data = in;
+        stop_hold(&in->stop);
+        uv_close((uv_handle_t *)timers[i], on_closed);
+    }
+    /* Requests in flight complete now with UV_ECANCELED; db jobs finish on their own. */
+    stop_hold(&in->stop);
     fetch_close(in->fetch, on_fetch_closed, in);
 }
