@@ -10,7 +10,8 @@
 #
 # SCALE_DURATION   seconds per wrk measurement (default 5)
 # SCALE_BIN        the binary (default build/caravel, the optimized build: make all)
-# SCALE_SCENARIOS  scenarios to run, in order (default "lists reads rss sync"; see below)
+# SCALE_SCENARIOS  scenarios to run, in order (default "lists reads rss sync"; also "migrate",
+#                  bench/scale-migrate.sh; see below)
 # SCALE_KEEP=1     keep the work directory (each size's database as built, and the logs)
 # SCALE_BASELINE_BIN  another build (say, of an older commit) run through the same scenarios on
 #                  a database it built itself, in the same run: its figures are labelled
@@ -47,6 +48,7 @@ cleanup () {
   local p
   for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   caravel_stop
+  ! declare -F migrate_cleanup >/dev/null || migrate_cleanup
   if [ "${SCALE_KEEP:-0}" = 1 ]; then echo "work directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -255,6 +257,8 @@ scenario_rss () {
 # The sync worker: first sync of every relay with zooid healthy, then zooid answering 500
 # (scenario_sync, in its own file with its helpers).
 source bench/scale-sync.sh
+# `caravel migrate` to PostgreSQL (bench/scale-migrate.sh).
+source bench/scale-migrate.sh
 
 # HOOK (billing): wallet requests, CPU and time of one billing period (NWC_URL pointing at a
 # fake wallet, test/integration/lib/wallet.mjs). Add "billing" to SCALE_SCENARIOS once it

@@ -26,6 +26,7 @@
 #include "blocklist/worker.h"
 #include "core/config.h"
 #include "db/db.h"
+#include "db/sqlite_to_pg.h"
 #include "http/server.h"
 #include "members/worker.h"
 #include "sync/worker.h"
@@ -52,11 +53,34 @@ static int exit_code;
 
 /* ---- command line ---- */
 
+/* caravel migrate --from sqlite://PATH --to postgres://... (docs/OPERATIONS.md): exit 0 when
+ * committed, 1 when nothing was, 2 on a usage error. */
+static int migrate_command(int argc, char **argv)
+{
+    const char *from = NULL, *to = NULL;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--from") == 0)
+            from = argv[i + 1];
+        else if (strcmp(argv[i], "--to") == 0)
+            to = argv[i + 1];
+        else
+            return migrate_command(0, argv); /* the usage */
+    }
+    if (!from || !to || argc != 6) {
+        fprintf(stderr, "usage: caravel migrate --from sqlite://PATH --to postgres://...\n"
+                        "copies a stopped SQLite deployment into an empty PostgreSQL database\n");
+        return 2;
+    }
+    return db_sqlite_to_pg(from, to, stdout);
+}
+
 /* Returns -1 to go on, else the exit code. */
 static int handle_args(int argc, char **argv)
 {
     if (argc < 2)
         return -1;
+    if (strcmp(argv[1], "migrate") == 0)
+        return migrate_command(argc, argv);
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         config_print_help(stdout);
         return 0;
