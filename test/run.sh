@@ -141,8 +141,10 @@ if [[ " $stages " == *" integration "* ]]; then
   # limit. It also bounds each file as a whole (node runs a file as one test), and
   # clone-build.test.mjs builds a clone twice: ~140 s on a quiet machine, over 300 s on a
   # loaded one.
-  # On PostgreSQL only the files that start the service (clone-build tests the build).
-  pg_files=$(grep -l 'startServer(' test/integration/*.test.mjs | grep -v clone-build | tr '\n' ' ')
+  # On PostgreSQL only the files that start the service, but not clone-build (it tests the
+  # build) nor those that choose their engines themselves (migrate, instances).
+  pg_files=$(grep -l 'startServer(' test/integration/*.test.mjs |
+    grep -v -e clone-build -e migrate -e instances | tr '\n' ' ')
   for engine in ${CARAVEL_TEST_ENGINES:-sqlite}; do
     files=${INTEGRATION_FILES:-test/integration/}
     [ "$engine" = postgres ] && [ -z "${INTEGRATION_FILES:-}" ] && files=$pg_files

@@ -2,6 +2,10 @@
 // (own config, pid file, error log, temp paths), on free 127.0.0.1 ports, stopped by PID.
 //   const px = await startNginxProxy({ upstreamPort, httpsPort, httpPort, pki })
 //   px.origin ('https://localhost:PORT'), px.httpOrigin, px.errorLog(), await px.stop()
+//   px.upstreams()   ['127.0.0.1:PORT GET /path', ...]: the instances each request was sent to
+//                    ('A:PORT, B:PORT GET /x' when A failed and B answered), in order
+// With site: 'deploy/nginx-instances.conf' and upstreamPorts: [a, b], the example with several
+// instances.
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
@@ -36,13 +40,14 @@ function waitListening (port, ms) {
 
 // deploy/nginx.conf with the test's addresses: listen ports on 127.0.0.1, the upstream, the
 // certificate, and server_name localhost. Everything else is the file as shipped.
-export function testSiteConfig ({ upstreamPort, httpsPort, httpPort, pki }) {
-  let site = fs.readFileSync(path.join(repoRoot, 'deploy/nginx.conf'), 'utf8')
+export function testSiteConfig ({ site: file = 'deploy/nginx.conf', upstreamPort, upstreamPorts, httpsPort, httpPort, pki }) {
+  let site = fs.readFileSync(path.join(repoRoot, file), 'utf8')
   const swap = (from, to) => {
-    if (!site.includes(from)) throw new Error(`deploy/nginx.conf no longer contains "${from}"`)
+    if (!site.includes(from)) throw new Error(`${file} no longer contains "${from}"`)
     site = site.split(from).join(to)
   }
-  swap('server 127.0.0.1:3000;', `server 127.0.0.1:${upstreamPort};`)
+  if (upstreamPorts) upstreamPorts.forEach((p, i) => swap(`server 127.0.0.1:${3001 + i} `, `server 127.0.0.1:${p} `))
+  else swap('server 127.0.0.1:3000;', `server 127.0.0.1:${upstreamPort};`)
   swap('listen 443 ssl http2;', `listen 127.0.0.1:${httpsPort} ssl http2;`)
   swap('listen 80;', `listen 127.0.0.1:${httpPort};`)
   swap('server_name api.example.com;', 'server_name localhost;')
@@ -60,6 +65,8 @@ error_log ${dir}/error.log info;
 events { worker_connections 64; }
 http {
   access_log ${dir}/access.log;
+  log_format upstream '$upstream_addr $request_method $uri';
+  access_log ${dir}/upstream.log upstream;
   client_body_temp_path ${dir}/body;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;
@@ -96,6 +103,7 @@ http {
     dir,
     errorLog,
     accessLog: () => fs.readFileSync(path.join(dir, 'access.log'), 'utf8'),
+    upstreams: () => fs.readFileSync(path.join(dir, 'upstream.log'), 'utf8').split('\n').filter(Boolean),
     stop: async () => {
       proc.kill('SIGQUIT') // graceful stop of the master, by its PID
       const t = setTimeout(killer, 5000)
