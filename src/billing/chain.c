@@ -70,18 +70,68 @@ static void chain_end(struct chain *c)
     batch_pump(b);
 }
 
-/* A wallet request leaves: counted against the run's budget and in the metrics. */
-static void spend(struct chain *c)
+/* ---- wallet requests ---- */
+
+enum wallet_method { WALLET_MAKE_INVOICE, WALLET_LOOKUP_INVOICE, WALLET_PAY_INVOICE };
+
+/* The label of each method on caravel_billing_wallet_requests_total (billing/worker.h). */
+static const char *const WALLET_LABELS[] = {
+    [WALLET_MAKE_INVOICE] = "method=\"make_invoice\"",
+    [WALLET_LOOKUP_INVOICE] = "method=\"lookup_invoice\"",
+    [WALLET_PAY_INVOICE] = "method=\"pay_invoice\"",
+};
+
+/* One NIP-47 request of a chain. uri: the platform wallet (make, lookup) or the tenant's
+ * (pay); arg: the payment hash (lookup) or the BOLT11 (pay); msats and desc: make_invoice's. */
+struct wallet_call {
+    enum wallet_method method;
+    const char *uri, *arg;
+    int64_t msats;
+    const char *desc;
+};
+
+/* Sends w for the chain with j as cb's argument. Once it left, it counts against the run's
+ * budget, in the chain's requests and on the metric. Returns 0 (cb will run), NWC_ECANCELED
+ * when billing is stopping (nothing sent), or the client's error (cb will not run). */
+static int wallet_send(struct chain *c, struct job *j, const struct wallet_call *w, nwc_done_cb *cb)
 {
-    c->b->wallet_sent++;
-    c->requests++;
+    struct billing *b = c->b;
+    int rc = NWC_ECANCELED;
+    if (!bw_wallet_usable(b))
+        return rc;
+    switch (w->method) {
+    case WALLET_MAKE_INVOICE:
+        rc = nwc_make_invoice(b->nwc, w->uri, w->msats, w->desc, BOLT11_EXPIRY_S, cb, j);
+        break;
+    case WALLET_LOOKUP_INVOICE:
+        rc = nwc_lookup_invoice(b->nwc, w->uri, w->arg, cb, j);
+        break;
+    case WALLET_PAY_INVOICE:
+        rc = nwc_pay_invoice(b->nwc, w->uri, w->arg, cb, j);
+        break;
+    }
+    if (rc == 0) {
+        b->wallet_sent++;
+        c->requests++;
+        metrics_inc(b->app->metrics, "caravel_billing_wallet_requests_total",
+                    WALLET_LABELS[w->method]);
+    }
+    return rc;
+}
+
+/* A step could not start: the invoice is due again next run. */
+static void chain_fail(struct chain *c, struct job *j)
+{
+    c->failed = 1;
+    if (j)
+        bw_job_free(j);
+    chain_end(c);
 }
 
 static void chain_step(struct chain *c)
 {
     if (c->b->stop.stopping) {
-        c->failed = 1; /* not worked on: due again next run */
-        chain_end(c);
+        chain_fail(c, NULL); /* not worked on: due again next run */
     } else if (!c->p->has_bolt11)
         step_make_invoice(c);
     else
@@ -109,9 +159,7 @@ static void on_bolt11_stored(int status, void *arg)
         if (status)
             LOG_WARN("billing: invoice %s: storing the BOLT11 failed (%s)", p->id,
                      err_name(status));
-        c->failed = 1;
-        bw_job_free(j);
-        chain_end(c);
+        chain_fail(c, j);
         return;
     }
     p->has_bolt11 = 1;
@@ -141,9 +189,7 @@ static void on_made(int status, const struct nwc_response *resp, void *arg)
         LOG_WARN("billing: make_invoice for %s failed: %s %s", j->p->id, err_name(status),
                  status == NWC_EWALLET ? resp->error_code : "");
         BILLING_COUNT(c->b, "bolt11", "failed");
-        c->failed = 1;
-        bw_job_free(j);
-        chain_end(c);
+        chain_fail(c, j);
         return;
     }
     j->bolt11 = xstrdup(inv);
@@ -156,28 +202,21 @@ static void on_made(int status, const struct nwc_response *resp, void *arg)
 
 static void step_make_invoice(struct chain *c)
 {
-    struct billing *b = c->b;
-    if (!bw_wallet_usable(b)) {
-        c->failed = 1;
-        chain_end(c);
-        return;
-    }
-    struct job *j = bw_job_new(b, c);
+    struct job *j = bw_job_new(c->b, c);
     char desc[128], d1[11], d2[11];
     repo_billing_date(j->p->period_start, d1);
     repo_billing_date(j->p->period_end, d2);
     snprintf(desc, sizeof(desc), "Caravel relay hosting %s to %s", d1, d2);
-    int rc = nwc_make_invoice(b->nwc, b->app->cfg.nwc_url, j->p->amount * 1000, desc,
-                              BOLT11_EXPIRY_S, on_made, j);
+    struct wallet_call w = {.method = WALLET_MAKE_INVOICE,
+                            .uri = c->b->app->cfg.nwc_url,
+                            .msats = j->p->amount * 1000,
+                            .desc = desc};
+    int rc = wallet_send(c, j, &w, on_made);
     if (rc < 0) {
-        LOG_WARN("billing: make_invoice not sent (%s)", err_name(rc));
-        c->failed = 1;
-        bw_job_free(j);
-        chain_end(c);
-        return;
+        if (rc != NWC_ECANCELED)
+            LOG_WARN("billing: make_invoice not sent (%s)", err_name(rc));
+        chain_fail(c, j);
     }
-    spend(c);
-    WALLET_REQUEST(c, "make_invoice");
 }
 
 /* ---- settled: invoice paid ---- */
@@ -228,8 +267,7 @@ static void on_expired(int status, void *arg)
     struct chain *c = j->c;
     bw_job_free(j);
     if (status != 0) {
-        c->failed = 1;
-        chain_end(c);
+        chain_fail(c, NULL);
         return;
     }
     BILLING_COUNT(c->b, "bolt11", "expired");
@@ -238,8 +276,7 @@ static void on_expired(int status, void *arg)
     if (bw_wallet_budget_left(c->b)) {
         step_make_invoice(c);
     } else {
-        c->failed = 1; /* the replacement waits for the next run's budget */
-        chain_end(c);
+        chain_fail(c, NULL); /* the replacement waits for the next run's budget */
     }
 }
 
@@ -345,9 +382,7 @@ static void on_attempt_committed(int status, void *arg)
     if (status != 0) {
         if (status != DB_ECONSTRAINT)
             LOG_WARN("billing: invoice %s: attempt not recorded (%s)", j->p->id, err_name(status));
-        c->failed = 1;
-        bw_job_free(j);
-        chain_end(c);
+        chain_fail(c, j);
         return;
     }
     bw_crash_point(b, "after_attempt");
@@ -356,14 +391,14 @@ static void on_attempt_committed(int status, void *arg)
     c->p->last_collect_at = j->now;
     c->p->lookup_base = j->now;
     snprintf(c->p->attempt_id, sizeof(c->p->attempt_id), "%s", j->id);
-    if (!bw_wallet_usable(b)) {
+    struct wallet_call w = {
+        .method = WALLET_PAY_INVOICE, .uri = j->p->nwc_url, .arg = j->p->bolt11};
+    int rc = wallet_send(c, j, &w, on_pay_answer);
+    if (rc == NWC_ECANCELED) {
         /* Committed but never sent: stays pending until its BOLT11 expires (safe). */
         bw_job_free(j);
         chain_end(c);
-        return;
-    }
-    int rc = nwc_pay_invoice(b->nwc, j->p->nwc_url, j->p->bolt11, on_pay_answer, j);
-    if (rc == NWC_EURI) {
+    } else if (rc == NWC_EURI) {
         /* Never sent: failing the attempt is safe. */
         j->reason = xstrdup("invalid NWC URL");
         BILLING_COUNT(b, "collect", "invalid_nwc_url");
@@ -373,9 +408,6 @@ static void on_attempt_committed(int status, void *arg)
                  err_name(rc));
         bw_job_free(j);
         chain_end(c);
-    } else {
-        spend(c);
-        WALLET_REQUEST(c, "pay_invoice");
     }
 }
 
@@ -414,9 +446,7 @@ static void on_looked_up(int status, const struct nwc_response *resp, void *arg)
         LOG_WARN("billing: lookup_invoice for %s failed: %s %s", p->id, err_name(status),
                  status == NWC_EWALLET ? resp->error_code : "");
         BILLING_COUNT(b, "lookup", "failed");
-        c->failed = 1;
-        bw_job_free(j);
-        chain_end(c);
+        chain_fail(c, j);
         return;
     }
     const char *state = nwc_tx_string(resp->result, "state");
@@ -437,20 +467,9 @@ static void on_looked_up(int status, const struct nwc_response *resp, void *arg)
 
 static void step_lookup(struct chain *c)
 {
-    struct billing *b = c->b;
-    if (!bw_wallet_usable(b)) {
-        c->failed = 1;
-        chain_end(c);
-        return;
-    }
-    struct job *j = bw_job_new(b, c);
-    int rc = nwc_lookup_invoice(b->nwc, b->app->cfg.nwc_url, j->p->payment_hash, on_looked_up, j);
-    if (rc < 0) {
-        c->failed = 1;
-        bw_job_free(j);
-        chain_end(c);
-        return;
-    }
-    spend(c);
-    WALLET_REQUEST(c, "lookup_invoice");
+    struct job *j = bw_job_new(c->b, c);
+    struct wallet_call w = {
+        .method = WALLET_LOOKUP_INVOICE, .uri = c->b->app->cfg.nwc_url, .arg = j->p->payment_hash};
+    if (wallet_send(c, j, &w, on_looked_up) < 0)
+        chain_fail(c, j);
 }

@@ -87,9 +87,6 @@ struct job {
 /* Prometheus counters (metrics.h; a no-op when METRICS_PORT is off). result: a literal. */
 #define BILLING_COUNT(b, name, result)                                                             \
     metrics_inc((b)->app->metrics, "caravel_billing_" name "_total", "result=\"" result "\"")
-#define WALLET_REQUEST(c, method)                                                                  \
-    metrics_inc((c)->b->app->metrics, "caravel_billing_wallet_requests_total",                     \
-                "method=\"" method "\"")
 
 /* worker.c */
 void bw_crash_point(const struct billing *b, const char *name);
