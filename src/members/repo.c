@@ -163,9 +163,15 @@ int repo_members_record(struct db_conn *conn, const char *id, int known, int64_t
     struct relay_row r;
     *dm = 0;
     int rc = load_relay(conn, id, &r);
-    if (rc == 0)
+    /* Unknown is a NULL written by the statement itself: a parameter would be typed text,
+     * which PostgreSQL refuses for an integer column. */
+    if (rc == 0 && known)
         rc = db_run(conn, "UPDATE relay SET members_count = ?, members_fetched_at = ? WHERE id = ?",
-                    known ? DB_INT(count) : DB_TEXT(NULL), DB_INT(now), DB_TEXT(id));
+                    DB_INT(count), DB_INT(now), DB_TEXT(id));
+    else if (rc == 0)
+        rc = db_run(conn,
+                    "UPDATE relay SET members_count = NULL, members_fetched_at = ? WHERE id = ?",
+                    DB_INT(now), DB_TEXT(id));
     if (rc != 0 || !known)
         return rc;
     const struct plan *p = plan_find(r.plan);
