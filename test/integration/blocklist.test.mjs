@@ -5,10 +5,9 @@
 // kill -9 in the middle of a rollout, restart: every relay banned, none twice.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { generateSecretKey, getPublicKey, finalizeEvent } from 'nostr-tools/pure'
-import * as nip98 from 'nostr-tools/nip98'
+import { generateSecretKey, getPublicKey } from 'nostr-tools/pure'
 import { startServer } from './lib/server.mjs'
-import { startZooid } from './lib/zooid.mjs'
+import { startZooidFor, zooidEnv, apiCall, okCall } from './lib/zooid-api.mjs'
 
 const zooidKey = generateSecretKey()
 const adminKey = generateSecretKey()
@@ -19,29 +18,9 @@ const N = 50
 let zooid, c
 const relays = []
 
-async function api(method, p, body, sk = adminKey) {
-  const url = c.url + p
-  const headers = {}
-  if (sk) headers.Authorization = await nip98.getToken(url, method, (e) => finalizeEvent(e, sk), true, body)
-  const init = { method, headers }
-  if (body !== undefined) {
-    headers['content-type'] = 'application/json'
-    init.body = JSON.stringify(body)
-  }
-  const r = await fetch(url, init)
-  const text = await r.text()
-  let json = null
-  try {
-    json = JSON.parse(text)
-  } catch {}
-  return { status: r.status, json, text }
-}
+const api = (method, p, body, sk = adminKey) => apiCall(c.url, method, p, body, sk)
 
-async function ok(method, p, body, sk) {
-  const r = await api(method, p, body, sk)
-  assert.ok(r.status === 200 || r.status === 201, `${method} ${p} -> ${r.status} ${r.text}`)
-  return r.json.data
-}
+const ok = (method, p, body, sk = adminKey) => okCall(c.url, method, p, body, sk)
 
 const sub = () => `b${Math.random().toString(36).slice(2, 10)}`
 async function newRelay() {
@@ -60,8 +39,7 @@ async function start(extra = {}) {
     dir: c?.dir,
     env: {
       ADMINS: getPublicKey(adminKey),
-      ZOOID_API_URL: zooid.url,
-      ZOOID_API_SECRET: Buffer.from(zooidKey).toString('hex'),
+      ...zooidEnv(zooid, zooidKey),
       RELAY_DOMAIN: 'spaces.test',
       RELAY_URL_TEMPLATE: zooid.url,
       CARAVEL_TEST_SYNC_RETRY_MS: '100',
@@ -73,7 +51,7 @@ async function start(extra = {}) {
 }
 
 before(async () => {
-  zooid = await startZooid({ whitelist: [getPublicKey(zooidKey)] })
+  zooid = await startZooidFor(zooidKey)
   c = await start()
   await ok('POST', '/tenants', undefined, ownerKey)
   await ok('POST', '/tenants', undefined, otherKey)

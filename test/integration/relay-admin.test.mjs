@@ -5,11 +5,10 @@
 // calls at the test zooid with Host: <relay host>.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { generateSecretKey, getPublicKey, finalizeEvent } from 'nostr-tools/pure'
-import * as nip98 from 'nostr-tools/nip98'
+import { generateSecretKey, getPublicKey } from 'nostr-tools/pure'
 import * as nip19 from 'nostr-tools/nip19'
 import { startServer } from './lib/server.mjs'
-import { startZooid } from './lib/zooid.mjs'
+import { startZooidFor, zooidEnv, apiCall, okCall } from './lib/zooid-api.mjs'
 
 const zooidKey = generateSecretKey()
 const adminKey = generateSecretKey()
@@ -18,29 +17,9 @@ const otherKey = generateSecretKey() // another tenant
 const strangerKey = generateSecretKey() // not a tenant
 let zooid, c, relay, quiet
 
-async function api(method, p, body, sk = ownerKey) {
-  const url = c.url + p
-  const headers = {}
-  if (sk) headers.Authorization = await nip98.getToken(url, method, (e) => finalizeEvent(e, sk), true, body)
-  const init = { method, headers }
-  if (body !== undefined) {
-    headers['content-type'] = 'application/json'
-    init.body = JSON.stringify(body)
-  }
-  const r = await fetch(url, init)
-  const text = await r.text()
-  let json = null
-  try {
-    json = JSON.parse(text)
-  } catch {}
-  return { status: r.status, json, text }
-}
+const api = (method, p, body, sk = ownerKey) => apiCall(c.url, method, p, body, sk)
 
-async function ok(method, p, body, sk) {
-  const r = await api(method, p, body, sk)
-  assert.ok(r.status === 200 || r.status === 201, `${method} ${p} -> ${r.status} ${r.text}`)
-  return r.json.data
-}
+const ok = (method, p, body, sk = ownerKey) => okCall(c.url, method, p, body, sk)
 
 async function newRelay(over = {}) {
   const s = `m${Math.random().toString(36).slice(2, 9)}`
@@ -50,12 +29,11 @@ async function newRelay(over = {}) {
 }
 
 before(async () => {
-  zooid = await startZooid({ whitelist: [getPublicKey(zooidKey)] })
+  zooid = await startZooidFor(zooidKey)
   c = await startServer({
     env: {
       ADMINS: getPublicKey(adminKey),
-      ZOOID_API_URL: zooid.url,
-      ZOOID_API_SECRET: Buffer.from(zooidKey).toString('hex'),
+      ...zooidEnv(zooid, zooidKey),
       RELAY_DOMAIN: 'spaces.test',
       RELAY_URL_TEMPLATE: zooid.url,
       INVITE_LINK_TEMPLATE: 'https://join.test/?r={host}&c={code}',

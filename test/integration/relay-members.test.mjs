@@ -3,10 +3,9 @@
 // endpoint (it answers 405 there) or no zooid at all is "unknown" (nulls), never an error.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { generateSecretKey, getPublicKey, finalizeEvent } from 'nostr-tools/pure'
-import * as nip98 from 'nostr-tools/nip98'
+import { generateSecretKey, getPublicKey } from 'nostr-tools/pure'
 import { startServer } from './lib/server.mjs'
-import { startZooid } from './lib/zooid.mjs'
+import { startZooidFor, zooidEnv, apiCall, okCall } from './lib/zooid-api.mjs'
 
 const zooidKey = generateSecretKey()
 const adminKey = generateSecretKey()
@@ -16,36 +15,16 @@ const strangerKey = generateSecretKey() // signs, never a tenant
 const servers = []
 const zooids = []
 
-async function api(c, method, p, body, sk = ownerKey) {
-  const url = c.url + p
-  const headers = {}
-  if (sk) headers.Authorization = await nip98.getToken(url, method, (e) => finalizeEvent(e, sk), true, body)
-  const init = { method, headers }
-  if (body !== undefined) {
-    headers['content-type'] = 'application/json'
-    init.body = JSON.stringify(body)
-  }
-  const r = await fetch(url, init)
-  const text = await r.text()
-  let json = null
-  try {
-    json = JSON.parse(text)
-  } catch {}
-  return { status: r.status, json, text }
-}
+const api = (c, method, p, body, sk = ownerKey) => apiCall(c.url, method, p, body, sk)
 
-async function ok(c, method, p, body, sk) {
-  const r = await api(c, method, p, body, sk)
-  assert.ok(r.status === 200 || r.status === 201, `${method} ${p} -> ${r.status} ${r.text}`)
-  return r.json.data
-}
+const ok = (c, method, p, body, sk = ownerKey) => okCall(c.url, method, p, body, sk)
 
 // A caravel (with zooid z, or none) and a relay of the owner, synced when there is a zooid.
 async function setup(z, over = {}) {
   // No background member-count read between a request and the check of zooid's last request.
   const env = { ADMINS: getPublicKey(adminKey), RELAY_DOMAIN: 'spaces.test', CARAVEL_TEST_SYNC_RETRY_MS: '100',
     MEMBERS_REFRESH_INTERVAL: '604800' }
-  if (z) Object.assign(env, { ZOOID_API_URL: z.url, ZOOID_API_SECRET: Buffer.from(zooidKey).toString('hex') })
+  if (z) Object.assign(env, zooidEnv(z, zooidKey))
   const c = await startServer({ env })
   servers.push(c)
   await ok(c, 'POST', '/tenants', undefined, ownerKey)
@@ -63,7 +42,7 @@ async function setup(z, over = {}) {
 }
 
 before(async () => {
-  for (const membersEndpoint of [true, false]) zooids.push(await startZooid({ whitelist: [getPublicKey(zooidKey)], membersEndpoint }))
+  for (const membersEndpoint of [true, false]) zooids.push(await startZooidFor(zooidKey, { membersEndpoint }))
 })
 
 after(async () => {

@@ -8,11 +8,11 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import net from 'node:net'
-import { generateSecretKey, getPublicKey, finalizeEvent } from 'nostr-tools/pure'
-import * as nip98 from 'nostr-tools/nip98'
+import { generateSecretKey, getPublicKey } from 'nostr-tools/pure'
 import * as nip19 from 'nostr-tools/nip19'
 import { startServer } from './lib/server.mjs'
 import { startZooid } from './lib/zooid.mjs'
+import { zooidEnv, apiCall, okCall } from './lib/zooid-api.mjs'
 import { startProbe, percentile } from './lib/probe.mjs'
 
 const zooidKey = generateSecretKey()
@@ -28,8 +28,7 @@ async function startCaravel(dir, extraEnv = {}) {
     dir,
     env: {
       ADMINS: getPublicKey(adminKey),
-      ZOOID_API_URL: zooid.url,
-      ZOOID_API_SECRET: Buffer.from(zooidKey).toString('hex'),
+      ...zooidEnv(zooid, zooidKey),
       RELAY_DOMAIN: 'spaces.test',
       LIVEKIT_URL: 'wss://livekit.test',
       LIVEKIT_API_KEY: 'lk-key',
@@ -52,29 +51,8 @@ async function stopCaravel(c, signal = 'SIGTERM') {
 }
 
 // One API call with a per-request NIP-98 token (nostr-tools getToken, payload = the body).
-async function api(c, method, p, body, sk = tenantKey) {
-  const url = c.base + p
-  const sign = (e) => finalizeEvent(e, sk)
-  const headers = { Authorization: await nip98.getToken(url, method, sign, true, body) }
-  const init = { method, headers }
-  if (body !== undefined) {
-    headers['content-type'] = 'application/json'
-    init.body = JSON.stringify(body)
-  }
-  const r = await fetch(url, init)
-  const text = await r.text()
-  let json = null
-  try {
-    json = JSON.parse(text)
-  } catch {}
-  return { status: r.status, json, text }
-}
-
-async function ok(c, method, p, body, sk) {
-  const r = await api(c, method, p, body, sk)
-  assert.ok(r.status === 200 || r.status === 201, `${method} ${p} -> ${r.status} ${r.text}`)
-  return r.json.data
-}
+const api = (c, method, p, body, sk = tenantKey) => apiCall(c.base, method, p, body, sk)
+const ok = (c, method, p, body, sk = tenantKey) => okCall(c.base, method, p, body, sk)
 
 const sub = (s) => `${s}-${Math.random().toString(36).slice(2, 8)}`
 const reqsFor = (id) => zooid.requests.filter((r) => r.id === id && !r.path?.endsWith('/members'))
