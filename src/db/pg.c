@@ -100,7 +100,7 @@ void pg_close(struct db_conn *c)
 
 /* Translation only: the statement reaches the server at its first db_step, with parameter
  * types (int8 or text) from that first binding, so "?2 IS NULL OR tenant = ?2" has a type
- * for ?2 (the server cannot infer one from IS NULL). */
+ * for ?2 (the server cannot infer one from IS NULL). A NULL: see server_prepare. */
 int pg_prepare(struct db_stmt *st)
 {
     st->pg_sql = dialect_pg(st->sql, &st->n_params);
@@ -110,12 +110,33 @@ int pg_prepare(struct db_stmt *st)
     return DB_EGENERIC;
 }
 
+/* A parameter first bound to NULL has no type of its own: the server infers it from its use
+ * ("members_count = ?1" makes it bigint); where it cannot ("?2 IS NULL OR tenant = ?2"
+ * whose first call binds NULL: 42P18 or 42P08), it is text. */
 static int server_prepare(struct db_stmt *st, const char *name)
 {
+    PGconn *pg = st->c->pg;
+    int untyped = 0;
     for (int i = 0; i < st->n_params; i++)
-        if (!st->types[i])
-            st->types[i] = OID_TEXT;
-    PGresult *res = PQprepare(st->c->pg, name, st->pg_sql, st->n_params, st->types);
+        untyped |= st->types[i] == 0;
+    /* A failed PREPARE aborts an open transaction: try it inside a savepoint. */
+    int in_tx = untyped && PQtransactionStatus(pg) == PQTRANS_INTRANS;
+    if (in_tx)
+        PQclear(PQexec(pg, "SAVEPOINT caravel_prepare"));
+    PGresult *res = PQprepare(pg, name, st->pg_sql, st->n_params, st->types);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (untyped && PQresultStatus(res) != PGRES_COMMAND_OK && state &&
+        (strcmp(state, "42P18") == 0 || strcmp(state, "42P08") == 0)) {
+        PQclear(res);
+        if (in_tx)
+            PQclear(PQexec(pg, "ROLLBACK TO SAVEPOINT caravel_prepare"));
+        for (int i = 0; i < st->n_params; i++)
+            if (!st->types[i])
+                st->types[i] = OID_TEXT;
+        res = PQprepare(pg, name, st->pg_sql, st->n_params, st->types);
+    }
+    if (in_tx && PQresultStatus(res) == PGRES_COMMAND_OK)
+        PQclear(PQexec(pg, "RELEASE SAVEPOINT caravel_prepare"));
     int rc = result_rc(st->c, res);
     PQclear(res);
     if (rc != 0)
@@ -128,7 +149,7 @@ void pg_bind(struct db_stmt *st, const struct db_param *p, size_t n)
 {
     for (size_t i = 0; i < n && i < (size_t)st->n_params; i++) {
         if (!st->prepared)
-            st->types[i] = p[i].is_int ? OID_INT8 : OID_TEXT;
+            st->types[i] = p[i].is_int ? OID_INT8 : p[i].text ? OID_TEXT : 0;
         if (p[i].is_int) {
             snprintf(st->ints[i], sizeof(st->ints[i]), "%lld", (long long)p[i].i);
             st->values[i] = st->ints[i];

@@ -116,7 +116,11 @@ test('an entry reaches 50 relays (one down meanwhile, one created after), wins o
   const late = await newRelay()
   await zooid.waitFor(() => zooid.configs.has(late.id) && zooid.bans(late.id).has(target), 30000, 'a relay created after banned')
   assert.equal(bannedOn(target).length, N + 1)
-  const entry = (await ok('GET', '/blocklist')).find((x) => x.pubkey === target)
+  // zooid has the ban as soon as it answers; the worker records it a write later.
+  const entry = await zooid.waitFor(async () => {
+    const e = (await ok('GET', '/blocklist')).find((x) => x.pubkey === target)
+    return e.relays_pending === 0 ? e : null
+  }, 10000, 'the late relay recorded as applied')
   assert.deepEqual([entry.relays_applied, entry.relays_pending], [N + 1, 0])
 
   const removed = await ok('DELETE', `/blocklist/${target}`)

@@ -154,6 +154,12 @@ static int params_work(struct db_conn *conn, void *arg)
         ASSERT_EQ(db_step(st), DB_DONE);
         db_reset(st);
     }
+    /* A NULL first binding: typed by its use (an integer column), or text where nothing
+     * says (IS NULL). */
+    ASSERT_OK(db_run(conn, "UPDATE p SET n = ? WHERE k = ?", DB_TEXT(NULL), DB_TEXT("b")));
+    ASSERT_OK(db_run(conn, "UPDATE p SET n = ? WHERE k = ?", DB_INT(-6), DB_TEXT("b")));
+    ASSERT_EQ(db_exists(conn, "SELECT 1 FROM p WHERE ?1 IS NULL OR k = ?1", DB_TEXT(NULL)), 1);
+    ASSERT_EQ(db_exists(conn, "SELECT 1 FROM p WHERE ?1 IS NULL OR k = ?1", DB_TEXT("zz")), 0);
     ASSERT_OK(db_run(conn, "INSERT OR IGNORE INTO p(k, v, n) VALUES (?, 'dup', 0)", DB_TEXT("a")));
     ASSERT_EQ(db_changes(conn), 0);
     ASSERT_OK(db_run(conn, "UPDATE p SET n = max(n, ?) WHERE n < 100", DB_INT(7)));
