@@ -451,11 +451,7 @@ int nwc_watch(struct nwc *nwc, const char *uri, nwc_notify_cb *cb, void *arg)
 void nwc_free(struct nwc *nwc, void (*cb)(void *arg), void *arg)
 {
     ASSERT_LOOP_THREAD();
-    if (!nwc) {
-        stop_now(cb, arg);
-        return;
-    }
-    if (stop_begin(&nwc->stop, cb, arg) != 0)
+    if (stop_enter(nwc ? &nwc->stop : NULL, cb, arg) != 0)
         return;
     watch_free(nwc->watch);
     nwc->watch = NULL;

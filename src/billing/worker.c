@@ -564,11 +564,7 @@ static void on_nwc_freed(void *arg)
 void billing_stop(struct billing *b, void (*cb)(void *arg), void *arg)
 {
     ASSERT_LOOP_THREAD();
-    if (!b) {
-        stop_now(cb, arg);
-        return;
-    }
-    if (stop_begin(&b->stop, cb, arg) != 0)
+    if (stop_enter(b ? &b->stop : NULL, cb, arg) != 0)
         return;
     app_off(b->app, APP_TENANT_BILLING_CHANGED, b);
     uv_timer_stop(&b->timer);

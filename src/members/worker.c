@@ -360,11 +360,7 @@ void members_stats(const struct members *m, struct members_stats *out)
 void members_stop(struct members *m, void (*cb)(void *arg), void *arg)
 {
     ASSERT_LOOP_THREAD();
-    if (!m) {
-        stop_now(cb, arg);
-        return;
-    }
-    if (stop_begin(&m->stop, cb, arg) != 0)
+    if (stop_enter(m ? &m->stop : NULL, cb, arg) != 0)
         return;
     uv_timer_stop(&m->timer);
     app_off(m->app, APP_RELAY_SYNCED, m);

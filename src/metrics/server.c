@@ -209,11 +209,7 @@ static void on_server_stopped(void *arg)
 void metrics_stop(struct metrics *m, void (*cb)(void *arg), void *arg)
 {
     ASSERT_LOOP_THREAD();
-    if (!m) {
-        stop_now(cb, arg);
-        return;
-    }
-    if (stop_begin(&m->stop, cb, arg) != 0)
+    if (stop_enter(m ? &m->stop : NULL, cb, arg) != 0)
         return;
     /* Held by this call until every close has started, so no callback can free m early. */
     stop_hold(&m->stop);

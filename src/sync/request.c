@@ -35,6 +35,17 @@ static void retry_later(struct entry *e, int rc)
     sw_finish(e);
 }
 
+/* Records the sync's outcome (one crash-safe write); a write that cannot even be queued is
+ * retried in memory after the base delay. */
+static void record(struct entry *e, db_work_fn *work, db_done_cb *done, struct job *j)
+{
+    int rc = db_write(e->in->app->db, DB_CRASH_SAFE, work, done, j);
+    if (rc != 0) {
+        sw_job_free(j);
+        retry_later(e, rc);
+    }
+}
+
 static int fail_work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
@@ -74,11 +85,7 @@ __attribute__((format(printf, 2, 3))) static void fail(struct entry *e, const ch
         buf_printf(&b, "zooid %s failed", e->method);
     j->error = buf_take(&b, NULL);
     LOG_WARN("sync: relay %s: %s", e->id, j->error);
-    int rc = db_write(e->in->app->db, DB_CRASH_SAFE, fail_work, on_failed, j);
-    if (rc != 0) {
-        sw_job_free(j);
-        retry_later(e, rc);
-    }
+    record(e, fail_work, on_failed, j);
 }
 
 static int fail_permanent_work(struct db_conn *conn, void *arg)
@@ -139,11 +146,7 @@ static void fail_permanent(struct entry *e, long status, const char *text)
         buf_printf(&b, "zooid %s: HTTP %ld (not retried)", e->method, status);
     j->error = buf_take(&b, NULL);
     j->status = status;
-    int rc = db_write(e->in->app->db, DB_CRASH_SAFE, fail_permanent_work, on_failed_permanent, j);
-    if (rc != 0) {
-        sw_job_free(j);
-        retry_later(e, rc);
-    }
+    record(e, fail_permanent_work, on_failed_permanent, j);
 }
 
 static int complete_work(struct db_conn *conn, void *arg)
@@ -177,11 +180,7 @@ static void succeed(struct entry *e)
     struct job *j = sw_job_new(e->in, e);
     j->version = e->relay.sync_version;
     j->config = e->state ? xstrdup(e->state) : NULL;
-    int rc = db_write(e->in->app->db, DB_CRASH_SAFE, complete_work, on_completed, j);
-    if (rc != 0) {
-        sw_job_free(j);
-        retry_later(e, rc);
-    }
+    record(e, complete_work, on_completed, j);
 }
 
 /* zooid's error text, with the secrets it could echo (the relay's key, LiveKit's) removed. */

@@ -457,11 +457,7 @@ static void on_fetch_closed(void *arg)
 void sync_worker_stop(struct sync_worker *in, void (*cb)(void *arg), void *arg)
 {
     ASSERT_LOOP_THREAD();
-    if (!in) {
-        stop_now(cb, arg);
-        return;
-    }
-    if (stop_begin(&in->stop, cb, arg) != 0)
+    if (stop_enter(in ? &in->stop : NULL, cb, arg) != 0)
         return;
     app_off(in->app, APP_RELAY_CHANGED, in);
     app_remove_sampler(in->app, in);

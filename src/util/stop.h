@@ -4,8 +4,8 @@
  *
  *   void svc_stop(struct svc *s, void (*cb)(void *arg), void *arg)
  *   {
- *       if (!s) { stop_now(cb, arg); return; }        (never started)
- *       if (stop_begin(&s->stop, cb, arg) != 0) return; (already stopping)
+ *       if (stop_enter(s ? &s->stop : NULL, cb, arg) != 0)
+ *           return;                                  (never started, or already stopping)
  *       ... cancel timers and requests: each ends through maybe_stopped ...
  *       maybe_stopped(s);
  *   }
@@ -73,6 +73,18 @@ static inline int stop_ready(struct stop *s, int busy)
         return 0;
     s->finished = 1;
     return 1;
+}
+
+/* The start of a stop function. s NULL (the service never started): calls cb(arg) at once.
+ * Returns 0 when the caller goes on stopping, -1 when it must just return (no service, or it
+ * is already stopping). */
+static inline int stop_enter(struct stop *s, void (*cb)(void *arg), void *arg)
+{
+    if (!s) {
+        stop_now(cb, arg);
+        return -1;
+    }
+    return stop_begin(s, cb, arg);
 }
 
 /* Calls the stop's callback. Takes a copy: the service's memory is usually freed by then. */

@@ -10,10 +10,10 @@ import { WebSocket } from 'ws'
 import { generateSecretKey, getPublicKey, finalizeEvent, verifyEvent } from 'nostr-tools/pure'
 import { Relay, useWebSocketImplementation } from 'nostr-tools/relay'
 import * as nip59 from 'nostr-tools/nip59'
-import * as nip98 from 'nostr-tools/nip98'
 import { bytesToHex } from '@noble/hashes/utils'
 import { startServer } from './lib/server.mjs'
 import { startZooid } from './lib/zooid.mjs'
+import { okCall } from './lib/zooid-api.mjs'
 import { startRelay } from './lib/nostr-relay.mjs'
 
 useWebSocketImplementation(WebSocket)
@@ -24,19 +24,7 @@ const ownerKey = generateSecretKey()
 const servers = []
 let relay, zooid, older
 
-async function api(c, method, p, body, sk = ownerKey) {
-  const url = c.url + p
-  const headers = { Authorization: await nip98.getToken(url, method, (e) => finalizeEvent(e, sk), true, body) }
-  const init = { method, headers }
-  if (body !== undefined) {
-    headers['content-type'] = 'application/json'
-    init.body = JSON.stringify(body)
-  }
-  const r = await fetch(url, init)
-  const json = await r.json()
-  assert.ok(r.status < 300, `${method} ${p}: ${r.status} ${JSON.stringify(json)}`)
-  return json.data
-}
+const api = (c, method, p, body, sk = ownerKey) => okCall(c.url, method, p, body, sk)
 
 async function waitFor(fn, what, ms = 60000) {
   const end = Date.now() + ms
