@@ -9,6 +9,8 @@ import https from 'node:https'
 import { startServer } from './lib/server.mjs'
 import { testDatabase } from './lib/postgres.mjs'
 import { newUser, token } from './lib/auth.mjs'
+import { generateSecretKey } from 'nostr-tools/pure'
+import { bytesToHex } from '@noble/hashes/utils'
 import { makeTestPki } from './lib/tls-proxy.mjs'
 import { startNginxProxy, freePort, NGINX } from './lib/nginx.mjs'
 
@@ -51,8 +53,12 @@ before(async () => {
   ca = fs.readFileSync(pki.caFile)
   const [httpsPort, httpPort] = [await freePort(), await freePort()]
   origin = `https://localhost:${httpsPort}`
-  const env = { DATABASE_URL: await testDatabase(), PUBLIC_URL: origin }
-  ;[a, b] = await Promise.all([startServer({ env }), startServer({ env })])
+  // ROBOT_SECRET on every instance, as docs/OPERATIONS.md says: without it two instances
+  // starting together on an empty database race to generate and store the robot key.
+  const env = { DATABASE_URL: await testDatabase(), PUBLIC_URL: origin, ROBOT_SECRET: bytesToHex(generateSecretKey()) }
+  const started = await Promise.allSettled([startServer({ env }), startServer({ env })])
+  ;[a, b] = started.map((r) => r.status === 'fulfilled' ? r.value : null) // after() stops what started
+  for (const r of started) if (r.status === 'rejected') throw r.reason
   px = await startNginxProxy({ site: 'deploy/nginx-instances.conf', upstreamPorts: [a.port, b.port], httpsPort, httpPort, pki })
 })
 
