@@ -146,8 +146,11 @@ test('refusals before any call: management off 409, unknown relay 404; unreachab
   assert.deepEqual([inactive.status, inactive.json.code], [409, 'relay-inactive'])
   await ok('POST', `/relays/${relay.id}/activate`, {})
   // The next test needs zooid serving the relay again: the activation reaches zooid through
-  // the sync worker after the answer (a run once met zooid's 404 for the still-inactive relay).
-  await zooid.waitFor(() => zooid.configs.get(relay.id)?.inactive === false, 20000, 'zooid serving the relay again')
+  // the sync worker after the answer. zooid's own flag is not enough to wait for: until the
+  // deactivation's PATCH has landed it still reads "active" from before (a run met zooid's 404
+  // that way); the API's synced flag turns true only once zooid took the latest config.
+  await zooid.waitFor(async () => (await ok('GET', `/relays/${relay.id}`, undefined, adminKey)).synced &&
+    zooid.configs.get(relay.id)?.inactive === false, 20000, 'zooid serving the relay again')
 })
 
 test('a relay that never answers is a 502 after the 15 s timeout, not a hang', async () => {
