@@ -79,8 +79,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     *pub = (struct pub){
         .msg = strdup("[\"EVENT\",{}]"), .id = PUB_ID, .auth = &me, .done = on_published, .n = 1};
     pub->t[0] = (struct target){.conn = &conn, .state = T_SENT};
-    pool.subs = sub;
-    pool.pubs = pub;
+    list_init(&pool.conns);
+    list_init(&pool.subs);
+    list_init(&pool.pubs);
+    list_insert_head(&pool.subs, &sub->node);
+    list_insert_head(&pool.pubs, &pub->node);
     events = eoses = pubs_done = 0;
 
     const uint8_t *p = data, *end = data + size;
@@ -91,10 +94,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         p += n + (nl != NULL);
     }
 
-    if (pool.pubs) { /* not finished: still ours */
-        free(pool.pubs->msg);
-        free(pool.pubs->last_error);
-        free(pool.pubs);
+    if (!list_empty(&pool.pubs)) { /* not finished: still ours */
+        free(pub->msg);
+        free(pub->last_error);
+        free(pub);
     }
     free(sub->filters);
     free(sub);

@@ -15,7 +15,7 @@ JOBS=${FUZZ_JOBS:-2}
 OUT=${FUZZ_BUILD:-build-fuzz}
 LLHTTP_SRC=${LLHTTP_SRC:-/usr/share/llhttp}
 LLHTTP_INC=${LLHTTP_INC:-/usr/share/include/llhttp}
-PKGS="libuv libcurl sqlite3 libcjson libsecp256k1"
+PKGS=$(sed -n 's/^PKGS *:= *//p' Makefile) # the same libraries as the service build
 passed=0; failed=0
 
 if ! command -v "$CC" >/dev/null; then
