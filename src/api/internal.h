@@ -99,7 +99,7 @@ int api_list_scope(struct api_ctx *ctx, char out[65]);
 
 /* Whether a pubkey is a tenant, without the database (tenant_cache.c: a "yes" is kept since
  * tenants are never deleted, in a table that grows to 131,072 tenants and then replaces one
- * per newcomer; a "no" for one second). Loop thread only. */
+ * per newcomer; a "no" for one second, and never on a shared store). Loop thread only. */
 int tenant_cache_has(const uint8_t pubkey[32]);
 void tenant_cache_add(const uint8_t pubkey[32]);
 int tenant_cache_known_not(const uint8_t pubkey[32]);

@@ -130,7 +130,9 @@ static void run_done(int status, void *arg)
         else
             api_error(ctx, 500, "internal", "internal error");
     } else {
-        if (call->caller_is_tenant < 0)
+        /* A "no" can go stale when another instance creates the tenant: on a shared store
+         * it is asked again each time (a "yes" stays true: tenants are never deleted). */
+        if (call->caller_is_tenant < 0 && !db_shared(ctx->app->db))
             tenant_cache_add_not(ctx->pubkey);
         /* Committed: now the features that registered for it may act on it. */
         if (call->has_event)

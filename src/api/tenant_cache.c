@@ -1,10 +1,12 @@
 /* What GET /identity needs to know without a database round trip: whether a pubkey is a
  * tenant. A "yes" is kept until the table is full (see MAX_SLOTS): a tenant row is never
  * deleted (no route or worker removes one; a suspended tenant is still a tenant), so it never
- * goes stale, and dropping one only costs a lookup. A "no" is kept for
- * NEGATIVE_TTL_MS only: tenants are created by POST /tenants of this process, which records
- * the "yes" as soon as it commits (and "yes" wins), so a stale "no" can only come from a row
- * written behind the service's back, and lasts at most that long. Loop thread only. */
+ * goes stale, on any instance, and dropping one only costs a lookup. A "no" is kept for
+ * NEGATIVE_TTL_MS only, and only on a store this process owns (SQLite; respond.c asks
+ * db_shared): tenants are created by POST /tenants of this process, which records the "yes"
+ * as soon as it commits (and "yes" wins), so a stale "no" can only come from a row written
+ * behind the service's back, and lasts at most that long. On a shared store another instance
+ * creates tenants, so a "no" is never kept there. Loop thread only. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -506,6 +506,11 @@ int db_read_only(const struct db *db)
     return sqlite3_db_readonly(db->writer.h, "main") == 1;
 }
 
+int db_shared(const struct db *db)
+{
+    return db->engine == DB_PG;
+}
+
 static void job_after(uv_work_t *req, int status)
 {
     struct db_job *job = container_of(req, struct db_job, req);

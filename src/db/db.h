@@ -109,6 +109,11 @@ int db_storage_error(const struct db *db);
 /* 1 when the writer connection opened the file read-only (its permissions, a read-only
  * mount). Loop thread, after db_open. */
 int db_read_only(const struct db *db);
+/* 1 when other processes may write the same data while this one runs (a PostgreSQL server
+ * shared by several instances), 0 for a SQLite file this process owns. Whatever a module
+ * remembers of the rows (a cache) may then have been changed by another instance: only a fact
+ * no instance can undo may be kept. Any thread. */
+int db_shared(const struct db *db);
 /* Tests: PRAGMA max_page_count on the writer, so a full disk can be simulated. Loop thread,
  * before the first job. */
 void db_set_max_pages(struct db *db, int64_t pages);

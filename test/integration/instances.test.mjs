@@ -1,12 +1,15 @@
 // deploy/nginx-instances.conf: Debian's nginx (TLS, as shipped but for the addresses) in front
 // of two caravel instances on one PostgreSQL database, started at the same moment on the empty
-// database. Requests alternate between the instances; what one writes the other reads; with
-// one instance stopped, the other serves every request.
+// database (which is migrated once). Requests alternate between the instances; what one writes
+// the other reads at once (no instance answers from a stale cache); with one instance stopped,
+// the other serves every request.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import http from 'node:http'
 import https from 'node:https'
-import { startServer } from './lib/server.mjs'
+import path from 'node:path'
+import { repoRoot, startServer } from './lib/server.mjs'
 import { testDatabase } from './lib/postgres.mjs'
 import { newUser, token } from './lib/auth.mjs'
 import { generateSecretKey } from 'nostr-tools/pure'
@@ -16,29 +19,39 @@ import { startNginxProxy, freePort, NGINX } from './lib/nginx.mjs'
 
 let a, b, px, ca, origin
 
-// One request over https with the test CA and a fresh NIP-98 token naming the public URL.
-async function req (user, method, p, body) {
+// One request with a fresh NIP-98 token naming the public URL: over https through nginx, or
+// with via: an instance, straight to it over http (the token still names the public URL, as
+// behind the proxy). agent: a keep-alive agent, else a connection of its own.
+async function req (user, method, p, body, { via, agent } = {}) {
   const url = origin + p
   const headers = {}
   if (user) headers.Authorization = await token(user, url, method, body)
   const data = body === undefined ? undefined : JSON.stringify(body)
   if (data) headers['Content-Type'] = 'application/json'
+  const mod = via ? http : https
+  const target = via ? via.url + p : url
   return new Promise((resolve, reject) => {
-    const r = https.request(url, { method, headers, ca, agent: false }, (res) => {
+    const opts = via ? { method, headers, agent: agent ?? false } : { method, headers, ca, agent: agent ?? false }
+    const r = mod.request(target, opts, (res) => {
       let text = ''
       res.on('data', (d) => { text += d })
-      res.on('end', () => resolve({ status: res.statusCode, text, body: JSON.parse(text) }))
+      res.on('end', () => {
+        let json = null
+        try { json = JSON.parse(text) } catch {}
+        resolve({ status: res.statusCode, text, body: json })
+      })
+      res.on('error', reject)
     })
     r.on('error', reject)
     r.end(data)
   })
 }
 
-// The upstream of the requests whose log line ends with suffix, once n of them are logged (nginx
-// writes the line after the answer).
-async function logged (suffix, n) {
+// The upstream of the requests whose log line ends with suffix (from line `from` of the log on),
+// once n of them are logged (nginx writes the line after the answer).
+async function logged (suffix, n, from = 0) {
   for (const end = Date.now() + 10000; ;) {
-    const lines = px.upstreams().filter((l) => l.endsWith(suffix))
+    const lines = px.upstreams().slice(from).filter((l) => l.endsWith(suffix))
     if (lines.length >= n || Date.now() > end) {
       assert.equal(lines.length, n, lines.join('; '))
       return lines.map((l) => l.slice(0, -suffix.length))
@@ -67,18 +80,55 @@ after(async () => {
   for (const s of [a, b]) if (s) assert.equal(await s.stop(), 0)
 })
 
+test('both instances, started together on the empty database, migrated it once', async () => {
+  const files = fs.readdirSync(path.join(repoRoot, 'migrations')).filter((f) => f.endsWith('.sql')).sort()
+  const names = a.sql('SELECT name FROM schema_migrations ORDER BY name').split('\n')
+  assert.equal(names.length, files.length, `one row per migration file: ${names}`)
+  assert.equal(new Set(names).size, names.length, `each migration recorded once: ${names}`)
+  // Applied by exactly one of the two (the other waited on the advisory lock, then found it done).
+  const applied = (s) => [...s.logs().matchAll(/database migration (\S+) applied/g)].map((m) => m[1])
+  const all = [...applied(a), ...applied(b)].sort()
+  assert.deepEqual(all, names.slice().sort(), `applied once in all: a ${applied(a)}; b ${applied(b)}`)
+  for (const s of [a, b]) {
+    const h = await req(null, 'GET', '/healthz', undefined, { via: s })
+    assert.equal(h.status, 200, h.text)
+  }
+})
+
+test('no stale cache: a tenant created through one instance is a tenant on the other at once', async () => {
+  // Both directions; each instance has just answered "not a tenant" for that pubkey (the
+  // answer a cache would keep).
+  for (const [writer, reader] of [[b, a], [a, b]]) {
+    const user = newUser()
+    const before = await req(user, 'GET', '/identity', undefined, { via: reader })
+    assert.equal(before.status, 200, before.text)
+    assert.equal(before.body.data.is_tenant, false)
+    const created = await req(user, 'POST', '/tenants', {}, { via: writer })
+    assert.equal(created.status, 201, created.text)
+    const now = await req(user, 'GET', '/identity', undefined, { via: reader })
+    assert.equal(now.status, 200, now.text)
+    assert.equal(now.body.data.is_tenant, true, 'the reader answered from a stale "no"')
+    // Every route acting for the tenant sees it too: a relay created on the reader at once,
+    // read back on the writer.
+    const relay = await req(user, 'POST', '/relays', { subdomain: `c${Date.now() % 1000000}${reader === a ? 'a' : 'b'}`, plan: 'free' }, { via: reader })
+    assert.equal(relay.status, 201, relay.text)
+    const got = await req(user, 'GET', `/relays/${relay.body.data.id}`, undefined, { via: writer })
+    assert.equal(got.status, 200, got.text)
+  }
+})
+
 test('requests alternate between the two instances; writes on one are read on the other', async () => {
   const user = newUser()
   assert.equal((await req(user, 'POST', '/tenants', {})).status, 201)
   const created = await req(user, 'POST', '/relays', { subdomain: `inst${Date.now() % 100000}`, plan: 'basic' })
   assert.equal(created.status, 201, created.text)
-  const path = `/relays/${created.body.data.id}`
+  const p = `/relays/${created.body.data.id}`
   for (let i = 0; i < 6; i++) {
-    const r = await req(user, 'GET', path)
+    const r = await req(user, 'GET', p)
     assert.equal(r.status, 200, r.text)
     assert.deepEqual(r.body.data, created.body.data)
   }
-  const served = await logged(` GET ${path}`, 6)
+  const served = await logged(` GET ${p}`, 6)
   const addrs = [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`]
   for (const addr of addrs) assert.equal(served.filter((x) => x === addr).length, 3, `${addr} served half: ${served}`)
   for (let i = 1; i < served.length; i++) assert.notEqual(served[i], served[i - 1], 'round-robin')
@@ -89,12 +139,13 @@ test('with one instance stopped, the other serves every request', async () => {
   assert.equal((await req(user, 'POST', '/tenants', {})).status, 201)
   assert.equal(await a.stop(), 0)
   a = null
+  const mark = px.upstreams().length
   for (let i = 0; i < 6; i++) {
     const r = await req(user, 'GET', '/identity')
     assert.equal(r.status, 200, r.text)
     assert.equal(r.body.data.is_tenant, true)
   }
   // Each answered by b; the first may have been tried on a first ('A, B': connection refused).
-  const served = await logged(' GET /identity', 6)
+  const served = await logged(' GET /identity', 6, mark)
   for (const s of served) assert.equal(s.split(', ').at(-1), `127.0.0.1:${b.port}`, served.join('; '))
 })

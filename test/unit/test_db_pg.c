@@ -233,6 +233,7 @@ TEST_TIMEOUT(db_pg_statements_and_job_model, 60)
     int is_closed = 0;
     ASSERT_OK(db_open(&db, &loop, url));
     ASSERT(!db_read_only(db));
+    ASSERT(db_shared(db)); /* other instances write it too */
     ASSERT_OK(db_write(db, DB_POWER_SAFE, params_work, tally_done, &t));
     /* One batch: good, bad (rolled back alone), good. */
     struct job k1 = {"k1", 1}, k2 = {"k2", 1};
