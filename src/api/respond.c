@@ -114,6 +114,10 @@ static void run_done(int status, void *arg)
         tenant_cache_add(ctx->pubkey);
     if (call->status) {
         api_error(ctx, call->status, call->code, "%s", call->msg);
+    } else if (status == DB_ECANCELED) {
+        /* The client closed its connection before the read ran: nothing is sent; the request
+         * line and the metrics say 499 (nginx's "client closed request"). */
+        api_error(ctx, 499, "client-closed", "the client closed the connection");
     } else if (status != 0 || !call->body) {
         LOG_ERROR("api: %s %s failed in the database (%s)", ctx->ex->req.method, ctx->ex->req.path,
                   err_name(status));
@@ -154,6 +158,13 @@ void api_after_commit(struct api_call *call, enum app_event ev, const char *id)
 
 enum run_lane { RUN_READ, RUN_WRITE, RUN_LIST };
 
+/* Loop thread, right before the read would run: a client that left wants no answer. */
+static int run_wanted(void *arg)
+{
+    struct run *r = arg;
+    return !http_exchange_gone(r->call.ctx->ex);
+}
+
 static void run(struct api_ctx *ctx, enum run_lane lane, api_work_fn *work, void *in,
                 void (*in_free)(void *))
 {
@@ -163,14 +174,14 @@ static void run(struct api_ctx *ctx, enum run_lane lane, api_work_fn *work, void
     r->call.in_free = in_free;
     r->work = work;
     /* The API's writes (tenants, relays, settings) survive kill -9; they need no fsync per
-     * COMMIT because none of them moves money (billing's own writes are DB_POWER_SAFE). */
+     * COMMIT because none of them moves money (billing's own writes are DB_POWER_SAFE). A
+     * write runs even when its client has left (it may have been sent in full and be
+     * expected to land); a read whose client has left is dropped before it runs. */
     int rc;
     if (lane == RUN_WRITE)
         rc = db_write(ctx->app->db, DB_CRASH_SAFE, run_work, run_done, r);
-    else if (lane == RUN_LIST)
-        rc = db_read_list(ctx->app->db, run_work, run_done, r);
     else
-        rc = db_read(ctx->app->db, run_work, run_done, r);
+        rc = db_read_for(ctx->app->db, lane == RUN_LIST, run_work, run_done, run_wanted, r);
     if (rc != 0)
         run_done(rc, r);
 }

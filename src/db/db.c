@@ -44,10 +44,11 @@
  * statistics anyway (a fresh database has none). */
 #define OPTIMIZE_EVERY_MS (3600 * 1000)
 
-/* A job's life (asserted in debug builds): queued -> running (on a pool thread) -> done. */
+/* A job's life (asserted in debug builds): queued -> running (on a pool thread) -> done, or
+ * queued -> done when a read nobody wants any more is dropped (db_read_for). */
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 static const unsigned job_next[] = {
-    [JOB_QUEUED] = 1u << JOB_RUNNING,
+    [JOB_QUEUED] = 1u << JOB_RUNNING | 1u << JOB_DONE,
     [JOB_RUNNING] = 1u << JOB_DONE,
     [JOB_DONE] = 0,
 };
@@ -58,6 +59,7 @@ struct db_job {
     struct db_conn *conn;
     db_work_fn *work;
     db_done_cb *done;
+    db_wanted_fn *wanted; /* NULL: always wanted */
     void *arg;
     int is_write;
     int is_list; /* db_read_list */
@@ -99,9 +101,10 @@ struct db {
     uint64_t writer_checkpoints;     /* the writer's own (pool thread holding the writer) */
     struct db_stats stats;           /* loop thread */
     struct job_fifo wait_write, wait_read, wait_list;
-    int lists_running; /* readers holding a db_read_list job */
-    int storage_error; /* db_storage_error; loop thread */
-    size_t depth;      /* queued + running */
+    struct job_fifo dropped; /* reads nobody wants, their done still to call */
+    int lists_running;       /* readers holding a db_read_list job */
+    int storage_error;       /* db_storage_error; loop thread */
+    size_t depth;            /* queued + running */
     int closing;
     enum db_engine engine;
     int pg_read_only; /* PostgreSQL: a standby or a read-only default (at db_open) */
@@ -352,12 +355,50 @@ static void start(struct db *db, struct db_job *job, struct db_conn *c)
     uv_queue_work(db->loop, &job->req, job_work, job_after);
 }
 
+static int unwanted(const struct db_job *job)
+{
+    return job->wanted && !job->wanted(job->arg);
+}
+
+/* The next job of a read queue that someone still waits for; the others are moved to
+ * db->dropped (their done runs from finish_dropped, outside the queue walks). */
+static struct db_job *pop_wanted(struct db *db, struct job_fifo *f)
+{
+    struct db_job *job;
+    while ((job = fifo_pop(f)) != NULL && unwanted(job))
+        fifo_push(&db->dropped, job);
+    return job;
+}
+
+/* db_close: every queued read nobody waits for is dropped now, not when a reader frees up
+ * (the queries of clients that left would otherwise all run before the database closes). */
+static void drop_unwanted(struct db *db, struct job_fifo *f)
+{
+    struct job_fifo keep = {0};
+    struct db_job *job;
+    while ((job = fifo_pop(f)) != NULL)
+        fifo_push(unwanted(job) ? &db->dropped : &keep, job);
+    *f = keep;
+}
+
+static void finish_dropped(struct db *db)
+{
+    struct db_job *job;
+    while ((job = fifo_pop(&db->dropped)) != NULL) {
+        db->depth--;
+        job_set_state(job, JOB_DONE);
+        job->done(DB_ECANCELED, job->arg);
+        free(job);
+    }
+}
+
 /* Hands waiting jobs to free connections (loop thread). */
 static void dispatch(struct db *db)
 {
     struct db_conn *c;
+    struct db_job *first, *last, *j;
     if (!db->writer.in_use && db->wait_write.head) {
-        struct db_job *first = fifo_pop(&db->wait_write), *last = first;
+        first = last = fifo_pop(&db->wait_write);
         for (int n = 1; n < WRITE_BATCH && db->wait_write.head; n++)
             last = last->next = fifo_pop(&db->wait_write);
         start(db, first, &db->writer);
@@ -365,18 +406,20 @@ static void dispatch(struct db *db)
     while (db->wait_read.head && (c = free_reader(db)) != NULL) {
         /* Share the waiting reads among the free readers (at most READ_BATCH each). */
         size_t share = (db->wait_read.n + DB_READERS - 1) / DB_READERS;
-        struct db_job *first = fifo_pop(&db->wait_read), *last = first;
-        for (size_t n = 1; n < share && n < READ_BATCH && db->wait_read.head; n++)
-            last = last->next = fifo_pop(&db->wait_read);
+        if ((first = last = pop_wanted(db, &db->wait_read)) == NULL)
+            break;
+        for (size_t n = 1; n < share && n < READ_BATCH && (j = pop_wanted(db, &db->wait_read)); n++)
+            last = last->next = j;
         start(db, first, c);
     }
     /* Lists after the point reads, one per hand-off (a batch would put one list's time in
      * front of the next), on at most DB_LIST_READERS connections. */
     while (db->wait_list.head && db->lists_running < DB_LIST_READERS &&
-           (c = free_reader(db)) != NULL) {
+           (c = free_reader(db)) != NULL && (first = pop_wanted(db, &db->wait_list)) != NULL) {
         db->lists_running++;
-        start(db, fifo_pop(&db->wait_list), c);
+        start(db, first, c);
     }
+    finish_dropped(db);
 }
 
 static void maybe_finish_close(struct db *db)
@@ -546,8 +589,8 @@ static void on_dispatch_idle(uv_idle_t *h)
     dispatch(h->data);
 }
 
-static int submit(struct db *db, db_work_fn *work, db_done_cb *done, void *arg, enum lane lane,
-                  enum db_durability durability)
+static int submit(struct db *db, db_work_fn *work, db_done_cb *done, db_wanted_fn *wanted,
+                  void *arg, enum lane lane, enum db_durability durability)
 {
     ASSERT_LOOP_THREAD();
     if (db->closing)
@@ -558,6 +601,7 @@ static int submit(struct db *db, db_work_fn *work, db_done_cb *done, void *arg, 
     *job = (struct db_job){.db = db,
                            .work = work,
                            .done = done,
+                           .wanted = wanted,
                            .arg = arg,
                            .is_write = lane == LANE_WRITE,
                            .is_list = lane == LANE_LIST,
@@ -575,18 +619,24 @@ static int submit(struct db *db, db_work_fn *work, db_done_cb *done, void *arg, 
 
 int db_read(struct db *db, db_work_fn *work, db_done_cb *done, void *arg)
 {
-    return submit(db, work, done, arg, LANE_READ, DB_CRASH_SAFE);
+    return submit(db, work, done, NULL, arg, LANE_READ, DB_CRASH_SAFE);
 }
 
 int db_read_list(struct db *db, db_work_fn *work, db_done_cb *done, void *arg)
 {
-    return submit(db, work, done, arg, LANE_LIST, DB_CRASH_SAFE);
+    return submit(db, work, done, NULL, arg, LANE_LIST, DB_CRASH_SAFE);
+}
+
+int db_read_for(struct db *db, int list, db_work_fn *work, db_done_cb *done, db_wanted_fn *wanted,
+                void *arg)
+{
+    return submit(db, work, done, wanted, arg, list ? LANE_LIST : LANE_READ, DB_CRASH_SAFE);
 }
 
 int db_write(struct db *db, enum db_durability durability, db_work_fn *work, db_done_cb *done,
              void *arg)
 {
-    return submit(db, work, done, arg, LANE_WRITE, durability);
+    return submit(db, work, done, NULL, arg, LANE_WRITE, durability);
 }
 
 size_t db_queue_depth(const struct db *db)
@@ -625,7 +675,10 @@ void db_close(struct db *db, void (*cb)(void *arg), void *arg)
     uv_close((uv_handle_t *)&db->sync_timer, on_timer_closed);
     uv_close((uv_handle_t *)&db->optimize_timer, on_timer_closed);
     uv_close((uv_handle_t *)&db->dispatch_idle, on_timer_closed);
-    /* Queued jobs still run: they may be writes a client is waiting for. */
+    /* Queued jobs still run (they may be writes a client is waiting for), except the reads
+     * nobody waits for any more. */
+    drop_unwanted(db, &db->wait_read);
+    drop_unwanted(db, &db->wait_list);
     dispatch(db);
     maybe_finish_close(db);
 }

@@ -87,6 +87,15 @@ int db_read(struct db *db, db_work_fn *work, db_done_cb *done, void *arg);
 int db_read_list(struct db *db, db_work_fn *work, db_done_cb *done, void *arg);
 int db_write(struct db *db, enum db_durability durability, db_work_fn *work, db_done_cb *done,
              void *arg);
+/* A read on behalf of someone who may stop waiting (an HTTP client that closes its
+ * connection): wanted(arg) is asked on the loop thread right before the job would be handed
+ * to a pool thread, and by db_close for every queued read. When it returns 0 the work never
+ * runs and done gets DB_ECANCELED, so the queries of vanished clients cost nothing and do not
+ * hold up shutdown. A job already running is not stopped. list: the list lane (db_read_list),
+ * else db_read's. Same contract as db_read otherwise. */
+typedef int db_wanted_fn(void *arg);
+int db_read_for(struct db *db, int list, db_work_fn *work, db_done_cb *done, db_wanted_fn *wanted,
+                void *arg);
 /* Jobs queued or running. */
 size_t db_queue_depth(const struct db *db);
 /* SQLite's write-ahead log upkeep (all zero on PostgreSQL). The writer does not checkpoint in its
@@ -123,8 +132,9 @@ int db_file_moved(struct db_conn *conn);
 /* The two thresholds in WAL frames (tests; the defaults suit production). Loop thread,
  * before the first job. */
 void db_set_wal_limits(struct db *db, int bg_pages, int max_pages);
-/* Refuses new jobs; closes the connections once the queued ones are done (the loop must keep
- * running until then), then frees db and calls cb (may be NULL). */
+/* Refuses new jobs; drops the queued reads nobody wants any more (db_read_for), closes the
+ * connections once the other queued jobs are done (the loop must keep running until then),
+ * then frees db and calls cb (may be NULL). */
 void db_close(struct db *db, void (*cb)(void *arg), void *arg);
 
 /* Helpers for work functions (pool thread, the job's connection). The SQL is SQLite's dialect

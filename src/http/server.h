@@ -145,6 +145,13 @@ static inline uint64_t http_exchange_elapsed_us(const struct http_exchange *ex)
 {
     return (uv_hrtime() - ex->start_ns_) / 1000;
 }
+/* 1 once the client's connection has closed (the client left, a limit or the stop closed it)
+ * while the handler still holds the exchange: its answer will only be freed, so work for it
+ * may be skipped. Loop thread, between dispatch to the handler and http_respond. */
+static inline int http_exchange_gone(const struct http_exchange *ex)
+{
+    return ex->conn_ == NULL;
+}
 /* The reason phrase for a status code ("OK", "Not Found", ...). */
 const char *http_status_text(int status);
 

@@ -15,10 +15,11 @@
     X(DB_ENOTFOUND, -30003, "no such row")           /* work functions report "no such row" */     \
     X(DB_EQUEUEFULL, -30004, "too many database jobs queued") /* DB_MAX_QUEUED */                  \
     X(DB_ECLOSED, -30005, "database closed")                                                       \
-    X(DB_EBUSY, -30006, "database locked")                 /* locked past busy_timeout */          \
-    X(DB_EFULL, -30007, "disk or database full")           /* SQLITE_FULL */                       \
-    X(DB_EREADONLY, -30008, "database read-only")          /* SQLITE_READONLY */                   \
-    X(DB_EMOVED, -30009, "database file moved or deleted") /* SQLITE_FCNTL_HAS_MOVED */            \
+    X(DB_EBUSY, -30006, "database locked")                       /* locked past busy_timeout */    \
+    X(DB_EFULL, -30007, "disk or database full")                 /* SQLITE_FULL */                 \
+    X(DB_EREADONLY, -30008, "database read-only")                /* SQLITE_READONLY */             \
+    X(DB_EMOVED, -30009, "database file moved or deleted")       /* SQLITE_FCNTL_HAS_MOVED */      \
+    X(DB_ECANCELED, -30010, "read dropped: nobody waits for it") /* db_read_for */                 \
     /* net/fetch: HTTP client */                                                                   \
     X(FETCH_ETOOBIG, -31001, "response too large") /* body over the request's cap */               \
     X(FETCH_EFAILED, -31002, "transfer failed")    /* detail logged at DEBUG */                    \

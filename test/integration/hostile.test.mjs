@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startServer } from './lib/server.mjs'
-import { newUser, rawToken, sha256hex, call } from './lib/auth.mjs'
+import { newUser, rawToken, sessionToken, sha256hex, call } from './lib/auth.mjs'
 import { rawConnect, sleep } from './lib/raw.mjs'
 import { freePort } from './lib/nginx.mjs'
 import { waitFor } from './lib/wait.mjs'
@@ -240,4 +240,53 @@ test('an empty method or payload tag fails (it used to count as absent)', async 
   // The same token without the empty tag is accepted.
   const r = await call(srv.url, dan, 'POST', '/tenants')
   assert.equal(r.status, 201)
+})
+
+// The list reads of clients that left are not run: a flood of clients that queue large list
+// pages and vanish used to keep the readers busy with answers nobody would read (and, at
+// shutdown, past the stop's deadline). 60 connections ask for a ~1 MB page each and reset
+// once the reads are queued; the reads not started by then are dropped (request line 499).
+test('queued list reads of clients that closed their connections are dropped, not run', async () => {
+  const admin = newUser()
+  const metricsPort = await freePort()
+  const lists = await startServer({ env: { ADMINS: admin.pk, METRICS_PORT: String(metricsPort) } })
+  const conns = []
+  try {
+    const t0 = 1700000000
+    lists.sql(`INSERT INTO tenant(pubkey, created_at) VALUES ('${'ab'.repeat(32)}', ${t0});`)
+    let rows = []
+    for (let i = 0; i < 250; i++) {
+      if (rows.length === 50) { lists.sql(`BEGIN; ${rows.join('\n')} COMMIT;`); rows = [] }
+      const id = i.toString(16).padStart(32, '0')
+      rows.push('INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status, synced, ' +
+        `info_name, info_description, created_at, updated_at) VALUES ('${id}', '${'ab'.repeat(32)}', ` +
+        `'gone${i}', 'gone${i}', '${'cd'.repeat(32)}', 'growth', 'active', 1, 'Relay ${i}', ` +
+        `'${'d'.repeat(125)}', ${t0 + i}, ${t0 + i});`)
+    }
+    // 4000-byte descriptions, doubled in SQL (the statement text stays small).
+    for (let i = 0; i < 5; i++) rows.push("UPDATE relay SET info_description = info_description || info_description WHERE subdomain LIKE 'gone%';")
+    lists.sql(`BEGIN; ${rows.join('\n')} COMMIT;`)
+    const auth = sessionToken(admin, lists.url)
+    const n = 60
+    for (let i = 0; i < n; i++) {
+      const c = await rawConnect(lists.port)
+      await c.write(head('GET', '/relays?limit=500', { Authorization: auth }))
+      conns.push(c)
+    }
+    // At most two lists run at once: most of the 60 wait in the database's list lane.
+    await waitFor(async () => (await gauge(metricsPort, 'caravel_db_queue_depth')) >= n / 2,
+      'the list reads queued (caravel_db_queue_depth)')
+    for (const c of conns) c.sock.resetAndDestroy() // RST: the clients are gone
+    const lines = (status) => (lists.logs().match(new RegExp(`GET /relays ${status} `, 'g')) || []).length
+    await waitFor(() => lines(499) + lines(200) === n, 'a request line for each of the 60 lists', 60000)
+    assert.ok(lines(499) >= n / 4, `dropped: ${lines(499)} of ${n} (run: ${lines(200)})`)
+    assert.doesNotMatch(lists.logs(), /failed in the database/)
+    // The server still answers lists to a client that stays.
+    const r = await call(lists.url, admin, 'GET', '/relays?limit=2')
+    assert.equal(r.status, 200, r.text)
+    assert.equal(r.body.data.length, 2)
+  } finally {
+    for (const c of conns) c.destroy()
+    assert.equal(await lists.stop(), 0)
+  }
 })

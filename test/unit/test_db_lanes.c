@@ -245,3 +245,131 @@ TEST(db_read_batches_see_every_acknowledged_write)
     ASSERT(is_closed);
     ASSERT_OK(uv_loop_close(&loop));
 }
+
+/* ---- reads nobody waits for any more (db_read_for) ---- */
+
+struct wanted_job {
+    int wanted; /* what the job's owner answers when asked */
+    int asked, ran, done, status;
+};
+
+static int wanted_job_wanted(void *arg)
+{
+    struct wanted_job *w = arg;
+    w->asked++;
+    return w->wanted;
+}
+
+static int wanted_job_work(struct db_conn *conn, void *arg)
+{
+    ((struct wanted_job *)arg)->ran = 1; /* the job's own memory: no race with the loop */
+    return db_exec(conn, "SELECT 1");
+}
+
+static void wanted_job_done(int status, void *arg)
+{
+    struct wanted_job *w = arg;
+    w->done++;
+    w->status = status;
+}
+
+#define WANTED_JOBS 12
+
+/* A read whose owner stops wanting it while it waits is never run: done gets DB_ECANCELED
+ * and the queries of the others still run, in both lanes. */
+TEST(db_reads_nobody_wants_are_dropped_before_they_run)
+{
+    uv_loop_t loop;
+    struct db *db = NULL;
+    struct wanted_job w[WANTED_JOBS] = {0};
+    char dir[64], path[128];
+    int is_closed = 0;
+    test_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/t.db", dir);
+    ASSERT_OK(uv_loop_init(&loop));
+    ASSERT_OK(db_open(&db, &loop, path));
+    for (int i = 0; i < WANTED_JOBS; i++) {
+        w[i].wanted = 1;
+        ASSERT_OK(
+            db_read_for(db, i % 2, wanted_job_work, wanted_job_done, wanted_job_wanted, &w[i]));
+    }
+    for (int i = 0; i < WANTED_JOBS; i += 3) /* the clients of these left meanwhile */
+        w[i].wanted = 0;
+    ASSERT_OK(uv_run(&loop, UV_RUN_DEFAULT));
+    for (int i = 0; i < WANTED_JOBS; i++) {
+        ASSERT_EQ(w[i].done, 1);
+        ASSERT_GE(w[i].asked, 1);
+        ASSERT_EQ(w[i].ran, w[i].wanted);
+        ASSERT_EQ(w[i].status, w[i].wanted ? 0 : DB_ECANCELED);
+    }
+    ASSERT_EQ(db_queue_depth(db), 0);
+    db_close(db, closed, &is_closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT(is_closed);
+    ASSERT_OK(uv_loop_close(&loop));
+}
+
+static int written_once(struct db_conn *conn, void *arg)
+{
+    (void)conn;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void on_written_once(int status, void *arg)
+{
+    ASSERT_OK(status);
+    (void)arg;
+}
+
+/* db_close drops the queued reads nobody wants at once, even while every list reader is busy
+ * (they would otherwise each wait for a reader and run before the database closes), and
+ * still runs the wanted reads and the writes. */
+TEST(db_close_drops_queued_reads_nobody_wants)
+{
+    uv_loop_t loop;
+    struct db *db = NULL;
+    struct wanted_job w[WANTED_JOBS] = {0};
+    char dir[64], path[128];
+    int is_closed = 0, writes = 0;
+    test_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/t.db", dir);
+    ASSERT_OK(uv_loop_init(&loop));
+    ASSERT_OK(db_open(&db, &loop, path));
+    for (int i = 0; i < 2; i++) /* both list readers held until released */
+        ASSERT_OK(db_read_list(db, slow_list, on_list, NULL));
+    for (int n = 0; n < 2;) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+        pthread_mutex_lock(&mu);
+        n = running;
+        pthread_mutex_unlock(&mu);
+    }
+    for (int i = 0; i < WANTED_JOBS; i++) {
+        w[i].wanted = 1;
+        ASSERT_OK(db_read_for(db, 1, wanted_job_work, wanted_job_done, wanted_job_wanted, &w[i]));
+    }
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, written_once, on_written_once, &writes));
+    uv_run(&loop, UV_RUN_NOWAIT); /* the lists stay queued: no list reader is free */
+    for (int i = 0; i < WANTED_JOBS; i++)
+        ASSERT_EQ(w[i].done, 0);
+    for (int i = 1; i < WANTED_JOBS; i++) /* only the first one's client is still there */
+        w[i].wanted = 0;
+    db_close(db, closed, &is_closed);
+    for (int i = 1; i < WANTED_JOBS; i++) { /* dropped by db_close itself */
+        ASSERT_EQ(w[i].done, 1);
+        ASSERT_EQ(w[i].status, DB_ECANCELED);
+    }
+    ASSERT_EQ(w[0].done, 0);
+    release();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT(is_closed);
+    ASSERT_EQ(lists_done, 2);
+    ASSERT_EQ(writes, 1);
+    ASSERT_EQ(w[0].done, 1);
+    ASSERT_EQ(w[0].ran, 1);
+    ASSERT_OK(w[0].status);
+    for (int i = 1; i < WANTED_JOBS; i++)
+        ASSERT_EQ(w[i].ran, 0);
+    ASSERT_OK(uv_loop_close(&loop));
+}
