@@ -27,12 +27,15 @@ after(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
-// Runs sync_tool asynchronously (the test zooid lives in this process's event loop).
+// Runs sync_tool asynchronously (the test zooid lives in this process's event loop). The tool
+// gives up when not every relay has synced after timeout_ms: a bound for "it converges", far
+// above what a healthy run needs (1,300 relays took 47 s with the machine at load 15-20), so
+// a run on a loaded machine is not mistaken for one that stalls.
 function runSync(relays, prefix, env = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'caravel-syncw-'))
   dirs.push(dir)
   const cmd = { db: path.join(dir, 'c.db'), zooid_url: z.url, sk: bytesToHex(sk), tenant, relays, prefix,
-    relay_domain: 'spaces.test', timeout_ms: 60000 }
+    relay_domain: 'spaces.test', timeout_ms: 240000 }
   return new Promise((resolve, reject) => {
     const c = spawn(toolPath('sync_tool'), [], {
       env: { ...process.env, LOG_LEVEL: 'error', CARAVEL_TEST_SYNC_RETRY_MS: '100', ...env },
@@ -56,7 +59,7 @@ function runSync(relays, prefix, env = {}) {
   })
 }
 
-test('1,000 relays converge with at most 8 requests at once, all NIP-98 valid', { timeout: 90000 }, async () => {
+test('1,000 relays converge with at most 8 requests at once, all NIP-98 valid', { timeout: 300000 }, async () => {
   const start = z.requests.length
   z.maxConcurrent = 0
   z.delayMs = 5
@@ -88,18 +91,26 @@ test('zooid refusing, then answering 500, then back: relays converge', async () 
   for (const id of ['down0', 'down1', 'down2']) assert.equal(z.configs.get(id).schema, id.replace(/(\d)$/, 's$1'))
 })
 
+// On a loaded machine an answer can also arrive after the client's timeout: the worker then
+// retries that request too (POST meets 409, PUT replaces). Such extra retries are the behaviour
+// under test, so the sequences allow any number of them after the fault's own request.
+const RETRIED = '( POST 409 PUT 200)*'
+
 test('a hung zooid request times out and is retried', async () => {
   const start = z.requests.length
   z.fault('hang', 1)
-  const r = await runSync(1, 'hang', { CARAVEL_TEST_SYNC_TIMEOUT_MS: '300' })
+  const r = await runSync(1, 'hang', { CARAVEL_TEST_SYNC_TIMEOUT_MS: '1500' })
   assert.equal(r.code, 0, JSON.stringify(r))
-  const reqs = z.requests.slice(start).map((q) => `${q.method} ${q.status}`)
-  assert.deepEqual(reqs, ['POST 0', 'POST 201']) // unanswered (timed out), then retried
+  const seq = (from) => z.requests.slice(from).map((q) => ` ${q.method} ${q.status}`).join('')
+  // Unanswered (timed out), then retried.
+  assert.match(seq(start), new RegExp(`^ POST 0 POST 201${RETRIED}$`))
+  const stored = z.requests.length
   z.fault('hang-after-store', 1)
-  const r2 = await runSync(1, 'stored', { CARAVEL_TEST_SYNC_TIMEOUT_MS: '300' })
+  const r2 = await runSync(1, 'stored', { CARAVEL_TEST_SYNC_TIMEOUT_MS: '1500' })
   assert.equal(r2.code, 0, JSON.stringify(r2))
   // Stored by zooid but the answer never came: the retry meets 409 and replaces with PUT.
-  assert.deepEqual(z.requests.slice(start + 2).map((q) => `${q.method} ${q.status}`), ['POST 201', 'POST 409', 'PUT 200'])
+  assert.match(seq(stored), new RegExp(`^ POST 201 POST 409 PUT 200${RETRIED}$`))
+  assert.equal(z.configs.get('stored0').schema, 'storeds0')
 })
 
 test('more relays than one batch drain without waiting for the reconcile tick', async () => {
