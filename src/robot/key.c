@@ -18,26 +18,10 @@ struct robot_key_job {
     int status;
 };
 
-/* Pool thread, in a write transaction. */
-static int store_new_robot_key(struct db_conn *conn, struct robot_key_job *job)
+/* Pool thread, in a write transaction: the stored key into job->seckey; DB_ENOTFOUND when
+ * there is none. */
+static int read_robot_key(struct db_conn *conn, struct robot_key_job *job)
 {
-    struct nostr_keypair kp;
-    char hex[65];
-    if (nostr_keypair_generate(&kp) != 0)
-        return DB_EGENERIC;
-    hex_encode(kp.seckey, 32, hex);
-    int rc =
-        db_run(conn, "INSERT INTO setting(key, value) VALUES ('robot_secret', ?)", DB_TEXT(hex));
-    memcpy(job->seckey, kp.seckey, 32);
-    job->generated = 1;
-    secure_zero(&kp, sizeof(kp));
-    secure_zero(hex, sizeof(hex));
-    return rc;
-}
-
-static int robot_key_work(struct db_conn *conn, void *arg)
-{
-    struct robot_key_job *job = arg;
     struct db_stmt *st = db_stmt(conn, "SELECT value FROM setting WHERE key = 'robot_secret'");
     if (!st)
         return DB_EGENERIC;
@@ -45,11 +29,35 @@ static int robot_key_work(struct db_conn *conn, void *arg)
     if (rc == DB_ROW) {
         const char *v = db_col_str(st, 0);
         rc = v && hex_decode(v, strlen(v), job->seckey, 32) == 0 ? 0 : DB_EGENERIC;
-        db_reset(st);
-        return rc;
+    } else {
+        rc = rc == DB_DONE ? DB_ENOTFOUND : db_status(rc);
     }
     db_reset(st);
-    return rc == DB_DONE ? store_new_robot_key(conn, job) : db_status(rc);
+    return rc;
+}
+
+/* Pool thread, in a write transaction. Several instances may start together on an empty
+ * database (one PostgreSQL behind several processes): each generates a key, the first INSERT
+ * wins, the others' are ignored (PostgreSQL makes a concurrent insert of the same key wait for
+ * the winner's COMMIT), and every instance then reads back the one stored key. */
+static int robot_key_work(struct db_conn *conn, void *arg)
+{
+    struct robot_key_job *job = arg;
+    struct nostr_keypair kp;
+    char hex[65];
+    job->generated = 0; /* the job may run again (DB_EBUSY) */
+    int rc = read_robot_key(conn, job);
+    if (rc != DB_ENOTFOUND)
+        return rc;
+    if (nostr_keypair_generate(&kp) != 0)
+        return DB_EGENERIC;
+    hex_encode(kp.seckey, 32, hex);
+    rc = db_run(conn, "INSERT OR IGNORE INTO setting(key, value) VALUES ('robot_secret', ?)",
+                DB_TEXT(hex));
+    job->generated = rc == 0 && db_changes(conn) == 1;
+    secure_zero(&kp, sizeof(kp));
+    secure_zero(hex, sizeof(hex));
+    return rc != 0 ? rc : read_robot_key(conn, job);
 }
 
 static void on_robot_key(int status, void *arg)
