@@ -20,6 +20,7 @@
     X(DB_EREADONLY, -30008, "database read-only")                /* SQLITE_READONLY */             \
     X(DB_EMOVED, -30009, "database file moved or deleted")       /* SQLITE_FCNTL_HAS_MOVED */      \
     X(DB_ECANCELED, -30010, "read dropped: nobody waits for it") /* db_read_for */                 \
+    X(DB_ELEASE, -30011, "leader lease lost") /* db/lease.h: another instance took over */         \
     /* net/fetch: HTTP client */                                                                   \
     X(FETCH_ETOOBIG, -31001, "response too large") /* body over the request's cap */               \
     X(FETCH_EFAILED, -31002, "transfer failed")    /* detail logged at DEBUG */                    \
