@@ -59,6 +59,8 @@ struct api_call {
                            * up; remembered in tenant_cache after a success */
     int paged;            /* a list page: the answer carries "next" (null when next is "") */
     char next[REPO_CURSOR_MAX];
+    /* Loop thread, when set: sees a successful answer (body) just before it is sent. */
+    void (*answered)(struct api_call *call);
 };
 
 /* For work functions: fire ev(id) once the transaction has committed (never on rollback). */
@@ -74,6 +76,9 @@ void api_ok(struct api_ctx *ctx, int status, cJSON *data);
 /* Runs work on the pool thread (write=1: in one BEGIN IMMEDIATE transaction) and answers.
  * Takes ownership of in (freed with in_free). */
 void api_run(struct api_ctx *ctx, int write, api_work_fn *work, void *in, void (*in_free)(void *));
+/* api_run of a read whose successful answer is shown to answered first (e.g. to cache it). */
+void api_run_read_answered(struct api_ctx *ctx, api_work_fn *work, void *in,
+                           void (*in_free)(void *), void (*answered)(struct api_call *call));
 /* api_run of a list page: a read in the database's list lane (db_read_list), so lists never
  * hold up the point reads. */
 void api_run_list(struct api_ctx *ctx, api_work_fn *work, void *in, void (*in_free)(void *));

@@ -12,6 +12,7 @@
 
 #include "nostr/base64.h"
 #include "nostr/event.h"
+#include "nostr/event_fast.h"
 #include "nostr/hex.h"
 #include "nostr/keys.h"
 #include "util/debug.h"
@@ -126,21 +127,28 @@ static int copy_tag(const struct nostr_event *ev, const char *name, char *out, s
     return 0;
 }
 
+/* A BIP-340 check of sig over id by pubkey, the parsed key taken from this thread's
+ * KEY_SLOTS when it is there. Any thread. */
+static int verify_sig(const uint8_t pubkey[32], const uint8_t id[32], const uint8_t sig[64])
+{
+    struct key_slot *k = &keys[(pubkey[0] | pubkey[1] << 8) % KEY_SLOTS];
+    if (!k->used || memcmp(k->raw, pubkey, 32) != 0) {
+        k->used = secp256k1_xonly_pubkey_parse(nostr_secp(), &k->xpk, pubkey);
+        if (!k->used)
+            return -1;
+        memcpy(k->raw, pubkey, 32);
+    }
+    return secp256k1_schnorrsig_verify(nostr_secp(), sig, id, 32, &k->xpk) ? 0 : -1;
+}
+
 /* nostr_event_verify (id = sha256 of the serialization, BIP-340 sig over it) with the
- * signer's parsed key taken from this thread's KEY_SLOTS when it is there. Any thread. */
+ * prepared keys of verify_sig. */
 static int verify_event(const struct nostr_event *ev)
 {
     uint8_t id[32];
     if (nostr_event_compute_id(ev, id) != 0 || memcmp(id, ev->id, 32) != 0)
         return -1;
-    struct key_slot *k = &keys[(ev->pubkey[0] | ev->pubkey[1] << 8) % KEY_SLOTS];
-    if (!k->used || memcmp(k->raw, ev->pubkey, 32) != 0) {
-        k->used = secp256k1_xonly_pubkey_parse(nostr_secp(), &k->xpk, ev->pubkey);
-        if (!k->used)
-            return -1;
-        memcpy(k->raw, ev->pubkey, 32);
-    }
-    return secp256k1_schnorrsig_verify(nostr_secp(), ev->sig, id, 32, &k->xpk) ? 0 : -1;
+    return verify_sig(ev->pubkey, id, ev->sig);
 }
 
 static int too_old(int64_t created_at, int64_t now, int64_t max_age)
@@ -149,21 +157,15 @@ static int too_old(int64_t created_at, int64_t now, int64_t max_age)
     return age > max_age || -age > max_age;
 }
 
-/* Decodes, parses and verifies the event; fills tok. The age is checked before the
- * signature so a replayed old token costs no verification and is never cached. */
-static int decode_token(const char *b64, size_t n, int64_t now, int64_t max_age, struct token *tok,
-                        const char **why)
+/* Parses and verifies the event JSON with the general parser; fills tok. The age is checked
+ * before the signature so a replayed old token costs no verification and is never cached. */
+static int decode_event(const char *json, size_t json_len, int64_t now, int64_t max_age,
+                        struct token *tok, const char **why)
 {
-    uint8_t *json = NULL;
-    size_t json_len = 0;
     struct nostr_event ev;
     int rc = -1;
     nostr_event_init(&ev);
-    if (base64_decode(b64, n, 1, &json, &json_len) != 0) {
-        *why = "token is not base64";
-    } else if (json_len > NIP98_MAX_JSON) {
-        *why = "token event over 8192 bytes of JSON";
-    } else if (nostr_event_parse(&ev, (const char *)json, json_len) != 0) {
+    if (nostr_event_parse(&ev, json, json_len) != 0) {
         *why = "token is not a Nostr event";
     } else if (ev.kind != NIP98_KIND) {
         *why = "token kind is not 27235";
@@ -183,8 +185,87 @@ static int decode_token(const char *b64, size_t n, int64_t now, int64_t max_age,
         rc = 0;
     }
     nostr_event_free(&ev);
-    free(json);
     return rc;
+}
+
+/* The fast-path twins of nostr_event_tag_value and copy_tag (same rules, over the parsed
+ * slices): the first tag named name with a value, or NULL. */
+static const struct nostr_fast_str *fast_tag_value(const struct nostr_fast_event *ev,
+                                                   const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < ev->n_tags; i++) {
+        const struct nostr_fast_tag *t = &ev->tags[i];
+        if (t->n_values >= 2 && t->name.n == n && memcmp(t->name.p, name, n) == 0)
+            return &t->value;
+    }
+    return NULL;
+}
+
+static int fast_copy_tag(const struct nostr_fast_event *ev, const char *name, char *out, size_t cap)
+{
+    size_t n = strlen(name);
+    out[0] = '\0';
+    for (size_t i = 0; i < ev->n_tags; i++) { /* present but empty: refused (tag_empty) */
+        const struct nostr_fast_tag *t = &ev->tags[i];
+        if (t->n_values >= 1 && t->name.n == n && memcmp(t->name.p, name, n) == 0 &&
+            (t->n_values < 2 || t->value.n == 0))
+            return -1;
+    }
+    const struct nostr_fast_str *v = fast_tag_value(ev, name);
+    if (!v)
+        return 0;
+    if (v->n >= cap)
+        return -1;
+    memcpy(out, v->p, v->n);
+    out[v->n] = '\0';
+    return 0;
+}
+
+/* decode_event over the fast parse (nostr/event_fast.h), the same checks in the same order. */
+static int decode_fast(const struct nostr_fast_event *ev, int64_t now, int64_t max_age,
+                       struct token *tok, const char **why)
+{
+    const struct nostr_fast_str *u = fast_tag_value(ev, "u");
+    if (ev->kind != NIP98_KIND) {
+        *why = "token kind is not 27235";
+    } else if (too_old(ev->created_at, now, max_age)) {
+        *why = "token expired or from the future";
+    } else if (memcmp(ev->computed_id, ev->id, 32) != 0 ||
+               verify_sig(ev->pubkey, ev->computed_id, ev->sig) != 0) {
+        *why = "token id or signature invalid";
+    } else if (!u || u->n > URL_MAX ||
+               fast_copy_tag(ev, "method", tok->method, sizeof(tok->method)) ||
+               fast_copy_tag(ev, "payload", tok->payload, sizeof(tok->payload))) {
+        *why = "token u/method/payload tag missing, empty or too long";
+    } else {
+        memcpy(tok->pubkey, ev->pubkey, 32);
+        tok->created_at = ev->created_at;
+        tok->u = xstrndup(u->p, u->n);
+        return 0;
+    }
+    return -1;
+}
+
+/* Decodes, parses and verifies the token; fills tok. The usual token (plain ASCII strings)
+ * takes the allocation-free fast parse; anything it declines, the general parser decides. */
+static int decode_token(const char *b64, size_t n, int64_t now, int64_t max_age, struct token *tok,
+                        const char **why)
+{
+    char json[NIP98_MAX_TOKEN_B64 / 4 * 3 + 3];
+    size_t json_len = 0;
+    struct nostr_fast_event fast;
+    if (base64_decode_to(b64, n, 1, (uint8_t *)json, sizeof(json), &json_len) != 0) {
+        *why = "token is not base64";
+        return -1;
+    }
+    if (json_len > NIP98_MAX_JSON) {
+        *why = "token event over 8192 bytes of JSON";
+        return -1;
+    }
+    if (nostr_event_parse_fast(json, json_len, &fast) == 0)
+        return decode_fast(&fast, now, max_age, tok, why);
+    return decode_event(json, json_len, now, max_age, tok, why);
 }
 
 /* 64-bit multiply-xorshift over 8-byte words: the slot index only (see struct cache_slot). */

@@ -141,6 +141,8 @@ static void run_done(int status, void *arg)
         /* Committed: now the features that registered for it may act on it. */
         if (call->has_event)
             app_emit(ctx->app, call->event, call->event_id);
+        if (call->answered)
+            call->answered(call);
         api_send(ctx, call->created ? 201 : 200, call->body, strlen(call->body));
     }
     cJSON_free(call->body);
@@ -166,9 +168,10 @@ static int run_wanted(void *arg)
 }
 
 static void run(struct api_ctx *ctx, enum run_lane lane, api_work_fn *work, void *in,
-                void (*in_free)(void *))
+                void (*in_free)(void *), void (*answered)(struct api_call *call))
 {
     struct run *r = xcalloc(1, sizeof(*r));
+    r->call.answered = answered;
     r->call.ctx = ctx;
     r->call.in = in;
     r->call.in_free = in_free;
@@ -188,12 +191,18 @@ static void run(struct api_ctx *ctx, enum run_lane lane, api_work_fn *work, void
 
 void api_run(struct api_ctx *ctx, int write, api_work_fn *work, void *in, void (*in_free)(void *))
 {
-    run(ctx, write ? RUN_WRITE : RUN_READ, work, in, in_free);
+    run(ctx, write ? RUN_WRITE : RUN_READ, work, in, in_free, NULL);
+}
+
+void api_run_read_answered(struct api_ctx *ctx, api_work_fn *work, void *in,
+                           void (*in_free)(void *), void (*answered)(struct api_call *call))
+{
+    run(ctx, RUN_READ, work, in, in_free, answered);
 }
 
 void api_run_list(struct api_ctx *ctx, api_work_fn *work, void *in, void (*in_free)(void *))
 {
-    run(ctx, RUN_LIST, work, in, in_free);
+    run(ctx, RUN_LIST, work, in, in_free, NULL);
 }
 
 /* ---- request helpers ---- */

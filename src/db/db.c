@@ -1,5 +1,6 @@
 #include "db/db.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,10 +102,11 @@ struct db {
     uint64_t writer_checkpoints;     /* the writer's own (pool thread holding the writer) */
     struct db_stats stats;           /* loop thread */
     struct job_fifo wait_write, wait_read, wait_list;
-    struct job_fifo dropped; /* reads nobody wants, their done still to call */
-    int lists_running;       /* readers holding a db_read_list job */
-    int storage_error;       /* db_storage_error; loop thread */
-    size_t depth;            /* queued + running */
+    struct job_fifo dropped;    /* reads nobody wants, their done still to call */
+    int lists_running;          /* readers holding a db_read_list job */
+    int storage_error;          /* db_storage_error; loop thread */
+    size_t depth;               /* queued + running */
+    _Atomic uint64_t write_seq; /* db_write_seq: the writer's pool thread adds, any reads */
     int closing;
     enum db_engine engine;
     int pg_read_only; /* PostgreSQL: a standby or a read-only default (at db_open) */
@@ -306,10 +308,18 @@ static void job_work(uv_work_t *req)
     struct db_conn *c = job->conn;
     ASSERT_POOL_THREAD();
     DEBUG_ASSERT(job->state == JOB_RUNNING);
-    if (!job->is_write)
+    if (!job->is_write) {
         read_batch(job, c);
-    else
-        write_batch(job, c);
+        return;
+    }
+    atomic_fetch_add(&job->db->write_seq, 1); /* odd: a commit may become visible */
+    write_batch(job, c);
+    atomic_fetch_add(&job->db->write_seq, 1);
+}
+
+uint64_t db_write_seq(const struct db *db)
+{
+    return atomic_load(&db->write_seq);
 }
 
 static void fifo_push(struct job_fifo *f, struct db_job *job)

@@ -98,6 +98,15 @@ int db_read_for(struct db *db, int list, db_work_fn *work, db_done_cb *done, db_
                 void *arg);
 /* Jobs queued or running. */
 size_t db_queue_depth(const struct db *db);
+/* A counter of this process's write transactions, for caches that must never answer from
+ * before a write (api/relay_cache.c): the writer adds 1 before a write batch starts and 1 after
+ * its COMMIT or ROLLBACK, so it is odd while one may be committing. An answer read by a job
+ * submitted while it was even value v is still the database's answer as long as it reads v
+ * again: every commit that could change it moves it first. Only writes through this db are
+ * counted (readers are query_only): valid where no other process writes the store (!db_shared:
+ * a SQLite file, one process by design), never on PostgreSQL (instances share it). Any thread. */
+uint64_t db_write_seq(const struct db *db);
+
 /* SQLite's write-ahead log upkeep (all zero on PostgreSQL). The writer does not checkpoint in its
  * COMMITs: a PASSIVE checkpoint runs on a pool thread (its own connection) once the WAL holds 1,000
  * frames, and the writer checkpoints itself only past 16,000 (a steady stream of writes keeps the

@@ -59,24 +59,19 @@ static long data_chars(const char *in, size_t n, int allow_unpadded)
     return (long)data;
 }
 
-int base64_decode(const char *in, size_t n, int allow_unpadded, uint8_t **out, size_t *out_len)
+/* Decodes the data part (data characters of in) into dst, which holds at least
+ * data / 4 * 3 + 2 bytes; the decoded length, or -1. */
+static long decode_data(const unsigned char *u, long data, uint8_t *dst)
 {
-    long data = data_chars(in, n, allow_unpadded);
-    uint8_t *dst = NULL;
     size_t o = 0;
     uint32_t acc = 0;
     int bits = 0;
-    *out = NULL;
-    if (data < 0)
-        return -1;
-    dst = xmalloc((size_t)data / 4 * 3 + 3);
-    const unsigned char *u = (const unsigned char *)in;
     long i = 0;
     for (; i + 4 <= data; i += 4) { /* whole groups: 4 characters -> 3 bytes */
         unsigned a = sextet1[u[i]], b = sextet1[u[i + 1]], c = sextet1[u[i + 2]],
                  d = sextet1[u[i + 3]];
         if (!a || !b || !c || !d)
-            goto fail;
+            return -1;
         uint32_t v = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6 | (d - 1);
         dst[o++] = (uint8_t)(v >> 16);
         dst[o++] = (uint8_t)(v >> 8);
@@ -85,7 +80,7 @@ int base64_decode(const char *in, size_t n, int allow_unpadded, uint8_t **out, s
     for (; i < data; i++) { /* the final 2 or 3 characters */
         unsigned v = sextet1[u[i]];
         if (!v)
-            goto fail;
+            return -1;
         acc = (acc << 6) | (v - 1);
         bits += 6;
         if (bits >= 8) {
@@ -95,14 +90,38 @@ int base64_decode(const char *in, size_t n, int allow_unpadded, uint8_t **out, s
         acc &= (1u << bits) - 1;
     }
     /* Leftover bits must be zero, or two strings would decode to the same bytes. */
-    if (acc != 0)
-        goto fail;
+    return acc != 0 ? -1 : (long)o;
+}
+
+int base64_decode(const char *in, size_t n, int allow_unpadded, uint8_t **out, size_t *out_len)
+{
+    long data = data_chars(in, n, allow_unpadded), o;
+    *out = NULL;
+    if (data < 0)
+        return -1;
+    uint8_t *dst = xmalloc((size_t)data / 4 * 3 + 3);
+    o = decode_data((const unsigned char *)in, data, dst);
+    if (o < 0) {
+        free(dst);
+        return -1;
+    }
     dst[o] = '\0';
     *out = dst;
     if (out_len)
-        *out_len = o;
+        *out_len = (size_t)o;
     return 0;
-fail:
-    free(dst);
-    return -1;
+}
+
+int base64_decode_to(const char *in, size_t n, int allow_unpadded, uint8_t *out, size_t cap,
+                     size_t *out_len)
+{
+    long data = data_chars(in, n, allow_unpadded), o;
+    if (data < 0 || (size_t)data / 4 * 3 + 3 > cap)
+        return -1;
+    o = decode_data((const unsigned char *)in, data, out);
+    if (o < 0)
+        return -1;
+    out[o] = '\0';
+    *out_len = (size_t)o;
+    return 0;
 }

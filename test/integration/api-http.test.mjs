@@ -224,6 +224,30 @@ test('deactivate, activate, delinquent with an overdue invoice, admin sync', asy
   await fails(call(srv.url, admin, 'POST', '/relays/' + 'e'.repeat(32) + '/sync'), 404, 'not-found')
 })
 
+test('GET /relays/:id: a cached answer never outlives a write', async () => {
+  const carol = newUser()
+  await ok(call(srv.url, carol, 'POST', '/tenants'), 201)
+  const r = await ok(call(srv.url, carol, 'POST', '/relays', { subdomain: 'cached', plan: 'free' }), 201)
+  const p = `/relays/${r.id}`
+  for (let i = 0; i < 3; i++) assert.equal((await ok(call(srv.url, carol, 'GET', p))).info_name, '')
+  // the owner's answer, once cached, is not shown to another caller; an admin sees it
+  await fails(call(srv.url, stranger, 'GET', p), 404, 'not-found')
+  assert.equal((await ok(call(srv.url, admin, 'GET', p))).id, r.id)
+  await ok(call(srv.url, carol, 'PUT', p, { info_name: 'renamed' }))
+  assert.equal((await ok(call(srv.url, carol, 'GET', p))).info_name, 'renamed')
+  await ok(call(srv.url, carol, 'POST', p + '/deactivate'))
+  assert.equal((await ok(call(srv.url, carol, 'GET', p))).status, 'inactive')
+  // a row changed behind the service's back (the sqlite3 shell) shows within a second
+  sql(`UPDATE relay SET info_name = 'by hand' WHERE id = '${r.id}'`)
+  let name
+  for (const until = Date.now() + 3000; Date.now() < until;) {
+    name = (await ok(call(srv.url, carol, 'GET', p))).info_name
+    if (name === 'by hand') break
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  assert.equal(name, 'by hand')
+})
+
 test('paging: limit 1..500, offset, newest first', async () => {
   for (const q of ['limit=0', 'limit=501', 'limit=abc', 'limit=', 'limit=-1', 'offset=-1', 'offset=x',
     'limit=%2B5', 'limit=+5', 'limit=%205', 'limit=5%20', 'limit=0x10', 'limit=5.0', 'offset=-0',

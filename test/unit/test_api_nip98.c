@@ -28,7 +28,8 @@ struct tok_spec {
     int64_t created_at;          /* 0 = NOW */
     int kind;                    /* 0 = 27235 */
     enum tamper tamper;
-    size_t content_len; /* filler content */
+    size_t content_len;  /* filler content */
+    const char *content; /* explicit content (overrides the filler) */
 };
 
 static struct nostr_keypair test_key(void)
@@ -70,7 +71,8 @@ static char *token_json(const struct tok_spec *t)
     }
     char *content = xcalloc(1, t->content_len + 1);
     memset(content, 'c', t->content_len);
-    nostr_event_set_content(&ev, content, t->content_len);
+    nostr_event_set_content(&ev, t->content ? t->content : content,
+                            t->content ? strlen(t->content) : t->content_len);
     free(content);
     ASSERT_OK(nostr_event_sign(&ev, &kp));
     if (t->tamper == T_SIG)
@@ -200,7 +202,37 @@ static const struct {
      NULL,
      0,
      1},
+    /* Escapes and non-ASCII text are outside the allocation-free fast parse
+     * (nostr/event_fast.h): the general parser decides these, with the same rules. */
+    {"escaped-content",
+     {.u = ORIGIN "/relays", .method = "GET", .content = "a \"quote\" \\ and\na line"},
+     "GET",
+     "/relays",
+     NULL,
+     0,
+     1},
+    {"non-ascii-content",
+     {.u = ORIGIN "/relays", .method = "GET", .content = "caf\xc3\xa9"},
+     "GET",
+     "/relays",
+     NULL,
+     0,
+     1},
     /* refused */
+    {"escaped-content-bad-sig",
+     {.u = ORIGIN "/relays", .method = "GET", .content = "\"", .tamper = T_SIG},
+     "GET",
+     "/relays",
+     NULL,
+     0,
+     0},
+    {"escaped-content-method-empty",
+     {.u = ORIGIN "/relays", .method = "", .content = "\\"},
+     "GET",
+     "/relays",
+     NULL,
+     0,
+     0},
     /* A present method or payload tag binds the token; an empty one used to bind it to
      * nothing (it was taken as absent). */
     {"method-tag-empty", {.u = ORIGIN "/relays", .method = ""}, "POST", "/relays", BODY, 0, 0},

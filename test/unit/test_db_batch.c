@@ -298,3 +298,52 @@ TEST(db_crash_safe_commits_are_synced_within_a_second)
         ASSERT_OK(uv_loop_close(&loop));
     }
 }
+
+/* db_write_seq (the relay answer cache's coherence): odd inside a write job, advanced and even
+ * once it committed; reads leave it alone. */
+struct seq_job {
+    struct db *db;
+    uint64_t inside;
+};
+
+static int seq_work(struct db_conn *conn, void *arg)
+{
+    struct seq_job *j = arg;
+    j->inside = db_write_seq(j->db);
+    return db_exec(conn, "INSERT INTO setting(key, value) VALUES ('seq', 'v')"
+                         " ON CONFLICT(key) DO UPDATE SET value = value || 'v'");
+}
+
+static void seq_done(int status, void *arg)
+{
+    ASSERT_OK(status);
+    (void)arg;
+}
+
+TEST(db_write_seq_odd_while_writing)
+{
+    uv_loop_t loop;
+    char dir[64], path[128];
+    struct db *db = NULL;
+    int counts[2];
+    test_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/s.db", dir);
+    uv_loop_init(&loop);
+    ASSERT_OK(db_open(&db, &loop, path));
+    ASSERT(!db_shared(db));
+    uint64_t before = db_write_seq(db);
+    ASSERT_EQ(before % 2, 0);
+    for (int round = 1; round <= 3; round++) {
+        struct seq_job j = {db, 0};
+        ASSERT_OK(db_write(db, DB_CRASH_SAFE, seq_work, seq_done, &j));
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_EQ(j.inside % 2, 1);
+        ASSERT_EQ(db_write_seq(db), before + 2 * (uint64_t)round);
+    }
+    ASSERT_OK(db_read(db, count, count_done, counts));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(db_write_seq(db), before + 6);
+    db_close(db, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_OK(uv_loop_close(&loop));
+}

@@ -95,3 +95,26 @@ TEST(nostr_base64_binary_round_trip_all_lengths)
         free(dec);
     }
 }
+
+/* base64_decode_to: the same bytes as base64_decode into the caller's buffer, refused when
+ * the buffer is short or the input is bad. */
+TEST(nostr_base64_decode_to_buffer)
+{
+    uint8_t buf[16];
+    size_t n = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(rfc); i++) {
+        memset(buf, 0xee, sizeof(buf));
+        ASSERT_OK(base64_decode_to(rfc[i].b64, strlen(rfc[i].b64), 0, buf, sizeof(buf), &n));
+        ASSERT_EQ(n, strlen(rfc[i].raw));
+        ASSERT_MEM_EQ(buf, rfc[i].raw, n);
+        ASSERT_EQ(buf[n], 0);
+    }
+    ASSERT_OK(base64_decode_to("YWJjZA", 6, 1, buf, sizeof(buf), &n));
+    ASSERT_EQ(n, 4);
+    ASSERT_EQ(base64_decode_to("YWJjZA", 6, 0, buf, sizeof(buf), &n), -1);
+    ASSERT_EQ(base64_decode_to("YR==", 4, 1, buf, sizeof(buf), &n), -1);
+    /* "Zm9vYmFy" needs 8 / 4 * 3 + 3 = 9 bytes (6 and the NUL, with the tail's slack) */
+    ASSERT_EQ(base64_decode_to("Zm9vYmFy", 8, 0, buf, 8, &n), -1);
+    ASSERT_OK(base64_decode_to("Zm9vYmFy", 8, 0, buf, 9, &n));
+    ASSERT_EQ(n, 6);
+}
