@@ -41,6 +41,9 @@ echo "flood: $BIN, GET /relays?limit=500 is $LIST_BYTES bytes, load $(cut -d' ' 
 URL=$CARAVEL_URL PID=$CARAVEL_PID TOKEN=$ADMIN_SESSION METRICS="http://127.0.0.1:$METRICS_PORT_FLOOD/metrics" \
   SLOW=${FLOOD_SLOW:-10000} READERS=${FLOOD_READERS:-1000} SECS=${FLOOD_SECS:-30} \
   node bench/flood.mjs
+STOP_T0=$(date +%s.%N)
 caravel_stop
-echo "caravel exit code $CARAVEL_RC; warnings and errors it logged:"
+echo "caravel exit code $CARAVEL_RC, stopped in $(echo "$(date +%s.%N) - $STOP_T0" | bc) s" \
+  "(SIGTERM 2 s after the non-reading clients left; watchdog 30 s)," \
+  "load $(cut -d' ' -f1-3 /proc/loadavg); warnings and errors it logged:"
 grep -E ' (WARN|ERROR) ' "$TMP/caravel.log" | cut -c1-200 | sort -k3 | uniq -c -f3 | head -20

@@ -131,17 +131,28 @@ static int load_work(struct db_conn *conn, void *arg)
     return rc;
 }
 
-static void load_done(int status, void *arg)
+/* The relay of an admin or members route could not be loaded: answers 404 (not there or not
+ * the caller's), 503 or 500 and returns 1; 0 when status is 0. */
+static int answer_load_error(struct api_ctx *ctx, int status)
 {
-    struct admin_op *op = arg;
-    struct api_ctx *ctx = op->ctx;
     if (status == DB_ENOTFOUND)
         api_error(ctx, 404, "not-found", "no such relay");
     else if (status == DB_EBUSY || status == DB_EQUEUEFULL || status == DB_ECLOSED)
         api_error(ctx, 503, "unavailable", "service temporarily unavailable");
     else if (status != 0)
         api_error(ctx, 500, "internal", "internal error");
-    else if (strcmp(op->t.status, "active") != 0)
+    return status != 0;
+}
+
+static void load_done(int status, void *arg)
+{
+    struct admin_op *op = arg;
+    struct api_ctx *ctx = op->ctx;
+    if (answer_load_error(ctx, status)) {
+        op_free(op);
+        return;
+    }
+    if (strcmp(op->t.status, "active") != 0)
         api_error(ctx, 409, "relay-inactive", "the relay is %s: zooid does not serve it",
                   op->t.status);
     else if (!op->t.management)
@@ -469,13 +480,11 @@ static void members_load_done(int status, void *arg)
 {
     struct members_op *m = arg;
     struct api_ctx *ctx = m->ctx;
-    if (status == DB_ENOTFOUND)
-        api_error(ctx, 404, "not-found", "no such relay");
-    else if (status == DB_EBUSY || status == DB_EQUEUEFULL || status == DB_ECLOSED)
-        api_error(ctx, 503, "unavailable", "service temporarily unavailable");
-    else if (status != 0)
-        api_error(ctx, 500, "internal", "internal error");
-    else if (!ctx->app->sync) {
+    if (answer_load_error(ctx, status)) {
+        members_free(m);
+        return;
+    }
+    if (!ctx->app->sync) {
         members_answer(m, NULL); /* no zooid configured: unknown */
         return;
     } else if (sync_worker_members(ctx->app->sync, m->t.id, on_members, m) != 0)

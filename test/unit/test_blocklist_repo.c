@@ -1,31 +1,18 @@
 /* blocklist/repo.c and api/repo_blocklist.c against a real database file (migrations applied by
  * db_open): the row state machine of the block list, including the races between the API
  * and the worker (an entry removed while its ban is in flight, re-added while its lift is). */
-#include <sqlite3.h>
-
 #include "test.h"
+#include "db_fixture.h"
 
 #include <stdio.h>
-#include <uv.h>
 
 #include "api/repo_blocklist.h"
 #include "blocklist/repo.h"
 #include "db/db.h"
-#include "nostr/keys.h"
 
 #define TENANT "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
 #define PK "3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d"
 #define SECRET "0000000000000000000000000000000000000000000000000000000000000001"
-
-static int64_t col_int(struct db_conn *conn, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    ASSERT_OK(sqlite3_prepare_v2(db_conn_sqlite(conn), sql, -1, &st, NULL));
-    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
 
 static void seed(struct db_conn *conn)
 {
@@ -61,13 +48,13 @@ static int work_lifecycle(struct db_conn *conn, void *arg)
     seed(conn);
     /* Added: one row per active relay (not the inactive r3), due now. */
     ASSERT_OK(repo_blocklist_add(conn, PK, "spam", TENANT, 10));
-    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM blocklist_relay WHERE want = 1"), 2);
+    ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM blocklist_relay WHERE want = 1"), 2);
     ASSERT_EQ(due(conn), 2);
     /* r1 fails: waits until next_at; r2 confirms. */
     ASSERT_OK(repo_bl_failed(conn, "r1", PK, 5000, "timed out"));
     ASSERT_OK(repo_bl_applied(conn, "r2", PK, 1));
     ASSERT_EQ(due(conn), 0);
-    ASSERT_EQ(col_int(conn, "SELECT attempts FROM blocklist_relay WHERE relay_id = 'r1'"), 1);
+    ASSERT_EQ(test_db_int(conn, "SELECT attempts FROM blocklist_relay WHERE relay_id = 'r1'"), 1);
     /* r3 comes back: it gets the row it lacks. */
     ASSERT_OK(db_exec(conn, "UPDATE relay SET status = 'active' WHERE id = 'r3'"));
     ASSERT_OK(repo_bl_relay_ready(conn, "r3"));
@@ -79,21 +66,23 @@ static int work_lifecycle(struct db_conn *conn, void *arg)
     /* Removed: the confirmed ones (r1, r2) are to lift; r3's unconfirmed row is dropped. */
     ASSERT_OK(repo_blocklist_remove(conn, PK, 20));
     ASSERT_EQ(repo_blocklist_remove(conn, PK, 20), DB_ENOTFOUND);
-    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM blocklist_relay WHERE want = 0 AND applied = 1"),
-              2);
-    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM blocklist_relay WHERE relay_id = 'r3'"), 0);
+    ASSERT_EQ(
+        test_db_int(conn, "SELECT count(*) FROM blocklist_relay WHERE want = 0 AND applied = 1"),
+        2);
+    ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM blocklist_relay WHERE relay_id = 'r3'"), 0);
     /* r3's ban was in flight and lands after the removal: it becomes a lift. */
     ASSERT_OK(repo_bl_applied(conn, "r3", PK, 1));
     ASSERT_EQ(
-        col_int(conn, "SELECT want * 10 + applied FROM blocklist_relay WHERE relay_id = 'r3'"), 1);
+        test_db_int(conn, "SELECT want * 10 + applied FROM blocklist_relay WHERE relay_id = 'r3'"),
+        1);
     ASSERT_EQ(due(conn), 3);
     ASSERT_OK(repo_bl_applied(conn, "r1", PK, 0));
     ASSERT_OK(repo_bl_applied(conn, "r2", PK, 0));
-    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM blocklist WHERE state = 'removed'"), 1);
+    ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM blocklist WHERE state = 'removed'"), 1);
     ASSERT_OK(repo_bl_applied(conn, "r3", PK, 0));
     /* The last lift: nothing is left of the entry. */
-    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM blocklist_relay"), 0);
-    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM blocklist"), 0);
+    ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM blocklist_relay"), 0);
+    ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM blocklist"), 0);
     return 0;
 }
 
@@ -108,7 +97,8 @@ static int work_readd_during_lift(struct db_conn *conn, void *arg)
     ASSERT_OK(repo_blocklist_add(conn, PK, "again", TENANT, 12));
     ASSERT_OK(repo_bl_applied(conn, "r1", PK, 0));
     ASSERT_EQ(
-        col_int(conn, "SELECT want * 10 + applied FROM blocklist_relay WHERE relay_id = 'r1'"), 10);
+        test_db_int(conn, "SELECT want * 10 + applied FROM blocklist_relay WHERE relay_id = 'r1'"),
+        10);
     ASSERT_EQ(due(conn), 2); /* r1 and r2 */
     int64_t added = 0;
     ASSERT_OK(repo_bl_reconcile(conn, &added));
@@ -116,43 +106,12 @@ static int work_readd_during_lift(struct db_conn *conn, void *arg)
     return 0;
 }
 
-static void on_done(int status, void *arg)
-{
-    ASSERT_OK(status);
-    *(int *)arg = 1;
-}
-
-static void on_closed(void *arg)
-{
-    *(int *)arg = 1;
-}
-
-static void run_job(db_work_fn *work)
-{
-    uv_loop_t loop;
-    struct db *db = NULL;
-    char dir[64], path[128];
-    int done = 0, closed = 0;
-    test_tmpdir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/t.db", dir);
-    ASSERT_OK(nostr_init());
-    ASSERT_OK(uv_loop_init(&loop));
-    ASSERT_OK(db_open(&db, &loop, path));
-    ASSERT_OK(db_write(db, DB_CRASH_SAFE, work, on_done, &done));
-    uv_run(&loop, UV_RUN_DEFAULT);
-    ASSERT_EQ(done, 1);
-    db_close(db, on_closed, &closed);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    ASSERT_EQ(closed, 1);
-    ASSERT_OK(uv_loop_close(&loop));
-}
-
 TEST(blocklist_rows_follow_the_list_and_the_relays)
 {
-    run_job(work_lifecycle);
+    test_db_run_write(work_lifecycle);
 }
 
 TEST(blocklist_readd_while_lifting_bans_again)
 {
-    run_job(work_readd_during_lift);
+    test_db_run_write(work_readd_during_lift);
 }

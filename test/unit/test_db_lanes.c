@@ -2,6 +2,7 @@
  * (db_read), hold at most two readers at once, and all complete afterwards; the reads of one
  * loop turn are handed over together. */
 #include "test.h"
+#include "db_fixture.h"
 
 #include <pthread.h>
 #include <unistd.h>
@@ -75,40 +76,24 @@ static void closed(void *arg)
 
 TEST(db_list_reads_never_hold_up_point_reads)
 {
-    uv_loop_t loop;
+    struct test_db t;
     uv_timer_t deadline;
-    struct db *db = NULL;
-    char dir[64], path[128];
-    int is_closed = 0;
-    test_tmpdir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/t.db", dir);
-    ASSERT_OK(uv_loop_init(&loop));
-    ASSERT_OK(db_open(&db, &loop, path));
+    test_db_open(&t);
     for (int i = 0; i < LISTS; i++)
-        ASSERT_OK(db_read_list(db, slow_list, on_list, NULL));
-    ASSERT_OK(db_read(db, point, on_point, NULL));
-    uv_timer_init(&loop, &deadline);
+        ASSERT_OK(db_read_list(t.db, slow_list, on_list, NULL));
+    ASSERT_OK(db_read(t.db, point, on_point, NULL));
+    uv_timer_init(&t.loop, &deadline);
     uv_timer_start(&deadline, on_deadline, 5000, 0);
     uv_unref((uv_handle_t *)&deadline);
     while (!point_done)
-        uv_run(&loop, UV_RUN_ONCE);
+        uv_run(&t.loop, UV_RUN_ONCE);
     ASSERT_EQ(point_done, 1);
     while (lists_done < LISTS)
-        uv_run(&loop, UV_RUN_ONCE);
+        uv_run(&t.loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&deadline, NULL);
     ASSERT_LE(max_running, 2);
     ASSERT_GE(max_running, 1);
-    db_close(db, closed, &is_closed);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    ASSERT(is_closed);
-    ASSERT_OK(uv_loop_close(&loop));
-    unlink(path);
-    char wal[160];
-    snprintf(wal, sizeof(wal), "%s-wal", path);
-    unlink(wal);
-    snprintf(wal, sizeof(wal), "%s-shm", path);
-    unlink(wal);
-    rmdir(dir);
+    test_db_close(&t);
 }
 
 /* ---- reads submitted in one loop turn ---- */
@@ -137,19 +122,13 @@ static void on_noted(int status, void *arg)
  * alone. Jobs submitted right before db_close still run. */
 TEST(db_reads_of_one_loop_turn_leave_together)
 {
-    uv_loop_t loop;
-    struct db *db = NULL;
+    struct test_db t;
     struct where w[TURN_READS] = {0}, late[3] = {0};
-    char dir[64], path[128];
-    int is_closed = 0;
-    test_tmpdir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/t.db", dir);
-    ASSERT_OK(uv_loop_init(&loop));
-    ASSERT_OK(db_open(&db, &loop, path));
+    test_db_open(&t);
     for (int i = 0; i < TURN_READS; i++)
-        ASSERT_OK(db_read(db, note_conn, on_noted, &w[i]));
-    ASSERT_EQ(db_queue_depth(db), TURN_READS);
-    ASSERT_OK(uv_run(&loop, UV_RUN_DEFAULT));
+        ASSERT_OK(db_read(t.db, note_conn, on_noted, &w[i]));
+    ASSERT_EQ(db_queue_depth(t.db), TURN_READS);
+    ASSERT_OK(uv_run(&t.loop, UV_RUN_DEFAULT));
     for (int i = 0; i < TURN_READS; i++) {
         ASSERT(w[i].done);
         ASSERT_NOT_NULL(w[i].conn);
@@ -158,13 +137,10 @@ TEST(db_reads_of_one_loop_turn_leave_together)
         ASSERT(w[i].conn == w[0].conn); /* one hand-off */
     ASSERT(w[8].conn != w[0].conn);     /* the next share went to another reader */
     for (int i = 0; i < 3; i++)
-        ASSERT_OK(db_read(db, note_conn, on_noted, &late[i]));
-    db_close(db, closed, &is_closed);
-    uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_OK(db_read(t.db, note_conn, on_noted, &late[i]));
+    test_db_close(&t);
     for (int i = 0; i < 3; i++)
         ASSERT(late[i].done);
-    ASSERT(is_closed);
-    ASSERT_OK(uv_loop_close(&loop));
 }
 
 /* ---- a hand-off of reads is one read transaction ---- */
@@ -212,22 +188,17 @@ static void on_added(int status, void *arg)
  * the batch's COMMIT fail). */
 TEST(db_read_batches_see_every_acknowledged_write)
 {
-    uv_loop_t loop;
-    struct db *db = NULL;
-    char dir[64], path[128];
-    int written = 0, is_closed = 0;
-    test_tmpdir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/t.db", dir);
-    ASSERT_OK(uv_loop_init(&loop));
-    ASSERT_OK(db_open(&db, &loop, path));
+    struct test_db t;
+    int written = 0;
+    test_db_open(&t);
     int64_t before = -1;
     for (int round = 0; round < 4; round++) {
         struct count_job jobs[TURN_READS] = {0};
         for (int i = 0; i < TURN_READS; i++) {
             jobs[i].leave_open = i % 8 == 3; /* one per reader's share */
-            ASSERT_OK(db_read(db, count_settings, on_counted, &jobs[i]));
+            ASSERT_OK(db_read(t.db, count_settings, on_counted, &jobs[i]));
         }
-        ASSERT_OK(uv_run(&loop, UV_RUN_DEFAULT));
+        ASSERT_OK(uv_run(&t.loop, UV_RUN_DEFAULT));
         for (int i = 0; i < TURN_READS; i++) {
             ASSERT(jobs[i].done);
             if (jobs[i].leave_open)
@@ -236,14 +207,11 @@ TEST(db_read_batches_see_every_acknowledged_write)
                 before = jobs[i].n;
             ASSERT_EQ(jobs[i].n, before + written); /* every acknowledged write, no more */
         }
-        ASSERT_OK(db_write(db, DB_CRASH_SAFE, add_setting, on_added, &written));
-        ASSERT_OK(uv_run(&loop, UV_RUN_DEFAULT));
+        ASSERT_OK(db_write(t.db, DB_CRASH_SAFE, add_setting, on_added, &written));
+        ASSERT_OK(uv_run(&t.loop, UV_RUN_DEFAULT));
         ASSERT_EQ(written, round + 1);
     }
-    db_close(db, closed, &is_closed);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    ASSERT(is_closed);
-    ASSERT_OK(uv_loop_close(&loop));
+    test_db_close(&t);
 }
 
 /* ---- reads nobody waits for any more (db_read_for) ---- */
@@ -279,34 +247,25 @@ static void wanted_job_done(int status, void *arg)
  * and the queries of the others still run, in both lanes. */
 TEST(db_reads_nobody_wants_are_dropped_before_they_run)
 {
-    uv_loop_t loop;
-    struct db *db = NULL;
+    struct test_db t;
     struct wanted_job w[WANTED_JOBS] = {0};
-    char dir[64], path[128];
-    int is_closed = 0;
-    test_tmpdir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/t.db", dir);
-    ASSERT_OK(uv_loop_init(&loop));
-    ASSERT_OK(db_open(&db, &loop, path));
+    test_db_open(&t);
     for (int i = 0; i < WANTED_JOBS; i++) {
         w[i].wanted = 1;
         ASSERT_OK(
-            db_read_for(db, i % 2, wanted_job_work, wanted_job_done, wanted_job_wanted, &w[i]));
+            db_read_for(t.db, i % 2, wanted_job_work, wanted_job_done, wanted_job_wanted, &w[i]));
     }
     for (int i = 0; i < WANTED_JOBS; i += 3) /* the clients of these left meanwhile */
         w[i].wanted = 0;
-    ASSERT_OK(uv_run(&loop, UV_RUN_DEFAULT));
+    ASSERT_OK(uv_run(&t.loop, UV_RUN_DEFAULT));
     for (int i = 0; i < WANTED_JOBS; i++) {
         ASSERT_EQ(w[i].done, 1);
         ASSERT_GE(w[i].asked, 1);
         ASSERT_EQ(w[i].ran, w[i].wanted);
         ASSERT_EQ(w[i].status, w[i].wanted ? 0 : DB_ECANCELED);
     }
-    ASSERT_EQ(db_queue_depth(db), 0);
-    db_close(db, closed, &is_closed);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    ASSERT(is_closed);
-    ASSERT_OK(uv_loop_close(&loop));
+    ASSERT_EQ(db_queue_depth(t.db), 0);
+    test_db_close(&t);
 }
 
 static int written_once(struct db_conn *conn, void *arg)
@@ -327,19 +286,14 @@ static void on_written_once(int status, void *arg)
  * still runs the wanted reads and the writes. */
 TEST(db_close_drops_queued_reads_nobody_wants)
 {
-    uv_loop_t loop;
-    struct db *db = NULL;
+    struct test_db t;
     struct wanted_job w[WANTED_JOBS] = {0};
-    char dir[64], path[128];
     int is_closed = 0, writes = 0;
-    test_tmpdir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/t.db", dir);
-    ASSERT_OK(uv_loop_init(&loop));
-    ASSERT_OK(db_open(&db, &loop, path));
+    test_db_open(&t);
     for (int i = 0; i < 2; i++) /* both list readers held until released */
-        ASSERT_OK(db_read_list(db, slow_list, on_list, NULL));
+        ASSERT_OK(db_read_list(t.db, slow_list, on_list, NULL));
     for (int n = 0; n < 2;) {
-        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_run(&t.loop, UV_RUN_NOWAIT);
         usleep(1000);
         pthread_mutex_lock(&mu);
         n = running;
@@ -347,22 +301,22 @@ TEST(db_close_drops_queued_reads_nobody_wants)
     }
     for (int i = 0; i < WANTED_JOBS; i++) {
         w[i].wanted = 1;
-        ASSERT_OK(db_read_for(db, 1, wanted_job_work, wanted_job_done, wanted_job_wanted, &w[i]));
+        ASSERT_OK(db_read_for(t.db, 1, wanted_job_work, wanted_job_done, wanted_job_wanted, &w[i]));
     }
-    ASSERT_OK(db_write(db, DB_CRASH_SAFE, written_once, on_written_once, &writes));
-    uv_run(&loop, UV_RUN_NOWAIT); /* the lists stay queued: no list reader is free */
+    ASSERT_OK(db_write(t.db, DB_CRASH_SAFE, written_once, on_written_once, &writes));
+    uv_run(&t.loop, UV_RUN_NOWAIT); /* the lists stay queued: no list reader is free */
     for (int i = 0; i < WANTED_JOBS; i++)
         ASSERT_EQ(w[i].done, 0);
     for (int i = 1; i < WANTED_JOBS; i++) /* only the first one's client is still there */
         w[i].wanted = 0;
-    db_close(db, closed, &is_closed);
+    db_close(t.db, closed, &is_closed);
     for (int i = 1; i < WANTED_JOBS; i++) { /* dropped by db_close itself */
         ASSERT_EQ(w[i].done, 1);
         ASSERT_EQ(w[i].status, DB_ECANCELED);
     }
     ASSERT_EQ(w[0].done, 0);
     release();
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(&t.loop, UV_RUN_DEFAULT);
     ASSERT(is_closed);
     ASSERT_EQ(lists_done, 2);
     ASSERT_EQ(writes, 1);
@@ -371,5 +325,5 @@ TEST(db_close_drops_queued_reads_nobody_wants)
     ASSERT_OK(w[0].status);
     for (int i = 1; i < WANTED_JOBS; i++)
         ASSERT_EQ(w[i].ran, 0);
-    ASSERT_OK(uv_loop_close(&loop));
+    ASSERT_OK(uv_loop_close(&t.loop));
 }

@@ -2,31 +2,18 @@
  * (never-placed relays spread over the interval, a claimed relay not claimed again before its
  * next read, only active relays zooid serves) and the over-cap DM state machine (one DM per
  * crossing, kept while over, reset when back under, unknown counts change nothing). */
-#include <sqlite3.h>
-
 #include "test.h"
+#include "db_fixture.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <uv.h>
 
 #include "db/db.h"
 #include "members/repo.h"
-#include "nostr/keys.h"
 
 #define TENANT "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
 #define SECRET "0000000000000000000000000000000000000000000000000000000000000001"
 #define N_RELAYS 40
-
-static int64_t col_int(struct db_conn *conn, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    ASSERT_OK(sqlite3_prepare_v2(db_conn_sqlite(conn), sql, -1, &st, NULL));
-    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
 
 /* r1..r40 active and created in zooid; r41 inactive, r42 not created in zooid yet. */
 static void seed(struct db_conn *conn)
@@ -54,14 +41,14 @@ static int work_schedule(struct db_conn *conn, void *arg)
      * random point is now). */
     ASSERT_OK(repo_members_claim(conn, now, interval, 7, ids, N_RELAYS + 2, &n, &next_due));
     ASSERT(n < 4);
-    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM relay WHERE members_next_at = 0"), 2);
-    ASSERT(col_int(conn, "SELECT min(members_next_at) FROM relay WHERE members_next_at > 0") >=
+    ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM relay WHERE members_next_at = 0"), 2);
+    ASSERT(test_db_int(conn, "SELECT min(members_next_at) FROM relay WHERE members_next_at > 0") >=
            now);
-    ASSERT(col_int(conn, "SELECT max(members_next_at) FROM relay") < now + interval + interval);
+    ASSERT(test_db_int(conn, "SELECT max(members_next_at) FROM relay") < now + interval + interval);
     /* Spread: the 40 placements land in at least 4 of the 6 100-second slices of the first
      * interval (the claimed ones moved to the next interval). */
-    ASSERT(col_int(conn, "SELECT count(DISTINCT (members_next_at - 1000000) / 100) FROM relay"
-                         " WHERE members_next_at BETWEEN 1000000 AND 1000599") >= 4);
+    ASSERT(test_db_int(conn, "SELECT count(DISTINCT (members_next_at - 1000000) / 100) FROM relay"
+                             " WHERE members_next_at BETWEEN 1000000 AND 1000599") >= 4);
     ASSERT(next_due >= now);
     /* One interval later every counted relay is due; a claim takes at most max, each once. */
     now += interval;
@@ -85,7 +72,7 @@ static int work_schedule(struct db_conn *conn, void *arg)
 
 static int dm_count(struct db_conn *conn)
 {
-    return (int)col_int(conn, "SELECT count(*) FROM message");
+    return (int)test_db_int(conn, "SELECT count(*) FROM message");
 }
 
 static int work_over_cap(struct db_conn *conn, void *arg)
@@ -96,26 +83,27 @@ static int work_over_cap(struct db_conn *conn, void *arg)
     /* free: 10 members. At the cap: nothing. */
     ASSERT_OK(repo_members_record(conn, "r1", 1, 10, 100, "relays.test", &dm));
     ASSERT_EQ(dm, 0);
-    ASSERT_EQ(col_int(conn, "SELECT members_count FROM relay WHERE id = 'r1'"), 10);
+    ASSERT_EQ(test_db_int(conn, "SELECT members_count FROM relay WHERE id = 'r1'"), 10);
     /* Over: one DM, then none for the refreshes that follow, nor for an unknown read. */
     ASSERT_OK(repo_members_record(conn, "r1", 1, 11, 101, "relays.test", &dm));
     ASSERT_EQ(dm, 1);
     ASSERT_EQ(dm_count(conn), 1);
     ASSERT_OK(repo_members_record(conn, "r1", 1, 12, 102, "relays.test", &dm));
     ASSERT_OK(repo_members_record(conn, "r1", 0, 0, 103, "relays.test", &dm));
-    ASSERT_EQ(col_int(conn, "SELECT members_count IS NULL FROM relay WHERE id = 'r1'"), 1);
+    ASSERT_EQ(test_db_int(conn, "SELECT members_count IS NULL FROM relay WHERE id = 'r1'"), 1);
     ASSERT_OK(repo_members_record(conn, "r1", 1, 12, 104, "relays.test", &dm));
     ASSERT_EQ(dm, 0);
     ASSERT_EQ(dm_count(conn), 1);
-    ASSERT_EQ(col_int(conn, "SELECT over_cap_notified_at FROM relay WHERE id = 'r1'"), 101);
+    ASSERT_EQ(test_db_int(conn, "SELECT over_cap_notified_at FROM relay WHERE id = 'r1'"), 101);
     /* Another relay: its own DM. */
     ASSERT_OK(repo_members_record(conn, "r2", 1, 20, 105, "relays.test", &dm));
     ASSERT_EQ(dm, 1);
     ASSERT_EQ(dm_count(conn), 2);
-    ASSERT(col_int(conn, "SELECT count(*) FROM message WHERE recipient = '" TENANT "'") == 2);
+    ASSERT(test_db_int(conn, "SELECT count(*) FROM message WHERE recipient = '" TENANT "'") == 2);
     /* Back under: reset; over again: a new crossing, told again. */
     ASSERT_OK(repo_members_record(conn, "r1", 1, 9, 106, "relays.test", &dm));
-    ASSERT_EQ(col_int(conn, "SELECT over_cap_notified_at IS NULL FROM relay WHERE id = 'r1'"), 1);
+    ASSERT_EQ(test_db_int(conn, "SELECT over_cap_notified_at IS NULL FROM relay WHERE id = 'r1'"),
+              1);
     ASSERT_OK(repo_members_record(conn, "r1", 1, 11, 107, "relays.test", &dm));
     ASSERT_EQ(dm, 1);
     ASSERT_EQ(dm_count(conn), 3);
@@ -127,43 +115,12 @@ static int work_over_cap(struct db_conn *conn, void *arg)
     return 0;
 }
 
-static void on_done(int status, void *arg)
-{
-    ASSERT_OK(status);
-    *(int *)arg = 1;
-}
-
-static void on_closed(void *arg)
-{
-    *(int *)arg = 1;
-}
-
-static void run_job(db_work_fn *work)
-{
-    uv_loop_t loop;
-    struct db *db = NULL;
-    char dir[64], path[128];
-    int done = 0, closed = 0;
-    test_tmpdir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/t.db", dir);
-    ASSERT_OK(nostr_init());
-    ASSERT_OK(uv_loop_init(&loop));
-    ASSERT_OK(db_open(&db, &loop, path));
-    ASSERT_OK(db_write(db, DB_CRASH_SAFE, work, on_done, &done));
-    uv_run(&loop, UV_RUN_DEFAULT);
-    ASSERT_EQ(done, 1);
-    db_close(db, on_closed, &closed);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    ASSERT_EQ(closed, 1);
-    ASSERT_OK(uv_loop_close(&loop));
-}
-
 TEST(members_claims_spread_and_never_twice)
 {
-    run_job(work_schedule);
+    test_db_run_write(work_schedule);
 }
 
 TEST(members_over_cap_dm_once_per_crossing)
 {
-    run_job(work_over_cap);
+    test_db_run_write(work_over_cap);
 }

@@ -1,10 +1,7 @@
 /* sync/repo.c against a real database file (WAL, migrations applied by db_open). The SQL
  * runs in db jobs on the pool; the checks run there too (an ASSERT aborts the forked test). */
-#include <sqlite3.h>
-
 #include "test.h"
-
-#include <uv.h>
+#include "db_fixture.h"
 
 #include "db/db.h"
 #include "core/store.h"
@@ -12,16 +9,6 @@
 #include "util/util.h"
 
 #define TENANT "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
-
-static int64_t col_int(struct db_conn *conn, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    ASSERT_OK(sqlite3_prepare_v2(db_conn_sqlite(conn), sql, -1, &st, NULL));
-    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
 
 static void seed(struct db_conn *conn)
 {
@@ -85,18 +72,18 @@ static int work_fail(struct db_conn *conn, void *arg)
                                  &delay));
         ASSERT_EQ(attempts, i + 1);
         ASSERT_EQ(delay, delays[i]);
-        ASSERT_EQ(col_int(conn, "SELECT sync_next_at FROM relay"), 1000 + delays[i] / 1000);
+        ASSERT_EQ(test_db_int(conn, "SELECT sync_next_at FROM relay"), 1000 + delays[i] / 1000);
         if (i == 0) {
             ASSERT_EQ(due_count(conn, 1029), 0); /* backing off */
             ASSERT_EQ(due_count(conn, 1030), 1);
         }
     }
     ASSERT_EQ(due_count(conn, 100000), 0); /* 6 tries: given up */
-    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM activity WHERE activity_type = "
-                            "'fail_relay_sync' AND resource_id = 'r1' AND plan = 'basic' AND "
-                            "status = 'active'"),
+    ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM activity WHERE activity_type = "
+                                "'fail_relay_sync' AND resource_id = 'r1' AND plan = 'basic' AND "
+                                "status = 'active'"),
               7);
-    ASSERT_EQ(col_int(conn, "SELECT sync_error = 'zooid POST: HTTP 500' FROM relay"), 1);
+    ASSERT_EQ(test_db_int(conn, "SELECT sync_error = 'zooid POST: HTTP 500' FROM relay"), 1);
     /* What POST /relays/:id/sync does: attempts reset, due again. */
     ASSERT_OK(repo_relay_mark_dirty(conn, "r1"));
     ASSERT_EQ(due_count(conn, 1000), 1);
@@ -112,13 +99,13 @@ static int work_complete(struct db_conn *conn, void *arg)
     ASSERT_OK(repo_sync_fail(conn, "r1", "boom", 5, 30000, 900000, &attempts, &delay));
     ASSERT_OK(repo_sync_complete(conn, "r1", 0, "{\"v\":0}", 10, &stale));
     ASSERT_EQ(stale, 0);
-    ASSERT_EQ(col_int(conn, "SELECT sync_config = '{\"v\":0}' FROM relay"), 1);
-    ASSERT_EQ(col_int(conn, "SELECT synced FROM relay"), 1);
-    ASSERT_EQ(col_int(conn, "SELECT sync_created FROM relay"), 1);
-    ASSERT_EQ(col_int(conn, "SELECT sync_attempts FROM relay"), 0);
-    ASSERT_EQ(col_int(conn, "SELECT sync_error IS NULL FROM relay"), 1);
-    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM activity WHERE activity_type = "
-                            "'complete_relay_sync' AND created_at = 10"),
+    ASSERT_EQ(test_db_int(conn, "SELECT sync_config = '{\"v\":0}' FROM relay"), 1);
+    ASSERT_EQ(test_db_int(conn, "SELECT synced FROM relay"), 1);
+    ASSERT_EQ(test_db_int(conn, "SELECT sync_created FROM relay"), 1);
+    ASSERT_EQ(test_db_int(conn, "SELECT sync_attempts FROM relay"), 0);
+    ASSERT_EQ(test_db_int(conn, "SELECT sync_error IS NULL FROM relay"), 1);
+    ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM activity WHERE activity_type = "
+                                "'complete_relay_sync' AND created_at = 10"),
               1);
     ASSERT_EQ(due_count(conn, 1000000), 0);
     /* A change while version 1's request is in flight: its success is stale. */
@@ -127,47 +114,17 @@ static int work_complete(struct db_conn *conn, void *arg)
     ASSERT_OK(repo_sync_complete(conn, "r1", 1, "{\"v\":1}", 11, &stale));
     ASSERT_EQ(stale, 1);
     /* zooid has version 1 even so: the next PATCH is diffed against it. */
-    ASSERT_EQ(col_int(conn, "SELECT sync_config = '{\"v\":1}' FROM relay"), 1);
-    ASSERT_EQ(col_int(conn, "SELECT synced FROM relay"), 0);
-    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM activity WHERE activity_type = "
-                            "'complete_relay_sync'"),
+    ASSERT_EQ(test_db_int(conn, "SELECT sync_config = '{\"v\":1}' FROM relay"), 1);
+    ASSERT_EQ(test_db_int(conn, "SELECT synced FROM relay"), 0);
+    ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM activity WHERE activity_type = "
+                                "'complete_relay_sync'"),
               1);
     ASSERT_OK(repo_sync_complete(conn, "r1", 2, NULL, 12, &stale));
     ASSERT_EQ(stale, 0);
-    ASSERT_EQ(col_int(conn, "SELECT sync_config IS NULL FROM relay"), 1);
+    ASSERT_EQ(test_db_int(conn, "SELECT sync_config IS NULL FROM relay"), 1);
     ASSERT_EQ(repo_sync_complete(conn, "ghost", 0, NULL, 12, &stale), DB_ENOTFOUND);
-    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM relay"), 1); /* never deleted */
+    ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM relay"), 1); /* never deleted */
     return 0;
-}
-
-static void on_done(int status, void *arg)
-{
-    ASSERT_OK(status);
-    (*(int *)arg)++;
-}
-
-static void on_closed(void *arg)
-{
-    (*(int *)arg)++;
-}
-
-static void run_job(db_work_fn *work)
-{
-    uv_loop_t loop;
-    struct db *db = NULL;
-    char dir[64], path[128];
-    int done = 0, closed = 0;
-    test_tmpdir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/t.db", dir);
-    ASSERT_OK(uv_loop_init(&loop));
-    ASSERT_OK(db_open(&db, &loop, path));
-    ASSERT_OK(db_write(db, DB_CRASH_SAFE, work, on_done, &done));
-    uv_run(&loop, UV_RUN_DEFAULT);
-    ASSERT_EQ(done, 1);
-    db_close(db, on_closed, &closed);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    ASSERT_EQ(closed, 1);
-    ASSERT_OK(uv_loop_close(&loop));
 }
 
 static int work_fail_permanent(struct db_conn *conn, void *arg)
@@ -175,10 +132,10 @@ static int work_fail_permanent(struct db_conn *conn, void *arg)
     (void)arg;
     seed(conn);
     ASSERT_OK(repo_sync_fail_permanent(conn, "r1", "zooid POST: HTTP 403 x", 1000, 6));
-    ASSERT_EQ(col_int(conn, "SELECT sync_attempts FROM relay"), 6);
-    ASSERT_EQ(col_int(conn, "SELECT sync_error = 'zooid POST: HTTP 403 x' FROM relay"), 1);
-    ASSERT_EQ(col_int(conn, "SELECT count(*) FROM activity WHERE activity_type = "
-                            "'fail_relay_sync'"),
+    ASSERT_EQ(test_db_int(conn, "SELECT sync_attempts FROM relay"), 6);
+    ASSERT_EQ(test_db_int(conn, "SELECT sync_error = 'zooid POST: HTTP 403 x' FROM relay"), 1);
+    ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM activity WHERE activity_type = "
+                                "'fail_relay_sync'"),
               1);
     ASSERT_EQ(due_count(conn, 100000), 0);        /* never picked up again by itself */
     ASSERT_OK(repo_relay_mark_dirty(conn, "r1")); /* an API change or an admin resync */
@@ -188,22 +145,22 @@ static int work_fail_permanent(struct db_conn *conn, void *arg)
 
 TEST(repo_sync_fail_permanent_gives_up_at_once)
 {
-    run_job(work_fail_permanent);
+    test_db_run_write(work_fail_permanent);
 }
 
 TEST(repo_sync_load_reads_the_row)
 {
-    run_job(work_load);
+    test_db_run_write(work_load);
 }
 
 TEST(repo_sync_fail_backs_off_and_gives_up_after_six)
 {
-    run_job(work_fail);
+    test_db_run_write(work_fail);
 }
 
 TEST(repo_sync_complete_only_for_the_version_sent)
 {
-    run_job(work_complete);
+    test_db_run_write(work_complete);
 }
 
 TEST(sync_backoff_doubles_from_30s_and_caps_at_15min)

@@ -1,0 +1,30 @@
+/* One test database for the unit tests of the db layer and the repos: a SQLite file in the
+ * test's scratch directory (test_tmpdir), opened by db_open (every migration applied) on a
+ * loop of its own. Loop thread = the test's thread. */
+#ifndef TEST_DB_FIXTURE_H
+#define TEST_DB_FIXTURE_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "db/db.h"
+
+struct test_db {
+    uv_loop_t loop;
+    struct db *db;
+    char dir[64], path[128];
+};
+
+/* Opens the database (asserts it opened). */
+void test_db_open(struct test_db *t);
+/* db_close, runs the loop until the database has closed (asserted), closes the loop. */
+void test_db_close(struct test_db *t);
+/* Opens a database, runs work as one write job (nostr_init first, for repos that sign or
+ * derive keys) and asserts that it returned 0, then closes it: for repo tests whose checks
+ * run inside the job, on the pool thread (an ASSERT aborts the forked test). */
+void test_db_run_write(db_work_fn *work);
+/* The first column of the first row of sql, on any connection (asserts there is a row). */
+int64_t test_db_int(struct db_conn *conn, const char *sql);
+
+#endif
