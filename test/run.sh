@@ -142,9 +142,9 @@ if [[ " $stages " == *" integration "* ]]; then
   # clone-build.test.mjs builds a clone twice: ~140 s on a quiet machine, over 300 s on a
   # loaded one.
   # On PostgreSQL only the files that start the service, but not clone-build (it tests the
-  # build) nor those that choose their engines themselves (migrate, instances).
+  # build) nor those that choose their engines themselves (migrate, instances, billing-leader).
   pg_files=$(grep -l 'startServer(' test/integration/*.test.mjs |
-    grep -v -e clone-build -e migrate -e instances | tr '\n' ' ')
+    grep -v -e clone-build -e migrate -e instances -e billing-leader | tr '\n' ' ')
   for engine in ${CARAVEL_TEST_ENGINES:-sqlite}; do
     files=${INTEGRATION_FILES:-test/integration/}
     [ "$engine" = postgres ] && [ -z "${INTEGRATION_FILES:-}" ] && files=$pg_files

@@ -38,7 +38,7 @@ int bw_wallet_budget_left(const struct billing *b)
 /* Starts chains while there is room, invoices left and wallet budget. */
 static void batch_pump(struct billing *b)
 {
-    while (!b->stop.stopping && b->active < b->concurrency && b->next_idx < b->n_pend &&
+    while (!bw_halting(b) && b->active < b->concurrency && b->next_idx < b->n_pend &&
            bw_wallet_budget_left(b)) {
         struct chain *c = &b->chains[b->next_idx++];
         b->active++;
@@ -130,7 +130,7 @@ static void chain_fail(struct chain *c, struct job *j)
 
 static void chain_step(struct chain *c)
 {
-    if (c->b->stop.stopping) {
+    if (bw_halting(c->b)) {
         chain_fail(c, NULL); /* not worked on: due again next run */
     } else if (!c->p->has_bolt11)
         step_make_invoice(c);
@@ -423,6 +423,12 @@ static void step_collect(struct chain *c)
         return;
     }
     if (p->nwc_url && *p->nwc_url) {
+        if (!bw_wallet_usable(b)) {
+            /* No attempt that could not be sent at once (the lease is late or gone): the
+             * invoice is due again next run. */
+            chain_fail(c, NULL);
+            return;
+        }
         bw_crash_point(b, "before_attempt");
         bw_submit(b, 1, work_begin_attempt, on_attempt_committed, bw_job_new(b, c));
     } else if (p->reminders < MAX_BOLT11_DMS) {

@@ -14,6 +14,7 @@
 #include "billing/calc.h"
 #include "billing/repo.h"
 #include "db/db.h"
+#include "db/lease.h"
 #include "metrics/metrics.h"
 #include "util/stop.h"
 
@@ -46,10 +47,15 @@ struct billing {
     struct billing_cfg cfg;
     int64_t interval_s;
     size_t batch, concurrency, wallet_cap;
-    int running, rerun, nwc_gone, woken;
-    struct stop stop;   /* billing_stop: waits for the run, the wallet client and side jobs */
-    int watching;       /* subscribed to the platform wallet's notifications */
-    size_t n_side_jobs; /* notification jobs in the database queue */
+    int running, rerun, nwc_gone, lease_stopping, lease_gone;
+    /* Several instances on one PostgreSQL database: only the holder of the "billing" lease
+     * runs, every write checks its token in its own transaction, and no wallet request leaves
+     * unless the lease is valid now (db/lease.h). On SQLite the process always leads. */
+    struct lease *lease;
+    int64_t woken_epoch; /* the lease epoch whose open attempts were looked up (-1: none) */
+    struct stop stop;    /* billing_stop: waits for the run, the wallet client and side jobs */
+    int watching;        /* subscribed to the platform wallet's notifications */
+    size_t n_side_jobs;  /* notification jobs in the database queue */
     char forced[MAX_FORCED][65]; /* tenants to collect now, ignoring the 24 h rule */
     size_t n_forced;
     char run_forced[MAX_FORCED][65]; /* the forced set of the current run */
@@ -67,8 +73,11 @@ struct billing {
 /* One database job; fields are used by the step that queued it. */
 struct job {
     struct billing *b;
-    struct chain *c;        /* the invoice's chain, or NULL */
-    struct repo_pending *p; /* borrowed: c->p */
+    db_work_fn *work;         /* a write's own work, run after the fence (bw_submit) */
+    db_done_cb *done;         /* ... and its done */
+    struct lease_token token; /* the lease as the write was queued */
+    struct chain *c;          /* the invoice's chain, or NULL */
+    struct repo_pending *p;   /* borrowed: c->p */
     int64_t now;
     int created;
     char id[65];
@@ -90,6 +99,8 @@ struct job {
 
 /* worker.c */
 void bw_crash_point(const struct billing *b, const char *name);
+/* The run must end at its next step: billing is stopping or another instance leads. */
+int bw_halting(const struct billing *b);
 void bw_count_settled(struct billing *b, int64_t requests);
 int bw_wallet_usable(const struct billing *b);
 struct job *bw_job_new(struct billing *b, struct chain *c);

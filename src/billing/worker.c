@@ -14,6 +14,7 @@
  * invoice's wallet steps are in billing/chain.c. */
 #include "billing/worker.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include "billing/repo.h"
 #include "core/app.h"
 #include "db/db.h"
+#include "db/lease.h"
 #include "metrics/metrics.h"
 #include "nostr/hex.h"
 #include "robot/robot.h"
@@ -33,18 +35,33 @@
 #include "util/util.h"
 
 static void run_start(struct billing *b);
+static void maybe_finalize(struct billing *b);
 static void phase_forced(struct billing *b);
 static void phase_due(struct billing *b);
 static void phase_dunning(struct billing *b);
 
-/* Test-only kill points (documented in billing/worker.h): CARAVEL_TEST_CRASH_AT=name. */
+/* Test-only kill and pause points (documented in billing/worker.h): CARAVEL_TEST_CRASH_AT=name
+ * exits; CARAVEL_TEST_PAUSE_AT=name stops the process once (SIGSTOP: a stalled leader), and it
+ * goes on from there when the test sends SIGCONT. */
 void bw_crash_point(const struct billing *b, const char *name)
 {
-    const char *at = b->app->cfg.test.crash_at;
+    static int paused;
+    const char *at = b->app->cfg.test.crash_at, *pause = b->app->cfg.test.pause_at;
     if (at && strcmp(at, name) == 0) {
         LOG_WARN("CARAVEL_TEST_CRASH_AT=%s: exiting now (test only)", name);
         _exit(97);
     }
+    if (pause && strcmp(pause, name) == 0 && !paused) {
+        paused = 1;
+        LOG_WARN("CARAVEL_TEST_PAUSE_AT=%s: stopping until SIGCONT (test only)", name);
+        raise(SIGSTOP);
+        LOG_WARN("CARAVEL_TEST_PAUSE_AT=%s: continued", name);
+    }
+}
+
+int bw_halting(const struct billing *b)
+{
+    return b->stop.stopping || !lease_is_leader(b->lease);
 }
 
 /* A paid invoice, by the wallet requests it took (make, lookups, pay): how hard billing
@@ -65,10 +82,11 @@ void bw_count_settled(struct billing *b, int64_t requests)
     metrics_inc(b->app->metrics, "caravel_billing_settled_invoices_total", BUCKETS[i].label);
 }
 
-/* The wallet client is gone once billing_stop ran: no new requests. */
+/* The wallet client is gone once billing_stop ran, and only a leader whose lease is valid
+ * now (its own monotonic clock, with a margin) may ask a wallet anything: no new requests. */
 int bw_wallet_usable(const struct billing *b)
 {
-    return !b->stop.stopping && !b->nwc_gone;
+    return !b->stop.stopping && !b->nwc_gone && lease_valid(b->lease);
 }
 
 struct job *bw_job_new(struct billing *b, struct chain *c)
@@ -100,11 +118,36 @@ void bw_after_commit(struct billing *b, struct job *j, int queued_dm)
         robot_kick(b->app->robot);
 }
 
+/* Every billing write first checks, in its own transaction, that this instance still holds
+ * the lease it held when the write was queued: a leader that lost it (paused past its TTL)
+ * commits nothing. */
+static int work_fenced(struct db_conn *conn, void *arg)
+{
+    struct job *j = arg;
+    int rc = lease_fence(conn, &j->token);
+    return rc ? rc : j->work(conn, j);
+}
+
+static void on_fenced(int status, void *arg)
+{
+    struct job *j = arg;
+    if (status == DB_ELEASE && !j->b->lease_gone)
+        lease_lost(j->b->lease); /* steps down (logged); the run halts at its next step */
+    j->done(status, j);
+}
+
 void bw_submit(struct billing *b, int write, db_work_fn *work, db_done_cb *done, struct job *j)
 {
-    /* Money: invoices and payment attempts must survive a power loss, not only a crash. */
-    int rc = write ? db_write(b->app->db, DB_POWER_SAFE, work, done, j)
-                   : db_read(b->app->db, work, done, j);
+    int rc;
+    if (write) {
+        j->work = work;
+        j->done = done;
+        lease_token(b->lease, &j->token);
+        /* Money: invoices and payment attempts must survive a power loss, not only a crash. */
+        rc = db_write(b->app->db, DB_POWER_SAFE, work_fenced, on_fenced, j);
+    } else {
+        rc = db_read(b->app->db, work, done, j);
+    }
     if (rc < 0) {
         LOG_WARN("billing: database refused a job (%s)", err_name(rc));
         done(rc, j);
@@ -121,9 +164,26 @@ static void on_timer_closed(uv_handle_t *h)
     stop_finish(done);
 }
 
+static void on_lease_stopped(void *arg)
+{
+    struct billing *b = arg;
+    b->lease = NULL;
+    b->lease_gone = 1;
+    maybe_finalize(b);
+}
+
+/* The lease goes last: the run's final writes are fenced with it; a release lets a standby
+ * take over at its next read instead of after the TTL. */
 static void maybe_finalize(struct billing *b)
 {
-    if (stop_ready(&b->stop, !b->nwc_gone || b->running || b->n_side_jobs))
+    if (!b->stop.stopping || !b->nwc_gone || b->running || b->n_side_jobs)
+        return;
+    if (!b->lease_stopping) {
+        b->lease_stopping = 1;
+        lease_stop(b->lease, on_lease_stopped, b);
+        return;
+    }
+    if (stop_ready(&b->stop, !b->lease_gone))
         uv_close((uv_handle_t *)&b->timer, on_timer_closed);
 }
 
@@ -187,7 +247,7 @@ static void on_dunning(int status, void *arg)
         LOG_WARN("billing: dunning failed (%s)", err_name(status));
     }
     bw_job_free(j);
-    if (more && !b->stop.stopping)
+    if (more && !bw_halting(b))
         phase_dunning(b);
     else
         run_end(b);
@@ -240,7 +300,7 @@ static void on_notify(const struct nwc_notification *n, void *arg)
     struct billing *b = arg;
     const char *hash = nwc_tx_string(n->tx, "payment_hash");
     const cJSON *amount = cJSON_GetObjectItemCaseSensitive(n->tx, "amount");
-    if (b->stop.stopping || strcmp(n->type, "payment_received") != 0 || !hash ||
+    if (bw_halting(b) || strcmp(n->type, "payment_received") != 0 || !hash ||
         !hex_is_lower64(hash) || !cJSON_IsNumber(amount) || !nwc_tx_is_settled(n->tx))
         return;
     LOG_INFO("billing: payment_received notification from the platform wallet");
@@ -298,7 +358,7 @@ static void on_scheduled(int status, void *arg)
                  err_name(status));
     bw_job_free(j);
     batch_free(b);
-    if (b->stop.stopping)
+    if (bw_halting(b))
         run_end(b);
     else if (b->phase == PH_FORCED)
         phase_forced(b);
@@ -340,9 +400,9 @@ static void on_due_loaded(int status, void *arg)
         LOG_WARN("billing: loading due invoices failed (%s)", err_name(status));
         batch_free(b);
     }
-    if (b->n_pend == 0 || b->stop.stopping) {
+    if (b->n_pend == 0 || bw_halting(b)) {
         batch_free(b);
-        if (b->stop.stopping)
+        if (bw_halting(b))
             run_end(b);
         else
             phase_dunning(b);
@@ -387,7 +447,7 @@ static void on_forced_loaded(int status, void *arg)
     struct job *j = arg;
     struct billing *b = j->b;
     bw_job_free(j);
-    if (status != 0 || b->stop.stopping) {
+    if (status != 0 || bw_halting(b)) {
         if (status)
             LOG_WARN("billing: loading a tenant's pending invoices failed (%s)", err_name(status));
         batch_free(b);
@@ -400,7 +460,7 @@ static void on_forced_loaded(int status, void *arg)
 static void phase_forced(struct billing *b)
 {
     b->phase = PH_FORCED;
-    if (b->stop.stopping) {
+    if (bw_halting(b)) {
         run_end(b);
         return;
     }
@@ -437,7 +497,7 @@ static void on_invoice_batch(int status, void *arg)
                  err_name(status));
     }
     bw_job_free(j);
-    if (b->stop.stopping)
+    if (bw_halting(b))
         run_end(b);
     else if (more)
         phase_invoices(b);
@@ -466,11 +526,12 @@ static void on_woken(int status, void *arg)
 {
     struct job *j = arg;
     struct billing *b = j->b;
-    bw_job_free(j);
     if (status != 0)
         LOG_WARN("billing: waking unresolved payment attempts failed (%s)", err_name(status));
-    b->woken = status == 0;
-    if (b->stop.stopping)
+    else
+        b->woken_epoch = j->token.epoch;
+    bw_job_free(j);
+    if (bw_halting(b))
         run_end(b);
     else
         phase_invoices(b);
@@ -478,8 +539,13 @@ static void on_woken(int status, void *arg)
 
 static void run_start(struct billing *b)
 {
-    if (b->running || b->stop.stopping)
+    if (b->running || bw_halting(b))
+        return; /* a standby: the run starts when it becomes the leader (on_leader) */
+    if (!lease_valid(b->lease)) {
+        /* The leader's last renewal is late (a slow database): try again shortly. */
+        uv_timer_start(&b->timer, on_interval, 1000, 0);
         return;
+    }
     b->running = 1;
     b->run_now = clock_now();
     b->wallet_sent = 0;
@@ -487,14 +553,33 @@ static void run_start(struct billing *b)
     b->n_run_forced = b->n_forced;
     b->n_forced = 0;
     b->forced_idx = 0;
-    /* First run of the process: outcomes a previous process left unknown are looked up now. */
-    if (!b->woken)
+    /* First run of the process, or of a new lease term: outcomes a previous process or leader
+     * left unknown are looked up now. */
+    if (b->woken_epoch != lease_epoch(b->lease))
         bw_submit(b, 1, work_wake, on_woken, bw_job_new(b, NULL));
     else
         phase_invoices(b);
 }
 
 /* ---- public ---- */
+
+/* The lease changed hands (db/lease.c logs it): a new leader runs now, looking up first the
+ * attempts the previous one left open; one that stepped down halts its run at the next step. */
+static void on_leader(void *owner, int leader)
+{
+    struct billing *b = owner;
+    if (!leader || b->stop.stopping)
+        return;
+    if (b->running)
+        b->rerun = 1;
+    else
+        uv_timer_start(&b->timer, on_interval, 0, 0);
+}
+
+static void sample_gauges(void *owner, struct metrics_gauges *g)
+{
+    g->billing_leader = lease_is_leader(((struct billing *)owner)->lease);
+}
 
 /* APP_TENANT_BILLING_CHANGED: the tenant set or cleared its wallet. */
 static void on_billing_changed(void *owner, const char *tenant)
@@ -528,6 +613,10 @@ int billing_start(struct billing **out, struct app *app)
     nwc_new(&b->nwc, app->loop, app->pool, &app->cfg.test);
     app->nwc = b->nwc;
     uv_timer_init(app->loop, &b->timer);
+    b->woken_epoch = -1;
+    int64_t ttl_s = app->cfg.billing_lease_ttl > 0 ? app->cfg.billing_lease_ttl : 10;
+    lease_start(&b->lease, app->loop, app->db, "billing", ttl_s * 1000, on_leader, b);
+    app_add_sampler(app, sample_gauges, b);
     app_on(app, APP_TENANT_BILLING_CHANGED, on_billing_changed, b);
     uv_timer_start(&b->timer, on_interval, 0, 0);
     LOG_INFO("billing: every %llds, period %s, grace %llds", (long long)b->interval_s,
@@ -567,6 +656,7 @@ void billing_stop(struct billing *b, void (*cb)(void *arg), void *arg)
     if (stop_enter(b ? &b->stop : NULL, cb, arg) != 0)
         return;
     app_off(b->app, APP_TENANT_BILLING_CHANGED, b);
+    app_remove_sampler(b->app, b);
     uv_timer_stop(&b->timer);
     b->app->nwc = NULL;
     /* Cancels the requests in flight: their callbacks end their chains, and the run ends

@@ -23,6 +23,15 @@
  *   caravel_billing_settled_invoices_total{requests="1-2"|"3-5"|"6-10"|"11-30"|"31+"}
  *                                                    paid invoices by the wallet requests each took
  *   caravel_billing_runs_total                        billing runs completed
+ *   caravel_billing_leader (gauge)                    1 while this instance holds the lease
+ *
+ * Several instances on one PostgreSQL database (db/lease.h): every instance with NWC_URL
+ * starts billing, but only the holder of the "billing" lease runs; the others stand by and one
+ * of them takes over (its first run looks up the attempts left open) when the holder dies
+ * (BILLING_LEASE_TTL) or stops (it releases the lease). Every billing write checks the lease
+ * in its own transaction (a stale leader's write fails with DB_ELEASE and it steps down), and
+ * no wallet request leaves unless the lease is valid now on the process's monotonic clock. On
+ * SQLite the process is always the leader.
  *
  * Wallet requests: an invoice is taken up only when it is due (invoice.next_action_at): a
  * new BOLT11 is collected without a lookup; lookup_invoice follows billing_next_lookup's
@@ -36,7 +45,9 @@
  *
  * Test-only (never set in production): CARAVEL_TEST_CRASH_AT=before_attempt |
  * after_attempt | after_pay_sent | after_answer makes the process _exit(97) at that step
- * of a collection, so the integration tests can check money safety across kill -9. */
+ * of a collection, so the integration tests can check money safety across kill -9;
+ * CARAVEL_TEST_PAUSE_AT=before_attempt | after_attempt | after_answer stops it there once
+ * (SIGSTOP) until the test sends SIGCONT: a leader stalled past its lease. */
 #ifndef CARAVEL_BILLING_H
 #define CARAVEL_BILLING_H
 

@@ -57,7 +57,7 @@ struct setting {
 
 static check_fn check_db_url, check_host, check_public_url, check_admins, check_origins,
     check_zooid_url, check_relay_domain, check_livekit_url, check_nwc_url, check_http_url,
-    check_log_level, check_crash_at, check_relay_url_template, check_invite_link;
+    check_log_level, check_crash_at, check_pause_at, check_relay_url_template, check_invite_link;
 
 /* The settings, in the order --help and README.md list them. */
 static const struct setting settings[] = {
@@ -133,6 +133,9 @@ static const struct setting settings[] = {
              "the rest waits for the next run"},
     {"BILLING_CONCURRENCY", T_INT, AT(billing_concurrency), .def = "8", .min = 1, .max = 256,
      .help = "invoices one billing run works on at once (wallet requests in flight)"},
+    {"BILLING_LEASE_TTL", T_INT, AT(billing_lease_ttl), .def = "10", .min = 2, .max = 600,
+     .help = "seconds the billing leader's lease lasts unrenewed (PostgreSQL, several "
+             "instances): another instance takes over about 1 s after it runs out"},
     {"METRICS_PORT", T_INT, AT(metrics_port), .def = "0", .min = 0, .max = 65535,
      .help = "Prometheus GET /metrics on a second listener on HOST, 0 = off "
              "(series in docs/OPERATIONS.md)"},
@@ -165,6 +168,9 @@ static const struct setting settings[] = {
     {"CARAVEL_TEST_CRASH_AT", T_STR, AT(test.crash_at), .check = check_crash_at, .flags = S_TEST,
      .help = "exit(97) at a billing step: before_attempt, after_attempt, after_pay_sent, "
              "after_answer"},
+    {"CARAVEL_TEST_PAUSE_AT", T_STR, AT(test.pause_at), .check = check_pause_at, .flags = S_TEST,
+     .help = "SIGSTOP itself once at a billing step: before_attempt, after_attempt, "
+             "after_answer (a stalled leader; the test sends SIGCONT)"},
     {"CARAVEL_TEST_SYNC_RETRY_MS", T_INT, AT(test.sync_retry_ms), .min = 1, .max = DAY * 1000,
      .flags = S_TEST, .unset = "built-in: 30 s", .help = "zooid sync retry base in ms"},
     {"CARAVEL_TEST_SYNC_RECONCILE_MS", T_INT, AT(test.sync_reconcile_ms), .min = 1,
@@ -464,6 +470,16 @@ static int check_crash_at(struct config *cfg, char *v, char *err, size_t cap)
             return 0;
     return fail(err, cap, "CARAVEL_TEST_CRASH_AT",
                 "must be before_attempt, after_attempt, after_pay_sent or after_answer");
+}
+
+static int check_pause_at(struct config *cfg, char *v, char *err, size_t cap)
+{
+    (void)cfg;
+    if (strcmp(v, "before_attempt") == 0 || strcmp(v, "after_attempt") == 0 ||
+        strcmp(v, "after_answer") == 0)
+        return 0;
+    return fail(err, cap, "CARAVEL_TEST_PAUSE_AT",
+                "must be before_attempt, after_attempt or after_answer");
 }
 
 /* ---- loading by type ---- */

@@ -48,6 +48,7 @@ struct config {
     int64_t billing_grace;           /* seconds, default 604800 */
     int64_t billing_wallet_requests; /* platform/tenant wallet requests per run, default 10000 */
     int64_t billing_concurrency;     /* invoices worked on at once, default 8 */
+    int64_t billing_lease_ttl;       /* seconds, default 10 (db/lease.h) */
     int metrics_port;                /* METRICS_PORT, 0 = off */
     int64_t http_request_timeout;    /* HTTP_REQUEST_TIMEOUT seconds for head + body, default 30 */
     size_t http_request_buffer;      /* HTTP_REQUEST_BUFFER bytes of request data held, 64 MiB */
@@ -62,6 +63,7 @@ struct config {
     struct config_test {
         char *clock_file;           /* CARAVEL_TEST_CLOCK_FILE */
         char *crash_at;             /* CARAVEL_TEST_CRASH_AT */
+        char *pause_at;             /* CARAVEL_TEST_PAUSE_AT */
         int64_t sync_retry_ms;      /* CARAVEL_TEST_SYNC_RETRY_MS */
         int64_t sync_reconcile_ms;  /* CARAVEL_TEST_SYNC_RECONCILE_MS */
         int64_t sync_timeout_ms;    /* CARAVEL_TEST_SYNC_TIMEOUT_MS */

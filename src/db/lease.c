@@ -9,7 +9,6 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "db/conn.h"
 #include "db/db.h"
 #include "util/clock.h"
 #include "util/debug.h"
@@ -328,8 +327,8 @@ static void make_holder(char *out, size_t cap)
     snprintf(out, cap, "%.48s/%d/%08x", host, (int)getpid(), (unsigned)rnd);
 }
 
-int lease_start(struct lease **out, uv_loop_t *loop, struct db *db, const char *db_url,
-                const char *name, int64_t ttl_ms, lease_change_cb *cb, void *owner)
+int lease_start(struct lease **out, uv_loop_t *loop, struct db *db, const char *name,
+                int64_t ttl_ms, lease_change_cb *cb, void *owner)
 {
     ASSERT_LOOP_THREAD();
     struct lease *l = xcalloc(1, sizeof(*l));
@@ -341,7 +340,7 @@ int lease_start(struct lease **out, uv_loop_t *loop, struct db *db, const char *
     l->owner = owner;
     lease_state_init(&l->st, name, holder, MIN(ttl_ms, 600000));
     uv_timer_init(loop, &l->timer);
-    l->single = conn_engine_of(db_url) == DB_SQLITE;
+    l->single = !db_shared(db);
     if (l->single) {
         /* One SQLite file serves one process: it is the leader, with nothing to fence. */
         l->st.leader = 1;

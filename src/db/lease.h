@@ -108,11 +108,11 @@ int lease_fence(struct db_conn *conn, const struct lease_token *t);
 struct lease;
 /* leader: 1 became leader, 0 stepped down. */
 typedef void lease_change_cb(void *owner, int leader);
-/* Starts holding name on db (opened from db_url): on SQLite the process is the leader at once
- * (cb is not called for that); on PostgreSQL a standby that observes at once. ttl_ms in
- * [1000, 600000]. Returns 0. */
-int lease_start(struct lease **out, uv_loop_t *loop, struct db *db, const char *db_url,
-                const char *name, int64_t ttl_ms, lease_change_cb *cb, void *owner);
+/* Starts holding name on db: on a store no other process shares (SQLite, db_shared 0) the
+ * process is the leader at once (cb is not called for that); on a shared one (PostgreSQL) a
+ * standby that reads the row at once. ttl_ms in [1000, 600000]. Returns 0. */
+int lease_start(struct lease **out, uv_loop_t *loop, struct db *db, const char *name,
+                int64_t ttl_ms, lease_change_cb *cb, void *owner);
 int lease_is_leader(const struct lease *l);
 /* The leader's fencing token (0 on SQLite), -1 on a standby. */
 int64_t lease_epoch(const struct lease *l);

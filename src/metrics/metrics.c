@@ -264,6 +264,8 @@ static const struct gauge_row {
     GAUGE(outbox_queued, "caravel_outbox_queued_messages",
           "DMs queued in the outbox (refreshed periodically)."),
     GAUGE(relay_connections, "caravel_relay_connections", "Nostr relay connections open."),
+    GAUGE(billing_leader, "caravel_billing_leader",
+          "1 while this instance runs billing (it holds the billing lease), 0 on a standby."),
     GAUGE(http_request_bytes, "caravel_http_request_buffer_bytes",
           "Request bytes the API holds now, all connections (HTTP_REQUEST_BUFFER caps them)."),
     GAUGE(http_response_bytes, "caravel_http_response_buffer_bytes",

@@ -33,6 +33,9 @@
  *                                               bodies shed to stay within the limits
  *   http_request_buffer_bytes                   gauge, same source: request bytes held
  *   http_response_buffer_bytes                  gauge, same source: responses not yet read
+ *   billing_leader                              gauge, 1 while this instance runs billing
+ *                                               (holds the billing lease), 0 on a standby
+ *                                               (billing's sampler; omitted without NWC_URL)
  *   process_start_time_seconds                  gauge
  *   <name>{labels}                              counters registered by metrics_inc (billing)
  * A gauge whose service is disabled (NULL in struct app) is omitted. */
@@ -74,6 +77,8 @@ struct metrics_gauges {
     int64_t db_storage_degraded;
     /* Bytes held against HTTP_REQUEST_BUFFER / HTTP_RESPONSE_BUFFER (< 0: no API server). */
     int64_t http_request_bytes, http_response_bytes;
+    /* 1 while this instance runs billing (holds the billing lease), 0 on a standby. */
+    int64_t billing_leader;
 };
 
 /* A registry without a listener (unit tests, or before metrics_start). Free with

@@ -76,7 +76,7 @@ static void sample_gauges(const struct app *app, struct metrics_gauges *g, int64
     g->db_wal_frames = app->db ? (int64_t)st.wal_pages : -1;
     g->db_storage_degraded = app->db ? db_storage_error(app->db) != 0 : -1;
     /* Features fill their own gauges (app_add_sampler); one that is off leaves -1. */
-    g->sync_backlog = g->sync_breaker_state = g->sync_breaker_opens = -1;
+    g->sync_backlog = g->sync_breaker_state = g->sync_breaker_opens = g->billing_leader = -1;
     g->outbox_queued = app->db ? outbox : -1;
     g->relay_connections = app->pool ? (int64_t)relay_pool_connected(app->pool) : -1;
     g->http_connections = g->http_request_bytes = g->http_response_bytes = -1;

@@ -83,6 +83,9 @@ async function start(s, { metrics = false, ...extra } = {}) {
     ROBOT_SECRET: bytesToHex(s.robot),
     ROBOT_OUTBOX_RELAYS: relay.url, ROBOT_INDEXER_RELAYS: relay.url, ROBOT_MESSAGING_RELAYS: relay.url,
     CARAVEL_ROBOT_RETRY_BASE: '1',
+    // On PostgreSQL a restart after a kill waits for the dead process's billing lease to run
+    // out: 3 s here (production 10 s; billing-leader.test.mjs measures the default).
+    BILLING_LEASE_TTL: '3',
     ...extra,
   }
   if (!s.dir) {

@@ -26,7 +26,8 @@ static struct metrics_gauges gauges_off(void)
                                    .loop_stall_cpu_max_ms = -1,
                                    .db_storage_degraded = -1,
                                    .http_request_bytes = -1,
-                                   .http_response_bytes = -1};
+                                   .http_response_bytes = -1,
+                                   .billing_leader = -1};
 }
 
 static char *render(const struct metrics *m, const struct metrics_gauges *g)
