@@ -63,13 +63,18 @@ interrupted() {
 }
 trap interrupted INT TERM HUP
 
-count() { # $1 = file with a "N passed, N failed" line or node's "# pass N/# fail N"
+count() { # $1 = file with a "N passed, N failed" line or node's "# pass N/# fail N/# cancelled N"
   local p f
   p=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1 | awk '{print $1}')
   f=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1 | awk '{print $3}')
   if [ -z "$p" ]; then
+    # node counts a test that timed out (or was cut short with its file) as "cancelled", not
+    # "fail": it failed all the same.
+    local c
     p=$(grep -E '^# pass [0-9]+' "$1" | tail -1 | awk '{print $3}')
     f=$(grep -E '^# fail [0-9]+' "$1" | tail -1 | awk '{print $3}')
+    c=$(grep -E '^# cancelled [0-9]+' "$1" | tail -1 | awk '{print $3}')
+    [ -n "$f" ] && f=$((f + ${c:-0}))
   fi
   if [ -z "$p" ]; then echo "  (no result line: counted as 1 failure)"; p=0; f=1; fi
   passed=$((passed + p)); failed=$((failed + ${f:-0}))

@@ -246,7 +246,7 @@ test('kill -9 between zooid storing and our commit: restart converges through 40
   }
 })
 
-test('1,000 relay changes in a burst converge with bounded concurrency; the API keeps answering', { timeout: 120000 }, async () => {
+test('1,000 relay changes in a burst converge with bounded concurrency; the API keeps answering', { timeout: 420000 }, async () => {
   const N = 1000
   const c = await startCaravel(tmp())
   try {
@@ -278,7 +278,9 @@ test('1,000 relay changes in a burst converge with bounded concurrency; the API 
         if (page.length < 500) return n
       }
     }
-    await zooid.waitFor(async () => (await countSynced()) === N, 90000, 'all relays synced')
+    // A bound for "it converges", not a speed check: at load 25 the 1,000 signed POSTs alone
+    // took most of the former 120 s.
+    await zooid.waitFor(async () => (await countSynced()) === N, 300000, 'all relays synced')
     const converged = Date.now() - t0
     const { lat, statuses } = await probe.stop()
     zooid.delayMs = 0
