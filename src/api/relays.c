@@ -120,12 +120,13 @@ static int fail_relay(struct api_call *call, const struct relay_error *e)
     return api_fail(call, e->status, e->code, "%s", e->msg);
 }
 
-/* Writes the activity row, marks the relay for zooid and asks for a kick after commit. */
+/* Writes the activity row, marks the relay for zooid (a new row already is: unsynced, no
+ * attempt, due now) and asks for a kick after commit. */
 static int record_change(struct db_conn *conn, struct api_call *call, const char *tenant,
                          const char *id, const char *type, const char *plan, const char *status)
 {
     int rc = repo_activity_insert(conn, tenant, type, "relay", id, plan, status, call->ctx->now);
-    if (rc == 0)
+    if (rc == 0 && !call->created)
         rc = repo_relay_mark_dirty(conn, id);
     if (rc == 0)
         api_after_commit(call, APP_RELAY_CHANGED, id);
@@ -205,7 +206,7 @@ static int create_relay(struct db_conn *conn, struct api_call *call)
         return DB_EGENERIC;
     hex_encode(seckey, 32, secret);
     secure_zero(seckey, sizeof(seckey));
-    repo_new_id(id);
+    repo_new_time_id(id, call->ctx->now);
     rc = repo_relay_insert(conn, f, id, schema, secret, call->ctx->now);
     secure_zero(secret, sizeof(secret));
     if (rc == DB_ECONSTRAINT)

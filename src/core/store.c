@@ -37,6 +37,18 @@ void repo_new_id(char out[33])
     hex_encode(raw, sizeof(raw), out);
 }
 
+void repo_new_time_id(char out[33], int64_t now)
+{
+    uint8_t raw[16];
+    uint32_t t = now > 0 ? (uint32_t)now : 0;
+    raw[0] = (uint8_t)(t >> 24);
+    raw[1] = (uint8_t)(t >> 16);
+    raw[2] = (uint8_t)(t >> 8);
+    raw[3] = (uint8_t)t;
+    nostr_random(raw + 4, sizeof(raw) - 4);
+    hex_encode(raw, sizeof(raw), out);
+}
+
 void repo_json_text(cJSON *obj, const char *key, struct db_stmt *st, int col)
 {
     const char *t = db_col_str(st, col);
