@@ -1,7 +1,8 @@
 /* Micro-benchmark of the Nostr core on one core (not a test): rates of event sign, verify,
  * id hash, NIP-44 encrypt/decrypt of ~1 KiB content, plus the raw BIP-340 verify time used as
  * the machine's calibration (with the key parsed on every call, and with a prepared key: the
- * baseline of bench/http-api.sh's fresh-token ratio). Each line gives the rate, the wall time
+ * baseline of bench/http-api.sh's fresh-token ratio), and a NIP-98 token's parse and id by the
+ * general parser and by the fast path. Each line gives the rate, the wall time
  * and the thread's CPU time per operation. Each runs for about BENCH_SECONDS (default 1). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <secp256k1_schnorrsig.h>
 
 #include "nostr/event.h"
+#include "nostr/event_fast.h"
 #include "nostr/keys.h"
 #include "nostr/nip44.h"
 
@@ -35,6 +37,7 @@ struct ctx {
     secp256k1_xonly_pubkey xpk; /* ev.pubkey, parsed */
     uint8_t conv_key[32];
     char *payload;
+    char *token; /* a NIP-98 GET token's event JSON, as bench/lua/fresh.lua sends */
     char content[CONTENT_LEN + 1];
 };
 
@@ -66,6 +69,41 @@ static int do_schnorr_verify(struct ctx *c)
 static int do_schnorr_prepared(struct ctx *c)
 {
     return secp256k1_schnorrsig_verify(nostr_secp(), c->ev.sig, c->ev.id, 32, &c->xpk) ? 0 : -1;
+}
+
+/* A fresh NIP-98 token's parse and id (the work beside the verify on the pool): the general
+ * parser (cJSON, copies) and the allocation-free fast path (nostr/event_fast.h). */
+static int do_token_general(struct ctx *c)
+{
+    struct nostr_event ev;
+    uint8_t id[32];
+    nostr_event_init(&ev);
+    int rc = nostr_event_parse(&ev, c->token, strlen(c->token));
+    if (rc == 0)
+        rc = nostr_event_compute_id(&ev, id);
+    nostr_event_free(&ev);
+    return rc;
+}
+
+static int do_token_fast(struct ctx *c)
+{
+    struct nostr_fast_event ev;
+    return nostr_event_parse_fast(c->token, strlen(c->token), &ev);
+}
+
+static int make_token(struct ctx *c)
+{
+    struct nostr_event t;
+    nostr_event_init(&t);
+    t.kind = 27235;
+    t.created_at = 1700000000;
+    nostr_event_add_tag2(&t, "u", "https://api.caravel.bench/identity");
+    nostr_event_add_tag2(&t, "method", "GET");
+    nostr_event_add_tag2(&t, "nonce", "12345");
+    int rc = nostr_event_sign(&t, &c->kp);
+    c->token = rc == 0 ? nostr_event_to_json(&t, 1) : NULL;
+    nostr_event_free(&t);
+    return c->token ? 0 : -1;
 }
 
 static int do_encrypt(struct ctx *c)
@@ -124,7 +162,7 @@ int main(void)
         nip44_conversation_key(c.kp.seckey, peer.pubkey, c.conv_key) != 0 ||
         nip44_encrypt(c.conv_key, c.content, CONTENT_LEN, NULL, &c.payload) != 0)
         return 1;
-    if (!secp256k1_xonly_pubkey_parse(nostr_secp(), &c.xpk, c.ev.pubkey))
+    if (!secp256k1_xonly_pubkey_parse(nostr_secp(), &c.xpk, c.ev.pubkey) || make_token(&c) != 0)
         return 1;
     printf("Nostr core, one core, %d-byte content\n", CONTENT_LEN);
     run("bip340 verify (calibration)", do_schnorr_verify, &c, secs);
@@ -134,6 +172,9 @@ int main(void)
     run("event verify (id + sig)", do_verify, &c, secs);
     run("nip44 encrypt 1 KiB", do_encrypt, &c, secs);
     run("nip44 decrypt 1 KiB", do_decrypt, &c, secs);
+    run("nip98 token parse+id, general", do_token_general, &c, secs);
+    run("nip98 token parse+id, fast", do_token_fast, &c, secs);
+    free(c.token);
     free(c.payload);
     nostr_event_free(&c.ev);
     nostr_shutdown();
