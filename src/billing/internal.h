@@ -47,7 +47,9 @@ struct billing {
     struct billing_cfg cfg;
     int64_t interval_s;
     size_t batch, concurrency, wallet_cap;
-    int running, rerun, nwc_gone, lease_stopping, lease_gone;
+    int running, rerun, nwc_gone, lease_stopping, lease_gone, notify_gone;
+    /* PostgreSQL: hears a standby's "collect this tenant now" (channel billing_collect). */
+    struct db_notify *notify;
     /* Several instances on one PostgreSQL database: only the holder of the "billing" lease
      * runs, every write checks its token in its own transaction, and no wallet request leaves
      * unless the lease is valid now (db/lease.h). On SQLite the process always leads. */

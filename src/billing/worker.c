@@ -26,6 +26,7 @@
 #include "core/app.h"
 #include "db/db.h"
 #include "db/lease.h"
+#include "db/notify.h"
 #include "metrics/metrics.h"
 #include "nostr/hex.h"
 #include "robot/robot.h"
@@ -176,7 +177,7 @@ static void on_lease_stopped(void *arg)
  * take over at its next read instead of after the TTL. */
 static void maybe_finalize(struct billing *b)
 {
-    if (!b->stop.stopping || !b->nwc_gone || b->running || b->n_side_jobs)
+    if (!b->stop.stopping || !b->nwc_gone || !b->notify_gone || b->running || b->n_side_jobs)
         return;
     if (!b->lease_stopping) {
         b->lease_stopping = 1;
@@ -581,10 +582,60 @@ static void sample_gauges(void *owner, struct metrics_gauges *g)
     g->billing_leader = lease_is_leader(((struct billing *)owner)->lease);
 }
 
+/* A tenant set its wallet through a standby: the leader collects it now (on_collect_notified);
+ * the notification leaves with the commit of this job. Lost if no instance leads at that
+ * moment: the invoice is then collected on its schedule (within 24 h). */
+#define COLLECT_CHANNEL "billing_collect"
+
+static int work_tell_leader(struct db_conn *conn, void *arg)
+{
+    struct job *j = arg;
+    return db_notify_send(conn, COLLECT_CHANNEL, j->id);
+}
+
+static void on_told_leader(int status, void *arg)
+{
+    struct job *j = arg;
+    struct billing *b = j->b;
+    if (status != 0)
+        LOG_WARN("billing: telling the leader to collect a tenant failed (%s); its invoices are "
+                 "collected on their schedule",
+                 err_name(status));
+    bw_job_free(j);
+    b->n_side_jobs--;
+    maybe_finalize(b);
+}
+
+static void on_collect_notified(const char *channel, const char *id, void *arg)
+{
+    struct billing *b = arg;
+    if (channel && id && lease_is_leader(b->lease))
+        billing_collect_tenant(b, id);
+}
+
 /* APP_TENANT_BILLING_CHANGED: the tenant set or cleared its wallet. */
 static void on_billing_changed(void *owner, const char *tenant)
 {
-    billing_collect_tenant(owner, tenant);
+    struct billing *b = owner;
+    if (!b->notify || lease_is_leader(b->lease) || b->stop.stopping || strlen(tenant) != 64) {
+        billing_collect_tenant(b, tenant);
+        return;
+    }
+    /* Not a write of billing's own (a standby holds no token): no fence. */
+    struct job *j = bw_job_new(b, NULL);
+    snprintf(j->id, sizeof(j->id), "%s", tenant);
+    b->n_side_jobs++;
+    int rc = db_write(b->app->db, DB_CRASH_SAFE, work_tell_leader, on_told_leader, j);
+    if (rc < 0)
+        on_told_leader(rc, j);
+}
+
+static void on_notify_stopped(void *arg)
+{
+    struct billing *b = arg;
+    b->notify = NULL;
+    b->notify_gone = 1;
+    maybe_finalize(b);
 }
 
 int billing_start(struct billing **out, struct app *app)
@@ -617,6 +668,9 @@ int billing_start(struct billing **out, struct app *app)
     int64_t ttl_s = app->cfg.billing_lease_ttl > 0 ? app->cfg.billing_lease_ttl : 10;
     lease_start(&b->lease, app->loop, app->db, "billing", ttl_s * 1000, on_leader, b);
     app_add_sampler(app, sample_gauges, b);
+    static const char *const channels[] = {COLLECT_CHANNEL};
+    db_notify_start(&b->notify, app->loop, app->cfg.db_path, channels, 1, on_collect_notified, b);
+    b->notify_gone = b->notify == NULL;
     app_on(app, APP_TENANT_BILLING_CHANGED, on_billing_changed, b);
     uv_timer_start(&b->timer, on_interval, 0, 0);
     LOG_INFO("billing: every %llds, period %s, grace %llds", (long long)b->interval_s,
@@ -659,6 +713,8 @@ void billing_stop(struct billing *b, void (*cb)(void *arg), void *arg)
     app_remove_sampler(b->app, b);
     uv_timer_stop(&b->timer);
     b->app->nwc = NULL;
+    if (b->notify)
+        db_notify_stop(b->notify, on_notify_stopped, b);
     /* Cancels the requests in flight: their callbacks end their chains, and the run ends
      * at its next step. */
     nwc_free(b->nwc, on_nwc_freed, b);

@@ -30,8 +30,9 @@
  * of them takes over (its first run looks up the attempts left open) when the holder dies
  * (BILLING_LEASE_TTL) or stops (it releases the lease). Every billing write checks the lease
  * in its own transaction (a stale leader's write fails with DB_ELEASE and it steps down), and
- * no wallet request leaves unless the lease is valid now on the process's monotonic clock. On
- * SQLite the process is always the leader.
+ * no wallet request leaves unless the lease is valid now on the process's monotonic clock. A
+ * tenant's wallet set through a standby reaches the leader as a NOTIFY (channel billing_collect,
+ * db/notify.h) and is collected there at once. On SQLite the process is always the leader.
  *
  * Wallet requests: an invoice is taken up only when it is due (invoice.next_action_at): a
  * new BOLT11 is collected without a lookup; lookup_invoice follows billing_next_lookup's

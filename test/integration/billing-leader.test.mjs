@@ -126,15 +126,15 @@ async function api (s, srv, user, method, p, body) {
   return json.data
 }
 
-// A tenant with a paid relay since T0 and the tenant wallet as its NWC URL (through srv).
-async function tenant (s, srv) {
+// A tenant with a paid relay since T0 and (withWallet) the tenant wallet as its NWC URL, through srv.
+async function tenant (s, srv, withWallet = true) {
   const u = newUser()
   const r = await Relay.connect(relay.url)
   await r.publish(finalizeEvent({ kind: 10050, created_at: Math.floor(Date.now() / 1000), tags: [['relay', relay.url]], content: '' }, u.sk))
   r.close()
   await api(s, srv, u, 'POST', '/tenants', {})
   await api(s, srv, u, 'POST', '/relays', { subdomain: `l${bytesToHex(generateSecretKey()).slice(0, 12)}`, plan: 'basic' })
-  await api(s, srv, u, 'PUT', `/tenants/${u.pk}/billing`, { nwc_url: s.wallet.url })
+  if (withWallet) await api(s, srv, u, 'PUT', `/tenants/${u.pk}/billing`, { nwc_url: s.wallet.url })
   return u
 }
 
@@ -224,5 +224,22 @@ test('a leader that stops hands over at once; a standby never bills', async () =
   assert.ok(led - stoppedAt < 5000, `takeover after ${led - stoppedAt} ms`)
   setClock(s, T0 + P + 1)
   await paidOnce(s)
+  assert.equal(await b.stop(), 0)
+})
+
+test('a tenant who sets a wallet through the standby is collected by the leader at once', async () => {
+  const s = await setup()
+  const a = await start(s)
+  await waitLeader(a)
+  const b = await start(s)
+  await waitFor(() => /lease billing: standby as/.test(b.logs()), 'b to stand by')
+  const u = await tenant(s, b, false)
+  setClock(s, T0 + P + 1) // a invoices and DMs the BOLT11: the next collection is a day away
+  await waitFor(() => sql(s, 'SELECT COUNT(*) FROM invoice WHERE last_collect_at IS NOT NULL') === '1', 'the BOLT11 DM')
+  await api(s, b, u, 'PUT', `/tenants/${u.pk}/billing`, { nwc_url: s.wallet.url }) // through b, same day
+  await paidOnce(s) // a heard b (LISTEN/NOTIFY) and collected at once, not a day later
+  assert.ok(/paid through the tenant's wallet/.test(a.logs()))
+  assert.equal((await metrics(b)).caravel_billing_runs_total, undefined)
+  assert.equal(await a.stop(), 0)
   assert.equal(await b.stop(), 0)
 })
