@@ -5,12 +5,13 @@
  * Start-up: config -> nostr -> database (migrations) -> robot key -> relay pool -> NIP-86
  * client -> workers (sync, block list, robot, member counts, billing) -> metrics listener
  * (METRICS_PORT) -> HTTP listener -> "listening on http://HOST:PORT". Shutdown (SIGTERM/SIGINT,
- * or a start-up failure): close the metrics listener, stop accepting and let in-flight requests
- * finish (<= 10 s), then stop billing, sync (which cancels the member-count reads in flight),
- * the member counts, the block list (its calls in flight are cancelled: their rows stay
- * pending), the NIP-86 client and the robot one after the other (each waits for its own work to
- * reach a safe point), free the relay pool, close the database (queued jobs still run), close
- * the signal handles; the loop then ends and the exit code is 0. */
+ * or a start-up failure): close the metrics listener, stop accepting (connections the kernel
+ * already accepted are served), let requests under way finish and idle keep-alive connections
+ * bring a last request for HTTP_SHUTDOWN_IDLE (all within 10 s), then stop billing, sync (which
+ * cancels the member-count reads in flight), the member counts, the block list (its calls in flight
+ * are cancelled: their rows stay pending), the NIP-86 client and the robot one after the other
+ * (each waits for its own work to reach a safe point), free the relay pool, close the database
+ * (queued jobs still run), close the signal handles; the loop then ends and the exit code is 0. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,7 @@ static int start_http(void)
         .host = app.cfg.host,
         .port = app.cfg.port,
         .request_timeout_ms = (uint64_t)app.cfg.http_request_timeout * 1000,
+        .stop_idle_ms = (uint64_t)app.cfg.http_shutdown_idle * 1000,
         .request_buffer_max = app.cfg.http_request_buffer,
         .head_handler = api_head,
         .response_buffer_max = app.cfg.http_response_buffer,

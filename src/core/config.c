@@ -144,6 +144,11 @@ static const struct setting settings[] = {
              "503 storage-read-only); 0 = refuse to start"},
     {"HTTP_REQUEST_TIMEOUT", T_INT, AT(http_request_timeout), .def = "30", .min = 1, .max = 3600,
      .help = "seconds a request's head and body may take together (408 after)"},
+    {"HTTP_SHUTDOWN_IDLE", T_INT, AT(http_shutdown_idle), .def = "2", .min = 0, .max = 9,
+     .help = "seconds a keep-alive connection left idle stays open after SIGTERM for one last "
+             "request (answered with Connection: close); a proxy in front must close its idle "
+             "upstream connections sooner (nginx: keepalive_timeout in the upstream block, "
+             "deploy/nginx-instances.conf); 0 = closed at once"},
     {"HTTP_REQUEST_BUFFER", T_INT, AT(http_request_buffer), .def = "67108864", .min = 64 << 10,
      .max = (int64_t)1 << 40,
      .help = "bytes of request data the server holds for all clients together (64 MiB); a "

@@ -51,6 +51,8 @@ struct config {
     int64_t billing_lease_ttl;       /* seconds, default 10 (db/lease.h) */
     int metrics_port;                /* METRICS_PORT, 0 = off */
     int64_t http_request_timeout;    /* HTTP_REQUEST_TIMEOUT seconds for head + body, default 30 */
+    int64_t http_shutdown_idle;      /* HTTP_SHUTDOWN_IDLE seconds an idle connection may still
+                                      * bring a request after SIGTERM, default 2 */
     size_t http_request_buffer;      /* HTTP_REQUEST_BUFFER bytes of request data held, 64 MiB */
     size_t http_response_buffer;     /* HTTP_RESPONSE_BUFFER bytes of unsent responses, 64 MiB */
     size_t http_max_conns;           /* HTTP_MAX_CONNECTIONS, default 10000 */

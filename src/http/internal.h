@@ -12,6 +12,7 @@
  *   INFLIGHT the handler owns the exchange; no timer; bytes read meanwhile are kept in
  *            `pending` (reading stops once it holds HTTP_READ_SIZE)
  *   IDLE     keep-alive, nothing of the next request yet; timer = idle timeout -> close
+ *            (once the server is stopping: what is left of stop_idle_ms)
  *   CLOSING  the last response is queued: uv_shutdown (timer = idle timeout while the
  *            queued bytes go out), then unread input is drained ("lingering close", so the
  *            client sees the response instead of a reset) until EOF or HTTP_LINGER_MS
@@ -111,6 +112,7 @@ struct http_conn {
     size_t head_bytes, body_raw, linger_bytes, ext_bytes;
     size_t pending_counted; /* unparsed bytes of `pending` counted in srv->req_buffered */
     uint64_t req_start_ms;  /* uv_now when the current request began (its deadline) */
+    uint64_t idle_since_ms; /* uv_now when the connection last went idle */
     enum http_phase phase;
     int err_status;   /* set by a parser callback: 413 or 431 */
     int handles_open; /* tcp + timer until both close callbacks ran */
@@ -143,10 +145,13 @@ static inline void http__conn_set_phase(struct http_conn *c, enum http_phase to)
 struct http_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
+    uv_timer_t listen_timer; /* stopping: waits for the accept queue to empty */
     uv_timer_t grace_timer;
     http_handler_fn *handler;
     void *arg;
-    uint64_t head_timeout_ms, idle_timeout_ms, request_timeout_ms;
+    uint64_t head_timeout_ms, idle_timeout_ms, request_timeout_ms, stop_idle_ms;
+    uint64_t stop_ms;     /* uv_now at http_server_stop */
+    int listener_handles; /* listener + listen_timer until both close callbacks ran */
     http_head_fn *head_handler;
     size_t req_buffered, req_buffer_max; /* request bytes held, all connections */
     size_t resp_queued, resp_buffer_max; /* response bytes the kernel has not taken yet */

@@ -9,6 +9,12 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <linux/filter.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#endif
 
 #include "util/debug.h"
 #include "util/log.h"
@@ -321,6 +327,7 @@ void http__conn_done(struct http_conn *c, struct http_xchg *x, int closing)
     list_remove(&c->node); /* made progress: last in line for eviction */
     list_insert_head(&c->srv->conns, &c->node);
     http__conn_set_phase(c, PH_IDLE);
+    c->idle_since_ms = uv_now(c->srv->loop);
     http__conn_arm_timer(c, c->srv->idle_timeout_ms);
     http__conn_resume(c);
 }
@@ -415,9 +422,19 @@ static void maybe_finish(struct http_server *srv)
 
 static void on_listener_close(uv_handle_t *h)
 {
-    struct http_server *srv = container_of((uv_tcp_t *)h, struct http_server, listener);
+    struct http_server *srv = h->data;
+    if (--srv->listener_handles > 0)
+        return;
     srv->listener_closed = 1;
     maybe_finish(srv);
+}
+
+static void close_listener(struct http_server *srv)
+{
+    if (uv_is_closing((uv_handle_t *)&srv->listener))
+        return;
+    uv_close((uv_handle_t *)&srv->listen_timer, on_listener_close);
+    uv_close((uv_handle_t *)&srv->listener, on_listener_close);
 }
 
 static int parse_addr(const char *host, int port, struct sockaddr_storage *ss)
@@ -473,6 +490,7 @@ int http_server_start(struct http_server **out, uv_loop_t *loop,
     srv->req_buffer_max =
         cfg->request_buffer_max ? cfg->request_buffer_max : HTTP_DEFAULT_REQUEST_BUFFER;
     srv->head_handler = cfg->head_handler;
+    srv->stop_idle_ms = cfg->stop_idle_ms;
     srv->resp_buffer_max =
         cfg->response_buffer_max ? cfg->response_buffer_max : HTTP_DEFAULT_RESPONSE_BUFFER;
     srv->max_conns = cfg->max_conns ? cfg->max_conns : HTTP_DEFAULT_MAX_CONNS;
@@ -481,11 +499,14 @@ int http_server_start(struct http_server **out, uv_loop_t *loop,
     srv->addr_seed = uv_hrtime() ^ (uint64_t)(uintptr_t)srv;
     http__settings_init(&srv->settings);
     uv_tcp_init(loop, &srv->listener);
+    uv_timer_init(loop, &srv->listen_timer);
     uv_timer_init(loop, &srv->grace_timer);
+    srv->listener.data = srv->listen_timer.data = srv;
+    srv->listener_handles = 2;
     rc = listen_on(srv, &ss);
     if (rc != 0) { /* handles are closed and srv freed once the loop runs */
         srv->stopping = 1;
-        uv_close((uv_handle_t *)&srv->listener, on_listener_close);
+        close_listener(srv);
         return rc;
     }
     *out = srv;
@@ -508,8 +529,96 @@ static void on_grace(uv_timer_t *t)
 {
     struct http_server *srv = container_of(t, struct http_server, grace_timer);
     struct list *q;
+    close_listener(srv); /* if its queue never emptied */
     LIST_FOREACH (q, &srv->conns)
         http__conn_close_now(list_entry(q, struct http_conn, node));
+}
+
+/* ---- stopping the listener ------------------------------------------------------- */
+
+/* Closing a listening socket resets the connections the kernel completed but we have not
+ * accepted yet: their clients (a proxy that has already sent a request on one) see a reset
+ * after sending, which a proxy may not retry for a POST. So new attempts are dropped first
+ * (a filter that accepts no packet: the client retries its SYN about a second later and is
+ * then refused, which a proxy retries on another instance), what is queued is accepted, and
+ * the listener is closed once the queue is empty. Linux only; elsewhere it closes at once. */
+#define LISTEN_DRAIN_TICK_MS 5
+#define LISTEN_DRAIN_MAX_MS 1000
+
+static int refuse_new_connections(struct http_server *srv)
+{
+#ifdef __linux__
+    static struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+    struct sock_fprog prog = {.len = 1, .filter = drop_all};
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&srv->listener, &fd) != 0)
+        return -1;
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+#else
+    (void)srv;
+    return -1;
+#endif
+}
+
+/* Connections completed by the kernel and not accepted yet; -1 when unknown. */
+static int accept_queue_length(struct http_server *srv)
+{
+#ifdef __linux__
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&srv->listener, &fd) != 0 ||
+        getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+        return -1;
+    return (int)ti.tcpi_unacked; /* on a listener: the accept queue */
+#else
+    (void)srv;
+    return -1;
+#endif
+}
+
+static void on_listen_tick(uv_timer_t *t)
+{
+    struct http_server *srv = t->data;
+    /* Not empty: the loop accepts them at its next poll (the listener is still readable). */
+    if (accept_queue_length(srv) > 0 && uv_now(srv->loop) - srv->stop_ms < LISTEN_DRAIN_MAX_MS)
+        return;
+    close_listener(srv);
+}
+
+static void stop_listening(struct http_server *srv)
+{
+    if (refuse_new_connections(srv) != 0) {
+        close_listener(srv);
+        return;
+    }
+    uv_timer_start(&srv->listen_timer, on_listen_tick, 0, LISTEN_DRAIN_TICK_MS);
+}
+
+/* A connection with no request under way: idle after a response, or accepted and silent. */
+static void stop_idle(struct http_conn *c)
+{
+    struct http_server *srv = c->srv;
+    uint64_t since = c->phase == PH_IDLE ? c->idle_since_ms : c->req_start_ms;
+    uint64_t idle = uv_now(srv->loop) - since;
+    if (idle >= srv->stop_idle_ms)
+        http__conn_close_now(c);
+    else /* IDLE: closes when it fires; HEAD: a 408, as for any silent client */
+        http__conn_arm_timer(c, srv->stop_idle_ms - idle);
+}
+
+/* A request still arriving: it may finish within its own deadline and stop_idle_ms (a proxy
+ * sends a request whole; a client trickling one in must not hold the stop up), else 408. */
+static void stop_arriving(struct http_conn *c)
+{
+    struct http_server *srv = c->srv;
+    uint64_t limit = c->phase == PH_HEAD ? MIN(srv->head_timeout_ms, srv->request_timeout_ms)
+                                         : srv->request_timeout_ms;
+    uint64_t used = uv_now(srv->loop) - c->req_start_ms;
+    if (!srv->stop_idle_ms)
+        http__conn_close_now(c);
+    else
+        http__conn_arm_timer(c, MIN(used < limit ? limit - used : 1, srv->stop_idle_ms));
 }
 
 void http_server_stop(struct http_server *srv, uint64_t grace_ms, http_stopped_cb *cb, void *arg)
@@ -518,12 +627,17 @@ void http_server_stop(struct http_server *srv, uint64_t grace_ms, http_stopped_c
     if (srv->stopping)
         return;
     srv->stopping = 1;
+    srv->stop_ms = uv_now(srv->loop);
     srv->stopped_cb = cb;
     srv->stopped_arg = arg;
-    uv_close((uv_handle_t *)&srv->listener, on_listener_close);
+    stop_listening(srv);
+    /* A request being handled goes on (its answer closes the connection). */
     LIST_FOREACH_ENTRY (struct http_conn, c, &srv->conns, node) {
-        if (c->phase != PH_INFLIGHT && c->phase != PH_CLOSING)
-            http__conn_close_now(c);
+        int silent = c->phase == PH_HEAD && c->head_bytes == 0 && c->pending.len == c->pending_off;
+        if (c->phase == PH_IDLE || silent)
+            stop_idle(c);
+        else if (c->phase == PH_HEAD || c->phase == PH_CHECK || c->phase == PH_BODY)
+            stop_arriving(c);
     }
     uv_timer_start(&srv->grace_timer, on_grace, grace_ms, 0);
 }

@@ -92,6 +92,12 @@ struct http_server_config {
     size_t max_conns;            /* 0 = default 10000 */
     size_t max_conns_per_addr;   /* 0 = default 256; SIZE_MAX = no limit */
     size_t response_buffer_max;  /* response bytes queued server-wide; 0 = default 64 MiB */
+    /* During a graceful stop, a keep-alive connection with no request under way stays open
+     * until it has been idle this long (0: closed at once), so that a client reusing it at
+     * that moment (a proxy's pooled upstream connection) gets an answer, with Connection:
+     * close, instead of a connection closed under its request. Such a client must close its
+     * idle connections sooner than this itself. */
+    uint64_t stop_idle_ms;
 };
 
 /* What the server shed to stay within its limits, counted since start. */
@@ -119,11 +125,15 @@ const char *http_request_header(const struct http_request *req, const char *name
 int http_server_start(struct http_server **out, uv_loop_t *loop,
                       const struct http_server_config *cfg, http_handler_fn *handler, void *arg);
 int http_server_port(const struct http_server *srv);
-/* Graceful stop: close the listener, close idle connections (and ones with an unfinished
- * request), let in-flight requests finish (their response says Connection: close), force
- * everything closed after grace_ms, then free the server and call cb (may be NULL) from
- * the loop. srv is invalid once cb runs. A second call is ignored. Exchanges still held by
- * handlers after a forced close stay valid; http_respond then only frees them. */
+/* Graceful stop: stop listening without resetting a connection the kernel has already
+ * accepted (Linux: new connection attempts are dropped first, so they retry and are refused
+ * once the listener is closed; what is queued is accepted and served), close idle
+ * connections once idle for stop_idle_ms, give a request still arriving at most stop_idle_ms
+ * more (408 after; closed at once when it is 0), let requests being handled finish (every
+ * response from now on says Connection: close), force everything closed after
+ * grace_ms, then free the server and call cb (may be NULL) from the loop. srv is invalid once
+ * cb runs. A second call is ignored. Exchanges still held by handlers after a forced close
+ * stay valid; http_respond then only frees them. */
 void http_server_stop(struct http_server *srv, uint64_t grace_ms, http_stopped_cb *cb, void *arg);
 void http_server_stats(const struct http_server *srv, struct http_server_stats *out);
 /* Number of requests parsed but not yet answered (for metrics and shutdown). */

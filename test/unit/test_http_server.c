@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,11 +32,15 @@ struct ctx {
     void (*client)(struct ctx *t);
     uint64_t head_timeout_ms, idle_timeout_ms, request_timeout_ms;
     size_t request_buffer_max, response_buffer_max;
-    int head_check;      /* install head_check below as the head handler */
-    int async_ms;        /* > 0: the handler answers from a timer after this delay */
-    int stop_in_handler; /* the first request starts a graceful stop */
-    uint64_t grace_ms;   /* for that stop; 0 = 5000 */
-    int want_responses;  /* stop only once this many responses were made */
+    int head_check;        /* install head_check below as the head handler */
+    int async_ms;          /* > 0: the handler answers from a timer after this delay */
+    int stop_in_handler;   /* the first request starts a graceful stop */
+    const char *stop_path; /* or: a request for this path does */
+    int stop_waits;        /* that handler blocks the loop until the client sets `queued` */
+    atomic_int in_stop_handler, queued;
+    uint64_t grace_ms; /* for that stop; 0 = 5000 */
+    uint64_t stop_idle_ms;
+    int want_responses; /* stop only once this many responses were made */
     int responses, detached, stopped, inflight_at_stop;
     int is_client_done;
     int ok; /* set by the client when its script passed */
@@ -99,10 +104,22 @@ static void on_reply_timer(uv_timer_t *timer)
     uv_close((uv_handle_t *)timer, on_reply_closed);
 }
 
+/* Blocks the loop (so new connections wait in the kernel's accept queue) until the client
+ * says it has queued one, at most 5 s. */
+static void wait_for_queued(struct ctx *t)
+{
+    atomic_store(&t->in_stop_handler, 1);
+    for (int i = 0; i < 500 && !atomic_load(&t->queued); i++)
+        usleep(10 * 1000);
+}
+
 static void handler(struct http_exchange *ex, void *arg)
 {
     struct ctx *t = arg;
-    if (t->stop_in_handler && t->srv) {
+    int stop = t->stop_in_handler || (t->stop_path && strcmp(ex->req.path, t->stop_path) == 0);
+    if (stop && t->srv && t->stop_waits)
+        wait_for_queued(t);
+    if (stop && t->srv) {
         t->inflight_at_stop = (int)http_server_inflight(t->srv);
         http_server_stop(t->srv, t->grace_ms ? t->grace_ms : 5000, on_stopped, t);
         t->srv = NULL;
@@ -179,6 +196,7 @@ static void run(struct ctx *t)
                                      .request_timeout_ms = t->request_timeout_ms,
                                      .request_buffer_max = t->request_buffer_max,
                                      .response_buffer_max = t->response_buffer_max,
+                                     .stop_idle_ms = t->stop_idle_ms,
                                      .head_handler = t->head_check ? head_check : NULL};
     ASSERT_OK(http_server_start(&t->srv, &t->loop, &cfg, handler, t));
     t->port = http_server_port(t->srv);
@@ -934,6 +952,116 @@ TEST(http_stop_grace_expires_before_response)
     run(&t);
     ASSERT_EQ(t.responses, 1);
     ASSERT_EQ(t.detached, 1);
+}
+
+/* A keep-alive connection left idle when the stop begins still takes one request (a proxy
+ * may be sending one on its pooled connection right then): answered, Connection: close. */
+static void client_idle_at_stop(struct ctx *t)
+{
+    struct cli idle, other;
+    struct resp r;
+    CHECK(t, cli_open(&idle, t->port) == 0);
+    CHECK(t, cli_sends(&idle, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    CHECK(t, cli_response(&idle, &r) == 0 && r.status == 200);
+    CHECK(t, has_header(&r, "\r\nConnection: keep-alive\r\n"));
+    CHECK(t, cli_open(&other, t->port) == 0);
+    CHECK(t, cli_sends(&other, "GET /stop HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    CHECK(t, cli_response(&other, &r) == 0 && r.status == 200);
+    CHECK(t, has_header(&r, "\r\nConnection: close\r\n"));
+    close(other.fd);
+    CHECK(t, cli_sends(&idle, "GET /two HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    CHECK(t, cli_response(&idle, &r) == 0 && r.status == 200);
+    CHECK(t, strcmp(r.body, "GET|/two|(null)|-|") == 0);
+    CHECK(t, has_header(&r, "\r\nConnection: close\r\n"));
+    CHECK(t, cli_eof(&idle));
+    close(idle.fd);
+    t->ok = 1;
+}
+
+TEST(http_stop_idle_connection_takes_a_last_request)
+{
+    struct ctx t = {.client = client_idle_at_stop, .stop_path = "/stop", .stop_idle_ms = 3000};
+    run(&t);
+    ASSERT_EQ(t.responses, 3);
+}
+
+/* Left idle, it is closed once stop_idle_ms have passed, and the stop completes. */
+static void client_idle_closed_at_stop(struct ctx *t)
+{
+    struct cli idle, other;
+    struct resp r;
+    CHECK(t, cli_open(&idle, t->port) == 0);
+    CHECK(t, cli_sends(&idle, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    CHECK(t, cli_response(&idle, &r) == 0 && r.status == 200);
+    CHECK(t, cli_open(&other, t->port) == 0);
+    CHECK(t, cli_sends(&other, "GET /stop HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    CHECK(t, cli_response(&other, &r) == 0 && r.status == 200);
+    close(other.fd);
+    CHECK(t, cli_eof(&idle)); /* within the 5 s receive timeout */
+    close(idle.fd);
+    t->ok = 1;
+}
+
+TEST(http_stop_closes_idle_connection_after_stop_idle)
+{
+    struct ctx t = {
+        .client = client_idle_closed_at_stop, .stop_path = "/stop", .stop_idle_ms = 200};
+    run(&t);
+    ASSERT_EQ(t.responses, 2);
+}
+
+/* A request still arriving when the stop begins gets stop_idle_ms more, not its whole head
+ * timeout (10 s): a client trickling a request in cannot hold the stop up. */
+static void client_partial_at_stop(struct ctx *t)
+{
+    struct cli partial, other;
+    struct resp r;
+    CHECK(t, cli_open(&partial, t->port) == 0);
+    CHECK(t, cli_sends(&partial, "GET /partial HTTP/1.1\r\nHost: a\r\n") == 0);
+    CHECK(t, cli_open(&other, t->port) == 0);
+    CHECK(t, cli_sends(&other, "GET /stop HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    CHECK(t, cli_response(&other, &r) == 0 && r.status == 200);
+    close(other.fd);
+    CHECK(t, cli_response(&partial, &r) == 0 && r.status == 408); /* within the 5 s timeout */
+    close(partial.fd);
+    t->ok = 1;
+}
+
+TEST(http_stop_bounds_a_request_still_arriving)
+{
+    struct ctx t = {.client = client_partial_at_stop, .stop_path = "/stop", .stop_idle_ms = 300};
+    run(&t);
+}
+
+/* A connection the kernel completed while the loop was busy, with its request sent, is in
+ * the accept queue when the stop begins: it is accepted and answered, not reset. */
+static void client_queued_at_stop(struct ctx *t)
+{
+    struct cli first, queued;
+    struct resp r;
+    CHECK(t, cli_open(&first, t->port) == 0);
+    CHECK(t, cli_sends(&first, "GET /stop HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    for (int i = 0; i < 500 && !atomic_load(&t->in_stop_handler); i++)
+        usleep(10 * 1000);
+    CHECK(t, atomic_load(&t->in_stop_handler));
+    CHECK(t, cli_open(&queued, t->port) == 0); /* the loop is blocked: the kernel queues it */
+    CHECK(t, cli_sends(&queued, "POST /queued HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n"
+                                "\r\nhi") == 0);
+    atomic_store(&t->queued, 1);
+    CHECK(t, cli_response(&first, &r) == 0 && r.status == 200);
+    close(first.fd);
+    CHECK(t, cli_response(&queued, &r) == 0 && r.status == 200);
+    CHECK(t, strcmp(r.body, "POST|/queued|(null)|-|hi") == 0);
+    CHECK(t, has_header(&r, "\r\nConnection: close\r\n"));
+    close(queued.fd);
+    t->ok = 1;
+}
+
+TEST(http_stop_serves_connections_already_queued)
+{
+    struct ctx t = {.client = client_queued_at_stop, .stop_path = "/stop", .stop_waits = 1};
+    run(&t);
+    ASSERT_EQ(t.responses, 2);
 }
 
 TEST(http_start_rejects_bad_host)

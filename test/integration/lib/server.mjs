@@ -69,6 +69,9 @@ export async function startServer ({ env = {}, dir, dbDir, port = 0, args = [], 
     UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || 'print_stacktrace=1:halt_on_error=1',
     HOST: '127.0.0.1',
     PORT: String(port),
+    // The suite's clients are no proxy: a stop closes their idle keep-alive connections at
+    // once instead of waiting for a last request (instances.test.mjs runs the default).
+    HTTP_SHUTDOWN_IDLE: '0',
     ...env,
     DATABASE_URL: dbUrl
   }
