@@ -157,9 +157,13 @@ if [[ " $stages " == *" integration "* ]]; then
     t0=$SECONDS
     # shellcheck disable=SC2086 # a list of paths
     CARAVEL_TEST_ENGINE=$engine node --test --test-concurrency=2 --test-timeout=600000 \
-      --test-reporter=tap $files > "$log/integration-$engine.txt" 2>&1
+      --test-reporter=tap --test-reporter-destination=stdout \
+      --test-reporter=./test/integration/lib/file-times.mjs \
+      --test-reporter-destination="$log/integration-$engine.times" \
+      $files > "$log/integration-$engine.txt" 2>&1
     grep -E '^not ok|^# Subtest' "$log/integration-$engine.txt" | grep -B1 '^not ok' | head -60
-    echo "  ($engine: $((SECONDS - t0)) s)"
+    echo "  ($engine: $((SECONDS - t0)) s; slowest files:" \
+      "$(head -8 "$log/integration-$engine.times" | tr '\n' ' ' | sed 's/ $//'))"
     count "$log/integration-$engine.txt"
   done
 fi
