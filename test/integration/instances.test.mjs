@@ -99,7 +99,7 @@ test('both instances, started together on the empty database, migrated it once',
   }
 })
 
-test('no stale cache: a tenant created through one instance is a tenant on the other at once', async () => {
+test('no stale cache: a tenant created, or a relay changed, through one instance reads so on the other at once', async () => {
   // Both directions; each instance has just answered "not a tenant" for that pubkey (the
   // answer a cache would keep).
   for (const [writer, reader] of [[b, a], [a, b]]) {
@@ -116,8 +116,18 @@ test('no stale cache: a tenant created through one instance is a tenant on the o
     // read back on the writer.
     const relay = await req(user, 'POST', '/relays', { subdomain: `c${Date.now() % 1000000}${reader === a ? 'a' : 'b'}`, plan: 'free' }, { via: reader })
     assert.equal(relay.status, 201, relay.text)
-    const got = await req(user, 'GET', `/relays/${relay.body.data.id}`, undefined, { via: writer })
+    const p = `/relays/${relay.body.data.id}`
+    const got = await req(user, 'GET', p, undefined, { via: writer })
     assert.equal(got.status, 200, got.text)
+    // A relay the writer has just answered (what a GET /relays/:id cache would keep), changed
+    // through the reader, reads changed on the writer at once.
+    const name = `renamed on ${reader === a ? 'a' : 'b'}`
+    const put = await req(user, 'PUT', p, { info_name: name }, { via: reader })
+    assert.equal(put.status, 200, put.text)
+    assert.equal(put.body.data.info_name, name)
+    const again = await req(user, 'GET', p, undefined, { via: writer })
+    assert.equal(again.status, 200, again.text)
+    assert.equal(again.body.data.info_name, name, 'the writer answered from a stale relay')
   }
 })
 
