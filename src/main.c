@@ -26,6 +26,7 @@
 #include "billing/worker.h"
 #include "blocklist/worker.h"
 #include "core/config.h"
+#include "core/wake.h"
 #include "db/db.h"
 #include "db/sqlite_to_pg.h"
 #include "http/server.h"
@@ -180,6 +181,9 @@ static int start_services(void)
     /* Owns the NWC client (app->nwc); logs the one line naming NWC_URL when it is unset. */
     if (billing_start(&app.billing, &app) != 0)
         return -1;
+    /* After every worker registered its hooks: other instances' commits wake them. */
+    if (app_listen_start(&app) != 0)
+        return -1;
     /* Before the API: every answered request is counted from the first one on. */
     if (metrics_start(&app.metrics, &app) != 0)
         return -1;
@@ -189,6 +193,7 @@ static int start_services(void)
 /* ---- shutdown ---- */
 
 enum stage {
+    STAGE_WAKE,
     STAGE_METRICS,
     STAGE_HTTP,
     STAGE_BILLING,
@@ -211,14 +216,17 @@ static void shutdown_next(void *arg);
  * pointer in struct app stays valid until then, so nothing else sees a freed service. */
 static int stop_stage(enum stage s)
 {
-    void **ptrs[N_STAGES] = {(void **)&app.metrics, (void **)&app.http,    (void **)&app.billing,
-                             (void **)&app.sync,    (void **)&app.members, (void **)&app.blocklist,
-                             (void **)&app.nip86,   (void **)&app.robot,   (void **)&app.pool,
-                             (void **)&app.db};
+    void **ptrs[N_STAGES] = {(void **)&app.wake,      (void **)&app.metrics, (void **)&app.http,
+                             (void **)&app.billing,   (void **)&app.sync,    (void **)&app.members,
+                             (void **)&app.blocklist, (void **)&app.nip86,   (void **)&app.robot,
+                             (void **)&app.pool,      (void **)&app.db};
     stage_ptr = ptrs[s];
     if (!*stage_ptr)
         return 0;
     switch (s) {
+    case STAGE_WAKE:
+        app_listen_stop(&app, shutdown_next, NULL);
+        break;
     case STAGE_METRICS:
         metrics_stop(app.metrics, shutdown_next, NULL);
         break;

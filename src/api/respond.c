@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "core/wake.h"
 #include "db/db.h"
 #include "nostr/hex.h"
 #include "nostr/utf8.h"
@@ -96,6 +97,9 @@ static int run_work(struct db_conn *conn, void *arg)
     c->caller_is_tenant = 0;
     c->next[0] = '\0';
     int rc = r->work(conn, c);
+    /* Other instances hear the event when this transaction commits (core/wake.h). */
+    if (rc == 0 && !c->status && c->has_event)
+        rc = app_publish(conn, c->event, c->event_id);
     if (rc == 0 && !r->call.status)
         r->call.body = envelope(r->call.data, c->paged ? c->next : NULL);
     else

@@ -20,6 +20,7 @@ struct metrics;
 struct nip86;     /* NIP-86 client for relay management (src/net/nip86.c) */
 struct blocklist; /* operator block-list rollout (src/blocklist/worker.c) */
 struct members;   /* member-count refresh (src/members/worker.c) */
+struct db_notify; /* other instances' changes (src/db/notify.c, core/wake.h) */
 
 /* After-commit events. A feature says what it does when a change has been committed
  * (app_on at start, app_off at stop); whoever commits the change (the API, billing) fires
@@ -30,6 +31,8 @@ enum app_event {
     APP_TENANT_BILLING_CHANGED, /* id: tenant pubkey; its wallet changed, collect now */
     APP_BLOCKLIST_CHANGED,      /* id: pubkey; an operator block-list entry was added or removed */
     APP_RELAY_SYNCED,           /* id: relay id; zooid accepted its config (it serves the host) */
+    APP_DM_QUEUED,              /* id: ""; a DM was queued in the robot's outbox */
+    APP_RECONCILE, /* id: ""; another instance's changes may have been missed (core/wake.h) */
     APP_EVENT_COUNT
 };
 typedef void app_event_fn(void *owner, const char *id);
@@ -63,6 +66,7 @@ struct app {
     struct nip86 *nip86;
     struct blocklist *blocklist;
     struct members *members;
+    struct db_notify *wake; /* NULL on SQLite */
     struct nostr_keypair robot_key;
     struct app_hook hooks[APP_EVENT_COUNT][APP_MAX_HOOKS];
     struct app_hook samplers[APP_MAX_HOOKS];

@@ -76,6 +76,7 @@ struct config {
         int64_t robot_retry_base_s; /* CARAVEL_ROBOT_RETRY_BASE */
         int64_t blocklist_retry_ms; /* CARAVEL_TEST_BLOCKLIST_RETRY_MS */
         int64_t db_max_pages;       /* CARAVEL_TEST_DB_MAX_PAGES */
+        int64_t claim_lease_ms;     /* CARAVEL_TEST_CLAIM_LEASE_MS */
     } test;
 };
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/wake.h"
 #include "db/db.h"
 #include "nostr/hex.h"
 #include "nostr/keys.h"
@@ -24,10 +25,12 @@ int repo_activity_insert(struct db_conn *conn, const char *tenant, const char *t
 int repo_relay_mark_dirty(struct db_conn *conn, const char *relay_id)
 {
     ASSERT_POOL_THREAD();
-    return db_run(conn,
-                  "UPDATE relay SET synced = 0, sync_version = sync_version + 1,"
-                  " sync_attempts = 0, sync_next_at = 0 WHERE id = ?",
-                  DB_TEXT(relay_id));
+    int rc = db_run(conn,
+                    "UPDATE relay SET synced = 0, sync_version = sync_version + 1,"
+                    " sync_attempts = 0, sync_next_at = 0 WHERE id = ?",
+                    DB_TEXT(relay_id));
+    /* Whichever instance's sync worker claims it first syncs it (sync/worker.c). */
+    return rc != 0 ? rc : app_publish(conn, APP_RELAY_CHANGED, relay_id);
 }
 
 void repo_new_id(char out[33])

@@ -12,7 +12,8 @@
 int repo_activity_insert(struct db_conn *conn, const char *tenant, const char *type,
                          const char *resource_type, const char *resource_id, const char *plan,
                          const char *status, int64_t now);
-/* The relay must be (re)sent to zooid: synced=0, version+1, attempts and backoff reset. */
+/* The relay must be (re)sent to zooid: synced=0, version+1, attempts and backoff reset; other
+ * instances hear APP_RELAY_CHANGED on commit (core/wake.h). */
 int repo_relay_mark_dirty(struct db_conn *conn, const char *relay_id);
 /* Column of the current row added to obj under key: text (SQL NULL -> null), integer
  * (NULL -> null), boolean (0/1). For repo_* functions that return API views as cJSON. */

@@ -9,7 +9,9 @@
  * except db_notify_send (pool thread) and db_instance (any). */
 #include "db/notify.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +59,22 @@ const char *db_instance(void)
 {
     pthread_once(&instance_once, instance_init);
     return instance;
+}
+
+int db_instance_gone(const char *owner)
+{
+    const char *self = db_instance();
+    const char *host_end = strchr(self, ':');
+    size_t host_len = (size_t)(host_end - self);
+    if (!owner || strncmp(owner, self, host_len + 1) != 0)
+        return 0; /* another host (or not ours at all): only its lease can tell */
+    char *end = NULL;
+    long pid = strtol(owner + host_len + 1, &end, 10);
+    if (!end || *end != ':' || pid <= 0)
+        return 0;
+    if (pid == (long)getpid())
+        return strcmp(owner, self) != 0;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
 /* ---- sending (pool thread) ---- */

@@ -34,6 +34,11 @@
  * "host:pid:16hex", unique per process start. Any thread; the same string for the process's
  * life. */
 const char *db_instance(void);
+/* 1 when the process `owner` names (another db_instance() string) is certainly not running:
+ * it names this host and a pid that does not exist, or this process's own pid with another
+ * random part (an earlier run: in a container every run is pid 1). A claim it left can be
+ * taken at once instead of after its lease. 0 when it may be alive. Any thread. */
+int db_instance_gone(const char *owner);
 
 /* Pool thread, inside a db_write job: every other instance's listener on channel hears id
  * (may be "") once the transaction commits. Identical notifications of one transaction are

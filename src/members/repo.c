@@ -50,10 +50,16 @@ static int read_ids(struct db_stmt *st, char (*ids)[33], size_t max, size_t *n)
     return rc == DB_DONE ? 0 : db_status(rc);
 }
 
-static int set_next(struct db_conn *conn, const char *id, int64_t at)
+/* Moves the relay's next read to `at` if it is still at or before `due` (*taken = 1). Of
+ * several instances claiming at once, one moves it: PostgreSQL re-checks the condition on the
+ * row another's claim has just committed. */
+static int set_next(struct db_conn *conn, const char *id, int64_t at, int64_t due, int *taken)
 {
-    return db_run(conn, "UPDATE relay SET members_next_at = ? WHERE id = ?", DB_INT(at),
-                  DB_TEXT(id));
+    int rc =
+        db_run(conn, "UPDATE relay SET members_next_at = ? WHERE id = ? AND members_next_at <= ?",
+               DB_INT(at), DB_TEXT(id), DB_INT(due));
+    *taken = rc == 0 && db_changes(conn) == 1;
+    return rc;
 }
 
 /* Relays never placed get a random point of the next interval. */
@@ -66,8 +72,10 @@ static int place_new(struct db_conn *conn, int64_t now, int64_t interval, uint64
                                " LIMIT ?",
                                DB_INT(MEMBERS_PLACE_MAX)),
                       ids, MEMBERS_PLACE_MAX, &n);
+    int taken;
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = set_next(conn, ids[i], now + (int64_t)(id_hash(ids[i], seed) % (uint64_t)interval));
+        rc = set_next(conn, ids[i], now + (int64_t)(id_hash(ids[i], seed) % (uint64_t)interval), 0,
+                      &taken);
     free(ids);
     return rc;
 }
@@ -102,10 +110,15 @@ int repo_members_claim(struct db_conn *conn, int64_t now, int64_t interval, uint
                       ids, max, n);
     /* interval +- 10 %: relays read together drift apart instead of staying in step. */
     int64_t spread = interval / 5;
+    size_t kept = 0;
     for (size_t i = 0; rc == 0 && i < *n; i++) {
         int64_t jitter = spread ? (int64_t)(id_hash(ids[i], ~seed) % (uint64_t)(spread + 1)) : 0;
-        rc = set_next(conn, ids[i], now + interval - spread / 2 + jitter);
+        int taken = 0;
+        rc = set_next(conn, ids[i], now + interval - spread / 2 + jitter, now, &taken);
+        if (taken) /* else another instance claimed it meanwhile: its read */
+            memmove(ids[kept++], ids[i], sizeof(ids[i]));
     }
+    *n = kept;
     if (rc == 0)
         rc = earliest(conn, next_due);
     if (rc != 0)

@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "core/app.h"
+#include "core/wake.h"
 #include "db/db.h"
+#include "db/notify.h"
 #include "net/relay_pool.h"
 #include "nostr/hex.h"
 #include "nostr/nip59.h"
@@ -29,6 +31,13 @@
 #define RETRY_BASE_S 30
 #define RETRY_MAX_S 3600
 #define MAX_ERROR 200
+/* A batch of DMs is claimed (message.claim_owner) for this long: beyond the time its
+ * discoveries and publishes take. Should it expire under a live instance anyway, the other
+ * publishes the same stored gift wrap (work_store_wrap), which relays keep once. */
+#define LEASE_MS (2 * 60 * 1000)
+#define STALE_OWNERS_MAX 64
+/* Another instance's claim is looked at again this long after it ends. */
+#define CLAIM_MARGIN_MS 250
 
 struct dm {
     int64_t id;
@@ -43,7 +52,10 @@ struct robot {
     uv_timer_t timer;
     struct discover *disc;
     int enabled, running, rerun;
-    int busy;         /* db jobs and publishes in flight */
+    int busy;          /* db jobs and publishes in flight */
+    const char *owner; /* db_instance(): this process in message.claim_owner */
+    int64_t lease_ms;
+    int64_t held_ms;  /* the last claim saw DMs due that another instance holds this much longer */
     struct stop stop; /* robot_stop: pending while the timer closes; waits for busy and running */
     /* the batch being delivered */
     struct dm batch[BATCH];
@@ -58,13 +70,15 @@ struct robot {
 struct db_job {
     struct robot *robot;
     int64_t id, now, next_at;
-    char *text; /* wrap JSON or error */
+    int64_t now_ms, held_until; /* the claim (unix ms): now; another instance's earliest end */
+    char *text;                 /* wrap JSON or error */
     struct dm rows[BATCH];
     size_t n;
 };
 
 static void next_message(struct robot *r);
 static void settle(struct robot *r);
+static void on_timer(uv_timer_t *t);
 
 /* ---- start-up publications ---- */
 
@@ -136,23 +150,66 @@ static void publish_profile(struct robot *r)
 
 int robot_queue_dm_sql(struct db_conn *conn, const char *recipient, const char *text, int64_t now)
 {
-    return db_run(conn,
-                  "INSERT INTO message (recipient, body, state, attempts, next_at,"
-                  " created_at) VALUES (?, ?, 'queued', 0, 0, ?)",
-                  DB_TEXT(recipient), DB_TEXT(text), DB_INT(now));
+    int rc = db_run(conn,
+                    "INSERT INTO message (recipient, body, state, attempts, next_at,"
+                    " created_at) VALUES (?, ?, 'queued', 0, 0, ?)",
+                    DB_TEXT(recipient), DB_TEXT(text), DB_INT(now));
+    /* The caller kicks this instance's robot after the commit; the others hear it. */
+    return rc != 0 ? rc : app_publish(conn, APP_DM_QUEUED, "");
 }
 
+static void rows_free(struct db_job *j)
+{
+    for (size_t i = 0; i < j->n; i++) {
+        free(j->rows[i].body);
+        free(j->rows[i].wrap);
+    }
+    memset(j->rows, 0, sizeof j->rows);
+    j->n = 0;
+}
+
+/* The earliest end of another instance's claim on a DM that is due (0: none). */
+static int held_until(struct db_conn *conn, struct db_job *j)
+{
+    struct db_stmt *st = db_query(conn,
+                                  "SELECT min(claim_until) FROM message WHERE state = 'queued'"
+                                  " AND next_at <= ?1 AND claim_owner IS NOT NULL"
+                                  " AND claim_owner <> ?2 AND claim_until > ?3",
+                                  DB_INT(j->now), DB_TEXT(j->robot->owner), DB_INT(j->now_ms));
+    if (!st)
+        return DB_EGENERIC;
+    int rc = db_step(st);
+    j->held_until = rc == DB_ROW ? db_col_int64(st, 0) : 0;
+    db_reset(st);
+    return db_status(rc);
+}
+
+/* Claims up to BATCH due DMs nobody else holds (none, or an expired claim) and reads them: of
+ * the instances sharing the database, each DM goes to one. The claim's condition is repeated
+ * outside the subquery: PostgreSQL re-checks it on a row another instance's claim has just
+ * committed, and leaves that row out. */
 static int work_load_due(struct db_conn *conn, void *arg)
 {
     struct db_job *j = arg;
+    const char *owner = j->robot->owner;
+    int64_t until = j->now_ms + j->robot->lease_ms;
+    rows_free(j); /* the job may run again (DB_EBUSY) */
+    int rc =
+        db_run(conn,
+               "UPDATE message SET claim_owner = ?1, claim_until = ?2 WHERE id IN"
+               " (SELECT id FROM message WHERE state = 'queued' AND next_at <= ?3"
+               " AND (claim_owner IS NULL OR claim_until <= ?4) ORDER BY next_at, id"
+               " LIMIT ?5) AND state = 'queued' AND (claim_owner IS NULL OR claim_until <= ?4)",
+               DB_TEXT(owner), DB_INT(until), DB_INT(j->now), DB_INT(j->now_ms), DB_INT(BATCH));
+    if (rc != 0 || (rc = held_until(conn, j)) != 0)
+        return rc;
     struct db_stmt *st = db_query(conn,
                                   "SELECT id, recipient, body, wrap, attempts FROM message "
-                                  "WHERE state = 'queued' AND next_at <= ? "
+                                  "WHERE claim_owner = ? AND claim_until = ? AND state = 'queued' "
                                   "ORDER BY next_at, id LIMIT ?",
-                                  DB_INT(j->now), DB_INT(BATCH));
+                                  DB_TEXT(owner), DB_INT(until), DB_INT(BATCH));
     if (!st)
         return DB_EGENERIC;
-    int rc;
     while ((rc = db_step(st)) == DB_ROW && j->n < BATCH) {
         struct dm *m = &j->rows[j->n++];
         char *rcpt = db_col_text(st, 1);
@@ -167,11 +224,60 @@ static int work_load_due(struct db_conn *conn, void *arg)
     return rc == DB_DONE || rc == DB_ROW ? 0 : db_status(rc);
 }
 
+/* Start-up: lets go of the DM claims of instances that are certainly gone (db_instance_gone),
+ * or of all of them when the database is not shared (j->id: db_shared). */
+static int work_release_stale(struct db_conn *conn, void *arg)
+{
+    struct db_job *j = arg;
+    char *owners[STALE_OWNERS_MAX];
+    size_t k = 0;
+    struct db_stmt *st = db_stmt(conn, "SELECT DISTINCT claim_owner FROM message"
+                                       " WHERE state = 'queued' AND claim_owner IS NOT NULL");
+    if (!st)
+        return DB_EGENERIC;
+    int rc = DB_DONE;
+    while (k < STALE_OWNERS_MAX && (rc = db_step(st)) == DB_ROW) {
+        char *o = db_col_text(st, 0);
+        if (o && (!j->id || db_instance_gone(o)))
+            owners[k++] = o;
+        else
+            free(o);
+    }
+    db_reset(st);
+    rc = k == STALE_OWNERS_MAX ? 0 : db_status(rc);
+    for (size_t i = 0; i < k; i++) {
+        if (rc == 0)
+            rc = db_run(conn,
+                        "UPDATE message SET claim_owner = NULL, claim_until = 0"
+                        " WHERE claim_owner = ? AND state = 'queued'",
+                        DB_TEXT(owners[i]));
+        free(owners[i]);
+    }
+    return rc;
+}
+
+/* Stores the wrap unless one is stored already (an instance whose claim expired under it),
+ * and reads back the stored one: the only wrap ever published for the message, so a DM
+ * delivered twice is the same event, which relays keep once. */
 static int work_store_wrap(struct db_conn *conn, void *arg)
 {
     struct db_job *j = arg;
-    return db_run(conn, "UPDATE message SET wrap = ? WHERE id = ? AND wrap IS NULL",
-                  DB_TEXT(j->text), DB_INT(j->id));
+    int rc = db_run(conn, "UPDATE message SET wrap = ? WHERE id = ? AND wrap IS NULL",
+                    DB_TEXT(j->text), DB_INT(j->id));
+    if (rc != 0)
+        return rc;
+    struct db_stmt *st = db_query(conn, "SELECT wrap FROM message WHERE id = ?", DB_INT(j->id));
+    if (!st)
+        return DB_EGENERIC;
+    if ((rc = db_step(st)) == DB_ROW) {
+        char *stored = db_col_text(st, 0);
+        if (stored) {
+            free(j->text);
+            j->text = stored;
+        }
+    }
+    db_reset(st);
+    return rc == DB_ROW ? 0 : rc == DB_DONE ? DB_ENOTFOUND : rc;
 }
 
 static int work_mark_sent(struct db_conn *conn, void *arg)
@@ -179,7 +285,8 @@ static int work_mark_sent(struct db_conn *conn, void *arg)
     struct db_job *j = arg;
     return db_run(conn,
                   "UPDATE message SET state = 'sent', sent_at = ?, last_error = NULL, "
-                  "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
+                  "attempts = attempts + 1, claim_owner = NULL, claim_until = 0 "
+                  "WHERE id = ? AND state = 'queued'",
                   DB_INT(j->now), DB_INT(j->id));
 }
 
@@ -187,8 +294,8 @@ static int work_mark_retry(struct db_conn *conn, void *arg)
 {
     struct db_job *j = arg;
     return db_run(conn,
-                  "UPDATE message SET last_error = ?, next_at = ?, "
-                  "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
+                  "UPDATE message SET last_error = ?, next_at = ?, attempts = attempts + 1,"
+                  " claim_owner = NULL, claim_until = 0 WHERE id = ? AND state = 'queued'",
                   DB_TEXT(j->text), DB_INT(j->next_at), DB_INT(j->id));
 }
 
@@ -196,8 +303,8 @@ static int work_mark_failed(struct db_conn *conn, void *arg)
 {
     struct db_job *j = arg;
     return db_run(conn,
-                  "UPDATE message SET state = 'failed', last_error = ?, "
-                  "next_at = ? WHERE id = ? AND state = 'queued'",
+                  "UPDATE message SET state = 'failed', last_error = ?, next_at = ?,"
+                  " claim_owner = NULL, claim_until = 0 WHERE id = ? AND state = 'queued'",
                   DB_TEXT(j->text), DB_INT(j->next_at), DB_INT(j->id));
 }
 
@@ -209,15 +316,13 @@ static struct db_job *job_new(struct robot *r, int64_t id)
     j->robot = r;
     j->id = id;
     j->now = clock_now();
+    j->now_ms = clock_wall_ms();
     return j;
 }
 
 static void job_free(struct db_job *j)
 {
-    for (size_t i = 0; i < j->n; i++) {
-        free(j->rows[i].body);
-        free(j->rows[i].wrap);
-    }
+    rows_free(j);
     free(j->text);
     free(j);
 }
@@ -354,6 +459,12 @@ static void on_wrap_stored(int status, void *arg)
     struct db_job *j = arg;
     struct robot *r = j->robot;
     r->busy--;
+    if (status == 0 && !r->stop.stopping && j->text) {
+        struct dm *m = &r->batch[r->cur];
+        free(m->wrap); /* the stored one is published, whoever built it */
+        m->wrap = j->text;
+        j->text = NULL;
+    }
     job_free(j);
     if (r->stop.stopping) {
         r->running = 0;
@@ -420,6 +531,10 @@ static void next_message(struct robot *r)
         r->rerun = 0;
         if (more)
             robot_kick(r);
+        else if (r->held_ms > 0 && r->held_ms < POLL_MS)
+            /* Another instance holds due DMs: if it died, take them over when its claim ends
+             * rather than at the next poll. */
+            uv_timer_start(&r->timer, on_timer, (uint64_t)r->held_ms + CLAIM_MARGIN_MS, POLL_MS);
         return;
     }
     struct dm *m = &r->batch[r->cur];
@@ -440,6 +555,7 @@ static void on_loaded(int status, void *arg)
         memcpy(r->batch, j->rows, sizeof j->rows);
         r->n_batch = j->n;
         j->n = 0; /* rows moved */
+        r->held_ms = j->held_until ? MAX(j->held_until - j->now_ms, (int64_t)0) : 0;
     }
     job_free(j);
     if (status != 0)
@@ -455,7 +571,7 @@ static void run_batch(struct robot *r)
         return;
     }
     struct db_job *j = job_new(r, 0);
-    if (db_read(r->app->db, work_load_due, on_loaded, j) != 0) {
+    if (db_write(r->app->db, DB_CRASH_SAFE, work_load_due, on_loaded, j) != 0) {
         job_free(j);
         return;
     }
@@ -483,6 +599,12 @@ void robot_kick(struct robot *r)
         uv_timer_start(&r->timer, on_timer, 0, POLL_MS);
 }
 
+static void on_dm_event(void *owner, const char *id)
+{
+    (void)id;
+    robot_kick(owner);
+}
+
 int robot_start(struct robot **out, struct app *app)
 {
     ASSERT_LOOP_THREAD();
@@ -500,9 +622,16 @@ int robot_start(struct robot **out, struct app *app)
         return 0;
     }
     r->enabled = 1;
+    r->owner = db_instance();
+    r->lease_ms = config_or(cfg->test.claim_lease_ms, LEASE_MS);
+    /* Another instance queued a DM, or its wake-ups may have been missed (core/wake.h). */
+    app_on(app, APP_DM_QUEUED, on_dm_event, r);
+    app_on(app, APP_RECONCILE, on_dm_event, r);
     r->disc = discover_new(app->pool, (const char *const *)cfg->indexer_relays.urls,
                            cfg->indexer_relays.n, &app->robot_key);
     publish_profile(r);
+    /* Queued before the first batch's claim: the writer runs them in order. */
+    submit_write(r, work_release_stale, job_new(r, db_shared(app->db)), on_db_step_done);
     uv_timer_start(&r->timer, on_timer, 0, POLL_MS);
     return 0;
 }
@@ -512,6 +641,8 @@ void robot_stop(struct robot *r, void (*cb)(void *arg), void *arg)
     ASSERT_LOOP_THREAD();
     if (stop_begin(&r->stop, cb, arg) != 0)
         return;
+    app_off(r->app, APP_DM_QUEUED, r);
+    app_off(r->app, APP_RECONCILE, r);
     /* A running discovery ends without its callback: the message stays queued. */
     if (r->disc && r->running && r->busy == 0)
         r->running = 0;

@@ -35,6 +35,11 @@ struct fetch;
 #define SYNC_BREAKER_BASE_MS 2000 /* open window: 2 s, doubling per failed probe ... */
 #define SYNC_BREAKER_CAP_MS 60000 /* ... up to 1 min */
 #define SYNC_ERROR_MAX 400        /* "zooid M: HTTP n " + zooid's text (<= 200) + a hint */
+/* A relay's sync is claimed (relay.sync_owner) for this many of its longest possible syncs
+ * (SYNC_MAX_STEPS requests at the timeout each): it never expires under a sync in flight. */
+#define SYNC_LEASE_SYNCS 2
+/* A relay another instance holds is looked at again this long after that lease ends. */
+#define SYNC_CLAIM_MARGIN_MS 250
 
 struct entry {
     struct sync_worker *in;
@@ -69,6 +74,8 @@ struct sync_worker {
     int more_due; /* the last batch was full and brought new relays: more may be due */
     size_t batch;
     int64_t retry_base_ms, retry_cap_ms, reconcile_ms;
+    int64_t lease_ms;  /* of a claim on a relay's sync */
+    const char *owner; /* db_instance(): this process in relay.sync_owner */
     long timeout_ms;
     struct stop stop; /* pending: the three timers and the fetch client being closed */
 };
@@ -79,6 +86,8 @@ struct job {
     struct entry *e;
     char *id;
     int64_t version, now;
+    int64_t now_ms;     /* clock_wall_ms() at creation: claims and leases */
+    int64_t held_until; /* the claim: another instance holds the relay until then (unix ms) */
     char *error, *config;
     int stale, attempts, permanent;
     long status; /* zooid's answer, for a permanent failure's metric */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "db/db.h"
+#include "db/notify.h"
 #include "core/store.h"
 #include "util/debug.h"
 #include "util/util.h"
@@ -75,16 +76,18 @@ int repo_sync_load(struct db_conn *conn, const char *id, struct sync_relay *out)
     return rc == DB_DONE ? DB_ENOTFOUND : db_status(rc);
 }
 
-int repo_sync_due(struct db_conn *conn, int64_t now, int max_attempts, size_t limit, char ***ids,
-                  size_t *n)
+int repo_sync_due(struct db_conn *conn, int64_t now, int64_t now_ms, int max_attempts, size_t limit,
+                  char ***ids, size_t *n)
 {
     ASSERT_POOL_THREAD();
     *ids = NULL;
     *n = 0;
-    struct db_stmt *st = db_query(conn,
-                                  "SELECT id FROM relay WHERE synced = 0 AND sync_next_at <= ?"
-                                  " AND sync_attempts < ? ORDER BY sync_next_at LIMIT ?",
-                                  DB_INT(now), DB_INT(max_attempts), DB_INT((int64_t)limit));
+    struct db_stmt *st =
+        db_query(conn,
+                 "SELECT id FROM relay WHERE synced = 0 AND sync_next_at <= ?1"
+                 " AND sync_attempts < ?2 AND (sync_owner IS NULL OR sync_lease_until <= ?3)"
+                 " ORDER BY sync_next_at LIMIT ?4",
+                 DB_INT(now), DB_INT(max_attempts), DB_INT(now_ms), DB_INT((int64_t)limit));
     if (!st)
         return DB_EGENERIC;
     int rc;
@@ -191,4 +194,85 @@ int repo_sync_fail_permanent(struct db_conn *conn, const char *id, const char *e
                   "UPDATE relay SET sync_error = ?, sync_attempts = ?, sync_next_at = ?"
                   " WHERE id = ?",
                   DB_TEXT(error), DB_INT(give_up_at), DB_INT(now), DB_TEXT(id));
+}
+
+int repo_sync_claim(struct db_conn *conn, const char *id, const char *owner, int64_t now_ms,
+                    int64_t lease_until, int max_attempts, struct sync_relay *out,
+                    int64_t *held_until)
+{
+    ASSERT_POOL_THREAD();
+    *held_until = 0;
+    int rc = db_run(conn,
+                    "UPDATE relay SET sync_owner = ?1, sync_lease_until = ?2 WHERE id = ?3"
+                    " AND synced = 0 AND sync_attempts < ?4 AND (sync_owner IS NULL"
+                    " OR sync_owner = ?1 OR sync_lease_until <= ?5)",
+                    DB_TEXT(owner), DB_INT(lease_until), DB_TEXT(id), DB_INT(max_attempts),
+                    DB_INT(now_ms));
+    if (rc != 0)
+        return rc;
+    int claimed = db_changes(conn) == 1;
+    if ((rc = repo_sync_load(conn, id, out)) != 0 || claimed || out->synced ||
+        out->sync_attempts >= max_attempts)
+        return rc;
+    /* Needed, but another instance holds it: until when. */
+    struct db_stmt *st =
+        db_query(conn, "SELECT sync_lease_until FROM relay WHERE id = ?", DB_TEXT(id));
+    if (!st)
+        return DB_EGENERIC;
+    int step = db_step(st);
+    if (step == DB_ROW)
+        *held_until = MAX(db_col_int64(st, 0), now_ms + 1);
+    db_reset(st);
+    return db_status(step);
+}
+
+int repo_sync_release(struct db_conn *conn, const char *id, const char *owner)
+{
+    ASSERT_POOL_THREAD();
+    return db_run(conn,
+                  "UPDATE relay SET sync_owner = NULL, sync_lease_until = 0"
+                  " WHERE id = ? AND sync_owner = ?",
+                  DB_TEXT(id), DB_TEXT(owner));
+}
+
+int repo_sync_release_all(struct db_conn *conn, const char *owner, int64_t *n)
+{
+    ASSERT_POOL_THREAD();
+    int rc = db_run(conn,
+                    "UPDATE relay SET sync_owner = NULL, sync_lease_until = 0"
+                    " WHERE sync_owner = ?",
+                    DB_TEXT(owner));
+    *n = rc == 0 ? db_changes(conn) : 0;
+    return rc;
+}
+
+#define STALE_OWNERS_MAX 64 /* distinct claim holders looked at per start-up */
+
+int repo_sync_release_stale(struct db_conn *conn, int shared, int64_t *n)
+{
+    ASSERT_POOL_THREAD();
+    *n = 0;
+    char *owners[STALE_OWNERS_MAX];
+    size_t k = 0;
+    struct db_stmt *st = db_stmt(conn, "SELECT DISTINCT sync_owner FROM relay"
+                                       " WHERE sync_owner IS NOT NULL");
+    if (!st)
+        return DB_EGENERIC;
+    int rc = DB_DONE;
+    while (k < STALE_OWNERS_MAX && (rc = db_step(st)) == DB_ROW) {
+        char *o = db_col_text(st, 0);
+        if (o && (!shared || db_instance_gone(o)))
+            owners[k++] = o;
+        else
+            free(o);
+    }
+    db_reset(st);
+    rc = k == STALE_OWNERS_MAX ? 0 : db_status(rc);
+    for (size_t i = 0; i < k; i++) {
+        int64_t one = 0;
+        if (rc == 0 && (rc = repo_sync_release_all(conn, owners[i], &one)) == 0)
+            *n += one;
+        free(owners[i]);
+    }
+    return rc;
 }

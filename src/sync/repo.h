@@ -34,11 +34,36 @@ int64_t sync_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms);
 /* Reads relay `id` into *out (zeroed first). DB_ENOTFOUND when there is no such relay. */
 int repo_sync_load(struct db_conn *conn, const char *id, struct sync_relay *out);
 
-/* Ids of relays to sync now: synced = 0, sync_next_at <= now, sync_attempts < max_attempts;
- * at most `limit`, oldest due first. *ids is a malloc'd array of malloc'd strings (caller
- * frees each and the array; NULL when *n is 0). */
-int repo_sync_due(struct db_conn *conn, int64_t now, int max_attempts, size_t limit, char ***ids,
-                  size_t *n);
+/* Ids of relays to sync now: synced = 0, sync_next_at <= now, sync_attempts < max_attempts,
+ * no live claim (sync_owner NULL or sync_lease_until <= now_ms); at most `limit`, oldest due
+ * first. *ids is a malloc'd array of malloc'd strings (caller frees each and the array; NULL
+ * when *n is 0). */
+int repo_sync_due(struct db_conn *conn, int64_t now, int64_t now_ms, int max_attempts, size_t limit,
+                  char ***ids, size_t *n);
+
+/* Claims relay id's sync for `owner` (db_instance()) until lease_until (unix ms), inside a
+ * db_write job, when it needs one (synced = 0, sync_attempts < max_attempts) and no other
+ * instance holds a live claim (none, owner's own, or sync_lease_until <= now_ms); a
+ * conditional UPDATE, so of instances claiming at once exactly one gets it (PostgreSQL
+ * re-checks the condition on the row the first one committed). Then reads the relay into
+ * *out as repo_sync_load does. *held_until: 0 when claimed or when there is nothing to do
+ * (out->synced or attempts at the limit), else the other instance's lease end (unix ms).
+ * DB_ENOTFOUND when there is no such relay. */
+int repo_sync_claim(struct db_conn *conn, const char *id, const char *owner, int64_t now_ms,
+                    int64_t lease_until, int max_attempts, struct sync_relay *out,
+                    int64_t *held_until);
+
+/* Lets go of owner's claim on relay id (its sync's outcome is recorded): another instance may
+ * sync it at once. Nothing when another instance holds it. */
+int repo_sync_release(struct db_conn *conn, const char *id, const char *owner);
+
+/* At start-up: lets go of the claims of instances that are certainly gone (db_instance_gone),
+ * or of every claim when the database is not shared (shared 0: SQLite, whose one process is
+ * this one). *n: how many relays. */
+int repo_sync_release_stale(struct db_conn *conn, int shared, int64_t *n);
+
+/* Lets go of every claim of owner (a graceful stop). *n: how many. */
+int repo_sync_release_all(struct db_conn *conn, const char *owner, int64_t *n);
 
 /* zooid accepted version `version` of the relay, whose config is now `config` (recorded as
  * sync_config, the base of the next PATCH; NULL clears it). Always records sync_created = 1

@@ -46,11 +46,18 @@ static void record(struct entry *e, db_work_fn *work, db_done_cb *done, struct j
     }
 }
 
+/* Every outcome is recorded with the claim let go in the same transaction. */
+static int release(struct db_conn *conn, struct job *j, int rc)
+{
+    return rc != 0 ? rc : repo_sync_release(conn, j->id, j->in->owner);
+}
+
 static int fail_work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
-    return repo_sync_fail(conn, j->id, j->error, j->now, j->in->retry_base_ms, j->in->retry_cap_ms,
-                          &j->attempts, &j->delay_ms);
+    return release(conn, j,
+                   repo_sync_fail(conn, j->id, j->error, j->now, j->in->retry_base_ms,
+                                  j->in->retry_cap_ms, &j->attempts, &j->delay_ms));
 }
 
 static void on_failed(int status, void *arg)
@@ -91,7 +98,8 @@ __attribute__((format(printf, 2, 3))) static void fail(struct entry *e, const ch
 static int fail_permanent_work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
-    return repo_sync_fail_permanent(conn, j->id, j->error, j->now, SYNC_MAX_ATTEMPTS);
+    return release(conn, j,
+                   repo_sync_fail_permanent(conn, j->id, j->error, j->now, SYNC_MAX_ATTEMPTS));
 }
 
 static void on_failed_permanent(int status, void *arg)
@@ -152,7 +160,8 @@ static void fail_permanent(struct entry *e, long status, const char *text)
 static int complete_work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
-    return repo_sync_complete(conn, j->id, j->version, j->config, j->now, &j->stale);
+    return release(conn, j,
+                   repo_sync_complete(conn, j->id, j->version, j->config, j->now, &j->stale));
 }
 
 static void on_completed(int status, void *arg)
@@ -312,21 +321,32 @@ static void send_step(struct entry *e, const char *method)
         fail(e, "zooid %s: %s", method, err_str(rc));
 }
 
+/* The claim and the row in one write: of the instances sharing the database, one syncs it. */
 static int load_work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
-    return repo_sync_load(conn, j->id, &j->e->relay);
+    sync_relay_free(&j->e->relay); /* the job may run again (DB_EBUSY) */
+    return repo_sync_claim(conn, j->id, j->in->owner, j->now_ms, j->now_ms + j->in->lease_ms,
+                           SYNC_MAX_ATTEMPTS, &j->e->relay, &j->held_until);
 }
 
 static void on_loaded(int status, void *arg)
 {
     struct job *j = arg;
     struct entry *e = j->e;
+    int64_t held_ms = j->held_until ? j->held_until - j->now_ms : 0;
     sw_job_free(j);
     if (e->in->stop.stopping || status == DB_ENOTFOUND) {
         sw_finish(e);
     } else if (status != 0) {
         retry_later(e, status);
+    } else if (held_ms > 0) {
+        /* Another instance is syncing it: look again when its claim ends (it finishes, or it
+         * died and the claim expires; then this one takes it over). */
+        LOG_DEBUG("sync: relay %s: another instance syncs it (claim ends in %lld ms)", e->id,
+                  (long long)held_ms);
+        e->retry_at = clock_mono_ms() + (uint64_t)held_ms + SYNC_CLAIM_MARGIN_MS;
+        sw_finish(e);
     } else if (e->relay.synced || e->relay.sync_attempts >= SYNC_MAX_ATTEMPTS) {
         sw_finish(e); /* nothing to do, or given up until POST /relays/:id/sync */
     } else {
@@ -342,7 +362,7 @@ void sw_start_sync(struct sync_worker *in, struct entry *e)
     e->in_flight = 1;
     in->active++;
     struct job *j = sw_job_new(in, e);
-    int rc = db_read(in->app->db, load_work, on_loaded, j);
+    int rc = db_write(in->app->db, DB_CRASH_SAFE, load_work, on_loaded, j);
     if (rc != 0) {
         sw_job_free(j);
         retry_later(e, rc);

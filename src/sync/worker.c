@@ -31,7 +31,9 @@
 #include <uv.h>
 
 #include "core/app.h"
+#include "core/wake.h"
 #include "db/db.h"
+#include "db/notify.h"
 #include "metrics/metrics.h"
 #include "sync/breaker.h"
 #include "sync/internal.h"
@@ -221,6 +223,7 @@ struct job *sw_job_new(struct sync_worker *in, struct entry *e)
     j->e = e;
     j->id = e ? xstrdup(e->id) : NULL;
     j->now = clock_now();
+    j->now_ms = clock_wall_ms();
     return j;
 }
 
@@ -295,7 +298,8 @@ static int kick(struct sync_worker *in, const char *id, int hard)
 static int due_work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
-    return repo_sync_due(conn, j->now, SYNC_MAX_ATTEMPTS, j->in->batch, &j->ids, &j->n_ids);
+    return repo_sync_due(conn, j->now, j->now_ms, SYNC_MAX_ATTEMPTS, j->in->batch, &j->ids,
+                         &j->n_ids);
 }
 
 static void on_due(int status, void *arg)
@@ -346,10 +350,20 @@ void sw_on_breaker_reopen(uv_timer_t *t)
 
 /* ---- public --------------------------------------------------------------------------- */
 
-/* APP_RELAY_CHANGED: a committed change to the relay. */
+/* APP_RELAY_CHANGED: a committed change to the relay (this instance's, or another's heard
+ * through core/wake.h: the claim decides which instance syncs it). */
 static void on_relay_changed(void *owner, const char *relay_id)
 {
     sync_worker_kick(owner, relay_id);
+}
+
+/* APP_RECONCILE: other instances' changes may have been missed: look at the database now. */
+static void on_reconcile_event(void *owner, const char *id)
+{
+    struct sync_worker *in = owner;
+    (void)id;
+    if (!in->stop.stopping)
+        load_due(in);
 }
 
 /* The worker's gauges on /metrics (app_add_sampler). */
@@ -360,6 +374,45 @@ static void sample_gauges(void *owner, struct metrics_gauges *g)
     g->sync_backlog = (int64_t)st.backlog;
     g->sync_breaker_state = st.breaker_state;
     g->sync_breaker_opens = (int64_t)st.breaker_opens;
+}
+
+/* Start-up: claims left by instances that are gone (this host's earlier run killed, or any on
+ * a database no other instance shares) are let go first, so the first due query finds those
+ * relays instead of waiting for their leases. */
+static int release_stale_work(struct db_conn *conn, void *arg)
+{
+    struct job *j = arg;
+    int64_t n = 0;
+    int rc = repo_sync_release_stale(conn, (int)j->version, &n);
+    j->attempts = (int)MIN(n, (int64_t)INT32_MAX);
+    return rc;
+}
+
+static void on_released_stale(int status, void *arg)
+{
+    struct job *j = arg;
+    struct sync_worker *in = j->in;
+    if (status != 0)
+        LOG_WARN("sync: could not let go of claims left by stopped instances (%s)",
+                 err_name(status));
+    else if (j->attempts > 0)
+        LOG_INFO("sync: %d relays claimed by an instance that is gone: syncing them", j->attempts);
+    sw_job_free(j);
+    in->reconciling = 0;
+    if (in->stop.stopping) {
+        maybe_stopped(in);
+        return;
+    }
+    uv_timer_start(&in->reconcile, on_reconcile, 0, (uint64_t)in->reconcile_ms);
+}
+
+static void start_reconciling(struct sync_worker *in)
+{
+    struct job *j = sw_job_new(in, NULL);
+    j->version = db_shared(in->app->db);
+    in->reconciling = 1; /* a stop waits for it */
+    if (db_write(in->app->db, DB_CRASH_SAFE, release_stale_work, on_released_stale, j) != 0)
+        on_released_stale(DB_ECLOSED, j);
 }
 
 int sync_worker_start(struct sync_worker **out, struct app *app)
@@ -383,6 +436,9 @@ int sync_worker_start(struct sync_worker **out, struct app *app)
     in->reconcile_ms = config_or(test->sync_reconcile_ms, SYNC_RECONCILE_MS);
     in->timeout_ms = (long)config_or(test->sync_timeout_ms, SYNC_TIMEOUT_MS);
     in->batch = (size_t)config_or(test->sync_batch, SYNC_BATCH);
+    in->lease_ms = config_or(test->claim_lease_ms,
+                             SYNC_LEASE_SYNCS * SYNC_MAX_STEPS * (int64_t)in->timeout_ms);
+    in->owner = db_instance();
     int64_t breaker_ms = config_or(test->sync_breaker_ms, SYNC_BREAKER_BASE_MS);
     breaker_init(&in->breaker, SYNC_BREAKER_THRESHOLD, breaker_ms,
                  breaker_ms * (SYNC_BREAKER_CAP_MS / SYNC_BREAKER_BASE_MS));
@@ -391,8 +447,9 @@ int sync_worker_start(struct sync_worker **out, struct app *app)
     uv_timer_init(app->loop, &in->reconcile);
     uv_timer_init(app->loop, &in->wake);
     uv_timer_init(app->loop, &in->reopen);
-    uv_timer_start(&in->reconcile, on_reconcile, 0, (uint64_t)in->reconcile_ms);
+    start_reconciling(in);
     app_on(app, APP_RELAY_CHANGED, on_relay_changed, in);
+    app_on(app, APP_RECONCILE, on_reconcile_event, in);
     app_add_sampler(app, sample_gauges, in);
     LOG_INFO("sync: zooid sync worker started (%s)", app->cfg.zooid_api_url);
     *out = in;
@@ -454,12 +511,36 @@ static void on_fetch_closed(void *arg)
     maybe_stopped(in);
 }
 
+/* A graceful stop lets go of the relays this instance claimed (syncs cancelled in flight):
+ * the other instances take them over at once instead of after the leases. */
+static int release_all_work(struct db_conn *conn, void *arg)
+{
+    struct job *j = arg;
+    int64_t n = 0;
+    int rc = repo_sync_release_all(conn, j->in->owner, &n);
+    return rc == 0 && n > 0 ? app_publish(conn, APP_RECONCILE, "") : rc;
+}
+
+static void on_released_all(int status, void *arg)
+{
+    struct job *j = arg;
+    struct sync_worker *in = j->in;
+    if (status != 0)
+        LOG_WARN("sync: could not let go of this instance's claims (%s): other instances "
+                 "take its relays over when the leases end",
+                 err_name(status));
+    sw_job_free(j);
+    stop_release(&in->stop);
+    maybe_stopped(in);
+}
+
 void sync_worker_stop(struct sync_worker *in, void (*cb)(void *arg), void *arg)
 {
     ASSERT_LOOP_THREAD();
     if (stop_enter(in ? &in->stop : NULL, cb, arg) != 0)
         return;
     app_off(in->app, APP_RELAY_CHANGED, in);
+    app_off(in->app, APP_RECONCILE, in);
     app_remove_sampler(in->app, in);
     while (list_pop(&in->ready))
         ;
@@ -473,4 +554,8 @@ void sync_worker_stop(struct sync_worker *in, void (*cb)(void *arg), void *arg)
     /* Requests in flight complete now with UV_ECANCELED; db jobs finish on their own. */
     stop_hold(&in->stop);
     fetch_close(in->fetch, on_fetch_closed, in);
+    struct job *j = sw_job_new(in, NULL);
+    stop_hold(&in->stop);
+    if (db_write(in->app->db, DB_CRASH_SAFE, release_all_work, on_released_all, j) != 0)
+        on_released_all(DB_ECLOSED, j);
 }

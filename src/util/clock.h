@@ -12,5 +12,8 @@ int64_t clock_now(void);
 void clock_use_file(const char *path);
 /* Monotonic milliseconds, for timeouts and latency (never faked). */
 uint64_t clock_mono_ms(void);
+/* Real unix time in milliseconds (never faked): the leases of claims shared with other
+ * instances, whose clocks must agree (NTP) to within a small part of a lease. */
+int64_t clock_wall_ms(void);
 
 #endif

@@ -6,12 +6,37 @@
 #include "test.h"
 
 #include <libpq-fe.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "db/db.h"
 #include "db/notify.h"
 #include "util/util.h"
+
+/* Whose claims can be taken at once: this host's processes that no longer run, and earlier
+ * runs with this very pid (a container); never another host's nor a live process's. */
+TEST(db_notify_instance_gone)
+{
+    const char *me = db_instance();
+    char host[64], other[160];
+    snprintf(host, sizeof(host), "%.*s", (int)(strchr(me, ':') - me), me);
+    ASSERT_EQ(db_instance_gone(me), 0);
+    snprintf(other, sizeof(other), "%s:%ld:ffffffffffffffff", host, (long)getpid());
+    ASSERT_EQ(db_instance_gone(other), strcmp(other, me) != 0);
+    pid_t kid = fork();
+    if (kid == 0)
+        _exit(0);
+    ASSERT_EQ(waitpid(kid, NULL, 0), kid);
+    snprintf(other, sizeof(other), "%s:%ld:0011223344556677", host, (long)kid);
+    ASSERT_EQ(db_instance_gone(other), 1); /* reaped: that pid runs nothing */
+    snprintf(other, sizeof(other), "%s:%ld:0011223344556677", host, (long)getppid());
+    ASSERT_EQ(db_instance_gone(other), 0); /* alive */
+    snprintf(other, sizeof(other), "elsewhere-%s:%ld:0011223344556677", host, (long)kid);
+    ASSERT_EQ(db_instance_gone(other), 0); /* another host: only the lease tells */
+    ASSERT_EQ(db_instance_gone("garbage"), 0);
+    ASSERT_EQ(db_instance_gone(NULL), 0);
+}
 
 /* ---- PostgreSQL ---- */
 

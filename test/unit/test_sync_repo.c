@@ -52,7 +52,7 @@ static size_t due_count(struct db_conn *conn, int64_t now)
 {
     char **ids = NULL;
     size_t n = 0;
-    ASSERT_OK(repo_sync_due(conn, now, 6, 100, &ids, &n));
+    ASSERT_OK(repo_sync_due(conn, now, 0, 6, 100, &ids, &n));
     for (size_t i = 0; i < n; i++)
         free(ids[i]);
     free(ids);
@@ -141,6 +141,75 @@ static int work_fail_permanent(struct db_conn *conn, void *arg)
     ASSERT_OK(repo_relay_mark_dirty(conn, "r1")); /* an API change or an admin resync */
     ASSERT_EQ(due_count(conn, 1000), 1);
     return 0;
+}
+
+/* One claim step as table rows: who claims at what time, and what it must find. */
+struct claim_step {
+    const char *owner;
+    int64_t now_ms;
+    const char *sql; /* run first (NULL: none) */
+    int claimed;     /* the claim is the owner's now */
+    int64_t held;    /* *held_until: another instance's lease end (0: claimed or nothing to do) */
+};
+
+static int work_claim(struct db_conn *conn, void *arg)
+{
+    (void)arg;
+    /* Lease 1000 ms. A and B are two instances; the relay starts unsynced. */
+    static const struct claim_step steps[] = {
+        {"A", 10000, NULL, 1, 0},                          /* free: A's */
+        {"B", 10500, NULL, 0, 11000},                      /* A's lease runs: B waits */
+        {"A", 10600, NULL, 1, 0},                          /* A again: renewed to 11600 */
+        {"B", 11600, NULL, 1, 0},                          /* expired (A died): B's */
+        {"A", 11700, "UPDATE relay SET synced = 1", 0, 0}, /* synced: nothing to do */
+        {"B", 11800, "UPDATE relay SET synced = 0, sync_attempts = 6", 0, 0}, /* given up */
+    };
+    seed(conn);
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        const struct claim_step *s = &steps[i];
+        struct sync_relay r;
+        int64_t held = -1;
+        if (s->sql)
+            ASSERT_OK(db_exec(conn, s->sql));
+        ASSERT_OK(repo_sync_claim(conn, "r1", s->owner, s->now_ms, s->now_ms + 1000, 6, &r, &held));
+        ASSERT_STR_EQ(r.id, "r1");
+        ASSERT_EQ(held, s->held);
+        sync_relay_free(&r);
+        char q[96];
+        snprintf(q, sizeof(q), "SELECT count(*) FROM relay WHERE sync_owner = '%s'", s->owner);
+        ASSERT_EQ(test_db_int(conn, q), s->claimed || (i >= 4 && !strcmp(s->owner, "B")));
+    }
+    struct sync_relay r;
+    int64_t held = 0;
+    ASSERT_EQ(repo_sync_claim(conn, "nope", "A", 1, 2, 6, &r, &held), DB_ENOTFOUND);
+    /* Only the owner lets go; a graceful stop lets go of all of its own. */
+    ASSERT_OK(repo_sync_release(conn, "r1", "A"));
+    ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM relay WHERE sync_owner = 'B'"), 1);
+    ASSERT_OK(repo_sync_release(conn, "r1", "B"));
+    ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM relay WHERE sync_owner IS NOT NULL"), 0);
+    ASSERT_OK(db_exec(conn, "UPDATE relay SET sync_attempts = 0, sync_next_at = 0"));
+    ASSERT_OK(repo_sync_claim(conn, "r1", "A", 20000, 21000, 6, &r, &held));
+    sync_relay_free(&r);
+    /* A live claim keeps the relay out of the due list; an expired one does not. */
+    char **ids = NULL;
+    size_t n = 9;
+    ASSERT_OK(repo_sync_due(conn, 100, 20500, 6, 10, &ids, &n));
+    ASSERT_EQ(n, 0);
+    ASSERT_OK(repo_sync_due(conn, 100, 21000, 6, 10, &ids, &n));
+    ASSERT_EQ(n, 1);
+    free(ids[0]);
+    free(ids);
+    int64_t released = 0;
+    ASSERT_OK(repo_sync_release_all(conn, "A", &released));
+    ASSERT_EQ(released, 1);
+    ASSERT_OK(repo_sync_release_all(conn, "A", &released));
+    ASSERT_EQ(released, 0);
+    return 0;
+}
+
+TEST(repo_sync_claim_one_owner_until_the_lease_ends)
+{
+    test_db_run_write(work_claim);
 }
 
 TEST(repo_sync_fail_permanent_gives_up_at_once)
