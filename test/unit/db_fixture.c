@@ -1,11 +1,15 @@
 /* The shared test database (db_fixture.h). */
 #include "db_fixture.h"
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "test.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "nostr/keys.h"
 
@@ -59,4 +63,41 @@ int64_t test_db_int(struct db_conn *conn, const char *sql)
     int64_t v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
+}
+
+int test_pg_fresh_db(const char *prefix, char *url, size_t cap, char *name, size_t name_cap)
+{
+    static int made; /* forked tests have their own pid, one process several databases */
+    const char *base = getenv("CARAVEL_TEST_PG_URL");
+    if (!base || !*base) {
+        fprintf(stderr, "  skipped: CARAVEL_TEST_PG_URL unset (no PostgreSQL for this run)\n");
+        return 0;
+    }
+    snprintf(name, name_cap, "%s_%d_%d", prefix, (int)getpid(), made++);
+    PGconn *pg = PQconnectdb(base);
+    ASSERT_EQ(PQstatus(pg), CONNECTION_OK);
+    char sql[160];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+    PGresult *res = PQexec(pg, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        TEST_FAIL_("%s: %s", sql, PQerrorMessage(pg));
+    PQclear(res);
+    PQfinish(pg);
+    /* postgres://user@host:port/DB[?params]: the same URL with the new database. */
+    const char *slash = strchr(strstr(base, "://") + 3, '/');
+    const char *query = strchr(base, '?');
+    ASSERT_NOT_NULL(slash);
+    snprintf(url, cap, "%.*s/%s%s", (int)(slash - base), base, name, query ? query : "");
+    return 1;
+}
+
+void test_pg_drop_db(const char *name)
+{
+    if (!name[0])
+        return;
+    PGconn *pg = PQconnectdb(getenv("CARAVEL_TEST_PG_URL"));
+    char sql[160];
+    snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", name);
+    PQclear(PQexec(pg, sql));
+    PQfinish(pg);
 }

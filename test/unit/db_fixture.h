@@ -1,9 +1,11 @@
 /* One test database for the unit tests of the db layer and the repos: a SQLite file in the
  * test's scratch directory (test_tmpdir), opened by db_open (every migration applied) on a
- * loop of its own. Loop thread = the test's thread. */
+ * loop of its own; and fresh PostgreSQL databases for the tests that need the server. Loop
+ * thread = the test's thread. */
 #ifndef TEST_DB_FIXTURE_H
 #define TEST_DB_FIXTURE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <uv.h>
@@ -26,5 +28,13 @@ void test_db_close(struct test_db *t);
 void test_db_run_write(db_work_fn *work);
 /* The first column of the first row of sql, on any connection (asserts there is a row). */
 int64_t test_db_int(struct db_conn *conn, const char *sql);
+
+/* PostgreSQL for the unit tests: a database of its own (prefix_PID_N) in the cluster that
+ * CARAVEL_TEST_PG_URL names (test/run.sh starts one per run); its URL into url (the base URL
+ * with the new database) and its name into name. 0 when CARAVEL_TEST_PG_URL is unset: the
+ * caller skips, and a line says so. */
+int test_pg_fresh_db(const char *prefix, char *url, size_t cap, char *name, size_t name_cap);
+/* DROP DATABASE name WITH (FORCE); nothing for an empty name. */
+void test_pg_drop_db(const char *name);
 
 #endif

@@ -6,6 +6,8 @@
  * transaction holds the lease row until COMMIT, so a takeover waits for it. */
 #include "test.h"
 
+#include "db_fixture.h"
+
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -125,37 +127,7 @@ static int fresh_db(int pg, char *url, size_t cap, char *name, size_t name_cap)
         snprintf(url, cap, "sqlite://%s/lease.db", dir);
         return 1;
     }
-    const char *base = getenv("CARAVEL_TEST_PG_URL");
-    if (!base || !*base) {
-        fprintf(stderr, "  skipped: CARAVEL_TEST_PG_URL unset (no PostgreSQL for this run)\n");
-        return 0;
-    }
-    snprintf(name, name_cap, "caravel_lease_%d_%ld", (int)getpid(), (long)random() % 100000);
-    PGconn *c = PQconnectdb(base);
-    ASSERT_EQ(PQstatus(c), CONNECTION_OK);
-    char sql[160];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
-    PGresult *res = PQexec(c, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        TEST_FAIL_("%s: %s", sql, PQerrorMessage(c));
-    PQclear(res);
-    PQfinish(c);
-    const char *slash = strchr(strstr(base, "://") + 3, '/');
-    const char *query = strchr(base, '?');
-    ASSERT_NOT_NULL(slash);
-    snprintf(url, cap, "%.*s/%s%s", (int)(slash - base), base, name, query ? query : "");
-    return 1;
-}
-
-static void drop_db(const char *name)
-{
-    if (!name[0])
-        return;
-    PGconn *c = PQconnectdb(getenv("CARAVEL_TEST_PG_URL"));
-    char sql[160];
-    snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", name);
-    PQclear(PQexec(c, sql));
-    PQfinish(c);
+    return test_pg_fresh_db("caravel_lease", url, cap, name, name_cap);
 }
 
 /* One holder: its state and its own connection (as an instance has). */
@@ -234,7 +206,7 @@ static void close_pair(struct holder *a, struct holder *b, const char *name)
 {
     db_conn_close(a->c);
     db_conn_close(b->c);
-    drop_db(name);
+    test_pg_drop_db(name);
 }
 
 /* Acquire on an empty table, renew, a standby that keeps seeing renewals never takes over. */

@@ -5,6 +5,8 @@
  * ("reconcile"); a listener whose backend is terminated reconnects and hears again. */
 #include "test.h"
 
+#include "db_fixture.h"
+
 #include <libpq-fe.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,39 +41,6 @@ TEST(db_notify_instance_gone)
 }
 
 /* ---- PostgreSQL ---- */
-
-static int fresh_db(char *url, size_t cap, char *name, size_t name_cap)
-{
-    const char *base = getenv("CARAVEL_TEST_PG_URL");
-    if (!base || !*base) {
-        fprintf(stderr, "  skipped: CARAVEL_TEST_PG_URL unset (no PostgreSQL for this run)\n");
-        return 0;
-    }
-    snprintf(name, name_cap, "caravel_notify_%d", (int)getpid());
-    PGconn *pg = PQconnectdb(base);
-    ASSERT_EQ(PQstatus(pg), CONNECTION_OK);
-    char sql[160];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
-    PGresult *res = PQexec(pg, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        TEST_FAIL_("%s: %s", sql, PQerrorMessage(pg));
-    PQclear(res);
-    PQfinish(pg);
-    const char *slash = strchr(strstr(base, "://") + 3, '/');
-    const char *query = strchr(base, '?');
-    ASSERT_NOT_NULL(slash);
-    snprintf(url, cap, "%.*s/%s%s", (int)(slash - base), base, name, query ? query : "");
-    return 1;
-}
-
-static void drop_db(const char *name)
-{
-    PGconn *pg = PQconnectdb(getenv("CARAVEL_TEST_PG_URL"));
-    char sql[160];
-    snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", name);
-    PQclear(PQexec(pg, sql));
-    PQfinish(pg);
-}
 
 /* What the listener heard, in order: "chan id" or "*" for a reconcile. */
 struct heard {
@@ -198,7 +167,7 @@ TEST(db_notify_instance_name)
 TEST_TIMEOUT(db_notify_pg_hears_others_reconnects, 60)
 {
     char url[512], name[64];
-    if (!fresh_db(url, sizeof(url), name, sizeof(name)))
+    if (!test_pg_fresh_db("caravel_notify", url, sizeof(url), name, sizeof(name)))
         return;
     uv_loop_t *loop = uv_default_loop();
     struct db *db = NULL;
@@ -248,5 +217,5 @@ TEST_TIMEOUT(db_notify_pg_hears_others_reconnects, 60)
     db_close(db, on_closed, &closed);
     while (!stopped || !closed)
         uv_run(loop, UV_RUN_ONCE);
-    drop_db(name);
+    test_pg_drop_db(name);
 }

@@ -8,6 +8,8 @@
  * with a failing job rolled back alone, reads, the read-only readers). */
 #include "test.h"
 
+#include "db_fixture.h"
+
 #include <libpq-fe.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,41 +18,6 @@
 #include "db/db.h"
 #include "db/migrations.h"
 #include "util/util.h"
-
-/* A fresh database: its URL into url. 0 when CARAVEL_TEST_PG_URL is unset (skip). */
-static int fresh_db(char *url, size_t cap, char *name, size_t name_cap)
-{
-    const char *base = getenv("CARAVEL_TEST_PG_URL");
-    if (!base || !*base) {
-        fprintf(stderr, "  skipped: CARAVEL_TEST_PG_URL unset (no PostgreSQL for this run)\n");
-        return 0;
-    }
-    snprintf(name, name_cap, "caravel_unit_%d_%ld", (int)getpid(), (long)random() % 100000);
-    PGconn *pg = PQconnectdb(base);
-    ASSERT_EQ(PQstatus(pg), CONNECTION_OK);
-    char sql[160];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
-    PGresult *res = PQexec(pg, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        TEST_FAIL_("%s: %s", sql, PQerrorMessage(pg));
-    PQclear(res);
-    PQfinish(pg);
-    /* postgres://user@host:port/DB[?params]: the same URL with the new database. */
-    const char *slash = strchr(strstr(base, "://") + 3, '/');
-    const char *query = strchr(base, '?');
-    ASSERT_NOT_NULL(slash);
-    snprintf(url, cap, "%.*s/%s%s", (int)(slash - base), base, name, query ? query : "");
-    return 1;
-}
-
-static void drop_db(const char *name)
-{
-    PGconn *pg = PQconnectdb(getenv("CARAVEL_TEST_PG_URL"));
-    char sql[160];
-    snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", name);
-    PQclear(PQexec(pg, sql));
-    PQfinish(pg);
-}
 
 static int64_t scalar(struct db_conn *c, const char *sql)
 {
@@ -66,7 +33,7 @@ TEST_TIMEOUT(db_pg_migrations_applied_once, 60)
 {
     char url[512], name[64];
     struct db_conn *c = NULL;
-    if (!fresh_db(url, sizeof(url), name, sizeof(name)))
+    if (!test_pg_fresh_db("caravel_unit", url, sizeof(url), name, sizeof(name)))
         return;
     ASSERT_OK(db_conn_open(&c, url, 1));
     db_conn_close(c);
@@ -87,7 +54,7 @@ TEST_TIMEOUT(db_pg_migrations_applied_once, 60)
     ASSERT_EQ(db_exec(c, "INSERT INTO tenant(pubkey, created_at) VALUES ('short', 1)"),
               DB_ECONSTRAINT);
     db_conn_close(c);
-    drop_db(name);
+    test_pg_drop_db(name);
 }
 
 /* Two processes open the same empty database at the same moment: the advisory lock makes
@@ -97,7 +64,7 @@ TEST_TIMEOUT(db_pg_two_processes_migrate_once, 60)
     char url[512], name[64];
     int go[2];
     pid_t kids[2];
-    if (!fresh_db(url, sizeof(url), name, sizeof(name)))
+    if (!test_pg_fresh_db("caravel_unit", url, sizeof(url), name, sizeof(name)))
         return;
     ASSERT_OK(pipe(go));
     for (int k = 0; k < 2; k++) {
@@ -123,7 +90,7 @@ TEST_TIMEOUT(db_pg_two_processes_migrate_once, 60)
     ASSERT_OK(db_conn_open(&c, url, 0));
     ASSERT_EQ(scalar(c, "SELECT count(*) FROM schema_migrations"), (int64_t)n_migrations);
     db_conn_close(c);
-    drop_db(name);
+    test_pg_drop_db(name);
 }
 
 static int params_work(struct db_conn *conn, void *arg)
@@ -223,7 +190,7 @@ static void closed(void *arg)
 TEST_TIMEOUT(db_pg_statements_and_job_model, 60)
 {
     char url[512], name[64];
-    if (!fresh_db(url, sizeof(url), name, sizeof(name)))
+    if (!test_pg_fresh_db("caravel_unit", url, sizeof(url), name, sizeof(name)))
         return;
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -256,5 +223,5 @@ TEST_TIMEOUT(db_pg_statements_and_job_model, 60)
     ASSERT_OK(db_conn_open(&c, url, 0));
     ASSERT_EQ(scalar(c, "SELECT count(*) FROM setting WHERE key = 'gone'"), 0);
     db_conn_close(c);
-    drop_db(name);
+    test_pg_drop_db(name);
 }

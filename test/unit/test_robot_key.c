@@ -4,6 +4,8 @@
  * that was stored (several instances started together without ROBOT_SECRET). */
 #include "test.h"
 
+#include "db_fixture.h"
+
 #include <libpq-fe.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -78,40 +80,6 @@ TEST(robot_key_generated_once_then_kept)
     ASSERT_STR_EQ(first, again);
 }
 
-/* A fresh PostgreSQL database's URL into url (name: its name); 0 = skipped. */
-static int fresh_db(char *url, size_t cap, char *name, size_t name_cap, int round)
-{
-    const char *base = getenv("CARAVEL_TEST_PG_URL");
-    if (!base || !*base) {
-        fprintf(stderr, "  skipped: CARAVEL_TEST_PG_URL unset (no PostgreSQL for this run)\n");
-        return 0;
-    }
-    snprintf(name, name_cap, "caravel_key_%d_%d", (int)getpid(), round);
-    PGconn *pg = PQconnectdb(base);
-    ASSERT_EQ(PQstatus(pg), CONNECTION_OK);
-    char sql[160];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
-    PGresult *res = PQexec(pg, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        TEST_FAIL_("%s: %s", sql, PQerrorMessage(pg));
-    PQclear(res);
-    PQfinish(pg);
-    const char *slash = strchr(strstr(base, "://") + 3, '/');
-    const char *query = strchr(base, '?');
-    ASSERT_NOT_NULL(slash);
-    snprintf(url, cap, "%.*s/%s%s", (int)(slash - base), base, name, query ? query : "");
-    return 1;
-}
-
-static void drop_db(const char *name)
-{
-    PGconn *pg = PQconnectdb(getenv("CARAVEL_TEST_PG_URL"));
-    char sql[160];
-    snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", name);
-    PQclear(PQexec(pg, sql));
-    PQfinish(pg);
-}
-
 /* RACERS processes, each with the database open, load the key at the same moment (the go
  * pipe's EOF): every one succeeds and they all have the same key. */
 TEST_TIMEOUT(robot_key_pg_racing_processes_share_one_key, 120)
@@ -120,7 +88,7 @@ TEST_TIMEOUT(robot_key_pg_racing_processes_share_one_key, 120)
         char url[512], name[64], keys[RACERS][65];
         int go[2], res[RACERS][2];
         pid_t kids[RACERS];
-        if (!fresh_db(url, sizeof(url), name, sizeof(name), round))
+        if (!test_pg_fresh_db("caravel_key", url, sizeof(url), name, sizeof(name)))
             return;
         struct db_conn *c = NULL;
         ASSERT_OK(db_conn_open(&c, url, 1)); /* migrated: the racers only race for the key */
@@ -150,6 +118,6 @@ TEST_TIMEOUT(robot_key_pg_racing_processes_share_one_key, 120)
             ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
             ASSERT_STR_EQ(keys[k], keys[0]);
         }
-        drop_db(name);
+        test_pg_drop_db(name);
     }
 }
