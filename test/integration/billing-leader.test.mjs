@@ -21,6 +21,7 @@ import { startRelay } from './lib/nostr-relay.mjs'
 import { sqlOn, startServer } from './lib/server.mjs'
 import { testDatabase } from './lib/postgres.mjs'
 import { tempDir } from './lib/lifecycle.mjs'
+import { sleep, waitFor as waitUntil } from './lib/wait.mjs'
 import { freePort } from './lib/nginx.mjs'
 import { newUser, rawToken, sha256hex } from './lib/auth.mjs'
 import { FakeLightning, startWallet } from './lib/wallet.mjs'
@@ -41,16 +42,8 @@ after(async () => {
   if (measured.length) console.log(`# takeover after the leader stopped: ${measured.join(', ')}`)
 })
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-async function waitFor (fn, what, ms = 30000) {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`)
-    await sleep(100)
-  }
-}
+// Two instances, wallets and a relay under one test: give each wait 30 s, polled every 100 ms.
+const waitFor = (fn, what, ms = 30000) => waitUntil(fn, what, ms, 100)
 
 // One scenario's world: a fresh database, fake clock, Lightning network, platform and tenant
 // wallets; instances are started with start(s, extra).
