@@ -96,20 +96,26 @@ nginx_stop () {
   NGINX_PID=
 }
 
-# CPU clock ticks (user + system) of a process and its children (nginx's worker).
+# proc_cpu PID... : CPU clock ticks (user + system) of the processes and their children
+# (nginx's worker, PostgreSQL's backends). A child that has just exited counts 0.
 proc_cpu () {
   local t=0 p
-  for p in $1 $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  for p in "$@" $(pgrep -P "$(IFS=,; echo "$*")" || true); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
   echo "$t"
 }
 
-# wrk_run PID OUT ARGS... : wrk -t1 -c64 -d${DUR}s --latency ARGS (environment as given) into
-# OUT; prints "req/s p99_ms cpu_us_per_request" (cpu: PID and its children, all threads).
+# wrk_run "PID..." OUT ARGS... : wrk -t1 -c64 -d${DUR}s --latency ARGS (environment as given)
+# into OUT; prints "req/s p99_ms cpu_us_per_request" (cpu: the PIDs and their children, all
+# threads).
 wrk_run () {
-  local pid=$1 out=$2 c0 c1 n; shift 2
-  c0=$(proc_cpu "$pid")
+  local pids=$1 out=$2 c0 c1 n; shift 2
+  # shellcheck disable=SC2086 # a list of PIDs
+  c0=$(proc_cpu $pids)
   wrk -t1 -c64 -d"${DUR}s" --latency "$@" >"$out" 2>&1 || true
-  c1=$(proc_cpu "$pid")
+  # shellcheck disable=SC2086
+  c1=$(proc_cpu $pids)
   n=$(awk '/requests in/ {print $1}' "$out")
   echo "$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")" \
        "$(awk '$1=="99%" { v=$2; u=v; sub(/[0-9.]+/,"",u); sub(/[a-z]+$/,"",v);
@@ -124,4 +130,55 @@ wrk_run () {
 verify_rate () {
   BENCH_SECONDS=${1:-2} "${BENCH_BUILD_DIR:-build}/bench/nostr_bench" |
     awk '/bip340 verify, prepared key/ {print $5, $9}'
+}
+
+# ---- PostgreSQL for the benches ----
+# pg_cluster DIR: the server of BENCH_PG_URL when set (a role that may CREATE DATABASE), else a
+# throwaway PostgreSQL cluster started in DIR (test/integration/lib/postgres.mjs: 127.0.0.1, a
+# free port, fsync off like the tests' clusters; DIR's parents must be traversable by its
+# unprivileged user when this runs as root). Sets PG_BASE (a URL of its postgres database),
+# PG_PID (the postmaster, for its CPU; empty with BENCH_PG_URL). pg_cluster_stop stops the
+# cluster and removes DIR, or drops the databases pg_create made on BENCH_PG_URL's server.
+PG_DIR=
+PG_PID=
+PG_PREFIX=caravel_bench_$$_
+pg_cluster () {
+  if [ -n "${BENCH_PG_URL:-}" ]; then
+    PG_BASE=$BENCH_PG_URL
+    return 0
+  fi
+  PG_DIR=$1
+  PG_BASE=$(node test/integration/lib/postgres.mjs start "$PG_DIR")
+  PG_PID=$(head -1 "$PG_DIR/data/postmaster.pid")
+}
+
+pg_cluster_stop () {
+  if [ -n "$PG_DIR" ]; then
+    node test/integration/lib/postgres.mjs stop "$PG_DIR" >/dev/null 2>&1 || true
+    PG_DIR=
+  elif [ -n "${BENCH_PG_URL:-}" ]; then
+    psql -X -q -A -t "$BENCH_PG_URL" -c "SELECT datname FROM pg_database
+        WHERE datname LIKE '${PG_PREFIX}%'" 2>/dev/null | while read -r db; do
+      psql -X -q "$BENCH_PG_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+  fi
+}
+
+# pg_create NAME -> creates the database PG_PREFIX+NAME on PG_BASE's server, prints its URL.
+pg_create () {
+  psql -X -q "$PG_BASE" -c "CREATE DATABASE $PG_PREFIX$1" >/dev/null
+  echo "$PG_BASE" | sed "s|/[^/?]*\(?.*\)\?$|/$PG_PREFIX$1\1|"
+}
+
+# pg_tenants URL [FIRST LAST]...: inserts the tenants bench/lua/create.lua and bench/failover.mjs
+# name (64-hex pubkeys n for each range FIRST..LAST; default 1..200,000: 600,000 relay creations
+# at 3 free relays each).
+pg_tenants () {
+  local url=$1 ranges="" sep=""; shift
+  [ $# -gt 0 ] || set -- 1 200000
+  while [ $# -ge 2 ]; do
+    ranges="$ranges$sep SELECT generate_series($1, $2)"; sep=" UNION ALL"; shift 2
+  done
+  psql -X -q "$url" -c "INSERT INTO tenant(pubkey, created_at)
+    SELECT lpad(to_hex(v), 64, '0'), 1700000000 FROM ($ranges) s(v)"
 }
