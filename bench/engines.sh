@@ -179,7 +179,7 @@ fi
 echo "| figure | value |"
 echo "|---|---:|"
 if [ -n "$FAILOVER" ]; then
-  jq -r '"| API failover, kill -9 of A under load: failed requests | \(.failed) of \(.requests) (\(.failures | to_entries | map("\(.key): \(.value)") | join(", "))) |",
+  jq -r '"| API failover, kill -9 of A under load: failed requests | \(.failed) of \(.requests)\(if .failed > 0 then " (" + (.failures | to_entries | map("\(.key): \(.value)") | join(", ")) + ")" else "" end) |",
          "| API failover: from the kill until every request succeeds | \(.recovered_ms) ms |"' <<<"$FAILOVER"
 fi
 [ -z "$TAKEOVERS" ] || echo "| billing leader takeover after kill -9 (lease TTL 10 s) | ${TAKEOVERS// / ms, } ms |"
