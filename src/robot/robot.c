@@ -14,6 +14,7 @@
 
 #include "core/app.h"
 #include "core/wake.h"
+#include "db/claims.h"
 #include "db/db.h"
 #include "db/notify.h"
 #include "net/relay_pool.h"
@@ -35,7 +36,6 @@
  * discoveries and publishes take. Should it expire under a live instance anyway, the other
  * publishes the same stored gift wrap (work_store_wrap), which relays keep once. */
 #define LEASE_MS (2 * 60 * 1000)
-#define STALE_OWNERS_MAX 64
 /* Another instance's claim is looked at again this long after it ends. */
 #define CLAIM_MARGIN_MS 250
 
@@ -229,31 +229,8 @@ static int work_load_due(struct db_conn *conn, void *arg)
 static int work_release_stale(struct db_conn *conn, void *arg)
 {
     struct db_job *j = arg;
-    char *owners[STALE_OWNERS_MAX];
-    size_t k = 0;
-    struct db_stmt *st = db_stmt(conn, "SELECT DISTINCT claim_owner FROM message"
-                                       " WHERE state = 'queued' AND claim_owner IS NOT NULL");
-    if (!st)
-        return DB_EGENERIC;
-    int rc = DB_DONE;
-    while (k < STALE_OWNERS_MAX && (rc = db_step(st)) == DB_ROW) {
-        char *o = db_col_text(st, 0);
-        if (o && (!j->id || db_instance_gone(o)))
-            owners[k++] = o;
-        else
-            free(o);
-    }
-    db_reset(st);
-    rc = k == STALE_OWNERS_MAX ? 0 : db_status(rc);
-    for (size_t i = 0; i < k; i++) {
-        if (rc == 0)
-            rc = db_run(conn,
-                        "UPDATE message SET claim_owner = NULL, claim_until = 0"
-                        " WHERE claim_owner = ? AND state = 'queued'",
-                        DB_TEXT(owners[i]));
-        free(owners[i]);
-    }
-    return rc;
+    int64_t n = 0;
+    return db_claims_release_stale(conn, DB_CLAIM_DM, j->id != 0, &n);
 }
 
 /* Stores the wrap unless one is stored already (an instance whose claim expired under it),

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "db/db.h"
-#include "db/notify.h"
 #include "core/store.h"
 #include "util/debug.h"
 #include "util/util.h"
@@ -233,46 +232,4 @@ int repo_sync_release(struct db_conn *conn, const char *id, const char *owner)
                   "UPDATE relay SET sync_owner = NULL, sync_lease_until = 0"
                   " WHERE id = ? AND sync_owner = ?",
                   DB_TEXT(id), DB_TEXT(owner));
-}
-
-int repo_sync_release_all(struct db_conn *conn, const char *owner, int64_t *n)
-{
-    ASSERT_POOL_THREAD();
-    int rc = db_run(conn,
-                    "UPDATE relay SET sync_owner = NULL, sync_lease_until = 0"
-                    " WHERE sync_owner = ?",
-                    DB_TEXT(owner));
-    *n = rc == 0 ? db_changes(conn) : 0;
-    return rc;
-}
-
-#define STALE_OWNERS_MAX 64 /* distinct claim holders looked at per start-up */
-
-int repo_sync_release_stale(struct db_conn *conn, int shared, int64_t *n)
-{
-    ASSERT_POOL_THREAD();
-    *n = 0;
-    char *owners[STALE_OWNERS_MAX];
-    size_t k = 0;
-    struct db_stmt *st = db_stmt(conn, "SELECT DISTINCT sync_owner FROM relay"
-                                       " WHERE sync_owner IS NOT NULL");
-    if (!st)
-        return DB_EGENERIC;
-    int rc = DB_DONE;
-    while (k < STALE_OWNERS_MAX && (rc = db_step(st)) == DB_ROW) {
-        char *o = db_col_text(st, 0);
-        if (o && (!shared || db_instance_gone(o)))
-            owners[k++] = o;
-        else
-            free(o);
-    }
-    db_reset(st);
-    rc = k == STALE_OWNERS_MAX ? 0 : db_status(rc);
-    for (size_t i = 0; i < k; i++) {
-        int64_t one = 0;
-        if (rc == 0 && (rc = repo_sync_release_all(conn, owners[i], &one)) == 0)
-            *n += one;
-        free(owners[i]);
-    }
-    return rc;
 }

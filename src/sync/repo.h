@@ -57,13 +57,8 @@ int repo_sync_claim(struct db_conn *conn, const char *id, const char *owner, int
  * sync it at once. Nothing when another instance holds it. */
 int repo_sync_release(struct db_conn *conn, const char *id, const char *owner);
 
-/* At start-up: lets go of the claims of instances that are certainly gone (db_instance_gone),
- * or of every claim when the database is not shared (shared 0: SQLite, whose one process is
- * this one). *n: how many relays. */
-int repo_sync_release_stale(struct db_conn *conn, int shared, int64_t *n);
-
-/* Lets go of every claim of owner (a graceful stop). *n: how many. */
-int repo_sync_release_all(struct db_conn *conn, const char *owner, int64_t *n);
+/* Letting go of all of an instance's claims (a graceful stop) and of the claims of instances
+ * that are gone (start-up): db/claims.h, DB_CLAIM_RELAY_SYNC. */
 
 /* zooid accepted version `version` of the relay, whose config is now `config` (recorded as
  * sync_config, the base of the next PATCH; NULL clears it). Always records sync_created = 1

@@ -32,6 +32,7 @@
 
 #include "core/app.h"
 #include "core/wake.h"
+#include "db/claims.h"
 #include "db/db.h"
 #include "db/notify.h"
 #include "metrics/metrics.h"
@@ -383,7 +384,7 @@ static int release_stale_work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     int64_t n = 0;
-    int rc = repo_sync_release_stale(conn, (int)j->version, &n);
+    int rc = db_claims_release_stale(conn, DB_CLAIM_RELAY_SYNC, (int)j->version, &n);
     j->attempts = (int)MIN(n, (int64_t)INT32_MAX);
     return rc;
 }
@@ -517,7 +518,7 @@ static int release_all_work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     int64_t n = 0;
-    int rc = repo_sync_release_all(conn, j->in->owner, &n);
+    int rc = db_claims_release_owner(conn, DB_CLAIM_RELAY_SYNC, j->in->owner, &n);
     return rc == 0 && n > 0 ? app_publish(conn, APP_RECONCILE, "") : rc;
 }
 

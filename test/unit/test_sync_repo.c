@@ -3,6 +3,7 @@
 #include "test.h"
 #include "db_fixture.h"
 
+#include "db/claims.h"
 #include "db/db.h"
 #include "core/store.h"
 #include "sync/repo.h"
@@ -200,9 +201,9 @@ static int work_claim(struct db_conn *conn, void *arg)
     free(ids[0]);
     free(ids);
     int64_t released = 0;
-    ASSERT_OK(repo_sync_release_all(conn, "A", &released));
+    ASSERT_OK(db_claims_release_owner(conn, DB_CLAIM_RELAY_SYNC, "A", &released));
     ASSERT_EQ(released, 1);
-    ASSERT_OK(repo_sync_release_all(conn, "A", &released));
+    ASSERT_OK(db_claims_release_owner(conn, DB_CLAIM_RELAY_SYNC, "A", &released));
     ASSERT_EQ(released, 0);
     return 0;
 }
