@@ -9,14 +9,15 @@
 #include "util/log.h"
 #include "util/util.h"
 
-/* Rows of relays that are not active wait: zooid does not serve them. */
+/* Rows of relays that are not active wait: zooid does not serve them. Rows another instance
+ * (or this one) is sending have a live claim and are left out. */
 #define DUE_SQL                                                                                    \
     "SELECT b.relay_id, b.pubkey, b.want, b.attempts, coalesce(e.reason, ''), r.tenant,"           \
     " r.subdomain, r.status, r.secret, r.management_enabled"                                       \
     " FROM blocklist_relay b JOIN relay r ON r.id = b.relay_id"                                    \
     " LEFT JOIN blocklist e ON e.pubkey = b.pubkey"                                                \
-    " WHERE b.want != b.applied AND b.next_at <= ? AND r.status = 'active'"                        \
-    " ORDER BY b.next_at LIMIT ?"
+    " WHERE b.want != b.applied AND b.next_at <= ?1 AND r.status = 'active'"                       \
+    " AND (b.claim_owner IS NULL OR b.claim_until <= ?1) ORDER BY b.next_at LIMIT ?2"
 
 static int read_item(struct db_stmt *st, const char *domain, struct bl_item *it)
 {
@@ -56,13 +57,53 @@ int repo_bl_due(struct db_conn *conn, int64_t now, const char *domain, struct bl
     return rc == DB_DONE || rc == DB_ROW ? 0 : db_status(rc);
 }
 
-int repo_bl_applied(struct db_conn *conn, const char *relay, const char *pubkey, int sent)
+int repo_bl_next_due(struct db_conn *conn, int64_t now, const char *owner, int64_t *at)
+{
+    *at = 0;
+    struct db_stmt *st = db_query(
+        conn,
+        "SELECT min(CASE WHEN b.claim_owner IS NOT NULL AND b.claim_until > b.next_at"
+        " THEN b.claim_until ELSE b.next_at END) FROM blocklist_relay b"
+        " JOIN relay r ON r.id = b.relay_id WHERE b.want != b.applied AND r.status = 'active'"
+        " AND (b.next_at > ?1 OR (b.claim_until > ?1 AND b.claim_owner <> ?2))",
+        DB_INT(now), DB_TEXT(owner));
+    if (!st)
+        return DB_EGENERIC;
+    int rc = db_step(st);
+    if (rc == DB_ROW)
+        *at = db_col_int64(st, 0);
+    db_reset(st);
+    return db_status(rc);
+}
+
+int repo_bl_claim(struct db_conn *conn, const char *relay, const char *pubkey, int want,
+                  const char *owner, int64_t now, int64_t until, int *claimed)
+{
+    *claimed = 0;
+    int rc = db_run(conn,
+                    "UPDATE blocklist_relay SET claim_owner = ?1, claim_until = ?2"
+                    " WHERE relay_id = ?3 AND pubkey = ?4 AND want = ?5 AND want != applied"
+                    " AND next_at <= ?6 AND (claim_owner IS NULL OR claim_until <= ?6)",
+                    DB_TEXT(owner), DB_INT(until), DB_TEXT(relay), DB_TEXT(pubkey), DB_INT(want),
+                    DB_INT(now));
+    if (rc == 0)
+        *claimed = db_changes(conn) == 1;
+    return rc;
+}
+
+int repo_bl_applied(struct db_conn *conn, const char *relay, const char *pubkey, int sent,
+                    const char *owner)
 {
     int rc = db_run(conn,
                     "INSERT INTO blocklist_relay(relay_id, pubkey, want, applied) VALUES (?1, ?2,"
                     " 0, ?3) ON CONFLICT(relay_id, pubkey) DO UPDATE SET applied = ?3,"
                     " attempts = 0, next_at = 0, error = NULL",
                     DB_TEXT(relay), DB_TEXT(pubkey), DB_INT(sent));
+    if (rc == 0)
+        rc = db_run(conn,
+                    "UPDATE blocklist_relay SET claim_owner = NULL, claim_until = 0"
+                    " WHERE relay_id = ? AND pubkey = ? AND claim_owner = ?",
+                    DB_TEXT(relay), DB_TEXT(pubkey), DB_TEXT(owner));
     if (rc == 0)
         rc = db_run(conn,
                     "DELETE FROM blocklist_relay WHERE relay_id = ? AND pubkey = ? AND want = 0"
@@ -77,12 +118,13 @@ int repo_bl_applied(struct db_conn *conn, const char *relay, const char *pubkey,
 }
 
 int repo_bl_failed(struct db_conn *conn, const char *relay, const char *pubkey, int64_t next_at,
-                   const char *error)
+                   const char *error, const char *owner)
 {
     return db_run(conn,
-                  "UPDATE blocklist_relay SET attempts = attempts + 1, next_at = ?, error = ?"
-                  " WHERE relay_id = ? AND pubkey = ?",
-                  DB_INT(next_at), DB_TEXT(error), DB_TEXT(relay), DB_TEXT(pubkey));
+                  "UPDATE blocklist_relay SET attempts = attempts + 1, next_at = ?1, error = ?2,"
+                  " claim_owner = NULL, claim_until = 0 WHERE relay_id = ?3 AND pubkey = ?4"
+                  " AND (claim_owner IS NULL OR claim_owner = ?5)",
+                  DB_INT(next_at), DB_TEXT(error), DB_TEXT(relay), DB_TEXT(pubkey), DB_TEXT(owner));
 }
 
 int repo_bl_relay_ready(struct db_conn *conn, const char *relay)

@@ -1,13 +1,15 @@
 /* The block-list rollout (see worker.h).
  *
- * A slot holds one row from the moment its call starts until the answer is recorded, so a row
- * is never sent twice at once and never reloaded before it is marked. At most `max` slots
- * (BLOCKLIST_CONCURRENCY). One due query at a time; a trigger during it asks for one more.
- * Calls start only from a due query's answer, BL_STARTS_PER_TURN per loop turn (the query counts
- * as running until all its rows were looked at), so a row released while that query ran (its
- * answer committed after the query's snapshot) is remembered in `recent` and skipped. The due
- * query runs in the database's list lane (db_read_list): its key derivations never hold up the
- * point reads of the API. */
+ * A slot holds one row from the moment its call starts until the answer is recorded. At most
+ * `max` slots (BLOCKLIST_CONCURRENCY). One load at a time; a trigger during it asks for one
+ * more. A load is a due query, then a claim of the rows it found (one write, at most as many
+ * rows as slots are free), then the calls of the claimed rows, BL_STARTS_PER_TURN per loop turn
+ * (the load counts as running until all its rows were looked at). The claim is what makes a
+ * call go out once among the instances sharing the database, and within this one: a row in
+ * flight holds this instance's live claim, so neither a due query nor a claim takes it again,
+ * and a row whose answer was recorded after the due query's snapshot no longer passes the
+ * claim's re-check. The due query runs in the database's list lane (db_read_list): its key
+ * derivations never hold up the point reads of the API. */
 #include "blocklist/worker.h"
 
 #include <stdio.h>
@@ -20,13 +22,20 @@
 
 #include "blocklist/repo.h"
 #include "core/app.h"
+#include "core/wake.h"
+#include "db/claims.h"
 #include "db/db.h"
+#include "db/notify.h"
 #include "net/nip86.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/util.h"
 
-#define BL_TICK_MS 1000
+/* A load runs when something says rows may be due (an event, an answer recorded) and when the
+ * next row becomes due by itself (a retry's time, the end of another instance's claim: the
+ * `due` timer); the reconcile every BL_RECONCILE_MS is only a safety net. */
+#define BL_RECONCILE_MS 30000
+#define BL_ERROR_RETRY_MS 1000 /* a load that failed is tried again this much later */
 #define BL_RETRY_BASE_MS 2000
 #define BL_RETRY_CAP_FACTOR 300 /* 2 s x 300 = 10 min */
 #define BL_LOAD_FACTOR                                                                             \
@@ -36,6 +45,11 @@
  * multiplications), so a due query's rows are started a few at a time, with the loop's I/O
  * (the API) served in between, instead of all in one callback. */
 #define BL_STARTS_PER_TURN 4
+/* A row's claim lasts this long: 8 x the NIP-86 timeout, far beyond a call and its record. A
+ * call starts only in the first half of its claim (on the monotonic clock, from before the
+ * claim was written), so it is answered or timed out, and recorded, long before another
+ * instance may take the row over. */
+#define BL_LEASE_MS (8 * NIP86_TIMEOUT_MS)
 
 struct slot {
     struct blocklist *b;
@@ -47,19 +61,17 @@ struct slot {
     struct bl_item item;        /* holds the relay's key: wiped when the slot is released */
 };
 
-/* A row released (its answer recorded) while a due query runs: that query's snapshot may still
- * show it pending, so it must not be started from that answer. */
-struct row_key {
-    char id[33];
-    char pubkey[65];
-};
-
 struct load_job {
     struct blocklist *b;
-    int64_t now;
-    size_t n, cap;
+    int64_t now;          /* the due query's and the claim's time (unix ms) */
+    int64_t next_due;     /* repo_bl_next_due: when to look again (unix ms; 0: nothing waits) */
+    uint64_t claimed_at;  /* clock_mono_ms before the claim was written: its lease starts */
+    size_t n, cap;        /* rows read, room */
+    size_t room;          /* slots free when the claim was asked for: rows to claim at most */
+    size_t lost;          /* rows another instance claimed first */
     size_t next, started; /* rows looked at, calls started (start_some) */
     struct bl_item *items;
+    unsigned char *claimed; /* per row: this instance holds its claim */
 };
 
 struct relay_job {
@@ -70,17 +82,18 @@ struct relay_job {
 struct blocklist {
     struct app *app;
     struct nip86 *nip86;
-    uv_timer_t tick;
+    uv_timer_t tick;          /* the safety reconcile */
+    uv_timer_t due;           /* the next row due by itself */
     uv_timer_t starter;       /* the next turn of start_some */
     struct load_job *pending; /* a due query's rows being started, BL_STARTS_PER_TURN a turn */
     int open_handles;
     struct slot *slots;
-    struct row_key *recent; /* released during the current due query (at most max) */
-    size_t n_recent;
+    const char *owner; /* db_instance(): this process in blocklist_relay.claim_owner */
+    int64_t lease_ms;
     size_t max, used, in_flight, peak;
     int loading, again;
     size_t db_jobs;
-    int stopping, nip86_closed, closing;
+    int stopping, nip86_closed, released, closing;
     void (*stop_cb)(void *);
     void *stop_arg;
     uint64_t applied, failed, since_idle;
@@ -106,29 +119,31 @@ static void on_tick_closed(uv_handle_t *h)
     void (*cb)(void *) = b->stop_cb;
     void *arg = b->stop_arg;
     free(b->slots);
-    free(b->recent);
     free(b);
     if (cb)
         cb(arg);
 }
 
+static void release_claims(struct blocklist *b);
+
 static void maybe_finish(struct blocklist *b)
 {
     if (!b->stopping || !b->nip86_closed || b->db_jobs || b->pending || b->closing)
         return;
+    if (!b->released) {
+        release_claims(b);
+        return;
+    }
     b->closing = 1;
-    b->open_handles = 2;
+    b->open_handles = 3;
     uv_close((uv_handle_t *)&b->tick, on_tick_closed);
+    uv_close((uv_handle_t *)&b->due, on_tick_closed);
     uv_close((uv_handle_t *)&b->starter, on_tick_closed);
 }
 
 static void release(struct slot *s)
 {
     struct blocklist *b = s->b;
-    if (b->loading && b->n_recent < b->max) {
-        memcpy(b->recent[b->n_recent].id, s->item.t.id, sizeof(s->item.t.id));
-        memcpy(b->recent[b->n_recent++].pubkey, s->item.pubkey, sizeof(s->item.pubkey));
-    }
     relay_target_wipe(&s->item.t);
     memset(&s->item, 0, sizeof(s->item));
     s->used = 0;
@@ -140,9 +155,10 @@ static void release(struct slot *s)
 static int record_work(struct db_conn *conn, void *arg)
 {
     struct slot *s = arg;
+    const char *owner = s->b->owner;
     if (s->ok)
-        return repo_bl_applied(conn, s->item.t.id, s->item.pubkey, s->item.want);
-    return repo_bl_failed(conn, s->item.t.id, s->item.pubkey, s->next_at, s->what);
+        return repo_bl_applied(conn, s->item.t.id, s->item.pubkey, s->item.want, owner);
+    return repo_bl_failed(conn, s->item.t.id, s->item.pubkey, s->next_at, s->what, owner);
 }
 
 static void record_done(int status, void *arg)
@@ -230,20 +246,6 @@ static void start_call(struct blocklist *b, struct slot *s)
 
 /* ---- loading due rows ---- */
 
-static int row_busy(const struct blocklist *b, const struct bl_item *it)
-{
-    for (size_t i = 0; i < b->max; i++) {
-        const struct slot *s = &b->slots[i];
-        if (s->used && strcmp(s->item.t.id, it->t.id) == 0 &&
-            strcmp(s->item.pubkey, it->pubkey) == 0)
-            return 1;
-    }
-    for (size_t i = 0; i < b->n_recent; i++)
-        if (strcmp(b->recent[i].id, it->t.id) == 0 && strcmp(b->recent[i].pubkey, it->pubkey) == 0)
-            return 1;
-    return 0;
-}
-
 static struct slot *free_slot(struct blocklist *b)
 {
     for (size_t i = 0; i < b->max; i++)
@@ -255,10 +257,48 @@ static struct slot *free_slot(struct blocklist *b)
 static int load_work(struct db_conn *conn, void *arg)
 {
     struct load_job *j = arg;
-    return repo_bl_due(conn, j->now, j->b->app->cfg.relay_domain, j->items, j->cap, &j->n);
+    int rc = repo_bl_due(conn, j->now, j->b->app->cfg.relay_domain, j->items, j->cap, &j->n);
+    return rc != 0 ? rc : repo_bl_next_due(conn, j->now, j->b->owner, &j->next_due);
 }
 
-/* The due query's rows are all looked at: log, free, and load again if more may be due. */
+static void on_tick(uv_timer_t *t);
+
+/* Looks again when the next row becomes due by itself, or after a failed load (the timer is
+ * re-armed by every load: the newest read knows best). */
+static void arm_due(struct blocklist *b, int status, int64_t at)
+{
+    if (status == 0 && at <= 0) {
+        uv_timer_stop(&b->due);
+        return;
+    }
+    int64_t wait = status != 0 ? BL_ERROR_RETRY_MS : at - wall_ms() + 1;
+    uv_timer_start(&b->due, on_tick, wait > 0 ? (uint64_t)wait : 1, 0);
+}
+
+/* Claims the rows the due query found, in its order, until `room` are held. The job may run
+ * again (DB_EBUSY): the flags start over with it. */
+static int claim_work(struct db_conn *conn, void *arg)
+{
+    struct load_job *j = arg;
+    const struct blocklist *b = j->b;
+    size_t held = 0;
+    j->lost = 0;
+    memset(j->claimed, 0, j->cap);
+    for (size_t i = 0; i < j->n && held < j->room; i++) {
+        const struct bl_item *it = &j->items[i];
+        int got = 0;
+        int rc = repo_bl_claim(conn, it->t.id, it->pubkey, it->want, b->owner, j->now,
+                               j->now + b->lease_ms, &got);
+        if (rc != 0)
+            return rc;
+        j->claimed[i] = (unsigned char)got;
+        held += (size_t)got;
+        j->lost += (size_t)!got;
+    }
+    return 0;
+}
+
+/* The load's rows are all looked at: log, free, and load again if more may be due. */
 static void load_end(struct blocklist *b, struct load_job *j, int status)
 {
     b->loading = 0;
@@ -267,10 +307,15 @@ static void load_end(struct blocklist *b, struct load_job *j, int status)
                  (unsigned long long)b->since_idle, b->peak);
         b->since_idle = 0;
     }
-    /* A full page with room left: there may be more due rows right behind. */
-    int more = status == 0 && j->n == j->cap && j->started > 0;
+    /* A full page: there may be more due rows right behind, and when other instances claimed
+     * some of this page first (they read the same rows in the same order), behind them are
+     * rows nobody holds yet. */
+    int more = status == 0 && j->n == j->cap && (j->started > 0 || j->lost > 0);
+    if (!b->stopping)
+        arm_due(b, status, j->next_due);
     for (; j->next < j->n; j->next++)
         relay_target_wipe(&j->items[j->next].t);
+    free(j->claimed);
     free(j->items);
     free(j);
     if (b->stopping) {
@@ -283,22 +328,29 @@ static void load_end(struct blocklist *b, struct load_job *j, int status)
 
 static void on_starter(uv_timer_t *t);
 
-/* Starts a call for the next loaded rows not already in a slot, while slots are free, at most
- * BL_STARTS_PER_TURN calls; the rest on the next loop turn. The due query counts as running
- * (b->loading) until every row was looked at. */
+/* Starts a call for the next claimed rows, at most BL_STARTS_PER_TURN; the rest on the next
+ * loop turn. A slot is free for each (the claim took at most as many rows as were free). A
+ * claim past half its lease is not used: the call and its record might outlast it, and
+ * another instance may then take the row over; the row waits for its lease to end. */
 static void start_some(struct blocklist *b)
 {
     struct load_job *j = b->pending;
     size_t started = 0;
+    int fresh = clock_mono_ms() - j->claimed_at < (uint64_t)b->lease_ms / 2;
     while (!b->stopping && j->next < j->n && started < BL_STARTS_PER_TURN) {
-        struct bl_item *it = &j->items[j->next++];
-        struct slot *s = NULL;
-        if (!row_busy(b, it) && (s = free_slot(b))) {
+        size_t i = j->next++;
+        struct bl_item *it = &j->items[i];
+        struct slot *s = j->claimed[i] && fresh ? free_slot(b) : NULL;
+        if (s) {
             s->used = 1;
             b->used++;
             s->item = *it;
             start_call(b, s);
             started++;
+        } else if (j->claimed[i]) {
+            LOG_WARN("blocklist: relay %s: claimed too long ago to be sent now (%s); it is sent "
+                     "when the claim ends",
+                     it->t.id, fresh ? "no free slot" : "the database was slow");
         }
         relay_target_wipe(&it->t);
     }
@@ -316,18 +368,36 @@ static void on_starter(uv_timer_t *t)
     start_some(t->data);
 }
 
-static void load_done(int status, void *arg)
+static void claim_done(int status, void *arg)
 {
     struct load_job *j = arg;
     struct blocklist *b = j->b;
     b->db_jobs--;
     if (status != 0) {
-        LOG_ERROR("blocklist: could not load the due rows (%d)", status);
+        LOG_ERROR("blocklist: could not claim the due rows (%d)", status);
         load_end(b, j, status);
         return;
     }
     b->pending = j;
     start_some(b);
+}
+
+static void load_done(int status, void *arg)
+{
+    struct load_job *j = arg;
+    struct blocklist *b = j->b;
+    b->db_jobs--;
+    if (status != 0)
+        LOG_ERROR("blocklist: could not load the due rows (%d)", status);
+    if (status != 0 || j->n == 0 || b->stopping) {
+        load_end(b, j, status);
+        return;
+    }
+    j->claimed_at = clock_mono_ms();
+    b->db_jobs++;
+    int rc = db_write(b->app->db, DB_CRASH_SAFE, claim_work, claim_done, j);
+    if (rc != 0)
+        claim_done(rc, j);
 }
 
 static void pump(struct blocklist *b)
@@ -346,9 +416,10 @@ static void pump(struct blocklist *b)
     j->b = b;
     j->now = wall_ms();
     j->cap = b->max * BL_LOAD_FACTOR;
+    j->room = b->max - b->used; /* slots are taken only by this load's start_some */
     j->items = xcalloc(j->cap, sizeof(*j->items));
+    j->claimed = xcalloc(j->cap, 1);
     b->loading = 1;
-    b->n_recent = 0;
     b->db_jobs++;
     /* The list lane: this read derives a key pair per row (up to 2 x the slots), so it must not
      * hold up point reads such as the /healthz ping. */
@@ -364,9 +435,12 @@ static void on_tick(uv_timer_t *t)
     pump(t->data);
 }
 
-static void on_blocklist_changed(void *owner, const char *pubkey)
+/* APP_BLOCKLIST_CHANGED: an entry was added or removed through any instance (the others hear
+ * it through the database, core/wake.h); APP_RECONCILE: another instance let go of its claims,
+ * or this one's wake-ups may have been missed. */
+static void on_wake(void *owner, const char *id)
 {
-    (void)pubkey;
+    (void)id;
     pump(owner);
 }
 
@@ -410,12 +484,18 @@ static void on_relay(void *owner, const char *id)
 
 struct reconcile_job {
     struct blocklist *b;
-    int64_t added;
+    int shared;              /* db_shared: other instances may hold live claims */
+    int64_t added, released; /* rows added; claims of gone instances let go */
 };
 
+/* Start-up: the claims of instances that are gone (this host's earlier run killed, or any on a
+ * database no other instance shares) are let go, so their rows are sent now instead of after
+ * their leases; then every active relay gets the rows it lacks. */
 static int reconcile_run(struct db_conn *conn, void *arg)
 {
-    return repo_bl_reconcile(conn, &((struct reconcile_job *)arg)->added);
+    struct reconcile_job *j = arg;
+    int rc = db_claims_release_stale(conn, DB_CLAIM_BLOCKLIST, j->shared, &j->released);
+    return rc != 0 ? rc : repo_bl_reconcile(conn, &j->added);
 }
 
 static void reconcile_done(int status, void *arg)
@@ -427,6 +507,9 @@ static void reconcile_done(int status, void *arg)
         LOG_ERROR("blocklist: start-up reconcile failed (%d)", status);
     else if (j->added)
         LOG_INFO("blocklist: %lld relay rows added at start-up", (long long)j->added);
+    if (status == 0 && j->released)
+        LOG_INFO("blocklist: %lld calls claimed by an instance that is gone: sending them",
+                 (long long)j->released);
     free(j);
     if (b->stopping)
         maybe_finish(b);
@@ -448,21 +531,26 @@ int blocklist_start(struct blocklist **out, struct app *app)
     b->app = app;
     b->max = app->cfg.blocklist_concurrency > 0 ? (size_t)app->cfg.blocklist_concurrency : 16;
     b->slots = xcalloc(b->max, sizeof(*b->slots));
-    b->recent = xcalloc(b->max, sizeof(*b->recent));
+    b->owner = db_instance();
+    b->lease_ms = config_or(app->cfg.test.claim_lease_ms, BL_LEASE_MS);
     for (size_t i = 0; i < b->max; i++)
         b->slots[i].b = b;
     b->retry_base_ms =
         app->cfg.test.blocklist_retry_ms > 0 ? app->cfg.test.blocklist_retry_ms : BL_RETRY_BASE_MS;
     uv_timer_init(app->loop, &b->tick);
     b->tick.data = b;
+    uv_timer_init(app->loop, &b->due);
+    b->due.data = b;
     uv_timer_init(app->loop, &b->starter);
     b->starter.data = b;
-    uv_timer_start(&b->tick, on_tick, BL_TICK_MS, BL_TICK_MS);
-    app_on(app, APP_BLOCKLIST_CHANGED, on_blocklist_changed, b);
+    uv_timer_start(&b->tick, on_tick, BL_RECONCILE_MS, BL_RECONCILE_MS);
+    app_on(app, APP_BLOCKLIST_CHANGED, on_wake, b);
+    app_on(app, APP_RECONCILE, on_wake, b);
     app_on(app, APP_RELAY_CHANGED, on_relay, b);
     app_on(app, APP_RELAY_SYNCED, on_relay, b);
     struct reconcile_job *j = xcalloc(1, sizeof(*j));
     j->b = b;
+    j->shared = db_shared(app->db);
     b->db_jobs++;
     if (db_write(app->db, DB_CRASH_SAFE, reconcile_run, reconcile_done, j) != 0)
         reconcile_done(DB_EGENERIC, j);
@@ -479,6 +567,36 @@ void blocklist_stats(const struct blocklist *b, struct blocklist_stats *out)
     out->peak_in_flight = b->peak;
     out->applied = b->applied;
     out->failed = b->failed;
+}
+
+/* A graceful stop lets go of the rows this instance claimed (calls cancelled in flight, or
+ * claimed and not started), once every answer that came is recorded: the other instances
+ * take them over at once instead of after the leases. */
+static int release_claims_work(struct db_conn *conn, void *arg)
+{
+    struct blocklist *b = arg;
+    int64_t n = 0;
+    int rc = db_claims_release_owner(conn, DB_CLAIM_BLOCKLIST, b->owner, &n);
+    return rc == 0 && n > 0 ? app_publish(conn, APP_RECONCILE, "") : rc;
+}
+
+static void release_claims_done(int status, void *arg)
+{
+    struct blocklist *b = arg;
+    b->db_jobs--;
+    if (status != 0)
+        LOG_WARN("blocklist: could not let go of this instance's claims (%d): other instances "
+                 "send those calls when the leases end",
+                 status);
+    maybe_finish(b);
+}
+
+static void release_claims(struct blocklist *b)
+{
+    b->released = 1;
+    b->db_jobs++;
+    if (db_write(b->app->db, DB_CRASH_SAFE, release_claims_work, release_claims_done, b) != 0)
+        release_claims_done(DB_ECLOSED, b);
 }
 
 static void on_nip86_closed(void *arg)
@@ -499,9 +617,12 @@ void blocklist_stop(struct blocklist *b, void (*cb)(void *arg), void *arg)
     b->stop_cb = cb;
     b->stop_arg = arg;
     uv_timer_stop(&b->tick);
+    uv_timer_stop(&b->due);
     app_off(b->app, APP_BLOCKLIST_CHANGED, b);
+    app_off(b->app, APP_RECONCILE, b);
     app_off(b->app, APP_RELAY_CHANGED, b);
     app_off(b->app, APP_RELAY_SYNCED, b);
-    /* Cancels the calls in flight now (on_rpc releases their slots; rows stay pending). */
+    /* Cancels the calls in flight now (on_rpc releases their slots; rows stay pending, and
+     * their claims are let go once the database jobs are done: maybe_finish). */
     nip86_close(b->nip86, on_nip86_closed, b);
 }

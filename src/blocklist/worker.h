@@ -11,9 +11,19 @@
  * row pending and the call is sent again after restart: banpubkey and allowpubkey are
  * idempotent in zooid, so a relay is never banned twice nor left out.
  *
- * Triggers: APP_BLOCKLIST_CHANGED (the API added or removed an entry), APP_RELAY_CHANGED (a
- * created or reactivated relay gets the rows it lacks), APP_RELAY_SYNCED (zooid now serves the
- * relay: its pending rows are due at once), a 1 s tick while work waits for a retry, and a
+ * Several instances on one database (docs/ARCHITECTURE.md "Several instances"): a row's call
+ * is sent by the instance that claimed it (blocklist/repo.h, repo_bl_claim: a conditional
+ * UPDATE, leased for 8 x the NIP-86 timeout, CARAVEL_TEST_CLAIM_LEASE_MS in tests), so each
+ * (relay, change) goes out once among them; the record of the answer lets go of the claim. A
+ * claim left by an instance that was killed is taken over when its lease ends; at start-up the
+ * claims of this host's dead runs (any, on SQLite) are let go at once; a graceful stop lets go
+ * of its own and tells the others (APP_RECONCILE).
+ *
+ * Triggers: APP_BLOCKLIST_CHANGED (an entry added or removed through this or, over the
+ * database's notifications, another instance), APP_RELAY_CHANGED (a created or reactivated
+ * relay gets the rows it lacks), APP_RELAY_SYNCED (zooid now serves the relay: its pending rows
+ * are due at once), APP_RECONCILE, each recorded answer, a timer at the next row due by itself
+ * (a retry's time, the end of another instance's claim), a 30 s safety reconcile and the
  * start-up reconcile. It owns its NIP-86 client, so stopping cancels its calls at once (their
  * rows stay pending). */
 #ifndef CARAVEL_BLOCKLIST_WORKER_H

@@ -204,8 +204,8 @@ static const struct setting settings[] = {
     {"CARAVEL_ROBOT_RETRY_BASE", T_INT, AT(test.robot_retry_base_s), .min = 1, .max = DAY,
      .flags = S_TEST, .unset = "built-in: 30 s", .help = "DM retry backoff base in seconds"},
     {"CARAVEL_TEST_CLAIM_LEASE_MS", T_INT, AT(test.claim_lease_ms), .min = 100, .max = DAY * 1000,
-     .flags = S_TEST, .unset = "built-in: sync 8 x its timeout (2 min), DMs 2 min",
-     .help = "lease of an instance's claim on a relay's sync or a batch of DMs"},
+     .flags = S_TEST, .unset = "built-in: sync and block list 8 x their timeout (2 min), DMs 2 min",
+     .help = "lease of an instance's claim on a relay's sync, a batch of DMs or a block-list call"},
 };
 
 /* Every failure names the variable; values are echoed only for non-secret variables. */

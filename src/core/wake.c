@@ -12,6 +12,7 @@
 static const char *const channel_of[APP_EVENT_COUNT] = {
     [APP_RELAY_CHANGED] = "caravel_relay_changed",
     [APP_DM_QUEUED] = "caravel_dm_queued",
+    [APP_BLOCKLIST_CHANGED] = "caravel_blocklist_changed",
     [APP_RECONCILE] = "caravel_reconcile",
 };
 

@@ -7,10 +7,12 @@
  *   event                          published by                     heard by
  *   APP_RELAY_CHANGED (relay id)   repo_relay_mark_dirty            sync worker, block list
  *   APP_DM_QUEUED ("")             robot_queue_dm_sql               robot outbox
+ *   APP_BLOCKLIST_CHANGED (pubkey) the API's block-list writes       block list
  *   (any shared event)             the API's write (api/respond.c)
  * (Billing wakes its leader over a channel of its own, billing/worker.c: a wallet change is
  * not re-emitted on every instance.)
  *   APP_RECONCILE ("")             a worker letting go of its claims at a graceful stop
+ *                                  (sync, block list)               sync, robot, block list
  * The listener's (re)connection emits APP_RECONCILE too: notifications may have been missed
  * while it was away, so every worker looks at the database again. */
 #ifndef CARAVEL_CORE_WAKE_H

@@ -51,8 +51,8 @@ static int work_lifecycle(struct db_conn *conn, void *arg)
     ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM blocklist_relay WHERE want = 1"), 2);
     ASSERT_EQ(due(conn), 2);
     /* r1 fails: waits until next_at; r2 confirms. */
-    ASSERT_OK(repo_bl_failed(conn, "r1", PK, 5000, "timed out"));
-    ASSERT_OK(repo_bl_applied(conn, "r2", PK, 1));
+    ASSERT_OK(repo_bl_failed(conn, "r1", PK, 5000, "timed out", "A"));
+    ASSERT_OK(repo_bl_applied(conn, "r2", PK, 1, "A"));
     ASSERT_EQ(due(conn), 0);
     ASSERT_EQ(test_db_int(conn, "SELECT attempts FROM blocklist_relay WHERE relay_id = 'r1'"), 1);
     /* r3 comes back: it gets the row it lacks. */
@@ -62,7 +62,7 @@ static int work_lifecycle(struct db_conn *conn, void *arg)
     /* r1 is synced again: its pending row is due at once. */
     ASSERT_OK(repo_bl_relay_ready(conn, "r1"));
     ASSERT_EQ(due(conn), 2);
-    ASSERT_OK(repo_bl_applied(conn, "r1", PK, 1));
+    ASSERT_OK(repo_bl_applied(conn, "r1", PK, 1, "A"));
     /* Removed: the confirmed ones (r1, r2) are to lift; r3's unconfirmed row is dropped. */
     ASSERT_OK(repo_blocklist_remove(conn, PK, 20));
     ASSERT_EQ(repo_blocklist_remove(conn, PK, 20), DB_ENOTFOUND);
@@ -71,15 +71,15 @@ static int work_lifecycle(struct db_conn *conn, void *arg)
         2);
     ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM blocklist_relay WHERE relay_id = 'r3'"), 0);
     /* r3's ban was in flight and lands after the removal: it becomes a lift. */
-    ASSERT_OK(repo_bl_applied(conn, "r3", PK, 1));
+    ASSERT_OK(repo_bl_applied(conn, "r3", PK, 1, "A"));
     ASSERT_EQ(
         test_db_int(conn, "SELECT want * 10 + applied FROM blocklist_relay WHERE relay_id = 'r3'"),
         1);
     ASSERT_EQ(due(conn), 3);
-    ASSERT_OK(repo_bl_applied(conn, "r1", PK, 0));
-    ASSERT_OK(repo_bl_applied(conn, "r2", PK, 0));
+    ASSERT_OK(repo_bl_applied(conn, "r1", PK, 0, "A"));
+    ASSERT_OK(repo_bl_applied(conn, "r2", PK, 0, "A"));
     ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM blocklist WHERE state = 'removed'"), 1);
-    ASSERT_OK(repo_bl_applied(conn, "r3", PK, 0));
+    ASSERT_OK(repo_bl_applied(conn, "r3", PK, 0, "A"));
     /* The last lift: nothing is left of the entry. */
     ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM blocklist_relay"), 0);
     ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM blocklist"), 0);
@@ -91,11 +91,11 @@ static int work_readd_during_lift(struct db_conn *conn, void *arg)
     (void)arg;
     seed(conn);
     ASSERT_OK(repo_blocklist_add(conn, PK, "", TENANT, 10));
-    ASSERT_OK(repo_bl_applied(conn, "r1", PK, 1));
+    ASSERT_OK(repo_bl_applied(conn, "r1", PK, 1, "A"));
     ASSERT_OK(repo_blocklist_remove(conn, PK, 11));
     /* Added again while r1's lift is in flight: the lift lands, then the ban is due again. */
     ASSERT_OK(repo_blocklist_add(conn, PK, "again", TENANT, 12));
-    ASSERT_OK(repo_bl_applied(conn, "r1", PK, 0));
+    ASSERT_OK(repo_bl_applied(conn, "r1", PK, 0, "A"));
     ASSERT_EQ(
         test_db_int(conn, "SELECT want * 10 + applied FROM blocklist_relay WHERE relay_id = 'r1'"),
         10);

@@ -2,17 +2,23 @@
  * (CARAVEL_TEST_PG_URL, else that half is skipped), each "instance" with its own connection:
  *   - db/claims.h: letting go of one owner's claims, and at start-up of the claims of
  *     instances that are gone (or of all of them when the database is not shared), for every
- *     kind of claim (relay sync, DM, block-list call), touching no other kind and no other row. */
+ *     kind of claim (relay sync, DM, block-list call), touching no other kind and no other row;
+ *   - blocklist/repo.h: the block-list call claim (one holder per row until its lease ends, a
+ *     due read that leaves claimed rows out, the re-check of what the read saw), and the
+ *     records that let go of it. */
 #include "test.h"
 
 #include "db_fixture.h"
 
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "blocklist/repo.h"
 #include "db/claims.h"
 #include "db/db.h"
 #include "db/notify.h"
+#include "nostr/keys.h"
 
 #define TENANT "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
 #define PK "3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d"
@@ -178,4 +184,151 @@ TEST(db_claims_release_each_kind_sqlite)
 TEST_TIMEOUT(db_claims_release_each_kind_pg, 60)
 {
     release_each_kind(1);
+}
+
+/* ---- the block-list call claim ---- */
+
+static void seed_rollout(struct db_conn *c)
+{
+    exec(c, "INSERT INTO tenant(pubkey, created_at) VALUES ('" TENANT "', 1)");
+    for (int i = 1; i <= 2; i++) {
+        char sql[512];
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status,"
+                 " management_enabled, created_at, updated_at) VALUES ('r%d', '" TENANT "',"
+                 " 's%d', 's%d', '" SECRET "', 'basic', 'active', 1, 1, 1)",
+                 i, i, i);
+        exec(c, sql);
+    }
+    exec(c, "INSERT INTO blocklist(pubkey, created_by, created_at, updated_at) VALUES ('" PK
+            "', 'admin', 1, 1)");
+    exec(c, "INSERT INTO blocklist_relay(relay_id, pubkey, want) VALUES ('r1', '" PK "', 1),"
+            " ('r2', '" PK "', 1)");
+}
+
+static size_t due_at(struct db_conn *c, int64_t now)
+{
+    struct bl_item items[4];
+    size_t n = 0;
+    ASSERT_OK(repo_bl_due(c, now, "relays.test", items, 4, &n));
+    for (size_t i = 0; i < n; i++)
+        relay_target_wipe(&items[i].t);
+    return n;
+}
+
+static int claim(struct db_conn *c, const char *relay, int want, const char *owner, int64_t now,
+                 int64_t until)
+{
+    int got = -1;
+    ASSERT_OK(repo_bl_claim(c, relay, PK, want, owner, now, until, &got));
+    return got;
+}
+
+static int64_t next_due(struct db_conn *c, int64_t now, const char *owner)
+{
+    int64_t at = -1;
+    ASSERT_OK(repo_bl_next_due(c, now, owner, &at));
+    return at;
+}
+
+static void blocklist_claims(int pg)
+{
+    struct pair p;
+    if (!open_pair(pg, &p))
+        return;
+    ASSERT_OK(nostr_init()); /* the due read derives each relay's key */
+    seed_rollout(p.a);
+    ASSERT_EQ(due_at(p.b, 1000), 2);
+    /* One holder per row: A takes r1; B cannot while A's lease runs, nor A twice. */
+    ASSERT_EQ(claim(p.a, "r1", 1, "A", 1000, 5000), 1);
+    ASSERT_EQ(claim(p.b, "r1", 1, "B", 1000, 5000), 0);
+    ASSERT_EQ(claim(p.a, "r1", 1, "A", 1000, 5000), 0);
+    ASSERT_EQ(due_at(p.b, 1000), 1); /* r1 is A's: left out */
+    /* What a due read saw must still hold: B read want 1 on r2, the entry was then removed. */
+    exec(p.a, "UPDATE blocklist_relay SET want = 0 WHERE relay_id = 'r2'");
+    ASSERT_EQ(claim(p.b, "r2", 1, "B", 1000, 5000), 0);
+    exec(p.a, "UPDATE blocklist_relay SET want = 1 WHERE relay_id = 'r2'");
+    ASSERT_EQ(claim(p.b, "r2", 1, "B", 1000, 5000), 1);
+    /* A's record of r2 (its lease ended, B took it over) leaves B's claim alone. */
+    ASSERT_OK(repo_bl_failed(p.a, "r2", PK, 3000, "timed out", "A"));
+    ASSERT_EQ(count(p.a, "SELECT attempts FROM blocklist_relay WHERE relay_id = 'r2'"), 0);
+    ASSERT_EQ(count(p.a, "SELECT count(*) FROM blocklist_relay WHERE claim_owner = 'B'"), 1);
+    /* B's answer: applied, claim let go, nothing due. */
+    ASSERT_OK(repo_bl_applied(p.b, "r2", PK, 1, "B"));
+    ASSERT_EQ(count(p.a, "SELECT count(*) FROM blocklist_relay WHERE relay_id = 'r2'"
+                         " AND applied = 1 AND claim_owner IS NULL AND claim_until = 0"),
+              1);
+    ASSERT_EQ(claim(p.a, "r2", 1, "A", 1000, 5000), 0); /* done: not pending any more */
+    /* A dies holding r1: due again, and claimable by B, once the lease has ended. */
+    ASSERT_EQ(due_at(p.b, 4999), 0);
+    ASSERT_EQ(claim(p.b, "r1", 1, "B", 4999, 9000), 0);
+    ASSERT_EQ(due_at(p.b, 5000), 1);
+    ASSERT_EQ(claim(p.b, "r1", 1, "B", 5000, 9000), 1);
+    /* B's call fails: retried at next_at, by whoever claims it then; the claim is let go. */
+    ASSERT_OK(repo_bl_failed(p.b, "r1", PK, 6000, "HTTP 502", "B"));
+    ASSERT_EQ(count(p.a, "SELECT count(*) FROM blocklist_relay WHERE relay_id = 'r1'"
+                         " AND attempts = 1 AND claim_owner IS NULL"),
+              1);
+    ASSERT_EQ(next_due(p.a, 5000, "A"), 6000); /* when to look again: the retry */
+    ASSERT_EQ(claim(p.a, "r1", 1, "A", 5999, 9999), 0);
+    ASSERT_EQ(claim(p.a, "r1", 1, "A", 6000, 9999), 1);
+    ASSERT_EQ(next_due(p.b, 6000, "B"), 9999); /* A's claim ends (should A die) */
+    ASSERT_EQ(next_due(p.a, 6000, "A"), 0);    /* its own answer will come back to A */
+    ASSERT_OK(repo_bl_applied(p.a, "r1", PK, 1, "A"));
+    /* Lifted everywhere: the rows go with their claims, then the removed entry. */
+    exec(p.a, "UPDATE blocklist SET state = 'removed'");
+    exec(p.a, "UPDATE blocklist_relay SET want = 0");
+    ASSERT_EQ(claim(p.a, "r1", 0, "A", 7000, 9999), 1);
+    ASSERT_EQ(claim(p.b, "r2", 0, "B", 7000, 9999), 1);
+    ASSERT_OK(repo_bl_applied(p.a, "r1", PK, 0, "A"));
+    ASSERT_OK(repo_bl_applied(p.b, "r2", PK, 0, "B"));
+    ASSERT_EQ(count(p.a, "SELECT count(*) FROM blocklist_relay"), 0);
+    ASSERT_EQ(count(p.a, "SELECT count(*) FROM blocklist"), 0);
+    close_pair(&p);
+}
+
+TEST(blocklist_claim_one_holder_until_the_lease_ends_sqlite)
+{
+    blocklist_claims(0);
+}
+
+TEST_TIMEOUT(blocklist_claim_one_holder_until_the_lease_ends_pg, 60)
+{
+    blocklist_claims(1);
+}
+
+/* PostgreSQL, two instances claiming one row at the same moment: B's UPDATE waits for A's
+ * transaction, then re-checks its condition on the row A committed and takes nothing. */
+struct racer {
+    struct db_conn *c;
+    int got;
+    volatile int done;
+};
+
+static void *claim_as_b(void *arg)
+{
+    struct racer *r = arg;
+    r->got = claim(r->c, "r1", 1, "B", 1000, 5000);
+    __atomic_store_n(&r->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+TEST_TIMEOUT(blocklist_claim_race_pg_one_wins, 60)
+{
+    struct pair p;
+    if (!open_pair(1, &p))
+        return;
+    seed_rollout(p.a);
+    ASSERT_OK(db_exec(p.a, "BEGIN"));
+    ASSERT_EQ(claim(p.a, "r1", 1, "A", 1000, 5000), 1);
+    struct racer b = {.c = p.b, .got = -1};
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, claim_as_b, &b));
+    usleep(300 * 1000);
+    ASSERT_EQ(__atomic_load_n(&b.done, __ATOMIC_SEQ_CST), 0); /* waiting on A's row lock */
+    ASSERT_OK(db_exec(p.a, "COMMIT"));
+    ASSERT_OK(pthread_join(t, NULL));
+    ASSERT_EQ(b.got, 0);
+    ASSERT_EQ(count(p.a, "SELECT count(*) FROM blocklist_relay WHERE claim_owner = 'A'"), 1);
+    close_pair(&p);
 }

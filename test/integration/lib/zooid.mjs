@@ -37,6 +37,9 @@
 //   z.nip86(host, method, params, sk, opts)     a NIP-86 call as a Nostr client sends it
 //   z.skew = 0                 seconds added to zooid's clock (clocks that disagree)
 //   z.maxConcurrent            most API requests being handled at once
+//   z.rpcHold = true           NIP-86 calls to the relays are held: never applied nor answered
+//                              (as calls in flight when their sender is killed); z.held lists
+//                              them ({ id, host, at }), z.dropHeld() closes their connections
 //   z.fault(mode, n)           next n API requests (default: all, until z.fault(null)) get:
 //                              '500' | 'hang' (never answered) | 'drop' (connection destroyed) |
 //                              'hang-after-store' (applied, then never answered)
@@ -260,12 +263,15 @@ export async function startZooid({ whitelist = [], apiHost, window = 60, members
     onRequest: null,
     delayMs: 0,
     rpcDelayMs: 0,
+    rpcHold: false,
+    held: [],
     skew: 0,
     _data: new Map(), // schema -> { members: Set, bans: Map pubkey -> reason, events: Map, claims: Set }
     _fault: null,
     _faultLeft: 0,
     _sockets: new Set(),
     _hung: new Set(),
+    _held: new Set(),
   }
   const now = () => Math.floor(Date.now() / 1000) + z.skew
   const data = (schema) => {
@@ -498,6 +504,10 @@ export async function startZooid({ whitelist = [], apiHost, window = 60, members
     // zooid's Dispatch(r.Host): the relay whose config has this host, unless inactive.
     for (const [id, c] of z.configs) {
       if (c.host === req.headers.host && !c.inactive) {
+        if (z.rpcHold && req.method === 'POST') {
+          z.held.push({ id, host: c.host, at: Date.now() })
+          return z._held.add(res)
+        }
         if (z.rpcDelayMs) await new Promise((r) => setTimeout(r, z.rpcDelayMs))
         return handleRelay(req, res, raw, id, z.configs.get(id))
       }
@@ -523,7 +533,12 @@ export async function startZooid({ whitelist = [], apiHost, window = 60, members
       resolve()
     })
   })
+  z.dropHeld = () => {
+    for (const res of z._held) res.destroy()
+    z._held.clear()
+  }
   const dropAll = () => {
+    z.dropHeld()
     for (const res of z._hung) res.destroy()
     z._hung.clear()
     for (const s of z._sockets) s.destroy()
