@@ -3,7 +3,11 @@
  * the machine's calibration (with the key parsed on every call, and with a prepared key: the
  * baseline of bench/http-api.sh's fresh-token ratio), and a NIP-98 token's parse and id by the
  * general parser and by the fast path. Each line gives the rate, the wall time
- * and the thread's CPU time per operation. Each runs for about BENCH_SECONDS (default 1). */
+ * and the thread's CPU time per operation. Each runs for about BENCH_SECONDS (default 1).
+ *   nostr_bench token: only the prepared-key verify and a fresh NIP-98 token's whole work
+ *   outside HTTP (api/nip98.c: cache miss, copy, base64, parse, id, key table, verify, cache
+ *   store, per-request checks) on one thread, tokens of 100 signers as bench/lua/fresh.lua
+ *   sends them: the difference of the two rows is what a fresh token costs beyond its verify. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +16,8 @@
 #include <secp256k1_extrakeys.h>
 #include <secp256k1_schnorrsig.h>
 
+#include "api/nip98.h"
+#include "nostr/base64.h"
 #include "nostr/event.h"
 #include "nostr/event_fast.h"
 #include "nostr/keys.h"
@@ -122,6 +128,85 @@ static int do_decrypt(struct ctx *c)
     return rc;
 }
 
+/* Fresh tokens: SIGNERS keys, TOKENS distinct GET tokens cycled (the token cache is emptied at
+ * each wrap, so every check is a first sight). */
+#define SIGNERS 100
+#define TOKENS 4000
+#define TOKEN_URL "https://api.caravel.bench"
+
+static char *fresh_tokens[TOKENS];
+static size_t fresh_next;
+/* The same tokens' signatures, ids and parsed keys: the verify alone over varied inputs. */
+static uint8_t fresh_sig[TOKENS][64], fresh_id[TOKENS][32];
+static secp256k1_xonly_pubkey fresh_xpk[SIGNERS];
+static size_t fresh_signers = SIGNERS;
+
+static int make_fresh_tokens(void)
+{
+    struct nostr_keypair kp[SIGNERS];
+    for (int i = 0; i < SIGNERS; i++)
+        if (nostr_keypair_generate(&kp[i]) != 0 ||
+            !secp256k1_xonly_pubkey_parse(nostr_secp(), &fresh_xpk[i], kp[i].pubkey))
+            return -1;
+    for (int i = 0; i < TOKENS; i++) {
+        struct nostr_event t;
+        char nonce[16];
+        nostr_event_init(&t);
+        t.kind = 27235;
+        t.created_at = 1700000000;
+        snprintf(nonce, sizeof(nonce), "%d", i);
+        nostr_event_add_tag2(&t, "u", TOKEN_URL "/identity");
+        nostr_event_add_tag2(&t, "method", "GET");
+        nostr_event_add_tag2(&t, "nonce", nonce);
+        char *json =
+            nostr_event_sign(&t, &kp[i % fresh_signers]) == 0 ? nostr_event_to_json(&t, 1) : NULL;
+        memcpy(fresh_sig[i], t.sig, 64);
+        memcpy(fresh_id[i], t.id, 32);
+        nostr_event_free(&t);
+        if (!json)
+            return -1;
+        char *b64 = base64_encode((const uint8_t *)json, strlen(json), NULL);
+        free(json);
+        fresh_tokens[i] = malloc(strlen(b64) + 7);
+        if (!b64 || !fresh_tokens[i])
+            return -1;
+        sprintf(fresh_tokens[i], "Nostr %s", b64);
+        free(b64);
+    }
+    return 0;
+}
+
+static int do_varied_verify(struct ctx *c)
+{
+    size_t i = fresh_next;
+    (void)c;
+    fresh_next = (fresh_next + 1) % TOKENS;
+    return secp256k1_schnorrsig_verify(nostr_secp(), fresh_sig[i], fresh_id[i], 32,
+                                       &fresh_xpk[i % fresh_signers])
+               ? 0
+               : -1;
+}
+
+static int do_fresh_token(struct ctx *c)
+{
+    static const char *const origins[] = {TOKEN_URL};
+    static const struct nip98_policy policy = {origins, 1, 60};
+    struct nip98_request req = {
+        fresh_tokens[fresh_next], "GET", "/identity", NULL, 0, 1700000000, 0};
+    struct nip98_verify *v = NULL;
+    const char *why = NULL;
+    uint8_t pk[32];
+    (void)c;
+    if (++fresh_next == TOKENS) {
+        fresh_next = 0;
+        nip98_cache_clear();
+    }
+    if (nip98_check_cached(&req, &policy, pk, &v, &why) != 1)
+        return -1;
+    nip98_verify_run(v);
+    return nip98_verify_finish(v, &req, &policy, pk, &why);
+}
+
 static void run(const char *name, bench_fn *fn, struct ctx *c, double secs)
 {
     long n = 0;
@@ -141,7 +226,7 @@ static void run(const char *name, bench_fn *fn, struct ctx *c, double secs)
            t * 1e6 / (double)n, cpu * 1e6 / (double)n);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct ctx c;
     const char *env = getenv("BENCH_SECONDS");
@@ -164,6 +249,19 @@ int main(void)
         return 1;
     if (!secp256k1_xonly_pubkey_parse(nostr_secp(), &c.xpk, c.ev.pubkey) || make_token(&c) != 0)
         return 1;
+    if (argc > 1 && strcmp(argv[1], "token") == 0) {
+        if (getenv("BENCH_SIGNERS"))
+            fresh_signers = (size_t)atoi(getenv("BENCH_SIGNERS"));
+        if (make_fresh_tokens() != 0)
+            return 1;
+        printf("NIP-98 fresh tokens, one core, %d signers\n", SIGNERS);
+        run("bip340 verify, prepared key", do_schnorr_prepared, &c, secs);
+        run("bip340 verify, varied", do_varied_verify, &c, secs);
+        fresh_next = 0;
+        run("nip98 fresh token, all work", do_fresh_token, &c, secs);
+        nip98_cache_clear();
+        return 0;
+    }
     printf("Nostr core, one core, %d-byte content\n", CONTENT_LEN);
     run("bip340 verify (calibration)", do_schnorr_verify, &c, secs);
     run("bip340 verify, prepared key", do_schnorr_prepared, &c, secs);

@@ -1,6 +1,7 @@
 /* NIP-98 verification off the loop thread (nip98_check_cached / nip98_verify_run / finish) and
- * the per-thread table of parsed signer keys: two signers sharing a slot, a token naming one
- * signer but signed by the other, and several threads verifying at once. */
+ * the per-thread table of parsed signer keys (sets of two places chosen by the key's first
+ * byte): three signers sharing one set in several orders of use, a token naming one signer but
+ * signed by another, and several threads verifying at once. */
 #include "test.h"
 
 #include <uv.h>
@@ -52,53 +53,64 @@ static int check(const char *h, uint8_t pk[32])
     return nip98_check(&req, &policy, pk, &why);
 }
 
-/* Two keys whose x-only public keys share a first byte (the key table's slot). */
-static void colliding_keys(struct nostr_keypair *a, struct nostr_keypair *b)
+/* n (<= 3) keys whose x-only public keys share a first byte (the key table's set). */
+static void colliding_keys_n(struct nostr_keypair *out, int n)
 {
     uint8_t sk[32] = {0};
-    struct nostr_keypair seen[256];
-    int have[256] = {0};
+    static struct nostr_keypair seen[256][3];
+    static int have[256];
+    memset(have, 0, sizeof(have));
     for (uint32_t i = 1;; i++) {
+        struct nostr_keypair k;
         memcpy(sk, &i, sizeof(i));
         sk[31] = 0x42;
-        ASSERT_OK(nostr_keypair_from_seckey(a, sk));
-        if (have[a->pubkey[0]]) {
-            *b = seen[a->pubkey[0]];
+        ASSERT_OK(nostr_keypair_from_seckey(&k, sk));
+        uint8_t b = k.pubkey[0];
+        seen[b][have[b]++] = k;
+        if (have[b] == n) {
+            memcpy(out, seen[b], (size_t)n * sizeof(*out));
             return;
         }
-        seen[a->pubkey[0]] = *a;
-        have[a->pubkey[0]] = 1;
     }
 }
 
-TEST(api_nip98_key_slot_shared_by_two_signers)
+/* Two keys whose x-only public keys share a first byte. */
+static void colliding_keys(struct nostr_keypair *a, struct nostr_keypair *b)
 {
-    struct nostr_keypair k1, k2;
+    struct nostr_keypair k[2];
+    colliding_keys_n(k, 2);
+    *a = k[0];
+    *b = k[1];
+}
+
+TEST(api_nip98_key_set_shared_by_three_signers)
+{
+    /* orders of use (indexes into k): hits in either place, a third signer evicting the least
+     * recently used, and signers coming back after being evicted */
+    static const char *const orders[] = {"0101", "012012012", "0010220121", "2221110000",
+                                         "0120210"};
+    struct nostr_keypair k[3];
     uint8_t pk[32];
     ASSERT_OK(nostr_init());
-    nip98_cache_clear();
-    colliding_keys(&k1, &k2);
-    ASSERT_EQ(k1.pubkey[0], k2.pubkey[0]);
-    ASSERT(memcmp(k1.pubkey, k2.pubkey, 32) != 0);
-    /* k1 then k2 then k1 in the same slot, each a new token (not the token cache) */
-    for (int round = 0; round < 3; round++) {
-        const struct nostr_keypair *k = round == 1 ? &k2 : &k1;
-        char *h = token(k, round, NULL);
-        ASSERT_OK(check(h, pk));
-        ASSERT(memcmp(pk, k->pubkey, 32) == 0);
-        free(h);
+    colliding_keys_n(k, 3);
+    ASSERT_EQ(k[0].pubkey[0], k[2].pubkey[0]);
+    int salt = 0;
+    for (size_t o = 0; o < ARRAY_SIZE(orders); o++) {
+        nip98_cache_clear();
+        for (const char *c = orders[o]; *c; c++) {
+            const struct nostr_keypair *signer = &k[*c - '0'];
+            const struct nostr_keypair *other = &k[(*c - '0' + 1) % 3];
+            char *h = token(signer, salt++, NULL);
+            ASSERT_OK(check(h, pk));
+            ASSERT(memcmp(pk, signer->pubkey, 32) == 0);
+            free(h);
+            /* names the signer (its parsed key is in the set), signed by another: refused */
+            char *f = token(other, salt++, signer);
+            ASSERT_EQ(check(f, pk), -1);
+            ASSERT_EQ(check(f, pk), -1); /* a refusal is not cached as a success */
+            free(f);
+        }
     }
-    /* names k1 (whose parsed key is in the slot), signed by k2: refused; and the other way */
-    char *f1 = token(&k2, 10, &k1), *f2 = token(&k1, 11, &k2);
-    ASSERT_EQ(check(f1, pk), -1);
-    ASSERT_EQ(check(f2, pk), -1);
-    ASSERT_EQ(check(f1, pk), -1); /* a refusal is not cached as a success */
-    free(f1);
-    free(f2);
-    char *h = token(&k2, 12, NULL);
-    ASSERT_OK(check(h, pk));
-    ASSERT(memcmp(pk, k2.pubkey, 32) == 0);
-    free(h);
 }
 
 /* ---- off the loop ---- */
