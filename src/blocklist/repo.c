@@ -57,23 +57,37 @@ int repo_bl_due(struct db_conn *conn, int64_t now, const char *domain, struct bl
     return rc == DB_DONE || rc == DB_ROW ? 0 : db_status(rc);
 }
 
-int repo_bl_next_due(struct db_conn *conn, int64_t now, const char *owner, int64_t *at)
+/* Two reads that each walk a small part of an index, instead of a minimum over every pending
+ * row (a rollout to many relays has that many): the first retry by the pending rows' next_at
+ * order, and the live claims of others (at most their call slots) by the claim index. */
+static int first_int(struct db_stmt *st, int64_t *out)
 {
-    *at = 0;
-    struct db_stmt *st = db_query(
-        conn,
-        "SELECT min(CASE WHEN b.claim_owner IS NOT NULL AND b.claim_until > b.next_at"
-        " THEN b.claim_until ELSE b.next_at END) FROM blocklist_relay b"
-        " JOIN relay r ON r.id = b.relay_id WHERE b.want != b.applied AND r.status = 'active'"
-        " AND (b.next_at > ?1 OR (b.claim_until > ?1 AND b.claim_owner <> ?2))",
-        DB_INT(now), DB_TEXT(owner));
     if (!st)
         return DB_EGENERIC;
     int rc = db_step(st);
-    if (rc == DB_ROW)
-        *at = db_col_int64(st, 0);
+    *out = rc == DB_ROW ? db_col_int64(st, 0) : 0;
     db_reset(st);
     return db_status(rc);
+}
+
+int repo_bl_next_due(struct db_conn *conn, int64_t now, const char *owner, int64_t *at)
+{
+    int64_t retry = 0, claim = 0;
+    *at = 0;
+    int rc = first_int(db_query(conn,
+                                "SELECT b.next_at FROM blocklist_relay b JOIN relay r"
+                                " ON r.id = b.relay_id WHERE b.want != b.applied AND b.next_at > ?"
+                                " AND r.status = 'active' ORDER BY b.next_at LIMIT 1",
+                                DB_INT(now)),
+                       &retry);
+    if (rc == 0)
+        rc = first_int(db_query(conn,
+                                "SELECT min(claim_until) FROM blocklist_relay WHERE claim_owner"
+                                " IS NOT NULL AND claim_owner <> ? AND claim_until > ?",
+                                DB_TEXT(owner), DB_INT(now)),
+                       &claim);
+    *at = retry > 0 && (claim <= 0 || retry < claim) ? retry : claim;
+    return rc;
 }
 
 int repo_bl_claim(struct db_conn *conn, const char *relay, const char *pubkey, int want,

@@ -34,9 +34,9 @@ struct bl_item {
 int repo_bl_due(struct db_conn *conn, int64_t now, const char *domain, struct bl_item *items,
                 size_t max, size_t *n);
 
-/* When the next row becomes due without anyone saying so (unix ms; 0: none): the earliest
- * retry time (next_at > now) or end of another instance's live claim among the pending rows of
- * active relays. owner's own claims are left out: their answers come back to it. */
+/* When the next row may become due without anyone saying so (unix ms; 0: none): the earliest
+ * retry time (next_at > now) of a pending row of an active relay, or end of another instance's
+ * live claim. owner's own claims are left out: their answers come back to it. */
 int repo_bl_next_due(struct db_conn *conn, int64_t now, const char *owner, int64_t *at);
 
 /* Claims (relay, pubkey) for owner until `until` (unix ms) if it is still what a due read saw:
