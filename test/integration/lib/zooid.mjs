@@ -521,7 +521,11 @@ export async function startZooid({ whitelist = [], apiHost, window = 60, members
   const server = http.createServer((req, res) => {
     handle(req, res).catch((e) => send(res, 500, { error: String(e) }))
   })
-  server.keepAliveTimeout = 5000
+  // zooid serves with Go's http.ListenAndServe: no idle timeout on kept-alive connections. Node's
+  // 5 s here made a test whose event loop was blocked for 5 s (spawnSync of a tool on a loaded
+  // machine) reuse a connection this server had just closed ('fetch failed'). stop() destroys
+  // every socket, so nothing outlives the test.
+  server.keepAliveTimeout = 600000
   server.on('connection', (s) => {
     z._sockets.add(s)
     s.on('close', () => z._sockets.delete(s))
