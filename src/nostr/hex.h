@@ -10,6 +10,9 @@ void hex_encode(const uint8_t *in, size_t n, char *out);
 /* Decodes exactly 2*n hex characters (hex_len must equal 2*n; upper or lower case) into out.
  * Returns 0, or -1 on a wrong length or a non-hex character. */
 int hex_decode(const char *hex, size_t hex_len, uint8_t *out, size_t n);
+/* As hex_decode, lowercase digits only (the canonical form of ids, keys and signatures): one
+ * pass validates and decodes. Returns 0, or -1 on a wrong length or any other character. */
+int hex_decode_lower(const char *hex, size_t hex_len, uint8_t *out, size_t n);
 /* The value of one hex digit (upper or lower case), or -1. The program's one hex decoder
  * (percent-escapes, NWC URIs and the decoders above use it). */
 int hex_digit(char c);

@@ -48,6 +48,32 @@ TEST(nostr_hex_decode_table)
                        cases[i].rc);
         if (rc == 0)
             ASSERT(memcmp(out, cases[i].want, cases[i].n) == 0);
+        /* the lowercase decoder: the same answers, and uppercase digits refused */
+        int upper = strpbrk(cases[i].in, "ABCDEF") != NULL;
+        rc = hex_decode_lower(cases[i].in, strlen(cases[i].in), out, cases[i].n);
+        ASSERT_EQ(rc, upper ? -1 : cases[i].rc);
+        if (rc == 0)
+            ASSERT(memcmp(out, cases[i].want, cases[i].n) == 0);
+    }
+}
+
+/* Every byte in every position of a 4-digit input: the lowercase decoder accepts exactly the
+ * inputs hex_decode accepts without an uppercase digit, with the same bytes. */
+TEST(nostr_hex_decode_lower_every_byte)
+{
+    char in[5] = "a0f9";
+    for (int pos = 0; pos < 4; pos++) {
+        for (int c = 1; c < 256; c++) {
+            uint8_t want[2], got[2];
+            char s[5];
+            memcpy(s, in, 5);
+            s[pos] = (char)c;
+            int rc = hex_decode(s, 4, want, 2);
+            int lower = !(c >= 'A' && c <= 'F');
+            ASSERT_EQ(hex_decode_lower(s, 4, got, 2), rc == 0 && lower ? 0 : -1);
+            if (rc == 0 && lower)
+                ASSERT(memcmp(want, got, 2) == 0);
+        }
     }
 }
 
