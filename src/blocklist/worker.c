@@ -63,7 +63,7 @@ struct slot {
 
 struct load_job {
     struct blocklist *b;
-    int64_t now;          /* the due query's and the claim's time (unix ms) */
+    int64_t now;          /* the due query's time, then the claim's (unix ms) */
     int64_t next_due;     /* repo_bl_next_due: when to look again (unix ms; 0: nothing waits) */
     uint64_t claimed_at;  /* clock_mono_ms before the claim was written: its lease starts */
     size_t n, cap;        /* rows read, room */
@@ -393,6 +393,9 @@ static void load_done(int status, void *arg)
         load_end(b, j, status);
         return;
     }
+    /* The claim's time: its lease runs from here on both clocks (the write may wait in the
+     * writer's queue, which only shortens what is left of it). */
+    j->now = wall_ms();
     j->claimed_at = clock_mono_ms();
     b->db_jobs++;
     int rc = db_write(b->app->db, DB_CRASH_SAFE, claim_work, claim_done, j);
