@@ -120,13 +120,13 @@ static int fail_relay(struct api_call *call, const struct relay_error *e)
     return api_fail(call, e->status, e->code, "%s", e->msg);
 }
 
-/* Writes the activity row, marks the relay for zooid (a new row already is: unsynced, no
- * attempt, due now) and asks for a kick after commit. */
+/* A change of an existing relay: writes the activity row, marks the relay for zooid and asks
+ * for a kick after commit. */
 static int record_change(struct db_conn *conn, struct api_call *call, const char *tenant,
                          const char *id, const char *type, const char *plan, const char *status)
 {
     int rc = repo_activity_insert(conn, tenant, type, "relay", id, plan, status, call->ctx->now);
-    if (rc == 0 && !call->created)
+    if (rc == 0)
         rc = repo_relay_mark_dirty(conn, id);
     if (rc == 0)
         api_after_commit(call, APP_RELAY_CHANGED, id);
@@ -212,7 +212,20 @@ static int create_relay(struct db_conn *conn, struct api_call *call)
     if (rc == DB_ECONSTRAINT)
         return api_fail(call, 422, "subdomain-exists", "subdomain is already taken");
     call->created = 1;
-    return rc ? rc : record_change(conn, call, f->tenant, id, "create_relay", f->plan, "active");
+    /* One job per creation: the block-list rows are written here (so the block list does not
+     * run a second write job for the event), and the answer is built from what was inserted
+     * rather than read back. A new row is already due for zooid (unsynced, no attempt). */
+    if (rc == 0)
+        rc = repo_activity_insert(conn, f->tenant, "create_relay", "relay", id, f->plan, "active",
+                                  call->ctx->now);
+    if (rc == 0)
+        rc = repo_relay_blocklist_rows(conn, id);
+    if (rc != 0)
+        return rc;
+    api_after_commit(call, APP_RELAY_CREATED, id);
+    call->data =
+        repo_relay_new_json(f, id, schema, call->ctx->now, call->ctx->app->cfg.relay_domain);
+    return 0;
 }
 
 /* Who owns the new relay: the caller, or the body's tenant for an admin. */

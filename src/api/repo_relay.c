@@ -38,6 +38,17 @@ const char *const relay_flag_names[RF_COUNT] = {
 /* Only the owner (or an admin: owner NULL) sees a relay. */
 #define RELAY_VISIBLE " (?2 IS NULL OR tenant = ?2)"
 
+/* moderators: "hex,hex" as stored (NULL or "" = none) -> a JSON array of hex pubkeys. */
+static void add_moderators(cJSON *o, const char *m)
+{
+    cJSON *mods = cJSON_AddArrayToObject(o, "moderators");
+    for (size_t i = 0; m && strlen(m) >= i + 64; i += 65) {
+        char pk[65];
+        snprintf(pk, sizeof(pk), "%.64s", m + i);
+        cJSON_AddItemToArray(mods, cJSON_CreateString(pk));
+    }
+}
+
 static cJSON *relay_row(struct db_stmt *st, const void *arg)
 {
     const char *domain = arg; /* RELAY_DOMAIN, "" when unset */
@@ -66,14 +77,45 @@ static cJSON *relay_row(struct db_stmt *st, const void *arg)
     cJSON_AddBoolToObject(o, "over_member_limit",
                           !db_col_is_null(st, 21) && p && p->members >= 0 &&
                               db_col_int64(st, 21) > p->members);
-    cJSON *mods = cJSON_AddArrayToObject(o, "moderators");
-    const char *m = db_col_str(st, 20);
-    for (size_t i = 0; m && strlen(m) >= i + 64; i += 65) {
-        char pk[65];
-        snprintf(pk, sizeof(pk), "%.64s", m + i);
-        cJSON_AddItemToArray(mods, cJSON_CreateString(pk));
-    }
+    add_moderators(o, db_col_str(st, 20));
     return o;
+}
+
+cJSON *repo_relay_new_json(const struct relay_fields *f, const char *id, const char *schema,
+                           int64_t now, const char *domain)
+{
+    cJSON *o = cJSON_CreateObject();
+    char host[512];
+    relay_target_host(f->subdomain, domain, host, sizeof(host));
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "tenant", f->tenant);
+    cJSON_AddStringToObject(o, "subdomain", f->subdomain);
+    cJSON_AddStringToObject(o, "host", host);
+    cJSON_AddStringToObject(o, "schema", schema);
+    cJSON_AddStringToObject(o, "plan", f->plan);
+    cJSON_AddStringToObject(o, "status", "active");
+    cJSON_AddBoolToObject(o, "synced", 0); /* zooid has not accepted it yet */
+    cJSON_AddNullToObject(o, "sync_error");
+    cJSON_AddStringToObject(o, "info_name", f->info_name ? f->info_name : "");
+    cJSON_AddStringToObject(o, "info_icon", f->info_icon ? f->info_icon : "");
+    cJSON_AddStringToObject(o, "info_description", f->info_description ? f->info_description : "");
+    for (int i = 0; i < RF_COUNT; i++)
+        cJSON_AddBoolToObject(o, relay_flag_names[i], f->flags[i] != 0);
+    cJSON_AddNumberToObject(o, "created_at", (double)now);
+    cJSON_AddNumberToObject(o, "updated_at", (double)now);
+    cJSON_AddNullToObject(o, "members_count"); /* never read yet */
+    cJSON_AddBoolToObject(o, "over_member_limit", 0);
+    add_moderators(o, f->moderators);
+    return o;
+}
+
+int repo_relay_blocklist_rows(struct db_conn *conn, const char *id)
+{
+    ASSERT_POOL_THREAD();
+    return db_run(conn,
+                  "INSERT INTO blocklist_relay(relay_id, pubkey, want)"
+                  " SELECT ?, pubkey, 1 FROM blocklist WHERE state = 'active'",
+                  DB_TEXT(id));
 }
 
 int repo_relay_get(struct db_conn *conn, const char *id, const char *owner, const char *domain,

@@ -62,6 +62,16 @@ int repo_relay_unique_schema(struct db_conn *conn, const char *base, char *out, 
 /* New active relay (f complete: tenant, subdomain, plan; NULL info_* = ""); secret is 64 hex. */
 int repo_relay_insert(struct db_conn *conn, const struct relay_fields *f, const char *id,
                       const char *schema, const char *secret, int64_t now);
+/* The Relay JSON of the relay repo_relay_insert(f, id, schema, now) just inserted, built from
+ * those values instead of read back (the database adds nothing a new relay shows: not synced,
+ * no sync error, no member count yet). Any thread. */
+cJSON *repo_relay_new_json(const struct relay_fields *f, const char *id, const char *schema,
+                           int64_t now, const char *domain);
+/* A new relay's block-list rows: one to ban per active entry of the operator's block list
+ * (PRODUCT.md §3.3: the list reaches every relay created later), written in the creating
+ * transaction, so no new relay is ever without them; the block-list worker sends them once
+ * zooid serves the relay (APP_RELAY_SYNCED). */
+int repo_relay_blocklist_rows(struct db_conn *conn, const char *id);
 /* Replaces the writable fields (f complete) and updated_at. */
 int repo_relay_update(struct db_conn *conn, const char *id, const struct relay_fields *f,
                       int64_t now);

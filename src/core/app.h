@@ -28,6 +28,8 @@ struct db_notify; /* other instances' changes (src/db/notify.c, core/wake.h) */
  * do not call each other for these. Loop thread only. */
 enum app_event {
     APP_RELAY_CHANGED,          /* id: relay id; its config must reach zooid */
+    APP_RELAY_CREATED,          /* id: relay id; a new relay (its block-list rows were written
+                                 * with it): its config must reach zooid */
     APP_TENANT_BILLING_CHANGED, /* id: tenant pubkey; its wallet changed, collect now */
     APP_BLOCKLIST_CHANGED,      /* id: pubkey; an operator block-list entry was added or removed */
     APP_RELAY_SYNCED,           /* id: relay id; zooid accepted its config (it serves the host) */

@@ -1,5 +1,6 @@
 #include "core/store.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,15 +41,38 @@ void repo_new_id(char out[33])
     hex_encode(raw, sizeof(raw), out);
 }
 
+/* The process's id sequence (see repo_new_time_id): starts at a random point, so the ids of
+ * instances sharing a database fall in separate stretches of each second. */
+static _Atomic uint32_t id_seq;
+static _Atomic int id_seq_ready;
+
+static uint32_t next_id_seq(void)
+{
+    if (!atomic_load_explicit(&id_seq_ready, memory_order_acquire)) {
+        uint32_t start = 0;
+        nostr_random((uint8_t *)&start, sizeof(start));
+        /* Two first calls racing may both start it: each id is still unique by its random
+         * part, only one of them lands out of order. */
+        atomic_store(&id_seq, start);
+        atomic_store_explicit(&id_seq_ready, 1, memory_order_release);
+    }
+    return atomic_fetch_add(&id_seq, 1);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
 void repo_new_time_id(char out[33], int64_t now)
 {
     uint8_t raw[16];
-    uint32_t t = now > 0 ? (uint32_t)now : 0;
-    raw[0] = (uint8_t)(t >> 24);
-    raw[1] = (uint8_t)(t >> 16);
-    raw[2] = (uint8_t)(t >> 8);
-    raw[3] = (uint8_t)t;
-    nostr_random(raw + 4, sizeof(raw) - 4);
+    put_be32(raw, now > 0 ? (uint32_t)now : 0);
+    put_be32(raw + 4, next_id_seq());
+    nostr_random(raw + 8, sizeof(raw) - 8);
     hex_encode(raw, sizeof(raw), out);
 }
 

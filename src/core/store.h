@@ -60,10 +60,12 @@ int repo_json_page(struct db_stmt *st, repo_row_fn *row, const void *arg,
 int repo_ping(struct db_conn *conn);
 /* Random id: 32 lowercase hex characters + NUL into out (>= 33 bytes). */
 void repo_new_id(char out[33]);
-/* The same shape (32 lowercase hex digits) with the creation time in front: 8 digits of now
- * (seconds), then 96 random bits. Rows created together then sit together at the end of
- * every index on the id (the primary key's, the activity's resource index) instead of one
- * random page each: fewer pages written per insert. Not a secret either way. */
+/* The same shape (32 lowercase hex digits), ascending as they are made: 8 digits of now
+ * (seconds), 8 of a per-process sequence, then 64 random bits. Rows created together then sit
+ * together at the end of every index on the id (the primary key's, the activity's resource
+ * index, the (created_at, id) ones) instead of one page each anywhere in the second's stretch
+ * (with random bits after the second, a group commit of 30 creations wrote ~30 pages of each
+ * such index). Not a secret either way. Thread-safe. */
 void repo_new_time_id(char out[33], int64_t now);
 
 #endif

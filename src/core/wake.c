@@ -19,6 +19,9 @@ static const char *const channel_of[APP_EVENT_COUNT] = {
 int app_publish(struct db_conn *conn, enum app_event ev, const char *id)
 {
     ASSERT_POOL_THREAD();
+    /* Other instances hear a new relay as a change: their sync workers may claim it. */
+    if (ev == APP_RELAY_CREATED)
+        ev = APP_RELAY_CHANGED;
     if ((unsigned)ev >= APP_EVENT_COUNT || !channel_of[ev])
         return 0;
     return db_notify_send(conn, channel_of[ev], id ? id : "");

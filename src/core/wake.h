@@ -6,6 +6,7 @@
  *
  *   event                          published by                     heard by
  *   APP_RELAY_CHANGED (relay id)   repo_relay_mark_dirty            sync worker, block list
+ *   APP_RELAY_CREATED (relay id)   POST /relays, heard elsewhere as APP_RELAY_CHANGED
  *   APP_DM_QUEUED ("")             robot_queue_dm_sql               robot outbox
  *   APP_BLOCKLIST_CHANGED (pubkey) the API's block-list writes       block list
  *   (any shared event)             the API's write (api/respond.c)

@@ -351,8 +351,9 @@ void sw_on_breaker_reopen(uv_timer_t *t)
 
 /* ---- public --------------------------------------------------------------------------- */
 
-/* APP_RELAY_CHANGED: a committed change to the relay (this instance's, or another's heard
- * through core/wake.h: the claim decides which instance syncs it). */
+/* APP_RELAY_CHANGED, APP_RELAY_CREATED: a committed change to the relay, or a new one (this
+ * instance's, or another's heard through core/wake.h: the claim decides which instance syncs
+ * it). */
 static void on_relay_changed(void *owner, const char *relay_id)
 {
     sync_worker_kick(owner, relay_id);
@@ -450,6 +451,7 @@ int sync_worker_start(struct sync_worker **out, struct app *app)
     uv_timer_init(app->loop, &in->reopen);
     start_reconciling(in);
     app_on(app, APP_RELAY_CHANGED, on_relay_changed, in);
+    app_on(app, APP_RELAY_CREATED, on_relay_changed, in);
     app_on(app, APP_RECONCILE, on_reconcile_event, in);
     app_add_sampler(app, sample_gauges, in);
     LOG_INFO("sync: zooid sync worker started (%s)", app->cfg.zooid_api_url);
@@ -541,6 +543,7 @@ void sync_worker_stop(struct sync_worker *in, void (*cb)(void *arg), void *arg)
     if (stop_enter(in ? &in->stop : NULL, cb, arg) != 0)
         return;
     app_off(in->app, APP_RELAY_CHANGED, in);
+    app_off(in->app, APP_RELAY_CREATED, in);
     app_off(in->app, APP_RECONCILE, in);
     app_remove_sampler(in->app, in);
     while (list_pop(&in->ready))

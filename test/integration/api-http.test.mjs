@@ -166,6 +166,18 @@ test('POST /relays validation: every field', async () => {
     groups_enabled: true, management_enabled: true, blossom_enabled: true, livekit_enabled: true, push_enabled: true
   }), 201)
   for (const k of relayKeys.filter((k) => k.endsWith('_enabled') || k.startsWith('policy_'))) assert.equal(full[k], true, k)
+  // A creation's answer is built from what it inserted, not read back: it is exactly what a
+  // read of the new relay answers (same keys in the same order, same values).
+  const created = await call(srv.url, alice, 'POST', '/relays', {
+    subdomain: 'same-as-read', plan: 'growth', info_icon: 'https://x.example/i.png', groups_enabled: true,
+    moderators: [newUser().pk, newUser().pk]
+  })
+  assert.equal(created.status, 201, created.text)
+  assert.equal(created.body.data.moderators.length, 2)
+  const read = await call(srv.url, alice, 'GET', `/relays/${created.body.data.id}`)
+  assert.equal(read.text, created.text)
+  const fullRead = await call(srv.url, alice, 'GET', `/relays/${full.id}`)
+  assert.deepEqual(fullRead.body.data, full)
 })
 
 test('PUT /relays/:id: given fields replace, others stay; validation', async () => {
