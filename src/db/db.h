@@ -13,8 +13,9 @@
  * runs on the loop thread with work's status (0, or a negative code; DB_EBUSY/DB_ECONSTRAINT
  * etc. below, or whatever negative value work returned). If work returns non-zero the
  * transaction is rolled back. Writes waiting together are committed together (group commit,
- * up to 64 per COMMIT): each job runs in its own SAVEPOINT, so a failing job is rolled back
- * alone and the others commit; every done runs only after the COMMIT, in submission order.
+ * up to 64 per COMMIT): a failing job is rolled back alone and the others commit (each job in
+ * its own SAVEPOINT; on SQLite only once a job failed after changing rows, see db.c); every
+ * done runs only after the COMMIT, in submission order.
  * Reads waiting for a connection are likewise run back to back on one pool thread (up to 16
  * per hand-off, shared among the readers, in one read transaction: one snapshot), each done in
  * submission order; list reads (db_read_list) wait in a lane of their own, one per hand-off.

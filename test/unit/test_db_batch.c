@@ -1,12 +1,15 @@
-/* Group commit (db.c): write jobs queued together share one transaction, each in its own
- * savepoint. */
+/* Group commit (db.c): write jobs queued together share one transaction; a failing job is
+ * undone alone (on SQLite by running the batch again with a savepoint per job, only when a
+ * job failed after changing rows). */
 #include <sqlite3.h>
 
 #include "test.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "db/db.h"
+#include "util/util.h"
 
 struct order {
     int next;      /* done calls seen so far */
@@ -17,13 +20,20 @@ struct order {
 struct job {
     struct order *o;
     int index;
-    int fail; /* 0 ok, 1 insert then fail, 2 constraint */
+    int fail; /* 0 ok, 1 insert then fail, 2 constraint, 3 refuse before writing, 4 its only
+               * insert collides */
+    int runs; /* times work ran */
 };
 
 static int work(struct db_conn *conn, void *arg)
 {
     struct job *j = arg;
     char sql[128];
+    j->runs++;
+    if (j->fail == 3)
+        return DB_ENOTFOUND;
+    if (j->fail == 4)
+        return db_exec(conn, "INSERT INTO setting(key, value) VALUES ('k0', 'collides')");
     snprintf(sql, sizeof(sql), "INSERT INTO setting(key, value) VALUES ('k%d', 'v')", j->index);
     int rc = db_exec(conn, sql);
     if (rc == 0 && j->fail == 1)
@@ -72,7 +82,7 @@ TEST(db_batch_failures_alone_others_commit_in_order)
     uv_loop_init(&loop);
     ASSERT_OK(db_open(&db, &loop, path));
     for (int i = 0; i < 200; i++) {
-        jobs[i] = (struct job){&o, i, i % 37 == 5 ? 1 : i % 41 == 7 ? 2 : 0};
+        jobs[i] = (struct job){&o, i, i % 37 == 5 ? 1 : i % 41 == 7 ? 2 : 0, 0};
         ASSERT_OK(db_write(db, DB_CRASH_SAFE, work, done, &jobs[i]));
     }
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -95,6 +105,59 @@ TEST(db_batch_failures_alone_others_commit_in_order)
     db_close(db, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_OK(uv_loop_close(&loop));
+}
+
+/* Jobs that fail without having changed a row (a refusal before writing, an insert that
+ * collides) need no undo: their batch runs once, without savepoints, and commits the others.
+ * A job that fails after an insert sends its batch back once, with savepoints. */
+TEST(db_batch_redo_only_after_a_changed_row)
+{
+    static const struct {
+        int fails[6];
+        int redo_at; /* the job whose failure sends the batch back (0: none): it and the
+                      * jobs before it run twice, those after it once */
+    } rounds[] = {
+        {{0, 0, 3, 0, 4, 0}, 0}, {{0, 3, 3, 4, 0, 0}, 0}, {{0, 0, 1, 0, 0, 0}, 2},
+        {{0, 0, 0, 0, 0, 2}, 5}, {{0, 3, 4, 1, 0, 2}, 3},
+    };
+    for (size_t r = 0; r < ARRAY_SIZE(rounds); r++) {
+        uv_loop_t loop;
+        char dir[64], path[128];
+        struct db *db = NULL;
+        static struct order o;
+        static struct job jobs[6];
+        int counts[2] = {0, 0}, expected = 0;
+        memset(&o, 0, sizeof(o));
+        test_tmpdir(dir, sizeof(dir));
+        snprintf(path, sizeof(path), "%s/r%zu.db", dir, r);
+        uv_loop_init(&loop);
+        ASSERT_OK(db_open(&db, &loop, path));
+        /* k0 first, alone (a loop turn passes before the others are submitted). */
+        jobs[0] = (struct job){&o, 0, 0, 0};
+        ASSERT_OK(db_write(db, DB_CRASH_SAFE, work, done, &jobs[0]));
+        uv_run(&loop, UV_RUN_NOWAIT);
+        for (int i = 1; i < 6; i++) {
+            jobs[i] = (struct job){&o, i, rounds[r].fails[i], 0};
+            ASSERT_OK(db_write(db, DB_CRASH_SAFE, work, done, &jobs[i]));
+        }
+        uv_run(&loop, UV_RUN_DEFAULT);
+        for (int i = 1; i < 6; i++) {
+            ASSERT_EQ(jobs[i].runs, i <= rounds[r].redo_at ? 2 : 1);
+            if (jobs[i].fail == 0) {
+                ASSERT_OK(o.seen[i]);
+                expected++;
+            } else {
+                ASSERT(o.seen[i] == DB_ENOTFOUND || o.seen[i] == DB_ECONSTRAINT);
+            }
+        }
+        ASSERT_OK(db_read(db, count, count_done, counts));
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_EQ(counts[0], expected + 1); /* k0 and the jobs that succeeded, nothing else */
+        ASSERT_EQ(counts[1], 1);            /* k0 kept its value */
+        db_close(db, NULL, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_OK(uv_loop_close(&loop));
+    }
 }
 
 /* The level each write job saw inside its transaction (PRAGMA synchronous: 1 NORMAL, 2 FULL). */
