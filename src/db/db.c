@@ -598,6 +598,10 @@ static void job_after(uv_work_t *req, int status)
         db->lists_running--;
     if (job->conn == &db->writer)
         maybe_checkpoint(db);
+    /* The connection is free: the jobs that waited for it start now, before this hand-off's
+     * done callbacks answer their clients, so the writer commits the next batch while the
+     * loop sends this one's answers (it used to idle through all of them). */
+    dispatch(db);
     while (job) { /* a write batch: every job, in order */
         struct db_job *next = job->next;
         db->depth--;
