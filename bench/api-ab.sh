@@ -13,7 +13,9 @@
 #   healthz  GET /healthz; baseline nginx
 #   post     POST /relays, a unique subdomain per request (bench/lua/create.lua), an admin's
 #            session token; no baseline; target p99 < 5 ms
-# Each run is wrk -t1 -c64 -d${BENCH_DURATION:-5}s --latency. Printed per run: the baseline,
+# BENCH_ENGINE=postgres runs every server on a new database of one throwaway PostgreSQL cluster
+# (bench/lib.sh's pg_cluster, or BENCH_PG_URL's server) and adds PostgreSQL's CPU per request.
+# Each run is wrk -t1 -c64 (BENCH_CONNECTIONS) -d${BENCH_DURATION:-5}s --latency. Printed per run: the baseline,
 # req/s, p99 (ms), the server's CPU time per request (all threads, from /proc: it moves much
 # less with the machine's load than req/s), the ratio, and the load average.
 # Servers bind 127.0.0.1 and are stopped by PID. A binary of another commit:
@@ -28,7 +30,12 @@ ROUNDS=${4:-3}
 DUR=${BENCH_DURATION:-5}
 command -v wrk >/dev/null || { echo "api-ab: wrk not installed, skipped"; exit 0; }
 TMP=$(mktemp -d /tmp/caravel-ab-XXXXXX)
-trap 'nginx_stop; caravel_stop; rm -rf "$TMP"' EXIT
+trap 'nginx_stop; caravel_stop; pg_cluster_stop; rm -rf "$TMP"' EXIT
+ENGINE=${BENCH_ENGINE:-sqlite}
+if [ "$ENGINE" = postgres ]; then
+  chmod 711 "$TMP" # the cluster runs as an unprivileged user when this runs as root
+  pg_cluster "$TMP/pg"
+fi
 new_keys
 TOKFILE=${BENCH_TOKFILE:-build/bench/fresh-tokens.txt}
 if [ "$ROUTE" = fresh ]; then
@@ -49,10 +56,17 @@ baseline () {
   esac
 }
 
-# one_run BIN: prints "req/s p99 cpu_us"
+# one_run BIN NAME: prints "req/s p99 cpu_us pg_cpu_us" (NAME: the run's database, postgres)
 one_run () {
-  local dir session id; dir=$(mktemp -d "$TMP/r-XXXX")
-  caravel_start "$1" "$dir"
+  local dir session id db="" p0 p1; dir=$(mktemp -d "$TMP/r-XXXX")
+  [ "$ENGINE" != postgres ] || db=$(pg_create "$2")
+  caravel_start "$1" "$dir" ${db:+"DATABASE_URL=$db"}
+  if [ "$ROUTE" = post ]; then
+    if [ -n "$db" ]; then pg_tenants "$db" >/dev/null; else bench_tenants "$dir/c.db"; fi
+  fi
+  # shellcheck disable=SC2086 # the postmaster's PID, none on SQLite
+  p0=$(proc_cpu $PG_PID)
+  {
   case $ROUTE in
     fresh) BENCH_TOKENS="$TOKFILE" wrk_run "$CARAVEL_PID" "$dir/wrk" -s bench/lua/fresh.lua \
              "$CARAVEL_URL/identity" ;;
@@ -64,10 +78,14 @@ one_run () {
       BENCH_TOKEN="$session" wrk_run "$CARAVEL_PID" "$dir/wrk" -s bench/lua/static.lua \
         "$CARAVEL_URL/relays/$id" ;;
     post)
-      bench_tenants "$dir/c.db"
       BENCH_TOKEN="$ADMIN_SESSION" BENCH_PREFIX=ab BENCH_TENANTS=1 \
         wrk_run "$CARAVEL_PID" "$dir/wrk" -s bench/lua/create.lua "$CARAVEL_URL/relays" ;;
   esac
+  } | tr '\n' ' '
+  # shellcheck disable=SC2086
+  p1=$(proc_cpu $PG_PID)
+  awk -v c=$((p1 - p0)) -v hz="$(getconf CLK_TCK)" -v pg="$PG_PID" '/requests in/ { n = $1 }
+      END { if (n > 0 && pg != "") printf "%.1f\n", c * 1e6 / hz / n; else print "-" }' "$dir/wrk"
   if grep -q 'wrapped=[1-9]' "$dir/wrk"; then echo "api-ab: fresh tokens ran out" >&2; fi
   local bad; bad=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$dir/wrk")
   [ -z "$bad" ] || echo "api-ab: $bad non-2xx answers" >&2
@@ -75,17 +93,19 @@ one_run () {
 }
 ADMIN_SESSION=$(tokens session "$ADMIN_SK" "$PUBLIC_URL_BENCH")
 
-echo "$ROUTE A/B, wrk -t1 -c64 -d${DUR}s, $(nproc) vCPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$ROUTE A/B, wrk -t1 -c${BENCH_CONNECTIONS:-64} -d${DUR}s, $(nproc) vCPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "A = $A"
 echo "B = $B"
-printf '%-5s %-3s %-34s %9s %8s %8s %7s  %s\n' round bin baseline "req/s" "p99 ms" "CPU us" ratio load
+echo "engine: $ENGINE"
+printf '%-5s %-3s %-34s %9s %8s %8s %7s %7s  %s\n' round bin baseline "req/s" "p99 ms" "CPU us" \
+  "PG us" ratio load
 for r in $(seq 1 "$ROUNDS"); do
   for side in A B; do
     bin=$A; [ "$side" = B ] && bin=$B
     read -r base unit < <(baseline)
-    read -r rps p99 cpu < <(one_run "$bin")
+    read -r rps p99 cpu pgcpu < <(one_run "$bin" "ab_$r${side,,}")
     ratio=$(awk -v a="$rps" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-    printf '%-5s %-3s %-34s %9s %8s %8s %7s  %s\n' "$r" "$side" "$base $unit" "$rps" "$p99" "$cpu" \
-      "$ratio" "$(cut -d' ' -f1 /proc/loadavg)"
+    printf '%-5s %-3s %-34s %9s %8s %8s %7s %7s  %s\n' "$r" "$side" "$base $unit" "$rps" "$p99" \
+      "$cpu" "$pgcpu" "$ratio" "$(cut -d' ' -f1 /proc/loadavg)"
   done
 done

@@ -108,12 +108,12 @@ proc_cpu () {
 
 # wrk_run "PID..." OUT ARGS... : wrk -t1 -c64 -d${DUR}s --latency ARGS (environment as given)
 # into OUT; prints "req/s p99_ms cpu_us_per_request" (cpu: the PIDs and their children, all
-# threads).
+# threads). BENCH_CONNECTIONS replaces the 64 (1: one request at a time, no batching).
 wrk_run () {
   local pids=$1 out=$2 c0 c1 n; shift 2
   # shellcheck disable=SC2086 # a list of PIDs
   c0=$(proc_cpu $pids)
-  wrk -t1 -c64 -d"${DUR}s" --latency "$@" >"$out" 2>&1 || true
+  wrk -t1 -c"${BENCH_CONNECTIONS:-64}" -d"${DUR}s" --latency "$@" >"$out" 2>&1 || true
   # shellcheck disable=SC2086
   c1=$(proc_cpu $pids)
   n=$(awk '/requests in/ {print $1}' "$out")

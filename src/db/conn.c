@@ -331,11 +331,9 @@ int conn_tx(struct db_conn *c, const char *sql)
     struct db_stmt *st = db_stmt(c, sql);
     if (!st)
         return DB_EGENERIC;
-    if (c->engine == DB_PG) {
-        int rc = pg_step(st);
-        pg_reset(st);
-        return rc == DB_ROW ? 0 : rc;
-    }
+    if (c->engine == DB_PG)
+        return pg_tx(st, strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "SAVEPOINT", 9) == 0 ||
+                             strncmp(sql, "RELEASE", 7) == 0);
     int rc = sqlite3_step(st->st);
     sqlite3_reset(st->st);
     if (rc == SQLITE_DONE)
@@ -362,8 +360,8 @@ void conn_end_reads(struct db_conn *c)
 
 int conn_in_tx(struct db_conn *c)
 {
-    if (c->engine == DB_PG)
-        return PQtransactionStatus(c->pg) != PQTRANS_IDLE;
+    if (c->engine == DB_PG) /* anything deferred is in a transaction or its BEGIN */
+        return c->n_deferred > 0 || PQtransactionStatus(c->pg) != PQTRANS_IDLE;
     return !sqlite3_get_autocommit(c->h);
 }
 

@@ -17,6 +17,9 @@ enum db_engine { DB_SQLITE, DB_PG };
 /* The advisory lock held while migrating (any constant, the same in every version). */
 #define PG_SCHEMA_LOCK_KEY "29383235585254764"
 
+/* Transaction statements that may wait for the next one on a PostgreSQL connection. */
+#define PG_DEFERRED_MAX 8
+
 /* Statements have at most this many parameters (the widest, an INSERT of a relay, has 19). */
 #define DB_MAX_PARAMS 32
 
@@ -49,6 +52,11 @@ struct db_conn {
     sqlite3 *h;
     PGconn *pg;
     int64_t changes; /* PostgreSQL: rows of the last INSERT/UPDATE/DELETE */
+    /* PostgreSQL: a write batch's BEGIN, SAVEPOINT and RELEASE wait here and reach the server
+     * in one round trip with the next statement (db/pg.c); round_trips counts them all. */
+    struct db_stmt *deferred[PG_DEFERRED_MAX];
+    int n_deferred;
+    int64_t round_trips;
 };
 
 /* The engine a DATABASE_URL names: postgres:// or postgresql:// is PostgreSQL, anything
@@ -80,6 +88,11 @@ int pg_exec(struct db_conn *c, const char *sql);
 int pg_prepare(struct db_stmt *st);
 void pg_bind(struct db_stmt *st, const struct db_param *p, size_t n);
 int pg_step(struct db_stmt *st);
+/* conn_tx on PostgreSQL: BEGIN, SAVEPOINT and RELEASE (defer) are kept for the next round
+ * trip and return 0 (unless a statement of the transaction failed already), their error
+ * showing in that round trip's result; anything else goes now, after them. A COMMIT that
+ * ended a failed transaction (the server answers ROLLBACK) is an error. */
+int pg_tx(struct db_stmt *st, int defer);
 void pg_reset(struct db_stmt *st);
 const char *pg_col(struct db_stmt *st, int col);
 int pg_col_is_int(struct db_stmt *st, int col);

@@ -1,7 +1,17 @@
 /* PostgreSQL behind the statement API (db/conn.h): synchronous libpq on the pool thread that
  * holds the connection, like SQLite. Each statement is translated (db/dialect.h) and
  * prepared once per connection as "s<index>"; db_step executes it on its first call with
- * the bound parameters as text and then walks the result's rows. */
+ * the bound parameters as text and then walks the result's rows.
+ *
+ * Round trips: a write batch is BEGIN, then per job SAVEPOINT, its statements and RELEASE,
+ * then COMMIT. Each statement waited for its answer, so the transaction statements were a
+ * quarter of a relay creation's round trips. BEGIN, SAVEPOINT and RELEASE now wait on the
+ * connection (pg_tx) and go out in libpq's pipeline mode together with the next statement,
+ * one round trip for all: the first statement of a job carries the previous job's RELEASE and
+ * its own SAVEPOINT, the COMMIT the last RELEASE. The server runs them in order and skips the
+ * rest after an error, so the first error is the round trip's result, as if each had been
+ * sent alone; a RELEASE that fails shows in the next job's statement (the batch fails either
+ * way: the COMMIT of a failed transaction is refused, see pg_tx). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,10 +73,70 @@ static int result_rc(struct db_conn *c, PGresult *res)
     return pg_error(c->pg, res);
 }
 
+static void stmt_name(const struct db_stmt *st, char name[24])
+{
+    snprintf(name, 24, "s%d", st->index);
+}
+
+static int send_prepared(PGconn *pg, const struct db_stmt *st)
+{
+    char name[24];
+    stmt_name(st, name);
+    return PQsendQueryPrepared(pg, name, st->n_params, st->values, NULL, NULL, 0);
+}
+
+/* The deferred transaction statements, then st (NULL: none), in one round trip (pipeline
+ * mode); st->res gets st's result. Returns 0 or the first error (the server skipped what
+ * followed it). */
+static int run_pipeline(struct db_conn *c, struct db_stmt *st)
+{
+    PGconn *pg = c->pg;
+    int n = c->n_deferred, ok = PQenterPipelineMode(pg) == 1, rc = 0, query = 0, nulls = 0;
+    c->n_deferred = 0;
+    c->round_trips++;
+    for (int i = 0; ok && i < n; i++)
+        ok = send_prepared(pg, c->deferred[i]) == 1;
+    ok = ok && (!st || send_prepared(pg, st) == 1) && PQpipelineSync(pg) == 1;
+    if (!ok)
+        rc = pg_error(pg, NULL);
+    /* Each query's results end with a NULL; the sync's result ends the round trip. Two NULLs
+     * in a row: nothing more is coming (a lost connection). */
+    while (ok) {
+        PGresult *res = PQgetResult(pg);
+        if (!res) {
+            if (++nulls > 1)
+                break;
+            query++;
+            continue;
+        }
+        nulls = 0;
+        ExecStatusType s = PQresultStatus(res);
+        if (s == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        int qrc = s == PGRES_PIPELINE_ABORTED ? DB_EGENERIC : result_rc(c, res);
+        rc = rc ? rc : qrc;
+        if (st && query == n && !st->res)
+            st->res = res;
+        else
+            PQclear(res);
+    }
+    if (PQexitPipelineMode(pg) != 1 && rc == 0)
+        rc = pg_error(pg, NULL);
+    return rc;
+}
+
 int pg_exec(struct db_conn *c, const char *sql)
 {
+    if (c->n_deferred) {
+        int rc = run_pipeline(c, NULL);
+        if (rc != 0)
+            return rc;
+    }
     int n;
     char *text = dialect_pg(sql, &n);
+    c->round_trips++;
     PGresult *res = PQexec(c->pg, text);
     int rc = result_rc(c, res);
     PQclear(res);
@@ -93,6 +163,7 @@ int pg_open(struct db_conn *c, const char *url, enum conn_role role)
 
 void pg_close(struct db_conn *c)
 {
+    c->n_deferred = 0;
     if (c->pg)
         PQfinish(c->pg);
     c->pg = NULL;
@@ -121,6 +192,7 @@ static int server_prepare(struct db_stmt *st, const char *name)
         untyped |= st->types[i] == 0;
     /* A failed PREPARE aborts an open transaction: try it inside a savepoint. */
     int in_tx = untyped && PQtransactionStatus(pg) == PQTRANS_INTRANS;
+    st->c->round_trips += 1 + 2 * in_tx;
     if (in_tx)
         PQclear(PQexec(pg, "SAVEPOINT caravel_prepare"));
     PGresult *res = PQprepare(pg, name, st->pg_sql, st->n_params, st->types);
@@ -159,18 +231,32 @@ void pg_bind(struct db_stmt *st, const struct db_param *p, size_t n)
     }
 }
 
+/* Prepared on the server (the first use on this connection), or the error. */
+static int ensure_prepared(struct db_stmt *st)
+{
+    char name[24];
+    stmt_name(st, name);
+    return st->prepared ? 0 : server_prepare(st, name);
+}
+
 int pg_step(struct db_stmt *st)
 {
     if (!st->executed) {
-        char name[24];
-        snprintf(name, sizeof(name), "s%d", st->index);
+        struct db_conn *c = st->c;
         st->executed = 1;
         st->row = -1;
-        int prc = st->prepared ? 0 : server_prepare(st, name);
-        if (prc != 0)
-            return prc;
-        st->res = PQexecPrepared(st->c->pg, name, st->n_params, st->values, NULL, NULL, 0);
-        int rc = result_rc(st->c, st->res);
+        int rc = ensure_prepared(st);
+        if (rc != 0)
+            return rc;
+        if (c->n_deferred) {
+            rc = run_pipeline(c, st);
+        } else {
+            char name[24];
+            stmt_name(st, name);
+            c->round_trips++;
+            st->res = PQexecPrepared(c->pg, name, st->n_params, st->values, NULL, NULL, 0);
+            rc = result_rc(c, st->res);
+        }
         if (rc != 0) {
             PQclear(st->res);
             st->res = NULL;
@@ -181,6 +267,33 @@ int pg_step(struct db_stmt *st)
         return DB_DONE;
     st->row++;
     return st->row < PQntuples(st->res) ? DB_ROW : DB_DONE;
+}
+
+int pg_tx(struct db_stmt *st, int defer)
+{
+    struct db_conn *c = st->c;
+    int rc = ensure_prepared(st);
+    if (rc != 0)
+        return rc;
+    /* A transaction a statement already failed (a job that went on after an error) is told
+     * at once, as before: its RELEASE fails and the batch with it. */
+    if (defer && c->n_deferred < PG_DEFERRED_MAX && PQtransactionStatus(c->pg) != PQTRANS_INERROR) {
+        c->deferred[c->n_deferred++] = st;
+        return 0;
+    }
+    /* A ROLLBACK must run even when what waited would fail (the server would skip it). */
+    if (strcmp(st->pg_sql, "ROLLBACK") == 0)
+        c->n_deferred = 0;
+    rc = pg_step(st);
+    /* The server ends a transaction a failed statement aborted with a ROLLBACK, even when
+     * asked to COMMIT: nothing of the batch is durable, none of its jobs may be told so. */
+    if (rc == DB_DONE && st->res && strncmp(st->pg_sql, "COMMIT", 6) == 0 &&
+        strcmp(PQcmdStatus(st->res), "ROLLBACK") == 0) {
+        LOG_ERROR("postgres: COMMIT of a failed transaction rolled it back");
+        rc = DB_EGENERIC;
+    }
+    pg_reset(st);
+    return rc == DB_ROW ? 0 : rc;
 }
 
 void pg_reset(struct db_stmt *st)
@@ -216,6 +329,7 @@ int pg_lock_schema(struct db_conn *c, int lock)
 
 int pg_read_only(struct db_conn *c)
 {
+    c->round_trips++;
     PGresult *res = PQexec(c->pg, "SELECT pg_is_in_recovery()"
                                   " OR current_setting('transaction_read_only') = 'on'");
     int ro = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&

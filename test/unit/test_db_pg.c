@@ -5,7 +5,9 @@
  * Covered: the migrations on an empty database, twice (applied once), and by two processes
  * at once (advisory lock: each applied and recorded exactly once); the statement API (types,
  * NULL, 64-bit extremes, constraints, IS ?, booleans, changes); the job model (group commit
- * with a failing job rolled back alone, reads, the read-only readers). */
+ * with a failing job rolled back alone, reads, the read-only readers); the round trips of a
+ * batch (each job's SAVEPOINT and RELEASE ride with a statement) and a job that went on after
+ * a failed statement (never acknowledged: its transaction is lost). */
 #include "test.h"
 
 #include "db_fixture.h"
@@ -15,6 +17,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "db/conn.h"
 #include "db/db.h"
 #include "db/migrations.h"
 #include "util/util.h"
@@ -187,18 +190,41 @@ static void closed(void *arg)
     *(int *)arg = 1;
 }
 
+/* A job-model test's own database, opened on its own loop. */
+struct pg_db {
+    char url[512], name[64];
+    uv_loop_t loop;
+    struct db *db;
+};
+
+/* 0: no PostgreSQL for this run (the test is skipped). */
+static int pg_db_open(struct pg_db *t)
+{
+    if (!test_pg_fresh_db("caravel_unit", t->url, sizeof(t->url), t->name, sizeof(t->name)))
+        return 0;
+    uv_loop_init(&t->loop);
+    t->db = NULL;
+    ASSERT_OK(db_open(&t->db, &t->loop, t->url));
+    return 1;
+}
+
+static void pg_db_close(struct pg_db *t)
+{
+    int is_closed = 0;
+    db_close(t->db, closed, &is_closed);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    ASSERT(is_closed);
+    ASSERT_OK(uv_loop_close(&t->loop));
+}
+
 TEST_TIMEOUT(db_pg_statements_and_job_model, 60)
 {
-    char url[512], name[64];
-    if (!test_pg_fresh_db("caravel_unit", url, sizeof(url), name, sizeof(name)))
+    struct pg_db pd;
+    if (!pg_db_open(&pd))
         return;
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct db *db = NULL;
+    struct db *db = pd.db;
     struct tally t = {0}, bad = {0};
     int64_t seen = -1;
-    int is_closed = 0;
-    ASSERT_OK(db_open(&db, &loop, url));
     ASSERT(!db_read_only(db));
     ASSERT(db_shared(db)); /* other instances write it too */
     ASSERT_OK(db_write(db, DB_POWER_SAFE, params_work, tally_done, &t));
@@ -207,21 +233,102 @@ TEST_TIMEOUT(db_pg_statements_and_job_model, 60)
     ASSERT_OK(db_write(db, DB_CRASH_SAFE, good_work, job_done, &k1));
     ASSERT_OK(db_write(db, DB_CRASH_SAFE, bad_work, tally_done, &bad));
     ASSERT_OK(db_write(db, DB_CRASH_SAFE, good_work, job_done, &k2));
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(&pd.loop, UV_RUN_DEFAULT);
     ASSERT_EQ(t.ok, 1);
     ASSERT_EQ(k1.status, 0);
     ASSERT_EQ(k2.status, 0);
     ASSERT_EQ(bad.failed, 1);
     ASSERT_OK(db_read(db, read_work, read_done, &seen));
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(&pd.loop, UV_RUN_DEFAULT);
     ASSERT_EQ(seen, 2);
-    db_close(db, closed, &is_closed);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    ASSERT(is_closed);
-    ASSERT_OK(uv_loop_close(&loop));
+    pg_db_close(&pd);
     struct db_conn *c = NULL;
-    ASSERT_OK(db_conn_open(&c, url, 0));
+    ASSERT_OK(db_conn_open(&c, pd.url, 0));
     ASSERT_EQ(scalar(c, "SELECT count(*) FROM setting WHERE key = 'gone'"), 0);
     db_conn_close(c);
-    test_pg_drop_db(name);
+    test_pg_drop_db(pd.name);
+}
+
+struct rt_job {
+    const char *key;
+    int64_t rt_start; /* the connection's round trips when the job started */
+    int status;
+};
+
+static int rt_work(struct db_conn *conn, void *arg)
+{
+    struct rt_job *j = arg;
+    j->rt_start = conn->round_trips;
+    return db_run(conn, "INSERT INTO setting(key, value) VALUES (?, 'rt')", DB_TEXT(j->key));
+}
+
+/* No statement at all: its SAVEPOINT and RELEASE wait for the next job's statement. */
+static int empty_work(struct db_conn *conn, void *arg)
+{
+    ((struct rt_job *)arg)->rt_start = conn->round_trips;
+    return 0;
+}
+
+/* Goes on after a failed statement, which on PostgreSQL aborted the transaction and with it
+ * the job's first INSERT: it must not be acknowledged. */
+static int swallow_work(struct db_conn *conn, void *arg)
+{
+    struct rt_job *j = arg;
+    ASSERT_OK(db_run(conn, "INSERT INTO setting(key, value) VALUES (?, 'rt')", DB_TEXT(j->key)));
+    ASSERT_EQ(db_run(conn, "INSERT INTO setting(key, value) VALUES ('a', 'dup')"), DB_ECONSTRAINT);
+    return 0;
+}
+
+static void rt_done(int status, void *arg)
+{
+    ((struct rt_job *)arg)->status = status;
+}
+
+static int has_key(struct db_conn *c, const char *key)
+{
+    return db_exists(c, "SELECT 1 FROM setting WHERE key = ?", DB_TEXT(key));
+}
+
+TEST_TIMEOUT(db_pg_batch_round_trips_and_failed_jobs, 60)
+{
+    struct pg_db pd;
+    if (!pg_db_open(&pd))
+        return;
+    struct db *db = pd.db;
+    /* Every statement prepared once on the writer connection first (a round trip each). */
+    struct rt_job w1 = {"w1", 0, 1}, w2 = {"w2", 0, 1};
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, rt_work, rt_done, &w1));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, rt_work, rt_done, &w2));
+    uv_run(&pd.loop, UV_RUN_DEFAULT);
+    ASSERT(w1.status == 0 && w2.status == 0);
+    /* One batch: one round trip per one-statement job, none for an empty one. */
+    struct rt_job a = {"a", 0, 1}, e = {"e", 0, 1}, b = {"b", 0, 1}, c = {"c", 0, 1};
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, rt_work, rt_done, &a));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, empty_work, rt_done, &e));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, rt_work, rt_done, &b));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, rt_work, rt_done, &c));
+    uv_run(&pd.loop, UV_RUN_DEFAULT);
+    ASSERT(a.status == 0 && e.status == 0 && b.status == 0 && c.status == 0);
+    ASSERT_EQ(e.rt_start - a.rt_start, 1);
+    ASSERT_EQ(b.rt_start - a.rt_start, 1);
+    ASSERT_EQ(c.rt_start - b.rt_start, 1);
+    /* A batch with a job that went on after an error: whatever is acknowledged is there. */
+    struct rt_job x = {"x", 0, 1}, sw = {"sw", 0, 1}, y = {"y", 0, 1}, z = {"z", 0, 1};
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, rt_work, rt_done, &x));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, swallow_work, rt_done, &sw));
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, rt_work, rt_done, &y));
+    uv_run(&pd.loop, UV_RUN_DEFAULT);
+    ASSERT(sw.status != 0);
+    /* The connection is usable again. */
+    ASSERT_OK(db_write(db, DB_CRASH_SAFE, rt_work, rt_done, &z));
+    uv_run(&pd.loop, UV_RUN_DEFAULT);
+    ASSERT_OK(z.status);
+    pg_db_close(&pd);
+    struct db_conn *conn = NULL;
+    ASSERT_OK(db_conn_open(&conn, pd.url, 0));
+    const struct rt_job *all[] = {&a, &b, &c, &x, &sw, &y, &z};
+    for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+        ASSERT_EQ(has_key(conn, all[i]->key), all[i]->status == 0 ? 1 : 0);
+    db_conn_close(conn);
+    test_pg_drop_db(pd.name);
 }
