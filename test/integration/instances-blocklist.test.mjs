@@ -10,6 +10,7 @@ import { generateSecretKey, getPublicKey } from 'nostr-tools/pure'
 import { startServer } from './lib/server.mjs'
 import { psql, testDatabase } from './lib/postgres.mjs'
 import { okCall, startZooidFor, zooidEnv } from './lib/zooid-api.mjs'
+import { timeUntil as pollUntil } from './lib/wait.mjs'
 
 const CLAIM_LEASE_MS = 8000 // production: 8 x the NIP-86 timeout (2 min)
 const PROMPT_MS = 10000 // generous: a wake-up takes milliseconds; the safety reconcile is 30 s
@@ -44,14 +45,8 @@ const callLines = (s, from = 0) => (s.logs().slice(from).match(/blocklist: relay
 const marks = () => new Map(insts.map(({ s }) => [s, s.logs().length]))
 const sentBy = (m) => insts.map(({ name, s }) => [name, callLines(s, m.get(s))])
 
-async function timeUntil (fn, what, ms = CLAIM_LEASE_MS + PROMPT_MS + 20000) {
-  const t0 = Date.now()
-  for (;;) {
-    if (await fn()) return Date.now() - t0
-    if (Date.now() - t0 > ms) throw new Error(`timeout after ${ms} ms: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
+// Polls fn until truthy: the elapsed milliseconds; bounded for a takeover after a lease plus a wake-up.
+const timeUntil = (fn, what, ms = CLAIM_LEASE_MS + PROMPT_MS + 20000) => pollUntil(fn, what, ms)
 
 async function settled (via, pk) {
   await timeUntil(async () => {

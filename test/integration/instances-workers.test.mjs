@@ -13,6 +13,7 @@ import { startServer } from './lib/server.mjs'
 import { psql, testDatabase } from './lib/postgres.mjs'
 import { startRelay } from './lib/nostr-relay.mjs'
 import { okCall, startZooidFor, zooidEnv } from './lib/zooid-api.mjs'
+import { timeUntil as pollUntil } from './lib/wait.mjs'
 
 useWebSocketImplementation(WebSocket)
 
@@ -102,15 +103,8 @@ const sub = (s) => `${s}-${Math.random().toString(36).slice(2, 8)}`
 // API requests zooid received for a relay, as 'METHOD status'.
 const zooidSaw = (id) => zooid.requests.filter((r) => r.id === id && !r.path?.endsWith('/members')).map((r) => `${r.method} ${r.status}`)
 
-// Polls fn until truthy: the elapsed milliseconds.
-async function timeUntil (fn, what, ms = PROMPT_MS + CLAIM_LEASE_MS + 20000) {
-  const t0 = Date.now()
-  for (;;) {
-    if (await fn()) return Date.now() - t0
-    if (Date.now() - t0 > ms) throw new Error(`timeout after ${ms} ms: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
+// Polls fn until truthy: the elapsed milliseconds; bounded for a takeover after a lease plus a wake-up.
+const timeUntil = (fn, what, ms = PROMPT_MS + CLAIM_LEASE_MS + 20000) => pollUntil(fn, what, ms)
 
 test('two instances with every worker and an API-only one on one database', async (t) => {
   zooid = await startZooidFor(zooidKey)

@@ -2,7 +2,6 @@
 #include "db_fixture.h"
 
 #include <libpq-fe.h>
-#include <sqlite3.h>
 
 #include "test.h"
 
@@ -57,11 +56,11 @@ void test_db_run_write(db_work_fn *work)
 
 int64_t test_db_int(struct db_conn *conn, const char *sql)
 {
-    sqlite3_stmt *st = NULL;
-    ASSERT_OK(sqlite3_prepare_v2(db_conn_sqlite(conn), sql, -1, &st, NULL));
-    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    struct db_stmt *st = db_stmt(conn, sql); /* either engine: the statement layer's own path */
+    ASSERT_NOT_NULL(st);
+    ASSERT_EQ(db_step(st), DB_ROW);
+    int64_t v = db_col_int64(st, 0);
+    db_reset(st);
     return v;
 }
 

@@ -26,7 +26,8 @@ void test_db_close(struct test_db *t);
  * derive keys) and asserts that it returned 0, then closes it: for repo tests whose checks
  * run inside the job, on the pool thread (an ASSERT aborts the forked test). */
 void test_db_run_write(db_work_fn *work);
-/* The first column of the first row of sql, on any connection (asserts there is a row). */
+/* The first column of the first row of sql, on a connection of either engine (asserts there is
+ * a row; the statement stays prepared on the connection). */
 int64_t test_db_int(struct db_conn *conn, const char *sql);
 
 /* PostgreSQL for the unit tests: a database of its own (prefix_PID_N) in the cluster that

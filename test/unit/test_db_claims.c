@@ -54,16 +54,6 @@ static void close_pair(struct pair *p)
     test_pg_drop_db(p->name);
 }
 
-static int64_t count(struct db_conn *c, const char *sql)
-{
-    struct db_stmt *st = db_query(c, sql);
-    ASSERT_NOT_NULL(st);
-    ASSERT_EQ(db_step(st), DB_ROW);
-    int64_t n = db_col_int64(st, 0);
-    db_reset(st);
-    return n;
-}
-
 static void exec(struct db_conn *c, const char *sql)
 {
     ASSERT_OK(db_exec(c, sql));
@@ -154,22 +144,22 @@ static void release_each_kind(int pg)
         /* Shared: only the gone instance's claims go; the live and the far ones stay. */
         ASSERT_OK(db_claims_release_stale(p.b, kinds[k].kind, 1, &n));
         ASSERT_EQ(n, 1);
-        ASSERT_EQ(count(p.a, kinds[k].held), 2);
+        ASSERT_EQ(test_db_int(p.a, kinds[k].held), 2);
         for (size_t other = 0; other < sizeof(kinds) / sizeof(kinds[0]); other++)
             if (other != k)
-                ASSERT_EQ(count(p.a, kinds[other].held), 3);
+                ASSERT_EQ(test_db_int(p.a, kinds[other].held), 3);
         ASSERT_OK(db_claims_release_stale(p.b, kinds[k].kind, 1, &n));
         ASSERT_EQ(n, 0);
         /* One owner (a graceful stop): its own only. */
         ASSERT_OK(db_claims_release_owner(p.b, kinds[k].kind, o.self, &n));
         ASSERT_EQ(n, 1);
-        ASSERT_EQ(count(p.a, kinds[k].held), 1);
+        ASSERT_EQ(test_db_int(p.a, kinds[k].held), 1);
         /* Not shared (SQLite's one process): every claim left is let go. */
         ASSERT_OK(db_claims_release_stale(p.b, kinds[k].kind, 0, &n));
         ASSERT_EQ(n, 1);
-        ASSERT_EQ(count(p.a, kinds[k].held), 0);
-        ASSERT_EQ(count(p.a, "SELECT count(*) FROM message WHERE state = 'sent'"
-                             " AND claim_owner IS NOT NULL"),
+        ASSERT_EQ(test_db_int(p.a, kinds[k].held), 0);
+        ASSERT_EQ(test_db_int(p.a, "SELECT count(*) FROM message WHERE state = 'sent'"
+                                   " AND claim_owner IS NOT NULL"),
                   1); /* a sent DM's old claim is not work: left as it is */
         ASSERT_EQ(db_claims_release_owner(p.b, DB_CLAIM_KINDS, o.self, &n), DB_EGENERIC);
     }
@@ -251,12 +241,12 @@ static void blocklist_claims(int pg)
     ASSERT_EQ(claim(p.b, "r2", 1, "B", 1000, 5000), 1);
     /* A's record of r2 (its lease ended, B took it over) leaves B's claim alone. */
     ASSERT_OK(repo_bl_failed(p.a, "r2", PK, 3000, "timed out", "A"));
-    ASSERT_EQ(count(p.a, "SELECT attempts FROM blocklist_relay WHERE relay_id = 'r2'"), 0);
-    ASSERT_EQ(count(p.a, "SELECT count(*) FROM blocklist_relay WHERE claim_owner = 'B'"), 1);
+    ASSERT_EQ(test_db_int(p.a, "SELECT attempts FROM blocklist_relay WHERE relay_id = 'r2'"), 0);
+    ASSERT_EQ(test_db_int(p.a, "SELECT count(*) FROM blocklist_relay WHERE claim_owner = 'B'"), 1);
     /* B's answer: applied, claim let go, nothing due. */
     ASSERT_OK(repo_bl_applied(p.b, "r2", PK, 1, "B"));
-    ASSERT_EQ(count(p.a, "SELECT count(*) FROM blocklist_relay WHERE relay_id = 'r2'"
-                         " AND applied = 1 AND claim_owner IS NULL AND claim_until = 0"),
+    ASSERT_EQ(test_db_int(p.a, "SELECT count(*) FROM blocklist_relay WHERE relay_id = 'r2'"
+                               " AND applied = 1 AND claim_owner IS NULL AND claim_until = 0"),
               1);
     ASSERT_EQ(claim(p.a, "r2", 1, "A", 1000, 5000), 0); /* done: not pending any more */
     /* A dies holding r1: due again, and claimable by B, once the lease has ended. */
@@ -266,8 +256,8 @@ static void blocklist_claims(int pg)
     ASSERT_EQ(claim(p.b, "r1", 1, "B", 5000, 9000), 1);
     /* B's call fails: retried at next_at, by whoever claims it then; the claim is let go. */
     ASSERT_OK(repo_bl_failed(p.b, "r1", PK, 6000, "HTTP 502", "B"));
-    ASSERT_EQ(count(p.a, "SELECT count(*) FROM blocklist_relay WHERE relay_id = 'r1'"
-                         " AND attempts = 1 AND claim_owner IS NULL"),
+    ASSERT_EQ(test_db_int(p.a, "SELECT count(*) FROM blocklist_relay WHERE relay_id = 'r1'"
+                               " AND attempts = 1 AND claim_owner IS NULL"),
               1);
     ASSERT_EQ(next_due(p.a, 5000, "A"), 6000); /* when to look again: the retry */
     ASSERT_EQ(claim(p.a, "r1", 1, "A", 5999, 9999), 0);
@@ -282,8 +272,8 @@ static void blocklist_claims(int pg)
     ASSERT_EQ(claim(p.b, "r2", 0, "B", 7000, 9999), 1);
     ASSERT_OK(repo_bl_applied(p.a, "r1", PK, 0, "A"));
     ASSERT_OK(repo_bl_applied(p.b, "r2", PK, 0, "B"));
-    ASSERT_EQ(count(p.a, "SELECT count(*) FROM blocklist_relay"), 0);
-    ASSERT_EQ(count(p.a, "SELECT count(*) FROM blocklist"), 0);
+    ASSERT_EQ(test_db_int(p.a, "SELECT count(*) FROM blocklist_relay"), 0);
+    ASSERT_EQ(test_db_int(p.a, "SELECT count(*) FROM blocklist"), 0);
     close_pair(&p);
 }
 
@@ -329,6 +319,6 @@ TEST_TIMEOUT(blocklist_claim_race_pg_one_wins, 60)
     ASSERT_OK(db_exec(p.a, "COMMIT"));
     ASSERT_OK(pthread_join(t, NULL));
     ASSERT_EQ(b.got, 0);
-    ASSERT_EQ(count(p.a, "SELECT count(*) FROM blocklist_relay WHERE claim_owner = 'A'"), 1);
+    ASSERT_EQ(test_db_int(p.a, "SELECT count(*) FROM blocklist_relay WHERE claim_owner = 'A'"), 1);
     close_pair(&p);
 }

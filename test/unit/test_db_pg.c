@@ -22,16 +22,6 @@
 #include "db/migrations.h"
 #include "util/util.h"
 
-static int64_t scalar(struct db_conn *c, const char *sql)
-{
-    struct db_stmt *st = db_stmt(c, sql);
-    ASSERT_NOT_NULL(st);
-    ASSERT_EQ(db_step(st), DB_ROW);
-    int64_t v = db_col_int64(st, 0);
-    db_reset(st);
-    return v;
-}
-
 TEST_TIMEOUT(db_pg_migrations_applied_once, 60)
 {
     char url[512], name[64];
@@ -41,19 +31,19 @@ TEST_TIMEOUT(db_pg_migrations_applied_once, 60)
     ASSERT_OK(db_conn_open(&c, url, 1));
     db_conn_close(c);
     ASSERT_OK(db_conn_open(&c, url, 1)); /* nothing left to apply */
-    ASSERT_EQ(scalar(c, "SELECT count(*) FROM schema_migrations"), (int64_t)n_migrations);
-    ASSERT_EQ(scalar(c, "SELECT count(DISTINCT name) FROM schema_migrations"),
+    ASSERT_EQ(test_db_int(c, "SELECT count(*) FROM schema_migrations"), (int64_t)n_migrations);
+    ASSERT_EQ(test_db_int(c, "SELECT count(DISTINCT name) FROM schema_migrations"),
               (int64_t)n_migrations);
     /* The translated schema: 64-bit integers, identity keys, C collation, rowid. */
     ASSERT_OK(db_exec(c, "INSERT INTO tenant(pubkey, created_at) VALUES ('" /* 64 x 'a' */
                          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',"
                          " 9000000000000)"));
-    ASSERT_EQ(scalar(c, "SELECT created_at FROM tenant"), 9000000000000LL);
+    ASSERT_EQ(test_db_int(c, "SELECT created_at FROM tenant"), 9000000000000LL);
     ASSERT_OK(db_exec(c, "INSERT INTO activity(tenant, created_at, activity_type, resource_type,"
                          " resource_id) VALUES ('t', 1, 'a', 'r', 'x'), ('t', 2, 'a', 'r', 'y')"));
-    ASSERT_EQ(scalar(c, "SELECT max(id) - min(id) FROM activity"), 1);
-    ASSERT_EQ(scalar(c, "SELECT count(*) FROM tenant WHERE rowid IS NOT NULL"), 1);
-    ASSERT_EQ(scalar(c, "SELECT 'B' < 'a'"), 1); /* bytewise, as SQLite */
+    ASSERT_EQ(test_db_int(c, "SELECT max(id) - min(id) FROM activity"), 1);
+    ASSERT_EQ(test_db_int(c, "SELECT count(*) FROM tenant WHERE rowid IS NOT NULL"), 1);
+    ASSERT_EQ(test_db_int(c, "SELECT 'B' < 'a'"), 1); /* bytewise, as SQLite */
     ASSERT_EQ(db_exec(c, "INSERT INTO tenant(pubkey, created_at) VALUES ('short', 1)"),
               DB_ECONSTRAINT);
     db_conn_close(c);
@@ -91,7 +81,7 @@ TEST_TIMEOUT(db_pg_two_processes_migrate_once, 60)
     }
     struct db_conn *c = NULL;
     ASSERT_OK(db_conn_open(&c, url, 0));
-    ASSERT_EQ(scalar(c, "SELECT count(*) FROM schema_migrations"), (int64_t)n_migrations);
+    ASSERT_EQ(test_db_int(c, "SELECT count(*) FROM schema_migrations"), (int64_t)n_migrations);
     db_conn_close(c);
     test_pg_drop_db(name);
 }
@@ -163,7 +153,7 @@ static void job_done(int status, void *arg)
 
 static int read_work(struct db_conn *conn, void *arg)
 {
-    *(int64_t *)arg = scalar(conn, "SELECT count(*) FROM setting WHERE value = 'v'");
+    *(int64_t *)arg = test_db_int(conn, "SELECT count(*) FROM setting WHERE value = 'v'");
     /* Readers are read-only, as SQLite's query_only readers. */
     ASSERT_EQ(db_run(conn, "DELETE FROM setting"), DB_EREADONLY);
     return 0;
@@ -244,7 +234,7 @@ TEST_TIMEOUT(db_pg_statements_and_job_model, 60)
     pg_db_close(&pd);
     struct db_conn *c = NULL;
     ASSERT_OK(db_conn_open(&c, pd.url, 0));
-    ASSERT_EQ(scalar(c, "SELECT count(*) FROM setting WHERE key = 'gone'"), 0);
+    ASSERT_EQ(test_db_int(c, "SELECT count(*) FROM setting WHERE key = 'gone'"), 0);
     db_conn_close(c);
     test_pg_drop_db(pd.name);
 }

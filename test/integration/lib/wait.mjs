@@ -13,3 +13,11 @@ export async function waitFor (fn, what, ms = 20000, every = 50) {
     await sleep(every)
   }
 }
+
+// waitFor polling every 20 ms, for tests that report how fast something happened: the
+// milliseconds until fn returned a truthy value.
+export async function timeUntil (fn, what, ms = 20000) {
+  const t0 = Date.now()
+  await waitFor(fn, what, ms, 20)
+  return Date.now() - t0
+}
