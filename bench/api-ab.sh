@@ -102,8 +102,13 @@ printf '%-5s %-3s %-34s %9s %8s %8s %7s %7s  %s\n' round bin baseline "req/s" "p
 for r in $(seq 1 "$ROUNDS"); do
   for side in A B; do
     bin=$A; [ "$side" = B ] && bin=$B
-    read -r base unit < <(baseline)
-    read -r rps p99 cpu pgcpu < <(one_run "$bin" "ab_$r${side,,}")
+    # In this shell, not in a process substitution: `read` returns at the first line, and the
+    # substitution's server (or nginx) would still be stopping, or be orphaned, when the script
+    # went on or ended.
+    baseline > "$TMP/baseline.txt"
+    read -r base unit < "$TMP/baseline.txt"
+    one_run "$bin" "ab_$r${side,,}" > "$TMP/one_run.txt"
+    read -r rps p99 cpu pgcpu < "$TMP/one_run.txt"
     ratio=$(awk -v a="$rps" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
     printf '%-5s %-3s %-34s %9s %8s %8s %7s %7s  %s\n' "$r" "$side" "$base $unit" "$rps" "$p99" \
       "$cpu" "$pgcpu" "$ratio" "$(cut -d' ' -f1 /proc/loadavg)"

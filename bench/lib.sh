@@ -100,6 +100,7 @@ nginx_stop () {
 # (nginx's worker, PostgreSQL's backends). A child that has just exited counts 0.
 proc_cpu () {
   local t=0 p
+  [ $# -gt 0 ] || { echo 0; return; }   # no process (PostgreSQL's PID on SQLite)
   for p in "$@" $(pgrep -P "$(IFS=,; echo "$*")" || true); do
     t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
   done
