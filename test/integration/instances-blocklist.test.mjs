@@ -87,31 +87,26 @@ test('three instances on one database', async (t) => {
     const pk = getPublicKey(generateSecretKey())
     zooid.rpcDelayMs = 300 // an instance alone would need N / SLOTS rounds of this
     try {
-      let m = marks()
-      const t0 = Date.now()
-      await ok(c, 'POST', '/blocklist', { pubkey: pk, reason: 'spam' })
-      await timeUntil(() => bannedOn(pk).length === N, 'banned everywhere')
-      const banMs = Date.now() - t0
-      await settled(a, pk)
-      const bans = callsPerRelay('banpubkey', pk)
-      assert.deepEqual([...bans.values()], relays.map(() => 1), 'one banpubkey per relay')
-      const byBan = sentBy(m)
-      assert.equal(byBan.reduce((n, [, k]) => n + k, 0), N, `answers recorded: ${JSON.stringify(byBan)}`)
-      // The poster alone would need N / SLOTS rounds: others were woken and took calls (that
-      // all three are woken at once is what the next test's held calls show).
-      assert.ok(byBan.filter(([, k]) => k > 0).length >= 2, `others woken and sending: ${JSON.stringify(byBan)}`)
-
-      m = marks()
-      const t1 = Date.now()
-      await ok(b, 'DELETE', `/blocklist/${pk}`)
-      await timeUntil(() => bannedOn(pk).length === 0, 'lifted everywhere')
-      const liftMs = Date.now() - t1
-      await settled(a, pk)
-      const lifts = callsPerRelay('allowpubkey', pk)
-      assert.deepEqual([...lifts.values()], relays.map(() => 1), 'one allowpubkey per relay')
-      const byLift = sentBy(m)
-      assert.equal(byLift.reduce((n, [, k]) => n + k, 0), N, `answers recorded: ${JSON.stringify(byLift)}`)
-      assert.ok(byLift.filter(([, k]) => k > 0).length >= 2, `others woken and sending: ${JSON.stringify(byLift)}`)
+      // One rollout through `via`: every relay reaches `banned` count `want`, each relay got
+      // exactly one `call`, and at least two instances sent some: the ms it took and who sent what.
+      const rollout = async (request, want, call, what) => {
+        const m = marks()
+        const t0 = Date.now()
+        await request()
+        await timeUntil(() => bannedOn(pk).length === want, what)
+        const ms = Date.now() - t0
+        await settled(a, pk)
+        const calls = callsPerRelay(call, pk)
+        assert.deepEqual([...calls.values()], relays.map(() => 1), `one ${call} per relay`)
+        const by = sentBy(m)
+        assert.equal(by.reduce((n, [, k]) => n + k, 0), N, `answers recorded: ${JSON.stringify(by)}`)
+        // The poster alone would need N / SLOTS rounds: others were woken and took calls (that
+        // all three are woken at once is what the next test's held calls show).
+        assert.ok(by.filter(([, k]) => k > 0).length >= 2, `others woken and sending: ${JSON.stringify(by)}`)
+        return [ms, by]
+      }
+      const [banMs, byBan] = await rollout(() => ok(c, 'POST', '/blocklist', { pubkey: pk, reason: 'spam' }), N, 'banpubkey', 'banned everywhere')
+      const [liftMs, byLift] = await rollout(() => ok(b, 'DELETE', `/blocklist/${pk}`), 0, 'allowpubkey', 'lifted everywhere')
       assert.ok(!(await ok(a, 'GET', '/blocklist')).some((x) => x.pubkey === pk), 'entry gone')
       console.log(`# ${N} relays, ${SLOTS} calls per instance, zooid answers in 300 ms: ban via C everywhere in ${banMs} ms, sent by ${JSON.stringify(byBan)}; lift via B in ${liftMs} ms, sent by ${JSON.stringify(byLift)}`)
       for (const ms of [banMs, liftMs]) assert.ok(ms < PROMPT_MS, `${ms} ms`)
