@@ -64,6 +64,21 @@ int64_t test_db_int(struct db_conn *conn, const char *sql)
     return v;
 }
 
+void test_db_seed_relays(struct db_conn *conn, int n, int inactive_from)
+{
+    ASSERT_OK(
+        db_exec(conn, "INSERT INTO tenant(pubkey, created_at) VALUES ('" TEST_TENANT "', 1)"));
+    for (int i = 1; i <= n; i++) {
+        char sql[512];
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status,"
+                 " management_enabled, created_at, updated_at) VALUES ('r%d', '" TEST_TENANT "',"
+                 " 's%d', 's%d', '%064d', 'basic', '%s', 1, 1, 1)",
+                 i, i, i, 1, i >= inactive_from ? "inactive" : "active");
+        ASSERT_OK(db_exec(conn, sql));
+    }
+}
+
 int test_pg_fresh_db(const char *prefix, char *url, size_t cap, char *name, size_t name_cap)
 {
     static int made; /* forked tests have their own pid, one process several databases */

@@ -30,6 +30,11 @@ void test_db_run_write(db_work_fn *work);
  * a row; the statement stays prepared on the connection). */
 int64_t test_db_int(struct db_conn *conn, const char *sql);
 
+/* A tenant (TEST_TENANT) and relays r1..rN of it on the basic plan with management on, the
+ * ones from inactive_from on inactive (n + 1: none), on a connection of either engine. */
+#define TEST_TENANT "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+void test_db_seed_relays(struct db_conn *conn, int n, int inactive_from);
+
 /* PostgreSQL for the unit tests: a database of its own (prefix_PID_N) in the cluster that
  * CARAVEL_TEST_PG_URL names (test/run.sh starts one per run); its URL into url (the base URL
  * with the new database) and its name into name. 0 when CARAVEL_TEST_PG_URL is unset: the

@@ -10,22 +10,12 @@
 #include "blocklist/repo.h"
 #include "db/db.h"
 
-#define TENANT "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+#define TENANT TEST_TENANT
 #define PK "3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d"
-#define SECRET "0000000000000000000000000000000000000000000000000000000000000001"
 
 static void seed(struct db_conn *conn)
 {
-    ASSERT_OK(db_exec(conn, "INSERT INTO tenant(pubkey, created_at) VALUES ('" TENANT "', 1)"));
-    for (int i = 1; i <= 3; i++) {
-        char sql[512];
-        snprintf(sql, sizeof(sql),
-                 "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status,"
-                 " management_enabled, created_at, updated_at) VALUES ('r%d', '" TENANT "',"
-                 " 's%d', 's%d', '" SECRET "', 'basic', '%s', 1, 1, 1)",
-                 i, i, i, i == 3 ? "inactive" : "active");
-        ASSERT_OK(db_exec(conn, sql));
-    }
+    test_db_seed_relays(conn, 3, 3);
 }
 
 static size_t due(struct db_conn *conn)

@@ -20,7 +20,7 @@
 #include "db/notify.h"
 #include "nostr/keys.h"
 
-#define TENANT "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+#define TENANT TEST_TENANT
 #define PK "3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d"
 #define SECRET "0000000000000000000000000000000000000000000000000000000000000001"
 
@@ -180,16 +180,7 @@ TEST_TIMEOUT(db_claims_release_each_kind_pg, 60)
 
 static void seed_rollout(struct db_conn *c)
 {
-    exec(c, "INSERT INTO tenant(pubkey, created_at) VALUES ('" TENANT "', 1)");
-    for (int i = 1; i <= 2; i++) {
-        char sql[512];
-        snprintf(sql, sizeof(sql),
-                 "INSERT INTO relay(id, tenant, subdomain, schema, secret, plan, status,"
-                 " management_enabled, created_at, updated_at) VALUES ('r%d', '" TENANT "',"
-                 " 's%d', 's%d', '" SECRET "', 'basic', 'active', 1, 1, 1)",
-                 i, i, i);
-        exec(c, sql);
-    }
+    test_db_seed_relays(c, 2, 3);
     exec(c, "INSERT INTO blocklist(pubkey, created_by, created_at, updated_at) VALUES ('" PK
             "', 'admin', 1, 1)");
     exec(c, "INSERT INTO blocklist_relay(relay_id, pubkey, want) VALUES ('r1', '" PK "', 1),"
