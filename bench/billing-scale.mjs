@@ -24,9 +24,9 @@
 // through (default 8).
 // Not a test: prints a table; record it in docs/BENCHMARKS.md.
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { removeDir, tempDir, track } from '../test/integration/lib/lifecycle.mjs'
 import { startRelay } from '../test/integration/lib/nostr-relay.mjs'
 import { startServer } from '../test/integration/lib/server.mjs'
 import { freePort } from '../test/integration/lib/nginx.mjs'
@@ -113,8 +113,8 @@ function startWriter(url, admin, target, clockFile) {
       await new Promise((res) => setTimeout(res, 5))
     }
     process.stdout.write(JSON.stringify(lat))`
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script, url, Buffer.from(admin.sk).toString('hex'), target, clockFile],
-    { stdio: ['pipe', 'pipe', 'inherit'] })
+  const child = track(spawn(process.execPath, ['--input-type=module', '-e', script, url, Buffer.from(admin.sk).toString('hex'), target, clockFile],
+    { stdio: ['pipe', 'pipe', 'inherit'] }))
   let out = ''
   child.stdout.on('data', (d) => { out += d })
   return {
@@ -132,7 +132,7 @@ const pct = (a, p) => {
 }
 
 async function one(n, relay) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'caravel-billing-bench-'))
+  const dir = tempDir('caravel-billing-bench-') // removed also when the bench is interrupted
   const clockFile = path.join(dir, 'clock')
   const setClock = (t) => writeFileSync(clockFile, String(t))
   const ln = new FakeLightning({ clockFile })
@@ -167,7 +167,7 @@ async function one(n, relay) {
     // (Only with enough samples; else nothing is taken out and the CPU figures include them.)
     const cpuPerWrite = idleWrites.length >= 50 ? (cpuSeconds(srv.pid) - idleCpu0) / idleWrites.length : 0
     const perf = process.env.BENCH_PERF
-      ? spawn('perf', ['record', '-F', '499', '-g', '-o', `${process.env.BENCH_PERF}.${n}`, '-p', String(srv.pid)], { stdio: 'ignore' })
+      ? track(spawn('perf', ['record', '-F', '499', '-g', '-o', `${process.env.BENCH_PERF}.${n}`, '-p', String(srv.pid)], { stdio: 'ignore' }))
       : null
     const writer = startWriter(srv.url, admin, hex64(2), clockFile)
     await sleep(2000) // the writer process is up and writing before the period ends
@@ -252,7 +252,7 @@ async function one(n, relay) {
     if (srv) await srv.stop()
     await platform.close()
     await tenantWallet.close()
-    rmSync(dir, { recursive: true, force: true })
+    removeDir(dir)
   }
 }
 
