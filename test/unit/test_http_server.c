@@ -39,7 +39,7 @@ struct ctx {
     int stop_waits;        /* that handler blocks the loop until the client sets `queued` */
     atomic_int in_stop_handler, queued;
     atomic_int handled; /* requests that reached the handler */
-    uint64_t grace_ms; /* for that stop; 0 = 5000 */
+    uint64_t grace_ms;  /* for that stop; 0 = 5000 */
     uint64_t stop_idle_ms;
     int want_responses; /* stop only once this many responses were made */
     int responses, detached, stopped, inflight_at_stop;
