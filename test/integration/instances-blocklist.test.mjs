@@ -48,12 +48,25 @@ const sentBy = (m) => insts.map(({ name, s }) => [name, callLines(s, m.get(s))])
 // Polls fn until truthy: the elapsed milliseconds; bounded for a takeover after a lease plus a wake-up.
 const timeUntil = (fn, what, ms = CLAIM_LEASE_MS + PROMPT_MS + 20000) => pollUntil(fn, what, ms)
 
+// What the database and each instance's block-list log say, for a failure's message (a rollout
+// that does not settle happened once in ~20 runs; this is what will tell why).
+function rolloutState (pk) {
+  const rows = sql(`SELECT relay_id, want, applied, attempts, next_at, error, claim_owner, claim_until FROM blocklist_relay WHERE pubkey = '${pk}' ORDER BY relay_id`)
+  const logs = insts.map(({ name, s }) => `${name}:\n${s.logs().split('\n').filter((l) => /blocklist: |nip86| (WARN|ERROR) /.test(l)).slice(-40).join('\n')}`)
+  return `\nblocklist_relay rows:\n${rows}\nzooid calls per relay: ${JSON.stringify([...callsPerRelay('banpubkey', pk).values()])}\n${logs.join('\n')}`
+}
+
 async function settled (via, pk) {
-  await timeUntil(async () => {
-    const e = (await ok(via, 'GET', '/blocklist')).find((x) => x.pubkey === pk)
-    return !e || (e.relays_pending === 0 && e.relays_applied === N)
-  }, `${pk} recorded on every relay`)
-  await timeUntil(() => sql('SELECT count(*) FROM blocklist_relay WHERE claim_owner IS NOT NULL') === '0', 'every claim let go')
+  try {
+    await timeUntil(async () => {
+      const e = (await ok(via, 'GET', '/blocklist')).find((x) => x.pubkey === pk)
+      return !e || (e.relays_pending === 0 && e.relays_applied === N)
+    }, `${pk} recorded on every relay`)
+    await timeUntil(() => sql('SELECT count(*) FROM blocklist_relay WHERE claim_owner IS NOT NULL') === '0', 'every claim let go')
+  } catch (e) {
+    e.message += rolloutState(pk)
+    throw e
+  }
 }
 
 test('three instances on one database', async (t) => {
