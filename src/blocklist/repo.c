@@ -131,6 +131,16 @@ int repo_bl_applied(struct db_conn *conn, const char *relay, const char *pubkey,
     return rc;
 }
 
+int repo_bl_sweep_removed(struct db_conn *conn, int64_t *deleted)
+{
+    *deleted = 0;
+    int rc = db_run(conn, "DELETE FROM blocklist WHERE state = 'removed' AND NOT EXISTS"
+                          " (SELECT 1 FROM blocklist_relay b WHERE b.pubkey = blocklist.pubkey)");
+    if (rc == 0)
+        *deleted = db_changes(conn);
+    return rc;
+}
+
 int repo_bl_failed(struct db_conn *conn, const char *relay, const char *pubkey, int64_t next_at,
                    const char *error, const char *owner)
 {

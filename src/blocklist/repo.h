@@ -54,6 +54,13 @@ int repo_bl_claim(struct db_conn *conn, const char *relay, const char *pubkey, i
 int repo_bl_applied(struct db_conn *conn, const char *relay, const char *pubkey, int sent,
                     const char *owner);
 
+/* Deletes every removed entry that has no relay row left; *deleted: how many. repo_bl_applied
+ * does this for its own entry, but when two instances record an entry's last two relays at
+ * once (PostgreSQL, READ COMMITTED), each transaction still sees the other's row and neither
+ * deletes the entry. The worker runs this once its rollout is idle, i.e. after its own records
+ * committed: of two such recorders, the later sweep sees both rows gone. */
+int repo_bl_sweep_removed(struct db_conn *conn, int64_t *deleted);
+
 /* A call failed: attempts + 1, next_at (unix ms), the error text, owner's claim let go. Nothing
  * when another instance holds the row now (it took the row over after owner's lease ended). */
 int repo_bl_failed(struct db_conn *conn, const char *relay, const char *pubkey, int64_t next_at,

@@ -298,6 +298,44 @@ static int claim_work(struct db_conn *conn, void *arg)
     return 0;
 }
 
+/* ---- removed entries left without rows (repo_bl_sweep_removed) ---- */
+
+struct sweep_job {
+    struct blocklist *b;
+    int64_t deleted;
+};
+
+static int sweep_work(struct db_conn *conn, void *arg)
+{
+    struct sweep_job *j = arg;
+    return repo_bl_sweep_removed(conn, &j->deleted);
+}
+
+static void sweep_done(int status, void *arg)
+{
+    struct sweep_job *j = arg;
+    struct blocklist *b = j->b;
+    b->db_jobs--;
+    if (status != 0)
+        LOG_WARN("blocklist: could not delete lifted entries (%d); the next idle rollout does",
+                 status);
+    else if (j->deleted > 0)
+        LOG_INFO("blocklist: %lld lifted entries deleted", (long long)j->deleted);
+    free(j);
+    if (b->stopping)
+        maybe_finish(b);
+}
+
+static void sweep(struct blocklist *b)
+{
+    struct sweep_job *j = xcalloc(1, sizeof(*j));
+    j->b = b;
+    b->db_jobs++;
+    int rc = db_write(b->app->db, DB_CRASH_SAFE, sweep_work, sweep_done, j);
+    if (rc != 0)
+        sweep_done(rc, j);
+}
+
 /* The load's rows are all looked at: log, free, and load again if more may be due. */
 static void load_end(struct blocklist *b, struct load_job *j, int status)
 {
@@ -306,6 +344,8 @@ static void load_end(struct blocklist *b, struct load_job *j, int status)
         LOG_INFO("blocklist: rollout idle: %llu changes confirmed, at most %zu calls in flight",
                  (unsigned long long)b->since_idle, b->peak);
         b->since_idle = 0;
+        if (!b->stopping)
+            sweep(b); /* after this instance's records: see repo_bl_sweep_removed */
     }
     /* A full page: there may be more due rows right behind, and when other instances claimed
      * some of this page first (they read the same rows in the same order), behind them are
