@@ -32,15 +32,15 @@ servers_stop () {
 }
 
 # nginx_instances A B: nginx on a free port in front of servers A and B with
-# deploy/nginx-instances.conf's upstream block and location, over plain HTTP (the proxy hop is
-# measured, not TLS); sets NGINX_PID, NGINX_URL. nginx_stop (bench/lib.sh) stops it.
+# deploy/nginx-instances.conf's upstream block and location (or NGINX_INSTANCES_CONF's), over
+# plain HTTP (the proxy hop is measured, not TLS); sets NGINX_PID, NGINX_URL. nginx_stop (bench/lib.sh) stops it.
 nginx_instances () {
-  local dir=$TMP/nginx port upstream location _
+  local dir=$TMP/nginx port upstream location _ conf=${NGINX_INSTANCES_CONF:-deploy/nginx-instances.conf}
   port=$(free_port)
   mkdir -p "$dir"
-  upstream=$(awk '/^upstream caravel \{/,/^\}/' deploy/nginx-instances.conf |
+  upstream=$(awk '/^upstream caravel \{/,/^\}/' "$conf" |
     sed -e "s/127.0.0.1:3001 /${URL[$1]#http://} /" -e "s/127.0.0.1:3002 /${URL[$2]#http://} /")
-  location=$(awk '/^    location \/ \{/,/^    \}/' deploy/nginx-instances.conf)
+  location=$(awk '/^    location \/ \{/,/^    \}/' "$conf")
   cat >"$dir/nginx.conf" <<CONF
 daemon off; worker_processes 1; pid $dir/nginx.pid; error_log $dir/error.log error;
 events { worker_connections 4096; }
