@@ -53,7 +53,7 @@ const timeUntil = (fn, what, ms = CLAIM_LEASE_MS + PROMPT_MS + 20000) => pollUnt
 function rolloutState (pk) {
   const rows = sql(`SELECT relay_id, want, applied, attempts, next_at, error, claim_owner, claim_until FROM blocklist_relay WHERE pubkey = '${pk}' ORDER BY relay_id`)
   const logs = insts.map(({ name, s }) => `${name}:\n${s.logs().split('\n').filter((l) => /blocklist: |nip86| (WARN|ERROR) /.test(l)).slice(-40).join('\n')}`)
-  return `\nblocklist_relay rows:\n${rows}\nzooid calls per relay: ${JSON.stringify([...callsPerRelay('banpubkey', pk).values()])}\n${logs.join('\n')}`
+  return `\nblocklist_relay rows:\n${rows}\nzooid calls per relay: ban ${JSON.stringify([...callsPerRelay('banpubkey', pk).values()])}, lift ${JSON.stringify([...callsPerRelay('allowpubkey', pk).values()])}\n${logs.join('\n')}`
 }
 
 async function settled (via, pk) {
