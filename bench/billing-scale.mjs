@@ -81,6 +81,12 @@ async function counters(port) {
   return out
 }
 
+// A server that died (a crash) fails the run with its log instead of being polled forever.
+function alive(srv) {
+  if (srv.proc.exitCode !== null || srv.proc.signalCode !== null)
+    throw new Error(`caravel exited (${srv.proc.exitCode ?? srv.proc.signalCode}):\n${srv.logs().slice(-4000)}`)
+}
+
 async function waitRuns(port, k = 2) {
   const start = (await counters(port)).caravel_billing_runs_total ?? 0
   for (;;) {
@@ -119,7 +125,9 @@ function startWriter(url, admin, target, clockFile) {
   child.stdout.on('data', (d) => { out += d })
   return {
     stop: () => new Promise((resolve) => {
-      child.once('exit', () => resolve(JSON.parse(out || '[]')))  // [[unix ms, latency ms]]
+      // 'close', not 'exit': at 'exit' the child's answer may still be in the pipe (half of
+      // the runs then recorded no write at all).
+      child.once('close', () => resolve(JSON.parse(out || '[]'))) // [[unix ms, latency ms]]
       child.stdin.end('x')
     }),
   }
@@ -180,6 +188,7 @@ async function one(n, relay) {
     // run after now + 1 s of the service's clock: without progress for 20 s the clock moves 2 s.
     let last = '', still = 0, nudges = 0, invoicedSeconds = 0, invoicedCpu = 0
     for (;;) {
+      alive(srv)
       const left = sql(db, "SELECT COUNT(*) FROM invoice WHERE status = 'pending' AND reminders = 0")
       const made = Number(sql(db, 'SELECT COUNT(*) FROM invoice'))
       if (made >= tenants && !invoicedSeconds) {
@@ -227,6 +236,7 @@ async function one(n, relay) {
     for (const s of steps) {
       setClock(T0 + P + 1 + s)
       if (s === 600) for (const b of late) ln.settle(b)
+      alive(srv)
       await waitRuns(metricsPort)
     }
     const c = await counters(metricsPort)

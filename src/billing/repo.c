@@ -199,7 +199,7 @@ int repo_billing_add_bolt11(struct db_conn *conn, const char *invoice, const cha
     if (rc != DB_DONE) /* a concurrent run stored one first: use it */
         return rc == DB_ROW ? 0 : db_status(rc);
     char id[33];
-    repo_new_id(id);
+    repo_new_time_id(id, now);
     if ((rc = db_run(conn,
                      "INSERT INTO bolt11(id, invoice, bolt11, payment_hash, amount_msats, "
                      "expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -239,7 +239,7 @@ int repo_billing_begin_attempt(struct db_conn *conn, const char *invoice, const 
     if (rc != 0)
         return rc > 0 ? DB_ECONSTRAINT : rc;
     char id[33];
-    repo_new_id(id);
+    repo_new_time_id(id, now);
     if ((rc = db_run(conn,
                      "INSERT INTO payment_attempt(id, invoice, bolt11, method, state, "
                      "created_at, updated_at) VALUES (?, ?, ?, 'nwc', 'pending', ?, ?)",

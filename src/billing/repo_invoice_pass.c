@@ -92,7 +92,7 @@ static int insert_invoice(struct db_conn *conn, const char *tenant, int64_t star
                           int *created)
 {
     char id[33], d1[11], d2[11];
-    repo_new_id(id);
+    repo_new_time_id(id, now);
     int rc = db_run(conn,
                     "INSERT INTO invoice(id, tenant, amount, status, period_start, "
                     "period_end, created_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)"

@@ -145,7 +145,7 @@ void bw_submit(struct billing *b, int write, db_work_fn *work, db_done_cb *done,
         j->done = done;
         lease_token(b->lease, &j->token);
         /* Money: invoices and payment attempts must survive a power loss, not only a crash. */
-        rc = db_write(b->app->db, DB_POWER_SAFE, work_fenced, on_fenced, j);
+        rc = db_write_background(b->app->db, DB_POWER_SAFE, work_fenced, on_fenced, j);
     } else {
         rc = db_read(b->app->db, work, done, j);
     }
@@ -625,7 +625,7 @@ static void on_billing_changed(void *owner, const char *tenant)
     struct job *j = bw_job_new(b, NULL);
     snprintf(j->id, sizeof(j->id), "%s", tenant);
     b->n_side_jobs++;
-    int rc = db_write(b->app->db, DB_CRASH_SAFE, work_tell_leader, on_told_leader, j);
+    int rc = db_write_background(b->app->db, DB_CRASH_SAFE, work_tell_leader, on_told_leader, j);
     if (rc < 0)
         on_told_leader(rc, j);
 }

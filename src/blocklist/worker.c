@@ -201,7 +201,7 @@ static void record(struct slot *s)
                  s->item.want ? "ban" : "lift", s->item.pubkey, s->item.attempts + 1, s->what);
     }
     b->db_jobs++;
-    int rc = db_write(b->app->db, DB_CRASH_SAFE, record_work, record_done, s);
+    int rc = db_write_background(b->app->db, DB_CRASH_SAFE, record_work, record_done, s);
     if (rc != 0)
         record_done(rc, s);
 }
@@ -331,7 +331,7 @@ static void sweep(struct blocklist *b)
     struct sweep_job *j = xcalloc(1, sizeof(*j));
     j->b = b;
     b->db_jobs++;
-    int rc = db_write(b->app->db, DB_CRASH_SAFE, sweep_work, sweep_done, j);
+    int rc = db_write_background(b->app->db, DB_CRASH_SAFE, sweep_work, sweep_done, j);
     if (rc != 0)
         sweep_done(rc, j);
 }
@@ -438,7 +438,7 @@ static void load_done(int status, void *arg)
     j->now = wall_ms();
     j->claimed_at = clock_mono_ms();
     b->db_jobs++;
-    int rc = db_write(b->app->db, DB_CRASH_SAFE, claim_work, claim_done, j);
+    int rc = db_write_background(b->app->db, DB_CRASH_SAFE, claim_work, claim_done, j);
     if (rc != 0)
         claim_done(rc, j);
 }
@@ -520,7 +520,7 @@ static void on_relay(void *owner, const char *id)
     j->b = b;
     snprintf(j->id, sizeof(j->id), "%s", id);
     b->db_jobs++;
-    int rc = db_write(b->app->db, DB_CRASH_SAFE, relay_ready_work, relay_ready_done, j);
+    int rc = db_write_background(b->app->db, DB_CRASH_SAFE, relay_ready_work, relay_ready_done, j);
     if (rc != 0)
         relay_ready_done(rc, j);
 }
@@ -595,7 +595,7 @@ int blocklist_start(struct blocklist **out, struct app *app)
     j->b = b;
     j->shared = db_shared(app->db);
     b->db_jobs++;
-    if (db_write(app->db, DB_CRASH_SAFE, reconcile_run, reconcile_done, j) != 0)
+    if (db_write_background(app->db, DB_CRASH_SAFE, reconcile_run, reconcile_done, j) != 0)
         reconcile_done(DB_EGENERIC, j);
     *out = b;
     return 0;
@@ -638,7 +638,8 @@ static void release_claims(struct blocklist *b)
 {
     b->released = 1;
     b->db_jobs++;
-    if (db_write(b->app->db, DB_CRASH_SAFE, release_claims_work, release_claims_done, b) != 0)
+    if (db_write_background(b->app->db, DB_CRASH_SAFE, release_claims_work, release_claims_done,
+                            b) != 0)
         release_claims_done(DB_ECLOSED, b);
 }
 

@@ -284,7 +284,7 @@ static int sqlite_open(struct db_conn *c, const char *path, enum conn_role role)
         c->h = NULL;
         return DB_EGENERIC;
     }
-    sqlite3_busy_timeout(c->h, 5000);
+    sqlite3_busy_timeout(c->h, CONN_BUSY_TIMEOUT_MS);
     /* The writer starts FULL (migrations, the robot key); each write batch then picks its
      * level (conn_set_durability). temp_store=MEMORY keeps the statement journal of each
      * job's SAVEPOINT in memory: spilled to a temporary file it cost ~25 pwrite calls per

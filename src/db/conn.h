@@ -20,6 +20,9 @@ enum db_engine { DB_SQLITE, DB_PG };
 /* Transaction statements that may wait for the next one on a PostgreSQL connection. */
 #define PG_DEFERRED_MAX 8
 
+/* How long a SQLite connection waits for a lock another process holds. */
+#define CONN_BUSY_TIMEOUT_MS 5000
+
 /* Statements have at most this many parameters (the widest, an INSERT of a relay, has 19). */
 #define DB_MAX_PARAMS 32
 

@@ -89,6 +89,9 @@ struct db {
     struct db_conn ckpt; /* checkpoints only */
     uv_work_t ckpt_req;
     int ckpt_running, ckpt_rc, ckpt_log, ckpt_copied;
+    /* A backfilled WAL past a quarter of its bound is started over (restart_wanted) by a
+     * RESTART checkpoint while the writer is held (ckpt_restart); see start_restart. */
+    int restart_wanted, ckpt_restart;
     uv_timer_t sync_timer;     /* SYNC_DELAY_MS after an unsynced commit (unref'd) */
     uv_timer_t optimize_timer; /* every OPTIMIZE_EVERY_MS (unref'd) */
     uv_idle_t dispatch_idle;   /* started by submit: dispatch at the loop's next idle phase */
@@ -102,11 +105,13 @@ struct db {
     uint64_t writer_checkpoints;     /* the writer's own (pool thread holding the writer) */
     struct db_stats stats;           /* loop thread */
     struct job_fifo wait_write, wait_read, wait_list;
-    struct job_fifo dropped;    /* reads nobody wants, their done still to call */
-    int lists_running;          /* readers holding a db_read_list job */
-    int storage_error;          /* db_storage_error; loop thread */
-    size_t depth;               /* queued + running */
-    _Atomic uint64_t write_seq; /* db_write_seq: the writer's pool thread adds, any reads */
+    struct job_fifo wait_background; /* db_write_background */
+    int last_background;             /* the writer's last batch came from wait_background */
+    struct job_fifo dropped;         /* reads nobody wants, their done still to call */
+    int lists_running;               /* readers holding a db_read_list job */
+    int storage_error;               /* db_storage_error; loop thread */
+    size_t depth;                    /* queued + running */
+    _Atomic uint64_t write_seq;      /* db_write_seq: the writer's pool thread adds, any reads */
     int closing;
     enum db_engine engine;
     int pg_read_only; /* PostgreSQL: a standby or a read-only default (at db_open) */
@@ -427,15 +432,52 @@ static void finish_dropped(struct db *db)
     }
 }
 
+/* A WAL past a quarter of its bound (CKPT_PAGES_MAX): worth starting over. */
+static int wal_large(const struct db *db, int pages)
+{
+    return pages >= db->wal_max_pages / 4;
+}
+
+/* Background writes wait while a checkpoint copies a large WAL: a steady stream of them (a
+ * billing pass at 100,000 relays) otherwise outruns the checkpoints, and the writer then
+ * copied the rest itself inside a COMMIT (wal_hook), up to 60 ms that a client's write waited
+ * for. Paused, they let the checkpoint copy it all, so that the WAL can start over
+ * (start_restart); ckpt_after dispatches them again. */
+static int background_paused(const struct db *db)
+{
+    return db->ckpt_running && wal_large(db, db->writer_wal_pages);
+}
+
+static void maybe_restart(struct db *db);
+static int start_restart(struct db *db);
+
+/* The queue of the writer's next batch: when clients' writes and background writes both
+ * wait, the two alternate, so a client's write waits behind at most one background batch
+ * (billing bounds what each of its jobs holds) and background work still gets every other
+ * transaction while clients write without pause. NULL: nothing waits. */
+static struct job_fifo *next_write_queue(struct db *db)
+{
+    int background = db->wait_background.head && !background_paused(db);
+    if (!db->wait_write.head)
+        return background ? &db->wait_background : NULL;
+    if (background && !db->last_background)
+        return &db->wait_background;
+    return &db->wait_write;
+}
+
 /* Hands waiting jobs to free connections (loop thread). */
 static void dispatch(struct db *db)
 {
     struct db_conn *c;
     struct db_job *first, *last, *j;
-    if (!db->writer.in_use && db->wait_write.head) {
-        first = last = fifo_pop(&db->wait_write);
-        for (int n = 1; n < WRITE_BATCH && db->wait_write.head; n++)
-            last = last->next = fifo_pop(&db->wait_write);
+    if (!db->writer.in_use && db->restart_wanted && !db->ckpt_running)
+        maybe_restart(db); /* holds the writer: no write batch this time */
+    struct job_fifo *w = db->writer.in_use ? NULL : next_write_queue(db);
+    if (w) {
+        first = last = fifo_pop(w);
+        for (int n = 1; n < WRITE_BATCH && w->head; n++)
+            last = last->next = fifo_pop(w);
+        db->last_background = w == &db->wait_background;
         start(db, first, &db->writer);
     }
     while (db->wait_read.head && (c = free_reader(db)) != NULL) {
@@ -475,16 +517,33 @@ static void ckpt_work(uv_work_t *req)
 {
     struct db *db = container_of(req, struct db, ckpt_req);
     ASSERT_POOL_THREAD();
-    db->ckpt_rc = sqlite3_wal_checkpoint_v2(db->ckpt.h, NULL, SQLITE_CHECKPOINT_PASSIVE,
+    if (!db->ckpt_restart) {
+        db->ckpt_rc = sqlite3_wal_checkpoint_v2(db->ckpt.h, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                                &db->ckpt_log, &db->ckpt_copied);
+        return;
+    }
+    /* No waiting: a reader still on the WAL makes it give up at once (SQLITE_BUSY), and the
+     * next backfilled checkpoint tries again. */
+    sqlite3_busy_timeout(db->ckpt.h, 0);
+    db->ckpt_rc = sqlite3_wal_checkpoint_v2(db->ckpt.h, NULL, SQLITE_CHECKPOINT_RESTART,
                                             &db->ckpt_log, &db->ckpt_copied);
+    sqlite3_busy_timeout(db->ckpt.h, CONN_BUSY_TIMEOUT_MS);
 }
 
 static void arm_sync_timer(struct db *db);
+static void restart_after(struct db *db, int status);
 
 static void ckpt_after(uv_work_t *req, int status)
 {
     struct db *db = container_of(req, struct db, ckpt_req);
     db->ckpt_running = 0;
+    if (db->ckpt_restart) {
+        restart_after(db, status);
+        return;
+    }
+    /* Everything copied: the WAL may start over. */
+    db->restart_wanted = status == 0 && db->ckpt_rc == SQLITE_OK &&
+                         db->ckpt_copied == db->ckpt_log && wal_large(db, db->ckpt_log);
     /* Stopped short (a reader still on old frames, or the writer checkpointing): the WAL
      * may not have been synced, so the timer tries again. */
     if (status != 0 || db->ckpt_rc != SQLITE_OK || db->ckpt_copied < db->ckpt_log)
@@ -494,7 +553,48 @@ static void ckpt_after(uv_work_t *req, int status)
         db->stats.checkpoints++;
     else if (status == 0 && db->ckpt_rc != SQLITE_BUSY) /* BUSY: the writer was checkpointing */
         LOG_WARN("database checkpoint failed: %s", sqlite3_errstr(db->ckpt_rc));
+    dispatch(db); /* background writes may have waited for it */
     maybe_finish_close(db);
+}
+
+static void restart_after(struct db *db, int status)
+{
+    db->ckpt_restart = 0;
+    db->restart_wanted = 0;
+    db->writer.in_use = 0;
+    if (status == 0 && db->ckpt_rc == SQLITE_OK)
+        db->stats.wal_restarts++;
+    dispatch(db);
+    maybe_finish_close(db);
+}
+
+/* SQLite starts the WAL over only when a write begins with every frame copied and no reader
+ * on the WAL. Under a steady stream of writes that moment never comes: the WAL grew to its
+ * bound and the writer then checkpointed inside a COMMIT (wal_hook), 12-31 ms of copying and
+ * syncing that the clients' writes queued behind. So once a background checkpoint copied a
+ * large WAL whole, the writer is held for one RESTART checkpoint: it copies what was
+ * committed since (little) and starts the WAL over, or gives up at once if a reader is on
+ * it. Loop thread, with the writer and the checkpoint connection free. */
+static void maybe_restart(struct db *db)
+{
+    /* Something committed since the copy: the restart would copy and sync it with the writer
+     * held, as long as the writer's own checkpoint. The next background checkpoint decides. */
+    if (db->closing || db->writer_wal_pages != db->ckpt_log)
+        db->restart_wanted = 0;
+    else
+        start_restart(db);
+}
+
+static int start_restart(struct db *db)
+{
+    db->writer.in_use = 1;
+    db->ckpt_restart = 1;
+    db->ckpt_running = uv_queue_work(db->loop, &db->ckpt_req, ckpt_work, ckpt_after) == 0;
+    if (!db->ckpt_running) {
+        db->writer.in_use = db->ckpt_restart = db->restart_wanted = 0;
+        return 0;
+    }
+    return 1;
 }
 
 static void start_checkpoint(struct db *db)
@@ -616,7 +716,7 @@ static void job_after(uv_work_t *req, int status)
     maybe_finish_close(db);
 }
 
-enum lane { LANE_READ, LANE_LIST, LANE_WRITE };
+enum lane { LANE_READ, LANE_LIST, LANE_WRITE, LANE_BACKGROUND };
 
 /* A job is handed to the pool at the loop's next idle phase, not at submission: the requests
  * read in one pass over the sockets then leave together (one pool hand-off per batch instead
@@ -642,13 +742,15 @@ static int submit(struct db *db, db_work_fn *work, db_done_cb *done, db_wanted_f
                            .done = done,
                            .wanted = wanted,
                            .arg = arg,
-                           .is_write = lane == LANE_WRITE,
+                           .is_write = lane == LANE_WRITE || lane == LANE_BACKGROUND,
                            .is_list = lane == LANE_LIST,
                            .durability = durability};
     db->depth++;
     struct job_fifo *queue = &db->wait_read;
     if (lane == LANE_WRITE)
         queue = &db->wait_write;
+    else if (lane == LANE_BACKGROUND)
+        queue = &db->wait_background;
     else if (lane == LANE_LIST)
         queue = &db->wait_list;
     fifo_push(queue, job);
@@ -676,6 +778,12 @@ int db_write(struct db *db, enum db_durability durability, db_work_fn *work, db_
              void *arg)
 {
     return submit(db, work, done, NULL, arg, LANE_WRITE, durability);
+}
+
+int db_write_background(struct db *db, enum db_durability durability, db_work_fn *work,
+                        db_done_cb *done, void *arg)
+{
+    return submit(db, work, done, NULL, arg, LANE_BACKGROUND, durability);
 }
 
 size_t db_queue_depth(const struct db *db)

@@ -88,6 +88,12 @@ int db_read(struct db *db, db_work_fn *work, db_done_cb *done, void *arg);
 int db_read_list(struct db *db, db_work_fn *work, db_done_cb *done, void *arg);
 int db_write(struct db *db, enum db_durability durability, db_work_fn *work, db_done_cb *done,
              void *arg);
+/* A write no client is waiting for (billing, DMs, sync and block-list records): same contract
+ * as db_write, in a queue of its own. While both queues have jobs, the writer alternates a
+ * batch of db_write jobs and a batch of these, so such work never sits in front of more than
+ * one client batch, and never starves either. Its jobs are never in a client's transaction. */
+int db_write_background(struct db *db, enum db_durability durability, db_work_fn *work,
+                        db_done_cb *done, void *arg);
 /* A read on behalf of someone who may stop waiting (an HTTP client that closes its
  * connection): wanted(arg) is asked on the loop thread right before the job would be handed
  * to a pool thread, and by db_close for every queued read. When it returns 0 the work never
@@ -110,11 +116,13 @@ uint64_t db_write_seq(const struct db *db);
 
 /* SQLite's write-ahead log upkeep (all zero on PostgreSQL). The writer does not checkpoint in its
  * COMMITs: a PASSIVE checkpoint runs on a pool thread (its own connection) once the WAL holds 1,000
- * frames, and the writer checkpoints itself only past 16,000 (a steady stream of writes keeps the
- * WAL from starting over otherwise). */
+ * frames; once one copied a WAL of 4,000 frames or more whole, the writer is held for a moment
+ * while a RESTART checkpoint starts the WAL over; and the writer checkpoints itself past 16,000
+ * (readers that never leave the WAL keep it from starting over). */
 struct db_stats {
     uint64_t wal_pages;          /* frames in the WAL after the last write batch */
     uint64_t checkpoints;        /* background checkpoints completed */
+    uint64_t wal_restarts;       /* RESTART checkpoints that started the WAL over */
     uint64_t writer_checkpoints; /* checkpoints the writer had to run itself */
     int checkpointing;           /* a background checkpoint is queued or running */
 };

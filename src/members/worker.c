@@ -152,7 +152,7 @@ static void record(struct slot *s)
 {
     struct members *m = s->m;
     m->db_jobs++;
-    int rc = db_write(m->app->db, DB_CRASH_SAFE, record_work, record_done, s);
+    int rc = db_write_background(m->app->db, DB_CRASH_SAFE, record_work, record_done, s);
     if (rc != 0)
         record_done(rc, s);
 }
@@ -308,7 +308,7 @@ static void pump(struct members *m)
     j->ids = xcalloc(free_n, sizeof(*j->ids));
     m->loading = 1;
     m->db_jobs++;
-    int rc = db_write(m->app->db, DB_CRASH_SAFE, claim_work, claim_done, j);
+    int rc = db_write_background(m->app->db, DB_CRASH_SAFE, claim_work, claim_done, j);
     if (rc != 0)
         claim_done(rc, j);
 }

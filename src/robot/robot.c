@@ -343,7 +343,7 @@ static void settle(struct robot *r)
 
 static int submit_write(struct robot *r, db_work_fn *fn, struct db_job *j, db_done_cb *done)
 {
-    if (db_write(r->app->db, DB_POWER_SAFE, fn, done, j) != 0) {
+    if (db_write_background(r->app->db, DB_POWER_SAFE, fn, done, j) != 0) {
         LOG_WARN("robot: database refused the outbox update for message %lld", (long long)j->id);
         job_free(j);
         return -1;
@@ -548,7 +548,7 @@ static void run_batch(struct robot *r)
         return;
     }
     struct db_job *j = job_new(r, 0);
-    if (db_write(r->app->db, DB_CRASH_SAFE, work_load_due, on_loaded, j) != 0) {
+    if (db_write_background(r->app->db, DB_CRASH_SAFE, work_load_due, on_loaded, j) != 0) {
         job_free(j);
         return;
     }

@@ -39,7 +39,7 @@ static void retry_later(struct entry *e, int rc)
  * retried in memory after the base delay. */
 static void record(struct entry *e, db_work_fn *work, db_done_cb *done, struct job *j)
 {
-    int rc = db_write(e->in->app->db, DB_CRASH_SAFE, work, done, j);
+    int rc = db_write_background(e->in->app->db, DB_CRASH_SAFE, work, done, j);
     if (rc != 0) {
         sw_job_free(j);
         retry_later(e, rc);
@@ -362,7 +362,7 @@ void sw_start_sync(struct sync_worker *in, struct entry *e)
     e->in_flight = 1;
     in->active++;
     struct job *j = sw_job_new(in, e);
-    int rc = db_write(in->app->db, DB_CRASH_SAFE, load_work, on_loaded, j);
+    int rc = db_write_background(in->app->db, DB_CRASH_SAFE, load_work, on_loaded, j);
     if (rc != 0) {
         sw_job_free(j);
         retry_later(e, rc);

@@ -413,7 +413,8 @@ static void start_reconciling(struct sync_worker *in)
     struct job *j = sw_job_new(in, NULL);
     j->version = db_shared(in->app->db);
     in->reconciling = 1; /* a stop waits for it */
-    if (db_write(in->app->db, DB_CRASH_SAFE, release_stale_work, on_released_stale, j) != 0)
+    if (db_write_background(in->app->db, DB_CRASH_SAFE, release_stale_work, on_released_stale, j) !=
+        0)
         on_released_stale(DB_ECLOSED, j);
 }
 
@@ -560,6 +561,6 @@ void sync_worker_stop(struct sync_worker *in, void (*cb)(void *arg), void *arg)
     fetch_close(in->fetch, on_fetch_closed, in);
     struct job *j = sw_job_new(in, NULL);
     stop_hold(&in->stop);
-    if (db_write(in->app->db, DB_CRASH_SAFE, release_all_work, on_released_all, j) != 0)
+    if (db_write_background(in->app->db, DB_CRASH_SAFE, release_all_work, on_released_all, j) != 0)
         on_released_all(DB_ECLOSED, j);
 }

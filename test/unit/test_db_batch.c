@@ -426,3 +426,92 @@ TEST(db_write_seq_odd_while_writing)
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_OK(uv_loop_close(&loop));
 }
+
+/* Background writes (db_write_background) queued together with clients' writes: the writer
+ * alternates one batch of each, so a client's write waits behind at most one background
+ * batch (64 jobs), and is never in a background transaction. All are queued in one loop turn;
+ * pos[] is the done order by submission index (background first, then clients). */
+TEST(db_background_writes_alternate_with_clients)
+{
+    static const struct {
+        int n_bg, n_client;
+        int want_first_client, want_last_bg; /* done positions */
+    } rows[] = {
+        {0, 3, 0, -1},      /* no background work: clients at once */
+        {10, 3, 10, 9},     /* one background batch, then the clients */
+        {100, 1, 64, 100},  /* the client between the two background batches */
+        {130, 70, 64, 199}, /* 64 bg, 64 clients, 64 bg, 6 clients, 2 bg */
+    };
+    for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+        uv_loop_t loop;
+        struct db *db = NULL;
+        struct order o = {0};
+        struct job jobs[200];
+        int n = rows[r].n_bg + rows[r].n_client;
+        uv_loop_init(&loop);
+        ASSERT_OK(db_open(&db, &loop, ":memory:"));
+        for (int i = 0; i < n; i++) {
+            jobs[i] = (struct job){.o = &o, .index = i + 1};
+            if (i < rows[r].n_bg)
+                ASSERT_OK(db_write_background(db, DB_CRASH_SAFE, work, done, &jobs[i]));
+            else
+                ASSERT_OK(db_write(db, DB_CRASH_SAFE, work, done, &jobs[i]));
+        }
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_EQ(o.next, n);
+        int first_client = n, last_bg = -1;
+        for (int i = 0; i < n; i++) {
+            ASSERT_OK(o.seen[i + 1]);
+            if (i >= rows[r].n_bg && o.pos[i + 1] < first_client)
+                first_client = o.pos[i + 1];
+            if (i < rows[r].n_bg && o.pos[i + 1] > last_bg)
+                last_bg = o.pos[i + 1];
+        }
+        ASSERT_EQ(first_client, rows[r].want_first_client);
+        ASSERT_EQ(last_bg, rows[r].want_last_bg);
+        db_close(db, NULL, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_OK(uv_loop_close(&loop));
+    }
+}
+
+/* A steady stream of writes, clients' or background: once a background checkpoint has copied
+ * a WAL past a quarter of its bound whole, a RESTART checkpoint starts it over, so the writer
+ * never has to checkpoint inside a COMMIT and the WAL stays far below its bound. Nothing
+ * written is lost. */
+TEST(db_wal_restarted_before_the_writer_must_checkpoint)
+{
+    static const int background[] = {0, 1};
+    for (size_t r = 0; r < sizeof(background) / sizeof(background[0]); r++) {
+        uv_loop_t loop;
+        char dir[64], path[128];
+        struct db *db = NULL;
+        struct db_stats st;
+        int done = 0, count = 0, max_seen = 0;
+        test_tmpdir(dir, sizeof(dir));
+        snprintf(path, sizeof(path), "%s/r%zu.db", dir, r);
+        uv_loop_init(&loop);
+        ASSERT_OK(db_open(&db, &loop, path));
+        db_set_wal_limits(db, 20, 400); /* a restart is wanted from 100 frames on */
+        for (int round = 0; round < 150; round++) {
+            for (int i = 0; i < 4; i++)
+                ASSERT_OK(background[r]
+                              ? db_write_background(db, DB_CRASH_SAFE, add_blob, blob_done, &done)
+                              : db_write(db, DB_CRASH_SAFE, add_blob, blob_done, &done));
+            uv_run(&loop, UV_RUN_DEFAULT);
+            db_get_stats(db, &st);
+            max_seen = (int)st.wal_pages > max_seen ? (int)st.wal_pages : max_seen;
+        }
+        ASSERT_EQ(done, 600);
+        db_get_stats(db, &st);
+        ASSERT_GT(st.wal_restarts, 0);
+        ASSERT_EQ(st.writer_checkpoints, 0);
+        ASSERT_LT(max_seen, 400);
+        ASSERT_OK(db_read(db, count_settings, count_done, &count));
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_EQ(count, 600);
+        db_close(db, NULL, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_OK(uv_loop_close(&loop));
+    }
+}
