@@ -451,7 +451,7 @@ TEST(db_background_writes_alternate_with_clients)
         uv_loop_init(&loop);
         ASSERT_OK(db_open(&db, &loop, ":memory:"));
         for (int i = 0; i < n; i++) {
-            jobs[i] = (struct job){.o = &o, .index = i + 1};
+            jobs[i] = (struct job){.o = &o, .index = i};
             if (i < rows[r].n_bg)
                 ASSERT_OK(db_write_background(db, DB_CRASH_SAFE, work, done, &jobs[i]));
             else
@@ -461,11 +461,11 @@ TEST(db_background_writes_alternate_with_clients)
         ASSERT_EQ(o.next, n);
         int first_client = n, last_bg = -1;
         for (int i = 0; i < n; i++) {
-            ASSERT_OK(o.seen[i + 1]);
-            if (i >= rows[r].n_bg && o.pos[i + 1] < first_client)
-                first_client = o.pos[i + 1];
-            if (i < rows[r].n_bg && o.pos[i + 1] > last_bg)
-                last_bg = o.pos[i + 1];
+            ASSERT_OK(o.seen[i]);
+            if (i >= rows[r].n_bg && o.pos[i] < first_client)
+                first_client = o.pos[i];
+            if (i < rows[r].n_bg && o.pos[i] > last_bg)
+                last_bg = o.pos[i];
         }
         ASSERT_EQ(first_client, rows[r].want_first_client);
         ASSERT_EQ(last_bg, rows[r].want_last_bg);
