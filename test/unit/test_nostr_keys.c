@@ -211,3 +211,27 @@ TEST(nostr_keys_seckey_generate)
             ASSERT_NE(memcmp(keys[i], keys[j], 32), 0);
     }
 }
+
+/* nostr_random: small requests come from a per-thread block of getrandom output (refilled
+ * when used up), larger ones straight from getrandom. Across refills no two answers repeat
+ * or overlap, and none is all zeros (the block wipes what it hands out). */
+TEST(nostr_random_small_from_a_block_large_direct)
+{
+    static const size_t sizes[] = {8, 16, 32, 64, 65, 1, 200, 32, 31, 33, 8, 64};
+    uint8_t seen[200][32];
+    size_t n_seen = 0;
+    for (int round = 0; round < 16; round++) /* 16 x 587 bytes: the block refills many times */
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+            uint8_t out[200] = {0}, zero[200] = {0};
+            ASSERT_OK(nostr_random(out, sizes[i]));
+            if (sizes[i] >= 8)
+                ASSERT_NE(memcmp(out, zero, sizes[i]), 0);
+            ASSERT_EQ(memcmp(out + sizes[i], zero, sizeof(out) - sizes[i]), 0); /* no overrun */
+            if (sizes[i] != 32)
+                continue;
+            for (size_t k = 0; k < n_seen; k++)
+                ASSERT_NE(memcmp(seen[k], out, 32), 0);
+            memcpy(seen[n_seen++], out, 32);
+        }
+    ASSERT_EQ(n_seen, 32);
+}
