@@ -1,6 +1,7 @@
 /* The engine-neutral statement API of db/db.h over SQLite (here) or PostgreSQL (db/pg.c),
  * and opening, closing and migrating one connection. */
 #include "db/conn.h"
+#include "db/walbuf.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -278,7 +279,11 @@ static int sqlite_open(struct db_conn *c, const char *path, enum conn_role role)
         LOG_ERROR("cannot create the directory of database %s", path);
         return DB_EGENERIC;
     }
-    if (sqlite3_open_v2(path, &c->h, flags, NULL) != SQLITE_OK) {
+    if (walbuf_register() != 0) {
+        LOG_ERROR("cannot register the SQLite VFS %s", WALBUF_VFS);
+        return DB_EGENERIC;
+    }
+    if (sqlite3_open_v2(path, &c->h, flags, WALBUF_VFS) != SQLITE_OK) {
         LOG_ERROR("cannot open database %s: %s", path, c->h ? sqlite3_errmsg(c->h) : "?");
         sqlite3_close(c->h);
         c->h = NULL;
