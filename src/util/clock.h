@@ -1,7 +1,8 @@
 /* The service's wall clock, injectable for tests. clock_now() is unix seconds; when a fake
  * clock file is set (CARAVEL_TEST_CLOCK_FILE, by main.c), its content (an integer) is the
  * current time instead, re-read at every call, so a test can move time forward by rewriting
- * the file (a month of billing in seconds). Thread-safe once clock_use_file has run. */
+ * the file in place (a month of billing in seconds; a read that finds it empty mid-rewrite
+ * answers the last time read). Thread-safe once clock_use_file has run. */
 #ifndef CARAVEL_CLOCK_H
 #define CARAVEL_CLOCK_H
 
