@@ -44,8 +44,7 @@ static int flush(struct wb_file *w)
     int rc = SQLITE_OK;
     for (size_t at = 0; at < w->len && rc == SQLITE_OK; at += WRITE_MAX) {
         size_t n = w->len - at < WRITE_MAX ? w->len - at : WRITE_MAX;
-        rc = w->real->pMethods->xWrite(w->real, w->buf + at, (int)n,
-                                       w->off + (sqlite3_int64)at);
+        rc = w->real->pMethods->xWrite(w->real, w->buf + at, (int)n, w->off + (sqlite3_int64)at);
     }
     w->len = 0;
     w->commit_page_next = 0;

@@ -80,8 +80,7 @@ TEST(db_walbuf_frames_leave_together_and_are_read_back)
         ASSERT_GT(n, 0);
         ASSERT_LE(n, 2 + (long)wal.st_size / (64 * 1024));
         ASSERT_OK(db_conn_open(&other, path, 0));
-        ASSERT_EQ(scalar(other, "SELECT count(*) FROM setting WHERE key LIKE 'k%'"),
-                  rows[r]);
+        ASSERT_EQ(scalar(other, "SELECT count(*) FROM setting WHERE key LIKE 'k%'"), rows[r]);
         db_conn_close(other);
         db_conn_close(w);
     }

@@ -24,8 +24,8 @@ TEST(clock_fake_file_rewritten_in_place)
         const char *content; /* NULL: leave the file as it is */
         long long want;      /* 0: the real time */
     } steps[] = {
-        {"1800000000", 1800000000}, {NULL, 1800000000},         {"1800000061\n", 1800000061},
-        {"", 1800000061},           {"garbage", 1800000061},    {"1900000000", 1900000000},
+        {"1800000000", 1800000000}, {NULL, 1800000000},      {"1800000061\n", 1800000061},
+        {"", 1800000061},           {"garbage", 1800000061}, {"1900000000", 1900000000},
     };
     char dir[64], path[128];
     test_tmpdir(dir, sizeof(dir));
