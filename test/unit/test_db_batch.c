@@ -245,10 +245,44 @@ static int count_settings(struct db_conn *conn, void *arg)
     return 0;
 }
 
+/* 600 blob writes, four per loop turn (many COMMITs), through db_write or
+ * db_write_background, on a new database with the given WAL thresholds; every one must be
+ * read back. *st: the stats at the end; *max_seen: the most WAL frames after a turn. */
+static void write_stream(const char *name, int bg_pages, int max_pages, int background,
+                         struct db_stats *st, int *max_seen)
+{
+    uv_loop_t loop;
+    char dir[64], path[128];
+    struct db *db = NULL;
+    int done = 0, count = 0;
+    test_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/%s.db", dir, name);
+    uv_loop_init(&loop);
+    ASSERT_OK(db_open(&db, &loop, path));
+    db_set_wal_limits(db, bg_pages, max_pages);
+    *max_seen = 0;
+    for (int round = 0; round < 150; round++) {
+        for (int i = 0; i < 4; i++)
+            ASSERT_OK(background
+                          ? db_write_background(db, DB_CRASH_SAFE, add_blob, blob_done, &done)
+                          : db_write(db, DB_CRASH_SAFE, add_blob, blob_done, &done));
+        uv_run(&loop, UV_RUN_DEFAULT);
+        db_get_stats(db, st);
+        *max_seen = (int)st->wal_pages > *max_seen ? (int)st->wal_pages : *max_seen;
+    }
+    ASSERT_EQ(done, 600);
+    db_get_stats(db, st);
+    ASSERT_OK(db_read(db, count_settings, count_done, &count));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(count, 600);
+    db_close(db, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_OK(uv_loop_close(&loop));
+}
+
 /* Rows: the two thresholds, and which checkpoints must have run. Background checkpoints
  * alone (the writer's limit out of reach), and the writer's own alone (the background one out
- * of reach), which keeps the WAL within one batch of its limit. The jobs are submitted one
- * loop turn at a time so that there are many COMMITs; nothing written may be lost. */
+ * of reach), which keeps the WAL within one batch of its limit. */
 TEST(db_wal_checkpointed_off_the_writer_and_bounded)
 {
     static const struct {
@@ -256,25 +290,9 @@ TEST(db_wal_checkpointed_off_the_writer_and_bounded)
         int want_bg, want_writer;
     } rows[] = {{20, 1000000, 1, 0}, {1000000, 200, 0, 1}};
     for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
-        uv_loop_t loop;
-        char dir[64], path[128];
-        struct db *db = NULL;
         struct db_stats st;
-        int done = 0, count = 0, max_seen = 0;
-        test_tmpdir(dir, sizeof(dir));
-        snprintf(path, sizeof(path), "%s/w%zu.db", dir, r);
-        uv_loop_init(&loop);
-        ASSERT_OK(db_open(&db, &loop, path));
-        db_set_wal_limits(db, rows[r].bg, rows[r].max);
-        for (int round = 0; round < 150; round++) {
-            for (int i = 0; i < 4; i++)
-                ASSERT_OK(db_write(db, DB_CRASH_SAFE, add_blob, blob_done, &done));
-            uv_run(&loop, UV_RUN_DEFAULT);
-            db_get_stats(db, &st);
-            max_seen = (int)st.wal_pages > max_seen ? (int)st.wal_pages : max_seen;
-        }
-        ASSERT_EQ(done, 600);
-        db_get_stats(db, &st);
+        int max_seen;
+        write_stream(r ? "w1" : "w0", rows[r].bg, rows[r].max, 0, &st, &max_seen);
         /* A background checkpoint may also come from the 1 s sync timer when the machine is
          * slow (then this test runs past a second): only its presence is asserted. */
         if (rows[r].want_bg)
@@ -282,12 +300,6 @@ TEST(db_wal_checkpointed_off_the_writer_and_bounded)
         ASSERT_EQ(st.writer_checkpoints > 0, rows[r].want_writer);
         if (rows[r].want_writer)
             ASSERT_LT(max_seen, rows[r].max + 64); /* one batch past the limit at most */
-        ASSERT_OK(db_read(db, count_settings, count_done, &count));
-        uv_run(&loop, UV_RUN_DEFAULT);
-        ASSERT_EQ(count, 600);
-        db_close(db, NULL, NULL);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        ASSERT_OK(uv_loop_close(&loop));
     }
 }
 
@@ -481,37 +493,13 @@ TEST(db_background_writes_alternate_with_clients)
  * written is lost. */
 TEST(db_wal_restarted_before_the_writer_must_checkpoint)
 {
-    static const int background[] = {0, 1};
-    for (size_t r = 0; r < sizeof(background) / sizeof(background[0]); r++) {
-        uv_loop_t loop;
-        char dir[64], path[128];
-        struct db *db = NULL;
+    for (int background = 0; background <= 1; background++) {
         struct db_stats st;
-        int done = 0, count = 0, max_seen = 0;
-        test_tmpdir(dir, sizeof(dir));
-        snprintf(path, sizeof(path), "%s/r%zu.db", dir, r);
-        uv_loop_init(&loop);
-        ASSERT_OK(db_open(&db, &loop, path));
-        db_set_wal_limits(db, 20, 400); /* a restart is wanted from 100 frames on */
-        for (int round = 0; round < 150; round++) {
-            for (int i = 0; i < 4; i++)
-                ASSERT_OK(background[r]
-                              ? db_write_background(db, DB_CRASH_SAFE, add_blob, blob_done, &done)
-                              : db_write(db, DB_CRASH_SAFE, add_blob, blob_done, &done));
-            uv_run(&loop, UV_RUN_DEFAULT);
-            db_get_stats(db, &st);
-            max_seen = (int)st.wal_pages > max_seen ? (int)st.wal_pages : max_seen;
-        }
-        ASSERT_EQ(done, 600);
-        db_get_stats(db, &st);
+        int max_seen;
+        /* A restart is wanted from 100 frames on (a quarter of the bound). */
+        write_stream(background ? "r1" : "r0", 20, 400, background, &st, &max_seen);
         ASSERT_GT(st.wal_restarts, 0);
         ASSERT_EQ(st.writer_checkpoints, 0);
         ASSERT_LT(max_seen, 400);
-        ASSERT_OK(db_read(db, count_settings, count_done, &count));
-        uv_run(&loop, UV_RUN_DEFAULT);
-        ASSERT_EQ(count, 600);
-        db_close(db, NULL, NULL);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        ASSERT_OK(uv_loop_close(&loop));
     }
 }
