@@ -90,7 +90,7 @@ struct db {
     uv_work_t ckpt_req;
     int ckpt_running, ckpt_rc, ckpt_log, ckpt_copied;
     /* A backfilled WAL past a quarter of its bound is started over (restart_wanted) by a
-     * RESTART checkpoint while the writer is held (ckpt_restart); see start_restart. */
+     * RESTART checkpoint while the writer is held (ckpt_restart); see maybe_restart. */
     int restart_wanted, ckpt_restart;
     uv_timer_t sync_timer;     /* SYNC_DELAY_MS after an unsynced commit (unref'd) */
     uv_timer_t optimize_timer; /* every OPTIMIZE_EVERY_MS (unref'd) */
@@ -442,14 +442,13 @@ static int wal_large(const struct db *db, int pages)
  * billing pass at 100,000 relays) otherwise outruns the checkpoints, and the writer then
  * copied the rest itself inside a COMMIT (wal_hook), up to 60 ms that a client's write waited
  * for. Paused, they let the checkpoint copy it all, so that the WAL can start over
- * (start_restart); ckpt_after dispatches them again. */
+ * (maybe_restart); ckpt_after dispatches them again. */
 static int background_paused(const struct db *db)
 {
     return db->ckpt_running && wal_large(db, db->writer_wal_pages);
 }
 
 static void maybe_restart(struct db *db);
-static int start_restart(struct db *db);
 
 /* The queue of the writer's next batch: when clients' writes and background writes both
  * wait, the two alternate, so a client's write waits behind at most one background batch
@@ -579,22 +578,15 @@ static void maybe_restart(struct db *db)
 {
     /* Something committed since the copy: the restart would copy and sync it with the writer
      * held, as long as the writer's own checkpoint. The next background checkpoint decides. */
-    if (db->closing || db->writer_wal_pages != db->ckpt_log)
+    if (db->closing || db->writer_wal_pages != db->ckpt_log) {
         db->restart_wanted = 0;
-    else
-        start_restart(db);
-}
-
-static int start_restart(struct db *db)
-{
+        return;
+    }
     db->writer.in_use = 1;
     db->ckpt_restart = 1;
     db->ckpt_running = uv_queue_work(db->loop, &db->ckpt_req, ckpt_work, ckpt_after) == 0;
-    if (!db->ckpt_running) {
+    if (!db->ckpt_running)
         db->writer.in_use = db->ckpt_restart = db->restart_wanted = 0;
-        return 0;
-    }
-    return 1;
 }
 
 static void start_checkpoint(struct db *db)

@@ -1,7 +1,7 @@
 /* A SQLite VFS over the default one whose write-ahead log files coalesce writes: SQLite writes
  * each WAL frame as two pwrite calls (its 24-byte header, then the page), so a group commit of
  * 130 frames cost 260 system calls on the writer, the one thread every write waits for. Here
- * the frames of a transaction collect in memory and reach the file in one pwrite when its
+ * the frames of a transaction collect in memory and reach the file in 64 KiB writes when its
  * commit frame is written (errors are then returned to SQLite by that very write, as before),
  * and before anything that could look at the file: a read of the buffered range, a sync, a
  * truncation, the file's size, a shared-memory barrier (SQLite publishes new frames to other

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include "test.h"
+#include "db_fixture.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -248,36 +249,29 @@ static int count_settings(struct db_conn *conn, void *arg)
 /* 600 blob writes, four per loop turn (many COMMITs), through db_write or
  * db_write_background, on a new database with the given WAL thresholds; every one must be
  * read back. *st: the stats at the end; *max_seen: the most WAL frames after a turn. */
-static void write_stream(const char *name, int bg_pages, int max_pages, int background,
-                         struct db_stats *st, int *max_seen)
+static void write_stream(int bg_pages, int max_pages, int background, struct db_stats *st,
+                         int *max_seen)
 {
-    uv_loop_t loop;
-    char dir[64], path[128];
-    struct db *db = NULL;
+    struct test_db t;
     int done = 0, count = 0;
-    test_tmpdir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/%s.db", dir, name);
-    uv_loop_init(&loop);
-    ASSERT_OK(db_open(&db, &loop, path));
-    db_set_wal_limits(db, bg_pages, max_pages);
+    test_db_open(&t);
+    db_set_wal_limits(t.db, bg_pages, max_pages);
     *max_seen = 0;
     for (int round = 0; round < 150; round++) {
         for (int i = 0; i < 4; i++)
             ASSERT_OK(background
-                          ? db_write_background(db, DB_CRASH_SAFE, add_blob, blob_done, &done)
-                          : db_write(db, DB_CRASH_SAFE, add_blob, blob_done, &done));
-        uv_run(&loop, UV_RUN_DEFAULT);
-        db_get_stats(db, st);
+                          ? db_write_background(t.db, DB_CRASH_SAFE, add_blob, blob_done, &done)
+                          : db_write(t.db, DB_CRASH_SAFE, add_blob, blob_done, &done));
+        uv_run(&t.loop, UV_RUN_DEFAULT);
+        db_get_stats(t.db, st);
         *max_seen = (int)st->wal_pages > *max_seen ? (int)st->wal_pages : *max_seen;
     }
     ASSERT_EQ(done, 600);
-    db_get_stats(db, st);
-    ASSERT_OK(db_read(db, count_settings, count_done, &count));
-    uv_run(&loop, UV_RUN_DEFAULT);
+    db_get_stats(t.db, st);
+    ASSERT_OK(db_read(t.db, count_settings, count_done, &count));
+    uv_run(&t.loop, UV_RUN_DEFAULT);
     ASSERT_EQ(count, 600);
-    db_close(db, NULL, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    ASSERT_OK(uv_loop_close(&loop));
+    test_db_close(&t);
 }
 
 /* Rows: the two thresholds, and which checkpoints must have run. Background checkpoints
@@ -292,7 +286,7 @@ TEST(db_wal_checkpointed_off_the_writer_and_bounded)
     for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
         struct db_stats st;
         int max_seen;
-        write_stream(r ? "w1" : "w0", rows[r].bg, rows[r].max, 0, &st, &max_seen);
+        write_stream(rows[r].bg, rows[r].max, 0, &st, &max_seen);
         /* A background checkpoint may also come from the 1 s sync timer when the machine is
          * slow (then this test runs past a second): only its presence is asserted. */
         if (rows[r].want_bg)
@@ -497,7 +491,7 @@ TEST(db_wal_restarted_before_the_writer_must_checkpoint)
         struct db_stats st;
         int max_seen;
         /* A restart is wanted from 100 frames on (a quarter of the bound). */
-        write_stream(background ? "r1" : "r0", 20, 400, background, &st, &max_seen);
+        write_stream(20, 400, background, &st, &max_seen);
         ASSERT_GT(st.wal_restarts, 0);
         ASSERT_EQ(st.writer_checkpoints, 0);
         ASSERT_LT(max_seen, 400);

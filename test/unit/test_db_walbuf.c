@@ -3,6 +3,7 @@
  * above the default VFS's 128 KiB per-write limit. pwrite calls are counted through the
  * default VFS's system-call table (xSetSystemCall). */
 #include "test.h"
+#include "db_fixture.h"
 
 #include <stdio.h>
 #include <sys/stat.h>
@@ -37,20 +38,11 @@ static const char *count_pwrites(sqlite3_vfs *unix_vfs)
     return NULL;
 }
 
-static int scalar(struct db_conn *c, const char *sql)
-{
-    struct db_stmt *st = db_stmt(c, sql);
-    int v = st && db_step(st) == DB_ROW ? db_col_int(st, 0) : -1;
-    if (st)
-        db_reset(st);
-    return v;
-}
-
 TEST(db_walbuf_frames_leave_together_and_are_read_back)
 {
     static const int rows[] = {1, 10, 100, 400}; /* 2 KiB rows in one transaction */
     sqlite3_vfs *unix_vfs = sqlite3_vfs_find("unix");
-    ASSERT_NE(unix_vfs != NULL, 0);
+    ASSERT_NOT_NULL(unix_vfs);
     for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
         char dir[64], path[128], sql[160];
         struct db_conn *w = NULL, *other = NULL;
@@ -59,7 +51,7 @@ TEST(db_walbuf_frames_leave_together_and_are_read_back)
         ASSERT_OK(db_conn_open(&w, path, 1));
         ASSERT_OK(db_exec(w, "PRAGMA wal_autocheckpoint=0"));
         const char *name = count_pwrites(unix_vfs);
-        ASSERT_NE(name != NULL, 0);
+        ASSERT_NOT_NULL(name);
         pwrites = 0;
         ASSERT_OK(db_exec(w, "BEGIN IMMEDIATE"));
         snprintf(sql, sizeof(sql),
@@ -80,7 +72,7 @@ TEST(db_walbuf_frames_leave_together_and_are_read_back)
         ASSERT_GT(n, 0);
         ASSERT_LE(n, 2 + (long)wal.st_size / (64 * 1024));
         ASSERT_OK(db_conn_open(&other, path, 0));
-        ASSERT_EQ(scalar(other, "SELECT count(*) FROM setting WHERE key LIKE 'k%'"), rows[r]);
+        ASSERT_EQ(test_db_int(other, "SELECT count(*) FROM setting WHERE key LIKE 'k%'"), rows[r]);
         db_conn_close(other);
         db_conn_close(w);
     }
