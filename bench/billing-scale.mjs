@@ -20,7 +20,8 @@
 // due (the baseline of the same run). CPU and time count from the clock move, not the start.
 // CPU figures are the whole process's; writes_cpu_s estimates the API writes' share (CPU per
 // write in the baseline times the writes during the pass).
-// BENCH_PERF=file records the pass with perf (file.N per size); BILLING_CONCURRENCY passes
+// BENCH_PERF=file records the pass with perf (file.N per size; BENCH_PERF_CALLGRAPH=dwarf
+// unwinds through libuv and libc, which have no frame pointers); BILLING_CONCURRENCY passes
 // through (default 8).
 // Not a test: prints a table; record it in docs/BENCHMARKS.md.
 import { execFileSync, spawn } from 'node:child_process'
@@ -175,7 +176,7 @@ async function one(n, relay) {
     // (Only with enough samples; else nothing is taken out and the CPU figures include them.)
     const cpuPerWrite = idleWrites.length >= 50 ? (cpuSeconds(srv.pid) - idleCpu0) / idleWrites.length : 0
     const perf = process.env.BENCH_PERF
-      ? track(spawn('perf', ['record', '-F', '499', '-g', '-o', `${process.env.BENCH_PERF}.${n}`, '-p', String(srv.pid)], { stdio: 'ignore' }))
+      ? track(spawn('perf', ['record', '-F', '499', '--call-graph', process.env.BENCH_PERF_CALLGRAPH || 'fp', '-o', `${process.env.BENCH_PERF}.${n}`, '-p', String(srv.pid)], { stdio: 'ignore' }))
       : null
     const writer = startWriter(srv.url, admin, hex64(2), clockFile)
     await sleep(2000) // the writer process is up and writing before the period ends

@@ -149,10 +149,11 @@ int repo_invoice_get(struct db_conn *conn, const char *id, const char *owner, cJ
 int repo_invoice_overdue(struct db_conn *conn, const char *tenant, int64_t grace, int64_t now)
 {
     ASSERT_POOL_THREAD();
+    /* created_at as a range of invoice_tenant: the tenant's few rows, whatever others owe. */
     return db_exists(conn,
-                     "SELECT 1 FROM invoice WHERE tenant = ? AND status = 'pending'"
-                     " AND created_at + ? <= ?",
-                     DB_TEXT(tenant), DB_INT(grace), DB_INT(now));
+                     "SELECT 1 FROM invoice WHERE tenant = ? AND created_at <= ?"
+                     " AND status = 'pending'",
+                     DB_TEXT(tenant), DB_INT(now - grace));
 }
 
 #define ACTIVITY_SELECT                                                                            \

@@ -21,7 +21,8 @@ int rb_queue_dm(struct db_conn *conn, const char *tenant, int64_t now, const cha
 /* ---- statements whose plan matters at scale ---- */
 
 /* Columns of a pending invoice with its current BOLT11 (read_pending). INDEXED BY: without
- * statistics the planner prefers invoice_pending (status) and sorts every pending invoice. */
+ * statistics the planner preferred an index on status alone (dropped by migration 0013) and
+ * sorted every pending invoice; the hint keeps the plan whatever indexes come later. */
 #define PENDING_SELECT(indexed)                                                                    \
     "SELECT i.id, i.tenant, i.amount, i.period_start, i.period_end, i.created_at, "                \
     "i.reminders, COALESCE(i.last_collect_at, -1), t.nwc_url, b.id, b.bolt11, "                    \

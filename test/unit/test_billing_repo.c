@@ -265,6 +265,54 @@ TEST(repo_billing_dunning_and_reactivation)
     db_conn_close(db);
 }
 
+static int count_op(void *arg)
+{
+    (*(int64_t *)arg)++;
+    return 0;
+}
+
+/* Virtual machine instructions of marking T's invoice paid (overdue, so its relay comes back)
+ * while `others` other tenants owe a pending invoice each. */
+static int64_t mark_paid_ops(int others)
+{
+    struct db_conn *db = open_db();
+    struct repo_pending *p = NULL;
+    size_t n = 0, dms = 0;
+    int created = 0;
+    int64_t ops = 0, late = T0 + P + CFG.grace;
+    char b1[65];
+    struct repo_ids changed = {0};
+    one_invoice(db, &p, &n);
+    exec(db,
+         "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < %d)"
+         " INSERT INTO tenant(pubkey, created_at) SELECT printf('%%064x', i), 1 FROM k;"
+         " INSERT INTO invoice(id, tenant, amount, period_start, period_end, created_at)"
+         " SELECT printf('o%%06d', rowid), pubkey, 10, 0, 1, %lld FROM tenant WHERE pubkey <> '%s'",
+         others, (long long)T0, T);
+    dunning(db, late, 500, &changed, &dms);
+    ASSERT_OK(repo_billing_add_bolt11(db, p[0].id, "lnbc1", "11", 10000000, late + 100, late, b1,
+                                      &created));
+    repo_billing_ids_free(&changed);
+    sqlite3_progress_handler(db_conn_sqlite(db), 1, count_op, &ops);
+    ASSERT_OK(repo_billing_mark_paid(db, p[0].id, b1, 1, &CFG, late + 20, &changed, NULL));
+    sqlite3_progress_handler(db_conn_sqlite(db), 0, NULL, NULL);
+    ASSERT_EQ(changed.n, 1); /* r1 active again: the overdue check ran and said no */
+    repo_billing_ids_free(&changed);
+    repo_billing_pending_free(p, n);
+    db_conn_close(db);
+    return ops;
+}
+
+/* Marking one invoice paid reads that tenant's rows only: its cost does not grow with what
+ * other tenants owe (it walked every pending invoice through an index on status alone). */
+TEST(repo_billing_mark_paid_costs_the_same_whatever_others_owe)
+{
+    int64_t few = mark_paid_ops(10), many = mark_paid_ops(3000);
+    if (many > few + few / 10)
+        TEST_FAIL_("mark_paid: %lld instructions with 10 others owing, %lld with 3000",
+                   (long long)few, (long long)many);
+}
+
 TEST(repo_billing_paid_by_notification_hash)
 {
     struct db_conn *db = open_db();
