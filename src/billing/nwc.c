@@ -88,6 +88,7 @@ static void maybe_free_nwc(struct nwc *n)
         return;
     struct stop done = n->stop;
     secure_zero(n->cache, sizeof(n->cache));
+    nwc_keys_forget(); /* the keys derived from the URIs' secrets (loop thread) */
     free(n);
     stop_finish(done);
 }

@@ -41,6 +41,11 @@ int nwc_build_request(const struct nwc_uri *uri, enum nwc_encryption enc, const 
                       const cJSON *params, int64_t now, int64_t expiration,
                       struct nostr_event *out);
 
+/* The requests and answers of a client and its wallet reuse the client's public key and
+ * their NIP-44 key, derived once per thread for the last few pairs. This wipes that memo
+ * of the calling thread (the NWC client's nwc_free). */
+void nwc_keys_forget(void);
+
 /* A decrypted kind 23195 answer. */
 struct nwc_response {
     cJSON *root;                       /* owned: the whole decrypted JSON */

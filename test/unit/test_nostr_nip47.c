@@ -209,6 +209,46 @@ TEST(nwc_build_request_both_encryptions)
     nwc_uri_free(&u);
 }
 
+/* The keys of each client are its own whatever the memo of derived keys holds: more clients
+ * of one wallet than the memo keeps, each asked in turn twice, then the memo wiped; every
+ * request is signed by its client's key and decrypts with the wallet's, and the answer made
+ * by nostr-tools for client 22..22 still parses after the others went by. */
+TEST(nwc_keys_of_many_clients_stay_apart)
+{
+    struct nwc_uri u;
+    struct nostr_event ev;
+    struct nwc_response r;
+    setup(&u);
+    for (int round = 0; round < 3; round++) {
+        if (round == 2)
+            nwc_keys_forget();
+        for (int c = 1; c <= 11; c++) {
+            struct nostr_keypair kp;
+            memset(u.secret, 0x20 + c, 32); /* 21..21 to 2b..2b, with 22..22 among them */
+            ASSERT_OK(nostr_keypair_from_seckey(&kp, u.secret));
+            nostr_event_init(&ev);
+            ASSERT_OK(
+                nwc_build_request(&u, NWC_NIP44, "get_info", NULL, 1700000000, 1700000060, &ev));
+            ASSERT_OK(nostr_event_verify(&ev));
+            ASSERT_MEM_EQ(ev.pubkey, kp.pubkey, 32);
+            char *plain = decrypt_request(&u, &ev, 1);
+            ASSERT_STR_EQ(plain, "{\"method\":\"get_info\",\"params\":{}}");
+            free(plain);
+            nostr_event_free(&ev);
+        }
+        memset(u.secret, 0x22, 32);
+        load(&ev, RESP_NIP44);
+        ASSERT_OK(nwc_parse_response(&u, &ev, "lookup_invoice", &r));
+        nwc_response_free(&r);
+        nostr_event_free(&ev);
+        memset(u.secret, 0x23, 32); /* another client cannot read client 22..22's answer */
+        load(&ev, RESP_NIP44);
+        ASSERT_EQ(nwc_parse_response(&u, &ev, "lookup_invoice", &r), -1);
+        nostr_event_free(&ev);
+    }
+    nwc_uri_free(&u);
+}
+
 TEST(nwc_settled_heuristics)
 {
     static const struct {
