@@ -151,17 +151,22 @@ int repo_bl_failed(struct db_conn *conn, const char *relay, const char *pubkey, 
                   DB_INT(next_at), DB_TEXT(error), DB_TEXT(relay), DB_TEXT(pubkey), DB_TEXT(owner));
 }
 
-int repo_bl_relay_ready(struct db_conn *conn, const char *relay)
+int repo_bl_relay_ready(struct db_conn *conn, const char *relay, int64_t *due)
 {
+    *due = 0;
     int rc = db_run(conn,
                     "INSERT OR IGNORE INTO blocklist_relay(relay_id, pubkey, want)"
                     " SELECT r.id, e.pubkey, 1 FROM relay r, blocklist e WHERE r.id = ?"
                     " AND r.status = 'active' AND e.state = 'active'",
                     DB_TEXT(relay));
-    if (rc == 0)
+    if (rc == 0) {
+        *due = db_changes(conn);
         rc = db_run(conn,
                     "UPDATE blocklist_relay SET next_at = 0 WHERE relay_id = ? AND want != applied",
                     DB_TEXT(relay));
+    }
+    if (rc == 0)
+        *due += db_changes(conn);
     return rc;
 }
 

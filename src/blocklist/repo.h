@@ -67,8 +67,9 @@ int repo_bl_failed(struct db_conn *conn, const char *relay, const char *pubkey, 
                    const char *error, const char *owner);
 
 /* A relay appeared, came back, or was just accepted by zooid: it gets a row for every active
- * entry it lacks (only when the relay is active), and its pending rows are due now. */
-int repo_bl_relay_ready(struct db_conn *conn, const char *relay);
+ * entry it lacks (only when the relay is active), and its pending rows are due now. *due: the
+ * rows added or made due (0: the rollout has nothing new to send). */
+int repo_bl_relay_ready(struct db_conn *conn, const char *relay, int64_t *due);
 
 /* Start-up: every active relay gets a row for every active entry it lacks (covers a crash
  * between a relay's commit and its relay_ready). Returns rows added in *added. */

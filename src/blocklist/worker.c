@@ -77,6 +77,7 @@ struct load_job {
 struct relay_job {
     struct blocklist *b;
     char id[33];
+    int64_t due; /* rows relay_ready added or made due */
 };
 
 struct blocklist {
@@ -490,7 +491,7 @@ static void on_wake(void *owner, const char *id)
 static int relay_ready_work(struct db_conn *conn, void *arg)
 {
     struct relay_job *j = arg;
-    return repo_bl_relay_ready(conn, j->id);
+    return repo_bl_relay_ready(conn, j->id, &j->due);
 }
 
 static void relay_ready_done(int status, void *arg)
@@ -502,10 +503,11 @@ static void relay_ready_done(int status, void *arg)
         LOG_ERROR("blocklist: relay %s: could not queue the block list (%d); the next start "
                   "does",
                   j->id, status);
+    int due = status != 0 || j->due > 0;
     free(j);
     if (b->stopping)
         maybe_finish(b);
-    else
+    else if (due) /* nothing new for the rollout (an empty block list): no due query */
         pump(b);
 }
 

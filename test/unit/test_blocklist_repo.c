@@ -34,8 +34,12 @@ static size_t due(struct db_conn *conn)
 
 static int work_lifecycle(struct db_conn *conn, void *arg)
 {
+    int64_t n = -1;
     (void)arg;
     seed(conn);
+    /* An empty block list: a relay that appears has nothing to receive. */
+    ASSERT_OK(repo_bl_relay_ready(conn, "r1", &n));
+    ASSERT_EQ(n, 0);
     /* Added: one row per active relay (not the inactive r3), due now. */
     ASSERT_OK(repo_blocklist_add(conn, PK, "spam", TENANT, 10));
     ASSERT_EQ(test_db_int(conn, "SELECT count(*) FROM blocklist_relay WHERE want = 1"), 2);
@@ -47,11 +51,16 @@ static int work_lifecycle(struct db_conn *conn, void *arg)
     ASSERT_EQ(test_db_int(conn, "SELECT attempts FROM blocklist_relay WHERE relay_id = 'r1'"), 1);
     /* r3 comes back: it gets the row it lacks. */
     ASSERT_OK(db_exec(conn, "UPDATE relay SET status = 'active' WHERE id = 'r3'"));
-    ASSERT_OK(repo_bl_relay_ready(conn, "r3"));
+    ASSERT_OK(repo_bl_relay_ready(conn, "r3", &n));
+    ASSERT_EQ(n, 2); /* its row added, and due */
     ASSERT_EQ(due(conn), 1);
     /* r1 is synced again: its pending row is due at once. */
-    ASSERT_OK(repo_bl_relay_ready(conn, "r1"));
+    ASSERT_OK(repo_bl_relay_ready(conn, "r1", &n));
+    ASSERT_EQ(n, 1);
     ASSERT_EQ(due(conn), 2);
+    /* r2's row is confirmed: nothing to send. */
+    ASSERT_OK(repo_bl_relay_ready(conn, "r2", &n));
+    ASSERT_EQ(n, 0);
     ASSERT_OK(repo_bl_applied(conn, "r1", PK, 1, "A"));
     /* Removed: the confirmed ones (r1, r2) are to lift; r3's unconfirmed row is dropped. */
     ASSERT_OK(repo_blocklist_remove(conn, PK, 20));
