@@ -537,7 +537,7 @@ int repo_billing_dunning_batch(struct db_conn *conn, const struct billing_cfg *c
         cursor->at = o[i].created_at;
         snprintf(cursor->id, sizeof(cursor->id), "%s", o[i].id);
         b->n_done++;
-        if (b->budget_ms && clock_mono_ms() - t0 >= b->budget_ms)
+        if (b->budget_ms && (clock_mono_ms() - t0 >= b->budget_ms || db_clients_waiting(conn)))
             break;
     }
     b->more = b->n_done == b->limit || b->n_done < n;

@@ -60,6 +60,9 @@ struct db_conn {
     struct db_stmt *deferred[PG_DEFERRED_MAX];
     int n_deferred;
     int64_t round_trips;
+    /* The writer's: db.c's flag that clients' writes are queued (db_clients_waiting); NULL on
+     * the other connections. */
+    const _Atomic int *clients_waiting;
 };
 
 /* The engine a DATABASE_URL names: postgres:// or postgresql:// is PostgreSQL, anything

@@ -112,6 +112,7 @@ struct db {
     int storage_error;               /* db_storage_error; loop thread */
     size_t depth;                    /* queued + running */
     _Atomic uint64_t write_seq;      /* db_write_seq: the writer's pool thread adds, any reads */
+    _Atomic int clients_waiting;     /* wait_write is not empty: the loop sets, the writer reads */
     int closing;
     enum db_engine engine;
     int pg_read_only; /* PostgreSQL: a standby or a read-only default (at db_open) */
@@ -201,6 +202,7 @@ int db_open(struct db **out, uv_loop_t *loop, const char *url)
         goto fail;
     if (db->engine == DB_PG)
         db->pg_read_only = pg_read_only(&db->writer);
+    db->writer.clients_waiting = &db->clients_waiting;
     for (int i = 0; i < DB_READERS; i++)
         if ((rc = conn_open(&db->readers[i], url, CONN_READER)) != 0)
             goto fail;
@@ -352,6 +354,12 @@ uint64_t db_write_seq(const struct db *db)
     return atomic_load(&db->write_seq);
 }
 
+int db_clients_waiting(const struct db_conn *conn)
+{
+    ASSERT_POOL_THREAD();
+    return conn->clients_waiting && atomic_load(conn->clients_waiting);
+}
+
 static void fifo_push(struct job_fifo *f, struct db_job *job)
 {
     job->next = NULL;
@@ -477,6 +485,7 @@ static void dispatch(struct db *db)
         for (int n = 1; n < WRITE_BATCH && w->head; n++)
             last = last->next = fifo_pop(w);
         db->last_background = w == &db->wait_background;
+        atomic_store(&db->clients_waiting, db->wait_write.head != NULL);
         start(db, first, &db->writer);
     }
     while (db->wait_read.head && (c = free_reader(db)) != NULL) {
@@ -746,6 +755,8 @@ static int submit(struct db *db, db_work_fn *work, db_done_cb *done, db_wanted_f
     else if (lane == LANE_LIST)
         queue = &db->wait_list;
     fifo_push(queue, job);
+    if (lane == LANE_WRITE)
+        atomic_store(&db->clients_waiting, 1);
     uv_idle_start(&db->dispatch_idle, on_dispatch_idle); /* no-op when started */
     return 0;
 }

@@ -114,6 +114,13 @@ size_t db_queue_depth(const struct db *db);
  * a SQLite file, one process by design), never on PostgreSQL (instances share it). Any thread. */
 uint64_t db_write_seq(const struct db *db);
 
+/* Pool thread, inside a write job: 1 while clients' writes (db_write) are queued for the
+ * writer. A background job that goes over many items checks it between two items and, once it
+ * did at least one, ends there and says it has more: what it did commits, the clients' batch
+ * goes next, and its next batch after that (the queues alternate). Without it a client's write
+ * waited for a whole background batch. 0 on the other connections. */
+int db_clients_waiting(const struct db_conn *conn);
+
 /* SQLite's write-ahead log upkeep (all zero on PostgreSQL). The writer does not checkpoint in its
  * COMMITs: a PASSIVE checkpoint runs on a pool thread (its own connection) once the WAL holds 1,000
  * frames; once one copied a WAL of 4,000 frames or more whole, the writer is held for a moment

@@ -12,6 +12,7 @@
 
 #include "billing/calc.h"
 #include "billing/repo.h"
+#include "db/conn.h"
 #include "db/db.h"
 #include "db/migrations.h"
 #include "nostr/keys.h"
@@ -432,6 +433,39 @@ TEST(repo_billing_batches_reach_every_due_tenant)
     pass_batches(db, T0 + P + 50, 4, &created, &dms, &done);
     ASSERT_EQ(done, 1);
     ASSERT_EQ(created, 0);
+    db_conn_close(db);
+}
+
+/* Clients' writes waiting for the writer (db_clients_waiting): every batch ends after one
+ * tenant, however much budget is left, and the pass still reaches every due tenant. */
+TEST(repo_billing_batches_end_early_for_waiting_clients)
+{
+    struct db_conn *db = open_db();
+    static _Atomic int waiting = 1;
+    char tenant[65], relay[16];
+    size_t created = 0, dms = 0, done = 0;
+    for (int i = 0; i < 6; i++) {
+        snprintf(tenant, sizeof(tenant), "%064x", i + 1);
+        add_tenant(db, tenant);
+        snprintf(relay, sizeof(relay), "r%d", i);
+        relay_event_of(db, tenant, relay, "basic", "active", T0 + i, "create_relay");
+    }
+    db->clients_waiting = &waiting;
+    struct repo_batch b = {.limit = 100, .budget_ms = 60000};
+    ASSERT_OK(repo_billing_invoice_batch(db, &CFG, T0 + 100, &b));
+    ASSERT_EQ(b.n_done, 1);
+    ASSERT_EQ(b.more, 1);
+    size_t batches = 1;
+    do {
+        ASSERT_OK(repo_billing_invoice_batch(db, &CFG, T0 + 100, &b));
+        ASSERT_LE(b.n_done, 1);
+        ASSERT_LT(batches++, 100);
+    } while (b.more);
+    ASSERT_EQ(batches, 6); /* one tenant each */
+    waiting = 0;
+    ASSERT_EQ(pass_batches(db, T0 + P + 30, 100, &created, &dms, &done), 1);
+    ASSERT_EQ(created, 6);
+    ASSERT_EQ(done, 6);
     db_conn_close(db);
 }
 

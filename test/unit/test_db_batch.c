@@ -6,6 +6,7 @@
 #include "test.h"
 #include "db_fixture.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -495,5 +496,89 @@ TEST(db_wal_restarted_before_the_writer_must_checkpoint)
         ASSERT_GT(st.wal_restarts, 0);
         ASSERT_EQ(st.writer_checkpoints, 0);
         ASSERT_LT(max_seen, 400);
+    }
+}
+
+/* A long background job and a client's write: the job sees db_clients_waiting once the write
+ * is queued (never before), so it can end its batch there; a reader never sees it. */
+struct yield_job {
+    int queue_client;    /* the loop queues a client's write while the job runs */
+    _Atomic int running; /* set by the job: the loop may queue the write now */
+    int saw_before;      /* db_clients_waiting was 1 before the job let the loop go on */
+    int saw;             /* ... and once the write was queued, within 5 s */
+    int reader_saw;
+    int client_done;
+};
+
+static int yield_work(struct db_conn *conn, void *arg)
+{
+    struct yield_job *y = arg;
+    y->saw_before = db_clients_waiting(conn);
+    atomic_store(&y->running, 1);
+    for (int i = 0; i < 5000 && !y->saw; i++) { /* up to 5 s, or 100 ms without a client */
+        y->saw = db_clients_waiting(conn);
+        if (!y->queue_client && i == 100)
+            break;
+        uv_sleep(1);
+    }
+    return db_exec(conn, "INSERT INTO setting(key, value) VALUES ('yield', 'v')");
+}
+
+static int yield_read(struct db_conn *conn, void *arg)
+{
+    ((struct yield_job *)arg)->reader_saw = db_clients_waiting(conn);
+    return 0;
+}
+
+static void yield_done(int status, void *arg)
+{
+    ASSERT_OK(status);
+    (void)arg;
+}
+
+static void client_done(int status, void *arg)
+{
+    ASSERT_OK(status);
+    ((struct yield_job *)arg)->client_done = 1;
+}
+
+static int client_work(struct db_conn *conn, void *arg)
+{
+    (void)arg;
+    return db_exec(conn, "INSERT INTO setting(key, value) VALUES ('client', 'v')");
+}
+
+static void on_yield_tick(uv_timer_t *t)
+{
+    struct yield_job *y = t->data;
+    if (!atomic_load(&y->running))
+        return;
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, NULL);
+    if (y->queue_client) {
+        ASSERT_OK(db_write(container_of(t->loop, struct test_db, loop)->db, DB_CRASH_SAFE,
+                           client_work, client_done, y));
+        ASSERT_OK(
+            db_read(container_of(t->loop, struct test_db, loop)->db, yield_read, yield_done, y));
+    }
+}
+
+TEST(db_background_job_sees_clients_waiting)
+{
+    for (int queue_client = 0; queue_client <= 1; queue_client++) {
+        struct test_db t;
+        struct yield_job y = {.queue_client = queue_client};
+        uv_timer_t tick;
+        test_db_open(&t);
+        ASSERT_OK(db_write_background(t.db, DB_CRASH_SAFE, yield_work, yield_done, &y));
+        uv_timer_init(&t.loop, &tick);
+        tick.data = &y;
+        uv_timer_start(&tick, on_yield_tick, 1, 1);
+        uv_run(&t.loop, UV_RUN_DEFAULT);
+        ASSERT_EQ(y.saw_before, 0);
+        ASSERT_EQ(y.saw, queue_client);
+        ASSERT_EQ(y.client_done, queue_client);
+        ASSERT_EQ(y.reader_saw, 0);
+        test_db_close(&t);
     }
 }
