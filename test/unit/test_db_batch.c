@@ -400,7 +400,7 @@ static int seq_work(struct db_conn *conn, void *arg)
                          " ON CONFLICT(key) DO UPDATE SET value = value || 'v'");
 }
 
-static void seq_done(int status, void *arg)
+static void ok_done(int status, void *arg)
 {
     ASSERT_OK(status);
     (void)arg;
@@ -421,7 +421,7 @@ TEST(db_write_seq_odd_while_writing)
     ASSERT_EQ(before % 2, 0);
     for (int round = 1; round <= 3; round++) {
         struct seq_job j = {db, 0};
-        ASSERT_OK(db_write(db, DB_CRASH_SAFE, seq_work, seq_done, &j));
+        ASSERT_OK(db_write(db, DB_CRASH_SAFE, seq_work, ok_done, &j));
         uv_run(&loop, UV_RUN_DEFAULT);
         ASSERT_EQ(j.inside % 2, 1);
         ASSERT_EQ(db_write_seq(db), before + 2 * (uint64_t)round);
@@ -530,12 +530,6 @@ static int yield_read(struct db_conn *conn, void *arg)
     return 0;
 }
 
-static void yield_done(int status, void *arg)
-{
-    ASSERT_OK(status);
-    (void)arg;
-}
-
 static void client_done(int status, void *arg)
 {
     ASSERT_OK(status);
@@ -558,8 +552,7 @@ static void on_yield_tick(uv_timer_t *t)
     if (y->queue_client) {
         ASSERT_OK(db_write(container_of(t->loop, struct test_db, loop)->db, DB_CRASH_SAFE,
                            client_work, client_done, y));
-        ASSERT_OK(
-            db_read(container_of(t->loop, struct test_db, loop)->db, yield_read, yield_done, y));
+        ASSERT_OK(db_read(container_of(t->loop, struct test_db, loop)->db, yield_read, ok_done, y));
     }
 }
 
@@ -570,7 +563,7 @@ TEST(db_background_job_sees_clients_waiting)
         struct yield_job y = {.queue_client = queue_client};
         uv_timer_t tick;
         test_db_open(&t);
-        ASSERT_OK(db_write_background(t.db, DB_CRASH_SAFE, yield_work, yield_done, &y));
+        ASSERT_OK(db_write_background(t.db, DB_CRASH_SAFE, yield_work, ok_done, &y));
         uv_timer_init(&t.loop, &tick);
         tick.data = &y;
         uv_timer_start(&tick, on_yield_tick, 1, 1);
