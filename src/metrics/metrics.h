@@ -79,6 +79,10 @@ struct metrics_gauges {
     int64_t http_request_bytes, http_response_bytes;
     /* 1 while this instance runs billing (holds the billing lease), 0 on a standby. */
     int64_t billing_leader;
+    /* SQLite's WAL upkeep since start (db_get_stats; 0 on PostgreSQL): background
+     * checkpoints, RESTART checkpoints that started the WAL over, and checkpoints the writer
+     * had to run itself inside a COMMIT (what a client's write then waited for). */
+    int64_t db_checkpoints, db_wal_restarts, db_writer_checkpoints;
 };
 
 /* A registry without a listener (unit tests, or before metrics_start). Free with

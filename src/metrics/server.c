@@ -74,6 +74,9 @@ static void sample_gauges(const struct app *app, struct metrics_gauges *g, int64
         db_get_stats(app->db, &st);
     g->db_queue_depth = app->db ? (int64_t)db_queue_depth(app->db) : -1;
     g->db_wal_frames = app->db ? (int64_t)st.wal_pages : -1;
+    g->db_checkpoints = app->db ? (int64_t)st.checkpoints : -1;
+    g->db_wal_restarts = app->db ? (int64_t)st.wal_restarts : -1;
+    g->db_writer_checkpoints = app->db ? (int64_t)st.writer_checkpoints : -1;
     g->db_storage_degraded = app->db ? db_storage_error(app->db) != 0 : -1;
     /* Features fill their own gauges (app_add_sampler); one that is off leaves -1. */
     g->sync_backlog = g->sync_breaker_state = g->sync_breaker_opens = g->billing_leader = -1;

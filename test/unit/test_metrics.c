@@ -27,7 +27,10 @@ static struct metrics_gauges gauges_off(void)
                                    .db_storage_degraded = -1,
                                    .http_request_bytes = -1,
                                    .http_response_bytes = -1,
-                                   .billing_leader = -1};
+                                   .billing_leader = -1,
+                                   .db_checkpoints = -1,
+                                   .db_wal_restarts = -1,
+                                   .db_writer_checkpoints = -1};
 }
 
 static char *render(const struct metrics *m, const struct metrics_gauges *g)
@@ -67,6 +70,9 @@ TEST(metrics_exposition_exact_text)
     g.in_flight = 1;
     g.db_queue_depth = 2;
     g.db_wal_frames = 4;
+    g.db_checkpoints = 5;
+    g.db_wal_restarts = 1;
+    g.db_writer_checkpoints = 0;
     g.sync_backlog = -1;
     g.outbox_queued = 3;
     char *s = without_start_time(render(m, &g));
@@ -119,6 +125,18 @@ TEST(metrics_exposition_exact_text)
         "write.\n"
         "# TYPE caravel_db_wal_frames gauge\n"
         "caravel_db_wal_frames 4\n"
+        "# HELP caravel_db_checkpoints_total SQLite: background checkpoints of the write-ahead "
+        "log completed.\n"
+        "# TYPE caravel_db_checkpoints_total counter\n"
+        "caravel_db_checkpoints_total 5\n"
+        "# HELP caravel_db_wal_restarts_total SQLite: checkpoints that started the write-ahead "
+        "log over.\n"
+        "# TYPE caravel_db_wal_restarts_total counter\n"
+        "caravel_db_wal_restarts_total 1\n"
+        "# HELP caravel_db_writer_checkpoints_total SQLite: checkpoints the writer ran itself "
+        "inside a commit (writes waited).\n"
+        "# TYPE caravel_db_writer_checkpoints_total counter\n"
+        "caravel_db_writer_checkpoints_total 0\n"
         "# HELP caravel_outbox_queued_messages DMs queued in the outbox (refreshed "
         "periodically).\n"
         "# TYPE caravel_outbox_queued_messages gauge\n"
