@@ -37,6 +37,11 @@ void repo_billing_date(int64_t t, char out[11])
         strcpy(out, "?");
 }
 
+int rb_batch_over(struct db_conn *conn, const struct repo_batch *b, uint64_t t0)
+{
+    return b->budget_ms && (clock_mono_ms() - t0 >= b->budget_ms || db_clients_waiting(conn));
+}
+
 void repo_billing_ids_free(struct repo_ids *ids)
 {
     free(ids->ids);
@@ -537,7 +542,7 @@ int repo_billing_dunning_batch(struct db_conn *conn, const struct billing_cfg *c
         cursor->at = o[i].created_at;
         snprintf(cursor->id, sizeof(cursor->id), "%s", o[i].id);
         b->n_done++;
-        if (b->budget_ms && (clock_mono_ms() - t0 >= b->budget_ms || db_clients_waiting(conn)))
+        if (rb_batch_over(conn, b, t0))
             break;
     }
     b->more = b->n_done == b->limit || b->n_done < n;

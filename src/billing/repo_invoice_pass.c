@@ -276,7 +276,7 @@ int repo_billing_invoice_batch(struct db_conn *conn, const struct billing_cfg *c
         if (rc == 0)
             rc = set_due(conn, t[i].pubkey, due >= 0 && due <= now ? now + 1 : due);
         b->n_done++;
-        if (b->budget_ms && (clock_mono_ms() - t0 >= b->budget_ms || db_clients_waiting(conn)))
+        if (rb_batch_over(conn, b, t0))
             break;
     }
     b->n_dms = b->n_created;
