@@ -75,8 +75,10 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100 // utime + stime, USER_HZ = 100
 }
 
+const scrape = async (port) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+
 async function counters(port) {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  const text = await scrape(port)
   const out = {}
   for (const m of text.matchAll(/^(caravel_(?:billing|loop)_\w+(?:\{[^}]*\})?) (\d+)$/gm)) out[m[1]] = Number(m[2])
   return out
@@ -85,7 +87,7 @@ async function counters(port) {
 // The server's own view of the probe's writes (its latency histogram, from a request's
 // arrival to its answer): how many so far, and how many took over 10 ms.
 async function serverWrites(port) {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  const text = await scrape(port)
   const line = (rest) => {
     const m = new RegExp(`^caravel_http_request_duration_seconds_${rest} (\\d+)$`, 'm').exec(text)
     return m ? Number(m[1]) : 0

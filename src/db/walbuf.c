@@ -30,7 +30,7 @@ static sqlite3_vfs *real_vfs;
 
 #define REAL(f) (((struct wb_file *)(f))->real)
 
-static size_t file_size(void)
+static size_t wrapper_size(void)
 {
     return (sizeof(struct wb_file) + 7) & ~(size_t)7; /* the real file after it, aligned */
 }
@@ -227,7 +227,7 @@ static int wb_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flag
     (void)vfs;
     struct wb_file *w = (struct wb_file *)f;
     memset(w, 0, sizeof(*w));
-    w->real = (sqlite3_file *)((char *)f + file_size());
+    w->real = (sqlite3_file *)((char *)f + wrapper_size());
     w->is_wal = (flags & SQLITE_OPEN_WAL) != 0;
     int rc = real_vfs->xOpen(real_vfs, name, w->real, flags, out_flags);
     /* Our methods only over a file the default VFS opened (and with methods this version
@@ -299,7 +299,7 @@ static void register_once(void)
         return;
     wb_vfs = (sqlite3_vfs){
         .iVersion = 2,
-        .szOsFile = (int)file_size() + real_vfs->szOsFile,
+        .szOsFile = (int)wrapper_size() + real_vfs->szOsFile,
         .mxPathname = real_vfs->mxPathname,
         .zName = WALBUF_VFS,
         .xOpen = wb_open,
