@@ -39,7 +39,14 @@ void repo_billing_date(int64_t t, char out[11])
 
 int rb_batch_over(struct db_conn *conn, const struct repo_batch *b, uint64_t t0)
 {
-    return b->budget_ms && (clock_mono_ms() - t0 >= b->budget_ms || db_clients_waiting(conn));
+    if (!b->budget_ms)
+        return 0;
+    if (db_clients_waiting(conn))
+        return 1;
+    uint64_t budget = b->budget_ms;
+    if (b->busy_budget_ms && b->busy_budget_ms < budget && db_clients_writing(conn))
+        budget = b->busy_budget_ms;
+    return clock_mono_ms() - t0 >= budget;
 }
 
 void repo_billing_ids_free(struct repo_ids *ids)

@@ -26,16 +26,17 @@ struct repo_ids {
 };
 void repo_billing_ids_free(struct repo_ids *ids);
 
-/* One bounded batch of a pass. The caller sets limit (1..REPO_BILLING_MAX_BATCH) and
- * budget_ms (0 = none: the batch stops after the item that used it up); the batch sets the
- * rest. A pass is batches until more is 0, each its own transaction. */
+/* One bounded batch of a pass. The caller sets limit (1..REPO_BILLING_MAX_BATCH), budget_ms
+ * (0 = none: the batch stops after the item that used it up) and busy_budget_ms (0 = none);
+ * the batch sets the rest. A pass is batches until more is 0, each its own transaction. */
 struct repo_batch {
     size_t limit;
     uint64_t budget_ms;
-    size_t n_done;    /* tenants / invoices handled */
-    size_t n_created; /* invoices written */
-    size_t n_dms;     /* DMs queued */
-    int more;         /* another batch may have work */
+    uint64_t busy_budget_ms; /* instead, while clients write (db_clients_writing), if lower */
+    size_t n_done;           /* tenants / invoices handled */
+    size_t n_created;        /* invoices written */
+    size_t n_dms;            /* DMs queued */
+    int more;                /* another batch may have work */
 };
 
 /* Keyset position in a list ordered by (at, id): the last row handled; {INT64_MIN, ""}

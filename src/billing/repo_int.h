@@ -15,8 +15,9 @@
 /* Column col as text into out (cap bytes; "" for NULL). */
 void rb_copy_col(struct db_stmt *st, int col, char *out, size_t cap);
 /* Whether a batch that started at t0 (clock_mono_ms) ends after the item it just did: its
- * budget is used up, or clients' writes wait for the writer (db_clients_waiting). Never
- * without a budget (budget_ms 0: a test's whole pass in one batch). */
+ * budget is used up (busy_budget_ms while clients are writing: db_clients_writing), or clients'
+ * writes wait for the writer (db_clients_waiting). Never without a budget (budget_ms 0: a
+ * test's whole pass in one batch). */
 struct repo_batch;
 int rb_batch_over(struct db_conn *conn, const struct repo_batch *b, uint64_t t0);
 /* Queues a robot DM to tenant with the formatted text (capped at RB_DM_MAX). */

@@ -264,6 +264,7 @@ static void phase_dunning(struct billing *b)
     struct job *j = bw_job_new(b, NULL);
     j->batch.limit = b->batch;
     j->batch.budget_ms = BATCH_BUDGET_MS;
+    j->batch.busy_budget_ms = BATCH_BUSY_BUDGET_MS;
     j->cursor = b->cursor;
     bw_submit(b, 1, work_dunning, on_dunning, j);
 }
@@ -512,6 +513,7 @@ static void phase_invoices(struct billing *b)
     struct job *j = bw_job_new(b, NULL);
     j->batch.limit = b->batch;
     j->batch.budget_ms = BATCH_BUDGET_MS;
+    j->batch.busy_budget_ms = BATCH_BUSY_BUDGET_MS;
     bw_submit(b, 1, work_invoice_batch, on_invoice_batch, j);
 }
 

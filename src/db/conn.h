@@ -63,6 +63,7 @@ struct db_conn {
     /* The writer's: db.c's flag that clients' writes are queued (db_clients_waiting); NULL on
      * the other connections. */
     const _Atomic int *clients_waiting;
+    const _Atomic uint64_t *client_write_ms; /* db_clients_writing; NULL likewise */
 };
 
 /* The engine a DATABASE_URL names: postgres:// or postgresql:// is PostgreSQL, anything

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "db/conn.h"
+#include "util/clock.h"
 #include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -44,6 +45,8 @@
  * SQLite recommends for long-lived connections. The statements must plan right without
  * statistics anyway (a fresh database has none). */
 #define OPTIMIZE_EVERY_MS (3600 * 1000)
+/* db_clients_writing: clients count as writing this long after their last write. */
+#define CLIENTS_WRITING_MS 1000
 
 /* A job's life (asserted in debug builds): queued -> running (on a pool thread) -> done, or
  * queued -> done when a read nobody wants any more is dropped (db_read_for). */
@@ -105,14 +108,15 @@ struct db {
     uint64_t writer_checkpoints;     /* the writer's own (pool thread holding the writer) */
     struct db_stats stats;           /* loop thread */
     struct job_fifo wait_write, wait_read, wait_list;
-    struct job_fifo wait_background; /* db_write_background */
-    int last_background;             /* the writer's last batch came from wait_background */
-    struct job_fifo dropped;         /* reads nobody wants, their done still to call */
-    int lists_running;               /* readers holding a db_read_list job */
-    int storage_error;               /* db_storage_error; loop thread */
-    size_t depth;                    /* queued + running */
-    _Atomic uint64_t write_seq;      /* db_write_seq: the writer's pool thread adds, any reads */
-    _Atomic int clients_waiting;     /* wait_write is not empty: the loop sets, the writer reads */
+    struct job_fifo wait_background;  /* db_write_background */
+    int last_background;              /* the writer's last batch came from wait_background */
+    struct job_fifo dropped;          /* reads nobody wants, their done still to call */
+    int lists_running;                /* readers holding a db_read_list job */
+    int storage_error;                /* db_storage_error; loop thread */
+    size_t depth;                     /* queued + running */
+    _Atomic uint64_t write_seq;       /* db_write_seq: the writer's pool thread adds, any reads */
+    _Atomic int clients_waiting;      /* wait_write is not empty: the loop sets, the writer reads */
+    _Atomic uint64_t client_write_ms; /* clock_mono_ms of the last db_write: likewise */
     int closing;
     enum db_engine engine;
     int pg_read_only; /* PostgreSQL: a standby or a read-only default (at db_open) */
@@ -203,6 +207,7 @@ int db_open(struct db **out, uv_loop_t *loop, const char *url)
     if (db->engine == DB_PG)
         db->pg_read_only = pg_read_only(&db->writer);
     db->writer.clients_waiting = &db->clients_waiting;
+    db->writer.client_write_ms = &db->client_write_ms;
     for (int i = 0; i < DB_READERS; i++)
         if ((rc = conn_open(&db->readers[i], url, CONN_READER)) != 0)
             goto fail;
@@ -358,6 +363,15 @@ int db_clients_waiting(const struct db_conn *conn)
 {
     ASSERT_POOL_THREAD();
     return conn->clients_waiting && atomic_load(conn->clients_waiting);
+}
+
+int db_clients_writing(const struct db_conn *conn)
+{
+    ASSERT_POOL_THREAD();
+    if (!conn->client_write_ms)
+        return 0;
+    uint64_t last = atomic_load(conn->client_write_ms);
+    return db_clients_waiting(conn) || (last && clock_mono_ms() - last < CLIENTS_WRITING_MS);
 }
 
 static void fifo_push(struct job_fifo *f, struct db_job *job)
@@ -755,8 +769,10 @@ static int submit(struct db *db, db_work_fn *work, db_done_cb *done, db_wanted_f
     else if (lane == LANE_LIST)
         queue = &db->wait_list;
     fifo_push(queue, job);
-    if (lane == LANE_WRITE)
+    if (lane == LANE_WRITE) {
         atomic_store(&db->clients_waiting, 1);
+        atomic_store(&db->client_write_ms, clock_mono_ms());
+    }
     uv_idle_start(&db->dispatch_idle, on_dispatch_idle); /* no-op when started */
     return 0;
 }

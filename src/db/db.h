@@ -120,6 +120,11 @@ uint64_t db_write_seq(const struct db *db);
  * goes next, and its next batch after that (the queues alternate). Without it a client's write
  * waited for a whole background batch. 0 on the other connections. */
 int db_clients_waiting(const struct db_conn *conn);
+/* Pool thread, inside a write job: 1 while clients' writes are queued or one was queued within
+ * the last second, i.e. while clients are writing. A background job keeps its batches short
+ * then (a client's write that arrives during one waits for the rest of it and its COMMIT) and
+ * long while the API is quiet (fewer commits for the same work). 0 on other connections. */
+int db_clients_writing(const struct db_conn *conn);
 
 /* SQLite's write-ahead log upkeep (all zero on PostgreSQL). The writer does not checkpoint in its
  * COMMITs: a PASSIVE checkpoint runs on a pool thread (its own connection) once the WAL holds 1,000

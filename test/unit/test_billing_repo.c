@@ -6,6 +6,7 @@
 #include "test.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -467,6 +468,46 @@ TEST(repo_billing_batches_end_early_for_waiting_clients)
     ASSERT_EQ(created, 6);
     ASSERT_EQ(done, 6);
     db_conn_close(db);
+}
+
+/* Clients writing (db_clients_writing: a write queued within the last second) put the batch on
+ * its short budget: a pass of 200 invoices runs in several batches, and in one once the last
+ * client's write is older than that, or when the short budget is not the lower one. */
+TEST(repo_billing_batches_are_short_while_clients_write)
+{
+    static _Atomic int waiting = 0;
+    static _Atomic uint64_t last_write;
+    for (int round = 0; round < 3; round++) {
+        struct db_conn *db = open_db();
+        char tenant[65], relay[16];
+        for (int i = 0; i < 200; i++) {
+            snprintf(tenant, sizeof(tenant), "%064x", i + 1);
+            add_tenant(db, tenant);
+            snprintf(relay, sizeof(relay), "r%d", i);
+            relay_event_of(db, tenant, relay, "basic", "active", T0 + i % 10, "create_relay");
+        }
+        size_t batches = 0, done = 0, created = 0;
+        pass_batches(db, T0 + 100, 500, &created, &done, NULL); /* anchors and due times */
+        db->clients_waiting = &waiting;
+        db->client_write_ms = &last_write;
+        /* round 0: a client wrote just now; 1: long ago; 2: just now, but the short budget is
+         * not the lower one */
+        atomic_store(&last_write, round == 1 ? 1 : clock_mono_ms());
+        struct repo_batch b = {
+            .limit = 500, .budget_ms = 60000, .busy_budget_ms = round == 2 ? 120000 : 1};
+        done = created = 0;
+        do {
+            ASSERT_OK(repo_billing_invoice_batch(db, &CFG, T0 + P + 30, &b));
+            done += b.n_done;
+            created += b.n_created;
+            ASSERT_LT(batches++, 1000);
+        } while (b.more);
+        ASSERT_EQ(done, 200);
+        ASSERT_EQ(created, 200);
+        /* 200 invoices take several milliseconds (~50 us each here, more under ASan) */
+        ASSERT_EQ(batches > 1, round == 0);
+        db_conn_close(db);
+    }
 }
 
 /* A stop between batches loses nothing: each batch committed on its own, and the next

@@ -500,20 +500,25 @@ TEST(db_wal_restarted_before_the_writer_must_checkpoint)
 }
 
 /* A long background job and a client's write: the job sees db_clients_waiting once the write
- * is queued (never before), so it can end its batch there; a reader never sees it. */
+ * is queued (never before), so it can end its batch there; a reader never sees it. A
+ * background job after the write sees no client waiting, but clients writing. */
 struct yield_job {
     int queue_client;    /* the loop queues a client's write while the job runs */
     _Atomic int running; /* set by the job: the loop may queue the write now */
     int saw_before;      /* db_clients_waiting was 1 before the job let the loop go on */
+    int writing_before;  /* ... db_clients_writing */
     int saw;             /* ... and once the write was queued, within 5 s */
     int reader_saw;
     int client_done;
+    int waiting_after, writing_after; /* seen by a background job after the client's write */
+    struct db *db;
 };
 
 static int yield_work(struct db_conn *conn, void *arg)
 {
     struct yield_job *y = arg;
     y->saw_before = db_clients_waiting(conn);
+    y->writing_before = db_clients_writing(conn);
     atomic_store(&y->running, 1);
     for (int i = 0; i < 5000 && !y->saw; i++) { /* up to 5 s, or 100 ms without a client */
         y->saw = db_clients_waiting(conn);
@@ -526,14 +531,24 @@ static int yield_work(struct db_conn *conn, void *arg)
 
 static int yield_read(struct db_conn *conn, void *arg)
 {
-    ((struct yield_job *)arg)->reader_saw = db_clients_waiting(conn);
+    ((struct yield_job *)arg)->reader_saw = db_clients_waiting(conn) + db_clients_writing(conn);
+    return 0;
+}
+
+static int after_client_work(struct db_conn *conn, void *arg)
+{
+    struct yield_job *y = arg;
+    y->waiting_after = db_clients_waiting(conn);
+    y->writing_after = db_clients_writing(conn);
     return 0;
 }
 
 static void client_done(int status, void *arg)
 {
     ASSERT_OK(status);
-    ((struct yield_job *)arg)->client_done = 1;
+    struct yield_job *y = arg;
+    y->client_done = 1;
+    ASSERT_OK(db_write_background(y->db, DB_CRASH_SAFE, after_client_work, ok_done, y));
 }
 
 static int client_work(struct db_conn *conn, void *arg)
@@ -563,15 +578,20 @@ TEST(db_background_job_sees_clients_waiting)
         struct yield_job y = {.queue_client = queue_client};
         uv_timer_t tick;
         test_db_open(&t);
+        y.db = t.db;
         ASSERT_OK(db_write_background(t.db, DB_CRASH_SAFE, yield_work, ok_done, &y));
         uv_timer_init(&t.loop, &tick);
         tick.data = &y;
         uv_timer_start(&tick, on_yield_tick, 1, 1);
         uv_run(&t.loop, UV_RUN_DEFAULT);
         ASSERT_EQ(y.saw_before, 0);
+        ASSERT_EQ(y.writing_before, 0);
         ASSERT_EQ(y.saw, queue_client);
         ASSERT_EQ(y.client_done, queue_client);
         ASSERT_EQ(y.reader_saw, 0);
+        /* after the client's write: none waits, but clients are writing (within a second) */
+        ASSERT_EQ(y.waiting_after, 0);
+        ASSERT_EQ(y.writing_after, queue_client);
         test_db_close(&t);
     }
 }
