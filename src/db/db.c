@@ -28,12 +28,13 @@
  * to the pool and one back per batch instead of per job). */
 #define READ_BATCH 16
 /* The writer never checkpoints inside its own COMMIT: that put two fsyncs and a 4 MB copy in
- * front of every ~200th POST /relays (p99 13 ms; 7 ms without). Once the WAL holds CKPT_PAGES
- * frames, a PASSIVE checkpoint runs on its own connection on a pool thread, concurrently with
- * the writer. The WAL starts over only when a checkpoint has copied all of it, which a steady
- * stream of writes can postpone forever; past CKPT_PAGES_MAX the writer therefore checkpoints
- * itself after its COMMIT (by then only the frames since the last background checkpoint are
- * left to copy), which bounds the WAL file. */
+ * front of every ~200th POST /relays (p99 13 ms; 7 ms without). Once CKPT_PAGES frames were
+ * committed since the last one copied its share, a PASSIVE checkpoint runs on its own
+ * connection on a pool thread, concurrently with the writer (db_checkpoint_due). The WAL
+ * starts over only when a checkpoint has copied all of it, which a steady stream of writes can
+ * postpone forever; past CKPT_PAGES_MAX the writer therefore checkpoints itself after its
+ * COMMIT, which bounds the WAL file, and in the last quarter before it background checkpoints
+ * copy every new frame, so that little is left for the writer's. */
 #define CKPT_PAGES 1000
 #define CKPT_PAGES_MAX 16000
 /* A DB_CRASH_SAFE commit is in the OS at once but on disk only once the WAL is synced: a
@@ -104,6 +105,9 @@ struct db {
     /* Frames in the WAL after the last COMMIT: set by the writer's wal hook on the pool
      * thread holding the writer, copied to stats.wal_pages by job_after (loop thread). */
     int writer_wal_pages;
+    /* Frames the last background checkpoint left copied (0 once the WAL starts over): see
+     * db_checkpoint_due. Loop thread. */
+    int ckpt_done_pages;
     int wal_bg_pages, wal_max_pages; /* CKPT_PAGES, CKPT_PAGES_MAX unless a test set them */
     uint64_t writer_checkpoints;     /* the writer's own (pool thread holding the writer) */
     struct db_stats stats;           /* loop thread */
@@ -571,9 +575,10 @@ static void ckpt_after(uv_work_t *req, int status)
     if (status != 0 || db->ckpt_rc != SQLITE_OK || db->ckpt_copied < db->ckpt_log)
         db->unsynced = 1;
     arm_sync_timer(db);
-    if (status == 0 && db->ckpt_rc == SQLITE_OK)
+    if (status == 0 && db->ckpt_rc == SQLITE_OK) {
         db->stats.checkpoints++;
-    else if (status == 0 && db->ckpt_rc != SQLITE_BUSY) /* BUSY: the writer was checkpointing */
+        db->ckpt_done_pages = db->ckpt_copied;
+    } else if (status == 0 && db->ckpt_rc != SQLITE_BUSY) /* BUSY: the writer was checkpointing */
         LOG_WARN("database checkpoint failed: %s", sqlite3_errstr(db->ckpt_rc));
     dispatch(db); /* background writes may have waited for it */
     maybe_finish_close(db);
@@ -637,6 +642,12 @@ static void arm_sync_timer(struct db *db)
         uv_timer_start(&db->sync_timer, on_sync_timer, SYNC_DELAY_MS, 0);
 }
 
+int db_checkpoint_due(int wal_pages, int copied_pages, int bg_pages, int max_pages)
+{
+    int fresh = wal_pages - copied_pages;
+    return fresh >= bg_pages || (fresh > 0 && wal_pages >= max_pages / 4 * 3);
+}
+
 /* Loop thread, after a write batch. A FULL commit syncs the WAL, and with it every earlier
  * commit. */
 static void maybe_checkpoint(struct db *db)
@@ -648,7 +659,10 @@ static void maybe_checkpoint(struct db *db)
         return;
     if (db->engine == DB_PG) /* the server keeps its own WAL */
         return;
-    if (!db->ckpt_running && db->writer_wal_pages >= db->wal_bg_pages)
+    if (db->writer_wal_pages < db->ckpt_done_pages) /* the WAL started over */
+        db->ckpt_done_pages = 0;
+    if (!db->ckpt_running && db_checkpoint_due(db->writer_wal_pages, db->ckpt_done_pages,
+                                               db->wal_bg_pages, db->wal_max_pages))
         start_checkpoint(db);
     else
         arm_sync_timer(db);

@@ -127,10 +127,11 @@ int db_clients_waiting(const struct db_conn *conn);
 int db_clients_writing(const struct db_conn *conn);
 
 /* SQLite's write-ahead log upkeep (all zero on PostgreSQL). The writer does not checkpoint in its
- * COMMITs: a PASSIVE checkpoint runs on a pool thread (its own connection) once the WAL holds 1,000
- * frames; once one copied a WAL of 4,000 frames or more whole, the writer is held for a moment
- * while a RESTART checkpoint starts the WAL over; and the writer checkpoints itself past 16,000
- * (readers that never leave the WAL keep it from starting over). */
+ * COMMITs: a PASSIVE checkpoint runs on a pool thread (its own connection) once 1,000 frames
+ * were committed since the last one copied its share (db_checkpoint_due); once one copied a WAL of
+ * 4,000 frames or more whole, the writer is held for a moment while a RESTART checkpoint starts the
+ * WAL over; and the writer checkpoints itself past 16,000 (readers that never leave the WAL keep it
+ * from starting over). */
 struct db_stats {
     uint64_t wal_pages;          /* frames in the WAL after the last write batch */
     uint64_t checkpoints;        /* background checkpoints completed */
@@ -162,6 +163,12 @@ int db_file_moved(struct db_conn *conn);
 /* The two thresholds in WAL frames (tests; the defaults suit production). Loop thread,
  * before the first job. */
 void db_set_wal_limits(struct db *db, int bg_pages, int max_pages);
+/* The background checkpoint's trigger, pure (exposed for its table test): bg_pages frames
+ * committed since the last checkpoint copied up to copied_pages (a long WAL alone is not
+ * enough: under a steady stream of writes it never starts over, and one checkpoint per COMMIT
+ * cost the writes' CPU and the disk's syncs), or, in the last quarter before max_pages, any
+ * new frame (the writer's own checkpoint at the limit then finds little to copy). */
+int db_checkpoint_due(int wal_pages, int copied_pages, int bg_pages, int max_pages);
 /* Refuses new jobs; drops the queued reads nobody wants any more (db_read_for), closes the
  * connections once the other queued jobs are done (the loop must keep running until then),
  * then frees db and calls cb (may be NULL). */

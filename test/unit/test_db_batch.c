@@ -275,15 +275,16 @@ static void write_stream(int bg_pages, int max_pages, int background, struct db_
     test_db_close(&t);
 }
 
-/* Rows: the two thresholds, and which checkpoints must have run. Background checkpoints
- * alone (the writer's limit out of reach), and the writer's own alone (the background one out
- * of reach), which keeps the WAL within one batch of its limit. */
+/* Rows: the two thresholds, and which checkpoints must have run (-1: either). Background
+ * checkpoints alone (the writer's limit out of reach); and the background threshold out of
+ * reach: near the limit (its last quarter) background checkpoints copy whatever is new, and
+ * the writer's own, if any, keep the WAL within one batch of its limit. */
 TEST(db_wal_checkpointed_off_the_writer_and_bounded)
 {
     static const struct {
         int bg, max;
         int want_bg, want_writer;
-    } rows[] = {{20, 1000000, 1, 0}, {1000000, 200, 0, 1}};
+    } rows[] = {{20, 1000000, 1, 0}, {1000000, 200, 1, -1}};
     for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
         struct db_stats st;
         int max_seen;
@@ -292,10 +293,34 @@ TEST(db_wal_checkpointed_off_the_writer_and_bounded)
          * slow (then this test runs past a second): only its presence is asserted. */
         if (rows[r].want_bg)
             ASSERT_GT(st.checkpoints, 0);
-        ASSERT_EQ(st.writer_checkpoints > 0, rows[r].want_writer);
-        if (rows[r].want_writer)
+        if (rows[r].want_writer >= 0)
+            ASSERT_EQ(st.writer_checkpoints > 0, rows[r].want_writer);
+        if (rows[r].bg > rows[r].max)
             ASSERT_LT(max_seen, rows[r].max + 64); /* one batch past the limit at most */
     }
+}
+
+/* The background checkpoint's trigger (db_checkpoint_due), table-driven: CKPT_PAGES frames
+ * committed since the last checkpoint copied its share, not a long WAL (under a steady
+ * stream the WAL never starts over, and a checkpoint after every COMMIT cost POST /relays
+ * 10-23% of its CPU); in the WAL's last quarter, anything new. */
+TEST(db_checkpoint_due_counts_frames_since_the_last_copy)
+{
+    static const struct {
+        int wal, copied, bg, max, want;
+    } rows[] = {
+        {999, 0, 1000, 16000, 0},       /* a new WAL, short of the threshold */
+        {1000, 0, 1000, 16000, 1},      /* ... at it */
+        {9000, 8500, 1000, 16000, 0},   /* long, but only 500 new frames */
+        {9500, 8500, 1000, 16000, 1},   /* 1,000 new */
+        {12000, 11990, 1000, 16000, 1}, /* the last quarter: anything new */
+        {12000, 12000, 1000, 16000, 0}, /* ... but not nothing */
+        {11999, 11990, 1000, 16000, 0}, /* just before it */
+        {300, 0, 1000000, 200, 1},      /* past the limit (a test's thresholds) */
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        ASSERT_EQ(db_checkpoint_due(rows[i].wal, rows[i].copied, rows[i].bg, rows[i].max),
+                  rows[i].want);
 }
 
 /* db_close while a background checkpoint runs waits for it before freeing (under ASan a
