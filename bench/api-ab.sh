@@ -78,6 +78,7 @@ one_run () {
       BENCH_TOKEN="$session" wrk_run "$CARAVEL_PID" "$dir/wrk" -s bench/lua/static.lua \
         "$CARAVEL_URL/relays/$id" ;;
     post)
+      post_warmup "$CARAVEL_URL/relays" "$ADMIN_SESSION"
       BENCH_TOKEN="$ADMIN_SESSION" BENCH_PREFIX=ab BENCH_TENANTS=1 \
         wrk_run "$CARAVEL_PID" "$dir/wrk" -s bench/lua/create.lua "$CARAVEL_URL/relays" ;;
   esac

@@ -105,6 +105,7 @@ run_wrk relay_get "$CARAVEL_URL/relays/$RELAY_ID" bench/lua/static.lua BENCH_TOK
 echo "-- caravel POST /relays, unique subdomain per request, an admin's session token reused, 3 relays per tenant"
 bench_tenants "$TMP/c/c.db"
 ADMIN_SESSION_C=$(tokens session "$ADMIN_SK" "$PUBLIC_URL_BENCH")
+post_warmup "$CARAVEL_URL/relays" "$ADMIN_SESSION_C"
 run_wrk relay_create "$CARAVEL_URL/relays" bench/lua/create.lua BENCH_TOKEN="$ADMIN_SESSION_C" \
   BENCH_PREFIX=w BENCH_TENANTS=1
 CREATED=$(sqlite3 "$TMP/c/c.db" "SELECT count(*) FROM relay")

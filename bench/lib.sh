@@ -56,6 +56,18 @@ PRAGMA wal_checkpoint(TRUNCATE);
 SQL
 }
 
+# post_warmup URL TOKEN: 3 s of POST /relays (bench/lua/create.lua) on tenants the measured run
+# does not use (from 150,000 on; the measured run, at BENCH_TENANT_BASE 0, would need over
+# 450,000 creations to reach them) and subdomains of their own, not recorded. The first
+# second after bench_tenants (another process wrote 60 MB into the file the service has
+# open) stalled all 64 connections once for ~300 ms in 4 of 10 runs (the service's own
+# histogram: 64 requests at 0.25-0.5 s, every other one under 25 ms), which alone put wrk's
+# p99 at 220-308 ms (docs/BENCHMARKS.md, session 10).
+post_warmup () {
+  BENCH_TOKEN="$2" BENCH_PREFIX=warm BENCH_TENANTS=1 BENCH_TENANT_BASE=150000 \
+    wrk -t1 -c"${BENCH_CONNECTIONS:-64}" -d3s -s bench/lua/create.lua "$1" >/dev/null 2>&1 || true
+}
+
 # new_keys: sets USER_SK/USER_PK (a tenant) and ADMIN_SK/ADMIN_PK.
 new_keys () {
   read -r USER_SK USER_PK < <(tokens key)
