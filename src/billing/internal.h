@@ -30,8 +30,8 @@ struct nwc;
  * batch (db_write_background), so this bounds what billing adds to API writes (20 ms gave a
  * write p99 of 49-63 ms during a 100,000-relay invoice pass). While clients are writing
  * (db_clients_writing) the shorter budget: its COMMIT's fsync has less to write, which is
- * most of a client's wait (100,000-relay invoice pass: write p99 8.2-8.9 ms instead of
- * 10.9-15.2, for 3.5-3.8 s of the pass's CPU instead of 1.5-1.9 s). */
+ * most of a client's wait (100,000-relay invoice pass: write p99 8.2-9.8 ms instead of
+ * 10.9-15.2, for 3.5-5.0 s of the pass's CPU instead of 1.4-1.9 s). */
 #define BATCH_BUDGET_MS 4
 #define BATCH_BUSY_BUDGET_MS 1
 

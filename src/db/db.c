@@ -589,8 +589,10 @@ static void restart_after(struct db *db, int status)
     db->ckpt_restart = 0;
     db->restart_wanted = 0;
     db->writer.in_use = 0;
-    if (status == 0 && db->ckpt_rc == SQLITE_OK)
+    if (status == 0 && db->ckpt_rc == SQLITE_OK) {
         db->stats.wal_restarts++;
+        db->ckpt_done_pages = 0;
+    }
     dispatch(db);
     maybe_finish_close(db);
 }
