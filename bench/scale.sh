@@ -10,8 +10,8 @@
 #
 # SCALE_DURATION   seconds per wrk measurement (default 5)
 # SCALE_BIN        the binary (default build/caravel, the optimized build: make all)
-# SCALE_SCENARIOS  scenarios to run, in order (default "lists reads rss sync"; also "migrate",
-#                  bench/scale-migrate.sh; see below)
+# SCALE_SCENARIOS  scenarios to run, in order (default "lists reads rss sync billing"; also
+#                  "migrate", bench/scale-migrate.sh; see below)
 # SCALE_KEEP=1     keep the work directory (each size's database as built, and the logs)
 # SCALE_BASELINE_BIN  another build (say, of an older commit) run through the same scenarios on
 #                  a database it built itself, in the same run: its figures are labelled
@@ -28,8 +28,8 @@
 # table collects figures by label across sizes and prints the ratio. Then add NAME to
 # SCALE_SCENARIOS (or to DEFAULT_SCENARIOS below). Helpers: wrk_latency (p50/p99 of one URL),
 # proc_rss, scale_start. The sizes' shape (tenants, plans, invoices) is in build_db.
-# The sync scenario lives in bench/scale-sync.sh (its knobs are there); the billing one is a
-# placeholder at the end of the scenario section.
+# The sync scenario lives in bench/scale-sync.sh (its knobs are there); the billing one runs
+# bench/billing-scale.mjs (its knobs are there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -38,7 +38,7 @@ MAIN_BIN=${SCALE_BIN:-build/caravel}
 BASE_BIN=${SCALE_BASELINE_BIN:-}
 BIN=$MAIN_BIN
 FIG_PREFIX=""
-DEFAULT_SCENARIOS="lists reads rss sync"
+DEFAULT_SCENARIOS="lists reads rss sync billing"
 read -r -a SCENARIOS <<<"${SCALE_SCENARIOS:-$DEFAULT_SCENARIOS}"
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 10000 100000)
@@ -260,11 +260,27 @@ source bench/scale-sync.sh
 # `caravel migrate` to PostgreSQL (bench/scale-migrate.sh).
 source bench/scale-migrate.sh
 
-# HOOK (billing): wallet requests, CPU and time of one billing period (NWC_URL pointing at a
-# fake wallet, test/integration/lib/wallet.mjs). Add "billing" to SCALE_SCENARIOS once it
-# measures something.
+# One billing period at this size (bench/billing-scale.mjs, with BIN): wallet requests, CPU
+# and the API's write latency while it runs. That bench builds its own database of SIZE relays
+# (every tenant with a wallet connection, on the test relay and the real NWC wallet services
+# of the integration suite: test/node_modules), so DB is not used. ~1 / 3 / 16 minutes at
+# 1k / 10k / 100k relays.
 scenario_billing () {
-  echo "    billing: no scenario yet (bench/scale.sh, scenario_billing)"
+  local size=$1 out json n
+  out="$WORK/billing-$size.out"
+  CARAVEL_BIN="$(realpath "$BIN")" node bench/billing-scale.mjs "$size" >"$out" 2>&1 ||
+    { tail -20 "$out" >&2; echo "scale: billing at $size failed" >&2; return 1; }
+  json=$(grep '^{' "$out" | tail -1)
+  n=$(jq -r .invoices <<<"$json")
+  figure "$size" "billing: invoices in one period" "$n" invoices
+  figure "$size" "billing: wallet requests per invoice" "$(jq -r .requests_per_invoice <<<"$json")" requests
+  figure "$size" "billing: CPU per invoice (the API probe's excluded)" \
+    "$(jq -r --argjson n "$n" '(((.period_cpu_s | tonumber) - (.writes_cpu_s | tonumber)) * 1000 / $n) * 100 | round / 100' <<<"$json")" ms
+  figure "$size" "billing: CPU of the period (the API probe's excluded)" \
+    "$(jq -r '((.period_cpu_s | tonumber) - (.writes_cpu_s | tonumber)) * 10 | round / 10' <<<"$json")" s
+  figure "$size" "billing: API write p99 during the period" "$(jq -r .write_p99_ms <<<"$json")" ms
+  figure "$size" "billing: invoices unpaid at the end" "$(jq -r .unpaid <<<"$json")" invoices
+  figure "$size" "billing: loop iterations over 50 ms" "$(jq -r .loop_stalls_50ms <<<"$json")" iterations
 }
 
 # ---- run ----
