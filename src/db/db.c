@@ -5,16 +5,12 @@
 #include <string.h>
 
 #include "db/conn.h"
+#include "db/internal.h"
 #include "util/clock.h"
 #include "util/debug.h"
 #include "util/log.h"
 #include "util/util.h"
 
-/* Connections are checked out on the loop thread and handed to exactly one pool thread per
- * job: no connection is ever used by two threads at once. The writer, the checkpointer and the
- * readers stay below the pool size main.c sets (8), so DNS, file work and NIP-98 verification keep
- * threads. */
-#define DB_READERS 4
 /* Reads that take long (list pages, db_read_list) hold at most this many readers at once:
  * the others stay free for point reads, which are also handed out first. With every reader
  * open to lists, 8 clients listing at 100,000 relays put GET /relays/:id behind them (p50
@@ -27,25 +23,6 @@
 /* Read jobs waiting for a connection are run back to back by one pool thread (one hand-off
  * to the pool and one back per batch instead of per job). */
 #define READ_BATCH 16
-/* The writer never checkpoints inside its own COMMIT: that put two fsyncs and a 4 MB copy in
- * front of every ~200th POST /relays (p99 13 ms; 7 ms without). Once CKPT_PAGES frames were
- * committed since the last one copied its share, a PASSIVE checkpoint runs on its own
- * connection on a pool thread, concurrently with the writer (db_checkpoint_due). The WAL
- * starts over only when a checkpoint has copied all of it, which a steady stream of writes can
- * postpone forever; past CKPT_PAGES_MAX the writer therefore checkpoints itself after its
- * COMMIT, which bounds the WAL file, and in the last quarter before it background checkpoints
- * copy every new frame, so that little is left for the writer's. */
-#define CKPT_PAGES 1000
-#define CKPT_PAGES_MAX 16000
-/* A DB_CRASH_SAFE commit is in the OS at once but on disk only once the WAL is synced: a
- * background checkpoint (which syncs the WAL first) runs at most this long after one, so a
- * power loss can undo about a second of such writes, not an unbounded stretch of them. */
-#define SYNC_DELAY_MS 1000
-/* The query planner's statistics: PRAGMA optimize (ANALYZE where SQLite thinks it pays,
- * bounded by analysis_limit) runs on the writer once an hour and before it closes, as
- * SQLite recommends for long-lived connections. The statements must plan right without
- * statistics anyway (a fresh database has none). */
-#define OPTIMIZE_EVERY_MS (3600 * 1000)
 /* db_clients_writing: clients count as writing this long after their last write. */
 #define CLIENTS_WRITING_MS 1000
 
@@ -81,111 +58,14 @@ static void job_set_state(struct db_job *job, enum job_state to)
     job->state = to;
 }
 
-struct job_fifo {
-    struct db_job *head, *tail;
-    size_t n;
-};
-
-struct db {
-    uv_loop_t *loop;
-    struct db_conn writer;
-    struct db_conn readers[DB_READERS];
-    struct db_conn ckpt; /* checkpoints only */
-    uv_work_t ckpt_req;
-    int ckpt_running, ckpt_rc, ckpt_log, ckpt_copied;
-    /* A backfilled WAL past a quarter of its bound is started over (restart_wanted) by a
-     * RESTART checkpoint while the writer is held (ckpt_restart); see maybe_restart. */
-    int restart_wanted, ckpt_restart;
-    uv_timer_t sync_timer;     /* SYNC_DELAY_MS after an unsynced commit (unref'd) */
-    uv_timer_t optimize_timer; /* every OPTIMIZE_EVERY_MS (unref'd) */
-    uv_idle_t dispatch_idle;   /* started by submit: dispatch at the loop's next idle phase */
-    int timers_open;           /* the two timers and dispatch_idle, until closed */
-    int optimize_queued;
-    int unsynced; /* a DB_CRASH_SAFE batch committed since the last checkpoint began */
-    /* Frames in the WAL after the last COMMIT: set by the writer's wal hook on the pool
-     * thread holding the writer, copied to stats.wal_pages by job_after (loop thread). */
-    int writer_wal_pages;
-    /* Frames the last background checkpoint left copied (0 once the WAL starts over): see
-     * db_checkpoint_due. Loop thread. */
-    int ckpt_done_pages;
-    int wal_bg_pages, wal_max_pages; /* CKPT_PAGES, CKPT_PAGES_MAX unless a test set them */
-    uint64_t writer_checkpoints;     /* the writer's own (pool thread holding the writer) */
-    struct db_stats stats;           /* loop thread */
-    struct job_fifo wait_write, wait_read, wait_list;
-    struct job_fifo wait_background;  /* db_write_background */
-    int last_background;              /* the writer's last batch came from wait_background */
-    struct job_fifo dropped;          /* reads nobody wants, their done still to call */
-    int lists_running;                /* readers holding a db_read_list job */
-    int storage_error;                /* db_storage_error; loop thread */
-    size_t depth;                     /* queued + running */
-    _Atomic uint64_t write_seq;       /* db_write_seq: the writer's pool thread adds, any reads */
-    _Atomic int clients_waiting;      /* wait_write is not empty: the loop sets, the writer reads */
-    _Atomic uint64_t client_write_ms; /* clock_mono_ms of the last db_write: likewise */
-    int closing;
-    enum db_engine engine;
-    int pg_read_only; /* PostgreSQL: a standby or a read-only default (at db_open) */
-    void (*close_cb)(void *arg);
-    void *close_arg;
-};
-
 static void close_all(struct db *db)
 {
-    if (db->writer.h) /* statistics for the next start (see OPTIMIZE_EVERY_MS) */
+    if (db->writer.h) /* statistics for the next start (see db/upkeep.c) */
         db_exec(&db->writer, "PRAGMA optimize");
     conn_close(&db->writer);
     conn_close(&db->ckpt);
     for (int i = 0; i < DB_READERS; i++)
         conn_close(&db->readers[i]);
-}
-
-/* Pool thread holding the writer, after each COMMIT (see CKPT_PAGES). */
-static int wal_hook(void *arg, sqlite3 *h, const char *name, int pages)
-{
-    struct db *db = arg;
-    int log = 0, copied = 0;
-    if (pages >= db->wal_max_pages &&
-        sqlite3_wal_checkpoint_v2(h, name, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) == SQLITE_OK) {
-        db->writer_checkpoints++;
-        /* All copied: the next transaction starts the WAL over. */
-        pages = copied == log ? 0 : pages;
-    }
-    db->writer_wal_pages = pages;
-    return SQLITE_OK;
-}
-
-static int optimize_work(struct db_conn *conn, void *arg)
-{
-    (void)arg;
-    return db_exec(conn, "PRAGMA optimize");
-}
-
-static void optimize_done(int status, void *arg)
-{
-    struct db *db = arg;
-    db->optimize_queued = 0;
-    if (status != 0 && status != DB_ECLOSED)
-        LOG_WARN("database: PRAGMA optimize failed (%s)", err_name(status));
-}
-
-static void on_optimize_timer(uv_timer_t *t)
-{
-    struct db *db = container_of(t, struct db, optimize_timer);
-    /* PostgreSQL: autovacuum keeps the statistics. */
-    if (!db->optimize_queued && !db->closing && db->engine == DB_SQLITE)
-        db->optimize_queued = db_write(db, DB_CRASH_SAFE, optimize_work, optimize_done, db) == 0;
-}
-
-/* SQLite only: the WAL hook, statistics, and a connection for background checkpoints. */
-static int sqlite_setup(struct db *db, const char *url)
-{
-    int rc = conn_open(&db->ckpt, url, CONN_CHECKPOINT);
-    if (rc != 0)
-        return rc;
-    sqlite3_wal_hook(db->writer.h, wal_hook, db); /* replaces SQLite's own autocheckpoint */
-    /* What SQLite recommends on opening a long-lived connection (0x10000: every table, on
-     * SQLite >= 3.46; older versions ignore the bit). */
-    db_exec(&db->writer, "PRAGMA optimize=0x10002");
-    return 0;
 }
 
 int db_open(struct db **out, uv_loop_t *loop, const char *url)
@@ -206,7 +86,7 @@ int db_open(struct db **out, uv_loop_t *loop, const char *url)
     if ((rc = conn_open(&db->writer, url, CONN_WRITER)) != 0 ||
         (rc = conn_migrate(&db->writer)) != 0)
         goto fail;
-    if (db->engine == DB_SQLITE && (rc = sqlite_setup(db, url)) != 0)
+    if (db->engine == DB_SQLITE && (rc = upkeep_sqlite_setup(db, url)) != 0)
         goto fail;
     if (db->engine == DB_PG)
         db->pg_read_only = pg_read_only(&db->writer);
@@ -215,11 +95,7 @@ int db_open(struct db **out, uv_loop_t *loop, const char *url)
     for (int i = 0; i < DB_READERS; i++)
         if ((rc = conn_open(&db->readers[i], url, CONN_READER)) != 0)
             goto fail;
-    uv_timer_init(loop, &db->sync_timer);
-    uv_unref((uv_handle_t *)&db->sync_timer); /* never keeps the loop alive by itself */
-    uv_timer_init(loop, &db->optimize_timer);
-    uv_unref((uv_handle_t *)&db->optimize_timer);
-    uv_timer_start(&db->optimize_timer, on_optimize_timer, OPTIMIZE_EVERY_MS, OPTIMIZE_EVERY_MS);
+    upkeep_timers_start(db);
     uv_idle_init(loop, &db->dispatch_idle);
     db->dispatch_idle.data = db;
     db->timers_open = 3;
@@ -458,31 +334,13 @@ static void finish_dropped(struct db *db)
     }
 }
 
-/* A WAL past a quarter of its bound (CKPT_PAGES_MAX): worth starting over. */
-static int wal_large(const struct db *db, int pages)
-{
-    return pages >= db->wal_max_pages / 4;
-}
-
-/* Background writes wait while a checkpoint copies a large WAL: a steady stream of them (a
- * billing pass at 100,000 relays) otherwise outruns the checkpoints, and the writer then
- * copied the rest itself inside a COMMIT (wal_hook), up to 60 ms that a client's write waited
- * for. Paused, they let the checkpoint copy it all, so that the WAL can start over
- * (maybe_restart); ckpt_after dispatches them again. */
-static int background_paused(const struct db *db)
-{
-    return db->ckpt_running && wal_large(db, db->writer_wal_pages);
-}
-
-static void maybe_restart(struct db *db);
-
 /* The queue of the writer's next batch: when clients' writes and background writes both
  * wait, the two alternate, so a client's write waits behind at most one background batch
  * (billing bounds what each of its jobs holds) and background work still gets every other
  * transaction while clients write without pause. NULL: nothing waits. */
 static struct job_fifo *next_write_queue(struct db *db)
 {
-    int background = db->wait_background.head && !background_paused(db);
+    int background = db->wait_background.head && !upkeep_background_paused(db);
     if (!db->wait_write.head)
         return background ? &db->wait_background : NULL;
     if (background && !db->last_background)
@@ -491,12 +349,12 @@ static struct job_fifo *next_write_queue(struct db *db)
 }
 
 /* Hands waiting jobs to free connections (loop thread). */
-static void dispatch(struct db *db)
+void db_dispatch(struct db *db)
 {
     struct db_conn *c;
     struct db_job *first, *last, *j;
     if (!db->writer.in_use && db->restart_wanted && !db->ckpt_running)
-        maybe_restart(db); /* holds the writer: no write batch this time */
+        upkeep_maybe_restart(db); /* holds the writer: no write batch this time */
     struct job_fifo *w = db->writer.in_use ? NULL : next_write_queue(db);
     if (w) {
         first = last = fifo_pop(w);
@@ -525,7 +383,7 @@ static void dispatch(struct db *db)
     finish_dropped(db);
 }
 
-static void maybe_finish_close(struct db *db)
+void db_maybe_finish_close(struct db *db)
 {
     if (!db->closing || db->depth > 0 || db->ckpt_running || db->timers_open)
         return;
@@ -535,139 +393,6 @@ static void maybe_finish_close(struct db *db)
     free(db);
     if (cb)
         cb(arg);
-}
-
-/* ---- background checkpoints (see CKPT_PAGES) ---- */
-
-static void ckpt_work(uv_work_t *req)
-{
-    struct db *db = container_of(req, struct db, ckpt_req);
-    ASSERT_POOL_THREAD();
-    if (!db->ckpt_restart) {
-        db->ckpt_rc = sqlite3_wal_checkpoint_v2(db->ckpt.h, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                                &db->ckpt_log, &db->ckpt_copied);
-        return;
-    }
-    /* No waiting: a reader still on the WAL makes it give up at once (SQLITE_BUSY), and the
-     * next backfilled checkpoint tries again. */
-    sqlite3_busy_timeout(db->ckpt.h, 0);
-    db->ckpt_rc = sqlite3_wal_checkpoint_v2(db->ckpt.h, NULL, SQLITE_CHECKPOINT_RESTART,
-                                            &db->ckpt_log, &db->ckpt_copied);
-    sqlite3_busy_timeout(db->ckpt.h, CONN_BUSY_TIMEOUT_MS);
-}
-
-static void arm_sync_timer(struct db *db);
-static void restart_after(struct db *db, int status);
-
-static void ckpt_after(uv_work_t *req, int status)
-{
-    struct db *db = container_of(req, struct db, ckpt_req);
-    db->ckpt_running = 0;
-    if (db->ckpt_restart) {
-        restart_after(db, status);
-        return;
-    }
-    /* Everything copied: the WAL may start over. */
-    db->restart_wanted = status == 0 && db->ckpt_rc == SQLITE_OK &&
-                         db->ckpt_copied == db->ckpt_log && wal_large(db, db->ckpt_log);
-    /* Stopped short (a reader still on old frames, or the writer checkpointing): the WAL
-     * may not have been synced, so the timer tries again. */
-    if (status != 0 || db->ckpt_rc != SQLITE_OK || db->ckpt_copied < db->ckpt_log)
-        db->unsynced = 1;
-    arm_sync_timer(db);
-    if (status == 0 && db->ckpt_rc == SQLITE_OK) {
-        db->stats.checkpoints++;
-        db->ckpt_done_pages = db->ckpt_copied;
-    } else if (status == 0 && db->ckpt_rc != SQLITE_BUSY) /* BUSY: the writer was checkpointing */
-        LOG_WARN("database checkpoint failed: %s", sqlite3_errstr(db->ckpt_rc));
-    dispatch(db); /* background writes may have waited for it */
-    maybe_finish_close(db);
-}
-
-static void restart_after(struct db *db, int status)
-{
-    db->ckpt_restart = 0;
-    db->restart_wanted = 0;
-    db->writer.in_use = 0;
-    if (status == 0 && db->ckpt_rc == SQLITE_OK) {
-        db->stats.wal_restarts++;
-        db->ckpt_done_pages = 0;
-    }
-    dispatch(db);
-    maybe_finish_close(db);
-}
-
-/* SQLite starts the WAL over only when a write begins with every frame copied and no reader
- * on the WAL. Under a steady stream of writes that moment never comes: the WAL grew to its
- * bound and the writer then checkpointed inside a COMMIT (wal_hook), 12-31 ms of copying and
- * syncing that the clients' writes queued behind. So once a background checkpoint copied a
- * large WAL whole, the writer is held for one RESTART checkpoint: it copies what was
- * committed since (little) and starts the WAL over, or gives up at once if a reader is on
- * it. Loop thread, with the writer and the checkpoint connection free. */
-static void maybe_restart(struct db *db)
-{
-    /* Something committed since the copy: the restart would copy and sync it with the writer
-     * held, as long as the writer's own checkpoint. The next background checkpoint decides. */
-    if (db->closing || db->writer_wal_pages != db->ckpt_log) {
-        db->restart_wanted = 0;
-        return;
-    }
-    db->writer.in_use = 1;
-    db->ckpt_restart = 1;
-    db->ckpt_running = uv_queue_work(db->loop, &db->ckpt_req, ckpt_work, ckpt_after) == 0;
-    if (!db->ckpt_running)
-        db->writer.in_use = db->ckpt_restart = db->restart_wanted = 0;
-}
-
-static void start_checkpoint(struct db *db)
-{
-    db->ckpt_running = uv_queue_work(db->loop, &db->ckpt_req, ckpt_work, ckpt_after) == 0;
-    if (db->ckpt_running)
-        db->unsynced = 0; /* it syncs every frame committed so far */
-}
-
-static void on_sync_timer(uv_timer_t *t)
-{
-    struct db *db = container_of(t, struct db, sync_timer);
-    if (db->closing || !db->unsynced)
-        return;
-    if (db->ckpt_running) /* began before the last commit, perhaps: look again later */
-        uv_timer_start(&db->sync_timer, on_sync_timer, SYNC_DELAY_MS / 10, 0);
-    else
-        start_checkpoint(db);
-}
-
-/* A checkpoint SYNC_DELAY_MS from now if some commit is not synced yet. */
-static void arm_sync_timer(struct db *db)
-{
-    if (db->unsynced && !db->closing && !uv_is_active((uv_handle_t *)&db->sync_timer))
-        uv_timer_start(&db->sync_timer, on_sync_timer, SYNC_DELAY_MS, 0);
-}
-
-int db_checkpoint_due(int wal_pages, int copied_pages, int bg_pages, int max_pages)
-{
-    int fresh = wal_pages - copied_pages;
-    return fresh >= bg_pages || (fresh > 0 && wal_pages >= max_pages / 4 * 3);
-}
-
-/* Loop thread, after a write batch. A FULL commit syncs the WAL, and with it every earlier
- * commit. */
-static void maybe_checkpoint(struct db *db)
-{
-    db->stats.wal_pages = (uint64_t)db->writer_wal_pages;
-    db->stats.writer_checkpoints = db->writer_checkpoints;
-    db->unsynced = !db->writer.sync_full;
-    if (db->closing)
-        return;
-    if (db->engine == DB_PG) /* the server keeps its own WAL */
-        return;
-    if (db->writer_wal_pages < db->ckpt_done_pages) /* the WAL started over */
-        db->ckpt_done_pages = 0;
-    if (!db->ckpt_running && db_checkpoint_due(db->writer_wal_pages, db->ckpt_done_pages,
-                                               db->wal_bg_pages, db->wal_max_pages))
-        start_checkpoint(db);
-    else
-        arm_sync_timer(db);
 }
 
 /* Loop thread: remembers a storage failure (or its end) from a finished job's result. */
@@ -728,11 +453,11 @@ static void job_after(uv_work_t *req, int status)
     if (job->is_list)
         db->lists_running--;
     if (job->conn == &db->writer)
-        maybe_checkpoint(db);
+        upkeep_after_write(db);
     /* The connection is free: the jobs that waited for it start now, before this hand-off's
      * done callbacks answer their clients, so the writer commits the next batch while the
      * loop sends this one's answers (it used to idle through all of them). */
-    dispatch(db);
+    db_dispatch(db);
     while (job) { /* a write batch: every job, in order */
         struct db_job *next = job->next;
         db->depth--;
@@ -743,8 +468,8 @@ static void job_after(uv_work_t *req, int status)
         free(job);
         job = next;
     }
-    dispatch(db);
-    maybe_finish_close(db);
+    db_dispatch(db);
+    db_maybe_finish_close(db);
 }
 
 enum lane { LANE_READ, LANE_LIST, LANE_WRITE, LANE_BACKGROUND };
@@ -756,7 +481,7 @@ enum lane { LANE_READ, LANE_LIST, LANE_WRITE, LANE_BACKGROUND };
 static void on_dispatch_idle(uv_idle_t *h)
 {
     uv_idle_stop(h);
-    dispatch(h->data);
+    db_dispatch(h->data);
 }
 
 static int submit(struct db *db, db_work_fn *work, db_done_cb *done, db_wanted_fn *wanted,
@@ -843,7 +568,7 @@ static void on_timer_closed(uv_handle_t *h)
 {
     struct db *db = h->data;
     db->timers_open--;
-    maybe_finish_close(db);
+    db_maybe_finish_close(db);
 }
 
 void db_close(struct db *db, void (*cb)(void *arg), void *arg)
@@ -861,6 +586,6 @@ void db_close(struct db *db, void (*cb)(void *arg), void *arg)
      * nobody waits for any more. */
     drop_unwanted(db, &db->wait_read);
     drop_unwanted(db, &db->wait_list);
-    dispatch(db);
-    maybe_finish_close(db);
+    db_dispatch(db);
+    db_maybe_finish_close(db);
 }
