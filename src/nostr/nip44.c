@@ -126,15 +126,6 @@ out:
     return rc;
 }
 
-/* Compares all n bytes whatever differs first: the MAC check must not leak timing. */
-static int ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
-{
-    volatile uint8_t diff = 0;
-    for (size_t i = 0; i < n; i++)
-        diff |= a[i] ^ b[i];
-    return diff == 0;
-}
-
 static int unpad(const uint8_t *padded, size_t n, char **out, size_t *out_len)
 {
     size_t len = (size_t)padded[0] << 8 | padded[1];
@@ -167,7 +158,7 @@ int nip44_decrypt(const uint8_t conv_key[32], const char *payload, size_t len, c
     size_t ct_len = raw_len - 1 - NONCE_LEN - MAC_LEN;
     if (message_keys(conv_key, nonce, &k) != 0 || compute_mac(&k, nonce, ct, ct_len, mac) != 0)
         goto out;
-    if (!ct_equal(mac, ct + ct_len, MAC_LEN))
+    if (!secure_equal(mac, ct + ct_len, MAC_LEN)) /* the MAC check must not leak timing */
         goto out;
     padded = xmalloc(ct_len);
     if (mbedtls_chacha20_crypt(k.chacha_key, k.chacha_nonce, 0, ct_len, ct, padded) != 0)

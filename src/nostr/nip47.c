@@ -50,19 +50,10 @@ struct pair_keys {
 static _Thread_local struct pair_keys memo[KEY_MEMO];
 static _Thread_local unsigned memo_next; /* the slot replaced on the next miss */
 
-/* Whether two secrets are equal, in a time that does not depend on where they differ. */
-static int same_secret(const uint8_t a[32], const uint8_t b[32])
-{
-    uint8_t diff = 0;
-    for (int i = 0; i < 32; i++)
-        diff |= a[i] ^ b[i];
-    return diff == 0;
-}
-
 static const struct pair_keys *keys_for(const struct nwc_uri *uri)
 {
     for (unsigned i = 0; i < KEY_MEMO; i++)
-        if (memo[i].used && same_secret(memo[i].kp.seckey, uri->secret) &&
+        if (memo[i].used && secure_equal(memo[i].kp.seckey, uri->secret, 32) &&
             memcmp(memo[i].wallet, uri->wallet_pubkey, 32) == 0)
             return &memo[i];
     struct pair_keys *k = &memo[memo_next];

@@ -55,3 +55,12 @@ void secure_zero(void *p, size_t n)
     while (n--)
         *v++ = 0;
 }
+
+int secure_equal(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    volatile unsigned char diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= x[i] ^ y[i];
+    return diff == 0;
+}

@@ -26,5 +26,8 @@ char *xstrndup(const char *s, size_t n);
 
 /* Overwrites n bytes in a way the compiler may not elide (for secrets). */
 void secure_zero(void *p, size_t n);
+/* 1 when the n bytes at a and b are equal, in a time that does not depend on where they
+ * differ (MACs, secrets). */
+int secure_equal(const void *a, const void *b, size_t n);
 
 #endif
