@@ -590,9 +590,8 @@ static void on_yield_tick(uv_timer_t *t)
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, NULL);
     if (y->queue_client) {
-        ASSERT_OK(db_write(container_of(t->loop, struct test_db, loop)->db, DB_CRASH_SAFE,
-                           client_work, client_done, y));
-        ASSERT_OK(db_read(container_of(t->loop, struct test_db, loop)->db, yield_read, ok_done, y));
+        ASSERT_OK(db_write(y->db, DB_CRASH_SAFE, client_work, client_done, y));
+        ASSERT_OK(db_read(y->db, yield_read, ok_done, y));
     }
 }
 
